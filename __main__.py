@@ -1,0 +1,23 @@
+"""csv-ingest: deploy the serverless CSV ingestion pipeline of this stack (`pulumi up`)."""
+
+import pulumi
+
+from infra.config import load_config
+from infra.pipeline import Pipeline, PipelineArgs
+
+config = load_config(pulumi.Config("csv-ingest").get)
+pipeline = Pipeline(
+    "csv-ingest",
+    PipelineArgs(config=config, tags={"project": "csv-ingest", "stack": pulumi.get_stack()}),
+)
+
+pulumi.export("bucketName", pipeline.storage.bucket.bucket)
+pulumi.export("uploadsPrefix", config.uploads_prefix)
+pulumi.export("queueUrl", pipeline.queue.queue.url)
+pulumi.export("deadLetterQueueUrl", pipeline.queue.dead_letter_queue.url)
+pulumi.export("usersTableName", pipeline.tables.users.name)
+pulumi.export("jobsTableName", pipeline.tables.jobs.name)
+pulumi.export("apiUrl", pipeline.api.stage.invoke_url)
+if pipeline.api.api_key is not None:
+    pulumi.export("apiKey", pulumi.Output.secret(pipeline.api.api_key.value))
+pulumi.export("dashboardUrl", pipeline.observability.dashboard_url)

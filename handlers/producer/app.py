@@ -1,0 +1,5 @@
+"""producer handler (see issue 3)."""
+
+
+def handler(event, context):
+    raise NotImplementedError

@@ -1,0 +1,5 @@
+"""query handler (see issue 3)."""
+
+
+def handler(event, context):
+    raise NotImplementedError

@@ -1,0 +1,5 @@
+"""worker handler (see issue 3)."""
+
+
+def handler(event, context):
+    raise NotImplementedError

@@ -1,0 +1,241 @@
+"""The query stage: a read-only function behind a throttled, authenticated REST API."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.config import AUTH_MODES, FunctionSizing
+from infra.function import FunctionDefaults, ServiceFunction, ServiceFunctionArgs
+from infra.iam import assume_role_policy, statement
+
+STAGE_NAME = "v1"
+# (parent path, path part): the REST resources, parents first. Every one but the bare parents
+# gets a GET method proxied to the function.
+ROUTES: tuple[tuple[str, str], ...] = (("", "users"), ("users", "{email}"), ("", "jobs"), ("jobs", "{jobId}"))
+GET_PATHS = ("users", "users/{email}", "jobs/{jobId}")
+# One JSON object per request: what an operator needs to trace a call to its Lambda invocation.
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "extendedRequestId": "$context.extendedRequestId",
+        "ip": "$context.identity.sourceIp",
+        "caller": "$context.identity.caller",
+        "apiKeyId": "$context.identity.apiKeyId",
+        "requestTime": "$context.requestTime",
+        "httpMethod": "$context.httpMethod",
+        "resourcePath": "$context.resourcePath",
+        "status": "$context.status",
+        "responseLength": "$context.responseLength",
+        "integrationLatency": "$context.integrationLatency",
+        "integrationError": "$context.integration.error",
+    },
+    separators=(",", ":"),
+)
+API_GATEWAY_PUSH_TO_LOGS = "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+
+
+def _slug(path: str) -> str:
+    """`users/{email}` → `users-email`: a route as part of a resource name."""
+    return path.replace("/", "-").replace("{", "").replace("}", "")
+
+
+@dataclass
+class QueryApiArgs:
+    """Inputs of `QueryApi`."""
+
+    users_table_name: pulumi.Input[str]
+    """The users table."""
+    users_table_arn: pulumi.Input[str]
+    """Its ARN."""
+    jobs_table_name: pulumi.Input[str]
+    """The jobs table."""
+    jobs_table_arn: pulumi.Input[str]
+    """Its ARN."""
+    auth: str
+    """`apiKey` (API key + usage plan), `iam` (SigV4) or `none`."""
+    throttle_rate_limit: int
+    """Stage steady-state requests per second."""
+    throttle_burst_limit: int
+    """Stage burst capacity."""
+    manage_account: bool
+    """Set the region's API Gateway CloudWatch role, without which access logs are not written."""
+    sizing: FunctionSizing
+    """Memory and timeout of the function."""
+    defaults: FunctionDefaults
+    """Runtime, architecture, log retention, tags."""
+
+    def __post_init__(self) -> None:
+        if self.auth not in AUTH_MODES:
+            raise ValueError(f"auth = {self.auth!r}: use one of {', '.join(AUTH_MODES)}")
+
+
+class QueryApi(pulumi.ComponentResource):
+    """Query function, REST API, stage with throttling and access logs, and its authentication."""
+
+    function: aws.lambda_.Function
+    """The query function."""
+    rest_api: aws.apigateway.RestApi
+    """The REST API."""
+    stage: aws.apigateway.Stage
+    """Its stage (`invoke_url` is the API's base URL)."""
+    api_key: aws.apigateway.ApiKey | None
+    """The API key clients send as `x-api-key` (`apiKey` mode only)."""
+
+    def __init__(self, name: str, args: QueryApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("csv-ingest:api:QueryApi", name, None, opts)
+        self._name, self._args = name, args
+        service = ServiceFunction(
+            f"{name}-fn",
+            ServiceFunctionArgs(
+                package="query",
+                description="Answers GET /users, /users/{email} and /jobs/{jobId}",
+                sizing=args.sizing,
+                defaults=args.defaults,
+                environment={"USERS_TABLE": args.users_table_name, "JOBS_TABLE": args.jobs_table_name},
+                statements=lambda _own_arn: [
+                    statement("ReadUsers", ["dynamodb:GetItem", "dynamodb:Scan"], [args.users_table_arn]),
+                    statement("ReadJobs", ["dynamodb:GetItem"], [args.jobs_table_arn]),
+                ],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.function = service.function
+        self.rest_api = aws.apigateway.RestApi(
+            name,
+            description="csv-ingest query API",
+            endpoint_configuration={"types": "REGIONAL"},
+            tags=dict(args.defaults.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        deployment = self._create_routes()
+        self.stage = self._create_stage(deployment)
+        self.api_key = self._create_api_key() if args.auth == "apiKey" else None
+        aws.lambda_.Permission(
+            f"{name}-invoke",
+            action="lambda:InvokeFunction",
+            function=self.function.name,
+            principal="apigateway.amazonaws.com",
+            source_arn=pulumi.Output.concat(self.rest_api.execution_arn, "/", self.stage.stage_name, "/GET/*"),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"url": self.stage.invoke_url})
+
+    def _create_routes(self) -> aws.apigateway.Deployment:
+        name, args, api = self._name, self._args, self.rest_api
+        child = pulumi.ResourceOptions(parent=self)
+        resources: dict[str, aws.apigateway.Resource] = {}
+        for parent, part in ROUTES:
+            path = f"{parent}/{part}" if parent else part
+            resources[path] = aws.apigateway.Resource(
+                f"{name}-{_slug(path)}",
+                rest_api=api.id,
+                parent_id=resources[parent].id if parent else api.root_resource_id,
+                path_part=part,
+                opts=child,
+            )
+        wiring: list[pulumi.Resource] = []
+        for path in GET_PATHS:
+            method = aws.apigateway.Method(
+                f"{name}-get-{_slug(path)}",
+                rest_api=api.id,
+                resource_id=resources[path].id,
+                http_method="GET",
+                authorization="AWS_IAM" if args.auth == "iam" else "NONE",
+                api_key_required=args.auth == "apiKey",
+                opts=child,
+            )
+            integration = aws.apigateway.Integration(
+                f"{name}-get-{_slug(path)}",
+                rest_api=api.id,
+                resource_id=resources[path].id,
+                http_method=method.http_method,
+                type="AWS_PROXY",
+                # Lambda is always invoked with POST, whatever the client's method.
+                integration_http_method="POST",
+                uri=self.function.invoke_arn,
+                opts=child,
+            )
+            wiring += [method, integration]
+        # A deployment is a snapshot: a new one is needed whenever the routes or auth change.
+        fingerprint = hashlib.sha256(json.dumps([ROUTES, GET_PATHS, args.auth]).encode()).hexdigest()
+        return aws.apigateway.Deployment(
+            f"{name}-deployment",
+            rest_api=api.id,
+            triggers={"routes": fingerprint},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=wiring),
+        )
+
+    def _create_stage(self, deployment: aws.apigateway.Deployment) -> aws.apigateway.Stage:
+        name, args = self._name, self._args
+        access_logs = aws.cloudwatch.LogGroup(
+            f"{name}-access-logs",
+            retention_in_days=args.defaults.log_retention_days,
+            tags=dict(args.defaults.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        depends_on: list[pulumi.Resource] = []
+        if args.manage_account:
+            depends_on.append(self._create_account_logging_role())
+        stage = aws.apigateway.Stage(
+            f"{name}-stage",
+            rest_api=self.rest_api.id,
+            deployment=deployment.id,
+            stage_name=STAGE_NAME,
+            access_log_settings={"destination_arn": access_logs.arn, "format": ACCESS_LOG_FORMAT},
+            tags=dict(args.defaults.tags),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+        )
+        aws.apigateway.MethodSettings(
+            f"{name}-throttling",
+            rest_api=self.rest_api.id,
+            stage_name=stage.stage_name,
+            method_path="*/*",
+            settings={
+                "throttling_rate_limit": args.throttle_rate_limit,
+                "throttling_burst_limit": args.throttle_burst_limit,
+                "metrics_enabled": True,
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return stage
+
+    def _create_account_logging_role(self) -> aws.apigateway.Account:
+        # Region-wide: API Gateway writes every API's logs with this one role, so it cannot be
+        # scoped to our log group; AWS's managed policy is the documented choice.
+        role = aws.iam.Role(
+            f"{self._name}-cloudwatch-role",
+            assume_role_policy=assume_role_policy("apigateway.amazonaws.com"),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        attachment = aws.iam.RolePolicyAttachment(
+            f"{self._name}-cloudwatch-role-logs",
+            role=role.name,
+            policy_arn=API_GATEWAY_PUSH_TO_LOGS,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return aws.apigateway.Account(
+            f"{self._name}-account",
+            cloudwatch_role_arn=role.arn,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment]),
+        )
+
+    def _create_api_key(self) -> aws.apigateway.ApiKey:
+        name, args = self._name, self._args
+        child = pulumi.ResourceOptions(parent=self)
+        key = aws.apigateway.ApiKey(f"{name}-key", enabled=True, tags=dict(args.defaults.tags), opts=child)
+        plan = aws.apigateway.UsagePlan(
+            f"{name}-plan",
+            api_stages=[{"api_id": self.rest_api.id, "stage": self.stage.stage_name}],
+            throttle_settings={"rate_limit": args.throttle_rate_limit, "burst_limit": args.throttle_burst_limit},
+            tags=dict(args.defaults.tags),
+            opts=child,
+        )
+        aws.apigateway.UsagePlanKey(
+            f"{name}-plan-key", key_id=key.id, key_type="API_KEY", usage_plan_id=plan.id, opts=child
+        )
+        return key

@@ -1,0 +1,226 @@
+"""The stack's configuration: every setting declared once, read once, validated, typed.
+
+Each `Setting` names its key in `Pulumi.<stack>.yaml` (namespace `csv-ingest:`), its default, the
+values it allows and what it does. `load_config` reads them into one frozen `PipelineConfig`;
+components receive its values and never touch `pulumi.Config`. The README's configuration table is
+rendered from the same declarations (`render_reference_table`), and a test keeps the two in sync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
+                      2192, 2557, 2922, 3288, 3653)  # fmt: skip
+RUNTIMES = ("python3.11", "python3.12", "python3.13")
+ARCHITECTURES = ("arm64", "x86_64")
+AUTH_MODES = ("apiKey", "iam", "none")
+BILLING_MODES = ("PAY_PER_REQUEST", "PROVISIONED")
+
+
+class ConfigError(ValueError):
+    """A stack setting is missing, malformed or out of range; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key of `Pulumi.<stack>.yaml`: its type, default, allowed values and meaning."""
+
+    key: str
+    kind: type
+    default: Any
+    doc: str
+    minimum: int | None = None
+    maximum: int | None = None
+    choices: tuple[Any, ...] | None = None
+
+    def allowed(self) -> str:
+        """The allowed values, as the README and error messages state them."""
+        if self.choices is not None:
+            return ", ".join(str(c) for c in self.choices)
+        if self.minimum is not None and self.maximum is not None:
+            return f"{self.minimum}–{self.maximum}"
+        if self.minimum is not None:
+            return f"≥ {self.minimum}"
+        return {bool: "true, false", str: "text"}.get(self.kind, self.kind.__name__)
+
+    def parse(self, raw: Any) -> Any:
+        """Convert a raw config value (YAML or CLI string) to this setting's type and check it."""
+        value = _coerce(self.key, self.kind, raw)
+        if self.choices is not None and value not in self.choices:
+            raise ConfigError(f"csv-ingest:{self.key} = {raw!r} is not allowed; use one of: {self.allowed()}")
+        if self.kind is int and (
+            (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum)
+        ):
+            raise ConfigError(f"csv-ingest:{self.key} = {value} is out of range; allowed: {self.allowed()}")
+        return value
+
+
+def _coerce(key: str, kind: type, raw: Any) -> Any:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
+            return raw.strip().lower() == "true"
+        raise ConfigError(f"csv-ingest:{key} = {raw!r} is not a boolean; use true or false")
+    if kind is int:
+        if isinstance(raw, bool):
+            raise ConfigError(f"csv-ingest:{key} = {raw!r} is not a whole number")
+        try:
+            return int(str(raw).strip(), 10)
+        except ValueError:
+            raise ConfigError(f"csv-ingest:{key} = {raw!r} is not a whole number") from None
+    return str(raw).strip()
+
+
+S = Setting
+SETTINGS: tuple[Setting, ...] = (
+    S("runtime", str, "python3.13", "Python runtime of every function.", choices=RUNTIMES),
+    S("architecture", str, "arm64", "Instruction set of every function.", choices=ARCHITECTURES),
+    S("producerMemoryMb", int, 512, "Producer memory (MB).", 128, 10240),
+    S("producerTimeoutSeconds", int, 300, "Producer timeout; a longer file continues in a new invocation.", 10, 900),
+    S("workerMemoryMb", int, 256, "Worker memory (MB).", 128, 10240),
+    S("workerTimeoutSeconds", int, 60, "Worker timeout; the queue's visibility timeout derives from it.", 1, 900),
+    S("queryMemoryMb", int, 128, "Query API function memory (MB).", 128, 10240),
+    S("queryTimeoutSeconds", int, 10, "Query API function timeout (API Gateway stops waiting at 29 s).", 1, 29),
+    S("rowsPerMessage", int, 100, "Valid rows packed into one SQS message (also capped by message size).", 1, 1000),
+    S("workerBatchSize", int, 10, "Messages per worker invocation; above 10 needs a batching window.", 1, 10000),
+    S("workerBatchingWindowSeconds", int, 5, "Seconds the mapping may wait to fill a batch.", 0, 300),
+    S("workerMaxConcurrency", int, 5, "Maximum concurrent worker invocations (mapping scaling config).", 2, 1000),
+    S("maxReceiveCount", int, 5, "Deliveries of a message before it moves to the dead-letter queue.", 5, 1000),
+    S("tableBillingMode", str, "PAY_PER_REQUEST", "Billing mode of both tables.", choices=BILLING_MODES),
+    S("tableReadCapacity", int, 5, "Read capacity units per table (PROVISIONED only).", 1, 40000),
+    S("tableWriteCapacity", int, 5, "Write capacity units per table (PROVISIONED only).", 1, 40000),
+    S("pointInTimeRecovery", bool, False, "Point-in-time recovery on both tables."),
+    S("deletionProtection", bool, False, "Deletion protection on both tables."),
+    S("retainOnDelete", bool, False, "Keep the bucket and tables in AWS when the stack deletes them."),
+    S("forceDestroy", bool, False, "Let `pulumi destroy` empty and delete a non-empty upload bucket."),
+    S("jobTtlDays", int, 0, "Days a job record is kept before DynamoDB TTL expires it (0: kept forever).", 0, 3650),
+    S("logRetentionDays", int, 14, "Retention of function and API access logs.", choices=LOG_RETENTION_DAYS),
+    S("uploadsPrefix", str, "uploads/", "Key prefix whose objects trigger the producer."),
+    S("uploadsSuffix", str, ".csv", "Key suffix whose objects trigger the producer."),
+    S("reportsPrefix", str, "reports/", "Key prefix of the rejects reports; must not overlap the uploads prefix."),
+    S("noncurrentVersionDays", int, 30, "Days a replaced or deleted object version is kept.", 1, 3650),
+    S("reportsExpirationDays", int, 90, "Days a rejects report is kept.", 1, 3650),
+    S("apiAuth", str, "apiKey", "API authentication: API key + usage plan, IAM (SigV4), or none.", choices=AUTH_MODES),
+    S("apiThrottleRateLimit", int, 50, "Stage steady-state request rate (requests/s).", 1, 10000),
+    S("apiThrottleBurstLimit", int, 100, "Stage burst capacity (requests).", 1, 5000),
+    S("manageApiGatewayAccount", bool, True, "Set the region's API Gateway CloudWatch role (needed for access logs)."),
+    S("alarmEmail", str, "", "Address subscribed to the alarm topic (empty: no subscription)."),
+    S("queueAgeAlarmSeconds", int, 900, "Alarm when the oldest queued message is older than this.", 60, 1209600),
+)
+del S
+
+
+@dataclass(frozen=True)
+class FunctionSizing:
+    """Memory and timeout of one function."""
+
+    memory_mb: int
+    timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Every stack setting, validated. Field names are the snake_case of the config keys."""
+
+    runtime: str
+    architecture: str
+    producer: FunctionSizing
+    worker: FunctionSizing
+    query: FunctionSizing
+    rows_per_message: int
+    worker_batch_size: int
+    worker_batching_window_seconds: int
+    worker_max_concurrency: int
+    max_receive_count: int
+    table_billing_mode: str
+    table_read_capacity: int
+    table_write_capacity: int
+    point_in_time_recovery: bool
+    deletion_protection: bool
+    retain_on_delete: bool
+    force_destroy: bool
+    job_ttl_days: int
+    log_retention_days: int
+    uploads_prefix: str
+    uploads_suffix: str
+    reports_prefix: str
+    noncurrent_version_days: int
+    reports_expiration_days: int
+    api_auth: str
+    api_throttle_rate_limit: int
+    api_throttle_burst_limit: int
+    manage_api_gateway_account: bool
+    alarm_email: str
+    queue_age_alarm_seconds: int
+
+    @property
+    def queue_visibility_timeout_seconds(self) -> int:
+        """A message stays invisible while the worker may still be working on it.
+
+        AWS: at least six times the function timeout (so a throttled batch can be retried before
+        the message reappears), plus the batching window the message may wait before its batch starts.
+        """
+        return 6 * self.worker.timeout_seconds + self.worker_batching_window_seconds
+
+
+def _snake(key: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
+
+
+def parse_settings(raw: Mapping[str, Any]) -> PipelineConfig:
+    """Build the validated config from raw values keyed by setting key (missing keys take defaults)."""
+    known = {s.key for s in SETTINGS}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown setting csv-ingest:{unknown[0]}; known settings: {', '.join(sorted(known))}")
+    values = {_snake(s.key): s.parse(raw[s.key]) if raw.get(s.key) is not None else s.default for s in SETTINGS}
+    sizing = {
+        fn: FunctionSizing(values.pop(f"{fn}_memory_mb"), values.pop(f"{fn}_timeout_seconds"))
+        for fn in ("producer", "worker", "query")
+    }
+    config = PipelineConfig(**sizing, **values)
+    _check_relations(config)
+    return config
+
+
+def _check_relations(config: PipelineConfig) -> None:
+    """Rules between settings, which no single range can state."""
+    if config.worker_batch_size > 10 and config.worker_batching_window_seconds < 1:
+        raise ConfigError(
+            f"csv-ingest:workerBatchSize = {config.worker_batch_size} needs csv-ingest:workerBatchingWindowSeconds"
+            " of at least 1: Lambda allows batches above 10 only with a batching window"
+        )
+    for key, prefix in (("uploadsPrefix", config.uploads_prefix), ("reportsPrefix", config.reports_prefix)):
+        if not prefix.endswith("/") or prefix.startswith("/") or prefix == "/":
+            raise ConfigError(f"csv-ingest:{key} = {prefix!r} must be a folder such as 'uploads/' (ending in '/')")
+    if config.reports_prefix.startswith(config.uploads_prefix) or config.uploads_prefix.startswith(
+        config.reports_prefix
+    ):
+        raise ConfigError(
+            f"csv-ingest:reportsPrefix = {config.reports_prefix!r} overlaps csv-ingest:uploadsPrefix ="
+            f" {config.uploads_prefix!r}: a report would trigger the producer"
+        )
+    if not config.uploads_suffix:
+        raise ConfigError("csv-ingest:uploadsSuffix must not be empty (e.g. '.csv')")
+    if config.alarm_email and ("@" not in config.alarm_email or " " in config.alarm_email):
+        raise ConfigError(f"csv-ingest:alarmEmail = {config.alarm_email!r} is not an email address")
+
+
+def load_config(get: Callable[[str], Any]) -> PipelineConfig:
+    """Read every setting through `get` (e.g. `pulumi.Config("csv-ingest").get`) and validate it."""
+    return parse_settings({s.key: get(s.key) for s in SETTINGS if get(s.key) is not None})
+
+
+def render_reference_table() -> str:
+    """The README's configuration reference, rendered from `SETTINGS`."""
+    rows = ["| key | default | allowed | meaning |", "| --- | --- | --- | --- |"]
+    for s in SETTINGS:
+        default = str(s.default).lower() if s.kind is bool else (s.default if s.default != "" else "(empty)")
+        rows.append(f"| `{s.key}` | `{default}` | {s.allowed()} | {s.doc} |")
+    return "\n".join(rows)
+

@@ -1,0 +1,49 @@
+"""IAM policy documents as data: one shape for every policy the pipeline writes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pulumi
+
+POLICY_VERSION = "2012-10-17"
+
+
+def statement(sid: str, actions: Sequence[str], resources: Sequence[pulumi.Input[str]]) -> dict[str, Any]:
+    """An Allow statement: actions listed one by one, on exactly these resources."""
+    return {"Sid": sid, "Effect": "Allow", "Action": list(actions), "Resource": list(resources)}
+
+
+def policy_document(statements: Sequence[dict[str, Any]]) -> pulumi.Output[str]:
+    """A permission policy as JSON, resolving any ARNs (outputs) inside its statements."""
+    return pulumi.Output.json_dumps({"Version": POLICY_VERSION, "Statement": list(statements)})
+
+
+def deny_insecure_transport(service: str, resources: Sequence[pulumi.Input[str]]) -> dict[str, Any]:
+    """Deny any request to `service` (``"s3"``, ``"sqs"``) on these resources that does not use TLS."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": f"{service}:*",
+        "Resource": list(resources),
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+def assume_role_policy(service: str) -> str:
+    """Trust policy letting one AWS service assume a role.
+
+    Written as data rather than `aws.iam.get_policy_document`: it is a constant, and a constant
+    needs no provider call at plan time (nor under mocks).
+    """
+    return json.dumps(
+        {
+            "Version": POLICY_VERSION,
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"},
+            ],
+        }
+    )

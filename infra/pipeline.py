@@ -1,0 +1,156 @@
+"""The whole pipeline: upload storage → producer → queue → worker → tables → query API, watched."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.api import QueryApi, QueryApiArgs
+from infra.config import PipelineConfig
+from infra.function import FunctionDefaults
+from infra.observability import Observability, ObservabilityArgs
+from infra.producer import Producer, ProducerArgs
+from infra.queue import IngestQueue, IngestQueueArgs
+from infra.storage import UploadStorage, UploadStorageArgs
+from infra.tables import Tables, TablesArgs
+from infra.worker import Worker, WorkerArgs
+
+
+@dataclass
+class PipelineArgs:
+    """Inputs of `Pipeline`."""
+
+    config: PipelineConfig
+    """The stack's validated settings."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags of every taggable resource."""
+
+
+class Pipeline(pulumi.ComponentResource):
+    """Every stage of the CSV ingestion pipeline, wired through outputs."""
+
+    storage: UploadStorage
+    queue: IngestQueue
+    tables: Tables
+    producer: Producer
+    worker: Worker
+    api: QueryApi
+    observability: Observability
+
+    def __init__(self, name: str, args: PipelineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("csv-ingest:index:Pipeline", name, None, opts)
+        cfg, tags = args.config, dict(args.tags)
+        child = pulumi.ResourceOptions(parent=self)
+        defaults = FunctionDefaults(cfg.runtime, cfg.architecture, cfg.log_retention_days, tags)
+        account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+
+        self.storage = UploadStorage(
+            f"{name}-uploads",
+            UploadStorageArgs(
+                reports_prefix=cfg.reports_prefix,
+                noncurrent_version_days=cfg.noncurrent_version_days,
+                reports_expiration_days=cfg.reports_expiration_days,
+                force_destroy=cfg.force_destroy,
+                retain_on_delete=cfg.retain_on_delete,
+                tags=tags,
+            ),
+            child,
+        )
+        self.queue = IngestQueue(
+            f"{name}-chunks",
+            IngestQueueArgs(
+                visibility_timeout_seconds=cfg.queue_visibility_timeout_seconds,
+                max_receive_count=cfg.max_receive_count,
+                tags=tags,
+            ),
+            child,
+        )
+        self.tables = Tables(
+            f"{name}-data",
+            TablesArgs(
+                billing_mode=cfg.table_billing_mode,
+                read_capacity=cfg.table_read_capacity,
+                write_capacity=cfg.table_write_capacity,
+                point_in_time_recovery=cfg.point_in_time_recovery,
+                deletion_protection=cfg.deletion_protection,
+                job_ttl=cfg.job_ttl_days > 0,
+                retain_on_delete=cfg.retain_on_delete,
+                tags=tags,
+            ),
+            child,
+        )
+        bucket, queue, users, jobs = self.storage.bucket, self.queue.queue, self.tables.users, self.tables.jobs
+        self.producer = Producer(
+            f"{name}-producer",
+            ProducerArgs(
+                bucket_name=bucket.bucket,
+                bucket_arn=bucket.arn,
+                account_id=account_id,
+                uploads_prefix=cfg.uploads_prefix,
+                uploads_suffix=cfg.uploads_suffix,
+                reports_prefix=cfg.reports_prefix,
+                queue_url=queue.url,
+                queue_arn=queue.arn,
+                jobs_table_name=jobs.name,
+                jobs_table_arn=jobs.arn,
+                rows_per_message=cfg.rows_per_message,
+                job_ttl_days=cfg.job_ttl_days,
+                sizing=cfg.producer,
+                defaults=defaults,
+            ),
+            child,
+        )
+        self.worker = Worker(
+            f"{name}-worker",
+            WorkerArgs(
+                queue_arn=queue.arn,
+                users_table_name=users.name,
+                users_table_arn=users.arn,
+                jobs_table_name=jobs.name,
+                jobs_table_arn=jobs.arn,
+                batch_size=cfg.worker_batch_size,
+                batching_window_seconds=cfg.worker_batching_window_seconds,
+                max_concurrency=cfg.worker_max_concurrency,
+                sizing=cfg.worker,
+                defaults=defaults,
+            ),
+            child,
+        )
+        self.api = QueryApi(
+            f"{name}-api",
+            QueryApiArgs(
+                users_table_name=users.name,
+                users_table_arn=users.arn,
+                jobs_table_name=jobs.name,
+                jobs_table_arn=jobs.arn,
+                auth=cfg.api_auth,
+                throttle_rate_limit=cfg.api_throttle_rate_limit,
+                throttle_burst_limit=cfg.api_throttle_burst_limit,
+                manage_account=cfg.manage_api_gateway_account,
+                sizing=cfg.query,
+                defaults=defaults,
+            ),
+            child,
+        )
+        self.observability = Observability(
+            f"{name}-watch",
+            ObservabilityArgs(
+                region=region,
+                queue_name=queue.name,
+                dead_letter_queue_name=self.queue.dead_letter_queue.name,
+                producer_function_name=self.producer.function.name,
+                worker_function_name=self.worker.function.name,
+                query_function_name=self.api.function.name,
+                api_name=self.api.rest_api.name,
+                api_stage_name=self.api.stage.stage_name,
+                queue_age_threshold_seconds=cfg.queue_age_alarm_seconds,
+                alarm_email=cfg.alarm_email,
+                tags=tags,
+            ),
+            child,
+        )
+        self.register_outputs({})

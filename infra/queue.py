@@ -1,0 +1,83 @@
+"""The buffer between producer and worker: an encrypted queue and its dead-letter queue."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.iam import deny_insecure_transport, policy_document
+
+# The longest SQS keeps a message: a failed chunk waits two weeks for someone to redrive it.
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+# AWS's default retention for the main queue; a chunk normally leaves it within seconds.
+QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
+
+
+@dataclass
+class IngestQueueArgs:
+    """Inputs of `IngestQueue`."""
+
+    visibility_timeout_seconds: int
+    """Derived from the consumer's timeout (`PipelineConfig.queue_visibility_timeout_seconds`)."""
+    max_receive_count: int
+    """Deliveries before a message moves to the dead-letter queue (AWS advises at least 5)."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags of both queues."""
+
+    def __post_init__(self) -> None:
+        if self.max_receive_count < 5:
+            raise ValueError(f"max_receive_count = {self.max_receive_count}: AWS advises at least 5")
+        if not 0 <= self.visibility_timeout_seconds <= 43_200:
+            raise ValueError(f"visibility_timeout_seconds = {self.visibility_timeout_seconds}: allowed 0–43200")
+
+
+class IngestQueue(pulumi.ComponentResource):
+    """A standard SQS queue with SSE and a redrive policy to a 14-day dead-letter queue."""
+
+    queue: aws.sqs.Queue
+    """The queue the producer sends chunks to (`url`, `arn`, `name`)."""
+    dead_letter_queue: aws.sqs.Queue
+    """Where a chunk goes after `max_receive_count` failed deliveries."""
+
+    def __init__(self, name: str, args: IngestQueueArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("csv-ingest:messaging:IngestQueue", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.dead_letter_queue = aws.sqs.Queue(
+            f"{name}-dlq",
+            message_retention_seconds=DLQ_RETENTION_SECONDS,
+            sqs_managed_sse_enabled=True,
+            tags=dict(args.tags),
+            opts=child,
+        )
+        self.queue = aws.sqs.Queue(
+            name,
+            visibility_timeout_seconds=args.visibility_timeout_seconds,
+            message_retention_seconds=QUEUE_RETENTION_SECONDS,
+            sqs_managed_sse_enabled=True,
+            redrive_policy=pulumi.Output.json_dumps(
+                {"deadLetterTargetArn": self.dead_letter_queue.arn, "maxReceiveCount": args.max_receive_count}
+            ),
+            tags=dict(args.tags),
+            opts=child,
+        )
+        # Only our queue may use the DLQ; a separate resource, since the queue's redrive policy
+        # already makes the queue depend on the DLQ.
+        aws.sqs.RedriveAllowPolicy(
+            f"{name}-dlq-redrive-allow",
+            queue_url=self.dead_letter_queue.url,
+            redrive_allow_policy=pulumi.Output.json_dumps(
+                {"redrivePermission": "byQueue", "sourceQueueArns": [self.queue.arn]}
+            ),
+            opts=child,
+        )
+        for resource_name, queue in ((f"{name}-policy", self.queue), (f"{name}-dlq-policy", self.dead_letter_queue)):
+            aws.sqs.QueuePolicy(
+                resource_name,
+                queue_url=queue.url,
+                policy=policy_document([deny_insecure_transport("sqs", [queue.arn])]),
+                opts=child,
+            )
+        self.register_outputs({"queueUrl": self.queue.url, "deadLetterQueueUrl": self.dead_letter_queue.url})

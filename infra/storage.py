@@ -1,0 +1,103 @@
+"""Upload storage: the bucket users drop CSV files into, and where rejects reports land."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.iam import deny_insecure_transport, policy_document
+
+
+@dataclass
+class UploadStorageArgs:
+    """Inputs of `UploadStorage`."""
+
+    reports_prefix: str
+    """Key prefix of the producer's rejects reports (expired after `reports_expiration_days`)."""
+    noncurrent_version_days: int
+    """Days a replaced or deleted object version is kept."""
+    reports_expiration_days: int
+    """Days a rejects report is kept."""
+    force_destroy: bool = False
+    """Let the stack delete a bucket that still holds objects."""
+    retain_on_delete: bool = False
+    """Keep the bucket in AWS when the stack deletes it."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags of the bucket."""
+
+
+class UploadStorage(pulumi.ComponentResource):
+    """A versioned, encrypted, private, TLS-only bucket with lifecycle rules."""
+
+    bucket: aws.s3.Bucket
+    """The bucket (`bucket` is its name, `arn` its ARN)."""
+
+    def __init__(self, name: str, args: UploadStorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("csv-ingest:storage:UploadStorage", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.bucket = aws.s3.Bucket(
+            name,
+            force_destroy=args.force_destroy,
+            tags=dict(args.tags),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_on_delete),
+        )
+        bucket_name = self.bucket.bucket
+        # Ownership and public access first: nothing can make an object public or foreign-owned.
+        ownership = aws.s3.BucketOwnershipControls(
+            f"{name}-ownership", bucket=bucket_name, rule={"object_ownership": "BucketOwnerEnforced"}, opts=child
+        )
+        public_access = aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access",
+            bucket=bucket_name,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        # Versioning gives every upload its own version id: the producer's job id derives from it.
+        aws.s3.BucketVersioning(
+            f"{name}-versioning", bucket=bucket_name, versioning_configuration={"status": "Enabled"}, opts=child
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption",
+            bucket=bucket_name,
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
+            opts=child,
+        )
+        self._create_lifecycle(name, args)
+        aws.s3.BucketPolicy(
+            f"{name}-policy",
+            bucket=bucket_name,
+            policy=policy_document(
+                [deny_insecure_transport("s3", [self.bucket.arn, pulumi.Output.concat(self.bucket.arn, "/*")])]
+            ),
+            # A bucket policy put while the public access block is being set can be refused.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access, ownership]),
+        )
+        self.register_outputs({"bucketName": bucket_name})
+
+    def _create_lifecycle(self, name: str, args: UploadStorageArgs) -> None:
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle",
+            bucket=self.bucket.bucket,
+            rules=[
+                {
+                    "id": "expire-noncurrent-versions",
+                    "status": "Enabled",
+                    "filter": {},
+                    "noncurrent_version_expiration": {"noncurrent_days": args.noncurrent_version_days},
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
+                },
+                {
+                    "id": "expire-reports",
+                    "status": "Enabled",
+                    "filter": {"prefix": args.reports_prefix},
+                    "expiration": {"days": args.reports_expiration_days},
+                },
+            ],
+            opts=pulumi.ResourceOptions(parent=self),
+        )

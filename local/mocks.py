@@ -1,0 +1,228 @@
+"""Run the stack's own Pulumi program under mocks and record every resource it declares.
+
+`run_program("dev")` executes `__main__.py` with the settings of `Pulumi.dev.yaml`, as `pulumi up`
+would, but against `PlanMocks`: each resource gets the physical name and attributes (ARN, URL, …)
+AWS would give it, so outputs flow into later inputs exactly as in a deployment. The result, a
+`Plan`, lists what the program would deploy with the inputs the provider would receive. The unit
+tests assert on it; `python -m local.plan` prints it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import runpy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PROJECT = "csv-ingest"
+ACCOUNT_ID = "123456789012"
+DEFAULT_REGION = "eu-west-1"
+
+
+@dataclass
+class DeclaredResource:
+    """One resource the program declared, with the inputs the provider would receive."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+
+    physical_name: str | None
+    """The resource's own name in AWS, as the mocks derived it (None for unnamed resources)."""
+    retain_on_delete: bool = False
+    """Kept in AWS when the stack deletes it."""
+    dependencies: tuple[str, ...] = ()
+    """URNs of the resources it explicitly depends on."""
+
+
+@dataclass
+class Plan:
+    """Everything the program declared, in declaration order, and its stack outputs."""
+
+    stack: str
+    resources: list[DeclaredResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_: str) -> list[DeclaredResource]:
+        """Every resource of a Pulumi type token (e.g. `aws:sqs/queue:Queue`)."""
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name: str) -> DeclaredResource:
+        """The resource of this type with this logical name; fails naming what exists."""
+        found = [r for r in self.of_type(type_) if r.name == name]
+        if len(found) != 1:
+            names = sorted(r.name for r in self.of_type(type_))
+            raise LookupError(f"expected one {type_} named {name!r}; declared: {names}")
+        return found[0]
+
+    def children(self, parent: DeclaredResource) -> list[DeclaredResource]:
+        """Resources whose parent is `parent`."""
+        return [r for r in self.resources if r.parent == parent.urn]
+
+
+def _auto_name(typ: str, name: str, urn: str) -> str:
+    """A physical name the way Pulumi auto-names: the logical name plus a random-looking suffix.
+
+    Derived from the URN, so one program always gets the same names.
+    """
+    suffix = hashlib.sha256(urn.encode()).hexdigest()[:7]
+    return f"{name}-{suffix}"
+
+
+class PlanMocks(pulumi.runtime.Mocks):
+    """Answers the engine like AWS would: physical names, ARNs, URLs; and invokes."""
+
+    def __init__(self, region: str, account_id: str = ACCOUNT_ID) -> None:
+        self.region = region
+        self.account_id = account_id
+        self.urns: dict[tuple[str, str], str] = {}
+        self.physical_names: dict[str, str] = {}
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            arn = f"arn:aws:iam::{self.account_id}:user/local"
+            return {"accountId": self.account_id, "arn": arn, "userId": "LOCAL", "id": self.account_id}, []
+        if args.token == "aws:index/getRegion:getRegion":
+            return {"region": self.region, "name": self.region, "id": self.region}, []
+        raise NotImplementedError(f"no mock for invoke {args.token}")
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        if not args.custom:
+            return None, {}
+        urn = self.urns.get((args.typ, args.name), args.name)
+        state = dict(args.inputs)
+        attributes = self._attributes(args.typ, args.name, urn, state)
+        if "name" in attributes or args.typ == "aws:s3/bucket:Bucket":
+            self.physical_names[urn] = attributes.get("name") or attributes["bucket"]
+        state.update(attributes)
+        return state.pop("id", f"{args.name}-id"), state
+
+    def _attributes(self, typ: str, name: str, urn: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """The attributes AWS sets on create, for every type the program reads outputs of."""
+        region, account = self.region, self.account_id
+        physical = inputs.get("name") or _auto_name(typ, name, urn)
+        if typ == "aws:s3/bucket:Bucket":
+            bucket = inputs.get("bucket") or physical
+            return {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}", "id": bucket}
+        if typ == "aws:sqs/queue:Queue":
+            url = f"https://sqs.{region}.amazonaws.com/{account}/{physical}"
+            return {"name": physical, "arn": f"arn:aws:sqs:{region}:{account}:{physical}", "url": url, "id": url}
+        if typ == "aws:dynamodb/table:Table":
+            return {"name": physical, "arn": f"arn:aws:dynamodb:{region}:{account}:table/{physical}", "id": physical}
+        if typ == "aws:lambda/function:Function":
+            arn = f"arn:aws:lambda:{region}:{account}:function:{physical}"
+            invoke = f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{arn}/invocations"
+            return {"name": physical, "arn": arn, "invokeArn": invoke, "id": physical}
+        if typ == "aws:iam/role:Role":
+            return {"name": physical, "arn": f"arn:aws:iam::{account}:role/{physical}", "id": physical}
+        if typ == "aws:cloudwatch/logGroup:LogGroup":
+            return {"name": physical, "arn": f"arn:aws:logs:{region}:{account}:log-group:{physical}", "id": physical}
+        if typ == "aws:sns/topic:Topic":
+            return {"name": physical, "arn": f"arn:aws:sns:{region}:{account}:{physical}", "id": f"{physical}"}
+        if typ == "aws:apigateway/restApi:RestApi":
+            api_id = hashlib.sha256(urn.encode()).hexdigest()[:10]
+            return {
+                "name": physical,
+                "id": api_id,
+                "rootResourceId": f"{api_id}-root",
+                "executionArn": f"arn:aws:execute-api:{region}:{account}:{api_id}",
+            }
+        if typ == "aws:apigateway/stage:Stage":
+            url = f"https://{inputs['restApi']}.execute-api.{region}.amazonaws.com/{inputs['stageName']}"
+            return {"invokeUrl": url}
+        if typ == "aws:apigateway/apiKey:ApiKey":
+            return {"name": physical, "value": hashlib.sha256(urn.encode()).hexdigest()[:40]}
+        if typ == "aws:cloudwatch/dashboard:Dashboard":
+            return {"dashboardArn": f"arn:aws:cloudwatch::{account}:dashboard/{inputs['dashboardName']}"}
+        return {}
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The mock engine, also keeping each resource's parent and the stack's outputs."""
+
+    def __init__(self, mocks: PlanMocks, plan: Plan) -> None:
+        super().__init__(mocks)
+        self._plan_mocks = mocks
+        self.plan = plan
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        self._plan_mocks.urns[(request.type, request.name)] = urn
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            registration = self.resources[urn]
+            self.plan.resources.append(
+                DeclaredResource(
+                    urn=urn,
+                    type=request.type,
+                    name=request.name,
+                    parent=request.parent,
+                    custom=request.custom,
+                    inputs=_resolved(rpc.deserialize_properties(request.object)),
+                    outputs=dict(registration.state or {}),
+                    physical_name=self._plan_mocks.physical_names.get(urn),
+                    retain_on_delete=bool(request.retainOnDelete),
+                    dependencies=tuple(request.dependencies),
+                )
+            )
+        return response
+
+
+def _resolved(value: Any) -> Any:
+    """Unwrap secrets (`{"4dabf18193072939515e22adb298388d": ..., "value": v}`) into plain values."""
+    if isinstance(value, dict):
+        if rpc._special_sig_key in value and "value" in value:
+            return _resolved(value["value"])
+        return {k: _resolved(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolved(v) for v in value]
+    return value
+
+
+def stack_settings(stack: str) -> dict[str, Any]:
+    """The `config:` map of `Pulumi.<stack>.yaml`; fails naming the file if there is none."""
+    path = REPO_ROOT / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        stacks = sorted(p.name.split(".")[1] for p in REPO_ROOT.glob("Pulumi.*.yaml"))
+        raise FileNotFoundError(f"no stack {stack!r}: {path.name} does not exist (stacks: {', '.join(stacks)})")
+    return dict((yaml.safe_load(path.read_text()) or {}).get("config") or {})
+
+
+def run_program(stack: str, overrides: Mapping[str, Any] | None = None) -> Plan:
+    """Execute `__main__.py` for `stack` under mocks; `overrides` replace settings (short keys)."""
+    settings = stack_settings(stack)
+    for key, value in (overrides or {}).items():
+        full = key if ":" in key else f"{PROJECT}:{key}"
+        if value is None:
+            settings.pop(full, None)
+        else:
+            settings[full] = value
+    region = str(settings.get("aws:region", DEFAULT_REGION))
+    plan = Plan(stack=stack)
+    mocks = PlanMocks(region)
+    pulumi.runtime.settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=_RecordingMonitor(mocks, plan))
+    pulumi.runtime.set_all_config(
+        {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in settings.items()}
+    )
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[None]:
+        runpy.run_path(str(REPO_ROOT / "__main__.py"), run_name="__main__")
+        exported = pulumi.runtime.settings.get_root_resource().outputs  # what pulumi.export set
+        return pulumi.Output.from_input(exported).apply(plan.outputs.update)
+
+    program()
+    return plan
