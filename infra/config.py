@@ -224,3 +224,6 @@ def render_reference_table() -> str:
         rows.append(f"| `{s.key}` | `{default}` | {s.allowed()} | {s.doc} |")
     return "\n".join(rows)
 
+
+if __name__ == "__main__":  # python -m infra.config: the README's configuration table
+    print(render_reference_table())

@@ -59,7 +59,7 @@ def _distribution_files(name: str) -> Iterator[tuple[str, Path]]:
     dist = importlib.metadata.distribution(name)
     for file in dist.files or ():
         path = Path(str(dist.locate_file(file)))
-        if file.parts[0] != ".." and path.is_file() and _is_source(path) and not file.name == "RECORD":
+        if file.parts[0] != ".." and path.is_file() and _is_source(path) and file.name != "RECORD":
             yield file.as_posix(), path
 
 

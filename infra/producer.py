@@ -82,7 +82,9 @@ class Producer(pulumi.ComponentResource):
                     # SendMessageBatch is authorised as sqs:SendMessage.
                     statement("SendChunks", ["sqs:SendMessage"], [args.queue_arn]),
                     statement(
-                        "TrackJobs", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [args.jobs_table_arn]
+                        "TrackJobs",
+                        ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                        [args.jobs_table_arn],
                     ),
                     # A file longer than one invocation continues in an asynchronous self-invocation.
                     statement("ContinueLongFiles", ["lambda:InvokeFunction"], [own_arn]),

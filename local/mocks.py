@@ -32,6 +32,7 @@ class DeclaredResource:
     """One resource the program declared, with the inputs the provider would receive."""
 
     urn: str
+    id: str | None
     type: str
     name: str
     parent: str
@@ -166,6 +167,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
             self.plan.resources.append(
                 DeclaredResource(
                     urn=urn,
+                    id=registration.id,
                     type=request.type,
                     name=request.name,
                     parent=request.parent,
@@ -214,9 +216,7 @@ def run_program(stack: str, overrides: Mapping[str, Any] | None = None) -> Plan:
     mocks = PlanMocks(region)
     pulumi.runtime.settings.ROOT.set(None)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=_RecordingMonitor(mocks, plan))
-    pulumi.runtime.set_all_config(
-        {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in settings.items()}
-    )
+    pulumi.runtime.set_all_config({k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in settings.items()})
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[None]:

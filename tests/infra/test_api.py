@@ -1,0 +1,102 @@
+"""Query API: three GET routes proxied to the function, throttled, logged, authenticated."""
+
+import json
+
+import pytest
+
+from tests.infra.support import function
+
+API = "csv-ingest-api"
+ROUTES = {"users": "csv-ingest-api-users", "users/{email}": "csv-ingest-api-users-email",
+          "jobs/{jobId}": "csv-ingest-api-jobs-jobId"}  # fmt: skip
+
+
+def test_routes_are_users_user_by_email_and_job_by_id(dev):
+    resources = {r.name: r for r in dev.of_type("aws:apigateway/resource:Resource")}
+    api = dev.one("aws:apigateway/restApi:RestApi", API).outputs
+    assert {r.inputs["pathPart"] for r in resources.values()} == {"users", "{email}", "jobs", "{jobId}"}
+    assert resources[f"{API}-users"].inputs["parentId"] == api["rootResourceId"]
+    assert resources[f"{API}-users-email"].inputs["parentId"] == resources[f"{API}-users"].id
+    assert resources[f"{API}-jobs-jobId"].inputs["parentId"] == resources[f"{API}-jobs"].id
+    methods = dev.of_type("aws:apigateway/method:Method")
+    assert sorted((m.inputs["resourceId"], m.inputs["httpMethod"]) for m in methods) == sorted(
+        (resources[name].id, "GET") for name in ROUTES.values()
+    )
+
+
+def test_every_route_is_a_lambda_proxy_integration(dev):
+    invoke_arn = function(dev, "csv-ingest-api-fn").outputs["invokeArn"]
+    integrations = dev.of_type("aws:apigateway/integration:Integration")
+    assert len(integrations) == len(ROUTES)
+    for integration in integrations:
+        assert integration.inputs["type"] == "AWS_PROXY"
+        assert integration.inputs["integrationHttpMethod"] == "POST"
+        assert integration.inputs["uri"] == invoke_arn
+
+
+@pytest.mark.parametrize(
+    ("mode", "authorization", "key_required", "has_key"),
+    [("apiKey", "NONE", True, True), ("iam", "AWS_IAM", False, False), ("none", "NONE", False, False)],
+)
+def test_auth_mode_sets_method_authorization_and_api_key(plan_with, mode, authorization, key_required, has_key):
+    plan = plan_with(apiAuth=mode)
+    for method in plan.of_type("aws:apigateway/method:Method"):
+        assert method.inputs["authorization"] == authorization, method.name
+        assert method.inputs.get("apiKeyRequired", False) is key_required, method.name
+    assert bool(plan.of_type("aws:apigateway/apiKey:ApiKey")) is has_key
+    assert bool(plan.of_type("aws:apigateway/usagePlanKey:UsagePlanKey")) is has_key
+    assert ("apiKey" in plan.outputs) is has_key
+
+
+def test_api_key_is_bound_to_the_stage_by_a_throttled_usage_plan(dev):
+    plan = dev.one("aws:apigateway/usagePlan:UsagePlan", f"{API}-plan").inputs
+    stage = dev.one("aws:apigateway/stage:Stage", f"{API}-stage").inputs
+    assert plan["apiStages"] == [{"apiId": stage["restApi"], "stage": stage["stageName"]}]
+    assert plan["throttleSettings"] == {"rateLimit": 20, "burstLimit": 40}
+    binding = dev.one("aws:apigateway/usagePlanKey:UsagePlanKey", f"{API}-plan-key").inputs
+    assert binding["keyId"] == dev.one("aws:apigateway/apiKey:ApiKey", f"{API}-key").id
+    assert binding["keyType"] == "API_KEY"
+
+
+def test_dev_defaults_to_api_keys_and_prod_to_iam(dev, prod):
+    assert {m.inputs["authorization"] for m in prod.of_type("aws:apigateway/method:Method")} == {"AWS_IAM"}
+    assert {m.inputs.get("apiKeyRequired") for m in dev.of_type("aws:apigateway/method:Method")} == {True}
+
+
+def test_stage_is_throttled_from_config(dev, prod):
+    for plan, rate, burst in ((dev, 20, 40), (prod, 200, 400)):
+        settings = plan.one("aws:apigateway/methodSettings:MethodSettings", f"{API}-throttling").inputs
+        assert settings["methodPath"] == "*/*"
+        assert settings["stageName"] == plan.one("aws:apigateway/stage:Stage", f"{API}-stage").inputs["stageName"]
+        assert (settings["settings"]["throttlingRateLimit"], settings["settings"]["throttlingBurstLimit"]) == (
+            rate, burst,
+        )  # fmt: skip
+
+
+def test_stage_writes_json_access_logs_to_a_log_group_with_retention(dev):
+    group = dev.one("aws:cloudwatch/logGroup:LogGroup", f"{API}-access-logs")
+    assert group.inputs["retentionInDays"] == 7
+    stage = dev.one("aws:apigateway/stage:Stage", f"{API}-stage")
+    logs = stage.inputs["accessLogSettings"]
+    assert logs["destinationArn"] == group.outputs["arn"]
+    assert json.loads(logs["format"])["requestId"] == "$context.requestId"
+    account = dev.one("aws:apigateway/account:Account", f"{API}-account")
+    assert account.urn in stage.dependencies, "access logs need the account's CloudWatch role first"
+
+
+def test_account_logging_role_can_be_left_to_another_stack(plan_with):
+    assert not plan_with(manageApiGatewayAccount=False).of_type("aws:apigateway/account:Account")
+
+
+def test_only_this_api_may_invoke_the_query_function(dev):
+    permission = dev.one("aws:lambda/permission:Permission", f"{API}-invoke").inputs
+    execution_arn = dev.one("aws:apigateway/restApi:RestApi", API).outputs["executionArn"]
+    assert permission["principal"] == "apigateway.amazonaws.com"
+    assert permission["sourceArn"] == f"{execution_arn}/v1/GET/*"
+    assert permission["function"] == function(dev, "csv-ingest-api-fn").outputs["name"]
+
+
+def test_deployment_changes_when_routes_or_auth_change(dev, plan_with):
+    triggers = dev.one("aws:apigateway/deployment:Deployment", f"{API}-deployment").inputs["triggers"]
+    iam = plan_with(apiAuth="iam").one("aws:apigateway/deployment:Deployment", f"{API}-deployment")
+    assert triggers != iam.inputs["triggers"]

@@ -1,0 +1,89 @@
+"""Functions: sizing and runtime from config, env naming exactly their resources, logs, the mapping."""
+
+import json
+
+import pytest
+
+from infra.function import METRICS_NAMESPACE
+from infra.packaging import build_archive
+from tests.infra.support import function
+
+PRODUCER, WORKER, QUERY = "csv-ingest-producer", "csv-ingest-worker", "csv-ingest-api-fn"
+
+
+@pytest.mark.parametrize(("name", "memory", "timeout"), [(PRODUCER, 512, 300), (WORKER, 256, 60), (QUERY, 128, 10)])
+def test_dev_functions_use_the_article_sizing_on_arm64_python313(dev, name, memory, timeout):
+    fn = function(dev, name).inputs
+    assert (fn["memorySize"], fn["timeout"]) == (memory, timeout)
+    assert (fn["runtime"], fn["architectures"]) == ("python3.13", ["arm64"])
+
+
+def test_runtime_architecture_and_sizing_come_from_config(plan_with):
+    plan = plan_with(runtime="python3.12", architecture="x86_64", workerMemoryMb=1024, workerTimeoutSeconds=30)
+    fn = function(plan, WORKER).inputs
+    assert (fn["runtime"], fn["architectures"], fn["memorySize"], fn["timeout"]) == (
+        "python3.12", ["x86_64"], 1024, 30,
+    )  # fmt: skip
+
+
+def test_environment_names_exactly_the_resources_each_function_uses(dev):
+    def outputs(type_, name, attribute):
+        return dev.one(type_, name).outputs[attribute]
+
+    queue_url = outputs("aws:sqs/queue:Queue", "csv-ingest-chunks", "url")
+    users = outputs("aws:dynamodb/table:Table", "csv-ingest-data-users", "name")
+    jobs = outputs("aws:dynamodb/table:Table", "csv-ingest-data-jobs", "name")
+    bucket = outputs("aws:s3/bucket:Bucket", "csv-ingest-uploads", "bucket")
+    expected = {
+        PRODUCER: {"UPLOAD_BUCKET": bucket, "REPORTS_PREFIX": "reports/", "QUEUE_URL": queue_url,
+                   "JOBS_TABLE": jobs, "ROWS_PER_MESSAGE": "100", "JOB_TTL_DAYS": "30"},
+        WORKER: {"USERS_TABLE": users, "JOBS_TABLE": jobs},
+        QUERY: {"USERS_TABLE": users, "JOBS_TABLE": jobs},
+    }  # fmt: skip
+    services = {PRODUCER: "producer", WORKER: "worker", QUERY: "query"}
+    for name, resources in expected.items():
+        variables = function(dev, name).inputs["environment"]["variables"]
+        assert variables == {
+            "POWERTOOLS_SERVICE_NAME": services[name],
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            **resources,
+        }, name
+
+
+@pytest.mark.parametrize("name", [PRODUCER, WORKER, QUERY])
+def test_functions_log_json_to_their_own_log_group_with_retention(dev, prod, name):
+    for plan, days in ((dev, 7), (prod, 90)):
+        group = plan.one("aws:cloudwatch/logGroup:LogGroup", f"{name}-logs")
+        assert group.inputs["retentionInDays"] == days
+        assert function(plan, name).inputs["loggingConfig"] == {"logFormat": "JSON", "logGroup": group.outputs["name"]}
+
+
+@pytest.mark.parametrize(("name", "package"), [(PRODUCER, "producer"), (WORKER, "worker"), (QUERY, "query")])
+def test_functions_deploy_their_own_archive_under_its_hash(dev, name, package):
+    fn = function(dev, name).inputs
+    archive = build_archive(package)
+    assert fn["handler"] == f"handlers.{package}.app.handler"
+    assert fn["code"].path == str(archive.path)
+    assert fn["codeSha256"] == archive.sha256
+
+
+def test_worker_mapping_reports_batch_item_failures_with_configured_batching(dev, prod):
+    for plan, concurrency, window in ((dev, 5, 5), (prod, 50, 2)):
+        mapping = plan.one("aws:lambda/eventSourceMapping:EventSourceMapping", "csv-ingest-worker-queue")
+        assert mapping.inputs["eventSourceArn"] == plan.one("aws:sqs/queue:Queue", "csv-ingest-chunks").outputs["arn"]
+        assert mapping.inputs["functionName"] == function(plan, WORKER).outputs["arn"]
+        assert mapping.inputs["functionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert mapping.inputs["batchSize"] == 10
+        assert mapping.inputs["maximumBatchingWindowInSeconds"] == window
+        assert mapping.inputs["scalingConfig"] == {"maximumConcurrency": concurrency}
+        policy = plan.one("aws:iam/rolePolicy:RolePolicy", f"{WORKER}-policy")
+        assert policy.urn in mapping.dependencies, "Lambda checks the role's SQS permissions on create"
+
+
+def test_roles_trust_only_lambda(dev):
+    for name in (PRODUCER, WORKER, QUERY):
+        trust = json.loads(dev.one("aws:iam/role:Role", f"{name}-role").inputs["assumeRolePolicy"])
+        assert trust["Version"] == "2012-10-17"
+        assert trust["Statement"] == [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ], name

@@ -1,0 +1,70 @@
+"""Observability: alarms on the DLQ, queue age, function errors and API 5xx; a dashboard."""
+
+import json
+
+import pytest
+
+from tests.infra.support import function
+
+WATCH = "csv-ingest-watch"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+
+
+def _queue_name(plan, name):
+    return plan.one("aws:sqs/queue:Queue", name).outputs["name"]
+
+
+@pytest.mark.parametrize(
+    ("alarm", "namespace", "metric", "threshold"),
+    [
+        ("dlq-messages", "AWS/SQS", "ApproximateNumberOfMessagesVisible", 0),
+        ("queue-age", "AWS/SQS", "ApproximateAgeOfOldestMessage", 900),
+        ("producer-errors", "AWS/Lambda", "Errors", 0),
+        ("worker-errors", "AWS/Lambda", "Errors", 0),
+        ("api-5xx", "AWS/ApiGateway", "5XXError", 0),
+    ],
+)
+def test_alarms_watch_what_loses_or_delays_data_and_notify_the_topic(dev, alarm, namespace, metric, threshold):
+    inputs = dev.one(ALARM, f"{WATCH}-{alarm}").inputs
+    assert (inputs["namespace"], inputs["metricName"], inputs["threshold"]) == (namespace, metric, threshold)
+    assert inputs["comparisonOperator"] == "GreaterThanThreshold"
+    topic = dev.one("aws:sns/topic:Topic", f"{WATCH}-alarms").outputs["arn"]
+    assert inputs["alarmActions"] == [topic]
+
+
+def test_alarms_watch_this_stacks_resources(dev):
+    def dimensions(alarm):
+        return dev.one(ALARM, f"{WATCH}-{alarm}").inputs["dimensions"]
+
+    assert dimensions("dlq-messages") == {"QueueName": _queue_name(dev, "csv-ingest-chunks-dlq")}
+    assert dimensions("queue-age") == {"QueueName": _queue_name(dev, "csv-ingest-chunks")}
+    assert dimensions("worker-errors") == {"FunctionName": function(dev, "csv-ingest-worker").outputs["name"]}
+    assert dimensions("producer-errors") == {"FunctionName": function(dev, "csv-ingest-producer").outputs["name"]}
+    api_name = dev.one("aws:apigateway/restApi:RestApi", "csv-ingest-api").outputs["name"]
+    assert dimensions("api-5xx") == {"ApiName": api_name, "Stage": "v1"}
+
+
+def test_queue_age_threshold_comes_from_config(prod):
+    assert prod.one(ALARM, f"{WATCH}-queue-age").inputs["threshold"] == 600
+
+
+def test_alarm_email_is_subscribed_only_when_configured(dev, prod):
+    assert not dev.of_type("aws:sns/topicSubscription:TopicSubscription")
+    [subscription] = prod.of_type("aws:sns/topicSubscription:TopicSubscription")
+    assert (subscription.inputs["protocol"], subscription.inputs["endpoint"]) == (
+        "email", "data-platform-oncall@example.com",
+    )  # fmt: skip
+
+
+def test_dashboard_shows_the_pipeline_and_is_exported(dev):
+    dashboard = dev.one("aws:cloudwatch/dashboard:Dashboard", f"{WATCH}-dashboard").inputs
+    body = json.loads(dashboard["dashboardBody"])
+    metrics = [m for widget in body["widgets"] for m in widget["properties"]["metrics"]]
+    assert [
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        "QueueName",
+        _queue_name(dev, "csv-ingest-chunks-dlq"),
+    ] in (metrics)
+    assert any(m[:2] == ["CsvIngest", "RowsWritten"] for m in metrics)
+    assert dev.outputs["dashboardUrl"].endswith(f"#dashboards:name={dashboard['dashboardName']}")

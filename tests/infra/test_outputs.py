@@ -1,0 +1,14 @@
+"""Stack outputs: what users need to upload, follow jobs and query."""
+
+
+def test_outputs_name_the_deployed_resources(dev):
+    outputs = dev.outputs
+    assert outputs["bucketName"] == dev.one("aws:s3/bucket:Bucket", "csv-ingest-uploads").outputs["bucket"]
+    assert outputs["uploadsPrefix"] == "uploads/"
+    assert outputs["queueUrl"] == dev.one("aws:sqs/queue:Queue", "csv-ingest-chunks").outputs["url"]
+    assert outputs["deadLetterQueueUrl"] == dev.one("aws:sqs/queue:Queue", "csv-ingest-chunks-dlq").outputs["url"]
+    assert outputs["usersTableName"] == dev.one("aws:dynamodb/table:Table", "csv-ingest-data-users").outputs["name"]
+    assert outputs["jobsTableName"] == dev.one("aws:dynamodb/table:Table", "csv-ingest-data-jobs").outputs["name"]
+    assert outputs["apiUrl"].endswith(".amazonaws.com/v1")
+    assert outputs["apiKey"] == dev.one("aws:apigateway/apiKey:ApiKey", "csv-ingest-api-key").outputs["value"]
+    assert outputs["dashboardUrl"].startswith("https://eu-west-1.console.aws.amazon.com/cloudwatch/")

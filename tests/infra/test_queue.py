@@ -1,0 +1,40 @@
+"""The queue: encrypted, TLS-only, a DLQ after maxReceiveCount, visibility derived from the worker."""
+
+import json
+
+QUEUE, DLQ = "csv-ingest-chunks", "csv-ingest-chunks-dlq"
+
+
+def test_visibility_timeout_is_six_worker_timeouts_plus_the_batching_window(dev, plan_with):
+    assert dev.one("aws:sqs/queue:Queue", QUEUE).inputs["visibilityTimeoutSeconds"] == 6 * 60 + 5
+    slower = plan_with(workerTimeoutSeconds=120, workerBatchingWindowSeconds=0)
+    assert slower.one("aws:sqs/queue:Queue", QUEUE).inputs["visibilityTimeoutSeconds"] == 6 * 120
+
+
+def test_failed_messages_move_to_the_dlq_after_max_receive_count(dev, prod):
+    for plan, count in ((dev, 5), (prod, 8)):
+        redrive = json.loads(plan.one("aws:sqs/queue:Queue", QUEUE).inputs["redrivePolicy"])
+        assert redrive == {"deadLetterTargetArn": plan.one("aws:sqs/queue:Queue", DLQ).outputs["arn"],
+                           "maxReceiveCount": count}  # fmt: skip
+
+
+def test_dlq_keeps_messages_14_days_and_accepts_only_our_queue(dev):
+    assert dev.one("aws:sqs/queue:Queue", DLQ).inputs["messageRetentionSeconds"] == 14 * 24 * 3600
+    allow = dev.one("aws:sqs/redriveAllowPolicy:RedriveAllowPolicy", f"{DLQ}-redrive-allow").inputs
+    assert allow["queueUrl"] == dev.one("aws:sqs/queue:Queue", DLQ).outputs["url"]
+    assert json.loads(allow["redriveAllowPolicy"]) == {
+        "redrivePermission": "byQueue",
+        "sourceQueueArns": [dev.one("aws:sqs/queue:Queue", QUEUE).outputs["arn"]],
+    }
+
+
+def test_both_queues_are_encrypted_and_deny_requests_without_tls(dev):
+    for name, policy_name in ((QUEUE, f"{QUEUE}-policy"), (DLQ, f"{DLQ}-policy")):
+        queue = dev.one("aws:sqs/queue:Queue", name)
+        assert queue.inputs["sqsManagedSseEnabled"] is True, name
+        policy = dev.one("aws:sqs/queuePolicy:QueuePolicy", policy_name).inputs
+        assert policy["queueUrl"] == queue.outputs["url"]
+        [deny] = json.loads(policy["policy"])["Statement"]
+        assert deny["Effect"] == "Deny" and deny["Action"] == "sqs:*"
+        assert deny["Resource"] == [queue.outputs["arn"]]
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}

@@ -1,0 +1,85 @@
+"""Upload storage: private, encrypted, versioned, TLS-only bucket; the producer's trigger."""
+
+import json
+
+from local.mocks import ACCOUNT_ID
+from tests.infra.support import function
+
+BUCKET = "csv-ingest-uploads"
+
+
+def test_bucket_is_versioned_encrypted_and_owner_enforced(dev):
+    assert dev.one("aws:s3/bucketVersioning:BucketVersioning", f"{BUCKET}-versioning").inputs[
+        "versioningConfiguration"
+    ] == {"status": "Enabled"}
+    rules = dev.one(
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", f"{BUCKET}-encryption"
+    ).inputs["rules"]
+    assert rules[0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] in ("AES256", "aws:kms")
+    ownership = dev.one("aws:s3/bucketOwnershipControls:BucketOwnershipControls", f"{BUCKET}-ownership")
+    assert ownership.inputs["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
+
+
+def test_every_public_access_path_is_blocked(dev):
+    block = dev.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", f"{BUCKET}-public-access").inputs
+    for flag in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"):
+        assert block[flag] is True, f"{BUCKET} public access block: {flag} is not set"
+
+
+def test_bucket_policy_denies_requests_without_tls(dev):
+    bucket_arn = dev.one("aws:s3/bucket:Bucket", BUCKET).outputs["arn"]
+    document = json.loads(dev.one("aws:s3/bucketPolicy:BucketPolicy", f"{BUCKET}-policy").inputs["policy"])
+    assert document["Version"] == "2012-10-17"
+    [deny] = document["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*" and deny["Action"] == "s3:*"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert sorted(deny["Resource"]) == sorted([bucket_arn, f"{bucket_arn}/*"])
+
+
+def test_lifecycle_expires_noncurrent_versions_and_reports(dev):
+    rules = {
+        rule["id"]: rule
+        for rule in dev.one(
+            "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", f"{BUCKET}-lifecycle"
+        ).inputs["rules"]
+    }
+    assert rules["expire-noncurrent-versions"]["noncurrentVersionExpiration"] == {"noncurrentDays": 30}
+    assert rules["expire-reports"]["filter"] == {"prefix": "reports/"}
+    assert rules["expire-reports"]["expiration"] == {"days": 90}
+    assert all(rule["status"] == "Enabled" for rule in rules.values())
+
+
+def test_force_destroy_and_retention_follow_the_stack(dev, prod):
+    assert dev.one("aws:s3/bucket:Bucket", BUCKET).inputs["forceDestroy"] is True
+    assert prod.one("aws:s3/bucket:Bucket", BUCKET).inputs["forceDestroy"] is False
+    assert not dev.one("aws:s3/bucket:Bucket", BUCKET).retain_on_delete
+    assert prod.one("aws:s3/bucket:Bucket", BUCKET).retain_on_delete
+
+
+def test_csv_uploads_under_the_prefix_trigger_the_producer(dev):
+    producer_arn = function(dev, "csv-ingest-producer").outputs["arn"]
+    notification = dev.one("aws:s3/bucketNotification:BucketNotification", "csv-ingest-producer-trigger").inputs
+    assert notification["bucket"] == dev.one("aws:s3/bucket:Bucket", BUCKET).outputs["bucket"]
+    [target] = notification["lambdaFunctions"]
+    assert target["lambdaFunctionArn"] == producer_arn
+    assert target["events"] == ["s3:ObjectCreated:*"]
+    assert (target["filterPrefix"], target["filterSuffix"]) == ("uploads/", ".csv")
+
+
+def test_notification_filter_comes_from_config(plan_with):
+    plan = plan_with(uploadsPrefix="incoming/csv/", uploadsSuffix=".CSV")
+    [target] = plan.one("aws:s3/bucketNotification:BucketNotification", "csv-ingest-producer-trigger").inputs[
+        "lambdaFunctions"
+    ]
+    assert (target["filterPrefix"], target["filterSuffix"]) == ("incoming/csv/", ".CSV")
+
+
+def test_only_this_bucket_in_this_account_may_invoke_the_producer(dev):
+    permission = dev.one("aws:lambda/permission:Permission", "csv-ingest-producer-s3-invoke")
+    notification = dev.one("aws:s3/bucketNotification:BucketNotification", "csv-ingest-producer-trigger")
+    assert permission.inputs["principal"] == "s3.amazonaws.com"
+    assert permission.inputs["action"] == "lambda:InvokeFunction"
+    assert permission.inputs["sourceArn"] == dev.one("aws:s3/bucket:Bucket", BUCKET).outputs["arn"]
+    assert permission.inputs["sourceAccount"] == ACCOUNT_ID
+    assert permission.inputs["function"] == function(dev, "csv-ingest-producer").outputs["name"]
+    assert permission.urn in notification.dependencies, "S3 validates the permission when the notification is put"
