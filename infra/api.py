@@ -166,7 +166,8 @@ class QueryApi(pulumi.ComponentResource):
         return aws.apigateway.Deployment(
             f"{name}-deployment",
             rest_api=api.id,
-            triggers={"routes": fingerprint},
+            # … or whenever the function is replaced, or the snapshot would call the old one.
+            triggers={"routes": fingerprint, "function": self.function.invoke_arn},
             opts=pulumi.ResourceOptions(parent=self, depends_on=wiring),
         )
 
@@ -206,22 +207,22 @@ class QueryApi(pulumi.ComponentResource):
 
     def _create_account_logging_role(self) -> aws.apigateway.Account:
         # Region-wide: API Gateway writes every API's logs with this one role, so it cannot be
-        # scoped to our log group; AWS's managed policy is the documented choice.
+        # scoped to our log group; AWS's managed policy is the documented choice. Deleting the
+        # setting clears it for every API of the region (other stacks' included), so the role and
+        # the setting are kept when this stack is destroyed.
+        kept = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
         role = aws.iam.Role(
             f"{self._name}-cloudwatch-role",
             assume_role_policy=assume_role_policy("apigateway.amazonaws.com"),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=kept,
         )
         attachment = aws.iam.RolePolicyAttachment(
-            f"{self._name}-cloudwatch-role-logs",
-            role=role.name,
-            policy_arn=API_GATEWAY_PUSH_TO_LOGS,
-            opts=pulumi.ResourceOptions(parent=self),
+            f"{self._name}-cloudwatch-role-logs", role=role.name, policy_arn=API_GATEWAY_PUSH_TO_LOGS, opts=kept
         )
         return aws.apigateway.Account(
             f"{self._name}-account",
             cloudwatch_role_arn=role.arn,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment]),
+            opts=pulumi.ResourceOptions.merge(kept, pulumi.ResourceOptions(depends_on=[attachment])),
         )
 
     def _create_api_key(self) -> aws.apigateway.ApiKey:

@@ -28,6 +28,8 @@ class ObservabilityArgs:
     """Its dead-letter queue."""
     producer_function_name: pulumi.Input[str]
     """The producer function."""
+    producer_failed_events_queue_name: pulumi.Input[str]
+    """Where upload events go that the producer failed after Lambda's retries."""
     worker_function_name: pulumi.Input[str]
     """The worker function."""
     query_function_name: pulumi.Input[str]
@@ -120,6 +122,9 @@ def _alarm_specs(args: ObservabilityArgs) -> list[_AlarmSpec]:
     return [
         _AlarmSpec("dlq-messages", "Chunks failed maxReceiveCount times and wait in the DLQ",
                    "AWS/SQS", "ApproximateNumberOfMessagesVisible", dlq, "Maximum", 0),
+        _AlarmSpec("failed-uploads", "Upload events failed the producer's retries and wait for replay",
+                   "AWS/SQS", "ApproximateNumberOfMessagesVisible",
+                   {"QueueName": args.producer_failed_events_queue_name}, "Maximum", 0),
         _AlarmSpec("queue-age", "The oldest queued chunk waits longer than the threshold",
                    "AWS/SQS", "ApproximateAgeOfOldestMessage", {"QueueName": args.queue_name}, "Maximum",
                    args.queue_age_threshold_seconds),

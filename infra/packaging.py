@@ -27,6 +27,8 @@ BUILD_DIR = REPO_ROOT / ".build"
 BUNDLED_DISTRIBUTIONS = ("aws-lambda-powertools", "typing-extensions", "jmespath")
 # Shared handler code every function gets besides its own subpackage.
 SHARED_PACKAGES = ("common",)
+# Installer bookkeeping that differs between pip and uv, or direct and indirect installs.
+_INSTALL_RECORDS = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
 # Zip timestamps cannot be before 1980; a fixed one keeps the bytes reproducible.
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -59,7 +61,7 @@ def _distribution_files(name: str) -> Iterator[tuple[str, Path]]:
     dist = importlib.metadata.distribution(name)
     for file in dist.files or ():
         path = Path(str(dist.locate_file(file)))
-        if file.parts[0] != ".." and path.is_file() and _is_source(path) and file.name != "RECORD":
+        if file.parts[0] != ".." and path.is_file() and _is_source(path) and file.name not in _INSTALL_RECORDS:
             yield file.as_posix(), path
 
 

@@ -143,6 +143,7 @@ class Pipeline(pulumi.ComponentResource):
                 queue_name=queue.name,
                 dead_letter_queue_name=self.queue.dead_letter_queue.name,
                 producer_function_name=self.producer.function.name,
+                producer_failed_events_queue_name=self.producer.failed_events.name,
                 worker_function_name=self.worker.function.name,
                 query_function_name=self.api.function.name,
                 api_name=self.api.rest_api.name,

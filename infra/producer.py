@@ -15,6 +15,7 @@ import pulumi_aws as aws
 from infra.config import FunctionSizing
 from infra.function import FunctionDefaults, ServiceFunction, ServiceFunctionArgs
 from infra.iam import statement
+from infra.queue import DLQ_RETENTION_SECONDS
 
 
 @dataclass
@@ -56,9 +57,18 @@ class Producer(pulumi.ComponentResource):
 
     function: aws.lambda_.Function
     """The producer function."""
+    failed_events: aws.sqs.Queue
+    """Upload events the producer still failed after Lambda's retries, kept 14 days for replay."""
 
     def __init__(self, name: str, args: ProducerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("csv-ingest:ingest:Producer", name, None, opts)
+        self.failed_events = aws.sqs.Queue(
+            f"{name}-failed-events",
+            message_retention_seconds=DLQ_RETENTION_SECONDS,
+            sqs_managed_sse_enabled=True,
+            tags=dict(args.defaults.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         uploads = pulumi.Output.concat(args.bucket_arn, "/", args.uploads_prefix, "*")
         reports = pulumi.Output.concat(args.bucket_arn, "/", args.reports_prefix, "*")
         service = ServiceFunction(
@@ -88,11 +98,14 @@ class Producer(pulumi.ComponentResource):
                     ),
                     # A file longer than one invocation continues in an asynchronous self-invocation.
                     statement("ContinueLongFiles", ["lambda:InvokeFunction"], [own_arn]),
+                    # The on-failure destination is written with the function's own role.
+                    statement("ReportFailedEvents", ["sqs:SendMessage"], [self.failed_events.arn]),
                 ],
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.function = service.function
+        self._create_async_config(name, service)
         permission = aws.lambda_.Permission(
             f"{name}-s3-invoke",
             action="lambda:InvokeFunction",
@@ -118,4 +131,31 @@ class Producer(pulumi.ComponentResource):
             # S3 checks that it may invoke the function when the notification is put.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]),
         )
-        self.register_outputs({"functionName": self.function.name})
+        self.register_outputs({"functionName": self.function.name, "failedEventsQueueUrl": self.failed_events.url})
+
+    def _create_async_config(self, name: str, service: ServiceFunction) -> None:
+        # S3 invokes asynchronously: Lambda retries a failed event twice, then hands it to the
+        # failed-events queue instead of dropping it (the job resumes from its checkpoint on replay).
+        aws.lambda_.FunctionEventInvokeConfig(
+            f"{name}-async",
+            function_name=self.function.name,
+            maximum_retry_attempts=2,
+            destination_config={"on_failure": {"destination": self.failed_events.arn}},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[service.policy]),
+        )
+        # A file longer than one invocation continues in a chain of asynchronous self-invocations
+        # (handlers/producer/app.py). Lambda's recursive-loop detection stops a chain of
+        # invocations caused by one event after about 16 hops when it passes through a tracked
+        # service, and its default for every function is Terminate; a long file needs more
+        # hops than that, so the producer opts out, per AWS's documented switch
+        # (PutFunctionRecursionConfig). The guard rails that make this safe are the
+        # producer's own: every continuation must advance the job's byte offset or the job fails;
+        # a continuation only runs while it holds the job's lease; the producer writes only under
+        # the reports prefix, which the config refuses to overlap with the uploads prefix, so
+        # nothing it writes can trigger it again.
+        aws.lambda_.FunctionRecursionConfig(
+            f"{name}-recursion",
+            function_name=self.function.name,
+            recursive_loop="Allow",
+            opts=pulumi.ResourceOptions(parent=self),
+        )

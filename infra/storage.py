@@ -37,13 +37,9 @@ class UploadStorage(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: UploadStorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("csv-ingest:storage:UploadStorage", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        self.bucket = aws.s3.Bucket(
-            name,
-            force_destroy=args.force_destroy,
-            tags=dict(args.tags),
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_on_delete),
-        )
+        # A bucket kept after the stack is deleted keeps its protections too.
+        child = pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_on_delete)
+        self.bucket = aws.s3.Bucket(name, force_destroy=args.force_destroy, tags=dict(args.tags), opts=child)
         bucket_name = self.bucket.bucket
         # Ownership and public access first: nothing can make an object public or foreign-owned.
         ownership = aws.s3.BucketOwnershipControls(
@@ -68,7 +64,7 @@ class UploadStorage(pulumi.ComponentResource):
             rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
             opts=child,
         )
-        self._create_lifecycle(name, args)
+        self._create_lifecycle(name, args, child)
         aws.s3.BucketPolicy(
             f"{name}-policy",
             bucket=bucket_name,
@@ -76,11 +72,11 @@ class UploadStorage(pulumi.ComponentResource):
                 [deny_insecure_transport("s3", [self.bucket.arn, pulumi.Output.concat(self.bucket.arn, "/*")])]
             ),
             # A bucket policy put while the public access block is being set can be refused.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access, ownership]),
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[public_access, ownership])),
         )
         self.register_outputs({"bucketName": bucket_name})
 
-    def _create_lifecycle(self, name: str, args: UploadStorageArgs) -> None:
+    def _create_lifecycle(self, name: str, args: UploadStorageArgs, opts: pulumi.ResourceOptions) -> None:
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",
             bucket=self.bucket.bucket,
@@ -90,6 +86,8 @@ class UploadStorage(pulumi.ComponentResource):
                     "status": "Enabled",
                     "filter": {},
                     "noncurrent_version_expiration": {"noncurrent_days": args.noncurrent_version_days},
+                    # Once its noncurrent versions expire, a delete marker is alone: remove it.
+                    "expiration": {"expired_object_delete_marker": True},
                     "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
                 },
                 {
@@ -99,5 +97,5 @@ class UploadStorage(pulumi.ComponentResource):
                     "expiration": {"days": args.reports_expiration_days},
                 },
             ],
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=opts,
         )

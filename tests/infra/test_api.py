@@ -88,6 +88,11 @@ def test_account_logging_role_can_be_left_to_another_stack(plan_with):
     assert not plan_with(manageApiGatewayAccount=False).of_type("aws:apigateway/account:Account")
 
 
+def test_region_wide_logging_setting_survives_stack_deletion(dev):
+    assert dev.one("aws:apigateway/account:Account", f"{API}-account").retain_on_delete
+    assert dev.one("aws:iam/role:Role", f"{API}-cloudwatch-role").retain_on_delete
+
+
 def test_only_this_api_may_invoke_the_query_function(dev):
     permission = dev.one("aws:lambda/permission:Permission", f"{API}-invoke").inputs
     execution_arn = dev.one("aws:apigateway/restApi:RestApi", API).outputs["executionArn"]
@@ -96,7 +101,8 @@ def test_only_this_api_may_invoke_the_query_function(dev):
     assert permission["function"] == function(dev, "csv-ingest-api-fn").outputs["name"]
 
 
-def test_deployment_changes_when_routes_or_auth_change(dev, plan_with):
+def test_deployment_changes_when_routes_auth_or_function_change(dev, plan_with):
     triggers = dev.one("aws:apigateway/deployment:Deployment", f"{API}-deployment").inputs["triggers"]
     iam = plan_with(apiAuth="iam").one("aws:apigateway/deployment:Deployment", f"{API}-deployment")
-    assert triggers != iam.inputs["triggers"]
+    assert triggers["routes"] != iam.inputs["triggers"]["routes"]
+    assert triggers["function"] == function(dev, "csv-ingest-api-fn").outputs["invokeArn"]

@@ -22,6 +22,7 @@ def _arns(plan):
         "users": out(TABLE, "csv-ingest-data-users"),
         "jobs": out(TABLE, "csv-ingest-data-jobs"),
         "producer": function(plan, "csv-ingest-producer").outputs["arn"],
+        "failed_events": out(QUEUE, "csv-ingest-producer-failed-events"),
     }
 
 
@@ -41,6 +42,7 @@ def test_producer_reads_uploads_writes_reports_sends_chunks_tracks_jobs_and_cont
         ("dynamodb:PutItem", a["jobs"]),
         ("dynamodb:UpdateItem", a["jobs"]),
         ("lambda:InvokeFunction", a["producer"]),
+        ("sqs:SendMessage", a["failed_events"]),
     }
 
 

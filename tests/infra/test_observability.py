@@ -18,6 +18,7 @@ def _queue_name(plan, name):
     ("alarm", "namespace", "metric", "threshold"),
     [
         ("dlq-messages", "AWS/SQS", "ApproximateNumberOfMessagesVisible", 0),
+        ("failed-uploads", "AWS/SQS", "ApproximateNumberOfMessagesVisible", 0),
         ("queue-age", "AWS/SQS", "ApproximateAgeOfOldestMessage", 900),
         ("producer-errors", "AWS/Lambda", "Errors", 0),
         ("worker-errors", "AWS/Lambda", "Errors", 0),
@@ -37,6 +38,7 @@ def test_alarms_watch_this_stacks_resources(dev):
         return dev.one(ALARM, f"{WATCH}-{alarm}").inputs["dimensions"]
 
     assert dimensions("dlq-messages") == {"QueueName": _queue_name(dev, "csv-ingest-chunks-dlq")}
+    assert dimensions("failed-uploads") == {"QueueName": _queue_name(dev, "csv-ingest-producer-failed-events")}
     assert dimensions("queue-age") == {"QueueName": _queue_name(dev, "csv-ingest-chunks")}
     assert dimensions("worker-errors") == {"FunctionName": function(dev, "csv-ingest-worker").outputs["name"]}
     assert dimensions("producer-errors") == {"FunctionName": function(dev, "csv-ingest-producer").outputs["name"]}

@@ -7,6 +7,8 @@ def test_outputs_name_the_deployed_resources(dev):
     assert outputs["uploadsPrefix"] == "uploads/"
     assert outputs["queueUrl"] == dev.one("aws:sqs/queue:Queue", "csv-ingest-chunks").outputs["url"]
     assert outputs["deadLetterQueueUrl"] == dev.one("aws:sqs/queue:Queue", "csv-ingest-chunks-dlq").outputs["url"]
+    failed = dev.one("aws:sqs/queue:Queue", "csv-ingest-producer-failed-events").outputs["url"]
+    assert outputs["failedUploadEventsQueueUrl"] == failed
     assert outputs["usersTableName"] == dev.one("aws:dynamodb/table:Table", "csv-ingest-data-users").outputs["name"]
     assert outputs["jobsTableName"] == dev.one("aws:dynamodb/table:Table", "csv-ingest-data-jobs").outputs["name"]
     assert outputs["apiUrl"].endswith(".amazonaws.com/v1")

@@ -52,8 +52,17 @@ def test_lifecycle_expires_noncurrent_versions_and_reports(dev):
 def test_force_destroy_and_retention_follow_the_stack(dev, prod):
     assert dev.one("aws:s3/bucket:Bucket", BUCKET).inputs["forceDestroy"] is True
     assert prod.one("aws:s3/bucket:Bucket", BUCKET).inputs["forceDestroy"] is False
-    assert not dev.one("aws:s3/bucket:Bucket", BUCKET).retain_on_delete
-    assert prod.one("aws:s3/bucket:Bucket", BUCKET).retain_on_delete
+    storage = [r for r in prod.resources if r.type.startswith("aws:s3/bucket") and r.name.startswith(BUCKET)]
+    assert len(storage) == 7, [r.name for r in storage]
+    for resource in storage:
+        assert resource.retain_on_delete, f"prod {resource.name} would be deleted with the stack"
+    assert not any(r.retain_on_delete for r in dev.resources if r.name.startswith(BUCKET))
+
+
+def test_delete_markers_left_alone_are_removed(dev):
+    rules = dev.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", f"{BUCKET}-lifecycle")
+    [rule] = [r for r in rules.inputs["rules"] if r["id"] == "expire-noncurrent-versions"]
+    assert rule["expiration"] == {"expiredObjectDeleteMarker": True}
 
 
 def test_csv_uploads_under_the_prefix_trigger_the_producer(dev):
@@ -72,6 +81,23 @@ def test_notification_filter_comes_from_config(plan_with):
         "lambdaFunctions"
     ]
     assert (target["filterPrefix"], target["filterSuffix"]) == ("incoming/csv/", ".CSV")
+
+
+def test_failed_upload_events_are_kept_for_replay_not_dropped(dev):
+    config = dev.one("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", "csv-ingest-producer-async")
+    failed = dev.one("aws:sqs/queue:Queue", "csv-ingest-producer-failed-events")
+    assert config.inputs["functionName"] == function(dev, "csv-ingest-producer").outputs["name"]
+    assert config.inputs["destinationConfig"] == {"onFailure": {"destination": failed.outputs["arn"]}}
+    assert failed.inputs["messageRetentionSeconds"] == 14 * 24 * 3600
+    assert failed.inputs["sqsManagedSseEnabled"] is True
+
+
+def test_producer_continuation_chain_is_not_cut_by_recursion_detection(dev):
+    config = dev.one("aws:lambda/functionRecursionConfig:FunctionRecursionConfig", "csv-ingest-producer-recursion")
+    assert config.inputs == {
+        "functionName": function(dev, "csv-ingest-producer").outputs["name"],
+        "recursiveLoop": "Allow",
+    }
 
 
 def test_only_this_bucket_in_this_account_may_invoke_the_producer(dev):

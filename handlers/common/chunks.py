@@ -1,0 +1,110 @@
+"""The message between producer and worker: one chunk of valid rows of one upload.
+
+Body (JSON, compact)::
+
+    {"v": 1, "jobId": "…", "chunk": 0, "uploadedAtMs": 1764300000123,
+     "source": {"bucket": "…", "key": "uploads/users.csv", "versionId": "…"},
+     "expiresAt": 1766892000 | null,
+     "rows": [{"row": 1, "email": "john@gmail.com", "name": "John Doe", "phone": "9876543210" | null}, …]}
+
+`row` is the data row's number in its file (1 = first row after the header). A row's version is
+(upload time, row number): the worker never lets a lower version replace a higher one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+FORMAT_VERSION = 1
+# Rows per file are numbered below this: a version is upload-ms × ROW_SPACE + row, one exact number.
+ROW_SPACE = 1_000_000_000
+
+
+class MalformedChunk(ValueError):
+    """A message body that is not a chunk of this format."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """A valid, normalised row."""
+
+    row: int
+    email: str
+    name: str
+    phone: str | None
+
+
+@dataclass(frozen=True)
+class Source:
+    """The uploaded object version a chunk comes from."""
+
+    bucket: str
+    key: str
+    versionId: str  # noqa: N815 (wire name)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Rows `chunk` of job `jobId`."""
+
+    jobId: str  # noqa: N815 (wire name)
+    chunk: int
+    uploadedAtMs: int  # noqa: N815 (wire name)
+    source: Source
+    expiresAt: int | None  # noqa: N815 (wire name)
+    rows: tuple[Row, ...]
+
+    def encode(self) -> str:
+        body = {"v": FORMAT_VERSION, **asdict(self)}
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+    def version_of(self, row: Row) -> int:
+        """The row's version: later uploads win, and within a file later rows win."""
+        return row_version(self.uploadedAtMs, row.row)
+
+
+def row_version(uploaded_at_ms: int, row: int) -> int:
+    if not 0 < row < ROW_SPACE:
+        raise ValueError(f"row number {row} outside 1..{ROW_SPACE - 1}")
+    return uploaded_at_ms * ROW_SPACE + row
+
+
+def decode(body: str) -> Chunk:
+    """Parse and check a message body; `MalformedChunk` says what is wrong."""
+    try:
+        data = json.loads(body)
+    except (TypeError, ValueError) as error:
+        raise MalformedChunk(f"body is not JSON: {error}") from None
+    if not isinstance(data, dict) or data.get("v") != FORMAT_VERSION:
+        raise MalformedChunk(f"body is not a chunk of format version {FORMAT_VERSION}")
+    try:
+        chunk = Chunk(
+            jobId=_typed(data, "jobId", str),
+            chunk=_typed(data, "chunk", int),
+            uploadedAtMs=_typed(data, "uploadedAtMs", int),
+            source=Source(**{k: _typed(data["source"], k, str) for k in ("bucket", "key", "versionId")}),
+            expiresAt=data["expiresAt"] if data.get("expiresAt") is None else _typed(data, "expiresAt", int),
+            rows=tuple(_row(r) for r in data["rows"]),
+        )
+    except (KeyError, TypeError) as error:
+        raise MalformedChunk(f"chunk field missing or of the wrong type: {error}") from None
+    if not chunk.rows:
+        raise MalformedChunk("chunk has no rows")
+    return chunk
+
+
+def _row(data: Any) -> Row:
+    phone = data.get("phone")
+    if phone is not None and not isinstance(phone, str):
+        raise TypeError("phone")
+    return Row(row=_typed(data, "row", int), email=_typed(data, "email", str), name=_typed(data, "name", str),
+               phone=phone)  # fmt: skip
+
+
+def _typed(data: Any, key: str, kind: type) -> Any:
+    value = data[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(key)
+    return value

@@ -1,0 +1,73 @@
+"""The jobs table: one record per uploaded object version, plus one marker per counted chunk.
+
+Keys: `jobId` (hash) and `sk` (range): `sk = "JOB"` is the job record, `sk = "CHUNK#00000042"`
+the marker that chunk 42 was counted. Job record attributes:
+
+| attribute | set by | meaning |
+| --- | --- | --- |
+| `status` | producer, finisher | `PARSING` → `QUEUED` → `COMPLETE` / `COMPLETE_WITH_REJECTS`, or `FAILED` |
+| `bucket`, `key`, `versionId`, `objectSize` | producer | the upload |
+| `uploadedAt`, `startedAt`, `queuedAt`, `finishedAt` | producer, finisher | ISO-8601 UTC times |
+| `rowsTotal`, `rowsValid`, `rowsRejected`, `chunksTotal` | producer | what the file held |
+| `chunksDone`, `rowsWritten`, `rowsSuperseded` | worker | progress, counted once per chunk |
+| `rejectsReport`, `rejectsParts` | producer | `s3://bucket/reports/<jobId>/` and how many part files it holds |
+| `extraColumns` | producer | header columns that were ignored |
+| `error` | producer | why the job `FAILED` |
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+JOB_SK = "JOB"
+CHUNK_SK_PREFIX = "CHUNK#"
+
+PARSING, QUEUED, FAILED = "PARSING", "QUEUED", "FAILED"
+COMPLETE, COMPLETE_WITH_REJECTS = "COMPLETE", "COMPLETE_WITH_REJECTS"
+# Bookkeeping the producer keeps on the record for itself; not part of the public job view.
+INTERNAL_ATTRIBUTES = frozenset({"sk", "checkpoint", "leaseUntil", "leaseOwner", "finalStatus", "expiresAt"})
+
+
+def job_id_for(bucket: str, key: str, version_id: str) -> str:
+    """One job per object version, whatever event announces it, however often."""
+    return hashlib.sha256(f"s3://{bucket}/{key}?versionId={version_id}".encode()).hexdigest()[:32]
+
+
+def job_key(job_id: str) -> dict[str, str]:
+    return {"jobId": job_id, "sk": JOB_SK}
+
+
+def chunk_key(job_id: str, chunk: int) -> dict[str, str]:
+    return {"jobId": job_id, "sk": f"{CHUNK_SK_PREFIX}{chunk:08d}"}
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def try_finish(client: Any, table: str, job_id: str) -> bool:
+    """Set the job's final status if the producer has queued it and every chunk is counted.
+
+    Both the producer (after queueing) and the worker (after counting a chunk) call this; the
+    condition on `status = QUEUED` makes exactly one of them succeed. `client` is a DynamoDB
+    client from a boto3 resource (native Python values).
+    """
+    try:
+        client.update_item(
+            TableName=table,
+            Key=job_key(job_id),
+            UpdateExpression="SET #status = finalStatus, finishedAt = :now",
+            ConditionExpression="#status = :queued AND chunksDone = chunksTotal",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":queued": QUEUED, ":now": utc_now()},
+        )
+    except client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
+
+
+def public_view(item: dict[str, Any]) -> dict[str, Any]:
+    """The job record as the API shows it."""
+    return {k: v for k, v in item.items() if k not in INTERNAL_ATTRIBUTES}

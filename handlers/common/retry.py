@@ -1,0 +1,70 @@
+"""Exponential backoff with full jitter, bounded by the invocation's remaining time."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from botocore.exceptions import ClientError
+
+T = TypeVar("T")
+
+# Errors DynamoDB and SQS answer when a retry later may succeed.
+THROTTLING_CODES = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+     "TooManyRequestsException", "Throttling", "RequestThrottled"}
+)  # fmt: skip
+TRANSIENT_CODES = frozenset(
+    {"InternalServerError", "InternalFailure", "ServiceUnavailable", "TransactionConflictException",
+     "TransactionInProgressException", "InternalError"}
+)  # fmt: skip
+
+
+class OutOfTime(RuntimeError):
+    """Retries would run past the time this invocation has left."""
+
+
+def error_code(error: BaseException) -> str | None:
+    return error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
+
+
+def is_throttle(error: BaseException) -> bool:
+    return error_code(error) in THROTTLING_CODES
+
+
+def is_retryable(error: BaseException) -> bool:
+    return error_code(error) in THROTTLING_CODES | TRANSIENT_CODES
+
+
+def delays(base: float = 0.05, cap: float = 5.0) -> Iterator[float]:
+    """Full-jitter delays: uniform in [0, min(cap, base × 2^attempt)] (AWS Architecture Blog)."""
+    attempt = 0
+    while True:
+        yield random.uniform(0, min(cap, base * 2**attempt))
+        attempt += 1
+
+
+def call_with_backoff(
+    operation: Callable[[], T],
+    seconds_left: Callable[[], float],
+    on_retry: Callable[[BaseException], None] = lambda _error: None,
+    retryable: Callable[[BaseException], bool] = is_retryable,
+) -> T:
+    """Call `operation`, retrying retryable errors with backoff while time remains.
+
+    Raises the last error when it is not retryable, or `OutOfTime` (chained to it) when the next
+    wait would not fit in `seconds_left()`.
+    """
+    for delay in delays():
+        try:
+            return operation()
+        except Exception as error:
+            if not retryable(error):
+                raise
+            if delay >= seconds_left():
+                raise OutOfTime(f"gave up retrying after {error_code(error) or error!r}: out of time") from error
+            on_retry(error)
+            time.sleep(delay)
+    raise AssertionError("unreachable: delays() never ends")

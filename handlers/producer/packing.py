@@ -1,0 +1,71 @@
+"""Pack valid rows into chunks: at most N rows, and always within SQS's size limits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+
+from handlers.common.chunks import Chunk, Row
+
+# SQS accepts 1 MiB per message and per SendMessageBatch call. Ten chunks of at most 96 KiB
+# always fit one batch.
+MAX_BATCH_ENTRIES = 10
+MAX_BATCH_BYTES = 1024 * 1024
+MAX_CHUNK_BYTES = 96 * 1024
+# The largest a valid row can encode to: a 256-character name of characters JSON escapes as
+# \uXXXX (6 bytes each), a 254-character email, a 16-character phone, keys and numbers.
+MAX_ROW_BYTES = 256 * 6 + 254 + 16 + 96
+
+ChunkFactory = Callable[[int, tuple[Row, ...]], Chunk]
+
+
+def _row_bytes(row: Row) -> int:
+    return len(json.dumps(asdict(row), separators=(",", ":"), ensure_ascii=False).encode())
+
+
+class ChunkPacker:
+    """Accumulates rows and closes a chunk as soon as it is full.
+
+    A chunk closes when it holds `rows_per_chunk` rows or when one more row of the largest
+    possible size might not fit, so it never needs a row it has not seen to decide. Boundaries
+    therefore depend only on the rows since the last boundary: packing the same rows from the
+    same chunk number always gives the same chunks, and any moment the packer is `empty` is a
+    safe checkpoint (a resumed file re-creates exactly the chunks a single pass would).
+    """
+
+    def __init__(self, make_chunk: ChunkFactory, next_chunk: int, rows_per_chunk: int,
+                 max_bytes: int = MAX_CHUNK_BYTES) -> None:  # fmt: skip
+        self._make_chunk = make_chunk
+        self.next_chunk = next_chunk
+        self._rows_per_chunk = rows_per_chunk
+        # The envelope, plus room for larger numbers than the probe's.
+        self._room = max_bytes - len(make_chunk(0, ()).encode().encode()) - 32
+        if self._room < MAX_ROW_BYTES:
+            raise ValueError(f"max_bytes = {max_bytes} leaves no room for a row of {MAX_ROW_BYTES} bytes")
+        self._rows: list[Row] = []
+        self._bytes = 0
+
+    @property
+    def empty(self) -> bool:
+        return not self._rows
+
+    def add(self, row: Row) -> Chunk | None:
+        """Add a row; return the chunk it completed, if it did."""
+        size = _row_bytes(row) + 1  # + the separating comma
+        if size > MAX_ROW_BYTES:
+            raise ValueError(f"row {row.row} is {size} bytes encoded; validation caps rows at {MAX_ROW_BYTES}")
+        self._rows.append(row)
+        self._bytes += size
+        if len(self._rows) >= self._rows_per_chunk or self._bytes + MAX_ROW_BYTES > self._room:
+            return self.flush()
+        return None
+
+    def flush(self) -> Chunk | None:
+        """Close the open chunk (if any rows are in it) and return it."""
+        if not self._rows:
+            return None
+        chunk = self._make_chunk(self.next_chunk, tuple(self._rows))
+        self.next_chunk += 1
+        self._rows, self._bytes = [], 0
+        return chunk

@@ -1,0 +1,53 @@
+"""The rejects report: every row not ingested, with its number and reason, as CSV in the bucket."""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from typing import Any
+
+from handlers.producer.rows import Rejected
+
+# Cells a spreadsheet would evaluate as a formula (OWASP "CSV injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_SPOOL_BYTES = 1024 * 1024
+
+
+def neutralise(cell: str) -> str:
+    """Prefix a would-be formula with `'` so a spreadsheet shows it as text."""
+    return f"'{cell}" if cell.startswith(_FORMULA_STARTS) else cell
+
+
+def report_prefix(reports_prefix: str, job_id: str) -> str:
+    return f"{reports_prefix}{job_id}/"
+
+
+def part_key(reports_prefix: str, job_id: str, part: int) -> str:
+    """One part per producer invocation that rejected rows: a resumed invocation rewrites its own part."""
+    return f"{report_prefix(reports_prefix, job_id)}rejects-{part:04d}.csv"
+
+
+class RejectsReport:
+    """Rejected rows of one producer invocation, spooled to disk past 1 MiB (memory stays flat)."""
+
+    def __init__(self, columns: tuple[str, ...]) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES, mode="w+b")  # noqa: SIM115 (closed in upload)
+        self._text = io.TextIOWrapper(self._file, encoding="utf-8", newline="")
+        self._writer = csv.writer(self._text)
+        self._writer.writerow(["row", "line", "reason", *(neutralise(c) for c in columns)])
+        self.count = 0
+
+    def add(self, rejected: Rejected) -> None:
+        self._writer.writerow([rejected.row, rejected.line, rejected.reason, *map(neutralise, rejected.fields)])
+        self.count += 1
+
+    def upload(self, s3: Any, bucket: str, key: str) -> None:
+        """Write the report to `s3://bucket/key` and release its buffer."""
+        self._text.flush()
+        self._file.seek(0)
+        s3.put_object(Bucket=bucket, Key=key, Body=self._file, ContentType="text/csv; charset=utf-8")
+        self.close()
+
+    def close(self) -> None:
+        self._text.close()

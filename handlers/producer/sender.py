@@ -1,0 +1,82 @@
+"""Send chunks with SendMessageBatch: bounded requests in flight, failed entries retried."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
+
+from handlers.common.chunks import Chunk
+from handlers.common.retry import OutOfTime, call_with_backoff, delays
+from handlers.producer.packing import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES
+
+
+class SendFailed(RuntimeError):
+    """Some chunks could not be queued; the producer fails and resumes from its checkpoint."""
+
+
+class ChunkSender:
+    """Groups chunks into batches and sends them on a small pool, `max_in_flight` at a time."""
+
+    def __init__(self, sqs: Any, queue_url: str, seconds_left: Callable[[], float], executor: ThreadPoolExecutor,
+                 max_in_flight: int = 4, on_retry: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+        self._sqs, self._queue_url, self._seconds_left = sqs, queue_url, seconds_left
+        self._executor, self._max_in_flight, self._on_retry = executor, max_in_flight, on_retry
+        self._batch: list[dict[str, str]] = []
+        self._batch_bytes = 0
+        self._in_flight: set[Future[None]] = set()
+        self.sent = 0
+
+    def send(self, chunk: Chunk) -> None:
+        body = chunk.encode()
+        size = len(body.encode())
+        if self._batch and (len(self._batch) == MAX_BATCH_ENTRIES or self._batch_bytes + size > MAX_BATCH_BYTES):
+            self._submit()
+        self._batch.append({"Id": f"chunk-{chunk.chunk}", "MessageBody": body})
+        self._batch_bytes += size
+
+    def flush(self) -> None:
+        """Send what is buffered and wait until every chunk handed over is queued."""
+        if self._batch:
+            self._submit()
+        self._wait(until=0)
+
+    def _submit(self) -> None:
+        self._wait(until=self._max_in_flight - 1)
+        entries, self._batch, self._batch_bytes = self._batch, [], 0
+        self._in_flight.add(self._executor.submit(self._send_batch, entries))
+
+    def _wait(self, until: int) -> None:
+        while len(self._in_flight) > until:
+            done, self._in_flight = wait(self._in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                future.result()  # re-raises SendFailed
+
+    def _send_batch(self, entries: list[dict[str, str]]) -> None:
+        pending = entries
+        for delay in delays():
+            response = call_with_backoff(
+                lambda entries=pending: self._sqs.send_message_batch(QueueUrl=self._queue_url, Entries=entries),
+                self._seconds_left,
+                on_retry=lambda _error: self._on_retry(),
+            )
+            failed = {f["Id"]: f for f in response.get("Failed", [])}
+            self.sent += len(pending) - len(failed)
+            if not failed:
+                return
+            permanent = [f for f in failed.values() if f.get("SenderFault")]
+            if permanent:
+                raise SendFailed(
+                    f"SQS refused {permanent[0]['Id']}: {permanent[0].get('Code')} {permanent[0].get('Message')}"
+                )
+            if delay >= self._seconds_left():
+                raise SendFailed(f"{len(failed)} chunks still unsent when time ran out") from OutOfTime()
+            self._on_retry()
+            pending = [entry for entry in pending if entry["Id"] in failed]
+            _sleep(delay)
+
+
+def _sleep(seconds: float) -> None:
+    import time
+
+    time.sleep(seconds)
