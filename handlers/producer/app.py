@@ -1,5 +1,151 @@
-"""producer handler (see issue 3)."""
+"""Producer: S3 `ObjectCreated` → validated rows in chunks on the queue, one job per object version.
+
+Event sources:
+- S3 notifications (`Records`), for objects under the uploads prefix. Keys arrive URL-encoded.
+- Its own continuation, `{"continueJob": "<jobId>", "segment": n}`, invoked asynchronously when a
+  file outlasts one invocation. See `infra/producer.py` for why the chain is safe from, and not
+  stopped by, Lambda's recursive-loop detection.
+
+Every invocation works on a job only while it holds the job's lease, from the job's checkpoint:
+a repeated S3 event, a Lambda retry or a duplicate continuation either finds the job finished or
+leased and does nothing, or resumes exactly where the last invocation stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote_plus
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from handlers.common.aws import client_config
+from handlers.common.jobs import job_id_for, try_finish
+from handlers.common.retry import call_with_backoff
+from handlers.producer.csv_stream import FileProblem
+from handlers.producer.ingest import Clock, Services, Settings, run_segment
+from handlers.producer.job_store import JobStore, Upload
+
+logger = Logger()
+metrics = Metrics()
+
+SETTINGS = Settings(
+    queue_url=os.environ["QUEUE_URL"],
+    upload_bucket=os.environ["UPLOAD_BUCKET"],
+    reports_prefix=os.environ["REPORTS_PREFIX"],
+    rows_per_message=int(os.environ["ROWS_PER_MESSAGE"]),
+)
+JOBS_TABLE = os.environ["JOBS_TABLE"]
+JOB_TTL_DAYS = int(os.environ.get("JOB_TTL_DAYS", "0"))
+
+s3 = boto3.client("s3", config=client_config())
+sqs = boto3.client("sqs", config=client_config())
+lambda_client = boto3.client("lambda", config=client_config())
+_jobs_table = boto3.resource("dynamodb", config=client_config()).Table(JOBS_TABLE)
+store = JobStore(_jobs_table)
+executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="send")
 
 
-def handler(event, context):
-    raise NotImplementedError
+def continue_job(job_id: str, segment: int, seconds_left: float) -> None:
+    """Invoke this function again, asynchronously, to continue the job."""
+    payload = json.dumps({"continueJob": job_id, "segment": segment}).encode()
+    call_with_backoff(
+        lambda: lambda_client.invoke(
+            FunctionName=os.environ["AWS_LAMBDA_FUNCTION_NAME"], InvocationType="Event", Payload=payload
+        ),
+        lambda: seconds_left,
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "continueJob" in event:
+        logger.append_keys(jobId=event["continueJob"])
+        return {"jobs": [work_on(event["continueJob"], context)]}
+    results, failures = [], []
+    for record in event.get("Records", []):  # an s3:TestEvent has none
+        try:
+            results.append(start_upload(record, context))
+        except Exception as error:  # the other records still run; the event is retried after
+            logger.exception("upload event failed", extra={"s3": record.get("s3", {}).get("object")})
+            failures.append(error)
+    if failures:
+        raise failures[0]
+    return {"jobs": results}
+
+
+def start_upload(record: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Create the job of an uploaded object version (once), then work on it."""
+    if not record.get("eventName", "").startswith("ObjectCreated:"):
+        logger.info("not an ObjectCreated event; skipped", extra={"eventName": record.get("eventName")})
+        return {"skipped": record.get("eventName")}
+    bucket = record["s3"]["bucket"]["name"]
+    key = unquote_plus(record["s3"]["object"]["key"])
+    if bucket != SETTINGS.upload_bucket:
+        raise ValueError(f"event for bucket {bucket!r}; this producer ingests {SETTINGS.upload_bucket!r} only")
+    upload = _describe(bucket, key, record)
+    job_id = job_id_for(bucket, key, upload.version_id)
+    logger.append_keys(jobId=job_id)
+    expires_at = int(time.time()) + JOB_TTL_DAYS * 86400 if JOB_TTL_DAYS else None
+    if store.create(job_id, upload, expires_at):
+        logger.info("job created", extra={"key": key, "versionId": upload.version_id, "size": upload.size})
+    else:
+        logger.info("job exists (repeated event or retry): resuming it if nobody holds it")
+    return work_on(job_id, context)
+
+
+def _describe(bucket: str, key: str, record: dict[str, Any]) -> Upload:
+    """The object version the event announces. Events from a versioned bucket carry `versionId`;
+    where one does not, the version is the object's current one."""
+    event_version = record["s3"]["object"].get("versionId")
+    head = s3.head_object(Bucket=bucket, Key=key, **({"VersionId": event_version} if event_version else {}))
+    event_time = datetime.fromisoformat(record["eventTime"].replace("Z", "+00:00"))
+    return Upload(
+        bucket=bucket,
+        key=key,
+        version_id=event_version or head.get("VersionId") or "null",
+        size=int(head["ContentLength"]),
+        uploaded_at=record["eventTime"],
+        uploaded_at_ms=int(event_time.timestamp() * 1000),
+    )
+
+
+def work_on(job_id: str, context: LambdaContext) -> dict[str, Any]:
+    """Hold the job's lease for this invocation and advance it from its checkpoint."""
+    owner = context.aws_request_id
+    now_ms = int(time.time() * 1000)
+    job = store.acquire(job_id, owner, now_ms, now_ms + context.get_remaining_time_in_millis() + 10_000)
+    if job is None:
+        logger.info("job finished or held by another invocation: nothing to do")
+        return {"jobId": job_id, "outcome": "skipped"}
+    clock = Clock(context.get_remaining_time_in_millis)
+    services = Services(s3, sqs, executor, on_send_retry=lambda: metrics.add_metric("SendRetries", MetricUnit.Count, 1))
+    try:
+        result = run_segment(job, services, SETTINGS, clock)
+    except FileProblem as problem:
+        logger.warning("file cannot be ingested; job failed", extra={"reason": str(problem)})
+        store.fail(job_id, owner, str(problem))
+        return {"jobId": job_id, "outcome": "FAILED", "reason": str(problem)}
+    except Exception:
+        store.release(job_id, owner)  # Lambda's retry resumes from the last checkpoint
+        raise
+    metrics.add_metric("RowsParsed", MetricUnit.Count, result.rows_parsed)
+    metrics.add_metric("RowsRejected", MetricUnit.Count, result.rows_rejected)
+    metrics.add_metric("ChunksSent", MetricUnit.Count, result.chunks_sent)
+    if not result.finished:
+        store.save_checkpoint(job_id, owner, result.checkpoint)
+        continue_job(job_id, result.checkpoint.segment, clock.seconds_left())
+        logger.info("time is short: continuing in a new invocation", extra={"checkpoint": result.checkpoint.to_item()})
+        return {"jobId": job_id, "outcome": "CONTINUED", "segment": result.checkpoint.segment}
+    store.queue(job_id, owner, result.summary)
+    finished = try_finish(_jobs_table.meta.client, JOBS_TABLE, job_id)
+    logger.info("every chunk queued", extra={k: v for k, v in result.summary.items() if k != "checkpoint"})
+    return {"jobId": job_id, "outcome": "QUEUED", "finished": finished}

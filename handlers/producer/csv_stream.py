@@ -30,11 +30,12 @@ class ByteStream(Protocol):
 
 @dataclass(frozen=True)
 class Record:
-    """One CSV record: its fields, the line it starts on, and the offset just past it."""
+    """One CSV record: its fields, the line it starts on, and the offset and line count just past it."""
 
     fields: list[str]
     line: int
     end_offset: int
+    end_line: int
 
 
 @dataclass
@@ -100,4 +101,4 @@ def iter_records(stream: ByteStream, start_offset: int = 0, start_line: int = 0)
             raise FileProblem(f"not CSV: {error} (record starting on line {first_line})") from None
         if position.offset - record_start > MAX_RECORD_BYTES:
             raise FileProblem(f"not CSV: the record starting on line {first_line} is over {MAX_RECORD_BYTES} bytes")
-        yield Record(fields=fields, line=first_line, end_offset=position.offset)
+        yield Record(fields=fields, line=first_line, end_offset=position.offset, end_line=position.line)

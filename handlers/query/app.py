@@ -1,5 +1,123 @@
-"""query handler (see issue 3)."""
+"""Query API (API Gateway REST proxy): users by email, users by page, jobs by id.
+
+- `GET /users/{email}` → 200 user | 400 not an email | 404
+- `GET /users?limit=&startKey=` → 200 `{"items", "count", "nextToken"}` | 400 bad limit or token
+- `GET /jobs/{jobId}` → 200 job | 404
+- Anything else → 404 (unknown path) or 405 (known path, other method); an unexpected error → a
+  generic 500, logged with the request id.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+from urllib.parse import unquote
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError, ServiceError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from handlers.common.aws import client_config
+from handlers.common.dynamo import plain
+from handlers.common.jobs import job_key, public_view
+from handlers.common.validation import InvalidValue, normalize_email
+from handlers.query.tokens import InvalidToken, decode_token, encode_token
+
+DEFAULT_LIMIT, MAX_LIMIT = 25, 100
+USER_FIELDS = ("email", "name", "phone", "updatedAt", "uploadedAt", "sourceKey", "jobId", "row")
+# The routes, for telling an unknown path (404) from a known path asked with another method (405).
+KNOWN_PATHS = (re.compile(r"^/users/?$"), re.compile(r"^/users/[^/]+$"), re.compile(r"^/jobs/[^/]+$"))
+
+logger = Logger()
+app = APIGatewayRestResolver()
+
+USERS_TABLE = os.environ["USERS_TABLE"]
+JOBS_TABLE = os.environ["JOBS_TABLE"]
+_dynamodb = boto3.resource("dynamodb", config=client_config())
+users = _dynamodb.Table(USERS_TABLE)
+jobs = _dynamodb.Table(JOBS_TABLE)
 
 
-def handler(event, context):
-    raise NotImplementedError
+def user_view(item: dict[str, Any]) -> dict[str, Any]:
+    return {field: plain(item.get(field)) for field in USER_FIELDS}
+
+
+def parse_limit(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise BadRequestError(f"limit must be a whole number from 1 to {MAX_LIMIT}; got {raw!r}")
+    return int(raw)
+
+
+@app.get("/users/<email>")
+def get_user(email: str) -> dict[str, Any]:
+    try:
+        # A path segment is percent-encoded, and '+' in it is a plus (emails may hold one), not a space.
+        key = normalize_email(unquote(email))
+    except InvalidValue as invalid:
+        raise BadRequestError(str(invalid)) from None
+    item = users.get_item(Key={"email": key}).get("Item")
+    if item is None:
+        raise NotFoundError(f"no user with email {key}")
+    return user_view(item)
+
+
+@app.get("/users")
+def list_users() -> dict[str, Any]:
+    limit = parse_limit(app.current_event.get_query_string_value("limit"))
+    scan: dict[str, Any] = {"Limit": limit}
+    token = app.current_event.get_query_string_value("startKey")
+    if token:
+        try:
+            scan["ExclusiveStartKey"] = decode_token(USERS_TABLE, token)
+        except InvalidToken as invalid:
+            raise BadRequestError(str(invalid)) from None
+    page = users.scan(**scan)
+    items = [user_view(item) for item in page.get("Items", [])]
+    last = page.get("LastEvaluatedKey")
+    return {"items": items, "count": len(items), "nextToken": encode_token(USERS_TABLE, last) if last else None}
+
+
+@app.get("/jobs/<jobId>")
+def get_job(jobId: str) -> dict[str, Any]:  # noqa: N803 (route parameter name)
+    job_id = unquote(jobId)
+    item = jobs.get_item(Key=job_key(job_id)).get("Item")
+    if item is None:
+        raise NotFoundError(f"no job {job_id}")
+    return plain(public_view(item))
+
+
+def _error(status: int, message: str) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
+                    body={"statusCode": status, "message": message})  # fmt: skip
+
+
+@app.not_found
+def not_found(_error_: NotFoundError) -> Response:
+    path, method = app.current_event.path, app.current_event.http_method
+    if any(pattern.match(path) for pattern in KNOWN_PATHS):
+        response = _error(405, f"{method} is not allowed on {path}; use GET")
+        response.headers["Allow"] = "GET"
+        return response
+    return _error(404, f"no route {method} {path}")
+
+
+@app.exception_handler(ServiceError)
+def service_error(error: ServiceError) -> Response:
+    return _error(error.status_code, error.msg)
+
+
+@app.exception_handler(Exception)
+def unexpected(error: Exception) -> Response:
+    logger.exception("unexpected error")  # carries the request id (correlation id) and the trace
+    return _error(500, "internal error")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

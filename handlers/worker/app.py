@@ -1,5 +1,73 @@
-"""worker handler (see issue 3)."""
+"""Worker: SQS chunks → users table (latest upload wins) and exactly-once job progress.
+
+Partial batch responses: only the messages that failed are returned in `batchItemFailures`
+(the event source mapping has `ReportBatchItemFailures`), so one bad message never fails its
+neighbours; a message that keeps failing reaches the DLQ after `maxReceiveCount` deliveries.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from handlers.common.aws import client_config
+from handlers.common.chunks import MalformedChunk, decode
+from handlers.worker.progress import ProgressCounter
+from handlers.worker.writes import RetryCounter, UserWriter
+
+# Concurrent writes per invocation: enough to keep DynamoDB busy, within one connection pool.
+WRITERS = 16
+# Time kept back for returning the batch response after the last write attempt.
+RESPONSE_MARGIN_SECONDS = 2.0
+
+logger = Logger()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+USERS_TABLE = os.environ["USERS_TABLE"]
+JOBS_TABLE = os.environ["JOBS_TABLE"]
+# Our code retries (with backoff, within the invocation's time) so it can count retries and
+# throttles; botocore's own retries would hide them.
+_dynamodb = boto3.resource("dynamodb", config=client_config(max_pool_connections=WRITERS + 4, attempts=1))
+writer = UserWriter(_dynamodb.meta.client, USERS_TABLE, ThreadPoolExecutor(WRITERS, thread_name_prefix="put"))
+progress = ProgressCounter(_dynamodb.meta.client, JOBS_TABLE)
 
 
-def handler(event, context):
-    raise NotImplementedError
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    try:
+        chunk = decode(record.body)
+    except MalformedChunk as error:
+        logger.error("malformed message", extra={"messageId": record.message_id, "reason": str(error)})
+        raise
+    logger.append_keys(jobId=chunk.jobId, chunk=chunk.chunk)
+
+    def seconds_left() -> float:
+        return lambda_context.get_remaining_time_in_millis() / 1000 - RESPONSE_MARGIN_SECONDS
+
+    retries = RetryCounter()
+    try:
+        outcome = writer.write(chunk, seconds_left, retries)
+        counted = progress.count(chunk, outcome, seconds_left, retries)
+    finally:
+        metrics.add_metric("WriteRetries", MetricUnit.Count, retries.retries)
+        metrics.add_metric("WriteThrottles", MetricUnit.Count, retries.throttles)
+    if counted:
+        metrics.add_metric("RowsWritten", MetricUnit.Count, outcome.written)
+        metrics.add_metric("RowsSuperseded", MetricUnit.Count, outcome.superseded)
+    logger.info("chunk written", extra={"written": outcome.written, "superseded": outcome.superseded,
+                                        "counted": counted})  # fmt: skip
+    logger.remove_keys(["jobId", "chunk"])
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

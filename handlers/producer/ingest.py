@@ -1,0 +1,192 @@
+"""One producer invocation's work on a job: from its checkpoint to the end of the file or of its time.
+
+A job runs in two phases, each resumable at any record boundary:
+
+1. `VALIDATE` reads the whole file once, checking it is UTF-8 CSV with a usable header. A file
+   that is not fails here, before a single chunk is sent ("nothing is sent").
+2. `INGEST` reads it again from the first data row: valid rows are packed into chunks and sent,
+   rejected rows go to the rejects report.
+
+When time runs low the segment stops at a boundary where no chunk is half-packed, flushes what it
+sent, writes its report part and returns a checkpoint; the next invocation resumes there and
+produces exactly the chunks a single pass would have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from handlers.common.chunks import ROW_SPACE, Chunk, Row, Source
+from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS
+from handlers.producer.csv_stream import FileProblem, Record, iter_records
+from handlers.producer.job_store import INGEST, VALIDATE, Checkpoint
+from handlers.producer.packing import ChunkPacker
+from handlers.producer.reports import RejectsReport, part_key, report_prefix
+from handlers.producer.rows import Header, Rejected, is_blank, parse_header, validate_row
+from handlers.producer.sender import ChunkSender
+
+# How many records the validation pass reads between two looks at the clock.
+_VALIDATE_CLOCK_EVERY = 2048
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the producer is configured with (environment variables set by the infra)."""
+
+    queue_url: str
+    upload_bucket: str
+    reports_prefix: str
+    rows_per_message: int
+
+
+class Clock:
+    """The invocation's time: when to checkpoint, and how long retries may wait."""
+
+    def __init__(self, remaining_ms: Callable[[], int]) -> None:
+        self._remaining_ms = remaining_ms
+        # Keep a fifth of the invocation (5–60 s) to flush sends, write the report and checkpoint.
+        self.margin = min(60.0, max(5.0, remaining_ms() / 1000 * 0.2))
+
+    def low(self) -> bool:
+        return self._remaining_ms() / 1000 < self.margin
+
+    def seconds_left(self) -> float:
+        """Time retries may still use, keeping a little for the checkpoint itself."""
+        return self._remaining_ms() / 1000 - 2.0
+
+
+@dataclass
+class SegmentResult:
+    """What a segment achieved: where to resume, or the job's totals once every chunk is queued."""
+
+    checkpoint: Checkpoint
+    finished: bool
+    rows_parsed: int = 0
+    rows_rejected: int = 0
+    chunks_sent: int = 0
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Services:
+    """The AWS clients and the thread pool a segment uses."""
+
+    s3: Any
+    sqs: Any
+    executor: ThreadPoolExecutor
+    on_send_retry: Callable[[], None] = lambda: None
+
+
+def _records(services: Services, job: dict[str, Any], offset: int, line: int) -> Iterator[Record]:
+    """The object's records from `offset` on, read as a stream (a range request)."""
+    if offset >= int(job["objectSize"]):
+        return iter(())
+    body = services.s3.get_object(
+        Bucket=job["bucket"], Key=job["key"], VersionId=job["versionId"], Range=f"bytes={offset}-"
+    )["Body"]
+    return iter_records(body, offset, line)
+
+
+def run_segment(job: dict[str, Any], services: Services, settings: Settings, clock: Clock) -> SegmentResult:
+    """Advance the job from its checkpoint. Raises `FileProblem` (validation phase only)."""
+    checkpoint = Checkpoint.from_item(job["checkpoint"])
+    checkpoint.segment += 1
+    if checkpoint.phase == VALIDATE:
+        checkpoint = _validate(job, checkpoint, services, clock)
+        if checkpoint.phase == VALIDATE:
+            return SegmentResult(checkpoint, finished=False)
+    return _ingest(job, checkpoint, services, settings, clock)
+
+
+def _validate(job: dict[str, Any], checkpoint: Checkpoint, services: Services, clock: Clock) -> Checkpoint:
+    """Read to the end (or until time is low) checking encoding, CSV syntax and the header."""
+    records = _records(services, job, checkpoint.offset, checkpoint.line)
+    cp = replace(checkpoint)
+    if cp.header is None:
+        header_record = next((r for r in records if not is_blank(r.fields)), None)
+        if header_record is None:
+            raise FileProblem("empty file: no header row")
+        cp.header = parse_header(header_record.fields).to_dict()
+        cp.offset = cp.data_offset = header_record.end_offset
+        cp.line = cp.data_line = header_record.end_line
+    for count, record in enumerate(records, start=1):
+        if not is_blank(record.fields):
+            cp.row += 1
+            if cp.row >= ROW_SPACE:
+                raise FileProblem(f"too many rows: at most {ROW_SPACE - 1} data rows per file")
+        cp.offset, cp.line = record.end_offset, record.end_line
+        if count % _VALIDATE_CLOCK_EVERY == 0 and clock.low():
+            return cp
+    return replace(cp, phase=INGEST, offset=cp.data_offset, line=cp.data_line, row=0)
+
+
+def _ingest(job: dict[str, Any], checkpoint: Checkpoint, services: Services, settings: Settings,
+            clock: Clock) -> SegmentResult:  # fmt: skip
+    assert checkpoint.header is not None, "validation sets the header"
+    header = Header.from_dict(checkpoint.header)
+    source = Source(bucket=job["bucket"], key=job["key"], versionId=job["versionId"])
+    expires_at = int(job["expiresAt"]) if job.get("expiresAt") is not None else None
+
+    def make_chunk(number: int, rows: tuple[Row, ...]) -> Chunk:
+        return Chunk(jobId=job["jobId"], chunk=number, uploadedAtMs=int(job["uploadedAtMs"]), source=source,
+                     expiresAt=expires_at, rows=rows)  # fmt: skip
+
+    packer = ChunkPacker(make_chunk, checkpoint.chunk, settings.rows_per_message)
+    sender = ChunkSender(services.sqs, settings.queue_url, clock.seconds_left, services.executor,
+                         on_retry=services.on_send_retry)  # fmt: skip
+    report = RejectsReport(header.columns)
+    cp = replace(checkpoint)
+    parsed = rejected = 0
+    try:
+        for record in _records(services, job, cp.offset, cp.line):
+            if not is_blank(record.fields):
+                cp.row += 1
+                parsed += 1
+                result = validate_row(header, record.fields, cp.row, record.line)
+                if isinstance(result, Rejected):
+                    report.add(result)
+                    cp.rows_rejected += 1
+                    rejected += 1
+                else:
+                    cp.rows_valid += 1
+                    if chunk := packer.add(result):
+                        sender.send(chunk)
+            cp.offset, cp.line = record.end_offset, record.end_line
+            if packer.empty and clock.low():
+                break
+        else:
+            if chunk := packer.flush():
+                sender.send(chunk)
+        finished = packer.empty and cp.offset >= int(job["objectSize"])
+        cp.chunk = packer.next_chunk
+        sender.flush()
+        if report.count:
+            cp.rejects_parts += 1
+            report.upload(services.s3, settings.upload_bucket, part_key(settings.reports_prefix, job["jobId"],
+                                                                           cp.rejects_parts))  # fmt: skip
+    finally:
+        report.close()
+    result = SegmentResult(cp, finished, rows_parsed=parsed, rows_rejected=rejected, chunks_sent=sender.sent)
+    if finished:
+        result.summary = _summary(job, cp, header, settings)
+    return result
+
+
+def _summary(job: dict[str, Any], cp: Checkpoint, header: Header, settings: Settings) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "rowsTotal": cp.row,
+        "rowsValid": cp.rows_valid,
+        "rowsRejected": cp.rows_rejected,
+        "chunksTotal": cp.chunk,
+        "extraColumns": list(header.extra),
+        "finalStatus": COMPLETE_WITH_REJECTS if cp.rows_rejected else COMPLETE,
+        "checkpoint": cp.to_item(),
+    }
+    if cp.rejects_parts:
+        prefix = report_prefix(settings.reports_prefix, job["jobId"])
+        summary["rejectsReport"] = f"s3://{settings.upload_bucket}/{prefix}"
+        summary["rejectsParts"] = cp.rejects_parts
+    return summary

@@ -1,0 +1,106 @@
+"""Write a chunk's rows to the users table: latest version wins, whatever the delivery order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from handlers.common.chunks import Chunk, Row
+from handlers.common.jobs import utc_now
+from handlers.common.retry import call_with_backoff, is_throttle
+
+# A row replaces the stored item only if the item is absent or not newer. Re-applying the same
+# version rewrites identical data: harmless, so redelivered chunks are safe.
+LATEST_WINS = "attribute_not_exists(email) OR rowVersion <= :version"
+
+
+class RowsUnwritten(RuntimeError):
+    """Some rows of a chunk are not written; the message fails and is delivered again."""
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    written: int
+    superseded: int
+
+
+@dataclass
+class RetryCounter:
+    """Counts retries and, among them, throttles (for metrics)."""
+
+    retries: int = 0
+    throttles: int = 0
+
+    def __call__(self, error: BaseException) -> None:
+        self.retries += 1
+        self.throttles += is_throttle(error)
+
+
+def latest_rows(chunk: Chunk) -> tuple[list[Row], int]:
+    """One row per email, the highest version; and how many rows lost to a later one in the chunk.
+
+    Also keeps any single request from naming one key twice.
+    """
+    latest: dict[str, Row] = {}
+    for row in chunk.rows:
+        if row.email not in latest or row.row > latest[row.email].row:
+            latest[row.email] = row
+    return list(latest.values()), len(chunk.rows) - len(latest)
+
+
+def user_item(chunk: Chunk, row: Row) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "email": row.email,
+        "name": row.name,
+        "rowVersion": chunk.version_of(row),
+        "uploadedAt": datetime.fromtimestamp(chunk.uploadedAtMs / 1000, UTC).isoformat(timespec="milliseconds"),
+        "updatedAt": utc_now(),
+        "jobId": chunk.jobId,
+        "sourceBucket": chunk.source.bucket,
+        "sourceKey": chunk.source.key,
+        "sourceVersionId": chunk.source.versionId,
+        "row": row.row,
+    }
+    if row.phone is not None:
+        item["phone"] = row.phone
+    return item
+
+
+class UserWriter:
+    """Conditional puts on a bounded pool, each retried with backoff while time remains."""
+
+    def __init__(self, client: Any, table: str, executor: ThreadPoolExecutor) -> None:
+        self._client, self._table, self._executor = client, table, executor
+
+    def write(self, chunk: Chunk, seconds_left: Callable[[], float], retries: RetryCounter) -> WriteOutcome:
+        rows, superseded = latest_rows(chunk)
+        futures = [self._executor.submit(self._put, chunk, row, seconds_left, retries) for row in rows]
+        errors, written = [], 0
+        for future in futures:
+            try:
+                written += future.result()
+            except Exception as error:  # collected: every other row still gets its chance
+                errors.append(error)
+        if errors:
+            raise RowsUnwritten(f"{len(errors)} of {len(rows)} rows unwritten: {errors[0]!r}") from errors[0]
+        return WriteOutcome(written=written, superseded=superseded + len(rows) - written)
+
+    def _put(self, chunk: Chunk, row: Row, seconds_left: Callable[[], float], retries: RetryCounter) -> int:
+        """1 if written, 0 if a newer version is already stored."""
+        try:
+            call_with_backoff(
+                lambda: self._client.put_item(
+                    TableName=self._table,
+                    Item=user_item(chunk, row),
+                    ConditionExpression=LATEST_WINS,
+                    ExpressionAttributeValues={":version": chunk.version_of(row)},
+                ),
+                seconds_left,
+                on_retry=retries,
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return 0
+        return 1

@@ -1,0 +1,87 @@
+"""moto-backed AWS for the handler tests: fake credentials, one mock per test, handlers bound to it."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.handlers.harness import Deployment
+
+REGION = "eu-west-1"
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+def _create_tables(dynamodb: object) -> tuple[str, str]:
+    # The keys infra/tables.py declares: users by email alone, jobs by (jobId, sk).
+    users, jobs = "csv-ingest-test-users", "csv-ingest-test-jobs"
+    dynamodb.create_table(  # type: ignore[attr-defined]
+        TableName=users,
+        KeySchema=[{"AttributeName": "email", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "email", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.create_table(  # type: ignore[attr-defined]
+        TableName=jobs,
+        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "jobId", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return users, jobs
+
+
+@pytest.fixture
+def deployment(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
+    """Bucket (versioned), queue, tables; the three handlers imported with their environment."""
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        dynamodb = boto3.resource("dynamodb", region_name=REGION)
+        bucket = "csv-ingest-test-uploads"
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        queue_url = sqs.create_queue(QueueName="csv-ingest-test-chunks")["QueueUrl"]
+        users, jobs = _create_tables(dynamodb)
+        for name, value in {
+            "UPLOAD_BUCKET": bucket,
+            "REPORTS_PREFIX": "reports/",
+            "QUEUE_URL": queue_url,
+            "JOBS_TABLE": jobs,
+            "USERS_TABLE": users,
+            "ROWS_PER_MESSAGE": "3",
+            "JOB_TTL_DAYS": "30",
+            "AWS_LAMBDA_FUNCTION_NAME": "csv-ingest-producer",
+            "POWERTOOLS_METRICS_NAMESPACE": "CsvIngest",
+            "POWERTOOLS_SERVICE_NAME": "test",
+        }.items():
+            monkeypatch.setenv(name, value)
+        modules = {name: importlib.reload(importlib.import_module(f"handlers.{name}.app"))
+                   for name in ("producer", "worker", "query")}  # fmt: skip
+        deployment = Deployment(s3=s3, sqs=sqs, dynamodb=dynamodb, bucket=bucket, queue_url=queue_url,
+                                users_table=users, jobs_table=jobs, **modules)  # fmt: skip
+        monkeypatch.setattr(
+            modules["producer"], "continue_job",
+            lambda job_id, segment, _seconds: deployment.continuations.append({"continueJob": job_id,
+                                                                               "segment": segment}),
+        )  # fmt: skip
+        yield deployment

@@ -1,0 +1,160 @@
+"""Drive the handlers against moto the way AWS would: S3 events, SQS batches, API Gateway requests.
+
+The harness delivers events; everything the handlers do (reads, sends, writes) goes through boto3
+to moto. The one stand-in is the producer's self-invocation transport: moto cannot run a Lambda
+without Docker, so the harness records each continuation and invokes the handler with it, as
+Lambda's asynchronous invoke would.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import quote_plus
+
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+SAMPLE_CSV = Path(__file__).resolve().parents[1] / "data" / "users.csv"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text())
+
+
+@dataclass
+class FakeContext:
+    """A Lambda context whose remaining time shrinks by `step_ms` on every look at the clock."""
+
+    remaining_ms: int = 300_000
+    step_ms: int = 0
+    function_name: str = "csv-ingest-producer"
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:eu-west-1:123456789012:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        remaining = self.remaining_ms
+        self.remaining_ms = max(0, self.remaining_ms - self.step_ms)
+        return remaining
+
+
+@dataclass
+class Deployment:
+    """The resources of one test, and the handler modules bound to them."""
+
+    s3: Any
+    sqs: Any
+    dynamodb: Any
+    bucket: str
+    queue_url: str
+    users_table: str
+    jobs_table: str
+    producer: ModuleType
+    worker: ModuleType
+    query: ModuleType
+    continuations: list[dict[str, Any]] = field(default_factory=list)
+
+    # -- S3 → producer -------------------------------------------------------------------------
+    def put(self, key: str, body: bytes | str) -> dict[str, Any]:
+        data = body.encode() if isinstance(body, str) else body
+        return self.s3.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    def s3_event(self, key: str, response: dict[str, Any] | None = None, with_version: bool = True,
+                 event_time: datetime | None = None) -> dict[str, Any]:  # fmt: skip
+        """The notification S3 sends for an object just put (URL-encoded key, as AWS sends it)."""
+        event = load_event("s3_object_created.json")
+        record = event["Records"][0]
+        record["eventTime"] = (
+            (event_time or datetime.now(UTC)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        )
+        record["s3"]["bucket"]["name"] = self.bucket
+        record["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{self.bucket}"
+        record["s3"]["object"]["key"] = quote_plus(key, safe="/")
+        if with_version and response is not None:
+            record["s3"]["object"]["versionId"] = response["VersionId"]
+        else:
+            del record["s3"]["object"]["versionId"]
+        return event
+
+    def upload(self, key: str, body: bytes | str, context: FakeContext | None = None, **event_options: Any) -> str:
+        """Put the object, deliver its event, run every continuation; return the job id."""
+        response = self.put(key, body)
+        result = self.run_producer(self.s3_event(key, response, **event_options), context)
+        return result["jobs"][0]["jobId"]
+
+    def run_producer(self, event: dict[str, Any], context: FakeContext | None = None,
+                     next_context: Any = None) -> dict[str, Any]:  # fmt: skip
+        """Invoke the producer, then each continuation it asks for, until the chain ends."""
+        result = self.producer.handler(event, context or FakeContext())
+        while self.continuations:
+            payload = self.continuations.pop(0)
+            self.producer.handler(payload, next_context() if next_context else FakeContext())
+        return result
+
+    # -- SQS → worker --------------------------------------------------------------------------
+    def receive_all(self) -> list[dict[str, Any]]:
+        """Every message now in the queue (received once, left in flight)."""
+        messages = []
+        while batch := self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+                                                VisibilityTimeout=600).get("Messages", []):  # fmt: skip
+            messages.extend(batch)
+        return messages
+
+    def sqs_event(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        records = []
+        for message in messages:
+            record = load_event("sqs_record.json")
+            record.update(messageId=message["MessageId"], receiptHandle=message["ReceiptHandle"],
+                          body=message["Body"], md5OfBody=message["MD5OfBody"])  # fmt: skip
+            records.append(record)
+        return {"Records": records}
+
+    def deliver(self, messages: list[dict[str, Any]], context: FakeContext | None = None) -> list[str]:
+        """Run the worker on one batch; return the ids of the messages it reported failed."""
+        response = self.worker.handler(self.sqs_event(messages), context or FakeContext(function_name="worker"))
+        return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
+
+    def drain(self, rng: random.Random | None = None, duplicates: float = 0.0, batch_size: int = 10) -> list[str]:
+        """Deliver every queued message to the worker in batches, optionally shuffled and with
+        some messages delivered twice; returns the ids reported failed."""
+        messages = self.receive_all()
+        deliveries = list(messages)
+        if rng is not None:
+            deliveries += [copy.deepcopy(m) for m in messages if rng.random() < duplicates]
+            rng.shuffle(deliveries)
+        failed: list[str] = []
+        for start in range(0, len(deliveries), batch_size):
+            failed += self.deliver(deliveries[start : start + batch_size])
+        return failed
+
+    # -- tables and API --------------------------------------------------------------------------
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self.dynamodb.Table(self.jobs_table).get_item(Key={"jobId": job_id, "sk": "JOB"})["Item"]
+
+    def users(self) -> dict[str, dict[str, Any]]:
+        table = self.dynamodb.Table(self.users_table)
+        items, page = [], {"LastEvaluatedKey": None}
+        while "LastEvaluatedKey" in page:
+            kwargs = {"ExclusiveStartKey": page["LastEvaluatedKey"]} if page["LastEvaluatedKey"] else {}
+            page = table.scan(**kwargs)
+            items += page["Items"]
+        return {item["email"]: item for item in items}
+
+    def api(self, path: str, method: str = "GET", query: dict[str, str] | None = None,
+            resource: str | None = None) -> tuple[int, dict[str, Any], dict[str, Any]]:  # fmt: skip
+        """Call the query function as API Gateway would; (status, JSON body, headers)."""
+        event = load_event("api_gateway_rest.json")
+        event.update(path=path, httpMethod=method, resource=resource or path, queryStringParameters=query,
+                     multiValueQueryStringParameters={k: [v] for k, v in (query or {}).items()} or None)  # fmt: skip
+        event["requestContext"].update(path=f"/v1{path}", httpMethod=method, requestId=str(uuid.uuid4()))
+        response = self.query.handler(event, FakeContext(function_name="query"))
+        return response["statusCode"], json.loads(response["body"]), response.get("multiValueHeaders") or {}
