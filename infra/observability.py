@@ -120,21 +120,61 @@ class Observability(pulumi.ComponentResource):
 def _alarm_specs(args: ObservabilityArgs) -> list[_AlarmSpec]:
     dlq = {"QueueName": args.dead_letter_queue_name}
     return [
-        _AlarmSpec("dlq-messages", "Chunks failed maxReceiveCount times and wait in the DLQ",
-                   "AWS/SQS", "ApproximateNumberOfMessagesVisible", dlq, "Maximum", 0),
-        _AlarmSpec("failed-uploads", "Upload events failed the producer's retries and wait for replay",
-                   "AWS/SQS", "ApproximateNumberOfMessagesVisible",
-                   {"QueueName": args.producer_failed_events_queue_name}, "Maximum", 0),
-        _AlarmSpec("queue-age", "The oldest queued chunk waits longer than the threshold",
-                   "AWS/SQS", "ApproximateAgeOfOldestMessage", {"QueueName": args.queue_name}, "Maximum",
-                   args.queue_age_threshold_seconds),
-        _AlarmSpec("producer-errors", "The producer failed an invocation",
-                   "AWS/Lambda", "Errors", {"FunctionName": args.producer_function_name}, "Sum", 0),
-        _AlarmSpec("worker-errors", "The worker failed an invocation",
-                   "AWS/Lambda", "Errors", {"FunctionName": args.worker_function_name}, "Sum", 0),
-        _AlarmSpec("api-5xx", "The query API answered 5xx",
-                   "AWS/ApiGateway", "5XXError", {"ApiName": args.api_name, "Stage": args.api_stage_name}, "Sum", 0),
-    ]  # fmt: skip
+        _AlarmSpec(
+            "dlq-messages",
+            "Chunks failed maxReceiveCount times and wait in the DLQ",
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            dlq,
+            "Maximum",
+            0,
+        ),
+        _AlarmSpec(
+            "failed-uploads",
+            "Upload events failed the producer's retries and wait for replay",
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            {"QueueName": args.producer_failed_events_queue_name},
+            "Maximum",
+            0,
+        ),
+        _AlarmSpec(
+            "queue-age",
+            "The oldest queued chunk waits longer than the threshold",
+            "AWS/SQS",
+            "ApproximateAgeOfOldestMessage",
+            {"QueueName": args.queue_name},
+            "Maximum",
+            args.queue_age_threshold_seconds,
+        ),
+        _AlarmSpec(
+            "producer-errors",
+            "The producer failed an invocation",
+            "AWS/Lambda",
+            "Errors",
+            {"FunctionName": args.producer_function_name},
+            "Sum",
+            0,
+        ),
+        _AlarmSpec(
+            "worker-errors",
+            "The worker failed an invocation",
+            "AWS/Lambda",
+            "Errors",
+            {"FunctionName": args.worker_function_name},
+            "Sum",
+            0,
+        ),
+        _AlarmSpec(
+            "api-5xx",
+            "The query API answered 5xx",
+            "AWS/ApiGateway",
+            "5XXError",
+            {"ApiName": args.api_name, "Stage": args.api_stage_name},
+            "Sum",
+            0,
+        ),
+    ]
 
 
 def _dashboard_body(args: ObservabilityArgs) -> dict[str, Any]:

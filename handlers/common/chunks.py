@@ -99,8 +99,9 @@ def _row(data: Any) -> Row:
     phone = data.get("phone")
     if phone is not None and not isinstance(phone, str):
         raise TypeError("phone")
-    return Row(row=_typed(data, "row", int), email=_typed(data, "email", str), name=_typed(data, "name", str),
-               phone=phone)  # fmt: skip
+    return Row(
+        row=_typed(data, "row", int), email=_typed(data, "email", str), name=_typed(data, "name", str), phone=phone
+    )
 
 
 def _typed(data: Any, key: str, kind: type) -> Any:

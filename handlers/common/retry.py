@@ -13,13 +13,25 @@ T = TypeVar("T")
 
 # Errors DynamoDB and SQS answer when a retry later may succeed.
 THROTTLING_CODES = frozenset(
-    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
-     "TooManyRequestsException", "Throttling", "RequestThrottled"}
-)  # fmt: skip
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "Throttling",
+        "RequestThrottled",
+    }
+)
 TRANSIENT_CODES = frozenset(
-    {"InternalServerError", "InternalFailure", "ServiceUnavailable", "TransactionConflictException",
-     "TransactionInProgressException", "InternalError"}
-)  # fmt: skip
+    {
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+        "InternalError",
+    }
+)
 
 
 class OutOfTime(RuntimeError):

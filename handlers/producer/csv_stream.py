@@ -70,6 +70,12 @@ def _text_lines(stream: ByteStream, position: _Position) -> Iterator[str]:
 
 
 def _decode(raw: bytes, position: _Position) -> str:
+    if (nul := raw.find(b"\x00")) != -1:
+        # Valid UTF-8, but no text file holds one: a UTF-16 export or a binary file (e.g. .xlsx).
+        raise FileProblem(
+            f"not a text CSV file: NUL byte at byte offset {position.offset + nul} (line {position.line + 1});"
+            " save the file as UTF-8 CSV"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -28,9 +28,6 @@ from handlers.producer.reports import RejectsReport, part_key, report_prefix
 from handlers.producer.rows import Header, Rejected, is_blank, parse_header, validate_row
 from handlers.producer.sender import ChunkSender
 
-# How many records the validation pass reads between two looks at the clock.
-_VALIDATE_CLOCK_EVERY = 2048
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -112,31 +109,39 @@ def _validate(job: dict[str, Any], checkpoint: Checkpoint, services: Services, c
         cp.header = parse_header(header_record.fields).to_dict()
         cp.offset = cp.data_offset = header_record.end_offset
         cp.line = cp.data_line = header_record.end_line
-    for count, record in enumerate(records, start=1):
+    for record in records:
         if not is_blank(record.fields):
             cp.row += 1
             if cp.row >= ROW_SPACE:
                 raise FileProblem(f"too many rows: at most {ROW_SPACE - 1} data rows per file")
         cp.offset, cp.line = record.end_offset, record.end_line
-        if count % _VALIDATE_CLOCK_EVERY == 0 and clock.low():
+        if clock.low():
             return cp
     return replace(cp, phase=INGEST, offset=cp.data_offset, line=cp.data_line, row=0)
 
 
-def _ingest(job: dict[str, Any], checkpoint: Checkpoint, services: Services, settings: Settings,
-            clock: Clock) -> SegmentResult:  # fmt: skip
+def _ingest(
+    job: dict[str, Any], checkpoint: Checkpoint, services: Services, settings: Settings, clock: Clock
+) -> SegmentResult:
     assert checkpoint.header is not None, "validation sets the header"
     header = Header.from_dict(checkpoint.header)
     source = Source(bucket=job["bucket"], key=job["key"], versionId=job["versionId"])
     expires_at = int(job["expiresAt"]) if job.get("expiresAt") is not None else None
 
     def make_chunk(number: int, rows: tuple[Row, ...]) -> Chunk:
-        return Chunk(jobId=job["jobId"], chunk=number, uploadedAtMs=int(job["uploadedAtMs"]), source=source,
-                     expiresAt=expires_at, rows=rows)  # fmt: skip
+        return Chunk(
+            jobId=job["jobId"],
+            chunk=number,
+            uploadedAtMs=int(job["uploadedAtMs"]),
+            source=source,
+            expiresAt=expires_at,
+            rows=rows,
+        )
 
     packer = ChunkPacker(make_chunk, checkpoint.chunk, settings.rows_per_message)
-    sender = ChunkSender(services.sqs, settings.queue_url, clock.seconds_left, services.executor,
-                         on_retry=services.on_send_retry)  # fmt: skip
+    sender = ChunkSender(
+        services.sqs, settings.queue_url, clock.seconds_left, services.executor, on_retry=services.on_send_retry
+    )
     report = RejectsReport(header.columns)
     cp = replace(checkpoint)
     parsed = rejected = 0
@@ -165,8 +170,9 @@ def _ingest(job: dict[str, Any], checkpoint: Checkpoint, services: Services, set
         sender.flush()
         if report.count:
             cp.rejects_parts += 1
-            report.upload(services.s3, settings.upload_bucket, part_key(settings.reports_prefix, job["jobId"],
-                                                                           cp.rejects_parts))  # fmt: skip
+            report.upload(
+                services.s3, settings.upload_bucket, part_key(settings.reports_prefix, job["jobId"], cp.rejects_parts)
+            )
     finally:
         report.close()
     result = SegmentResult(cp, finished, rows_parsed=parsed, rows_rejected=rejected, chunks_sent=sender.sent)

@@ -156,8 +156,9 @@ class JobStore:
             {"#status": "status", "#error": "error"},
         )
 
-    def _update(self, job_id: str, owner: str, expression: str, values: dict[str, Any],
-                names: dict[str, str] | None = None) -> None:  # fmt: skip
+    def _update(
+        self, job_id: str, owner: str, expression: str, values: dict[str, Any], names: dict[str, str] | None = None
+    ) -> None:
         # Only the lease holder writes, and only while the job is parsing.
         self._table.update_item(
             Key=job_key(job_id),

@@ -34,8 +34,9 @@ class ChunkPacker:
     safe checkpoint (a resumed file re-creates exactly the chunks a single pass would).
     """
 
-    def __init__(self, make_chunk: ChunkFactory, next_chunk: int, rows_per_chunk: int,
-                 max_bytes: int = MAX_CHUNK_BYTES) -> None:  # fmt: skip
+    def __init__(
+        self, make_chunk: ChunkFactory, next_chunk: int, rows_per_chunk: int, max_bytes: int = MAX_CHUNK_BYTES
+    ) -> None:
         self._make_chunk = make_chunk
         self.next_chunk = next_chunk
         self._rows_per_chunk = rows_per_chunk

@@ -29,14 +29,24 @@ class Header:
         return len(self.columns)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"columns": list(self.columns), "name": self.name, "mail": self.mail, "phone": self.phone,
-                "extra": list(self.extra)}  # fmt: skip
+        return {
+            "columns": list(self.columns),
+            "name": self.name,
+            "mail": self.mail,
+            "phone": self.phone,
+            "extra": list(self.extra),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Header:
         phone = data.get("phone")
-        return cls(tuple(data["columns"]), int(data["name"]), int(data["mail"]),
-                   None if phone is None else int(phone), tuple(data["extra"]))  # fmt: skip
+        return cls(
+            tuple(data["columns"]),
+            int(data["name"]),
+            int(data["mail"]),
+            None if phone is None else int(phone),
+            tuple(data["extra"]),
+        )
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,15 @@ class SendFailed(RuntimeError):
 class ChunkSender:
     """Groups chunks into batches and sends them on a small pool, `max_in_flight` at a time."""
 
-    def __init__(self, sqs: Any, queue_url: str, seconds_left: Callable[[], float], executor: ThreadPoolExecutor,
-                 max_in_flight: int = 4, on_retry: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        seconds_left: Callable[[], float],
+        executor: ThreadPoolExecutor,
+        max_in_flight: int = 4,
+        on_retry: Callable[[], None] = lambda: None,
+    ) -> None:
         self._sqs, self._queue_url, self._seconds_left = sqs, queue_url, seconds_left
         self._executor, self._max_in_flight, self._on_retry = executor, max_in_flight, on_retry
         self._batch: list[dict[str, str]] = []

@@ -93,8 +93,9 @@ def get_job(jobId: str) -> dict[str, Any]:  # noqa: N803 (route parameter name)
 
 
 def _error(status: int, message: str) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
-                    body={"statusCode": status, "message": message})  # fmt: skip
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body={"statusCode": status, "message": message}
+    )
 
 
 @app.not_found

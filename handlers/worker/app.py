@@ -62,8 +62,9 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     if counted:
         metrics.add_metric("RowsWritten", MetricUnit.Count, outcome.written)
         metrics.add_metric("RowsSuperseded", MetricUnit.Count, outcome.superseded)
-    logger.info("chunk written", extra={"written": outcome.written, "superseded": outcome.superseded,
-                                        "counted": counted})  # fmt: skip
+    logger.info(
+        "chunk written", extra={"written": outcome.written, "superseded": outcome.superseded, "counted": counted}
+    )
     logger.remove_keys(["jobId", "chunk"])
 
 

@@ -23,8 +23,10 @@ def _cancellation_codes(error: ClientError) -> list[str]:
 
 def _retryable(error: BaseException) -> bool:
     if isinstance(error, ClientError) and error.response["Error"]["Code"] == "TransactionCanceledException":
-        return any(code in ("TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded")
-                   for code in _cancellation_codes(error))  # fmt: skip
+        return any(
+            code in ("TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded")
+            for code in _cancellation_codes(error)
+        )
     return is_retryable(error)
 
 
@@ -34,33 +36,18 @@ class ProgressCounter:
     def __init__(self, client: Any, table: str) -> None:
         self._client, self._table = client, table
 
-    def count(self, chunk: Chunk, outcome: WriteOutcome, seconds_left: Callable[[], float],
-              retries: RetryCounter) -> bool:  # fmt: skip
+    def count(
+        self, chunk: Chunk, outcome: WriteOutcome, seconds_left: Callable[[], float], retries: RetryCounter
+    ) -> bool:
         """Count the chunk; False if it was already counted. Then try to finish the job."""
-        marker: dict[str, Any] = {**chunk_key(chunk.jobId, chunk.chunk), "countedAt": utc_now(),
-                                  "rowsWritten": outcome.written, "rowsSuperseded": outcome.superseded}  # fmt: skip
-        if chunk.expiresAt is not None:
-            marker["expiresAt"] = chunk.expiresAt
+        items = _transaction(self._table, chunk, outcome)
         try:
             call_with_backoff(
-                lambda: self._client.transact_write_items(
-                    TransactItems=[
-                        {"Put": {"TableName": self._table, "Item": marker,
-                                 "ConditionExpression": "attribute_not_exists(jobId)"}},
-                        {"Update": {
-                            "TableName": self._table,
-                            "Key": job_key(chunk.jobId),
-                            "UpdateExpression": "ADD chunksDone :one, rowsWritten :written, rowsSuperseded :superseded",
-                            "ConditionExpression": "attribute_exists(jobId)",
-                            "ExpressionAttributeValues": {":one": 1, ":written": outcome.written,
-                                                          ":superseded": outcome.superseded},
-                        }},
-                    ]
-                ),
+                lambda: self._client.transact_write_items(TransactItems=items),
                 seconds_left,
                 on_retry=retries,
                 retryable=_retryable,
-            )  # fmt: skip
+            )
         except ClientError as error:
             codes = _cancellation_codes(error)
             if codes[:1] == ["ConditionalCheckFailed"]:
@@ -70,3 +57,28 @@ class ProgressCounter:
             raise
         try_finish(self._client, self._table, chunk.jobId)
         return True
+
+
+def _transaction(table: str, chunk: Chunk, outcome: WriteOutcome) -> list[dict[str, Any]]:
+    """Put the chunk's marker (only if absent) and add its counts to the job (only if it exists)."""
+    marker: dict[str, Any] = {
+        **chunk_key(chunk.jobId, chunk.chunk),
+        "countedAt": utc_now(),
+        "rowsWritten": outcome.written,
+        "rowsSuperseded": outcome.superseded,
+    }
+    if chunk.expiresAt is not None:
+        marker["expiresAt"] = chunk.expiresAt
+    counters = {":one": 1, ":written": outcome.written, ":superseded": outcome.superseded}
+    return [
+        {"Put": {"TableName": table, "Item": marker, "ConditionExpression": "attribute_not_exists(jobId)"}},
+        {
+            "Update": {
+                "TableName": table,
+                "Key": job_key(chunk.jobId),
+                "UpdateExpression": "ADD chunksDone :one, rowsWritten :written, rowsSuperseded :superseded",
+                "ConditionExpression": "attribute_exists(jobId)",
+                "ExpressionAttributeValues": counters,
+            }
+        },
+    ]

@@ -75,13 +75,25 @@ def deployment(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterat
             "POWERTOOLS_SERVICE_NAME": "test",
         }.items():
             monkeypatch.setenv(name, value)
-        modules = {name: importlib.reload(importlib.import_module(f"handlers.{name}.app"))
-                   for name in ("producer", "worker", "query")}  # fmt: skip
-        deployment = Deployment(s3=s3, sqs=sqs, dynamodb=dynamodb, bucket=bucket, queue_url=queue_url,
-                                users_table=users, jobs_table=jobs, **modules)  # fmt: skip
+        modules = {
+            name: importlib.reload(importlib.import_module(f"handlers.{name}.app"))
+            for name in ("producer", "worker", "query")
+        }
+        deployment = Deployment(
+            s3=s3,
+            sqs=sqs,
+            dynamodb=dynamodb,
+            bucket=bucket,
+            queue_url=queue_url,
+            users_table=users,
+            jobs_table=jobs,
+            **modules,
+        )
         monkeypatch.setattr(
-            modules["producer"], "continue_job",
-            lambda job_id, segment, _seconds: deployment.continuations.append({"continueJob": job_id,
-                                                                               "segment": segment}),
-        )  # fmt: skip
+            modules["producer"],
+            "continue_job",
+            lambda job_id, segment, _seconds: deployment.continuations.append(
+                {"continueJob": job_id, "segment": segment}
+            ),
+        )
         yield deployment

@@ -12,7 +12,8 @@ import copy
 import json
 import random
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -68,8 +69,13 @@ class Deployment:
         data = body.encode() if isinstance(body, str) else body
         return self.s3.put_object(Bucket=self.bucket, Key=key, Body=data)
 
-    def s3_event(self, key: str, response: dict[str, Any] | None = None, with_version: bool = True,
-                 event_time: datetime | None = None) -> dict[str, Any]:  # fmt: skip
+    def s3_event(
+        self,
+        key: str,
+        response: dict[str, Any] | None = None,
+        with_version: bool = True,
+        event_time: datetime | None = None,
+    ) -> dict[str, Any]:
         """The notification S3 sends for an object just put (URL-encoded key, as AWS sends it)."""
         event = load_event("s3_object_created.json")
         record = event["Records"][0]
@@ -85,27 +91,33 @@ class Deployment:
             del record["s3"]["object"]["versionId"]
         return event
 
-    def upload(self, key: str, body: bytes | str, context: FakeContext | None = None, **event_options: Any) -> str:
+    def upload(
+        self, key: str, body: bytes | str, contexts: Callable[[], FakeContext] = FakeContext, **event_options: Any
+    ) -> str:
         """Put the object, deliver its event, run every continuation; return the job id."""
         response = self.put(key, body)
-        result = self.run_producer(self.s3_event(key, response, **event_options), context)
+        result = self.run_producer(self.s3_event(key, response, **event_options), contexts)
         return result["jobs"][0]["jobId"]
 
-    def run_producer(self, event: dict[str, Any], context: FakeContext | None = None,
-                     next_context: Any = None) -> dict[str, Any]:  # fmt: skip
-        """Invoke the producer, then each continuation it asks for, until the chain ends."""
-        result = self.producer.handler(event, context or FakeContext())
+    def run_producer(self, event: dict[str, Any], contexts: Callable[[], FakeContext] = FakeContext) -> dict[str, Any]:
+        """Invoke the producer, then each continuation it asks for, until the chain ends; every
+        invocation gets a new context from `contexts`."""
+        result = self.producer.handler(event, contexts())
         while self.continuations:
-            payload = self.continuations.pop(0)
-            self.producer.handler(payload, next_context() if next_context else FakeContext())
+            self.producer.handler(self.continuations.pop(0), contexts())
         return result
+
+    def set_rows_per_message(self, rows: int) -> None:
+        """Bigger chunks for long files: moto's SQS slows down with queue depth (MOTO-NOTES)."""
+        self.producer.SETTINGS = replace(self.producer.SETTINGS, rows_per_message=rows)
 
     # -- SQS → worker --------------------------------------------------------------------------
     def receive_all(self) -> list[dict[str, Any]]:
         """Every message now in the queue (received once, left in flight)."""
         messages = []
-        while batch := self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
-                                                VisibilityTimeout=600).get("Messages", []):  # fmt: skip
+        while batch := self.sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=600
+        ).get("Messages", []):
             messages.extend(batch)
         return messages
 
@@ -113,8 +125,12 @@ class Deployment:
         records = []
         for message in messages:
             record = load_event("sqs_record.json")
-            record.update(messageId=message["MessageId"], receiptHandle=message["ReceiptHandle"],
-                          body=message["Body"], md5OfBody=message["MD5OfBody"])  # fmt: skip
+            record.update(
+                messageId=message["MessageId"],
+                receiptHandle=message["ReceiptHandle"],
+                body=message["Body"],
+                md5OfBody=message["MD5OfBody"],
+            )
             records.append(record)
         return {"Records": records}
 
@@ -149,12 +165,18 @@ class Deployment:
             items += page["Items"]
         return {item["email"]: item for item in items}
 
-    def api(self, path: str, method: str = "GET", query: dict[str, str] | None = None,
-            resource: str | None = None) -> tuple[int, dict[str, Any], dict[str, Any]]:  # fmt: skip
+    def api(
+        self, path: str, method: str = "GET", query: dict[str, str] | None = None, resource: str | None = None
+    ) -> tuple[int, dict[str, Any], dict[str, Any]]:
         """Call the query function as API Gateway would; (status, JSON body, headers)."""
         event = load_event("api_gateway_rest.json")
-        event.update(path=path, httpMethod=method, resource=resource or path, queryStringParameters=query,
-                     multiValueQueryStringParameters={k: [v] for k, v in (query or {}).items()} or None)  # fmt: skip
+        event.update(
+            path=path,
+            httpMethod=method,
+            resource=resource or path,
+            queryStringParameters=query,
+            multiValueQueryStringParameters={k: [v] for k, v in (query or {}).items()} or None,
+        )
         event["requestContext"].update(path=f"/v1{path}", httpMethod=method, requestId=str(uuid.uuid4()))
         response = self.query.handler(event, FakeContext(function_name="query"))
         return response["statusCode"], json.loads(response["body"]), response.get("multiValueHeaders") or {}

@@ -7,8 +7,11 @@ import pytest
 from tests.infra.support import function
 
 API = "csv-ingest-api"
-ROUTES = {"users": "csv-ingest-api-users", "users/{email}": "csv-ingest-api-users-email",
-          "jobs/{jobId}": "csv-ingest-api-jobs-jobId"}  # fmt: skip
+ROUTES = {
+    "users": "csv-ingest-api-users",
+    "users/{email}": "csv-ingest-api-users-email",
+    "jobs/{jobId}": "csv-ingest-api-jobs-jobId",
+}
 
 
 def test_routes_are_users_user_by_email_and_job_by_id(dev):
@@ -69,8 +72,9 @@ def test_stage_is_throttled_from_config(dev, prod):
         assert settings["methodPath"] == "*/*"
         assert settings["stageName"] == plan.one("aws:apigateway/stage:Stage", f"{API}-stage").inputs["stageName"]
         assert (settings["settings"]["throttlingRateLimit"], settings["settings"]["throttlingBurstLimit"]) == (
-            rate, burst,
-        )  # fmt: skip
+            rate,
+            burst,
+        )
 
 
 def test_stage_writes_json_access_logs_to_a_log_group_with_retention(dev):

@@ -22,8 +22,11 @@ def test_runtime_architecture_and_sizing_come_from_config(plan_with):
     plan = plan_with(runtime="python3.12", architecture="x86_64", workerMemoryMb=1024, workerTimeoutSeconds=30)
     fn = function(plan, WORKER).inputs
     assert (fn["runtime"], fn["architectures"], fn["memorySize"], fn["timeout"]) == (
-        "python3.12", ["x86_64"], 1024, 30,
-    )  # fmt: skip
+        "python3.12",
+        ["x86_64"],
+        1024,
+        30,
+    )
 
 
 def test_environment_names_exactly_the_resources_each_function_uses(dev):
@@ -35,11 +38,17 @@ def test_environment_names_exactly_the_resources_each_function_uses(dev):
     jobs = outputs("aws:dynamodb/table:Table", "csv-ingest-data-jobs", "name")
     bucket = outputs("aws:s3/bucket:Bucket", "csv-ingest-uploads", "bucket")
     expected = {
-        PRODUCER: {"UPLOAD_BUCKET": bucket, "REPORTS_PREFIX": "reports/", "QUEUE_URL": queue_url,
-                   "JOBS_TABLE": jobs, "ROWS_PER_MESSAGE": "100", "JOB_TTL_DAYS": "30"},
+        PRODUCER: {
+            "UPLOAD_BUCKET": bucket,
+            "REPORTS_PREFIX": "reports/",
+            "QUEUE_URL": queue_url,
+            "JOBS_TABLE": jobs,
+            "ROWS_PER_MESSAGE": "100",
+            "JOB_TTL_DAYS": "30",
+        },
         WORKER: {"USERS_TABLE": users, "JOBS_TABLE": jobs},
         QUERY: {"USERS_TABLE": users, "JOBS_TABLE": jobs},
-    }  # fmt: skip
+    }
     services = {PRODUCER: "producer", WORKER: "worker", QUERY: "query"}
     for name, resources in expected.items():
         variables = function(dev, name).inputs["environment"]["variables"]

@@ -54,8 +54,9 @@ def test_alarm_email_is_subscribed_only_when_configured(dev, prod):
     assert not dev.of_type("aws:sns/topicSubscription:TopicSubscription")
     [subscription] = prod.of_type("aws:sns/topicSubscription:TopicSubscription")
     assert (subscription.inputs["protocol"], subscription.inputs["endpoint"]) == (
-        "email", "data-platform-oncall@example.com",
-    )  # fmt: skip
+        "email",
+        "data-platform-oncall@example.com",
+    )
 
 
 def test_dashboard_shows_the_pipeline_and_is_exported(dev):

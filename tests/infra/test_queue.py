@@ -14,8 +14,10 @@ def test_visibility_timeout_is_six_worker_timeouts_plus_the_batching_window(dev,
 def test_failed_messages_move_to_the_dlq_after_max_receive_count(dev, prod):
     for plan, count in ((dev, 5), (prod, 8)):
         redrive = json.loads(plan.one("aws:sqs/queue:Queue", QUEUE).inputs["redrivePolicy"])
-        assert redrive == {"deadLetterTargetArn": plan.one("aws:sqs/queue:Queue", DLQ).outputs["arn"],
-                           "maxReceiveCount": count}  # fmt: skip
+        assert redrive == {
+            "deadLetterTargetArn": plan.one("aws:sqs/queue:Queue", DLQ).outputs["arn"],
+            "maxReceiveCount": count,
+        }
 
 
 def test_dlq_keeps_messages_14_days_and_accepts_only_our_queue(dev):

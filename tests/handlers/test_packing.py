@@ -1,0 +1,50 @@
+"""Packing rows into chunks: deterministic boundaries, within SQS size limits."""
+
+import random
+
+import pytest
+
+from handlers.common.chunks import Chunk, Row, Source
+from handlers.producer.packing import MAX_CHUNK_BYTES, ChunkPacker
+
+
+def make_chunk(number, rows):
+    return Chunk("job", number, 1_764_324_000_000, Source("b", "uploads/k.csv", "v"), None, rows)
+
+
+def rows(count, seed=1):
+    rng = random.Random(seed)
+    return [Row(i, f"user{i}@example.com", "n" * rng.randint(1, 256), None) for i in range(1, count + 1)]
+
+
+def pack(all_rows, rows_per_chunk, start=0):
+    packer = ChunkPacker(make_chunk, start, rows_per_chunk)
+    chunks = [c for row in all_rows if (c := packer.add(row))]
+    return chunks + ([last] if (last := packer.flush()) else [])
+
+
+def test_chunks_hold_at_most_the_configured_rows_in_order():
+    chunks = pack(rows(10), 3)
+    assert [len(c.rows) for c in chunks] == [3, 3, 3, 1]
+    assert [c.chunk for c in chunks] == [0, 1, 2, 3]
+    assert [r.row for c in chunks for r in c.rows] == list(range(1, 11))
+
+
+@pytest.mark.parametrize("name", ["n" * 256, '"' * 256, "\x01" * 256, "😀" * 256])
+def test_chunks_stay_under_the_message_size_limit_whatever_the_rows(name):
+    big = [Row(i, f"{'a' * 64}@{'b' * 63}.{'c' * 63}.{'d' * 50}.com", name, "+123456789012345") for i in range(1, 400)]
+    chunks = pack(big, 1000)
+    for chunk in chunks:
+        assert len(chunk.encode().encode()) <= MAX_CHUNK_BYTES
+    assert sum(len(c.rows) for c in chunks) == len(big)
+    assert len(chunks) > 1, "rows this large must spread over several chunks"
+
+
+def test_packing_resumed_at_any_empty_point_gives_the_same_chunks():
+    all_rows = rows(50, seed=7)
+    whole = pack(all_rows, 4)
+    packer = ChunkPacker(make_chunk, 0, 4)
+    for i, row in enumerate(all_rows):
+        if packer.add(row) is not None or packer.empty:
+            resumed = pack(all_rows[i + 1 :], 4, start=packer.next_chunk)
+            assert whole[packer.next_chunk :] == resumed, f"resuming after row {row.row}"
