@@ -42,6 +42,14 @@ users = _dynamodb.Table(USERS_TABLE)
 jobs = _dynamodb.Table(JOBS_TABLE)
 
 
+class Missing(ServiceError):
+    """404 for an absent user or job. (Powertools routes its own `NotFoundError` to the
+    unknown-route handler, which must tell 404 from 405 by path alone.)"""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(404, message)
+
+
 def user_view(item: dict[str, Any]) -> dict[str, Any]:
     return {field: plain(item.get(field)) for field in USER_FIELDS}
 
@@ -63,7 +71,7 @@ def get_user(email: str) -> dict[str, Any]:
         raise BadRequestError(str(invalid)) from None
     item = users.get_item(Key={"email": key}).get("Item")
     if item is None:
-        raise NotFoundError(f"no user with email {key}")
+        raise Missing(f"no user with email {key}")
     return user_view(item)
 
 
@@ -88,7 +96,7 @@ def get_job(jobId: str) -> dict[str, Any]:  # noqa: N803 (route parameter name)
     job_id = unquote(jobId)
     item = jobs.get_item(Key=job_key(job_id)).get("Item")
     if item is None:
-        raise NotFoundError(f"no job {job_id}")
+        raise Missing(f"no job {job_id}")
     return plain(public_view(item))
 
 

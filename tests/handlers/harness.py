@@ -63,6 +63,7 @@ class Deployment:
     worker: ModuleType
     query: ModuleType
     continuations: list[dict[str, Any]] = field(default_factory=list)
+    last_request_id: str = ""
 
     # -- S3 → producer -------------------------------------------------------------------------
     def put(self, key: str, body: bytes | str) -> dict[str, Any]:
@@ -177,6 +178,7 @@ class Deployment:
             queryStringParameters=query,
             multiValueQueryStringParameters={k: [v] for k, v in (query or {}).items()} or None,
         )
-        event["requestContext"].update(path=f"/v1{path}", httpMethod=method, requestId=str(uuid.uuid4()))
+        self.last_request_id = str(uuid.uuid4())
+        event["requestContext"].update(path=f"/v1{path}", httpMethod=method, requestId=self.last_request_id)
         response = self.query.handler(event, FakeContext(function_name="query"))
         return response["statusCode"], json.loads(response["body"]), response.get("multiValueHeaders") or {}

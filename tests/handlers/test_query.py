@@ -1,0 +1,119 @@
+"""Query API against moto: every route and status code."""
+
+import pytest
+
+from tests.handlers.harness import SAMPLE_CSV
+
+
+@pytest.fixture
+def loaded(deployment):
+    job_id = deployment.upload("uploads/users.csv", SAMPLE_CSV.read_bytes())
+    deployment.upload("uploads/plus.csv", "name,mail,phone\nTag Ged,John+Tag@Gmail.com,\n")
+    assert deployment.drain() == []
+    deployment.job_id = job_id
+    return deployment
+
+
+def test_user_by_email(loaded):
+    status, body, _ = loaded.api("/users/john@gmail.com", resource="/users/{email}")
+    assert status == 200
+    assert {k: body[k] for k in ("email", "name", "phone", "sourceKey", "jobId")} == {
+        "email": "john@gmail.com",
+        "name": "John Doe",
+        "phone": "9876543210",
+        "sourceKey": "uploads/users.csv",
+        "jobId": loaded.job_id,
+    }
+    assert body["updatedAt"].endswith("Z")
+
+
+@pytest.mark.parametrize("path", ["/users/JOHN%40gmail.com", "/users/%20john@gmail.com%20", "/users/John@Gmail.com"])
+def test_email_in_the_path_is_url_decoded_and_normalised(loaded, path):
+    status, body, _ = loaded.api(path, resource="/users/{email}")
+    assert (status, body["email"]) == (200, "john@gmail.com")
+
+
+def test_plus_in_an_email_path_is_a_plus(loaded):
+    status, body, _ = loaded.api("/users/john+tag@gmail.com", resource="/users/{email}")
+    assert (status, body["name"]) == (200, "Tag Ged")
+
+
+def test_absent_user_is_404(loaded):
+    status, body, _ = loaded.api("/users/nobody@gmail.com", resource="/users/{email}")
+    assert (status, body["message"]) == (404, "no user with email nobody@gmail.com")
+
+
+@pytest.mark.parametrize("path", ["/users/not-an-email", "/users/a@b", "/users/%40gmail.com"])
+def test_a_path_that_is_not_an_email_is_400(loaded, path):
+    status, body, _ = loaded.api(path, resource="/users/{email}")
+    assert status == 400
+    assert "mail" in body["message"]
+
+
+def test_users_are_listed_in_pages_until_no_next_token(loaded):
+    seen, token, pages = [], None, 0
+    while True:
+        query = {"limit": "4", **({"startKey": token} if token else {})}
+        status, body, _ = loaded.api("/users", query=query)
+        assert status == 200
+        assert body["count"] == len(body["items"]) <= 4
+        seen += [item["email"] for item in body["items"]]
+        token, pages = body["nextToken"], pages + 1
+        if token is None:
+            break
+    assert sorted(seen) == sorted(loaded.users())
+    assert len(seen) == 11 and pages >= 3
+
+
+def test_default_page_size_is_25(loaded):
+    status, body, _ = loaded.api("/users")
+    assert (status, body["count"], body["nextToken"]) == (200, 11, None)
+
+
+@pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "2.5"])
+def test_limit_outside_1_to_100_is_400(loaded, limit):
+    status, body, _ = loaded.api("/users", query={"limit": limit})
+    assert status == 400 and "limit must be a whole number from 1 to 100" in body["message"]
+
+
+@pytest.mark.parametrize("token", ["garbage", "eyJrIjoiam9obkBnbWFpbC5jb20iLCJjIjoiMDAwMCJ9"])
+def test_tampered_page_token_is_400_not_500(loaded, token):
+    status, body, _ = loaded.api("/users", query={"startKey": token})
+    assert status == 400 and "startKey" in body["message"]
+
+
+def test_job_by_id_shows_the_public_record(loaded):
+    status, body, _ = loaded.api(f"/jobs/{loaded.job_id}", resource="/jobs/{jobId}")
+    assert status == 200
+    assert (body["jobId"], body["status"], body["rowsWritten"], body["chunksTotal"]) == (
+        loaded.job_id,
+        "COMPLETE",
+        10,
+        4,
+    )
+    assert not {"checkpoint", "leaseOwner", "leaseUntil", "sk", "finalStatus"} & set(body)
+
+
+def test_absent_job_is_404(loaded):
+    status, body, _ = loaded.api("/jobs/0123456789abcdef", resource="/jobs/{jobId}")
+    assert (status, body["message"]) == (404, "no job 0123456789abcdef")
+
+
+def test_unknown_route_is_404_and_wrong_method_is_405(loaded):
+    assert loaded.api("/nothing")[0] == 404
+    status, body, headers = loaded.api("/users/john@gmail.com", method="DELETE", resource="/users/{email}")
+    assert status == 405 and headers.get("Allow") == ["GET"]
+    assert body["message"] == "DELETE is not allowed on /users/john@gmail.com; use GET"
+    assert loaded.api("/users", method="POST")[0] == 405
+
+
+def test_unexpected_error_is_a_generic_500(loaded, monkeypatch, caplog):
+    def broken(**_kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(loaded.query.users, "get_item", broken)
+    status, body, _ = loaded.api("/users/john@gmail.com", resource="/users/{email}")
+    assert (status, body) == (500, {"statusCode": 500, "message": "internal error"})
+    [record] = [r for r in caplog.records if r.getMessage() == "unexpected error"]
+    assert str(record.exc_info[1]) == "secret internals", "the error is logged with its trace"
+    assert loaded.query.logger.get_correlation_id() == loaded.last_request_id, "logged with the request id"

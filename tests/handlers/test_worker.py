@@ -1,0 +1,162 @@
+"""Worker against moto: latest upload wins under any delivery order; nothing lost; counted once."""
+
+import csv
+import io
+import json
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from botocore.exceptions import ClientError
+
+from handlers.common.validation import normalize_email
+from tests.handlers.harness import FakeContext
+
+HEADER = "name,mail,phone\n"
+T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+
+
+def make_uploads(rng: random.Random, files: int, rows: int, emails: int) -> list[str]:
+    """CSV files whose rows reuse a small set of emails (in mixed case), with repeats inside a file."""
+    bodies = []
+    for f in range(files):
+        lines = [f"Person {f}-{r},User{rng.randrange(emails)}@Example.com,+1555{f:02d}{r:05d}" for r in range(rows)]
+        bodies.append(HEADER + "\n".join(lines) + "\n")
+    return bodies
+
+
+def oracle(bodies: list[str]) -> dict[str, tuple[str, str]]:
+    """For each email: the row of the most recent upload, the last such row in that file."""
+    expected: dict[str, tuple[str, str]] = {}
+    for body in bodies:  # in upload order: later files overwrite, later rows overwrite
+        for row in csv.DictReader(io.StringIO(body)):
+            expected[normalize_email(row["mail"])] = (row["name"], row["phone"])
+    return expected
+
+
+def upload_in_order(deployment, bodies):
+    return [
+        deployment.upload(f"uploads/file-{i}.csv", body, event_time=T0 + timedelta(minutes=i))
+        for i, body in enumerate(bodies)
+    ]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_final_table_is_latest_upload_last_row_under_shuffled_duplicated_deliveries(deployment, seed):
+    rng = random.Random(seed)
+    bodies = make_uploads(rng, files=3, rows=40, emails=25)
+    job_ids = upload_in_order(deployment, bodies)
+    assert deployment.drain(rng=rng, duplicates=0.4) == []
+    stored = {email: (item["name"], item.get("phone")) for email, item in deployment.users().items()}
+    assert stored == oracle(bodies)
+    for job_id in job_ids:
+        job = deployment.job(job_id)
+        assert job["status"] == "COMPLETE"
+        assert job["chunksDone"] == job["chunksTotal"]
+        assert job["rowsWritten"] + job["rowsSuperseded"] == job["rowsValid"] == 40
+
+
+def test_an_older_upload_delivered_last_never_replaces_a_newer_one(deployment):
+    older = deployment.upload("uploads/old.csv", HEADER + "Old Name,ann@example.com,123456\n", event_time=T0)
+    old_messages = deployment.receive_all()
+    newer = deployment.upload("uploads/new.csv", HEADER + "New Name,ann@example.com,\n", event_time=T0 + timedelta(1))
+    assert deployment.drain() == []  # the newer upload's chunk
+    assert deployment.deliver(old_messages) == []
+    item = deployment.users()["ann@example.com"]
+    assert (item["name"], item.get("phone"), item["jobId"]) == ("New Name", None, newer)
+    assert (deployment.job(older)["rowsWritten"], deployment.job(older)["rowsSuperseded"]) == (0, 1)
+    assert deployment.job(older)["status"] == "COMPLETE"
+
+
+def test_a_redelivered_chunk_is_counted_once(deployment):
+    job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\nB,b@example.com,\n")
+    [message] = deployment.receive_all()
+    assert deployment.deliver([message]) == []
+    finished_at = deployment.job(job_id)["finishedAt"]
+    assert deployment.deliver([message, message]) == []
+    job = deployment.job(job_id)
+    assert (job["chunksDone"], job["rowsWritten"], job["status"]) == (1, 2, "COMPLETE")
+    assert job["finishedAt"] == finished_at, "the final status is set exactly once"
+
+
+def test_job_finishes_when_workers_are_faster_than_the_producer(deployment):
+    deployment.set_rows_per_message(5)
+    body = HEADER + "".join(f"U{i},u{i}@example.com,\n" for i in range(200))
+    event = deployment.s3_event("uploads/race.csv", deployment.put("uploads/race.csv", body))
+
+    def tiny() -> FakeContext:
+        return FakeContext(remaining_ms=100_000, step_ms=4_000)
+
+    job_id = deployment.producer.handler(event, tiny())["jobs"][0]["jobId"]
+    while deployment.continuations:  # every chunk is written before the producer's next step
+        assert deployment.drain() == []
+        assert deployment.job(job_id)["status"] == "PARSING"
+        deployment.producer.handler(deployment.continuations.pop(0), tiny())
+    assert deployment.drain() == []
+    job = deployment.job(job_id)
+    assert (job["status"], job["chunksDone"], job["chunksTotal"], job["rowsWritten"]) == ("COMPLETE", 40, 40, 200)
+
+
+def test_a_malformed_message_fails_alone(deployment):
+    deployment.upload("uploads/a.csv", HEADER + "".join(f"U{i},u{i}@example.com,\n" for i in range(6)))
+    good = deployment.receive_all()
+    bad_json = {**good[0], "MessageId": "bad-json", "Body": "{not json", "MD5OfBody": "x"}
+    wrong_shape = {**good[0], "MessageId": "wrong-shape", "Body": json.dumps({"v": 1, "rows": []}), "MD5OfBody": "x"}
+    failed = deployment.deliver([good[0], bad_json, good[1], wrong_shape])
+    assert sorted(failed) == ["bad-json", "wrong-shape"]
+    assert set(deployment.users()) == {f"u{i}@example.com" for i in range(6)}
+
+
+def test_a_chunk_of_an_unknown_job_fails(deployment):
+    deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\n")
+    [message] = deployment.receive_all()
+    body = json.loads(message["Body"])
+    orphan = {**message, "MessageId": "orphan", "Body": json.dumps({**body, "jobId": "no-such-job"})}
+    assert deployment.deliver([orphan, message]) == ["orphan"]
+
+
+class FlakyDynamoDB:
+    """The real client, but PutItem answers `ProvisionedThroughputExceededException` when `throttle` says so."""
+
+    def __init__(self, real, throttle):
+        self._real, self._throttle = real, throttle
+        self.throttled = 0
+
+    def put_item(self, **kwargs):
+        if self._throttle(kwargs["Item"]["email"]):
+            self.throttled += 1
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "PutItem"
+            )
+        return self._real.put_item(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+def test_throttled_writes_are_retried_and_nothing_is_lost(deployment, monkeypatch):
+    rng = random.Random(3)
+    bodies = make_uploads(rng, files=2, rows=30, emails=40)
+    job_ids = upload_in_order(deployment, bodies)
+    flaky = FlakyDynamoDB(deployment.worker.writer._client, throttle=lambda _email: rng.random() < 0.3)
+    monkeypatch.setattr(deployment.worker.writer, "_client", flaky)
+    assert deployment.drain() == []
+    assert flaky.throttled > 5
+    stored = {email: (item["name"], item.get("phone")) for email, item in deployment.users().items()}
+    assert stored == oracle(bodies)
+    assert all(deployment.job(job_id)["status"] == "COMPLETE" for job_id in job_ids)
+
+
+def test_rows_unwritten_when_time_runs_out_fail_their_message_and_succeed_later(deployment, monkeypatch):
+    job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\nStuck,stuck@example.com,\n")
+    [message] = deployment.receive_all()
+    flaky = FlakyDynamoDB(deployment.worker.writer._client, throttle=lambda email: email == "stuck@example.com")
+    monkeypatch.setattr(deployment.worker.writer, "_client", flaky)
+    short = FakeContext(function_name="worker", remaining_ms=4_000, step_ms=300)
+    assert deployment.deliver([message], short) == [message["MessageId"]]
+    job = deployment.job(job_id)
+    assert (job["status"], job["chunksDone"]) == ("QUEUED", 0), "a failed chunk is not counted"
+    monkeypatch.setattr(deployment.worker.writer, "_client", flaky._real)  # throttling is over
+    assert deployment.deliver([message]) == []
+    assert set(deployment.users()) == {"a@example.com", "stuck@example.com"}
+    assert deployment.job(job_id)["status"] == "COMPLETE"
