@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-READ_SIZE = 256 * 1024
+READ_SIZE = 64 * 1024
 # A record longer than this is not a row of this pipeline (a row's fields are at most ~0.5 KB).
 MAX_RECORD_BYTES = 1024 * 1024
 BOM = b"\xef\xbb\xbf"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict
 
 from handlers.common.chunks import Chunk, Row
 
@@ -21,7 +20,7 @@ ChunkFactory = Callable[[int, tuple[Row, ...]], Chunk]
 
 
 def _row_bytes(row: Row) -> int:
-    return len(json.dumps(asdict(row), separators=(",", ":"), ensure_ascii=False).encode())
+    return len(json.dumps(row.to_json(), separators=(",", ":"), ensure_ascii=False).encode())
 
 
 class ChunkPacker:

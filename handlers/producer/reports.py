@@ -11,7 +11,6 @@ from handlers.producer.rows import Rejected
 
 # Cells a spreadsheet would evaluate as a formula (OWASP "CSV injection").
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-_SPOOL_BYTES = 1024 * 1024
 
 
 def neutralise(cell: str) -> str:
@@ -29,11 +28,12 @@ def part_key(reports_prefix: str, job_id: str, part: int) -> str:
 
 
 class RejectsReport:
-    """Rejected rows of one producer invocation, spooled to disk past 1 MiB (memory stays flat)."""
+    """Rejected rows of one producer invocation, written to a temporary file (Lambda's /tmp), so
+    memory does not grow with the number of rejects."""
 
     def __init__(self, columns: tuple[str, ...]) -> None:
-        self._file = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES, mode="w+b")  # noqa: SIM115 (closed in upload)
-        self._text = io.TextIOWrapper(self._file, encoding="utf-8", newline="")
+        self._file = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 (closed by close())
+        self._text = io.TextIOWrapper(self._file, encoding="utf-8", newline="", write_through=True)
         self._writer = csv.writer(self._text)
         self._writer.writerow(["row", "line", "reason", *(neutralise(c) for c in columns)])
         self.count = 0

@@ -38,7 +38,6 @@ def test_producer_reads_uploads_writes_reports_sends_chunks_tracks_jobs_and_cont
         ("s3:GetObjectVersion", f"{a['bucket']}/uploads/*"),
         ("s3:PutObject", f"{a['bucket']}/reports/*"),
         ("sqs:SendMessage", a["queue"]),
-        ("dynamodb:GetItem", a["jobs"]),
         ("dynamodb:PutItem", a["jobs"]),
         ("dynamodb:UpdateItem", a["jobs"]),
         ("lambda:InvokeFunction", a["producer"]),
