@@ -91,11 +91,8 @@ class Producer(pulumi.ComponentResource):
                     statement("WriteReports", ["s3:PutObject"], [reports]),
                     # SendMessageBatch is authorised as sqs:SendMessage.
                     statement("SendChunks", ["sqs:SendMessage"], [args.queue_arn]),
-                    statement(
-                        "TrackJobs",
-                        ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
-                        [args.jobs_table_arn],
-                    ),
+                    # Create the job once (conditional put), then lease, checkpoint and finish it.
+                    statement("TrackJobs", ["dynamodb:PutItem", "dynamodb:UpdateItem"], [args.jobs_table_arn]),
                     # A file longer than one invocation continues in an asynchronous self-invocation.
                     statement("ContinueLongFiles", ["lambda:InvokeFunction"], [own_arn]),
                     # The on-failure destination is written with the function's own role.
