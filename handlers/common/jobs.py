@@ -18,8 +18,11 @@ the marker that chunk 42 was counted. Job record attributes:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+
+from handlers.common.retry import call_with_backoff
 
 JOB_SK = "JOB"
 CHUNK_SK_PREFIX = "CHUNK#"
@@ -47,21 +50,25 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def try_finish(client: Any, table: str, job_id: str) -> bool:
+def try_finish(client: Any, table: str, job_id: str, seconds_left: Callable[[], float]) -> bool:
     """Set the job's final status if the producer has queued it and every chunk is counted.
 
-    Both the producer (after queueing) and the worker (after counting a chunk) call this; the
-    condition on `status = QUEUED` makes exactly one of them succeed. `client` is a DynamoDB
-    client from a boto3 resource (native Python values).
+    Both the producer (after queueing, or on a retry that finds the job queued) and the worker
+    (after counting a chunk, or on a redelivery of a counted one) call this; the condition on
+    `status = QUEUED` makes exactly one call succeed, and a call lost to an error is made again by
+    the retry. `client` is a DynamoDB client from a boto3 resource (native Python values).
     """
     try:
-        client.update_item(
-            TableName=table,
-            Key=job_key(job_id),
-            UpdateExpression="SET #status = finalStatus, finishedAt = :now",
-            ConditionExpression="#status = :queued AND chunksDone = chunksTotal",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":queued": QUEUED, ":now": utc_now()},
+        call_with_backoff(
+            lambda: client.update_item(
+                TableName=table,
+                Key=job_key(job_id),
+                UpdateExpression="SET #status = finalStatus, finishedAt = :now",
+                ConditionExpression="#status = :queued AND chunksDone = chunksTotal",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":queued": QUEUED, ":now": utc_now()},
+            ),
+            seconds_left,
         )
     except client.exceptions.ConditionalCheckFailedException:
         return False

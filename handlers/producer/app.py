@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -31,7 +32,7 @@ from handlers.common.jobs import job_id_for, try_finish
 from handlers.common.retry import call_with_backoff
 from handlers.producer.csv_stream import FileProblem
 from handlers.producer.ingest import Clock, Services, Settings, run_segment
-from handlers.producer.job_store import JobStore, Upload
+from handlers.producer.job_store import Checkpoint, JobStore, Upload
 
 logger = Logger()
 metrics = Metrics()
@@ -53,14 +54,14 @@ store = JobStore(_jobs_table)
 executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="send")
 
 
-def continue_job(job_id: str, segment: int, seconds_left: float) -> None:
+def continue_job(job_id: str, segment: int, seconds_left: Callable[[], float]) -> None:
     """Invoke this function again, asynchronously, to continue the job."""
     payload = json.dumps({"continueJob": job_id, "segment": segment}).encode()
     call_with_backoff(
         lambda: lambda_client.invoke(
             FunctionName=os.environ["AWS_LAMBDA_FUNCTION_NAME"], InvocationType="Event", Payload=payload
         ),
-        lambda: seconds_left,
+        seconds_left,
     )
 
 
@@ -122,11 +123,23 @@ def work_on(job_id: str, context: LambdaContext) -> dict[str, Any]:
     """Hold the job's lease for this invocation and advance it from its checkpoint."""
     owner = context.aws_request_id
     now_ms = int(time.time() * 1000)
-    job = store.acquire(job_id, owner, now_ms, now_ms + context.get_remaining_time_in_millis() + 10_000)
-    if job is None:
-        logger.info("job finished or held by another invocation: nothing to do")
-        return {"jobId": job_id, "outcome": "skipped"}
+    # The lease ends when this invocation must: a retry after a crash can take the job over then.
+    job = store.acquire(job_id, owner, now_ms, now_ms + context.get_remaining_time_in_millis())
     clock = Clock(context.get_remaining_time_in_millis)
+    if job is None:
+        # Finished, held by a live invocation, or queued by one that failed before finishing it.
+        finished = try_finish(_jobs_table.meta.client, JOBS_TABLE, job_id, clock.seconds_left)
+        logger.info("job not parsing or held by another invocation: nothing to parse", extra={"finished": finished})
+        return {"jobId": job_id, "outcome": "skipped"}
+    try:
+        return _advance(job, owner, clock)
+    except Exception:
+        store.release(job_id, owner)  # Lambda's retry resumes from the last checkpoint
+        raise
+
+
+def _advance(job: dict[str, Any], owner: str, clock: Clock) -> dict[str, Any]:
+    job_id = job["jobId"]
     services = Services(s3, sqs, executor, on_send_retry=lambda: metrics.add_metric("SendRetries", MetricUnit.Count, 1))
     try:
         result = run_segment(job, services, SETTINGS, clock)
@@ -134,18 +147,25 @@ def work_on(job_id: str, context: LambdaContext) -> dict[str, Any]:
         logger.warning("file cannot be ingested; job failed", extra={"reason": str(problem)})
         store.fail(job_id, owner, str(problem))
         return {"jobId": job_id, "outcome": "FAILED", "reason": str(problem)}
-    except Exception:
-        store.release(job_id, owner)  # Lambda's retry resumes from the last checkpoint
-        raise
     metrics.add_metric("RowsParsed", MetricUnit.Count, result.rows_parsed)
     metrics.add_metric("RowsRejected", MetricUnit.Count, result.rows_rejected)
     metrics.add_metric("ChunksSent", MetricUnit.Count, result.chunks_sent)
     if not result.finished:
+        if not _advanced(job["checkpoint"], result.checkpoint):
+            # A guard rail of the self-invocation chain: a segment that made no progress would loop.
+            reason = f"invocation {result.checkpoint.segment} made no progress at byte {result.checkpoint.offset}"
+            store.fail(job_id, owner, reason)
+            return {"jobId": job_id, "outcome": "FAILED", "reason": reason}
         store.save_checkpoint(job_id, owner, result.checkpoint)
-        continue_job(job_id, result.checkpoint.segment, clock.seconds_left())
+        continue_job(job_id, result.checkpoint.segment, clock.seconds_left)
         logger.info("time is short: continuing in a new invocation", extra={"checkpoint": result.checkpoint.to_item()})
         return {"jobId": job_id, "outcome": "CONTINUED", "segment": result.checkpoint.segment}
     store.queue(job_id, owner, result.summary)
-    finished = try_finish(_jobs_table.meta.client, JOBS_TABLE, job_id)
+    finished = try_finish(_jobs_table.meta.client, JOBS_TABLE, job_id, clock.seconds_left)
     logger.info("every chunk queued", extra={k: v for k, v in result.summary.items() if k != "checkpoint"})
     return {"jobId": job_id, "outcome": "QUEUED", "finished": finished}
+
+
+def _advanced(before: dict[str, Any], after: Checkpoint) -> bool:
+    """Whether a segment moved the job on: to the next phase, or further into the file."""
+    return after.phase != before["phase"] or after.offset > int(before["offset"])

@@ -56,16 +56,16 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     try:
         outcome = writer.write(chunk, seconds_left, retries)
         counted = progress.count(chunk, outcome, seconds_left, retries)
+        if counted:
+            metrics.add_metric("RowsWritten", MetricUnit.Count, outcome.written)
+            metrics.add_metric("RowsSuperseded", MetricUnit.Count, outcome.superseded)
+        logger.info(
+            "chunk written", extra={"written": outcome.written, "superseded": outcome.superseded, "counted": counted}
+        )
     finally:
         metrics.add_metric("WriteRetries", MetricUnit.Count, retries.retries)
         metrics.add_metric("WriteThrottles", MetricUnit.Count, retries.throttles)
-    if counted:
-        metrics.add_metric("RowsWritten", MetricUnit.Count, outcome.written)
-        metrics.add_metric("RowsSuperseded", MetricUnit.Count, outcome.superseded)
-    logger.info(
-        "chunk written", extra={"written": outcome.written, "superseded": outcome.superseded, "counted": counted}
-    )
-    logger.remove_keys(["jobId", "chunk"])
+        logger.remove_keys(["jobId", "chunk"])  # the next message's lines must not carry this job
 
 
 @logger.inject_lambda_context(clear_state=True)

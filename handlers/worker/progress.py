@@ -50,13 +50,15 @@ class ProgressCounter:
             )
         except ClientError as error:
             codes = _cancellation_codes(error)
-            if codes[:1] == ["ConditionalCheckFailed"]:
-                return False  # counted by an earlier delivery
             if codes[1:2] == ["ConditionalCheckFailed"]:
                 raise JobMissing(f"job {chunk.jobId} has no record; chunk {chunk.chunk} cannot be counted") from error
-            raise
-        try_finish(self._client, self._table, chunk.jobId)
-        return True
+            if codes[:1] != ["ConditionalCheckFailed"]:
+                raise
+            counted = False  # by an earlier delivery, which may have failed before finishing the job
+        else:
+            counted = True
+        try_finish(self._client, self._table, chunk.jobId, seconds_left)
+        return counted
 
 
 def _transaction(table: str, chunk: Chunk, outcome: WriteOutcome) -> list[dict[str, Any]]:
