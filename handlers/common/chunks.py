@@ -2,13 +2,16 @@
 
 Body (JSON, compact)::
 
-    {"v": 1, "jobId": "…", "chunk": 0, "uploadedAtMs": 1764300000123,
+    {"v": 1, "jobId": "…", "chunk": 0, "uploadedAtMs": 1764300000123, "tiebreak": "0055AED6…",
      "source": {"bucket": "…", "key": "uploads/users.csv", "versionId": "…"},
      "expiresAt": 1766892000 | null,
      "rows": [{"row": 1, "email": "john@gmail.com", "name": "John Doe", "phone": "9876543210" | null}, …]}
 
 `row` is the data row's number in its file (1 = first row after the header). A row's version is
-(upload time, row number): the worker never lets a lower version replace a higher one.
+(upload time, tiebreak, row number), as one fixed-width string: the worker never lets a lower
+version replace a higher one. `tiebreak` orders two uploads of the same millisecond: S3's
+`sequencer` (which orders events on one key) then the job id, so the outcome never depends on
+the order chunks are delivered in.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 FORMAT_VERSION = 1
-# Rows per file are numbered below this: a version is upload-ms × ROW_SPACE + row, one exact number.
-ROW_SPACE = 1_000_000_000
+# Rows per file are numbered below this (ten digits in a version).
+ROW_SPACE = 10_000_000_000
 
 
 class MalformedChunk(ValueError):
@@ -55,6 +58,7 @@ class Chunk:
     jobId: str  # noqa: N815 (wire name)
     chunk: int
     uploadedAtMs: int  # noqa: N815 (wire name)
+    tiebreak: str
     source: Source
     expiresAt: int | None  # noqa: N815 (wire name)
     rows: tuple[Row, ...]
@@ -67,21 +71,30 @@ class Chunk:
             "jobId": self.jobId,
             "chunk": self.chunk,
             "uploadedAtMs": self.uploadedAtMs,
+            "tiebreak": self.tiebreak,
             "source": {"bucket": self.source.bucket, "key": self.source.key, "versionId": self.source.versionId},
             "expiresAt": self.expiresAt,
             "rows": [row.to_json() for row in self.rows],
         }
-        return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        # ASCII only: SQS refuses characters outside XML 1.0 (U+FFFE, U+FFFF, most controls) that a
+        # valid UTF-8 name may hold; escaped, every character travels.
+        return json.dumps(body, separators=(",", ":"))
 
-    def version_of(self, row: Row) -> int:
+    def version_of(self, row: Row) -> str:
         """The row's version: later uploads win, and within a file later rows win."""
-        return row_version(self.uploadedAtMs, row.row)
+        return row_version(self.uploadedAtMs, self.tiebreak, row.row)
 
 
-def row_version(uploaded_at_ms: int, row: int) -> int:
+def upload_tiebreak(sequencer: str, job_id: str) -> str:
+    """Orders uploads of the same millisecond. S3 compares sequencers right-padded with zeros."""
+    return f"{sequencer.upper():0<32}{job_id}"
+
+
+def row_version(uploaded_at_ms: int, tiebreak: str, row: int) -> str:
+    """A string that compares (byte-wise, as DynamoDB compares strings) like the tuple."""
     if not 0 < row < ROW_SPACE:
         raise ValueError(f"row number {row} outside 1..{ROW_SPACE - 1}")
-    return uploaded_at_ms * ROW_SPACE + row
+    return f"{uploaded_at_ms:015d}:{tiebreak}:{row:010d}"
 
 
 def decode(body: str) -> Chunk:
@@ -97,6 +110,7 @@ def decode(body: str) -> Chunk:
             jobId=_typed(data, "jobId", str),
             chunk=_typed(data, "chunk", int),
             uploadedAtMs=_typed(data, "uploadedAtMs", int),
+            tiebreak=_typed(data, "tiebreak", str),
             source=Source(**{k: _typed(data["source"], k, str) for k in ("bucket", "key", "versionId")}),
             expiresAt=data["expiresAt"] if data.get("expiresAt") is None else _typed(data, "expiresAt", int),
             rows=tuple(_row(r) for r in data["rows"]),

@@ -6,9 +6,9 @@ the marker that chunk 42 was counted. Job record attributes:
 | attribute | set by | meaning |
 | --- | --- | --- |
 | `status` | producer, finisher | `PARSING` → `QUEUED` → `COMPLETE` / `COMPLETE_WITH_REJECTS`, or `FAILED` |
-| `bucket`, `key`, `versionId`, `objectSize` | producer | the upload |
+| `bucket`, `key`, `versionId`, `objectSize`, `sequencer` | producer | the upload |
 | `uploadedAt`, `startedAt`, `queuedAt`, `finishedAt` | producer, finisher | ISO-8601 UTC times |
-| `rowsTotal`, `rowsValid`, `rowsRejected`, `chunksTotal` | producer | what the file held |
+| `rowsTotal`, `rowsValid`, `rowsRejected`, `blankLines`, `chunksTotal` | producer | what the file held |
 | `chunksDone`, `rowsWritten`, `rowsSuperseded` | worker | progress, counted once per chunk |
 | `rejectsReport`, `rejectsParts` | producer | `s3://bucket/reports/<jobId>/` and how many part files it holds |
 | `extraColumns` | producer | header columns that were ignored |

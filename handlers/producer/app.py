@@ -116,6 +116,7 @@ def _describe(bucket: str, key: str, record: dict[str, Any]) -> Upload:
         size=int(head["ContentLength"]),
         uploaded_at=record["eventTime"],
         uploaded_at_ms=int(event_time.timestamp() * 1000),
+        sequencer=record["s3"]["object"].get("sequencer", ""),
     )
 
 

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from handlers.common.chunks import ROW_SPACE, Chunk, Row, Source
+from handlers.common.chunks import ROW_SPACE, Chunk, Row, Source, upload_tiebreak
 from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS
 from handlers.producer.csv_stream import FileProblem, Record, iter_records
 from handlers.producer.job_store import INGEST, VALIDATE, Checkpoint
@@ -127,12 +127,14 @@ def _ingest(
     header = Header.from_dict(checkpoint.header)
     source = Source(bucket=job["bucket"], key=job["key"], versionId=job["versionId"])
     expires_at = int(job["expiresAt"]) if job.get("expiresAt") is not None else None
+    tiebreak = upload_tiebreak(job.get("sequencer", ""), job["jobId"])
 
     def make_chunk(number: int, rows: tuple[Row, ...]) -> Chunk:
         return Chunk(
             jobId=job["jobId"],
             chunk=number,
             uploadedAtMs=int(job["uploadedAtMs"]),
+            tiebreak=tiebreak,
             source=source,
             expiresAt=expires_at,
             rows=rows,
@@ -147,7 +149,9 @@ def _ingest(
     parsed = rejected = 0
     try:
         for record in _records(services, job, cp.offset, cp.line):
-            if not is_blank(record.fields):
+            if is_blank(record.fields):
+                cp.blank_lines += 1
+            else:
                 cp.row += 1
                 parsed += 1
                 result = validate_row(header, record.fields, cp.row, record.line)
@@ -160,7 +164,7 @@ def _ingest(
                     if chunk := packer.add(result):
                         sender.send(chunk)
             cp.offset, cp.line = record.end_offset, record.end_line
-            if packer.empty and clock.low():
+            if packer.empty and (clock.low() or report.full):
                 break
         else:
             if chunk := packer.flush():
@@ -186,6 +190,7 @@ def _summary(job: dict[str, Any], cp: Checkpoint, header: Header, settings: Sett
         "rowsTotal": cp.row,
         "rowsValid": cp.rows_valid,
         "rowsRejected": cp.rows_rejected,
+        "blankLines": cp.blank_lines,
         "chunksTotal": cp.chunk,
         "extraColumns": list(header.extra),
         "finalStatus": COMPLETE_WITH_REJECTS if cp.rows_rejected else COMPLETE,

@@ -32,6 +32,7 @@ class Checkpoint:
     """Physical lines before `data_offset`."""
     rows_valid: int = 0
     rows_rejected: int = 0
+    blank_lines: int = 0
     rejects_parts: int = 0
     header: dict[str, Any] | None = None
 
@@ -56,6 +57,7 @@ class Upload:
     size: int
     uploaded_at: str
     uploaded_at_ms: int
+    sequencer: str
 
 
 class JobStore:
@@ -76,6 +78,7 @@ class JobStore:
             "objectSize": upload.size,
             "uploadedAt": upload.uploaded_at,
             "uploadedAtMs": upload.uploaded_at_ms,
+            "sequencer": upload.sequencer,
             "startedAt": utc_now(),
             "rowsTotal": 0,
             "rowsValid": 0,

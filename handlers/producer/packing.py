@@ -12,15 +12,16 @@ from handlers.common.chunks import Chunk, Row
 MAX_BATCH_ENTRIES = 10
 MAX_BATCH_BYTES = 1024 * 1024
 MAX_CHUNK_BYTES = 96 * 1024
-# The largest a valid row can encode to: a 256-character name of characters JSON escapes as
-# \uXXXX (6 bytes each), a 254-character email, a 16-character phone, keys and numbers.
-MAX_ROW_BYTES = 256 * 6 + 254 + 16 + 96
+# The largest a valid row can encode to: a 256-character name of characters outside the BMP,
+# which ASCII JSON writes as two \uXXXX escapes (12 bytes each), a 254-character email, a
+# 16-character phone, keys and numbers.
+MAX_ROW_BYTES = 256 * 12 + 254 + 16 + 96
 
 ChunkFactory = Callable[[int, tuple[Row, ...]], Chunk]
 
 
 def _row_bytes(row: Row) -> int:
-    return len(json.dumps(row.to_json(), separators=(",", ":"), ensure_ascii=False).encode())
+    return len(json.dumps(row.to_json(), separators=(",", ":")))  # ASCII, as Chunk.encode writes it
 
 
 class ChunkPacker:

@@ -9,6 +9,9 @@ from typing import Any
 
 from handlers.producer.rows import Rejected
 
+# A report part this large ends the invocation's segment (at the next chunk boundary), so /tmp
+# (512 MB by default) never fills, however many rows a file rejects.
+MAX_PART_BYTES = 64 * 1024 * 1024
 # Cells a spreadsheet would evaluate as a formula (OWASP "CSV injection").
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -41,6 +44,10 @@ class RejectsReport:
     def add(self, rejected: Rejected) -> None:
         self._writer.writerow([rejected.row, rejected.line, rejected.reason, *map(neutralise, rejected.fields)])
         self.count += 1
+
+    @property
+    def full(self) -> bool:
+        return self._file.tell() >= MAX_PART_BYTES
 
     def upload(self, s3: Any, bucket: str, key: str) -> None:
         """Write the report to `s3://bucket/key` and release its buffer."""

@@ -10,6 +10,10 @@ from handlers.common.validation import InvalidValue, normalize_email, normalize_
 from handlers.producer.csv_stream import FileProblem
 
 REQUIRED = ("name", "mail")
+# The header is kept on the job record (for the rejects report and resuming), whose items DynamoDB
+# caps at 400 KB: a wider header is not one this pipeline can hold.
+MAX_HEADER_COLUMNS = 512
+MAX_HEADER_CHARACTERS = 16 * 1024
 # Accepted spellings of each column, after trimming and lower-casing.
 ALIASES = {"name": ("name",), "mail": ("mail", "email"), "phone": ("phone",)}
 
@@ -66,6 +70,11 @@ def is_blank(fields: list[str]) -> bool:
 
 def parse_header(fields: list[str]) -> Header:
     """Match columns case-insensitively after trimming; `name` and `mail` (or `email`) required."""
+    if len(fields) > MAX_HEADER_COLUMNS or sum(map(len, fields)) > MAX_HEADER_CHARACTERS:
+        raise FileProblem(
+            f"header too wide: {len(fields)} columns, {sum(map(len, fields))} characters;"
+            f" at most {MAX_HEADER_COLUMNS} columns and {MAX_HEADER_CHARACTERS} characters"
+        )
     names = [field.strip().lower() for field in fields]
     found: dict[str, int] = {}
     for column, spellings in ALIASES.items():

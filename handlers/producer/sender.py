@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
@@ -80,10 +81,4 @@ class ChunkSender:
                 raise SendFailed(f"{len(failed)} chunks still unsent when time ran out") from OutOfTime()
             self._on_retry()
             pending = [entry for entry in pending if entry["Id"] in failed]
-            _sleep(delay)
-
-
-def _sleep(seconds: float) -> None:
-    import time
-
-    time.sleep(seconds)
+            time.sleep(delay)

@@ -30,6 +30,7 @@ from handlers.query.tokens import InvalidToken, decode_token, encode_token
 DEFAULT_LIMIT, MAX_LIMIT = 25, 100
 USER_FIELDS = ("email", "name", "phone", "updatedAt", "uploadedAt", "sourceKey", "jobId", "row")
 # The routes, for telling an unknown path (404) from a known path asked with another method (405).
+JOB_ID = re.compile(r"[0-9a-f]{32}")
 KNOWN_PATHS = (re.compile(r"^/users/?$"), re.compile(r"^/users/[^/]+$"), re.compile(r"^/jobs/[^/]+$"))
 
 logger = Logger()
@@ -57,7 +58,7 @@ def user_view(item: dict[str, Any]) -> dict[str, Any]:
 def parse_limit(raw: str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not re.fullmatch(r"[0-9]{1,3}", raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise BadRequestError(f"limit must be a whole number from 1 to {MAX_LIMIT}; got {raw!r}")
     return int(raw)
 
@@ -94,7 +95,8 @@ def list_users() -> dict[str, Any]:
 @app.get("/jobs/<jobId>")
 def get_job(jobId: str) -> dict[str, Any]:  # noqa: N803 (route parameter name)
     job_id = unquote(jobId)
-    item = jobs.get_item(Key=job_key(job_id)).get("Item")
+    # Job ids are 32 hex digits; anything else cannot exist (and DynamoDB refuses keys over 2 KB).
+    item = jobs.get_item(Key=job_key(job_id)).get("Item") if JOB_ID.fullmatch(job_id) else None
     if item is None:
         raise Missing(f"no job {job_id}")
     return plain(public_view(item))

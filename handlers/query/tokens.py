@@ -29,12 +29,18 @@ def encode_token(table: str, last_key: dict[str, str]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# A token holds an email (at most 254 characters) and a checksum: anything longer is not one.
+MAX_TOKEN_LENGTH = 512
+
+
 def decode_token(table: str, token: str) -> dict[str, str]:
     """The `ExclusiveStartKey` the token stands for; `InvalidToken` for anything else."""
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidToken("startKey is not a page token")
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         data = json.loads(raw)
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         raise InvalidToken("startKey is not a page token") from None
     if not isinstance(data, dict) or set(data) != {"k", "c"} or not all(isinstance(v, str) for v in data.values()):
         raise InvalidToken("startKey is not a page token")

@@ -89,6 +89,7 @@ def deployment(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterat
             jobs_table=jobs,
             **modules,
         )
+        deployment.real_continue_job = modules["producer"].continue_job
         monkeypatch.setattr(
             modules["producer"],
             "continue_job",

@@ -64,6 +64,7 @@ class Deployment:
     query: ModuleType
     continuations: list[dict[str, Any]] = field(default_factory=list)
     last_request_id: str = ""
+    real_continue_job: Callable[..., None] | None = None
 
     # -- S3 → producer -------------------------------------------------------------------------
     def put(self, key: str, body: bytes | str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from handlers.producer.packing import MAX_CHUNK_BYTES, ChunkPacker
 
 
 def make_chunk(number, rows):
-    return Chunk("job", number, 1_764_324_000_000, Source("b", "uploads/k.csv", "v"), None, rows)
+    return Chunk("job", number, 1_764_324_000_000, "0" * 64, Source("b", "uploads/k.csv", "v"), None, rows)
 
 
 def rows(count, seed=1):

@@ -242,3 +242,107 @@ def test_a_crashed_invocation_is_resumed_by_the_retry_from_its_checkpoint(deploy
             assert chunks.setdefault(chunk.chunk, chunk.rows) == chunk.rows, "a re-sent chunk must be identical"
     assert sorted(chunks.items()) == expected
     assert deployment.job(job_id)["rowsValid"] == deployment.job(reference)["rowsValid"]
+
+
+class FailingOnce:
+    """The real object, but `operation` raises the first time it is called."""
+
+    def __init__(self, real, operation):
+        self._real, self._operation, self._failed = real, operation, False
+
+    def __getattr__(self, name):
+        attribute = getattr(self._real, name)
+        if name != self._operation or self._failed:
+            return attribute
+
+        def failing(*args, **kwargs):
+            self._failed = True
+            raise RuntimeError(f"{name} failed")
+
+        return failing
+
+
+def test_a_failure_after_queueing_is_finished_by_the_retry(deployment, monkeypatch):
+    response = deployment.put("uploads/a.csv", SAMPLE_CSV.read_bytes())
+    event = deployment.s3_event("uploads/a.csv", response)
+    job_id = job_id_for(deployment.bucket, "uploads/a.csv", response["VersionId"])
+    store = deployment.producer.store
+    monkeypatch.setattr(deployment.producer, "store", FailingOnce(store, "queue"))
+    with pytest.raises(RuntimeError, match="queue failed"):
+        deployment.run_producer(event)
+    assert deployment.job(job_id)["leaseUntil"] == 0, "the lease is released for the retry"
+    deployment.run_producer(event)  # Lambda's retry
+    assert deployment.drain() == []
+    assert deployment.job(job_id)["status"] == "COMPLETE"
+
+
+def test_a_retry_finishes_a_job_queued_by_an_invocation_that_failed_to_finish_it(deployment, monkeypatch):
+    response = deployment.put("uploads/a.csv", HEADER + "A,a@example.com,\n")
+    event = deployment.s3_event("uploads/a.csv", response)
+    job_id = job_id_for(deployment.bucket, "uploads/a.csv", response["VersionId"])
+    deployment.run_producer(event)
+    assert deployment.drain() == []
+    # As if the last finish had failed: queued, every chunk counted, status not yet final.
+    table = deployment.dynamodb.Table(deployment.jobs_table)
+    table.update_item(
+        Key={"jobId": job_id, "sk": "JOB"},
+        UpdateExpression="SET #s = :q",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":q": "QUEUED"},
+    )
+    assert deployment.run_producer(event)["jobs"][0]["outcome"] == "skipped"
+    assert deployment.job(job_id)["status"] == "COMPLETE"
+
+
+def test_events_other_than_object_created_are_skipped(deployment):
+    event = deployment.s3_event("uploads/a.csv", deployment.put("uploads/a.csv", SAMPLE_CSV.read_bytes()))
+    event["Records"][0]["eventName"] = "ObjectRemoved:Delete"
+    assert deployment.run_producer(event) == {"jobs": [{"skipped": "ObjectRemoved:Delete"}]}
+    assert queued_chunks(deployment) == []
+
+
+def test_names_with_characters_sqs_refuses_travel_escaped(deployment):
+    deployment.upload("uploads/odd.csv", HEADER + "Odd\ufffeName\U0001f600,odd@example.com,\n")
+    [message] = deployment.receive_all()
+    assert message["Body"].isascii()
+    assert decode(message["Body"]).rows[0].name == "Odd\ufffeName\U0001f600"
+
+
+def test_a_header_too_wide_for_the_job_record_fails_the_file(deployment):
+    header = "name,mail," + ",".join(f"extra{i}" for i in range(600))
+    job_id = deployment.upload("uploads/wide.csv", header + "\n")
+    job = deployment.job(job_id)
+    assert job["status"] == "FAILED" and "header too wide: 602 columns" in job["error"]
+
+
+def test_blank_lines_are_counted_on_the_job(deployment):
+    job_id = deployment.upload("uploads/b.csv", HEADER + "\nA,a@example.com,\n,,\n   \n")
+    assert (deployment.job(job_id)["blankLines"], deployment.job(job_id)["rowsTotal"]) == (3, 1)
+
+
+def test_a_large_rejects_report_is_split_into_parts(deployment, monkeypatch):
+    monkeypatch.setattr("handlers.producer.reports.MAX_PART_BYTES", 2_000)
+    deployment.set_rows_per_message(10)
+    job_id = deployment.upload("uploads/bad.csv", _long_file(400).replace("@", "#"))
+    job = deployment.job(job_id)
+    assert job["rejectsParts"] > 3 and job["rowsRejected"] == 400
+    assert [int(r[0]) for r in report_rows(deployment, job_id)] == list(range(1, 401))
+
+
+def test_continue_job_invokes_this_function_asynchronously(deployment, monkeypatch):
+    calls = []
+
+    class RecordingLambda:
+        def invoke(self, **kwargs):
+            calls.append(kwargs)
+            return {"StatusCode": 202}
+
+    monkeypatch.setattr(deployment.producer, "lambda_client", RecordingLambda())
+    deployment.real_continue_job("job-1", 3, lambda: 30.0)  # the harness stands in for it elsewhere
+    assert calls == [
+        {
+            "FunctionName": "csv-ingest-producer",
+            "InvocationType": "Event",
+            "Payload": b'{"continueJob": "job-1", "segment": 3}',
+        }
+    ]

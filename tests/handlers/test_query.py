@@ -1,5 +1,7 @@
 """Query API against moto: every route and status code."""
 
+import base64
+
 import pytest
 
 from tests.handlers.harness import SAMPLE_CSV
@@ -70,13 +72,22 @@ def test_default_page_size_is_25(loaded):
     assert (status, body["count"], body["nextToken"]) == (200, 11, None)
 
 
-@pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "2.5"])
+@pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "2.5", "²", "①", "0010"])
 def test_limit_outside_1_to_100_is_400(loaded, limit):
     status, body, _ = loaded.api("/users", query={"limit": limit})
     assert status == 400 and "limit must be a whole number from 1 to 100" in body["message"]
 
 
-@pytest.mark.parametrize("token", ["garbage", "eyJrIjoiam9obkBnbWFpbC5jb20iLCJjIjoiMDAwMCJ9"])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "garbage",
+        "eyJrIjoiam9obkBnbWFpbC5jb20iLCJjIjoiMDAwMCJ9",
+        base64.urlsafe_b64encode(b"[" * 5000).decode(),
+        "A" * 600,
+        "é",
+    ],
+)
 def test_tampered_page_token_is_400_not_500(loaded, token):
     status, body, _ = loaded.api("/users", query={"startKey": token})
     assert status == 400 and "startKey" in body["message"]
@@ -94,9 +105,10 @@ def test_job_by_id_shows_the_public_record(loaded):
     assert not {"checkpoint", "leaseOwner", "leaseUntil", "sk", "finalStatus"} & set(body)
 
 
-def test_absent_job_is_404(loaded):
-    status, body, _ = loaded.api("/jobs/0123456789abcdef", resource="/jobs/{jobId}")
-    assert (status, body["message"]) == (404, "no job 0123456789abcdef")
+@pytest.mark.parametrize("job_id", ["0123456789abcdef0123456789abcdef", "0123456789abcdef", "x" * 3000])
+def test_absent_job_is_404(loaded, job_id):
+    status, body, _ = loaded.api(f"/jobs/{job_id}", resource="/jobs/{jobId}")
+    assert (status, body["message"]) == (404, f"no job {job_id}")
 
 
 def test_unknown_route_is_404_and_wrong_method_is_405(loaded):

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from botocore.exceptions import ClientError
 
+from handlers.common.chunks import upload_tiebreak
 from handlers.common.validation import normalize_email
 from tests.handlers.harness import FakeContext
 
@@ -160,3 +161,77 @@ def test_rows_unwritten_when_time_runs_out_fail_their_message_and_succeed_later(
     assert deployment.deliver([message]) == []
     assert set(deployment.users()) == {"a@example.com", "stuck@example.com"}
     assert deployment.job(job_id)["status"] == "COMPLETE"
+
+
+class ThrottledOnce:
+    """The real client, but the named operation is throttled the first `times` calls."""
+
+    def __init__(self, real, operation, times=1):
+        self._real, self._operation, self._left = real, operation, times
+
+    def __getattr__(self, name):
+        attribute = getattr(self._real, name)
+        if name != self._operation:
+            return attribute
+
+        def throttled(**kwargs):
+            if self._left > 0:
+                self._left -= 1
+                raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, name)
+            return attribute(**kwargs)
+
+        return throttled
+
+
+def test_a_throttled_finish_is_retried_and_the_job_completes(deployment, monkeypatch):
+    job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\n")
+    [message] = deployment.receive_all()
+    monkeypatch.setattr(
+        deployment.worker.progress, "_client", ThrottledOnce(deployment.worker.progress._client, "update_item", times=2)
+    )
+    assert deployment.deliver([message]) == []
+    assert deployment.job(job_id)["status"] == "COMPLETE"
+
+
+def test_a_redelivery_finishes_a_job_whose_last_count_failed_to_finish_it(deployment, monkeypatch):
+    job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\n")
+    [message] = deployment.receive_all()
+    # Counted, then the finish keeps failing until the invocation runs out of time.
+    monkeypatch.setattr(
+        deployment.worker.progress,
+        "_client",
+        ThrottledOnce(deployment.worker.progress._client, "update_item", times=10_000),
+    )
+    assert deployment.deliver([message], FakeContext(function_name="worker", remaining_ms=3_000)) == [
+        message["MessageId"]
+    ]
+    assert (deployment.job(job_id)["status"], deployment.job(job_id)["chunksDone"]) == ("QUEUED", 1)
+    monkeypatch.setattr(deployment.worker.progress, "_client", deployment.worker.progress._client._real)
+    assert deployment.deliver([message]) == []
+    job = deployment.job(job_id)
+    assert (job["status"], job["chunksDone"], job["rowsWritten"]) == ("COMPLETE", 1, 1)
+
+
+def test_a_throttled_transaction_is_retried_and_counted_once(deployment, monkeypatch):
+    job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\nB,b@example.com,\n")
+    [message] = deployment.receive_all()
+    monkeypatch.setattr(
+        deployment.worker.progress,
+        "_client",
+        ThrottledOnce(deployment.worker.progress._client, "transact_write_items", times=3),
+    )
+    assert deployment.deliver([message]) == []
+    job = deployment.job(job_id)
+    assert (job["status"], job["chunksDone"], job["rowsWritten"]) == ("COMPLETE", 1, 2)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_uploads_of_the_same_millisecond_have_one_winner_whatever_the_order(deployment, reverse):
+    first = deployment.upload("uploads/a.csv", HEADER + "From A,ann@example.com,\n", event_time=T0)
+    a = deployment.receive_all()
+    second = deployment.upload("uploads/b.csv", HEADER + "From B,ann@example.com,\n", event_time=T0)
+    b = deployment.receive_all()
+    for messages in (b, a) if reverse else (a, b):
+        assert deployment.deliver(messages) == []
+    winner = max((first, "From A"), (second, "From B"), key=lambda job: upload_tiebreak("0055AED6DCD90281E5", job[0]))
+    assert deployment.users()["ann@example.com"]["name"] == winner[1]
