@@ -20,6 +20,8 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import quote_plus
 
+from botocore.exceptions import ClientError
+
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 SAMPLE_CSV = Path(__file__).resolve().parents[1] / "data" / "users.csv"
 
@@ -183,3 +185,51 @@ class Deployment:
         event["requestContext"].update(path=f"/v1{path}", httpMethod=method, requestId=self.last_request_id)
         response = self.query.handler(event, FakeContext(function_name="query"))
         return response["statusCode"], json.loads(response["body"]), response.get("multiValueHeaders") or {}
+
+
+class Faulty:
+    """Fault injection: the real client (or object), except that `operation` first asks `fault`,
+    given the call's keyword arguments, for an exception to raise instead (None: call through)."""
+
+    def __init__(self, real: Any, operation: str, fault: Callable[[dict[str, Any]], Exception | None]) -> None:
+        self.real, self._operation, self._fault = real, operation, fault
+        self.faults = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.real, name)
+        if name != self._operation:
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if (error := self._fault(kwargs)) is not None:
+                self.faults += 1
+                raise error
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+def throttling(operation: str, code: str = "ProvisionedThroughputExceededException") -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "slow down"}}, operation)
+
+
+def first(times: int, error: Callable[[], Exception]) -> Callable[[dict[str, Any]], Exception | None]:
+    """A fault for the first `times` calls, then none."""
+    left = [times]
+
+    def fault(_kwargs: dict[str, Any]) -> Exception | None:
+        left[0] -= 1
+        return error() if left[0] >= 0 else None
+
+    return fault
+
+
+def after(times: int, error: Callable[[], Exception]) -> Callable[[dict[str, Any]], Exception | None]:
+    """No fault for the first `times` calls, then a fault on every call."""
+    calls = [0]
+
+    def fault(_kwargs: dict[str, Any]) -> Exception | None:
+        calls[0] += 1
+        return error() if calls[0] > times else None
+
+    return fault

@@ -8,7 +8,7 @@ import pytest
 
 from handlers.common.chunks import decode
 from handlers.common.jobs import job_id_for
-from tests.handlers.harness import SAMPLE_CSV, FakeContext
+from tests.handlers.harness import SAMPLE_CSV, FakeContext, Faulty, after, first
 
 HEADER = "name,mail,phone\n"
 
@@ -202,22 +202,6 @@ def test_a_file_processed_in_many_invocations_yields_exactly_the_chunks_of_one(d
     assert report_rows(deployment, many) == report_rows(deployment, one)
 
 
-class FailingSqs:
-    """Passes calls to the real client, but fails SendMessageBatch after `ok` successful calls."""
-
-    def __init__(self, real, ok):
-        self._real, self._ok = real, ok
-
-    def send_message_batch(self, **kwargs):
-        if self._ok == 0:
-            raise RuntimeError("connection reset")
-        self._ok -= 1
-        return self._real.send_message_batch(**kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._real, name)
-
-
 def test_a_crashed_invocation_is_resumed_by_the_retry_from_its_checkpoint(deployment, monkeypatch):
     deployment.set_rows_per_message(10)
     body = _long_file(900)
@@ -226,7 +210,9 @@ def test_a_crashed_invocation_is_resumed_by_the_retry_from_its_checkpoint(deploy
     response = deployment.put("uploads/crash.csv", body)
     event = deployment.s3_event("uploads/crash.csv", response)
     real_sqs = deployment.producer.sqs
-    monkeypatch.setattr(deployment.producer, "sqs", FailingSqs(real_sqs, ok=4))
+    # Four batches go through, then the connection drops for good.
+    failing = Faulty(real_sqs, "send_message_batch", after(4, lambda: RuntimeError("connection reset")))
+    monkeypatch.setattr(deployment.producer, "sqs", failing)
     with pytest.raises(RuntimeError, match="connection reset"):
         deployment.run_producer(event, tiny_budget)
     deployment.continuations.clear()  # the failed chain's pending continuation (if any) is lost
@@ -244,30 +230,14 @@ def test_a_crashed_invocation_is_resumed_by_the_retry_from_its_checkpoint(deploy
     assert deployment.job(job_id)["rowsValid"] == deployment.job(reference)["rowsValid"]
 
 
-class FailingOnce:
-    """The real object, but `operation` raises the first time it is called."""
-
-    def __init__(self, real, operation):
-        self._real, self._operation, self._failed = real, operation, False
-
-    def __getattr__(self, name):
-        attribute = getattr(self._real, name)
-        if name != self._operation or self._failed:
-            return attribute
-
-        def failing(*args, **kwargs):
-            self._failed = True
-            raise RuntimeError(f"{name} failed")
-
-        return failing
-
-
 def test_a_failure_after_queueing_is_finished_by_the_retry(deployment, monkeypatch):
     response = deployment.put("uploads/a.csv", SAMPLE_CSV.read_bytes())
     event = deployment.s3_event("uploads/a.csv", response)
     job_id = job_id_for(deployment.bucket, "uploads/a.csv", response["VersionId"])
     store = deployment.producer.store
-    monkeypatch.setattr(deployment.producer, "store", FailingOnce(store, "queue"))
+    monkeypatch.setattr(
+        deployment.producer, "store", Faulty(store, "queue", first(1, lambda: RuntimeError("queue failed")))
+    )
     with pytest.raises(RuntimeError, match="queue failed"):
         deployment.run_producer(event)
     assert deployment.job(job_id)["leaseUntil"] == 0, "the lease is released for the retry"

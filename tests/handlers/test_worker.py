@@ -7,11 +7,10 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from botocore.exceptions import ClientError
 
 from handlers.common.chunks import upload_tiebreak
 from handlers.common.validation import normalize_email
-from tests.handlers.harness import FakeContext
+from tests.handlers.harness import FakeContext, Faulty, first, throttling
 
 HEADER = "name,mail,phone\n"
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -116,33 +115,16 @@ def test_a_chunk_of_an_unknown_job_fails(deployment):
     assert deployment.deliver([orphan, message]) == ["orphan"]
 
 
-class FlakyDynamoDB:
-    """The real client, but PutItem answers `ProvisionedThroughputExceededException` when `throttle` says so."""
-
-    def __init__(self, real, throttle):
-        self._real, self._throttle = real, throttle
-        self.throttled = 0
-
-    def put_item(self, **kwargs):
-        if self._throttle(kwargs["Item"]["email"]):
-            self.throttled += 1
-            raise ClientError(
-                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "PutItem"
-            )
-        return self._real.put_item(**kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._real, name)
-
-
 def test_throttled_writes_are_retried_and_nothing_is_lost(deployment, monkeypatch):
     rng = random.Random(3)
     bodies = make_uploads(rng, files=2, rows=30, emails=40)
     job_ids = upload_in_order(deployment, bodies)
-    flaky = FlakyDynamoDB(deployment.worker.writer._client, throttle=lambda _email: rng.random() < 0.3)
+    flaky = Faulty(
+        deployment.worker.writer._client, "put_item", lambda _kw: throttling("PutItem") if rng.random() < 0.3 else None
+    )
     monkeypatch.setattr(deployment.worker.writer, "_client", flaky)
     assert deployment.drain() == []
-    assert flaky.throttled > 5
+    assert flaky.faults > 5
     stored = {email: (item["name"], item.get("phone")) for email, item in deployment.users().items()}
     assert stored == oracle(bodies)
     assert all(deployment.job(job_id)["status"] == "COMPLETE" for job_id in job_ids)
@@ -151,43 +133,33 @@ def test_throttled_writes_are_retried_and_nothing_is_lost(deployment, monkeypatc
 def test_rows_unwritten_when_time_runs_out_fail_their_message_and_succeed_later(deployment, monkeypatch):
     job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\nStuck,stuck@example.com,\n")
     [message] = deployment.receive_all()
-    flaky = FlakyDynamoDB(deployment.worker.writer._client, throttle=lambda email: email == "stuck@example.com")
+    flaky = Faulty(
+        deployment.worker.writer._client,
+        "put_item",
+        lambda kw: throttling("PutItem") if kw["Item"]["email"] == "stuck@example.com" else None,
+    )
     monkeypatch.setattr(deployment.worker.writer, "_client", flaky)
     short = FakeContext(function_name="worker", remaining_ms=4_000, step_ms=300)
     assert deployment.deliver([message], short) == [message["MessageId"]]
     job = deployment.job(job_id)
     assert (job["status"], job["chunksDone"]) == ("QUEUED", 0), "a failed chunk is not counted"
-    monkeypatch.setattr(deployment.worker.writer, "_client", flaky._real)  # throttling is over
+    monkeypatch.setattr(deployment.worker.writer, "_client", flaky.real)  # throttling is over
     assert deployment.deliver([message]) == []
     assert set(deployment.users()) == {"a@example.com", "stuck@example.com"}
     assert deployment.job(job_id)["status"] == "COMPLETE"
-
-
-class ThrottledOnce:
-    """The real client, but the named operation is throttled the first `times` calls."""
-
-    def __init__(self, real, operation, times=1):
-        self._real, self._operation, self._left = real, operation, times
-
-    def __getattr__(self, name):
-        attribute = getattr(self._real, name)
-        if name != self._operation:
-            return attribute
-
-        def throttled(**kwargs):
-            if self._left > 0:
-                self._left -= 1
-                raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, name)
-            return attribute(**kwargs)
-
-        return throttled
 
 
 def test_a_throttled_finish_is_retried_and_the_job_completes(deployment, monkeypatch):
     job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\n")
     [message] = deployment.receive_all()
     monkeypatch.setattr(
-        deployment.worker.progress, "_client", ThrottledOnce(deployment.worker.progress._client, "update_item", times=2)
+        deployment.worker.progress,
+        "_client",
+        Faulty(
+            deployment.worker.progress._client,
+            "update_item",
+            first(2, lambda: throttling("update_item", "ThrottlingException")),
+        ),
     )
     assert deployment.deliver([message]) == []
     assert deployment.job(job_id)["status"] == "COMPLETE"
@@ -200,13 +172,17 @@ def test_a_redelivery_finishes_a_job_whose_last_count_failed_to_finish_it(deploy
     monkeypatch.setattr(
         deployment.worker.progress,
         "_client",
-        ThrottledOnce(deployment.worker.progress._client, "update_item", times=10_000),
+        Faulty(
+            deployment.worker.progress._client,
+            "update_item",
+            first(10_000, lambda: throttling("update_item", "ThrottlingException")),
+        ),
     )
     assert deployment.deliver([message], FakeContext(function_name="worker", remaining_ms=3_000)) == [
         message["MessageId"]
     ]
     assert (deployment.job(job_id)["status"], deployment.job(job_id)["chunksDone"]) == ("QUEUED", 1)
-    monkeypatch.setattr(deployment.worker.progress, "_client", deployment.worker.progress._client._real)
+    monkeypatch.setattr(deployment.worker.progress, "_client", deployment.worker.progress._client.real)
     assert deployment.deliver([message]) == []
     job = deployment.job(job_id)
     assert (job["status"], job["chunksDone"], job["rowsWritten"]) == ("COMPLETE", 1, 1)
@@ -218,7 +194,11 @@ def test_a_throttled_transaction_is_retried_and_counted_once(deployment, monkeyp
     monkeypatch.setattr(
         deployment.worker.progress,
         "_client",
-        ThrottledOnce(deployment.worker.progress._client, "transact_write_items", times=3),
+        Faulty(
+            deployment.worker.progress._client,
+            "transact_write_items",
+            first(3, lambda: throttling("transact_write_items", "ThrottlingException")),
+        ),
     )
     assert deployment.deliver([message]) == []
     job = deployment.job(job_id)
