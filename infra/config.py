@@ -235,7 +235,8 @@ def _check_relations(config: PipelineConfig) -> None:
 
 def load_config(get: Callable[[str], Any]) -> PipelineConfig:
     """Read every setting through `get` (e.g. `pulumi.Config("csv-ingest").get`) and validate it."""
-    return parse_settings({s.key: get(s.key) for s in SETTINGS if get(s.key) is not None})
+    raw = {s.key: get(s.key) for s in SETTINGS}
+    return parse_settings({key: value for key, value in raw.items() if value is not None})
 
 
 def render_reference_table() -> str:

@@ -73,7 +73,7 @@ class Plan:
         return [r for r in self.resources if r.parent == parent.urn]
 
 
-def _auto_name(typ: str, name: str, urn: str) -> str:
+def _auto_name(name: str, urn: str) -> str:
     """A physical name the way Pulumi auto-names: the logical name plus a random-looking suffix.
 
     Derived from the URN, so one program always gets the same names.
@@ -113,7 +113,7 @@ class PlanMocks(pulumi.runtime.Mocks):
     def _attributes(self, typ: str, name: str, urn: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """The attributes AWS sets on create, for every type the program reads outputs of."""
         region, account = self.region, self.account_id
-        physical = inputs.get("name") or _auto_name(typ, name, urn)
+        physical = inputs.get("name") or _auto_name(name, urn)
         if typ == "aws:s3/bucket:Bucket":
             bucket = inputs.get("bucket") or physical
             return {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}", "id": bucket}

@@ -149,18 +149,17 @@ def test_rows_unwritten_when_time_runs_out_fail_their_message_and_succeed_later(
     assert deployment.job(job_id)["status"] == "COMPLETE"
 
 
+def throttle_progress(deployment, monkeypatch, operation: str, times: int) -> None:
+    """The worker's job-progress calls of `operation` are throttled `times` times."""
+    real = deployment.worker.progress._client
+    throttled = Faulty(real, operation, first(times, lambda: throttling(operation, "ThrottlingException")))
+    monkeypatch.setattr(deployment.worker.progress, "_client", throttled)
+
+
 def test_a_throttled_finish_is_retried_and_the_job_completes(deployment, monkeypatch):
     job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\n")
     [message] = deployment.receive_all()
-    monkeypatch.setattr(
-        deployment.worker.progress,
-        "_client",
-        Faulty(
-            deployment.worker.progress._client,
-            "update_item",
-            first(2, lambda: throttling("update_item", "ThrottlingException")),
-        ),
-    )
+    throttle_progress(deployment, monkeypatch, "update_item", times=2)
     assert deployment.deliver([message]) == []
     assert deployment.job(job_id)["status"] == "COMPLETE"
 
@@ -169,15 +168,7 @@ def test_a_redelivery_finishes_a_job_whose_last_count_failed_to_finish_it(deploy
     job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\n")
     [message] = deployment.receive_all()
     # Counted, then the finish keeps failing until the invocation runs out of time.
-    monkeypatch.setattr(
-        deployment.worker.progress,
-        "_client",
-        Faulty(
-            deployment.worker.progress._client,
-            "update_item",
-            first(10_000, lambda: throttling("update_item", "ThrottlingException")),
-        ),
-    )
+    throttle_progress(deployment, monkeypatch, "update_item", times=10_000)
     assert deployment.deliver([message], FakeContext(function_name="worker", remaining_ms=3_000)) == [
         message["MessageId"]
     ]
@@ -191,15 +182,7 @@ def test_a_redelivery_finishes_a_job_whose_last_count_failed_to_finish_it(deploy
 def test_a_throttled_transaction_is_retried_and_counted_once(deployment, monkeypatch):
     job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\nB,b@example.com,\n")
     [message] = deployment.receive_all()
-    monkeypatch.setattr(
-        deployment.worker.progress,
-        "_client",
-        Faulty(
-            deployment.worker.progress._client,
-            "transact_write_items",
-            first(3, lambda: throttling("transact_write_items", "ThrottlingException")),
-        ),
-    )
+    throttle_progress(deployment, monkeypatch, "transact_write_items", times=3)
     assert deployment.deliver([message]) == []
     job = deployment.job(job_id)
     assert (job["status"], job["chunksDone"], job["rowsWritten"]) == ("COMPLETE", 1, 2)
