@@ -55,6 +55,7 @@ class Plan:
     stack: str
     resources: list[DeclaredResource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
 
     def of_type(self, type_: str) -> list[DeclaredResource]:
         """Every resource of a Pulumi type token (e.g. `aws:sqs/queue:Queue`)."""
@@ -222,7 +223,13 @@ def run_program(stack: str, overrides: Mapping[str, Any] | None = None) -> Plan:
     def program() -> pulumi.Output[None]:
         runpy.run_path(str(REPO_ROOT / "__main__.py"), run_name="__main__")
         exported = pulumi.runtime.settings.get_root_resource().outputs  # what pulumi.export set
-        return pulumi.Output.from_input(exported).apply(plan.outputs.update)
+        secret = {key: pulumi.Output.from_input(value).is_secret() for key, value in exported.items()}
+        return pulumi.Output.all(
+            pulumi.Output.from_input(exported).apply(plan.outputs.update),
+            pulumi.Output.from_input(secret).apply(
+                lambda flags: plan.secret_outputs.update(k for k, v in flags.items() if v)
+            ),
+        )
 
     program()
     return plan

@@ -40,7 +40,7 @@ def render(plan: Plan) -> str:
     lines += [f"  {count:3d}  {type_}" for type_, count in sorted(counts.items())]
     lines += ["", "Outputs:"]
     for key, value in sorted(plan.outputs.items()):
-        shown = "[secret]" if key == "apiKey" else value
+        shown = "[secret]" if key in plan.secret_outputs else value
         lines.append(f"  {key}: {shown}")
     return "\n".join(lines)
 

@@ -14,3 +14,7 @@ def test_outputs_name_the_deployed_resources(dev):
     assert outputs["apiUrl"].endswith(".amazonaws.com/v1")
     assert outputs["apiKey"] == dev.one("aws:apigateway/apiKey:ApiKey", "csv-ingest-api-key").outputs["value"]
     assert outputs["dashboardUrl"].startswith("https://eu-west-1.console.aws.amazon.com/cloudwatch/")
+
+
+def test_only_the_api_key_is_a_secret_output(dev):
+    assert dev.secret_outputs == {"apiKey"}
