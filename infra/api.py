@@ -14,10 +14,23 @@ from infra.function import FunctionDefaults, ServiceFunction, ServiceFunctionArg
 from infra.iam import assume_role_policy, statement
 
 STAGE_NAME = "v1"
-# (parent path, path part): the REST resources, parents first. Every one but the bare parents
-# gets a GET method proxied to the function.
-ROUTES: tuple[tuple[str, str], ...] = (("", "users"), ("users", "{email}"), ("", "jobs"), ("jobs", "{jobId}"))
-GET_PATHS = ("users", "users/{email}", "jobs/{jobId}")
+# (parent path, path part): the REST resources, parents first ("" is the API's root).
+ROUTES: tuple[tuple[str, str], ...] = (
+    ("", "users"),
+    ("users", "{email}"),
+    ("", "jobs"),
+    ("jobs", "{jobId}"),
+    ("", "{proxy+}"),
+)
+# (path, method), each a Lambda proxy integration. GET serves the three routes; ANY everywhere
+# else sends every other request to the function too, so clients get its JSON 404 (unknown path)
+# or 405 (known path, other method) instead of API Gateway's 403 "Missing Authentication Token".
+METHODS: tuple[tuple[str, str], ...] = (
+    ("users", "GET"),
+    ("users/{email}", "GET"),
+    ("jobs/{jobId}", "GET"),
+    *((path, "ANY") for path in ("", "users", "users/{email}", "jobs", "jobs/{jobId}", "{proxy+}")),
+)
 # One JSON object per request: what an operator needs to trace a call to its Lambda invocation.
 ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -41,7 +54,7 @@ API_GATEWAY_PUSH_TO_LOGS = "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewa
 
 def _slug(path: str) -> str:
     """`users/{email}` → `users-email`: a route as part of a resource name."""
-    return path.replace("/", "-").replace("{", "").replace("}", "")
+    return path.replace("/", "-").replace("{", "").replace("}", "").replace("+", "") or "root"
 
 
 @dataclass
@@ -120,7 +133,8 @@ class QueryApi(pulumi.ComponentResource):
             action="lambda:InvokeFunction",
             function=self.function.name,
             principal="apigateway.amazonaws.com",
-            source_arn=pulumi.Output.concat(self.rest_api.execution_arn, "/", self.stage.stage_name, "/GET/*"),
+            # Any method on any path of this API's stage: the function answers unknown ones itself.
+            source_arn=pulumi.Output.concat(self.rest_api.execution_arn, "/", self.stage.stage_name, "/*/*"),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"url": self.stage.invoke_url})
@@ -139,20 +153,21 @@ class QueryApi(pulumi.ComponentResource):
                 opts=child,
             )
         wiring: list[pulumi.Resource] = []
-        for path in GET_PATHS:
+        for path, http_method in METHODS:
+            resource_id = resources[path].id if path else api.root_resource_id
             method = aws.apigateway.Method(
-                f"{name}-get-{_slug(path)}",
+                f"{name}-{http_method.lower()}-{_slug(path)}",
                 rest_api=api.id,
-                resource_id=resources[path].id,
-                http_method="GET",
+                resource_id=resource_id,
+                http_method=http_method,
                 authorization="AWS_IAM" if args.auth == "iam" else "NONE",
                 api_key_required=args.auth == "apiKey",
                 opts=child,
             )
             integration = aws.apigateway.Integration(
-                f"{name}-get-{_slug(path)}",
+                f"{name}-{http_method.lower()}-{_slug(path)}",
                 rest_api=api.id,
-                resource_id=resources[path].id,
+                resource_id=resource_id,
                 http_method=method.http_method,
                 type="AWS_PROXY",
                 # Lambda is always invoked with POST, whatever the client's method.
@@ -162,7 +177,7 @@ class QueryApi(pulumi.ComponentResource):
             )
             wiring += [method, integration]
         # A deployment is a snapshot: a new one is needed whenever the routes or auth change.
-        fingerprint = hashlib.sha256(json.dumps([ROUTES, GET_PATHS, args.auth]).encode()).hexdigest()
+        fingerprint = hashlib.sha256(json.dumps([ROUTES, METHODS, args.auth]).encode()).hexdigest()
         return aws.apigateway.Deployment(
             f"{name}-deployment",
             rest_api=api.id,

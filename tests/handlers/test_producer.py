@@ -2,12 +2,14 @@
 
 import csv
 import io
+import time
 from urllib.parse import quote_plus
 
 import pytest
 
 from handlers.common.chunks import decode
 from handlers.common.jobs import job_id_for
+from handlers.producer.job_store import Checkpoint
 from tests.handlers.harness import SAMPLE_CSV, FakeContext, Faulty, after, first
 
 HEADER = "name,mail,phone\n"
@@ -316,3 +318,33 @@ def test_continue_job_invokes_this_function_asynchronously(deployment, monkeypat
             "Payload": b'{"continueJob": "job-1", "segment": 3}',
         }
     ]
+
+
+def test_an_event_arriving_while_another_invocation_holds_the_job_does_nothing(deployment):
+    response = deployment.put("uploads/a.csv", SAMPLE_CSV.read_bytes())
+    event = deployment.s3_event("uploads/a.csv", response)
+    job_id = job_id_for(deployment.bucket, "uploads/a.csv", response["VersionId"])
+    upload = deployment.producer._describe(deployment.bucket, "uploads/a.csv", event["Records"][0])
+    assert deployment.producer.store.create(job_id, upload, None)
+    # A live invocation (another request id) holds the lease for the next five minutes.
+    now = int(time.time() * 1000)
+    assert deployment.producer.store.acquire(job_id, "other-invocation", now, now + 300_000) is not None
+    assert deployment.run_producer(event)["jobs"][0] == {"jobId": job_id, "outcome": "skipped"}
+    job = deployment.job(job_id)
+    assert (job["status"], job["leaseOwner"], job["rowsTotal"]) == ("PARSING", "other-invocation", 0)
+    assert queued_chunks(deployment) == []
+
+
+def test_a_segment_that_makes_no_progress_fails_the_job_instead_of_looping(deployment, monkeypatch):
+    real_segment = deployment.producer.run_segment
+
+    def stuck(job, *args):  # a segment that gives back the checkpoint it started from
+        result = real_segment(job, *args)
+        result.finished, result.checkpoint = False, Checkpoint.from_item(job["checkpoint"])
+        return result
+
+    monkeypatch.setattr(deployment.producer, "run_segment", stuck)
+    job_id = deployment.upload("uploads/a.csv", SAMPLE_CSV.read_bytes())
+    job = deployment.job(job_id)
+    assert job["status"] == "FAILED" and "made no progress at byte 0" in job["error"]
+    assert deployment.continuations == []

@@ -67,9 +67,12 @@ def test_users_are_listed_in_pages_until_no_next_token(loaded):
     assert len(seen) == 11 and pages >= 3
 
 
-def test_default_page_size_is_25(loaded):
-    status, body, _ = loaded.api("/users")
-    assert (status, body["count"], body["nextToken"]) == (200, 11, None)
+def test_default_page_size_is_25(deployment):
+    deployment.set_rows_per_message(50)
+    deployment.upload("uploads/many.csv", "name,mail\n" + "".join(f"U{i},u{i}@example.com\n" for i in range(30)))
+    assert deployment.drain() == []
+    status, body, _ = deployment.api("/users")
+    assert (status, body["count"]) == (200, 25) and body["nextToken"] is not None
 
 
 @pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "2.5", "²", "①", "0010"])
@@ -111,8 +114,13 @@ def test_absent_job_is_404(loaded, job_id):
     assert (status, body["message"]) == (404, f"no job {job_id}")
 
 
-def test_unknown_route_is_404_and_wrong_method_is_405(loaded):
-    assert loaded.api("/nothing")[0] == 404
+@pytest.mark.parametrize("path", ["/nothing", "/", "/jobs", "/users/a@b.co/extra"])
+def test_unknown_routes_are_404(loaded, path):
+    status, body, _ = loaded.api(path, resource="/{proxy+}")
+    assert (status, body["message"]) == (404, f"no route GET {path}")
+
+
+def test_wrong_method_is_405(loaded):
     status, body, headers = loaded.api("/users/john@gmail.com", method="DELETE", resource="/users/{email}")
     assert status == 405 and headers.get("Allow") == ["GET"]
     assert body["message"] == "DELETE is not allowed on /users/john@gmail.com; use GET"

@@ -4,6 +4,7 @@ import pytest
 
 from handlers.common.chunks import Row
 from handlers.producer.csv_stream import FileProblem
+from handlers.producer.reports import neutralise
 from handlers.producer.rows import Rejected, is_blank, parse_header, validate_row
 
 
@@ -62,3 +63,12 @@ def test_invalid_rows_are_rejected_with_their_number_line_and_reason(fields, rea
 def test_blank_lines_and_empty_cells_only_are_not_rows():
     assert is_blank([]) and is_blank(["", "  ", ""])
     assert not is_blank(["", "x"])
+
+
+@pytest.mark.parametrize("cell", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"])
+def test_cells_a_spreadsheet_would_run_are_neutralised_in_reports(cell):
+    assert neutralise(cell) == f"'{cell}"
+
+
+def test_ordinary_cells_are_kept_as_they_are():
+    assert neutralise("Ann O'Neil") == "Ann O'Neil"

@@ -4,6 +4,8 @@ import csv
 import io
 import json
 import random
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from handlers.common.chunks import upload_tiebreak
 from handlers.common.validation import normalize_email
 from tests.handlers.harness import FakeContext, Faulty, first, throttling
+from tests.handlers.test_signals import emf
 
 HEADER = "name,mail,phone\n"
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -115,7 +118,7 @@ def test_a_chunk_of_an_unknown_job_fails(deployment):
     assert deployment.deliver([orphan, message]) == ["orphan"]
 
 
-def test_throttled_writes_are_retried_and_nothing_is_lost(deployment, monkeypatch):
+def test_throttled_writes_are_retried_counted_and_nothing_is_lost(deployment, monkeypatch, capsys):
     rng = random.Random(3)
     bodies = make_uploads(rng, files=2, rows=30, emails=40)
     job_ids = upload_in_order(deployment, bodies)
@@ -123,8 +126,12 @@ def test_throttled_writes_are_retried_and_nothing_is_lost(deployment, monkeypatc
         deployment.worker.writer._client, "put_item", lambda _kw: throttling("PutItem") if rng.random() < 0.3 else None
     )
     monkeypatch.setattr(deployment.worker.writer, "_client", flaky)
+    capsys.readouterr()
     assert deployment.drain() == []
     assert flaky.faults > 5
+    metrics = emf(capsys.readouterr().out)
+    assert metrics["WriteThrottles"] == flaky.faults
+    assert metrics["WriteRetries"] >= metrics["WriteThrottles"]
     stored = {email: (item["name"], item.get("phone")) for email, item in deployment.users().items()}
     assert stored == oracle(bodies)
     assert all(deployment.job(job_id)["status"] == "COMPLETE" for job_id in job_ids)
@@ -198,3 +205,32 @@ def test_uploads_of_the_same_millisecond_have_one_winner_whatever_the_order(depl
         assert deployment.deliver(messages) == []
     winner = max((first, "From A"), (second, "From B"), key=lambda job: upload_tiebreak("0055AED6DCD90281E5", job[0]))
     assert deployment.users()["ann@example.com"]["name"] == winner[1]
+
+
+class Slow:
+    """The real client, but PutItem takes a moment, while counting how many run at once."""
+
+    def __init__(self, real):
+        self.real, self.running, self.most, self._lock = real, 0, 0, threading.Lock()
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def put_item(self, **kwargs):
+        with self._lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(0.01)
+        with self._lock:
+            self.running -= 1
+        return self.real.put_item(**kwargs)
+
+
+def test_a_chunks_rows_are_written_concurrently_within_the_pool(deployment, monkeypatch):
+    deployment.set_rows_per_message(100)
+    deployment.upload("uploads/a.csv", HEADER + "".join(f"U{i},u{i}@example.com,\n" for i in range(100)))
+    slow = Slow(deployment.worker.writer._client)
+    monkeypatch.setattr(deployment.worker.writer, "_client", slow)
+    assert deployment.drain() == []
+    assert 1 < slow.most <= deployment.worker.WRITERS
+    assert len(deployment.users()) == 100
