@@ -69,10 +69,6 @@ class Plan:
             raise LookupError(f"expected one {type_} named {name!r}; declared: {names}")
         return found[0]
 
-    def children(self, parent: DeclaredResource) -> list[DeclaredResource]:
-        """Resources whose parent is `parent`."""
-        return [r for r in self.resources if r.parent == parent.urn]
-
 
 def _auto_name(name: str, urn: str) -> str:
     """A physical name the way Pulumi auto-names: the logical name plus a random-looking suffix.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 from botocore.exceptions import ClientError
@@ -36,6 +37,18 @@ TRANSIENT_CODES = frozenset(
 
 class OutOfTime(RuntimeError):
     """Retries would run past the time this invocation has left."""
+
+
+@dataclass
+class RetryCounter:
+    """Counts retries and, among them, throttles (for metrics)."""
+
+    retries: int = 0
+    throttles: int = 0
+
+    def __call__(self, error: BaseException) -> None:
+        self.retries += 1
+        self.throttles += is_throttle(error)
 
 
 def error_code(error: BaseException) -> str | None:

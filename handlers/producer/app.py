@@ -78,6 +78,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         except Exception as error:  # the other records still run; the event is retried after
             logger.exception("upload event failed", extra={"s3": record.get("s3", {}).get("object")})
             failures.append(error)
+        finally:
+            logger.remove_keys(["jobId"])  # the next record's lines must not carry this job
     if failures:
         raise failures[0]
     return {"jobs": results}

@@ -20,8 +20,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers.common.aws import client_config
 from handlers.common.chunks import MalformedChunk, decode
+from handlers.common.retry import RetryCounter
 from handlers.worker.progress import ProgressCounter
-from handlers.worker.writes import RetryCounter, UserWriter
+from handlers.worker.writes import UserWriter
 
 # Concurrent writes per invocation: enough to keep DynamoDB busy, within one connection pool.
 WRITERS = 16

@@ -9,8 +9,8 @@ from botocore.exceptions import ClientError
 
 from handlers.common.chunks import Chunk
 from handlers.common.jobs import chunk_key, job_key, try_finish, utc_now
-from handlers.common.retry import call_with_backoff, is_retryable
-from handlers.worker.writes import RetryCounter, WriteOutcome
+from handlers.common.retry import RetryCounter, call_with_backoff, is_retryable
+from handlers.worker.writes import WriteOutcome
 
 
 class JobMissing(RuntimeError):

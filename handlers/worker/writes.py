@@ -10,7 +10,7 @@ from typing import Any
 
 from handlers.common.chunks import Chunk, Row
 from handlers.common.jobs import utc_now
-from handlers.common.retry import call_with_backoff, is_throttle
+from handlers.common.retry import RetryCounter, call_with_backoff
 
 # A row replaces the stored item only if the item is absent or not newer. Re-applying the same
 # version rewrites identical data: harmless, so redelivered chunks are safe.
@@ -25,18 +25,6 @@ class RowsUnwritten(RuntimeError):
 class WriteOutcome:
     written: int
     superseded: int
-
-
-@dataclass
-class RetryCounter:
-    """Counts retries and, among them, throttles (for metrics)."""
-
-    retries: int = 0
-    throttles: int = 0
-
-    def __call__(self, error: BaseException) -> None:
-        self.retries += 1
-        self.throttles += is_throttle(error)
 
 
 def latest_rows(chunk: Chunk) -> tuple[list[Row], int]:
