@@ -15,7 +15,8 @@ _PHONE = re.compile(r"^\+?[0-9]{6,15}$")
 
 
 class InvalidValue(ValueError):
-    """A field breaks its rule; the message is the reason shown to the user."""
+    """A field breaks its rule; the message is the reason shown to the user. It names the field
+    and the rule, never the value: reasons reach job records, logs and API errors."""
 
 
 def normalize_name(raw: str) -> str:
@@ -36,7 +37,7 @@ def normalize_email(raw: str) -> str:
     if len(email) > MAX_EMAIL_LENGTH:
         raise InvalidValue(f"mail is {len(email)} characters long; at most {MAX_EMAIL_LENGTH} allowed")
     if not _EMAIL.match(email):
-        raise InvalidValue(f"mail {email!r} is not a valid email address")
+        raise InvalidValue("mail is not a valid email address (local@dotted.domain)")
     return email
 
 
@@ -46,5 +47,5 @@ def normalize_phone(raw: str) -> str | None:
         return None
     phone = _PHONE_SEPARATORS.sub("", raw)
     if not _PHONE.match(phone):
-        raise InvalidValue(f"phone {raw.strip()!r} is not an optional '+' and 6 to 15 digits")
+        raise InvalidValue("phone is not an optional '+' and 6 to 15 digits")
     return phone

@@ -33,6 +33,7 @@ from handlers.common.retry import call_with_backoff
 from handlers.producer.csv_stream import FileProblem
 from handlers.producer.ingest import Clock, Services, Settings, run_segment
 from handlers.producer.job_store import Checkpoint, JobStore, Upload
+from handlers.producer.packing import Budgets
 
 logger = Logger()
 metrics = Metrics()
@@ -42,6 +43,8 @@ SETTINGS = Settings(
     upload_bucket=os.environ["UPLOAD_BUCKET"],
     reports_prefix=os.environ["REPORTS_PREFIX"],
     rows_per_message=int(os.environ["ROWS_PER_MESSAGE"]),
+    budgets=Budgets.for_queue(int(os.environ["MAX_MESSAGE_BYTES"])),
+    max_upload_bytes=int(os.environ["MAX_UPLOAD_BYTES"]),
 )
 JOBS_TABLE = os.environ["JOBS_TABLE"]
 JOB_TTL_DAYS = int(os.environ.get("JOB_TTL_DAYS", "0"))
@@ -52,6 +55,16 @@ lambda_client = boto3.client("lambda", config=client_config())
 _jobs_table = boto3.resource("dynamodb", config=client_config()).Table(JOBS_TABLE)
 store = JobStore(_jobs_table)
 executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="send")
+
+
+class JobBusy(RuntimeError):
+    """Another invocation still held the job's lease when this one's time ran low. The event
+    fails so that Lambda retries it later, instead of ending as if the job were taken care of."""
+
+
+# How often an invocation that finds its job leased by another looks at the lease again.
+LEASE_POLL_SECONDS = 10.0
+pause = time.sleep  # waiting for a lease; the tests replace it
 
 
 def continue_job(job_id: str, segment: int, seconds_left: Callable[[], float]) -> None:
@@ -125,20 +138,54 @@ def _describe(bucket: str, key: str, record: dict[str, Any]) -> Upload:
 def work_on(job_id: str, context: LambdaContext) -> dict[str, Any]:
     """Hold the job's lease for this invocation and advance it from its checkpoint."""
     owner = context.aws_request_id
-    now_ms = int(time.time() * 1000)
-    # The lease ends when this invocation must: a retry after a crash can take the job over then.
-    job = store.acquire(job_id, owner, now_ms, now_ms + context.get_remaining_time_in_millis())
     clock = Clock(context.get_remaining_time_in_millis)
+    job = _take_lease(job_id, owner, context, clock)
     if job is None:
-        # Finished, held by a live invocation, or queued by one that failed before finishing it.
+        # Finished, queued by an invocation that failed before finishing it, or moved on by another.
         finished = try_finish(_jobs_table.meta.client, JOBS_TABLE, job_id, clock.seconds_left)
-        logger.info("job not parsing or held by another invocation: nothing to parse", extra={"finished": finished})
+        logger.info("job not parsing, or moved on by another invocation: nothing to do", extra={"finished": finished})
         return {"jobId": job_id, "outcome": "skipped"}
     try:
         return _advance(job, owner, clock)
     except Exception:
-        store.release(job_id, owner)  # Lambda's retry resumes from the last checkpoint
+        _release(job_id, owner)
         raise
+
+
+def _take_lease(job_id: str, owner: str, context: LambdaContext, clock: Clock) -> dict[str, Any] | None:
+    """The job, leased to this invocation until it must end; None when there is nothing to parse.
+
+    While another invocation holds the lease, watch it rather than return: a holder moves the job
+    on (checkpoints, finishes, or hands over, so its lease changes) or dies, and then its lease
+    expires and this invocation takes the job over. Since every lease ends with its invocation's
+    timeout and the holder started first, the lease normally ends before this invocation must;
+    if this invocation's time runs low first, it fails with `JobBusy`, so Lambda retries the event
+    later. Either way some invocation is always coming for a job that is still parsing.
+    """
+    watched: tuple[str, int] | None = None
+    while True:
+        now_ms = int(time.time() * 1000)
+        lease = store.acquire(job_id, owner, now_ms, now_ms + context.get_remaining_time_in_millis())
+        if lease.acquired:
+            return lease.job
+        holder = lease.holder
+        if holder is None or (watched is not None and holder != watched):
+            return None
+        if clock.low():
+            raise JobBusy(f"job {job_id} is still leased by another invocation until {holder[1]} ms")
+        if watched is None:
+            logger.info("job leased by another invocation: watching its lease", extra={"leaseUntil": holder[1]})
+        watched = holder
+        pause(min(LEASE_POLL_SECONDS, max(0.0, (holder[1] - now_ms) / 1000) + 0.05))
+
+
+def _release(job_id: str, owner: str) -> None:
+    """Give the lease up after an error, so a retry can resume from the checkpoint at once. If
+    this fails too, Lambda's retry (same request id) takes the lease over all the same."""
+    try:
+        store.release(job_id, owner)
+    except Exception:
+        logger.exception("could not release the lease; the retry takes it over")
 
 
 def _advance(job: dict[str, Any], owner: str, clock: Clock) -> dict[str, Any]:

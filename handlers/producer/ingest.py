@@ -7,9 +7,12 @@ A job runs in two phases, each resumable at any record boundary:
 2. `INGEST` reads it again from the first data row: valid rows are packed into chunks and sent,
    rejected rows go to the rejects report.
 
-When time runs low the segment stops at a boundary where no chunk is half-packed, flushes what it
-sent, writes its report part and returns a checkpoint; the next invocation resumes there and
-produces exactly the chunks a single pass would have.
+When time runs low, or the segment's report part is full, the segment stops at a boundary where
+no chunk is half-packed, flushes what it sent, writes its report part and returns a checkpoint; the
+next invocation resumes there and produces exactly the chunks a single pass would have. A chunk
+never spans more than `MAX_CHUNK_SPAN_BYTES` of the file, so such a boundary always comes soon,
+however many rejected rows follow a valid one; and since that rule depends on the file alone,
+chunk boundaries are the same however the file is split into segments.
 """
 
 from __future__ import annotations
@@ -23,10 +26,14 @@ from handlers.common.chunks import ROW_SPACE, Chunk, Row, Source, upload_tiebrea
 from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS
 from handlers.producer.csv_stream import FileProblem, Record, iter_records
 from handlers.producer.job_store import INGEST, VALIDATE, Checkpoint
-from handlers.producer.packing import ChunkPacker
+from handlers.producer.packing import Budgets, ChunkPacker
 from handlers.producer.reports import RejectsReport, part_key, report_prefix
-from handlers.producer.rows import Header, Rejected, is_blank, parse_header, validate_row
+from handlers.producer.rows import Header, Rejected, oversized, parse_header, validate_row
 from handlers.producer.sender import ChunkSender
+
+# A chunk closes once it spans this many bytes of the file, full or not: the segment can then
+# always stop within this distance (a few milliseconds of parsing) when its time runs low.
+MAX_CHUNK_SPAN_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,10 @@ class Settings:
     upload_bucket: str
     reports_prefix: str
     rows_per_message: int
+    budgets: Budgets
+    """Bytes per chunk and per send call, from the queue's maximum message size."""
+    max_upload_bytes: int
+    """A larger object fails its job before it is read."""
 
 
 class Clock:
@@ -91,6 +102,11 @@ def run_segment(job: dict[str, Any], services: Services, settings: Settings, clo
     """Advance the job from its checkpoint. Raises `FileProblem` (validation phase only)."""
     checkpoint = Checkpoint.from_item(job["checkpoint"])
     checkpoint.segment += 1
+    if int(job["objectSize"]) > settings.max_upload_bytes:
+        raise FileProblem(
+            f"file too large: {job['objectSize']} bytes; this stack ingests files of at most"
+            f" {settings.max_upload_bytes} bytes (maxUploadBytes)"
+        )
     if checkpoint.phase == VALIDATE:
         checkpoint = _validate(job, checkpoint, services, clock)
         if checkpoint.phase == VALIDATE:
@@ -103,14 +119,16 @@ def _validate(job: dict[str, Any], checkpoint: Checkpoint, services: Services, c
     records = _records(services, job, checkpoint.offset, checkpoint.line)
     cp = replace(checkpoint)
     if cp.header is None:
-        header_record = next((r for r in records if not is_blank(r.fields)), None)
+        header_record = next((r for r in records if not r.blank), None)
         if header_record is None:
             raise FileProblem("empty file: no header row")
+        if header_record.oversized:
+            raise FileProblem(f"header row is {header_record.oversized} bytes long; not a header")
         cp.header = parse_header(header_record.fields).to_dict()
         cp.offset = cp.data_offset = header_record.end_offset
         cp.line = cp.data_line = header_record.end_line
     for record in records:
-        if not is_blank(record.fields):
+        if not record.blank:
             cp.row += 1
             if cp.row >= ROW_SPACE:
                 raise FileProblem(f"too many rows: at most {ROW_SPACE - 1} data rows per file")
@@ -140,30 +158,44 @@ def _ingest(
             rows=rows,
         )
 
-    packer = ChunkPacker(make_chunk, checkpoint.chunk, settings.rows_per_message)
+    packer = ChunkPacker(make_chunk, checkpoint.chunk, settings.rows_per_message, settings.budgets.chunk_bytes)
     sender = ChunkSender(
-        services.sqs, settings.queue_url, clock.seconds_left, services.executor, on_retry=services.on_send_retry
+        services.sqs,
+        settings.queue_url,
+        clock.seconds_left,
+        services.executor,
+        settings.budgets.batch_bytes,
+        on_retry=services.on_send_retry,
     )
-    report = RejectsReport(header.columns)
+    report = RejectsReport(header)
     cp = replace(checkpoint)
     parsed = rejected = 0
+    opened_at = 0  # where the open chunk's first row starts
     try:
         for record in _records(services, job, cp.offset, cp.line):
-            if is_blank(record.fields):
+            if record.blank:
                 cp.blank_lines += 1
             else:
                 cp.row += 1
                 parsed += 1
-                result = validate_row(header, record.fields, cp.row, record.line)
+                result = (
+                    oversized(cp.row, record.line, record.oversized)
+                    if record.oversized
+                    else validate_row(header, record.fields, cp.row, record.line)
+                )
                 if isinstance(result, Rejected):
                     report.add(result)
                     cp.rows_rejected += 1
                     rejected += 1
                 else:
                     cp.rows_valid += 1
+                    if packer.empty:
+                        opened_at = cp.offset
                     if chunk := packer.add(result):
                         sender.send(chunk)
             cp.offset, cp.line = record.end_offset, record.end_line
+            if cp.offset - opened_at >= MAX_CHUNK_SPAN_BYTES and (chunk := packer.flush()):
+                sender.send(chunk)
             if packer.empty and (clock.low() or report.full):
                 break
         else:

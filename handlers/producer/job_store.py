@@ -6,6 +6,8 @@ import contextlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from boto3.dynamodb.types import TypeDeserializer
+
 from handlers.common.dynamo import plain
 from handlers.common.jobs import FAILED, PARSING, QUEUED, job_key, utc_now
 
@@ -45,6 +47,23 @@ class Checkpoint:
 
 
 VALIDATE, INGEST = "VALIDATE", "INGEST"
+_DESERIALIZE = TypeDeserializer()
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The outcome of `JobStore.acquire`: whether the lease is ours, and the job as it stands
+    (None if there is no such job)."""
+
+    acquired: bool
+    job: dict[str, Any] | None
+
+    @property
+    def holder(self) -> tuple[str, int] | None:
+        """(owner, until) of a lease someone else holds on a job still parsing; None otherwise."""
+        if self.acquired or self.job is None or self.job.get("status") != PARSING:
+            return None
+        return str(self.job.get("leaseOwner", "")), int(self.job.get("leaseUntil", 0))
 
 
 @dataclass(frozen=True)
@@ -97,13 +116,15 @@ class JobStore:
             return False
         return True
 
-    def acquire(self, job_id: str, owner: str, now_ms: int, lease_until_ms: int) -> dict[str, Any] | None:
-        """Take the job's lease if it is still parsing and nobody holds it; the job, or None."""
+    def acquire(self, job_id: str, owner: str, now_ms: int, lease_until_ms: int) -> Lease:
+        """Take the job's lease if it is still parsing and its lease is free, expired, or already
+        `owner`'s: Lambda retries an asynchronous event with the same request id, so the retry
+        of an invocation that died holding the lease takes its own lease over at once."""
         try:
-            return self._table.update_item(
+            job = self._table.update_item(
                 Key=job_key(job_id),
                 UpdateExpression="SET leaseOwner = :owner, leaseUntil = :until",
-                ConditionExpression="#status = :parsing AND leaseUntil < :now",
+                ConditionExpression="#status = :parsing AND (leaseUntil < :now OR leaseOwner = :owner)",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     ":owner": owner,
@@ -112,9 +133,13 @@ class JobStore:
                     ":parsing": PARSING,
                 },
                 ReturnValues="ALL_NEW",
+                # The job as it stands when the lease is not ours: no second read, no read units.
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )["Attributes"]
-        except self._errors.ConditionalCheckFailedException:
-            return None
+        except self._errors.ConditionalCheckFailedException as refused:
+            item = refused.response.get("Item")
+            return Lease(False, {k: _DESERIALIZE.deserialize(v) for k, v in item.items()} if item else None)
+        return Lease(True, job)
 
     def save_checkpoint(self, job_id: str, owner: str, checkpoint: Checkpoint) -> None:
         """Record progress and release the lease, so the continuation can take it."""

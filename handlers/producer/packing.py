@@ -4,14 +4,35 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from handlers.common.chunks import Chunk, Row
 
-# SQS accepts 1 MiB per message and per SendMessageBatch call. Ten chunks of at most 96 KiB
-# always fit one batch.
+# SendMessageBatch takes at most 10 entries, and "the maximum allowed individual message size and
+# the maximum total payload size (the sum of the individual lengths of all of the batched
+# messages) are both 1 MiB (1,048,576 bytes)"
+# (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html);
+# a queue's MaximumMessageSize may set a lower limit per message (1,024 to 1,048,576 bytes,
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html).
 MAX_BATCH_ENTRIES = 10
-MAX_BATCH_BYTES = 1024 * 1024
-MAX_CHUNK_BYTES = 96 * 1024
+API_MAX_BATCH_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Bytes per SendMessageBatch call and per chunk, from the queue's maximum message size."""
+
+    batch_bytes: int
+    chunk_bytes: int
+
+    @classmethod
+    def for_queue(cls, max_message_bytes: int) -> Budgets:
+        """Whether SQS measures a batch against the queue's limit or the API's, ten chunks of a
+        tenth of the smaller one always fit one call, and each chunk fits the queue."""
+        batch = min(max_message_bytes, API_MAX_BATCH_BYTES)
+        return cls(batch_bytes=batch, chunk_bytes=batch // MAX_BATCH_ENTRIES)
+
+
 # The largest a valid row can encode to: a 256-character name of characters outside the BMP,
 # which ASCII JSON writes as two \uXXXX escapes (12 bytes each), a 254-character email, a
 # 16-character phone, keys and numbers.
@@ -34,9 +55,7 @@ class ChunkPacker:
     safe checkpoint (a resumed file re-creates exactly the chunks a single pass would).
     """
 
-    def __init__(
-        self, make_chunk: ChunkFactory, next_chunk: int, rows_per_chunk: int, max_bytes: int = MAX_CHUNK_BYTES
-    ) -> None:
+    def __init__(self, make_chunk: ChunkFactory, next_chunk: int, rows_per_chunk: int, max_bytes: int) -> None:
         self._make_chunk = make_chunk
         self.next_chunk = next_chunk
         self._rows_per_chunk = rows_per_chunk

@@ -7,7 +7,7 @@ from typing import Any
 
 from handlers.common.chunks import Row
 from handlers.common.validation import InvalidValue, normalize_email, normalize_name, normalize_phone
-from handlers.producer.csv_stream import FileProblem
+from handlers.producer.csv_stream import MAX_RECORD_BYTES, FileProblem
 
 REQUIRED = ("name", "mail")
 # The header is kept on the job record (for the rejects report and resuming), whose items DynamoDB
@@ -32,6 +32,11 @@ class Header:
     def width(self) -> int:
         return len(self.columns)
 
+    @property
+    def known(self) -> tuple[int, ...]:
+        """Positions of the columns this pipeline reads: name, mail, then phone if present."""
+        return (self.name, self.mail) if self.phone is None else (self.name, self.mail, self.phone)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "columns": list(self.columns),
@@ -55,7 +60,7 @@ class Header:
 
 @dataclass(frozen=True)
 class Rejected:
-    """A row that was not ingested, and why."""
+    """A row that was not ingested, and why (`fields` are its cells, for the rejects report only)."""
 
     row: int
     line: int
@@ -63,9 +68,9 @@ class Rejected:
     fields: list[str]
 
 
-def is_blank(fields: list[str]) -> bool:
-    """An empty line, or one whose cells are all empty (`,,`): not a row."""
-    return all(not field.strip() for field in fields)
+def oversized(row: int, line: int, size: int) -> Rejected:
+    """A record too long to read (`csv_stream.MAX_RECORD_BYTES`): rejected unread."""
+    return Rejected(row, line, f"record is {size} bytes long; records over {MAX_RECORD_BYTES} bytes are not read", [])
 
 
 def parse_header(fields: list[str]) -> Header:
@@ -86,8 +91,11 @@ def parse_header(fields: list[str]) -> Header:
             found[column] = positions[0]
     missing = [column for column in REQUIRED if column not in found]
     if missing:
+        # Columns by count, never by content: a file without a header has personal data here.
+        spellings = ", ".join(f"'{s}'" for column in missing for s in ALIASES[column])
         raise FileProblem(
-            f"incomplete header: missing {' and '.join(missing)} column(s); found {', '.join(names) or 'nothing'}"
+            f"incomplete header: missing {' and '.join(missing)} column(s); none of the first row's"
+            f" {len(fields)} cells is named {spellings}"
         )
     known = set(found.values())
     return Header(

@@ -9,7 +9,7 @@ from typing import Any
 
 from handlers.common.chunks import Chunk
 from handlers.common.retry import OutOfTime, call_with_backoff, delays
-from handlers.producer.packing import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES
+from handlers.producer.packing import MAX_BATCH_ENTRIES
 
 
 class SendFailed(RuntimeError):
@@ -25,11 +25,13 @@ class ChunkSender:
         queue_url: str,
         seconds_left: Callable[[], float],
         executor: ThreadPoolExecutor,
+        max_batch_bytes: int,
         max_in_flight: int = 4,
         on_retry: Callable[[], None] = lambda: None,
     ) -> None:
         self._sqs, self._queue_url, self._seconds_left = sqs, queue_url, seconds_left
         self._executor, self._max_in_flight, self._on_retry = executor, max_in_flight, on_retry
+        self._max_batch_bytes = max_batch_bytes
         self._batch: list[dict[str, str]] = []
         self._batch_bytes = 0
         self._in_flight: set[Future[None]] = set()
@@ -38,7 +40,7 @@ class ChunkSender:
     def send(self, chunk: Chunk) -> None:
         body = chunk.encode()
         size = len(body.encode())
-        if self._batch and (len(self._batch) == MAX_BATCH_ENTRIES or self._batch_bytes + size > MAX_BATCH_BYTES):
+        if self._batch and (len(self._batch) == MAX_BATCH_ENTRIES or self._batch_bytes + size > self._max_batch_bytes):
             self._submit()
         self._batch.append({"Id": f"chunk-{chunk.chunk}", "MessageBody": body})
         self._batch_bytes += size

@@ -69,6 +69,8 @@ def deployment(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterat
             "JOBS_TABLE": jobs,
             "USERS_TABLE": users,
             "ROWS_PER_MESSAGE": "3",
+            "MAX_MESSAGE_BYTES": "1048576",
+            "MAX_UPLOAD_BYTES": str(64 * 1024 * 1024),
             "JOB_TTL_DAYS": "30",
             "AWS_LAMBDA_FUNCTION_NAME": "csv-ingest-producer",
             "POWERTOOLS_METRICS_NAMESPACE": "CsvIngest",

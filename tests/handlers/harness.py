@@ -30,6 +30,11 @@ def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / name).read_text())
 
 
+class Killed(BaseException):
+    """Lambda ending an invocation at its deadline (or out of memory): not an `Exception`, so the
+    handler's own error handling does not run, as it would not on AWS."""
+
+
 @dataclass
 class FakeContext:
     """A Lambda context whose remaining time shrinks by `step_ms` on every look at the clock."""
@@ -48,6 +53,36 @@ class FakeContext:
         remaining = self.remaining_ms
         self.remaining_ms = max(0, self.remaining_ms - self.step_ms)
         return remaining
+
+    def spend(self, ms: int) -> None:
+        """Time passes in the invocation; at its deadline Lambda kills it."""
+        self.remaining_ms -= ms
+        if self.remaining_ms <= 0:
+            raise Killed(f"invocation {self.aws_request_id} reached its deadline")
+
+
+class SlowBodies:
+    """The real S3 client, except that an object's body hands out one line per read, and each read
+    costs `ms_per_line` of the current invocation's time (`context()`): a slow parse, made visible
+    to a fake clock."""
+
+    def __init__(self, real: Any, context: Callable[[], FakeContext], ms_per_line: int) -> None:
+        self.real, self._context, self._ms = real, context, ms_per_line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def get_object(self, **kwargs: Any) -> dict[str, Any]:
+        response = self.real.get_object(**kwargs)
+        lines = iter(response["Body"].read().splitlines(keepends=True))
+        outer = self
+
+        class Body:
+            def read(self, _size: int = -1) -> bytes:
+                outer._context().spend(outer._ms)
+                return next(lines, b"")
+
+        return {**response, "Body": Body()}
 
 
 @dataclass

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from handlers.producer.ingest import Clock, Services, Settings, run_segment
 from handlers.producer.job_store import Checkpoint
+from handlers.producer.packing import Budgets
 
 HEADER = b"name,mail,phone\n"
 ROW_BYTES = len(b"User 00000000,user00000000@example.com,+15550000000\n")
@@ -72,7 +73,14 @@ def ingest(rows: int, executor: ThreadPoolExecutor) -> tuple[int, int]:
         "objectSize": len(HEADER) + rows * ROW_BYTES,
         "checkpoint": Checkpoint("VALIDATE", 0, 0, 0, 0, 0).to_item(),
     }
-    settings = Settings(queue_url="q", upload_bucket="b", reports_prefix="reports/", rows_per_message=100)
+    settings = Settings(
+        queue_url="q",
+        upload_bucket="b",
+        reports_prefix="reports/",
+        rows_per_message=100,
+        budgets=Budgets.for_queue(1024 * 1024),
+        max_upload_bytes=1 << 40,
+    )
     gc.collect()  # both runs start from the same heap: no garbage left over from the one before
     tracemalloc.reset_peak()
     start = tracemalloc.get_traced_memory()[0]

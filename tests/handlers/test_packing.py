@@ -5,7 +5,9 @@ import random
 import pytest
 
 from handlers.common.chunks import Chunk, Row, Source
-from handlers.producer.packing import MAX_CHUNK_BYTES, ChunkPacker
+from handlers.producer.packing import MAX_BATCH_ENTRIES, Budgets, ChunkPacker
+
+DEFAULT = Budgets.for_queue(1024 * 1024)
 
 
 def make_chunk(number, rows):
@@ -17,8 +19,8 @@ def rows(count, seed=1):
     return [Row(i, f"user{i}@example.com", "n" * rng.randint(1, 256), None) for i in range(1, count + 1)]
 
 
-def pack(all_rows, rows_per_chunk, start=0):
-    packer = ChunkPacker(make_chunk, start, rows_per_chunk)
+def pack(all_rows, rows_per_chunk, start=0, budgets=DEFAULT):
+    packer = ChunkPacker(make_chunk, start, rows_per_chunk, budgets.chunk_bytes)
     chunks = [c for row in all_rows if (c := packer.add(row))]
     return chunks + ([last] if (last := packer.flush()) else [])
 
@@ -30,12 +32,16 @@ def test_chunks_hold_at_most_the_configured_rows_in_order():
     assert [r.row for c in chunks for r in c.rows] == list(range(1, 11))
 
 
+@pytest.mark.parametrize("max_message_bytes", [65_536, 262_144, 1_048_576])
 @pytest.mark.parametrize("name", ["n" * 256, '"' * 256, "\x01" * 256, "😀" * 256])
-def test_chunks_stay_under_the_message_size_limit_whatever_the_rows(name):
+def test_chunks_stay_under_the_configured_message_size_whatever_the_rows(name, max_message_bytes):
+    budgets = Budgets.for_queue(max_message_bytes)
     big = [Row(i, f"{'a' * 64}@{'b' * 63}.{'c' * 63}.{'d' * 50}.com", name, "+123456789012345") for i in range(1, 400)]
-    chunks = pack(big, 1000)
+    chunks = pack(big, 1000, budgets=budgets)
     for chunk in chunks:
-        assert len(chunk.encode().encode()) <= MAX_CHUNK_BYTES
+        assert len(chunk.encode().encode()) <= budgets.chunk_bytes <= max_message_bytes
+    # A full batch of the largest chunks fits one SendMessageBatch call, and the queue.
+    assert MAX_BATCH_ENTRIES * budgets.chunk_bytes <= budgets.batch_bytes <= min(max_message_bytes, 1024 * 1024)
     assert sum(len(c.rows) for c in chunks) == len(big)
     assert len(chunks) > 1, "rows this large must spread over several chunks"
 
@@ -43,8 +49,13 @@ def test_chunks_stay_under_the_message_size_limit_whatever_the_rows(name):
 def test_packing_resumed_at_any_empty_point_gives_the_same_chunks():
     all_rows = rows(50, seed=7)
     whole = pack(all_rows, 4)
-    packer = ChunkPacker(make_chunk, 0, 4)
+    packer = ChunkPacker(make_chunk, 0, 4, DEFAULT.chunk_bytes)
     for i, row in enumerate(all_rows):
         if packer.add(row) is not None or packer.empty:
             resumed = pack(all_rows[i + 1 :], 4, start=packer.next_chunk)
             assert whole[packer.next_chunk :] == resumed, f"resuming after row {row.row}"
+
+
+def test_a_queue_limit_too_small_for_one_row_is_refused():
+    with pytest.raises(ValueError, match="leaves no room for a row"):
+        ChunkPacker(make_chunk, 0, 10, Budgets.for_queue(16_384).chunk_bytes)

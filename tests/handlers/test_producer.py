@@ -3,6 +3,7 @@
 import csv
 import io
 import time
+from dataclasses import replace
 from urllib.parse import quote_plus
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from handlers.common.chunks import decode
 from handlers.common.jobs import job_id_for
 from handlers.producer.job_store import Checkpoint
-from tests.handlers.harness import SAMPLE_CSV, FakeContext, Faulty, after, first
+from tests.handlers.harness import SAMPLE_CSV, FakeContext, Faulty, Killed, SlowBodies, after, first, throttling
 
 HEADER = "name,mail,phone\n"
 
@@ -320,18 +321,96 @@ def test_continue_job_invokes_this_function_asynchronously(deployment, monkeypat
     ]
 
 
-def test_an_event_arriving_while_another_invocation_holds_the_job_does_nothing(deployment):
+def _leased_job(deployment, key, holder, lease_ms):
+    """A job whose lease `holder` took `lease_ms` from now (and, if dead, never gave back)."""
+    response = deployment.put(key, SAMPLE_CSV.read_bytes())
+    event = deployment.s3_event(key, response)
+    job_id = job_id_for(deployment.bucket, key, response["VersionId"])
+    upload = deployment.producer._describe(deployment.bucket, key, event["Records"][0])
+    assert deployment.producer.store.create(job_id, upload, None)
+    now = int(time.time() * 1000)
+    assert deployment.producer.store.acquire(job_id, holder, now, now + lease_ms).acquired
+    return event, job_id
+
+
+def test_the_retry_of_an_invocation_killed_holding_the_lease_takes_it_over(deployment, monkeypatch):
+    deployment.set_rows_per_message(10)
+    response = deployment.put("uploads/killed.csv", _long_file(900))
+    event = deployment.s3_event("uploads/killed.csv", response)
+    job_id = job_id_for(deployment.bucket, "uploads/killed.csv", response["VersionId"])
+    real_sqs = deployment.producer.sqs
+    # Out of memory after four batches: Lambda ends the process, no error handling runs.
+    monkeypatch.setattr(
+        deployment.producer, "sqs", Faulty(real_sqs, "send_message_batch", after(4, lambda: Killed("out of memory")))
+    )
+    request_id = "request-of-the-s3-event"
+    with pytest.raises(Killed):
+        deployment.run_producer(event, lambda: FakeContext(aws_request_id=request_id))
+    killed = deployment.job(job_id)
+    assert (killed["status"], killed["leaseOwner"]) == ("PARSING", request_id)
+    assert killed["leaseUntil"] > time.time() * 1000 + 200_000, "the dead invocation's lease runs for minutes"
+    monkeypatch.setattr(deployment.producer, "sqs", real_sqs)
+    # Lambda's retry of the same event, a minute later: the same request id.
+    result = deployment.run_producer(event, lambda: FakeContext(aws_request_id=request_id))
+    assert result["jobs"][0]["outcome"] == "QUEUED"
+    assert deployment.drain() == []
+    assert deployment.job(job_id)["status"] == "COMPLETE_WITH_REJECTS"
+
+
+def test_the_retry_takes_the_lease_over_when_releasing_it_failed(deployment, monkeypatch):
     response = deployment.put("uploads/a.csv", SAMPLE_CSV.read_bytes())
     event = deployment.s3_event("uploads/a.csv", response)
     job_id = job_id_for(deployment.bucket, "uploads/a.csv", response["VersionId"])
-    upload = deployment.producer._describe(deployment.bucket, "uploads/a.csv", event["Records"][0])
-    assert deployment.producer.store.create(job_id, upload, None)
-    # A live invocation (another request id) holds the lease for the next five minutes.
-    now = int(time.time() * 1000)
-    assert deployment.producer.store.acquire(job_id, "other-invocation", now, now + 300_000) is not None
-    assert deployment.run_producer(event)["jobs"][0] == {"jobId": job_id, "outcome": "skipped"}
+    real_sqs, real_store = deployment.producer.sqs, deployment.producer.store
+    monkeypatch.setattr(
+        deployment.producer, "sqs", Faulty(real_sqs, "send_message_batch", first(1, lambda: RuntimeError("reset")))
+    )
+    monkeypatch.setattr(
+        deployment.producer, "store", Faulty(real_store, "release", first(1, lambda: throttling("UpdateItem")))
+    )
+    with pytest.raises(RuntimeError, match="reset"):  # the send's error, not the release's
+        deployment.run_producer(event, lambda: FakeContext(aws_request_id="r-1"))
+    assert deployment.job(job_id)["leaseUntil"] > time.time() * 1000, "the release failed: the lease is still held"
+    monkeypatch.setattr(deployment.producer, "sqs", real_sqs)
+    assert deployment.run_producer(event, lambda: FakeContext(aws_request_id="r-1"))["jobs"][0]["outcome"] == "QUEUED"
+
+
+def test_an_event_finding_a_live_lease_takes_the_job_over_when_the_lease_expires(deployment, monkeypatch):
+    monkeypatch.setattr(deployment.producer, "LEASE_POLL_SECONDS", 0.2)
+    event, job_id = _leased_job(deployment, "uploads/a.csv", "an-invocation-that-will-die", 1_500)
+    result = deployment.run_producer(event)
+    assert result["jobs"][0]["outcome"] == "QUEUED"
+    assert deployment.drain() == []
     job = deployment.job(job_id)
-    assert (job["status"], job["leaseOwner"], job["rowsTotal"]) == ("PARSING", "other-invocation", 0)
+    assert (job["status"], job["chunksTotal"], job["rowsWritten"]) == ("COMPLETE", 4, 10)
+
+
+def test_an_event_finding_a_live_lease_ends_once_its_holder_moves_the_job_on(deployment, monkeypatch):
+    event, job_id = _leased_job(deployment, "uploads/a.csv", "holder", 300_000)
+    store = deployment.producer.store
+    waits = []
+
+    def holder_checkpoints_and_its_continuation_takes_over(seconds):
+        waits.append(seconds)
+        store.release(job_id, "holder")
+        now = int(time.time() * 1000)
+        assert store.acquire(job_id, "continuation", now, now + 300_000).acquired
+
+    monkeypatch.setattr(deployment.producer, "pause", holder_checkpoints_and_its_continuation_takes_over)
+    assert deployment.run_producer(event)["jobs"][0] == {"jobId": job_id, "outcome": "skipped"}
+    assert waits == [deployment.producer.LEASE_POLL_SECONDS]
+    assert (deployment.job(job_id)["leaseOwner"], queued_chunks(deployment)) == ("continuation", [])
+
+
+def test_an_event_still_finding_a_live_lease_when_its_time_runs_low_fails_to_be_retried(deployment, monkeypatch):
+    event, job_id = _leased_job(deployment, "uploads/a.csv", "holder", 600_000)
+    waits = []
+    monkeypatch.setattr(deployment.producer, "pause", waits.append)
+    with pytest.raises(deployment.producer.JobBusy, match="still leased by another invocation"):
+        deployment.run_producer(event, lambda: FakeContext(remaining_ms=100_000, step_ms=10_000))
+    assert len(waits) > 1, "it watched the lease before giving up"
+    job = deployment.job(job_id)
+    assert (job["status"], job["leaseOwner"], job["rowsTotal"]) == ("PARSING", "holder", 0)
     assert queued_chunks(deployment) == []
 
 
@@ -348,3 +427,123 @@ def test_a_segment_that_makes_no_progress_fails_the_job_instead_of_looping(deplo
     job = deployment.job(job_id)
     assert job["status"] == "FAILED" and "made no progress at byte 0" in job["error"]
     assert deployment.continuations == []
+
+
+def tinier_budget() -> FakeContext:
+    """An invocation whose time runs low after 14 looks at the clock."""
+    return FakeContext(remaining_ms=100_000, step_ms=6_000)
+
+
+def _deadline_contexts():
+    """Invocations of 300 s that Lambda kills at their deadline; `contexts[-1]` is the running one."""
+    contexts: list[FakeContext] = []
+
+    def new() -> FakeContext:
+        contexts.append(FakeContext(remaining_ms=300_000))
+        return contexts[-1]
+
+    return contexts, new
+
+
+def test_a_long_run_of_rejected_rows_after_a_half_packed_chunk_still_ends_the_segment_in_time(deployment, monkeypatch):
+    # A chunk of at most 1 KiB of the file here (1 MiB in production: milliseconds of parsing).
+    monkeypatch.setattr("handlers.producer.ingest.MAX_CHUNK_SPAN_BYTES", 1024)
+    deployment.set_rows_per_message(10)
+    contexts, new_context = _deadline_contexts()
+    monkeypatch.setattr(deployment.producer, "s3", SlowBodies(deployment.producer.s3, lambda: contexts[-1], 1_000))
+    body = HEADER + "Ann,ann@example.com,\n" + "".join(f"Bad {i},not-an-email,\n" for i in range(300))
+    job_id = deployment.upload("uploads/format-changes.csv", body, contexts=new_context)  # 1 s a line
+    job = deployment.job(job_id)
+    assert (job["status"], job["rowsValid"], job["rowsRejected"]) == ("QUEUED", 1, 300)
+    assert job["checkpoint"]["segment"] > 2, "validation and ingestion each needed more than one invocation"
+    assert deployment.drain() == []
+    assert deployment.job(job_id)["status"] == "COMPLETE_WITH_REJECTS"
+
+
+def test_a_report_part_stops_growing_soon_after_its_cap_even_with_a_chunk_half_packed(deployment, monkeypatch):
+    monkeypatch.setattr("handlers.producer.reports.MAX_PART_BYTES", 2_000)
+    monkeypatch.setattr("handlers.producer.ingest.MAX_CHUNK_SPAN_BYTES", 512)
+    deployment.set_rows_per_message(10)
+    job_id = deployment.upload("uploads/bad.csv", HEADER + "Ann,ann@example.com,\n" + "Bad,nope,\n" * 400)
+    parts = deployment.s3.list_objects_v2(Bucket=deployment.bucket, Prefix=f"reports/{job_id}/")["Contents"]
+    assert len(parts) > 3
+    # The cap, plus the report lines of the rejects in at most one chunk span (512 bytes of the
+    # file: 52 rows of "Bad,nope,\n", each under 80 bytes in the report). Unbounded before.
+    assert max(part["Size"] for part in parts) < 2_000 + 52 * 80, [part["Size"] for part in parts]
+    assert [int(r[0]) for r in report_rows(deployment, job_id)] == list(range(2, 402))
+
+
+@pytest.mark.parametrize("span", [300, 1 << 20])
+def test_continuation_gives_the_chunks_of_one_pass_with_rejects_runs_at_every_position(deployment, monkeypatch, span):
+    monkeypatch.setattr("handlers.producer.ingest.MAX_CHUNK_SPAN_BYTES", span)
+    deployment.set_rows_per_message(7)
+    valid = [f"User {i},user{i}@example.com,+1 555 {i:07d}\n" for i in range(60)]
+    for position in range(0, 61, 4):
+        body = HEADER + "".join(valid[:position]) + "Bad,not-an-email,\n" * 25 + "".join(valid[position:])
+        one = deployment.upload(f"uploads/one-{position}.csv", body)
+        single = queued_chunks(deployment)  # received, so out of the next look's way
+        many = deployment.upload(f"uploads/many-{position}.csv", body, contexts=tinier_budget)
+        chained = queued_chunks(deployment)
+        assert deployment.job(many)["checkpoint"]["segment"] > 5, f"rejects at {position}: too few invocations"
+        assert [(c.chunk, c.rows) for c in chained] == [(c.chunk, c.rows) for c in single], f"rejects at {position}"
+        assert report_rows(deployment, many) == report_rows(deployment, one), f"rejects at {position}"
+
+
+@pytest.mark.parametrize(
+    ("cell", "column"),
+    [("n" * 140_000, "name"), ("n" * 1_100_000, "name"), ("x" * 200_000, "notes")],
+)
+def test_a_huge_cell_is_at_worst_a_rejected_row_and_the_file_is_ingested(deployment, cell, column):
+    values = {"name": "Big", "notes": "ok", column: cell}
+    big_row = f"{values['name']},big@example.com,{values['notes']}\n"
+    body = f"name,mail,notes\nAnn,ann@example.com,\n{big_row}Bob,bob@example.com,\n"
+    job_id = deployment.upload("uploads/big-cell.csv", body)
+    job = deployment.job(job_id)
+    assert job["status"] == "QUEUED", job.get("error")
+    emails = sorted(r.email for c in queued_chunks(deployment) for r in c.rows)
+    if column == "notes":  # an ignored column: the row is fine
+        assert (emails, job["rowsRejected"]) == (["ann@example.com", "big@example.com", "bob@example.com"], 0)
+        return
+    assert (emails, job["rowsRejected"]) == (["ann@example.com", "bob@example.com"], 1)
+    [(row, line, reason, name, mail)] = report_rows(deployment, job_id)
+    assert (row, line) == ("2", "3")
+    assert "name is 140000 characters long" in reason or "records over 1048576 bytes are not read" in reason
+    assert len(name) < 600 and mail in ("big@example.com", ""), "the report cuts long cells"
+
+
+def test_a_file_over_the_upload_limit_fails_before_it_is_read(deployment, monkeypatch):
+    deployment.producer.SETTINGS = replace(deployment.producer.SETTINGS, max_upload_bytes=100)
+    monkeypatch.setattr(
+        deployment.producer, "s3", Faulty(deployment.producer.s3, "get_object", lambda _: AssertionError("read"))
+    )
+    job_id = deployment.upload("uploads/big.csv", SAMPLE_CSV.read_bytes())
+    job = deployment.job(job_id)
+    assert job["status"] == "FAILED"
+    size = len(SAMPLE_CSV.read_bytes())
+    limit = "this stack ingests files of at most 100 bytes (maxUploadBytes)"
+    assert job["error"] == f"file too large: {size} bytes; {limit}"
+    assert queued_chunks(deployment) == []
+
+
+def test_no_cell_of_a_file_without_header_reaches_the_job_or_the_logs(deployment, capsys):
+    body = "john.doe@example.com,John Doe,+447700900123\nann@example.com,Ann,+447700900124\n"
+    job_id = deployment.upload("uploads/no-header.csv", body)
+    job = deployment.job(job_id)
+    assert job["status"] == "FAILED" and "none of the first row's 3 cells" in job["error"]
+    _status, view, _ = deployment.api(f"/jobs/{job_id}", resource="/jobs/{jobId}")
+    logs = capsys.readouterr().out
+    for secret in ("john.doe", "John Doe", "447700900123"):
+        assert secret not in str(job) and secret not in str(view) and secret not in logs, secret
+
+
+def test_the_rejects_report_keeps_only_the_columns_the_pipeline_reads(deployment):
+    body = "name,ssn,mail,notes\nAnn,123-45-6789,not-an-email,private note\n"
+    job_id = deployment.upload("uploads/ssn.csv", body)
+    prefix = f"reports/{job_id}/"
+    key = deployment.s3.list_objects_v2(Bucket=deployment.bucket, Prefix=prefix)["Contents"][0]["Key"]
+    text = deployment.s3.get_object(Bucket=deployment.bucket, Key=key)["Body"].read().decode()
+    assert list(csv.reader(io.StringIO(text))) == [
+        ["row", "line", "reason", "name", "mail"],
+        ["1", "2", "mail is not a valid email address (local@dotted.domain)", "Ann", "not-an-email"],
+    ]
+    assert "123-45-6789" not in text and "private note" not in text

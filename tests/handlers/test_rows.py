@@ -3,9 +3,9 @@
 import pytest
 
 from handlers.common.chunks import Row
-from handlers.producer.csv_stream import FileProblem
+from handlers.producer.csv_stream import FileProblem, Record
 from handlers.producer.reports import neutralise
-from handlers.producer.rows import Rejected, is_blank, parse_header, validate_row
+from handlers.producer.rows import Rejected, parse_header, validate_row
 
 
 def test_header_is_matched_case_insensitively_after_trimming_and_accepts_email_for_mail():
@@ -61,14 +61,58 @@ def test_invalid_rows_are_rejected_with_their_number_line_and_reason(fields, rea
 
 
 def test_blank_lines_and_empty_cells_only_are_not_rows():
-    assert is_blank([]) and is_blank(["", "  ", ""])
-    assert not is_blank(["", "x"])
+    def record(fields, oversized=0):
+        return Record(fields, 1, 10, 1, oversized)
+
+    assert record([]).blank and record(["", "  ", ""]).blank
+    assert not record(["", "x"]).blank
+    assert not record([], oversized=2_000_000).blank, "a record too long to read is a row, rejected"
 
 
-@pytest.mark.parametrize("cell", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"])
+def test_header_errors_never_quote_a_cell():
+    # A file without a header: its first row is somebody's personal data.
+    with pytest.raises(FileProblem) as failure:
+        parse_header(["john.doe@example.com", "john doe", "+447700900123"])
+    assert str(failure.value) == (
+        "incomplete header: missing name and mail column(s); none of the first row's 3 cells is named"
+        " 'name', 'mail', 'email'"
+    )
+
+
+@pytest.mark.parametrize(
+    "fields", [["Ann", "Not An Email", ""], ["Ann", "ann@example.com", "not a phone <script>"], ["", "x@y.co", ""]]
+)
+def test_reject_reasons_never_quote_a_cell(fields):
+    result = validate_row(parse_header(["name", "mail", "phone"]), fields, 1, 2)
+    assert isinstance(result, Rejected)
+    assert not any(cell.strip() and cell.strip().lower() in result.reason.lower() for cell in fields), result.reason
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "=1+1",
+        "+1",
+        "-1",
+        "@SUM(A1)",
+        "\tx",
+        "\rx",
+        "\n=1+1",
+        " =1+1",
+        "\u00a0=1+1",
+        "\u200b=1+1",
+        "\ufeff@SUM(A1)",
+        "＝1+1",
+        "＋1",
+        "－1",
+        "＠SUM(A1)",
+        " \u200b ＝HYPERLINK()",
+    ],
+)
 def test_cells_a_spreadsheet_would_run_are_neutralised_in_reports(cell):
     assert neutralise(cell) == f"'{cell}"
 
 
-def test_ordinary_cells_are_kept_as_they_are():
-    assert neutralise("Ann O'Neil") == "Ann O'Neil"
+@pytest.mark.parametrize("cell", ["Ann O'Neil", " Ann", "", "   ", "a=b", "John-Smith", "\u200bAnn"])
+def test_ordinary_cells_are_kept_as_they_are(cell):
+    assert neutralise(cell) == cell
