@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from handlers.common.aws import client_config
 from handlers.common.chunks import MalformedChunk, decode
 from handlers.common.retry import RetryCounter
+from handlers.worker.admission import ChunkRefused, JobLookup, check_against_job, check_rows
 from handlers.worker.progress import ProgressCounter
 from handlers.worker.writes import UserWriter
 
@@ -40,6 +41,7 @@ JOBS_TABLE = os.environ["JOBS_TABLE"]
 _dynamodb = boto3.resource("dynamodb", config=client_config(max_pool_connections=WRITERS + 4, attempts=1))
 writer = UserWriter(_dynamodb.meta.client, USERS_TABLE, ThreadPoolExecutor(WRITERS, thread_name_prefix="put"))
 progress = ProgressCounter(_dynamodb.meta.client, JOBS_TABLE)
+jobs = JobLookup(_dynamodb.meta.client, JOBS_TABLE)
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
@@ -55,6 +57,12 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
 
     retries = RetryCounter()
     try:
+        try:
+            check_rows(chunk)
+            check_against_job(chunk, jobs.get(chunk.jobId, seconds_left, retries))
+        except ChunkRefused as refused:
+            logger.error("chunk refused", extra={"messageId": record.message_id, "reason": str(refused)})
+            raise
         outcome = writer.write(chunk, seconds_left, retries)
         counted = progress.count(chunk, outcome, seconds_left, retries)
         if counted:

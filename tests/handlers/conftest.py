@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import io
+import logging
 from collections.abc import Iterator
 
 import boto3
@@ -100,3 +102,21 @@ def deployment(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterat
             ),
         )
         yield deployment
+
+
+@pytest.fixture
+def log_lines():
+    """Capture a handler module's log lines, formatted by its own Powertools formatter."""
+    attached = []
+
+    def capture(module) -> io.StringIO:
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(module.logger.registered_formatter)
+        module.logger.addHandler(handler)
+        attached.append((module.logger, handler))
+        return stream
+
+    yield capture
+    for logger, handler in attached:
+        logger.removeHandler(handler)

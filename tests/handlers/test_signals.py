@@ -1,30 +1,8 @@
 """What operators see: JSON logs carrying the job id, and EMF metrics for rows and retries."""
 
-import io
 import json
-import logging
-
-import pytest
 
 from tests.handlers.harness import SAMPLE_CSV
-
-
-@pytest.fixture
-def log_lines():
-    """Capture a handler module's log lines, formatted by its own Powertools formatter."""
-    attached = []
-
-    def capture(module) -> io.StringIO:
-        stream = io.StringIO()
-        handler = logging.StreamHandler(stream)
-        handler.setFormatter(module.logger.registered_formatter)
-        module.logger.addHandler(handler)
-        attached.append((module.logger, handler))
-        return stream
-
-    yield capture
-    for logger, handler in attached:
-        logger.removeHandler(handler)
 
 
 def emf(captured: str) -> dict[str, float]:

@@ -110,12 +110,65 @@ def test_a_malformed_message_fails_alone(deployment):
     assert set(deployment.users()) == {f"u{i}@example.com" for i in range(6)}
 
 
-def test_a_chunk_of_an_unknown_job_fails(deployment):
-    deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\n")
-    [message] = deployment.receive_all()
+def forged(message, change):
+    """The message with its chunk changed by `change` (a function of the decoded body)."""
     body = json.loads(message["Body"])
-    orphan = {**message, "MessageId": "orphan", "Body": json.dumps({**body, "jobId": "no-such-job"})}
-    assert deployment.deliver([orphan, message]) == ["orphan"]
+    change(body)
+    return {**message, "MessageId": "forged", "Body": json.dumps(body)}
+
+
+def set_row(field, value):
+    return lambda body: body["rows"][0].update({field: value})
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda body: body.update(jobId="no-such-job"), "names job no-such-job, which has no record"),
+        (lambda body: body.update(uploadedAtMs=253_402_300_799_000), "uploadedAtMs differ"),  # the year 9999
+        (lambda body: body["source"].update(key="uploads/other.csv"), "source differ"),
+        (lambda body: body.update(tiebreak="F" * 64), "tiebreak differ"),
+        (lambda body: body.update(expiresAt=None), "expiresAt differ"),
+        (lambda body: body.update(chunk=1), "chunk 1 is beyond job"),
+        (lambda body: body.update(chunk=-1), "negative"),
+        (set_row("row", 2), "row number beyond job"),
+        (set_row("row", 0), "row number outside"),
+        (set_row("email", "NOT AN EMAIL"), "mail is not a valid email address"),
+        (set_row("email", "A@example.com"), "not in normalised form"),
+        (set_row("name", "n" * 20_029), "name is 20029 characters long"),
+        (set_row("name", " padded "), "not in normalised form"),
+        (set_row("phone", "not a phone <script>"), "phone is not an optional"),
+    ],
+)
+def test_a_chunk_that_does_not_match_its_job_or_the_field_rules_is_refused_before_any_write(
+    deployment, log_lines, change, reason
+):
+    job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\n")
+    [message] = deployment.receive_all()
+    logs = log_lines(deployment.worker)
+    assert deployment.deliver([forged(message, change)]) == ["forged"]
+    assert deployment.users() == {}, "nothing of a refused chunk is written"
+    assert deployment.job(job_id)["chunksDone"] == 0, "nor counted"
+    refusals = [json.loads(line) for line in logs.getvalue().splitlines() if '"chunk refused"' in line]
+    assert [r["messageId"] for r in refusals] == ["forged"] and reason in refusals[0]["reason"]
+    assert "<script>" not in refusals[0]["reason"] and "NOT AN EMAIL" not in refusals[0]["reason"]
+    assert deployment.deliver([message]) == []  # the real chunk still goes through
+    assert deployment.job(job_id)["status"] == "COMPLETE"
+
+
+def test_chunks_of_a_job_still_parsing_are_checked_without_a_chunk_count(deployment, monkeypatch):
+    # Workers may see a chunk before its producer has queued the last one: no count to check yet.
+    job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\n")
+    [message] = deployment.receive_all()
+    table = deployment.dynamodb.Table(deployment.jobs_table)
+    table.update_item(
+        Key={"jobId": job_id, "sk": "JOB"},
+        UpdateExpression="SET #s = :p REMOVE chunksTotal",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":p": "PARSING"},
+    )
+    assert deployment.deliver([forged(message, lambda body: body.update(chunk=7))]) == []
+    assert deployment.job(job_id)["chunksDone"] == 1
 
 
 def test_throttled_writes_are_retried_counted_and_nothing_is_lost(deployment, monkeypatch, capsys):

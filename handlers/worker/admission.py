@@ -1,0 +1,110 @@
+"""What the worker checks before it writes a chunk: the queue is untrusted input.
+
+Only the producer's role may send to the queue (its policy), but the worker does not rely on
+that alone. A chunk is written only if it matches its job record — the job exists, and the chunk
+carries the job's upload time, source object, tiebreak and expiry, a chunk number within the
+job's count once that is known, and row numbers within its rows — and if every row passes the
+same field rules the producer applied. A chunk that fails is refused whole, before any row is
+written: its message fails, and after `maxReceiveCount` deliveries it rests in the DLQ, never in
+the table. Reasons name fields and numbers, never a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from handlers.common.chunks import ROW_SPACE, Chunk, upload_tiebreak
+from handlers.common.dynamo import plain
+from handlers.common.jobs import job_key
+from handlers.common.retry import RetryCounter, call_with_backoff
+from handlers.common.validation import InvalidValue, normalize_email, normalize_name, normalize_phone
+
+# What the check needs of a job record; the rest (checkpoint, header) is not read. Every name goes
+# through a placeholder: several (`status`, `key`, `bucket`) are DynamoDB reserved words.
+_ATTRIBUTES = (
+    "jobId",
+    "status",
+    "bucket",
+    "key",
+    "versionId",
+    "uploadedAtMs",
+    "sequencer",
+    "expiresAt",
+    "chunksTotal",
+    "rowsTotal",
+)
+_PROJECTION = ", ".join(f"#a{i}" for i in range(len(_ATTRIBUTES)))
+_NAMES = {f"#a{i}": name for i, name in enumerate(_ATTRIBUTES)}
+
+
+class ChunkRefused(ValueError):
+    """A chunk that does not match its job, or holds a row that breaks a field rule."""
+
+
+def check_rows(chunk: Chunk) -> None:
+    """Every row as the producer would have made it: valid, normalised, numbered in range."""
+    for index, row in enumerate(chunk.rows, start=1):
+        if not 0 < row.row < ROW_SPACE:
+            raise ChunkRefused(f"chunk {chunk.chunk}: row {index} has a row number outside 1..{ROW_SPACE - 1}")
+        try:
+            normalised = (
+                normalize_email(row.email),
+                normalize_name(row.name),
+                None if row.phone is None else normalize_phone(row.phone),
+            )
+        except InvalidValue as invalid:
+            raise ChunkRefused(f"chunk {chunk.chunk}: row {row.row}: {invalid}") from None
+        if normalised != (row.email, row.name, row.phone):
+            raise ChunkRefused(f"chunk {chunk.chunk}: row {row.row} is not in normalised form")
+
+
+def check_against_job(chunk: Chunk, job: dict[str, Any] | None) -> None:
+    """The chunk belongs to `job` (the job record, or None if there is none)."""
+    if job is None:
+        raise ChunkRefused(f"chunk {chunk.chunk} names job {chunk.jobId}, which has no record")
+    expected = {
+        "uploadedAtMs": job["uploadedAtMs"],
+        "source": (job["bucket"], job["key"], job["versionId"]),
+        "tiebreak": upload_tiebreak(job.get("sequencer", ""), job["jobId"]),
+        "expiresAt": job.get("expiresAt"),
+    }
+    carried = {
+        "uploadedAtMs": chunk.uploadedAtMs,
+        "source": (chunk.source.bucket, chunk.source.key, chunk.source.versionId),
+        "tiebreak": chunk.tiebreak,
+        "expiresAt": chunk.expiresAt,
+    }
+    differing = [name for name in expected if expected[name] != carried[name]]
+    if differing:
+        raise ChunkRefused(f"chunk {chunk.chunk} does not match job {chunk.jobId}: {', '.join(differing)} differ")
+    if chunk.chunk < 0:
+        raise ChunkRefused(f"chunk number {chunk.chunk} is negative")
+    if "chunksTotal" in job:  # set when the producer has queued every chunk
+        if chunk.chunk >= job["chunksTotal"]:
+            raise ChunkRefused(f"chunk {chunk.chunk} is beyond job {chunk.jobId}'s {job['chunksTotal']} chunks")
+        if any(row.row > job["rowsTotal"] for row in chunk.rows):
+            raise ChunkRefused(f"chunk {chunk.chunk} has a row number beyond job {chunk.jobId}'s rows")
+
+
+class JobLookup:
+    """Reads the job records chunks are checked against (strongly consistent: a chunk can arrive
+    within milliseconds of its job's creation)."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self._client, self._table = client, table
+
+    def get(self, job_id: str, seconds_left: Callable[[], float], retries: RetryCounter) -> dict[str, Any] | None:
+        response = call_with_backoff(
+            lambda: self._client.get_item(
+                TableName=self._table,
+                Key=job_key(job_id),
+                ConsistentRead=True,
+                ProjectionExpression=_PROJECTION,
+                ExpressionAttributeNames=_NAMES,
+            ),
+            seconds_left,
+            on_retry=retries,
+        )
+        item = response.get("Item")
+        return None if item is None else plain(item)
