@@ -72,7 +72,7 @@ def get_user(email: str) -> dict[str, Any]:
         raise BadRequestError(str(invalid)) from None
     item = users.get_item(Key={"email": key}).get("Item")
     if item is None:
-        raise Missing(f"no user with email {key}")
+        raise Missing("no user with that email")  # errors never repeat personal data
     return user_view(item)
 
 
