@@ -87,38 +87,42 @@ class _Lines:
         self._buffer = b""
         self._next = 0  # index in the buffer of the next line to hand out
         self._record = 0  # index in the buffer where the current record starts
-        self._record_start = _Position(position.offset, position.line)
+        self._record_offset, self._record_line = position.offset, position.line
         self._at_start = position.offset == 0
         self._eof = False
 
-    def start_record(self) -> _Position:
-        """Mark the next line as the start of a record; where it starts."""
+    def start_record(self) -> int:
+        """Mark the next line as the start of a record; the number of lines before it."""
         self._record = self._next
-        self._record_start = _Position(self.position.offset, self.position.line)
-        return self._record_start
+        self._record_offset = self.position.offset
+        self._record_line = line = self.position.line
+        return line
 
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
-        end = self._buffer.find(b"\n", self._next)
-        while end == -1:
-            if self._over_budget(len(self._buffer)):
+    def lines(self) -> Iterator[str]:
+        """The lines, from where the last generator stopped. A generator, since this is the
+        producer's hot path (one step per physical line); it ends with `_Oversized` when a record
+        passes the limit, and a new one continues after `skip_record`."""
+        position = self.position
+        while True:
+            buffer, next_line = self._buffer, self._next
+            while (end := buffer.find(b"\n", next_line) + 1) != 0:
+                if end - self._record > MAX_RECORD_BYTES:
+                    raise _Oversized
+                raw = buffer[next_line:end]
+                self._next = next_line = end
+                if b"\x00" in raw or not raw.isascii():
+                    yield _decode(raw, position)  # checks NUL bytes and UTF-8, naming the offset
+                else:
+                    position.offset += len(raw)
+                    position.line += 1
+                    yield raw.decode("ascii")
+            if len(buffer) - self._record > MAX_RECORD_BYTES:
                 raise _Oversized
             if not self._fill():
-                if self._next == len(self._buffer):
-                    raise StopIteration
-                end = len(self._buffer) - 1
                 break
-            end = self._buffer.find(b"\n", self._next)
-        if self._over_budget(end + 1):
-            raise _Oversized
-        raw = self._buffer[self._next : end + 1]
-        self._next = end + 1
-        return _decode(raw, self.position)
-
-    def _over_budget(self, buffer_end: int) -> bool:
-        return buffer_end - self._record > MAX_RECORD_BYTES
+        if self._next < len(self._buffer):  # a last line with no newline
+            raw, self._next = self._buffer[self._next :], len(self._buffer)
+            yield _decode(raw, position)
 
     def _fill(self) -> bool:
         """Read one more block, dropping what is before the current record; False at the end."""
@@ -137,15 +141,15 @@ class _Lines:
                 self._next += len(BOM)
                 self._record = self._next
                 self.position.offset += len(BOM)
-                self._record_start.offset += len(BOM)
-        return bool(block) or self._next < len(self._buffer)
+                self._record_offset += len(BOM)
+        return bool(block)
 
     def skip_record(self) -> int:
         """Consume the current (oversized) record to its end, checking its bytes are UTF-8 text;
         its length in bytes. The position moves past it."""
         scanner = _RecordScanner()
         decoder = codecs.getincrementaldecoder("utf-8")()
-        start, length, newlines = self._record_start, 0, 0
+        start, length, newlines = _Position(self._record_offset, self._record_line), 0, 0
         data = self._buffer[self._record :]
         self._buffer, self._next, self._record = b"", 0, 0
         while True:
@@ -276,16 +280,16 @@ def iter_records(stream: ByteStream, start_offset: int = 0, start_line: int = 0)
     """
     lines = _Lines(stream, _Position(start_offset, start_line))
     position = lines.position
-    reader = csv.reader(lines, strict=True)
+    reader = csv.reader(lines.lines(), strict=True)
     while True:
-        first_line = lines.start_record().line + 1
+        first_line = lines.start_record() + 1
         try:
             fields = next(reader)
         except StopIteration:
             return
         except _Oversized:
             size = lines.skip_record()
-            reader = csv.reader(lines, strict=True)  # the old one holds half a record
+            reader = csv.reader(lines.lines(), strict=True)  # the old one holds half a record
             yield Record(fields=[], line=first_line, end_offset=position.offset, end_line=position.line, oversized=size)
             continue
         except csv.Error as error:
