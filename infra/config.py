@@ -109,6 +109,14 @@ SETTINGS: tuple[Setting, ...] = (
     S("queryMemoryMb", int, 128, "Query API function memory (MB).", 128, 10240),
     S("queryTimeoutSeconds", int, 10, "Query API function timeout (API Gateway stops waiting at 29 s).", 1, 29),
     S("rowsPerMessage", int, 100, "Valid rows packed into one SQS message (also capped by message size).", 1, 1000),
+    S(
+        "maxMessageBytes",
+        int,
+        1_048_576,
+        "The queue's maximum message size, and the producer's byte budget for one SendMessageBatch call.",
+        65_536,
+        1_048_576,
+    ),
     S("workerBatchSize", int, 10, "Messages per worker invocation; above 10 needs a batching window.", 1, 10000),
     S("workerBatchingWindowSeconds", int, 5, "Seconds the mapping may wait to fill a batch.", 0, 300),
     S("workerMaxConcurrency", int, 5, "Maximum concurrent worker invocations (mapping scaling config).", 2, 1000),
@@ -155,6 +163,7 @@ class PipelineConfig:
     worker: FunctionSizing
     query: FunctionSizing
     rows_per_message: int
+    max_message_bytes: int
     worker_batch_size: int
     worker_batching_window_seconds: int
     worker_max_concurrency: int

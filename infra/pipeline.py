@@ -65,6 +65,7 @@ class Pipeline(pulumi.ComponentResource):
             IngestQueueArgs(
                 visibility_timeout_seconds=cfg.queue_visibility_timeout_seconds,
                 max_receive_count=cfg.max_receive_count,
+                max_message_bytes=cfg.max_message_bytes,
                 tags=tags,
             ),
             child,
@@ -98,6 +99,7 @@ class Pipeline(pulumi.ComponentResource):
                 jobs_table_name=jobs.name,
                 jobs_table_arn=jobs.arn,
                 rows_per_message=cfg.rows_per_message,
+                max_message_bytes=cfg.max_message_bytes,
                 job_ttl_days=cfg.job_ttl_days,
                 sizing=cfg.producer,
                 defaults=defaults,

@@ -44,6 +44,8 @@ class ProducerArgs:
     """Its ARN."""
     rows_per_message: int
     """Valid rows per SQS message."""
+    max_message_bytes: int
+    """The queue's maximum message size: the producer's budget for one message and one send call."""
     job_ttl_days: int
     """Days before a job record expires (0: never)."""
     sizing: FunctionSizing
@@ -84,6 +86,11 @@ class Producer(pulumi.ComponentResource):
                     "QUEUE_URL": args.queue_url,
                     "JOBS_TABLE": args.jobs_table_name,
                     "ROWS_PER_MESSAGE": str(args.rows_per_message),
+                    # SendMessageBatch: the maximum individual message size and the maximum total
+                    # payload of a batch are both 1 MiB (1,048,576 bytes), per AWS's API reference
+                    # (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html);
+                    # the producer keeps ten chunks within this one figure, so a batch fits both.
+                    "MAX_MESSAGE_BYTES": str(args.max_message_bytes),
                     "JOB_TTL_DAYS": str(args.job_ttl_days),
                 },
                 statements=lambda own_arn: [

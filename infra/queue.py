@@ -14,6 +14,9 @@ from infra.iam import deny_insecure_transport, policy_document
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 # AWS's default retention for the main queue; a chunk normally leaves it within seconds.
 QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
+# SQS's own bounds for a queue's MaximumMessageSize. pulumi-aws documents `max_message_size` as
+# 1024–1048576 bytes, default 262144 (https://www.pulumi.com/registry/packages/aws/api-docs/sqs/queue/).
+MAX_MESSAGE_SIZE_RANGE = (1_024, 1_048_576)
 
 
 @dataclass
@@ -24,6 +27,8 @@ class IngestQueueArgs:
     """Derived from the consumer's timeout (`PipelineConfig.queue_visibility_timeout_seconds`)."""
     max_receive_count: int
     """Deliveries before a message moves to the dead-letter queue (AWS advises at least 5)."""
+    max_message_bytes: int
+    """Largest message either queue accepts; the producer packs its batches to the same budget."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags of both queues."""
 
@@ -32,6 +37,9 @@ class IngestQueueArgs:
             raise ValueError(f"max_receive_count = {self.max_receive_count}: AWS advises at least 5")
         if not 0 <= self.visibility_timeout_seconds <= 43_200:
             raise ValueError(f"visibility_timeout_seconds = {self.visibility_timeout_seconds}: allowed 0–43200")
+        low, high = MAX_MESSAGE_SIZE_RANGE
+        if not low <= self.max_message_bytes <= high:
+            raise ValueError(f"max_message_bytes = {self.max_message_bytes}: allowed {low}–{high}")
 
 
 class IngestQueue(pulumi.ComponentResource):
@@ -45,8 +53,12 @@ class IngestQueue(pulumi.ComponentResource):
     def __init__(self, name: str, args: IngestQueueArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("csv-ingest:messaging:IngestQueue", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        # Both queues take the same maximum: the provider's default (256 KiB) would refuse the
+        # producer's larger chunks, and a message the queue accepted must fit the DLQ when it moves
+        # there and the queue again when it is redriven.
         self.dead_letter_queue = aws.sqs.Queue(
             f"{name}-dlq",
+            max_message_size=args.max_message_bytes,
             message_retention_seconds=DLQ_RETENTION_SECONDS,
             sqs_managed_sse_enabled=True,
             tags=dict(args.tags),
@@ -55,6 +67,7 @@ class IngestQueue(pulumi.ComponentResource):
         self.queue = aws.sqs.Queue(
             name,
             visibility_timeout_seconds=args.visibility_timeout_seconds,
+            max_message_size=args.max_message_bytes,
             message_retention_seconds=QUEUE_RETENTION_SECONDS,
             sqs_managed_sse_enabled=True,
             redrive_policy=pulumi.Output.json_dumps(

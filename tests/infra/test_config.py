@@ -65,6 +65,8 @@ def test_load_config_reads_strings_as_the_pulumi_cli_stores_them():
         ({"logRetentionDays": -1}, "csv-ingest:logRetentionDays = -1 is not allowed; use one of: 1, 3, 5"),
         ({"logRetentionDays": 10}, "csv-ingest:logRetentionDays = 10 is not allowed"),
         ({"jobTtlDays": -1}, "csv-ingest:jobTtlDays = -1 is out of range; allowed: 0–3650"),
+        ({"maxMessageBytes": 1048577}, "csv-ingest:maxMessageBytes = 1048577 is out of range; allowed: 65536–1048576"),
+        ({"maxMessageBytes": 1024}, "csv-ingest:maxMessageBytes = 1024 is out of range"),
         ({"maxReceiveCount": 4}, "csv-ingest:maxReceiveCount = 4 is out of range; allowed: 5–1000"),
         ({"runtime": "python3.9"}, "csv-ingest:runtime = 'python3.9' is not allowed"),
         ({"architecture": "arm"}, "csv-ingest:architecture = 'arm' is not allowed; use one of: arm64, x86_64"),

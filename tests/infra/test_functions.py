@@ -44,6 +44,7 @@ def test_environment_names_exactly_the_resources_each_function_uses(dev):
             "QUEUE_URL": queue_url,
             "JOBS_TABLE": jobs,
             "ROWS_PER_MESSAGE": "100",
+            "MAX_MESSAGE_BYTES": "1048576",
             "JOB_TTL_DAYS": "30",
         },
         WORKER: {"USERS_TABLE": users, "JOBS_TABLE": jobs},

@@ -2,6 +2,10 @@
 
 import json
 
+import pytest
+
+from tests.infra.support import function
+
 QUEUE, DLQ = "csv-ingest-chunks", "csv-ingest-chunks-dlq"
 
 
@@ -40,3 +44,13 @@ def test_both_queues_are_encrypted_and_deny_requests_without_tls(dev):
         assert deny["Effect"] == "Deny" and deny["Action"] == "sqs:*"
         assert deny["Resource"] == [queue.outputs["arn"]]
         assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [({}, 1_048_576), ({"maxMessageBytes": 131_072}, 131_072)])
+def test_both_queues_accept_exactly_the_producers_message_budget(plan_with, overrides, expected):
+    # A chunk the producer may send must fit the queue, then the DLQ, then the queue again on redrive.
+    plan = plan_with(**overrides)
+    budget = function(plan, "csv-ingest-producer").inputs["environment"]["variables"]["MAX_MESSAGE_BYTES"]
+    assert budget == str(expected)
+    for name in (QUEUE, DLQ):
+        assert plan.one("aws:sqs/queue:Queue", name).inputs["maxMessageSize"] == expected, name
