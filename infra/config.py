@@ -132,6 +132,15 @@ SETTINGS: tuple[Setting, ...] = (
     S("logRetentionDays", int, 14, "Retention of function and API access logs.", choices=LOG_RETENTION_DAYS),
     S("uploadsPrefix", str, "uploads/", "Key prefix whose objects trigger the producer."),
     S("uploadsSuffix", str, ".csv", "Key suffix whose objects trigger the producer."),
+    # 1 MiB (one record) up to S3's largest object, 5 TiB; the default is S3's largest single PUT.
+    S(
+        "maxUploadBytes",
+        int,
+        5 * 1024**3,
+        "Largest upload the producer ingests; a larger one fails its job before it is read.",
+        1024**2,
+        5 * 1024**4,
+    ),
     S("reportsPrefix", str, "reports/", "Key prefix of the rejects reports; must not overlap the uploads prefix."),
     S("noncurrentVersionDays", int, 30, "Days a replaced or deleted object version is kept.", 1, 3650),
     S("reportsExpirationDays", int, 90, "Days a rejects report is kept.", 1, 3650),
@@ -179,6 +188,7 @@ class PipelineConfig:
     log_retention_days: int
     uploads_prefix: str
     uploads_suffix: str
+    max_upload_bytes: int
     reports_prefix: str
     noncurrent_version_days: int
     reports_expiration_days: int

@@ -93,6 +93,7 @@ class Pipeline(pulumi.ComponentResource):
                 account_id=account_id,
                 uploads_prefix=cfg.uploads_prefix,
                 uploads_suffix=cfg.uploads_suffix,
+                max_upload_bytes=cfg.max_upload_bytes,
                 reports_prefix=cfg.reports_prefix,
                 queue_url=queue.url,
                 queue_arn=queue.arn,

@@ -32,6 +32,8 @@ class ProducerArgs:
     """Objects created under this prefix …"""
     uploads_suffix: str
     """… with this suffix trigger the producer."""
+    max_upload_bytes: int
+    """Largest object the producer ingests; a larger one fails its job before a byte is parsed."""
     reports_prefix: str
     """Where the producer writes rejects reports."""
     queue_url: pulumi.Input[str]
@@ -92,6 +94,7 @@ class Producer(pulumi.ComponentResource):
                     # the producer keeps ten chunks within this one figure, so a batch fits both.
                     "MAX_MESSAGE_BYTES": str(args.max_message_bytes),
                     "JOB_TTL_DAYS": str(args.job_ttl_days),
+                    "MAX_UPLOAD_BYTES": str(args.max_upload_bytes),
                 },
                 statements=lambda own_arn: [
                     statement("ReadUploads", ["s3:GetObject", "s3:GetObjectVersion"], [uploads]),

@@ -67,6 +67,8 @@ def test_load_config_reads_strings_as_the_pulumi_cli_stores_them():
         ({"jobTtlDays": -1}, "csv-ingest:jobTtlDays = -1 is out of range; allowed: 0–3650"),
         ({"maxMessageBytes": 1048577}, "csv-ingest:maxMessageBytes = 1048577 is out of range; allowed: 65536–1048576"),
         ({"maxMessageBytes": 1024}, "csv-ingest:maxMessageBytes = 1024 is out of range"),
+        ({"maxUploadBytes": 1048575}, "csv-ingest:maxUploadBytes = 1048575 is out of range; allowed: 1048576–"),
+        ({"maxUploadBytes": 5 * 1024**4 + 1}, "csv-ingest:maxUploadBytes = 5497558138881 is out of range"),
         ({"maxReceiveCount": 4}, "csv-ingest:maxReceiveCount = 4 is out of range; allowed: 5–1000"),
         ({"runtime": "python3.9"}, "csv-ingest:runtime = 'python3.9' is not allowed"),
         ({"architecture": "arm"}, "csv-ingest:architecture = 'arm' is not allowed; use one of: arm64, x86_64"),

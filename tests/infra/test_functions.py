@@ -29,6 +29,11 @@ def test_runtime_architecture_and_sizing_come_from_config(plan_with):
     )
 
 
+def test_producer_is_told_the_configured_upload_size_limit(plan_with):
+    variables = function(plan_with(maxUploadBytes=10 * 1024**2), PRODUCER).inputs["environment"]["variables"]
+    assert variables["MAX_UPLOAD_BYTES"] == str(10 * 1024**2), PRODUCER
+
+
 def test_environment_names_exactly_the_resources_each_function_uses(dev):
     def outputs(type_, name, attribute):
         return dev.one(type_, name).outputs[attribute]
@@ -46,6 +51,7 @@ def test_environment_names_exactly_the_resources_each_function_uses(dev):
             "ROWS_PER_MESSAGE": "100",
             "MAX_MESSAGE_BYTES": "1048576",
             "JOB_TTL_DAYS": "30",
+            "MAX_UPLOAD_BYTES": str(5 * 1024**3),
         },
         WORKER: {"USERS_TABLE": users, "JOBS_TABLE": jobs},
         QUERY: {"USERS_TABLE": users, "JOBS_TABLE": jobs},
