@@ -144,6 +144,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("reportsPrefix", str, "reports/", "Key prefix of the rejects reports; must not overlap the uploads prefix."),
     S("noncurrentVersionDays", int, 30, "Days a replaced or deleted object version is kept.", 1, 3650),
     S("reportsExpirationDays", int, 90, "Days a rejects report is kept.", 1, 3650),
+    S("uploadsExpirationDays", int, 30, "Days an upload stays current before it expires (then noncurrent).", 1, 3650),
     S("apiAuth", str, "apiKey", "API authentication: API key + usage plan, IAM (SigV4), or none.", choices=AUTH_MODES),
     S("apiThrottleRateLimit", int, 50, "Stage steady-state request rate (requests/s).", 1, 10000),
     S("apiThrottleBurstLimit", int, 100, "Stage burst capacity (requests).", 1, 5000),
@@ -192,6 +193,7 @@ class PipelineConfig:
     reports_prefix: str
     noncurrent_version_days: int
     reports_expiration_days: int
+    uploads_expiration_days: int
     api_auth: str
     api_throttle_rate_limit: int
     api_throttle_burst_limit: int

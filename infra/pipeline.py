@@ -51,6 +51,8 @@ class Pipeline(pulumi.ComponentResource):
         self.storage = UploadStorage(
             f"{name}-uploads",
             UploadStorageArgs(
+                uploads_prefix=cfg.uploads_prefix,
+                uploads_expiration_days=cfg.uploads_expiration_days,
                 reports_prefix=cfg.reports_prefix,
                 noncurrent_version_days=cfg.noncurrent_version_days,
                 reports_expiration_days=cfg.reports_expiration_days,

@@ -15,6 +15,10 @@ from infra.iam import deny_insecure_transport, policy_document
 class UploadStorageArgs:
     """Inputs of `UploadStorage`."""
 
+    uploads_prefix: str
+    """Key prefix of the uploaded files (expired after `uploads_expiration_days`)."""
+    uploads_expiration_days: int
+    """Days an upload stays the current version of its key."""
     reports_prefix: str
     """Key prefix of the producer's rejects reports (expired after `reports_expiration_days`)."""
     noncurrent_version_days: int
@@ -89,6 +93,16 @@ class UploadStorage(pulumi.ComponentResource):
                     # Once its noncurrent versions expire, a delete marker is alone: remove it.
                     "expiration": {"expired_object_delete_marker": True},
                     "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
+                },
+                # An upload holds personal data and is only needed while its job runs. In a
+                # versioned bucket, expiring the current version adds a delete marker and makes the
+                # data a noncurrent version, which the first rule deletes `noncurrent_version_days`
+                # later (https://docs.aws.amazon.com/AmazonS3/latest/userguide/intro-lifecycle-rules.html).
+                {
+                    "id": "expire-uploads",
+                    "status": "Enabled",
+                    "filter": {"prefix": args.uploads_prefix},
+                    "expiration": {"days": args.uploads_expiration_days},
                 },
                 {
                     "id": "expire-reports",

@@ -69,6 +69,7 @@ def test_load_config_reads_strings_as_the_pulumi_cli_stores_them():
         ({"maxMessageBytes": 1024}, "csv-ingest:maxMessageBytes = 1024 is out of range"),
         ({"maxUploadBytes": 1048575}, "csv-ingest:maxUploadBytes = 1048575 is out of range; allowed: 1048576–"),
         ({"maxUploadBytes": 5 * 1024**4 + 1}, "csv-ingest:maxUploadBytes = 5497558138881 is out of range"),
+        ({"uploadsExpirationDays": 0}, "csv-ingest:uploadsExpirationDays = 0 is out of range; allowed: 1–3650"),
         ({"maxReceiveCount": 4}, "csv-ingest:maxReceiveCount = 4 is out of range; allowed: 5–1000"),
         ({"runtime": "python3.9"}, "csv-ingest:runtime = 'python3.9' is not allowed"),
         ({"architecture": "arm"}, "csv-ingest:architecture = 'arm' is not allowed; use one of: arm64, x86_64"),

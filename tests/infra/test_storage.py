@@ -49,6 +49,22 @@ def test_lifecycle_expires_noncurrent_versions_and_reports(dev):
     assert all(rule["status"] == "Enabled" for rule in rules.values())
 
 
+def test_uploads_expire_after_the_configured_days_then_as_noncurrent_versions(dev, plan_with):
+    def rules(plan):
+        lifecycle = plan.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", f"{BUCKET}-lifecycle")
+        return {rule["id"]: rule for rule in lifecycle.inputs["rules"]}
+
+    uploads = rules(dev)["expire-uploads"]
+    assert (uploads["status"], uploads["filter"], uploads["expiration"]) == (
+        "Enabled",
+        {"prefix": "uploads/"},
+        {"days": 30},
+    ), f"{BUCKET}-lifecycle: uploads never expire"
+    assert rules(dev)["expire-noncurrent-versions"]["filter"] == {}, "expired uploads must still expire as noncurrent"
+    moved = rules(plan_with(uploadsPrefix="incoming/", uploadsExpirationDays=7))["expire-uploads"]
+    assert (moved["filter"], moved["expiration"]) == ({"prefix": "incoming/"}, {"days": 7})
+
+
 def test_force_destroy_and_retention_follow_the_stack(dev, prod):
     assert dev.one("aws:s3/bucket:Bucket", BUCKET).inputs["forceDestroy"] is True
     assert prod.one("aws:s3/bucket:Bucket", BUCKET).inputs["forceDestroy"] is False
