@@ -15,7 +15,7 @@ import pulumi_aws as aws
 from infra.config import FunctionSizing
 from infra.function import FunctionDefaults, ServiceFunction, ServiceFunctionArgs
 from infra.iam import statement
-from infra.queue import DLQ_RETENTION_SECONDS
+from infra.queue import DLQ_RETENTION_SECONDS, queue_policy
 
 
 @dataclass
@@ -73,6 +73,8 @@ class Producer(pulumi.ComponentResource):
             tags=dict(args.defaults.tags),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        # Upload events carry bucket and key names: TLS only, like every queue of the pipeline.
+        queue_policy(f"{name}-failed-events-policy", self.failed_events, pulumi.ResourceOptions(parent=self))
         uploads = pulumi.Output.concat(args.bucket_arn, "/", args.uploads_prefix, "*")
         reports = pulumi.Output.concat(args.bucket_arn, "/", args.reports_prefix, "*")
         service = ServiceFunction(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -17,6 +18,21 @@ QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
 # SQS's own bounds for a queue's MaximumMessageSize. pulumi-aws documents `max_message_size` as
 # 1024–1048576 bytes, default 262144 (https://www.pulumi.com/registry/packages/aws/api-docs/sqs/queue/).
 MAX_MESSAGE_SIZE_RANGE = (1_024, 1_048_576)
+
+
+def queue_policy(
+    name: str, queue: aws.sqs.Queue, opts: pulumi.ResourceOptions, statements: Sequence[dict[str, Any]] = ()
+) -> aws.sqs.QueuePolicy:
+    """The policy of one of our queues: every request without TLS denied, then `statements`.
+
+    A queue holds one policy, so whatever else a queue's policy says goes through here too.
+    """
+    return aws.sqs.QueuePolicy(
+        name,
+        queue_url=queue.url,
+        policy=policy_document([deny_insecure_transport("sqs", [queue.arn]), *statements]),
+        opts=opts,
+    )
 
 
 @dataclass
@@ -86,11 +102,6 @@ class IngestQueue(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        for resource_name, queue in ((f"{name}-policy", self.queue), (f"{name}-dlq-policy", self.dead_letter_queue)):
-            aws.sqs.QueuePolicy(
-                resource_name,
-                queue_url=queue.url,
-                policy=policy_document([deny_insecure_transport("sqs", [queue.arn])]),
-                opts=child,
-            )
+        queue_policy(f"{name}-policy", self.queue, child)
+        queue_policy(f"{name}-dlq-policy", self.dead_letter_queue, child)
         self.register_outputs({"queueUrl": self.queue.url, "deadLetterQueueUrl": self.dead_letter_queue.url})

@@ -7,6 +7,7 @@ import pytest
 from tests.infra.support import function
 
 QUEUE, DLQ = "csv-ingest-chunks", "csv-ingest-chunks-dlq"
+FAILED_EVENTS = "csv-ingest-producer-failed-events"
 
 
 def test_visibility_timeout_is_six_worker_timeouts_plus_the_batching_window(dev, plan_with):
@@ -34,16 +35,19 @@ def test_dlq_keeps_messages_14_days_and_accepts_only_our_queue(dev):
     }
 
 
-def test_both_queues_are_encrypted_and_deny_requests_without_tls(dev):
-    for name, policy_name in ((QUEUE, f"{QUEUE}-policy"), (DLQ, f"{DLQ}-policy")):
-        queue = dev.one("aws:sqs/queue:Queue", name)
-        assert queue.inputs["sqsManagedSseEnabled"] is True, name
-        policy = dev.one("aws:sqs/queuePolicy:QueuePolicy", policy_name).inputs
-        assert policy["queueUrl"] == queue.outputs["url"]
-        [deny] = json.loads(policy["policy"])["Statement"]
-        assert deny["Effect"] == "Deny" and deny["Action"] == "sqs:*"
-        assert deny["Resource"] == [queue.outputs["arn"]]
-        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+@pytest.mark.parametrize("name", [QUEUE, DLQ, FAILED_EVENTS])
+def test_every_queue_is_encrypted_and_denies_requests_without_tls(dev, name):
+    queue = dev.one("aws:sqs/queue:Queue", name)
+    assert queue.inputs["sqsManagedSseEnabled"] is True, name
+    [policy] = [
+        p.inputs for p in dev.of_type("aws:sqs/queuePolicy:QueuePolicy") if p.inputs["queueUrl"] == queue.outputs["url"]
+    ]
+    document = json.loads(policy["policy"])
+    assert document["Version"] == "2012-10-17", name
+    [deny] = [s for s in document["Statement"] if s["Sid"] == "DenyInsecureTransport"]
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "sqs:*"), name
+    assert deny["Resource"] == [queue.outputs["arn"]], name
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}, name
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [({}, 1_048_576), ({"maxMessageBytes": 131_072}, 131_072)])
