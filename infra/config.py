@@ -8,6 +8,8 @@ rendered from the same declarations (`render_reference_table`), and a test keeps
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +50,15 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class Items:
+    """What every entry of a list setting must be: a pattern, how the docs name it, and how many."""
+
+    pattern: str
+    described: str
+    min_count: int = 0
+
+
+@dataclass(frozen=True)
 class Setting:
     """One key of `Pulumi.<stack>.yaml`: its type, default, allowed values and meaning."""
 
@@ -58,9 +69,14 @@ class Setting:
     minimum: int | None = None
     maximum: int | None = None
     choices: tuple[Any, ...] | None = None
+    items: Items | None = None
+    """For a list setting (`kind` tuple): what its entries must be."""
 
     def allowed(self) -> str:
         """The allowed values, as the README and error messages state them."""
+        if self.items is not None:
+            least = f"at least {self.items.min_count} " if self.items.min_count else ""
+            return f"list of {least}distinct {self.items.described}"
         if self.choices is not None:
             return ", ".join(str(c) for c in self.choices)
         if self.minimum is not None and self.maximum is not None:
@@ -78,7 +94,28 @@ class Setting:
             (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum)
         ):
             raise ConfigError(f"csv-ingest:{self.key} = {value} is out of range; allowed: {self.allowed()}")
+        if self.items is not None:
+            self._check_items(value)
         return value
+
+    def _check_items(self, values: tuple[str, ...]) -> None:
+        assert self.items is not None
+        for value in values:
+            if not re.fullmatch(self.items.pattern, value):
+                raise ConfigError(f"csv-ingest:{self.key} entry {value!r} is not allowed; allowed: {self.allowed()}")
+        repeated = sorted({value for value in values if values.count(value) > 1})
+        if repeated:
+            raise ConfigError(f"csv-ingest:{self.key} lists {repeated[0]!r} more than once; allowed: {self.allowed()}")
+        if len(values) < self.items.min_count:
+            raise ConfigError(f"csv-ingest:{self.key} has {len(values)} entries; allowed: {self.allowed()}")
+
+    def render_default(self) -> str:
+        """The default as the README shows it."""
+        if self.kind is bool:
+            return str(self.default).lower()
+        if self.kind is tuple:
+            return json.dumps(list(self.default))
+        return str(self.default) if self.default != "" else "(empty)"
 
 
 def _coerce(key: str, kind: type, raw: Any) -> Any:
@@ -95,8 +132,26 @@ def _coerce(key: str, kind: type, raw: Any) -> Any:
             return int(str(raw).strip(), 10)
         except ValueError:
             raise ConfigError(f"csv-ingest:{key} = {raw!r} is not a whole number") from None
+    if kind is tuple:
+        # A YAML list arrives as a list; the Pulumi CLI hands a structured value to the program as JSON.
+        values = raw
+        if isinstance(raw, str):
+            try:
+                values = json.loads(raw)
+            except ValueError:
+                values = None
+        if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
+            raise ConfigError(f"csv-ingest:{key} = {raw!r} is not a list of text; use a YAML list or a JSON array")
+        return tuple(v.strip() for v in values)
     return str(raw).strip()
 
+
+# An IAM role or user as `aws:PrincipalArn` names it: the role's own ARN (path included), never an
+# assumed-role session's `arn:aws:sts::…` ARN, and no wildcard.
+IAM_PRINCIPAL_ARN = Items(
+    r"arn:aws(-[a-z]+)*:iam::\d{12}:(role|user)/[A-Za-z0-9_+=,.@/-]+",
+    "IAM role or user ARNs (arn:aws:iam::<account>:role/<name>)",
+)
 
 S = Setting
 SETTINGS: tuple[Setting, ...] = (
@@ -121,6 +176,13 @@ SETTINGS: tuple[Setting, ...] = (
     S("workerBatchingWindowSeconds", int, 5, "Seconds the mapping may wait to fill a batch.", 0, 300),
     S("workerMaxConcurrency", int, 5, "Maximum concurrent worker invocations (mapping scaling config).", 2, 1000),
     S("maxReceiveCount", int, 5, "Deliveries of a message before it moves to the dead-letter queue.", 5, 1000),
+    S(
+        "queueRedrivePrincipals",
+        tuple,
+        (),
+        "Principals besides the producer that may send to the queue: the roles operators redrive the DLQ with.",
+        items=IAM_PRINCIPAL_ARN,
+    ),
     S("tableBillingMode", str, "PAY_PER_REQUEST", "Billing mode of both tables.", choices=BILLING_MODES),
     S("tableReadCapacity", int, 5, "Read capacity units per table (PROVISIONED only).", 1, 40000),
     S("tableWriteCapacity", int, 5, "Write capacity units per table (PROVISIONED only).", 1, 40000),
@@ -178,6 +240,7 @@ class PipelineConfig:
     worker_batching_window_seconds: int
     worker_max_concurrency: int
     max_receive_count: int
+    queue_redrive_principals: tuple[str, ...]
     table_billing_mode: str
     table_read_capacity: int
     table_write_capacity: int
@@ -264,8 +327,7 @@ def render_reference_table() -> str:
     """The README's configuration reference, rendered from `SETTINGS`."""
     rows = ["| key | default | allowed | meaning |", "| --- | --- | --- | --- |"]
     for s in SETTINGS:
-        default = str(s.default).lower() if s.kind is bool else (s.default if s.default != "" else "(empty)")
-        rows.append(f"| `{s.key}` | `{default}` | {s.allowed()} | {s.doc} |")
+        rows.append(f"| `{s.key}` | `{s.render_default()}` | {s.allowed()} | {s.doc} |")
     return "\n".join(rows)
 
 

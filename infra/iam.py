@@ -33,6 +33,26 @@ def deny_insecure_transport(service: str, resources: Sequence[pulumi.Input[str]]
     }
 
 
+def deny_unless_principal(
+    sid: str, action: str, resources: Sequence[pulumi.Input[str]], principal_arns: Sequence[pulumi.Input[str]]
+) -> dict[str, Any]:
+    """Deny `action` on these resources to every principal but these IAM roles or users.
+
+    `aws:PrincipalArn` is the role's ARN for a role session (not the session's ARN), so a role
+    listed here covers every session of it
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalarn).
+    A request without the key — an AWS service acting as itself — is denied too.
+    """
+    return {
+        "Sid": sid,
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": action,
+        "Resource": list(resources),
+        "Condition": {"ArnNotEquals": {"aws:PrincipalArn": list(principal_arns)}},
+    }
+
+
 def assume_role_policy(service: str) -> str:
     """Trust policy letting one AWS service assume a role.
 

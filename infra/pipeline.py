@@ -109,6 +109,9 @@ class Pipeline(pulumi.ComponentResource):
             ),
             child,
         )
+        # The queue's policy names the producer's role, whose policy names the queue: a separate
+        # resource, declared once both exist, so neither waits for the other.
+        self.queue.restrict_senders([self.producer.role.arn, *cfg.queue_redrive_principals])
         self.worker = Worker(
             f"{name}-worker",
             WorkerArgs(

@@ -61,6 +61,8 @@ class Producer(pulumi.ComponentResource):
 
     function: aws.lambda_.Function
     """The producer function."""
+    role: aws.iam.Role
+    """Its execution role: the one principal the chunk queue accepts messages from."""
     failed_events: aws.sqs.Queue
     """Upload events the producer still failed after Lambda's retries, kept 14 days for replay."""
 
@@ -113,7 +115,7 @@ class Producer(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.function = service.function
+        self.function, self.role = service.function, service.role
         self._create_async_config(name, service)
         permission = aws.lambda_.Permission(
             f"{name}-s3-invoke",

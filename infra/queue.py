@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.iam import deny_insecure_transport, policy_document
+from infra.iam import deny_insecure_transport, deny_unless_principal, policy_document
 
 # The longest SQS keeps a message: a failed chunk waits two weeks for someone to redrive it.
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
@@ -59,7 +59,11 @@ class IngestQueueArgs:
 
 
 class IngestQueue(pulumi.ComponentResource):
-    """A standard SQS queue with SSE and a redrive policy to a 14-day dead-letter queue."""
+    """A standard SQS queue with SSE and a redrive policy to a 14-day dead-letter queue.
+
+    The main queue's policy names who may send to it, and the sender's own policy names the queue:
+    it is declared by `restrict_senders` once the sender exists, which the pipeline calls.
+    """
 
     queue: aws.sqs.Queue
     """The queue the producer sends chunks to (`url`, `arn`, `name`)."""
@@ -102,6 +106,27 @@ class IngestQueue(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        queue_policy(f"{name}-policy", self.queue, child)
         queue_policy(f"{name}-dlq-policy", self.dead_letter_queue, child)
+        self._name = name
         self.register_outputs({"queueUrl": self.queue.url, "deadLetterQueueUrl": self.dead_letter_queue.url})
+
+    def restrict_senders(self, senders: Sequence[pulumi.Input[str]]) -> aws.sqs.QueuePolicy:
+        """Declare the main queue's policy: TLS only, and only `senders` (IAM role or user ARNs) may send.
+
+        A chunk on this queue is trusted by the worker as the producer's; any other principal of the
+        account whose own policy allows `sqs:SendMessage` could otherwise inject rows. A DLQ redrive
+        (StartMessageMoveTask, or "Start DLQ redrive" in the console) sends to this queue as the
+        operator who started it, who needs `sqs:SendMessage` on it (AWS: "Configuring queue
+        permissions for dead-letter queue redrive",
+        https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-configure-dead-letter-queue-redrive.html),
+        so the operators' roles are among `senders`. We do not exempt requests that SQS makes on a
+        caller's behalf (`aws:CalledViaLast`): then any principal allowed to send could move
+        messages of a dead-letter queue of its own into this one.
+        """
+        return queue_policy(
+            f"{self._name}-policy",
+            self.queue,
+            # Same parent and name as when the component declared it: the resource keeps its URN.
+            pulumi.ResourceOptions(parent=self),
+            [deny_unless_principal("OnlyListedSenders", "sqs:SendMessage", [self.queue.arn], senders)],
+        )

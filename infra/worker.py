@@ -68,6 +68,8 @@ class Worker(pulumi.ComponentResource):
                     ),
                     # Conditional puts: a row never replaces a newer version of itself.
                     statement("WriteUsers", ["dynamodb:PutItem"], [args.users_table_arn]),
+                    # Each chunk is checked against its job record (consistent read) before its rows are written.
+                    statement("ReadJobs", ["dynamodb:GetItem"], [args.jobs_table_arn]),
                     # Chunk marker + job counters in one transaction, then the conditional finish.
                     statement("CountProgress", ["dynamodb:PutItem", "dynamodb:UpdateItem"], [args.jobs_table_arn]),
                 ],

@@ -10,6 +10,7 @@ tests assert on it; `python -m local.plan` prints it.
 from __future__ import annotations
 
 import hashlib
+import json
 import runpy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -199,6 +200,15 @@ def stack_settings(stack: str) -> dict[str, Any]:
     return dict((yaml.safe_load(path.read_text()) or {}).get("config") or {})
 
 
+def _config_text(value: Any) -> str:
+    """A setting as the Pulumi CLI hands it to the program: structured values (lists) as JSON."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
 def run_program(stack: str, overrides: Mapping[str, Any] | None = None) -> Plan:
     """Execute `__main__.py` for `stack` under mocks; `overrides` replace settings (short keys)."""
     settings = stack_settings(stack)
@@ -213,7 +223,7 @@ def run_program(stack: str, overrides: Mapping[str, Any] | None = None) -> Plan:
     mocks = PlanMocks(region)
     pulumi.runtime.settings.ROOT.set(None)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=_RecordingMonitor(mocks, plan))
-    pulumi.runtime.set_all_config({k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in settings.items()})
+    pulumi.runtime.set_all_config({key: _config_text(value) for key, value in settings.items()})
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[None]:

@@ -50,6 +50,13 @@ def test_load_config_reads_strings_as_the_pulumi_cli_stores_them():
     )
 
 
+def test_list_settings_read_yaml_lists_and_the_json_the_pulumi_cli_hands_over():
+    role = "arn:aws:iam::123456789012:role/ops/redrive"
+    assert parse_settings({}).queue_redrive_principals == ()
+    assert parse_settings({"queueRedrivePrincipals": [role]}).queue_redrive_principals == (role,)
+    assert load_config({"queueRedrivePrincipals": f'["{role}"]'}.get).queue_redrive_principals == (role,)
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
@@ -70,6 +77,16 @@ def test_load_config_reads_strings_as_the_pulumi_cli_stores_them():
         ({"maxUploadBytes": 1048575}, "csv-ingest:maxUploadBytes = 1048575 is out of range; allowed: 1048576–"),
         ({"maxUploadBytes": 5 * 1024**4 + 1}, "csv-ingest:maxUploadBytes = 5497558138881 is out of range"),
         ({"uploadsExpirationDays": 0}, "csv-ingest:uploadsExpirationDays = 0 is out of range; allowed: 1–3650"),
+        ({"queueRedrivePrincipals": "ops"}, "csv-ingest:queueRedrivePrincipals = 'ops' is not a list of text"),
+        (
+            {"queueRedrivePrincipals": ["arn:aws:sts::123456789012:assumed-role/ops/alice"]},
+            "csv-ingest:queueRedrivePrincipals entry 'arn:aws:sts::123456789012:assumed-role/ops/alice' is not allowed",
+        ),
+        ({"queueRedrivePrincipals": ["arn:aws:iam::123456789012:role/*"]}, "entry 'arn:aws:iam::123456789012:role/*'"),
+        (
+            {"queueRedrivePrincipals": ["arn:aws:iam::123456789012:role/a", "arn:aws:iam::123456789012:role/a"]},
+            "csv-ingest:queueRedrivePrincipals lists 'arn:aws:iam::123456789012:role/a' more than once",
+        ),
         ({"maxReceiveCount": 4}, "csv-ingest:maxReceiveCount = 4 is out of range; allowed: 5–1000"),
         ({"runtime": "python3.9"}, "csv-ingest:runtime = 'python3.9' is not allowed"),
         ({"architecture": "arm"}, "csv-ingest:architecture = 'arm' is not allowed; use one of: arm64, x86_64"),

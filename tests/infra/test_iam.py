@@ -45,13 +45,14 @@ def test_producer_reads_uploads_writes_reports_sends_chunks_tracks_jobs_and_cont
     }
 
 
-def test_worker_consumes_the_queue_and_writes_users_and_progress(dev):
+def test_worker_consumes_the_queue_reads_jobs_and_writes_users_and_progress(dev):
     a = _arns(dev)
     assert grants(policy(dev, "csv-ingest-worker")) == _logs(dev, "csv-ingest-worker") | {
         ("sqs:ReceiveMessage", a["queue"]),
         ("sqs:DeleteMessage", a["queue"]),
         ("sqs:GetQueueAttributes", a["queue"]),
         ("dynamodb:PutItem", a["users"]),
+        ("dynamodb:GetItem", a["jobs"]),
         ("dynamodb:PutItem", a["jobs"]),
         ("dynamodb:UpdateItem", a["jobs"]),
     }

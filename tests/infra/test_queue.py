@@ -58,3 +58,34 @@ def test_both_queues_accept_exactly_the_producers_message_budget(plan_with, over
     assert budget == str(expected)
     for name in (QUEUE, DLQ):
         assert plan.one("aws:sqs/queue:Queue", name).inputs["maxMessageSize"] == expected, name
+
+
+OPERATOR = "arn:aws:iam::123456789012:role/ops/dlq-redrive"
+
+
+def _send_restriction(plan):
+    policy = plan.one("aws:sqs/queuePolicy:QueuePolicy", f"{QUEUE}-policy").inputs
+    [deny] = [s for s in json.loads(policy["policy"])["Statement"] if s["Sid"] == "OnlyListedSenders"]
+    return deny
+
+
+def test_only_the_producers_role_may_send_to_the_queue(dev):
+    deny = _send_restriction(dev)
+    producer_role = dev.one("aws:iam/role:Role", "csv-ingest-producer-role").outputs["arn"]
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "sqs:SendMessage"), QUEUE
+    assert deny["Resource"] == [dev.one("aws:sqs/queue:Queue", QUEUE).outputs["arn"]], QUEUE
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [producer_role]}}, QUEUE
+
+
+def test_operators_listed_for_dlq_redrive_may_send_too(plan_with):
+    # A redrive sends to the queue as the operator who started it (see infra/queue.py).
+    plan = plan_with(queueRedrivePrincipals=[OPERATOR])
+    producer_role = plan.one("aws:iam/role:Role", "csv-ingest-producer-role").outputs["arn"]
+    assert _send_restriction(plan)["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == [producer_role, OPERATOR]
+
+
+def test_only_the_main_queue_restricts_senders(dev):
+    # SQS itself moves failed messages into the DLQ, and Lambda writes failed events as the producer.
+    for name in (f"{DLQ}-policy", "csv-ingest-producer-failed-events-policy"):
+        statements = json.loads(dev.one("aws:sqs/queuePolicy:QueuePolicy", name).inputs["policy"])["Statement"]
+        assert [s["Sid"] for s in statements] == ["DenyInsecureTransport"], name
