@@ -11,7 +11,7 @@ import pulumi_aws as aws
 
 from infra.config import AUTH_MODES, FunctionSizing
 from infra.function import FunctionDefaults, ServiceFunction, ServiceFunctionArgs
-from infra.iam import assume_role_policy, statement
+from infra.iam import assume_role_policy, policy_document, statement
 
 STAGE_NAME = "v1"
 # (parent path, path part): the REST resources, parents first ("" is the API's root).
@@ -49,7 +49,6 @@ ACCESS_LOG_FORMAT = json.dumps(
     },
     separators=(",", ":"),
 )
-API_GATEWAY_PUSH_TO_LOGS = "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 
 
 def _slug(path: str) -> str:
@@ -77,6 +76,10 @@ class QueryApiArgs:
     """Stage burst capacity."""
     manage_account: bool
     """Set the region's API Gateway CloudWatch role, without which access logs are not written."""
+    account_id: pulumi.Input[str]
+    """The stack's account: the CloudWatch role writes its logs, for its APIs only."""
+    region: pulumi.Input[str]
+    """The stack's region, whose API Gateway setting the role is."""
     sizing: FunctionSizing
     """Memory and timeout of the function."""
     defaults: FunctionDefaults
@@ -221,23 +224,56 @@ class QueryApi(pulumi.ComponentResource):
         return stage
 
     def _create_account_logging_role(self) -> aws.apigateway.Account:
-        # Region-wide: API Gateway writes every API's logs with this one role, so it cannot be
-        # scoped to our log group; AWS's managed policy is the documented choice. Deleting the
-        # setting clears it for every API of the region (other stacks' included), so the role and
-        # the setting are kept when this stack is destroyed.
+        # Region-wide: API Gateway writes every API's logs of the region (other stacks' included)
+        # with this one role, to log groups we do not know, so it is scoped to this account and
+        # region, not to our log group. AWS documents the managed AmazonAPIGatewayPushToCloudWatchLogs
+        # as having "all the required permissions"
+        # (https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html#set-up-access-logging-permissions);
+        # it also grants logs:GetLogEvents and logs:FilterLogEvents, which read every log group of
+        # the account, and which writing logs never needs: this inline policy keeps only the writes
+        # and the look-ups that find or create a group and a stream. Deleting the setting clears it
+        # for every API of the region, so the role, its policy and the setting are kept when this
+        # stack is destroyed.
+        name, args = self._name, self._args
         kept = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
         role = aws.iam.Role(
-            f"{self._name}-cloudwatch-role",
-            assume_role_policy=assume_role_policy("apigateway.amazonaws.com"),
+            f"{name}-cloudwatch-role",
+            assume_role_policy=assume_role_policy("apigateway.amazonaws.com", source_account=args.account_id),
             opts=kept,
         )
-        attachment = aws.iam.RolePolicyAttachment(
-            f"{self._name}-cloudwatch-role-logs", role=role.name, policy_arn=API_GATEWAY_PUSH_TO_LOGS, opts=kept
+        log_groups = pulumi.Output.concat("arn:aws:logs:", args.region, ":", args.account_id, ":log-group:*")
+        policy = aws.iam.RolePolicy(
+            f"{name}-cloudwatch-role-logs",
+            role=role.id,
+            policy=policy_document(
+                [
+                    statement(
+                        "FindOrCreateGroupsAndStreams",
+                        [
+                            "logs:CreateLogGroup",
+                            "logs:CreateLogStream",
+                            "logs:DescribeLogGroups",
+                            "logs:DescribeLogStreams",
+                        ],
+                        [log_groups],
+                    ),
+                    statement(
+                        "WriteLogEvents", ["logs:PutLogEvents"], [pulumi.Output.concat(log_groups, ":log-stream:*")]
+                    ),
+                ]
+            ),
+            opts=kept,
+        )
+        # Earlier versions attached the managed policy, and a retained attachment outlives its
+        # removal from the program: this detaches any managed policy from the role.
+        aws.iam.RolePolicyAttachmentsExclusive(
+            f"{name}-cloudwatch-role-no-managed-policies", role_name=role.name, policy_arns=[], opts=kept
         )
         return aws.apigateway.Account(
-            f"{self._name}-account",
+            f"{name}-account",
             cloudwatch_role_arn=role.arn,
-            opts=pulumi.ResourceOptions.merge(kept, pulumi.ResourceOptions(depends_on=[attachment])),
+            # API Gateway checks the role when the setting is made.
+            opts=pulumi.ResourceOptions.merge(kept, pulumi.ResourceOptions(depends_on=[policy])),
         )
 
     def _create_api_key(self) -> aws.apigateway.ApiKey:

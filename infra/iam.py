@@ -53,17 +53,15 @@ def deny_unless_principal(
     }
 
 
-def assume_role_policy(service: str) -> str:
-    """Trust policy letting one AWS service assume a role.
+def assume_role_policy(service: str, source_account: pulumi.Input[str] | None = None) -> pulumi.Input[str]:
+    """Trust policy letting one AWS service assume a role, on behalf of `source_account` only if given.
 
-    Written as data rather than `aws.iam.get_policy_document`: it is a constant, and a constant
-    needs no provider call at plan time (nor under mocks).
+    Written as data rather than `aws.iam.get_policy_document`: it needs no provider call at plan
+    time (nor under mocks). `aws:SourceAccount` keeps the service from assuming the role for
+    another account's resources (the confused deputy).
     """
-    return json.dumps(
-        {
-            "Version": POLICY_VERSION,
-            "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"},
-            ],
-        }
-    )
+    trust: dict[str, Any] = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    if source_account is None:
+        return json.dumps({"Version": POLICY_VERSION, "Statement": [trust]})
+    trust["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
+    return pulumi.Output.json_dumps({"Version": POLICY_VERSION, "Statement": [trust]})

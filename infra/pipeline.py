@@ -139,6 +139,8 @@ class Pipeline(pulumi.ComponentResource):
                 throttle_rate_limit=cfg.api_throttle_rate_limit,
                 throttle_burst_limit=cfg.api_throttle_burst_limit,
                 manage_account=cfg.manage_api_gateway_account,
+                account_id=account_id,
+                region=region,
                 sizing=cfg.query,
                 defaults=defaults,
             ),

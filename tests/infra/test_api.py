@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from tests.infra.support import function
+from local.mocks import ACCOUNT_ID
+from tests.infra.support import function, grants
 
 API = "csv-ingest-api"
 
@@ -98,6 +99,45 @@ def test_stage_writes_json_access_logs_to_a_log_group_with_retention(dev):
     assert json.loads(logs["format"])["requestId"] == "$context.requestId"
     account = dev.one("aws:apigateway/account:Account", f"{API}-account")
     assert account.urn in stage.dependencies, "access logs need the account's CloudWatch role first"
+
+
+def test_account_logging_role_only_writes_logs_of_this_account_and_region(dev):
+    role = dev.one("aws:iam/role:Role", f"{API}-cloudwatch-role")
+    policy = dev.one("aws:iam/rolePolicy:RolePolicy", f"{API}-cloudwatch-role-logs")
+    assert policy.inputs["role"] == role.id
+    groups = f"arn:aws:logs:eu-west-1:{ACCOUNT_ID}:log-group:*"
+    assert grants(json.loads(policy.inputs["policy"])) == {
+        ("logs:CreateLogGroup", groups),
+        ("logs:CreateLogStream", groups),
+        ("logs:DescribeLogGroups", groups),
+        ("logs:DescribeLogStreams", groups),
+        ("logs:PutLogEvents", f"{groups}:log-stream:*"),
+    }, f"{API}-cloudwatch-role: reads logs or writes beyond this account and region"
+    assert not [
+        a
+        for a in dev.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if a.inputs["role"] in (role.id, role.outputs["name"])
+    ]
+    exclusive = dev.one(
+        "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive",
+        f"{API}-cloudwatch-role-no-managed-policies",
+    )
+    assert exclusive.inputs == {"roleName": role.outputs["name"], "policyArns": []}, (
+        "a managed policy could stay attached"
+    )
+    assert policy.retain_on_delete and exclusive.retain_on_delete, "the kept role must keep its permissions"
+
+
+def test_account_logging_role_trusts_api_gateway_for_this_account_only(dev):
+    trust = json.loads(dev.one("aws:iam/role:Role", f"{API}-cloudwatch-role").inputs["assumeRolePolicy"])
+    assert trust["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "apigateway.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}},
+        }
+    ], f"{API}-cloudwatch-role trust policy"
 
 
 def test_account_logging_role_can_be_left_to_another_stack(plan_with):
