@@ -19,6 +19,9 @@ pulumi.export("failedUploadEventsQueueUrl", pipeline.producer.failed_events.url)
 pulumi.export("usersTableName", pipeline.tables.users.name)
 pulumi.export("jobsTableName", pipeline.tables.jobs.name)
 pulumi.export("apiUrl", pipeline.api.stage.invoke_url)
-if pipeline.api.api_key is not None:
-    pulumi.export("apiKey", pulumi.Output.secret(pipeline.api.api_key.value))
+if pipeline.api.api_keys:
+    keys = {consumer: key.value for consumer, key in pipeline.api.api_keys.items()}
+    pulumi.export("apiKeys", pulumi.Output.secret(keys))
+    # The first consumer's key under the name tools used when there was a single key.
+    pulumi.export("apiKey", pulumi.Output.secret(next(iter(keys.values()))))
 pulumi.export("dashboardUrl", pipeline.observability.dashboard_url)

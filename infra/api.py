@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -70,6 +71,12 @@ class QueryApiArgs:
     """Its ARN."""
     auth: str
     """`apiKey` (API key + usage plan), `iam` (SigV4) or `none`."""
+    allow_public: bool
+    """Acknowledges that `auth = "none"` lets anyone read the stored personal data."""
+    consumers: Sequence[str]
+    """Names of the API's consumers, one API key each (`apiKey` mode); the first is the main one."""
+    quota_per_day: int
+    """Requests per day each API key may make (`apiKey` mode)."""
     throttle_rate_limit: int
     """Stage steady-state requests per second."""
     throttle_burst_limit: int
@@ -77,7 +84,7 @@ class QueryApiArgs:
     manage_account: bool
     """Set the region's API Gateway CloudWatch role, without which access logs are not written."""
     account_id: pulumi.Input[str]
-    """The stack's account: the CloudWatch role writes its logs, for its APIs only."""
+    """The stack's account: API Gateway may assume the CloudWatch role for this account's APIs only."""
     region: pulumi.Input[str]
     """The stack's region, whose API Gateway setting the role is."""
     sizing: FunctionSizing
@@ -88,6 +95,10 @@ class QueryApiArgs:
     def __post_init__(self) -> None:
         if self.auth not in AUTH_MODES:
             raise ValueError(f"auth = {self.auth!r}: use one of {', '.join(AUTH_MODES)}")
+        if self.auth == "none" and not self.allow_public:
+            raise ValueError("auth = 'none' needs allow_public = True: the API serves personal data")
+        if self.auth == "apiKey" and (not self.consumers or len(set(self.consumers)) != len(self.consumers)):
+            raise ValueError(f"consumers = {list(self.consumers)}: at least one, each named once")
 
 
 class QueryApi(pulumi.ComponentResource):
@@ -99,8 +110,8 @@ class QueryApi(pulumi.ComponentResource):
     """The REST API."""
     stage: aws.apigateway.Stage
     """Its stage (`invoke_url` is the API's base URL)."""
-    api_key: aws.apigateway.ApiKey | None
-    """The API key clients send as `x-api-key` (`apiKey` mode only)."""
+    api_keys: dict[str, aws.apigateway.ApiKey]
+    """Each consumer's API key, sent as `x-api-key`, in the configured order (`apiKey` mode; else empty)."""
 
     def __init__(self, name: str, args: QueryApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("csv-ingest:api:QueryApi", name, None, opts)
@@ -130,7 +141,13 @@ class QueryApi(pulumi.ComponentResource):
         )
         deployment = self._create_routes()
         self.stage = self._create_stage(deployment)
-        self.api_key = self._create_api_key() if args.auth == "apiKey" else None
+        self.api_keys = self._create_api_keys() if args.auth == "apiKey" else {}
+        if args.auth == "none":
+            pulumi.log.warn(
+                f"{name}: apiAuth is 'none' (allowPublicApi): anyone with the URL can read every stored name,"
+                " email and phone; use it only for throwaway demo data",
+                resource=self,
+            )
         aws.lambda_.Permission(
             f"{name}-invoke",
             action="lambda:InvokeFunction",
@@ -276,18 +293,39 @@ class QueryApi(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(kept, pulumi.ResourceOptions(depends_on=[policy])),
         )
 
-    def _create_api_key(self) -> aws.apigateway.ApiKey:
+    def _create_api_keys(self) -> dict[str, aws.apigateway.ApiKey]:
         name, args = self._name, self._args
         child = pulumi.ResourceOptions(parent=self)
-        key = aws.apigateway.ApiKey(f"{name}-key", enabled=True, tags=dict(args.defaults.tags), opts=child)
+        # Usage plan quotas are targets that clients can exceed at times, AWS warns: a brake on one
+        # consumer's misuse, not a cost control
+        # (https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-api-usage-plans.html).
         plan = aws.apigateway.UsagePlan(
             f"{name}-plan",
             api_stages=[{"api_id": self.rest_api.id, "stage": self.stage.stage_name}],
             throttle_settings={"rate_limit": args.throttle_rate_limit, "burst_limit": args.throttle_burst_limit},
+            quota_settings={"limit": args.quota_per_day, "period": "DAY"},
             tags=dict(args.defaults.tags),
             opts=child,
         )
-        aws.apigateway.UsagePlanKey(
-            f"{name}-plan-key", key_id=key.id, key_type="API_KEY", usage_plan_id=plan.id, opts=child
-        )
-        return key
+        keys = {}
+        for consumer in args.consumers:
+            # One key per consumer, so one can be revoked or rotated (a new name) without the others.
+            # The "default" consumer keeps the single key stacks had before, not a new value.
+            kept = [pulumi.Alias(name=f"{name}-key")] if consumer == "default" else []
+            keys[consumer] = aws.apigateway.ApiKey(
+                f"{name}-key-{consumer}",
+                description=f"csv-ingest query API key of consumer {consumer}",
+                enabled=True,
+                tags={**args.defaults.tags, "consumer": consumer},
+                opts=pulumi.ResourceOptions(parent=self, aliases=kept),
+            )
+            aws.apigateway.UsagePlanKey(
+                f"{name}-plan-key-{consumer}",
+                key_id=keys[consumer].id,
+                key_type="API_KEY",
+                usage_plan_id=plan.id,
+                opts=pulumi.ResourceOptions(
+                    parent=self, aliases=[pulumi.Alias(name=f"{name}-plan-key")] if consumer == "default" else []
+                ),
+            )
+        return keys

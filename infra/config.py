@@ -208,6 +208,15 @@ SETTINGS: tuple[Setting, ...] = (
     S("reportsExpirationDays", int, 90, "Days a rejects report is kept.", 1, 3650),
     S("uploadsExpirationDays", int, 30, "Days an upload stays current before it expires (then noncurrent).", 1, 3650),
     S("apiAuth", str, "apiKey", "API authentication: API key + usage plan, IAM (SigV4), or none.", choices=AUTH_MODES),
+    S("allowPublicApi", bool, False, "Acknowledges that `apiAuth: none` serves the stored personal data to anyone."),
+    S(
+        "apiKeys",
+        tuple,
+        ("default",),
+        "API consumers (`apiKey` mode): each gets its own key; replacing a name rotates that key.",
+        items=Items(r"[A-Za-z0-9-]{1,64}", "consumer names ([A-Za-z0-9-]{1,64})", min_count=1),
+    ),
+    S("apiQuotaPerDay", int, 10000, "Requests per day each API key may make (`apiKey` mode).", 1, 10_000_000),
     S("apiThrottleRateLimit", int, 50, "Stage steady-state request rate (requests/s).", 1, 10000),
     S("apiThrottleBurstLimit", int, 100, "Stage burst capacity (requests).", 1, 5000),
     S("manageApiGatewayAccount", bool, True, "Set the region's API Gateway CloudWatch role (needed for access logs)."),
@@ -258,6 +267,9 @@ class PipelineConfig:
     reports_expiration_days: int
     uploads_expiration_days: int
     api_auth: str
+    allow_public_api: bool
+    api_keys: tuple[str, ...]
+    api_quota_per_day: int
     api_throttle_rate_limit: int
     api_throttle_burst_limit: int
     manage_api_gateway_account: bool
@@ -313,6 +325,11 @@ def _check_relations(config: PipelineConfig) -> None:
         )
     if not config.uploads_suffix:
         raise ConfigError("csv-ingest:uploadsSuffix must not be empty (e.g. '.csv')")
+    if config.api_auth == "none" and not config.allow_public_api:
+        raise ConfigError(
+            "csv-ingest:apiAuth = 'none' needs csv-ingest:allowPublicApi = true: without authentication anyone"
+            " with the URL reads every stored name, email and phone (use apiKey or iam)"
+        )
     if config.alarm_email and ("@" not in config.alarm_email or " " in config.alarm_email):
         raise ConfigError(f"csv-ingest:alarmEmail = {config.alarm_email!r} is not an email address")
 

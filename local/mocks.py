@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import runpy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ class DeclaredResource:
     """Kept in AWS when the stack deletes it."""
     dependencies: tuple[str, ...] = ()
     """URNs of the resources it explicitly depends on."""
+    aliases: tuple[str, ...] = ()
+    """Earlier logical names it answers to (`pulumi.Alias(name=...)`): state under them is kept."""
 
 
 @dataclass
@@ -57,6 +60,8 @@ class Plan:
     resources: list[DeclaredResource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)
+    """What the program logged as warnings (`pulumi.log.warn`), as `pulumi up` would show them."""
 
     def of_type(self, type_: str) -> list[DeclaredResource]:
         """Every resource of a Pulumi type token (e.g. `aws:sqs/queue:Queue`)."""
@@ -148,6 +153,17 @@ class PlanMocks(pulumi.runtime.Mocks):
         return {}
 
 
+class _WarningRecorder(logging.Handler):
+    """Keeps the program's warnings (the mock engine logs them through `logging`) on the plan."""
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__(logging.WARNING)
+        self.plan = plan
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.plan.warnings.append(record.getMessage())
+
+
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
     """The mock engine, also keeping each resource's parent and the stack's outputs."""
 
@@ -175,6 +191,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     physical_name=self._plan_mocks.physical_names.get(urn),
                     retain_on_delete=bool(request.retainOnDelete),
                     dependencies=tuple(request.dependencies),
+                    aliases=tuple(a.spec.name for a in request.aliases if a.HasField("spec") and a.spec.name),
                 )
             )
         return response
@@ -221,8 +238,13 @@ def run_program(stack: str, overrides: Mapping[str, Any] | None = None) -> Plan:
     region = str(settings.get("aws:region", DEFAULT_REGION))
     plan = Plan(stack=stack)
     mocks = PlanMocks(region)
+    logger = logging.getLogger(f"{__name__}.{stack}.{id(plan)}")
+    logger.propagate = False
+    logger.addHandler(_WarningRecorder(plan))
     pulumi.runtime.settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=_RecordingMonitor(mocks, plan))
+    pulumi.runtime.set_mocks(
+        mocks, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=_RecordingMonitor(mocks, plan)
+    )
     pulumi.runtime.set_all_config({key: _config_text(value) for key, value in settings.items()})
 
     @pulumi.runtime.test

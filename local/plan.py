@@ -38,6 +38,8 @@ def render(plan: Plan) -> str:
     lines += ["", "By type:"]
     counts = Counter(r.type for r in plan.resources if r.custom)
     lines += [f"  {count:3d}  {type_}" for type_, count in sorted(counts.items())]
+    if plan.warnings:
+        lines += ["", "Warnings:", *(f"  {warning}" for warning in plan.warnings)]
     lines += ["", "Outputs:"]
     for key, value in sorted(plan.outputs.items()):
         shown = "[secret]" if key in plan.secret_outputs else value

@@ -51,27 +51,55 @@ def test_every_method_is_a_lambda_proxy_integration(dev):
 
 
 @pytest.mark.parametrize(
-    ("mode", "authorization", "key_required", "has_key"),
-    [("apiKey", "NONE", True, True), ("iam", "AWS_IAM", False, False), ("none", "NONE", False, False)],
+    ("settings", "authorization", "key_required", "has_key"),
+    [
+        ({"apiAuth": "apiKey"}, "NONE", True, True),
+        ({"apiAuth": "iam"}, "AWS_IAM", False, False),
+        ({"apiAuth": "none", "allowPublicApi": True}, "NONE", False, False),
+    ],
 )
-def test_auth_mode_sets_method_authorization_and_api_key(plan_with, mode, authorization, key_required, has_key):
-    plan = plan_with(apiAuth=mode)
+def test_auth_mode_sets_method_authorization_and_api_key(plan_with, settings, authorization, key_required, has_key):
+    plan = plan_with(**settings)
     for method in plan.of_type("aws:apigateway/method:Method"):
         assert method.inputs["authorization"] == authorization, method.name
         assert method.inputs.get("apiKeyRequired", False) is key_required, method.name
     assert bool(plan.of_type("aws:apigateway/apiKey:ApiKey")) is has_key
     assert bool(plan.of_type("aws:apigateway/usagePlanKey:UsagePlanKey")) is has_key
     assert ("apiKey" in plan.outputs) is has_key
+    assert ("apiKeys" in plan.outputs) is has_key
 
 
-def test_api_key_is_bound_to_the_stage_by_a_throttled_usage_plan(dev):
-    plan = dev.one("aws:apigateway/usagePlan:UsagePlan", f"{API}-plan").inputs
-    stage = dev.one("aws:apigateway/stage:Stage", f"{API}-stage").inputs
-    assert plan["apiStages"] == [{"apiId": stage["restApi"], "stage": stage["stageName"]}]
-    assert plan["throttleSettings"] == {"rateLimit": 20, "burstLimit": 40}
-    binding = dev.one("aws:apigateway/usagePlanKey:UsagePlanKey", f"{API}-plan-key").inputs
-    assert binding["keyId"] == dev.one("aws:apigateway/apiKey:ApiKey", f"{API}-key").id
-    assert binding["keyType"] == "API_KEY"
+def test_a_public_api_is_planned_only_with_a_warning(dev, plan_with):
+    assert not dev.warnings
+    [warning] = plan_with(apiAuth="none", allowPublicApi=True).warnings
+    assert warning.startswith(f"{API}: apiAuth is 'none'"), warning
+
+
+def test_each_consumer_gets_its_own_key_on_the_throttled_usage_plan_with_a_daily_quota(plan_with):
+    plan = plan_with(apiKeys=["billing", "crm-sync"], apiQuotaPerDay=500)
+    usage = plan.one("aws:apigateway/usagePlan:UsagePlan", f"{API}-plan")
+    stage = plan.one("aws:apigateway/stage:Stage", f"{API}-stage").inputs
+    assert usage.inputs["apiStages"] == [{"apiId": stage["restApi"], "stage": stage["stageName"]}]
+    assert usage.inputs["throttleSettings"] == {"rateLimit": 20, "burstLimit": 40}
+    assert usage.inputs["quotaSettings"] == {"limit": 500, "period": "DAY"}, f"{API}-plan has no daily quota"
+    keys = {key.name: key for key in plan.of_type("aws:apigateway/apiKey:ApiKey")}
+    assert set(keys) == {f"{API}-key-billing", f"{API}-key-crm-sync"}
+    bindings = {b.inputs["keyId"]: b.inputs for b in plan.of_type("aws:apigateway/usagePlanKey:UsagePlanKey")}
+    assert set(bindings) == {key.id for key in keys.values()}, "every key, and only those, is on the usage plan"
+    for binding in bindings.values():
+        assert (binding["usagePlanId"], binding["keyType"]) == (usage.id, "API_KEY")
+    assert plan.outputs["apiKeys"] == {
+        "billing": keys[f"{API}-key-billing"].outputs["value"],
+        "crm-sync": keys[f"{API}-key-crm-sync"].outputs["value"],
+    }
+    assert plan.outputs["apiKey"] == plan.outputs["apiKeys"]["billing"], "apiKey is the first consumer's key"
+
+
+def test_the_default_consumer_keeps_the_key_of_the_single_key_stacks(dev):
+    # Without the aliases an existing stack would replace its key, and every client's copy would stop working.
+    assert dev.one("aws:apigateway/apiKey:ApiKey", f"{API}-key-default").aliases == (f"{API}-key",)
+    binding = dev.one("aws:apigateway/usagePlanKey:UsagePlanKey", f"{API}-plan-key-default")
+    assert binding.aliases == (f"{API}-plan-key",)
 
 
 def test_dev_defaults_to_api_keys_and_prod_to_iam(dev, prod):

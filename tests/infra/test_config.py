@@ -68,6 +68,12 @@ def test_list_settings_read_yaml_lists_and_the_json_the_pulumi_cli_hands_over():
         ({"workerMemoryMb": 10241}, "csv-ingest:workerMemoryMb = 10241 is out of range; allowed: 128–10240"),
         ({"queryTimeoutSeconds": 30}, "csv-ingest:queryTimeoutSeconds = 30 is out of range; allowed: 1–29"),
         ({"producerTimeoutSeconds": 901}, "csv-ingest:producerTimeoutSeconds = 901 is out of range"),
+        ({"apiAuth": "none"}, "csv-ingest:apiAuth = 'none' needs csv-ingest:allowPublicApi = true"),
+        ({"apiKeys": []}, "csv-ingest:apiKeys has 0 entries; allowed: list of at least 1 distinct consumer names"),
+        ({"apiKeys": ["crm sync"]}, "csv-ingest:apiKeys entry 'crm sync' is not allowed"),
+        ({"apiKeys": ["a" * 65]}, "csv-ingest:apiKeys entry 'aaaa"),
+        ({"apiKeys": ["crm", "crm"]}, "csv-ingest:apiKeys lists 'crm' more than once"),
+        ({"apiQuotaPerDay": 0}, "csv-ingest:apiQuotaPerDay = 0 is out of range; allowed: 1–10000000"),
         ({"apiAuth": "basic"}, "csv-ingest:apiAuth = 'basic' is not allowed; use one of: apiKey, iam, none"),
         ({"logRetentionDays": -1}, "csv-ingest:logRetentionDays = -1 is not allowed; use one of: 1, 3, 5"),
         ({"logRetentionDays": 10}, "csv-ingest:logRetentionDays = 10 is not allowed"),
@@ -103,6 +109,10 @@ def test_invalid_setting_is_refused_naming_the_key_and_the_allowed_values(settin
     with pytest.raises(ConfigError) as raised:
         parse_settings(settings)
     assert message in str(raised.value)
+
+
+def test_a_public_api_needs_the_acknowledgement():
+    assert parse_settings({"apiAuth": "none", "allowPublicApi": True}).api_auth == "none"
 
 
 def test_the_program_itself_stops_on_an_invalid_setting():

@@ -12,9 +12,10 @@ def test_outputs_name_the_deployed_resources(dev):
     assert outputs["usersTableName"] == dev.one("aws:dynamodb/table:Table", "csv-ingest-data-users").outputs["name"]
     assert outputs["jobsTableName"] == dev.one("aws:dynamodb/table:Table", "csv-ingest-data-jobs").outputs["name"]
     assert outputs["apiUrl"].endswith(".amazonaws.com/v1")
-    assert outputs["apiKey"] == dev.one("aws:apigateway/apiKey:ApiKey", "csv-ingest-api-key").outputs["value"]
+    key = dev.one("aws:apigateway/apiKey:ApiKey", "csv-ingest-api-key-default").outputs["value"]
+    assert (outputs["apiKey"], outputs["apiKeys"]) == (key, {"default": key})
     assert outputs["dashboardUrl"].startswith("https://eu-west-1.console.aws.amazon.com/cloudwatch/")
 
 
-def test_only_the_api_key_is_a_secret_output(dev):
-    assert dev.secret_outputs == {"apiKey"}
+def test_only_the_api_keys_are_secret_outputs(dev):
+    assert dev.secret_outputs == {"apiKey", "apiKeys"}
