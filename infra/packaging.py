@@ -1,8 +1,10 @@
 """Deterministic Lambda archives: the same code always gives the same bytes, hence no redeploy.
 
 An archive holds the `handlers` package's shared modules, the function's own subpackage, and the
-libraries the Lambda runtime lacks. Those libraries are copied from the installed distributions
-(pinned in requirements.txt), so Lambda runs exactly the versions the tests ran. We bundle rather
+libraries the Lambda runtime lacks. From handlers/ it takes `.py` files and `py.typed` only; any
+other file in a packaged folder stops the build, naming it. The libraries are copied from the
+installed distributions exactly as their RECORD files list them (each file checked against its
+recorded hash), so Lambda runs exactly the versions the tests ran. We bundle rather
 than use the public Powertools layer: a layer ARN names a layer *version* per region and
 architecture that we cannot check here against the pinned package version, while a copy of the
 installed files is that version by construction, and costs about 1 MB zipped.
@@ -33,6 +35,10 @@ _INSTALL_RECORDS = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.js
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 
 
+class PackagingError(RuntimeError):
+    """An archive would hold something other than the reviewed code and the installed libraries."""
+
+
 @dataclass(frozen=True)
 class FunctionArchive:
     """A built archive: where it is and its base64 SHA-256 (Lambda's `CodeSha256`)."""
@@ -42,8 +48,8 @@ class FunctionArchive:
     entries: tuple[str, ...]
 
 
-def _is_source(path: Path) -> bool:
-    return "__pycache__" not in path.parts and path.suffix != ".pyc"
+def _is_handler_source(path: Path) -> bool:
+    return path.suffix == ".py" or path.name == "py.typed"
 
 
 def _handler_files(function: str) -> Iterator[tuple[str, Path]]:
@@ -53,16 +59,41 @@ def _handler_files(function: str) -> Iterator[tuple[str, Path]]:
         if not (root / "__init__.py").is_file():
             raise FileNotFoundError(f"handler package {root} is missing (expected {root / '__init__.py'})")
         for path in sorted(root.rglob("*")):
-            if path.is_file() and _is_source(path):
-                yield path.relative_to(REPO_ROOT).as_posix(), path
+            if not path.is_file() or "__pycache__" in path.relative_to(root).parts:
+                continue
+            name = path.relative_to(REPO_ROOT).as_posix()
+            # Whatever sits in a handler folder would ship to Lambda: a .env, an editor's folder or
+            # a CSV dump has no place there, so it stops the build rather than leak.
+            if not _is_handler_source(path):
+                raise PackagingError(
+                    f"{name} is not handler code: only .py files and py.typed are packaged; move it out of handlers/"
+                )
+            yield name, path
+
+
+def _recorded_hash(path: Path) -> str:
+    """A file's hash as a RECORD file writes it: `sha256=` and urlsafe base64 without padding."""
+    digest = base64.urlsafe_b64encode(hashlib.sha256(path.read_bytes()).digest()).rstrip(b"=").decode()
+    return f"sha256={digest}"
 
 
 def _distribution_files(name: str) -> Iterator[tuple[str, Path]]:
+    """The files of an installed distribution, exactly as its RECORD lists them and unchanged since."""
     dist = importlib.metadata.distribution(name)
+    if dist.read_text("RECORD") is None:
+        raise PackagingError(f"{name} has no RECORD file: reinstall it with pip from requirements.lock")
     for file in dist.files or ():
+        # Outside the package tree (console scripts), compiled caches, and installer bookkeeping.
+        if file.parts[0] == ".." or "__pycache__" in file.parts or file.suffix == ".pyc":
+            continue
+        if file.name in _INSTALL_RECORDS:
+            continue
         path = Path(str(dist.locate_file(file)))
-        if file.parts[0] != ".." and path.is_file() and _is_source(path) and file.name not in _INSTALL_RECORDS:
-            yield file.as_posix(), path
+        if not path.is_file():
+            raise PackagingError(f"{name}: {file} is in its RECORD but not installed; reinstall it")
+        if file.hash is not None and _recorded_hash(path) != f"{file.hash.mode}={file.hash.value}":
+            raise PackagingError(f"{name}: {file} differs from its RECORD (changed since install); reinstall it")
+        yield file.as_posix(), path
 
 
 def archive_entries(function: str) -> list[tuple[str, Path]]:

@@ -1,11 +1,50 @@
 """Archives: each function gets its handlers and the bundled libraries, in reproducible bytes."""
 
 import importlib.metadata
+import re
 import zipfile
 
 import pytest
 
-from infra.packaging import build_archive
+import infra.packaging as packaging
+from infra.packaging import PackagingError, build_archive
+
+
+@pytest.fixture
+def handlers(tmp_path, monkeypatch):
+    """A minimal handlers/ tree in a temporary repository, which the packager reads instead of ours."""
+    root = tmp_path / "repo" / "handlers"
+    for package in ("", "common", "worker"):
+        (root / package).mkdir(parents=True, exist_ok=True)
+        (root / package / "__init__.py").write_text("")
+    (root / "worker" / "app.py").write_text("X = 1\n")
+    monkeypatch.setattr(packaging, "REPO_ROOT", tmp_path / "repo")
+    monkeypatch.setattr(packaging, "HANDLERS_DIR", root)
+    return root
+
+
+@pytest.fixture
+def library(tmp_path, monkeypatch):
+    """An installed distribution `fakelib` 1.0 in a temporary site directory, the only one bundled."""
+    site = tmp_path / "site"
+    (site / "fakelib").mkdir(parents=True)
+    (site / "fakelib" / "__init__.py").write_text("VERSION = 1\n")
+    info = site / "fakelib-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakelib\nVersion: 1.0\n")
+    record = [
+        f"fakelib/__init__.py,{packaging._recorded_hash(site / 'fakelib' / '__init__.py')},12",
+        f"fakelib-1.0.dist-info/METADATA,{packaging._recorded_hash(info / 'METADATA')},50",
+        "fakelib-1.0.dist-info/RECORD,,",
+    ]
+    (info / "RECORD").write_text("\n".join(record) + "\n")
+    found = importlib.metadata.PathDistribution(info)
+    real = importlib.metadata.distribution
+    monkeypatch.setattr(
+        packaging.importlib.metadata, "distribution", lambda name: found if name == "fakelib" else real(name)
+    )
+    monkeypatch.setattr(packaging, "BUNDLED_DISTRIBUTIONS", ("fakelib",))
+    return site
 
 
 @pytest.mark.parametrize("package", ["producer", "worker", "query"])
@@ -37,17 +76,63 @@ def test_unchanged_code_builds_the_same_bytes_and_hash(tmp_path):
         assert {info.date_time for info in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
 
 
-def test_changed_code_changes_the_hash(tmp_path, monkeypatch):
-    import infra.packaging as packaging
-
-    handlers = tmp_path / "repo" / "handlers"
-    for package in ("", "common", "worker"):
-        (handlers / package).mkdir(parents=True, exist_ok=True)
-        (handlers / package / "__init__.py").write_text("")
-    monkeypatch.setattr(packaging, "REPO_ROOT", tmp_path / "repo")
-    monkeypatch.setattr(packaging, "HANDLERS_DIR", handlers)
-    (handlers / "worker" / "app.py").write_text("X = 1\n")
+def test_changed_code_changes_the_hash(tmp_path, handlers):
     before = build_archive("worker", tmp_path / "out")
     (handlers / "worker" / "app.py").write_text("X = 2\n")
     after = build_archive("worker", tmp_path / "out")
     assert before.sha256 != after.sha256
+
+
+@pytest.mark.parametrize("stray", [".env", ".env.local", ".idea/workspace.xml", "users.csv", "notes/README.md"])
+def test_a_stray_file_in_a_handler_folder_fails_the_build_naming_it(tmp_path, handlers, stray):
+    path = handlers / "worker" / stray
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("SECRET=1\n")
+    with pytest.raises(PackagingError, match=re.escape(f"handlers/worker/{stray} is not handler code")):
+        build_archive("worker", tmp_path / "out")
+    (handlers / "worker" / stray).unlink()
+    shared = handlers / "common" / stray
+    shared.parent.mkdir(parents=True, exist_ok=True)
+    shared.write_text("SECRET=1\n")
+    with pytest.raises(PackagingError, match=re.escape(f"handlers/common/{stray}")):
+        build_archive("worker", tmp_path / "out")
+
+
+def test_only_python_sources_and_py_typed_are_taken_from_handlers(tmp_path, handlers):
+    (handlers / "common" / "py.typed").write_text("")
+    (handlers / "worker" / "__pycache__").mkdir()
+    (handlers / "worker" / "__pycache__" / "app.cpython-313.pyc").write_bytes(b"\0")
+    (handlers / "query").mkdir()
+    (handlers / "query" / "data.csv").write_text("another function's folder is not packaged\n")
+    names = set(build_archive("worker", tmp_path / "out").entries)
+    handler_names = {n for n in names if n.startswith("handlers/")}
+    assert handler_names == {
+        "handlers/__init__.py",
+        "handlers/common/__init__.py",
+        "handlers/common/py.typed",
+        "handlers/worker/__init__.py",
+        "handlers/worker/app.py",
+    }
+
+
+def test_libraries_are_taken_exactly_as_their_record_lists_them(tmp_path, handlers, library):
+    (library / "fakelib" / "stray.txt").write_text("not installed by pip\n")
+    names = set(build_archive("worker", tmp_path / "out").entries)
+    assert {n for n in names if not n.startswith("handlers/")} == {
+        "fakelib/__init__.py",
+        "fakelib-1.0.dist-info/METADATA",
+    }
+
+
+def test_a_library_file_changed_since_install_fails_the_build(tmp_path, handlers, library):
+    (library / "fakelib" / "__init__.py").write_text("VERSION = 2  # patched in place\n")
+    with pytest.raises(PackagingError, match=re.escape("fakelib: fakelib/__init__.py differs from its RECORD")):
+        build_archive("worker", tmp_path / "out")
+
+
+def test_a_library_file_missing_from_the_install_fails_the_build(tmp_path, handlers, library):
+    (library / "fakelib" / "__init__.py").unlink()
+    with pytest.raises(
+        PackagingError, match=re.escape("fakelib: fakelib/__init__.py is in its RECORD but not installed")
+    ):
+        build_archive("worker", tmp_path / "out")
