@@ -1,13 +1,17 @@
-# Two commands do all the set-up: `make run` and `make test` create .venv from requirements.txt first.
+# Two commands do all the set-up: `make run` and `make test` create .venv from requirements.lock first.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
+# The tool that writes requirements.lock, in a venv of its own so the project's venv holds the lock alone.
+TOOLS_VENV ?= .venv-tools
+PIP_TOOLS := pip-tools==7.6.2
 
-.PHONY: run test lint format
+.PHONY: run test lint format lock
 
-$(VENV)/.installed: requirements.txt
+# requirements.lock pins every package with its hashes: pip refuses anything else.
+$(VENV)/.installed: requirements.lock
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
 	touch $@
 
 run: $(VENV)/.installed  ## print what `pulumi up` would deploy for STACK (default dev)
@@ -23,3 +27,9 @@ lint: $(VENV)/.installed  ## ruff lint and format check, as CI runs them
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+lock:  ## regenerate requirements.lock from requirements.txt (after editing requirements.txt)
+	python3 -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check $(PIP_TOOLS)
+	$(TOOLS_VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links \
+		--output-file requirements.lock requirements.txt

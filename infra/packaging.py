@@ -4,7 +4,8 @@ An archive holds the `handlers` package's shared modules, the function's own sub
 libraries the Lambda runtime lacks. From handlers/ it takes `.py` files and `py.typed` only; any
 other file in a packaged folder stops the build, naming it. The libraries are copied from the
 installed distributions exactly as their RECORD files list them (each file checked against its
-recorded hash), so Lambda runs exactly the versions the tests ran. We bundle rather
+recorded hash) and only at the version requirements.lock pins, so Lambda runs exactly the versions
+the tests ran. We bundle rather
 than use the public Powertools layer: a layer ARN names a layer *version* per region and
 architecture that we cannot check here against the pinned package version, while a copy of the
 installed files is that version by construction, and costs about 1 MB zipped.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.metadata
+import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +27,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HANDLERS_DIR = REPO_ROOT / "handlers"
 BUILD_DIR = REPO_ROOT / ".build"
+# Every installed version, pinned with hashes (pip-compile, from requirements.txt).
+LOCK_FILE = REPO_ROOT / "requirements.lock"
+# `name==version` or `name[extras]==version` at the start of a line of a pip requirements file.
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)", re.MULTILINE)
 # Distributions the handlers import that the Lambda Python runtime does not provide.
 BUNDLED_DISTRIBUTIONS = ("aws-lambda-powertools", "typing-extensions", "jmespath")
 # Shared handler code every function gets besides its own subpackage.
@@ -77,9 +83,32 @@ def _recorded_hash(path: Path) -> str:
     return f"sha256={digest}"
 
 
-def _distribution_files(name: str) -> Iterator[tuple[str, Path]]:
+def normalized_name(name: str) -> str:
+    """A distribution name as PEP 503 compares them (`Typing_Extensions` → `typing-extensions`)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked_versions(lock_file: Path) -> dict[str, str]:
+    """The version a pip requirements file pins for each distribution, by normalised name."""
+    return {normalized_name(name): version for name, version in _PIN.findall(lock_file.read_text())}
+
+
+def _check_locked(name: str, dist: importlib.metadata.Distribution, pins: dict[str, str]) -> None:
+    """Refuse to bundle a library whose installed version is not the one requirements.lock pins."""
+    pinned = pins.get(normalized_name(name))
+    if pinned is None:
+        raise PackagingError(f"{name} is bundled but {LOCK_FILE.name} does not pin it: add it to requirements.txt")
+    if dist.version != pinned:
+        raise PackagingError(
+            f"{name} {dist.version} is installed but {LOCK_FILE.name} pins {name}=={pinned}:"
+            f" run pip install --require-hashes -r {LOCK_FILE.name}"
+        )
+
+
+def _distribution_files(name: str, pins: dict[str, str]) -> Iterator[tuple[str, Path]]:
     """The files of an installed distribution, exactly as its RECORD lists them and unchanged since."""
     dist = importlib.metadata.distribution(name)
+    _check_locked(name, dist, pins)
     if dist.read_text("RECORD") is None:
         raise PackagingError(f"{name} has no RECORD file: reinstall it with pip from requirements.lock")
     for file in dist.files or ():
@@ -99,8 +128,9 @@ def _distribution_files(name: str) -> Iterator[tuple[str, Path]]:
 def archive_entries(function: str) -> list[tuple[str, Path]]:
     """Every (name in the archive, source file) of a function's archive, in a fixed order."""
     entries = dict(_handler_files(function))
+    pins = locked_versions(LOCK_FILE)
     for dist in BUNDLED_DISTRIBUTIONS:
-        entries.update(_distribution_files(dist))
+        entries.update(_distribution_files(dist, pins))
     return sorted(entries.items())
 
 

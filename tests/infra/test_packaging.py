@@ -44,7 +44,15 @@ def library(tmp_path, monkeypatch):
         packaging.importlib.metadata, "distribution", lambda name: found if name == "fakelib" else real(name)
     )
     monkeypatch.setattr(packaging, "BUNDLED_DISTRIBUTIONS", ("fakelib",))
+    _lock(tmp_path, monkeypatch, "FakeLib==1.0")
     return site
+
+
+def _lock(tmp_path, monkeypatch, *pins):
+    """Point the packager at a requirements.lock pinning these `name==version` lines."""
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("".join(f"{pin} \\\n    --hash=sha256:{'0' * 64}\n    # via -r requirements.txt\n" for pin in pins))
+    monkeypatch.setattr(packaging, "LOCK_FILE", lock)
 
 
 @pytest.mark.parametrize("package", ["producer", "worker", "query"])
@@ -136,3 +144,30 @@ def test_a_library_file_missing_from_the_install_fails_the_build(tmp_path, handl
         PackagingError, match=re.escape("fakelib: fakelib/__init__.py is in its RECORD but not installed")
     ):
         build_archive("worker", tmp_path / "out")
+
+
+def test_a_bundled_library_at_another_version_than_the_lock_fails_the_build(tmp_path, monkeypatch, handlers, library):
+    _lock(tmp_path, monkeypatch, "fakelib==1.1")
+    with pytest.raises(
+        PackagingError, match=re.escape("fakelib 1.0 is installed but requirements.lock pins fakelib==1.1")
+    ):
+        build_archive("worker", tmp_path / "out")
+
+
+def test_a_bundled_library_the_lock_does_not_pin_fails_the_build(tmp_path, monkeypatch, handlers, library):
+    _lock(tmp_path, monkeypatch, "otherlib==1.0")
+    with pytest.raises(PackagingError, match=re.escape("fakelib is bundled but requirements.lock does not pin it")):
+        build_archive("worker", tmp_path / "out")
+
+
+def test_the_lock_pins_every_requirement_at_its_version_with_hashes():
+    # requirements.txt is the list people edit; a change there without regenerating the lock
+    # (see its header) would install, test and bundle the old version.
+    wanted = packaging.locked_versions(packaging.REPO_ROOT / "requirements.txt")
+    locked = packaging.locked_versions(packaging.LOCK_FILE)
+    assert {name: locked.get(name) for name in wanted} == wanted, "regenerate requirements.lock (see its header)"
+    lines = packaging.LOCK_FILE.read_text().splitlines()
+    pins = [i for i, line in enumerate(lines) if line[:1].isalnum() and "==" in line]
+    assert len(pins) == len(locked)
+    unhashed = [lines[i] for i in pins if not lines[i + 1].lstrip().startswith("--hash=sha256:")]
+    assert not unhashed, f"requirements.lock pins without hashes: {unhashed}"
