@@ -57,6 +57,11 @@ def _slug(path: str) -> str:
     return path.replace("/", "-").replace("{", "").replace("}", "").replace("+", "") or "root"
 
 
+def _formerly(name: str, applies: bool) -> list[pulumi.Alias]:
+    """The earlier logical name a resource answers to, so it keeps its state rather than being replaced."""
+    return [pulumi.Alias(name=name)] if applies else []
+
+
 @dataclass
 class QueryApiArgs:
     """Inputs of `QueryApi`."""
@@ -310,22 +315,21 @@ class QueryApi(pulumi.ComponentResource):
         keys = {}
         for consumer in args.consumers:
             # One key per consumer, so one can be revoked or rotated (a new name) without the others.
-            # The "default" consumer keeps the single key stacks had before, not a new value.
-            kept = [pulumi.Alias(name=f"{name}-key")] if consumer == "default" else []
+            # The "default" consumer answers to the names of the single key stacks had before, so an
+            # upgraded stack keeps that key and its value.
+            before = consumer == "default"
             keys[consumer] = aws.apigateway.ApiKey(
                 f"{name}-key-{consumer}",
                 description=f"csv-ingest query API key of consumer {consumer}",
                 enabled=True,
                 tags={**args.defaults.tags, "consumer": consumer},
-                opts=pulumi.ResourceOptions(parent=self, aliases=kept),
+                opts=pulumi.ResourceOptions(parent=self, aliases=_formerly(f"{name}-key", before)),
             )
             aws.apigateway.UsagePlanKey(
                 f"{name}-plan-key-{consumer}",
                 key_id=keys[consumer].id,
                 key_type="API_KEY",
                 usage_plan_id=plan.id,
-                opts=pulumi.ResourceOptions(
-                    parent=self, aliases=[pulumi.Alias(name=f"{name}-plan-key")] if consumer == "default" else []
-                ),
+                opts=pulumi.ResourceOptions(parent=self, aliases=_formerly(f"{name}-plan-key", before)),
             )
         return keys

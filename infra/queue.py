@@ -72,6 +72,7 @@ class IngestQueue(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: IngestQueueArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("csv-ingest:messaging:IngestQueue", name, None, opts)
+        self._name = name
         child = pulumi.ResourceOptions(parent=self)
         # Both queues take the same maximum: the provider's default (256 KiB) would refuse the
         # producer's larger chunks, and a message the queue accepted must fit the DLQ when it moves
@@ -107,7 +108,6 @@ class IngestQueue(pulumi.ComponentResource):
             opts=child,
         )
         queue_policy(f"{name}-dlq-policy", self.dead_letter_queue, child)
-        self._name = name
         self.register_outputs({"queueUrl": self.queue.url, "deadLetterQueueUrl": self.dead_letter_queue.url})
 
     def restrict_senders(self, senders: Sequence[pulumi.Input[str]]) -> aws.sqs.QueuePolicy:
