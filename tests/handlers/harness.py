@@ -195,6 +195,17 @@ class Deployment:
     def job(self, job_id: str) -> dict[str, Any]:
         return self.dynamodb.Table(self.jobs_table).get_item(Key={"jobId": job_id, "sk": "JOB"})["Item"]
 
+    def force_job_status(self, job_id: str, status: str, *remove: str) -> None:
+        """Put the job record in `status`, without the attributes `remove` names: as if a step
+        had stopped there."""
+        dropped = f" REMOVE {', '.join(remove)}" if remove else ""
+        self.dynamodb.Table(self.jobs_table).update_item(
+            Key={"jobId": job_id, "sk": "JOB"},
+            UpdateExpression=f"SET #s = :s{dropped}",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": status},
+        )
+
     def users(self) -> dict[str, dict[str, Any]]:
         table = self.dynamodb.Table(self.users_table)
         items, page = [], {"LastEvaluatedKey": None}

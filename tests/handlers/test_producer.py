@@ -256,13 +256,7 @@ def test_a_retry_finishes_a_job_queued_by_an_invocation_that_failed_to_finish_it
     deployment.run_producer(event)
     assert deployment.drain() == []
     # As if the last finish had failed: queued, every chunk counted, status not yet final.
-    table = deployment.dynamodb.Table(deployment.jobs_table)
-    table.update_item(
-        Key={"jobId": job_id, "sk": "JOB"},
-        UpdateExpression="SET #s = :q",
-        ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues={":q": "QUEUED"},
-    )
+    deployment.force_job_status(job_id, "QUEUED")
     assert deployment.run_producer(event)["jobs"][0]["outcome"] == "skipped"
     assert deployment.job(job_id)["status"] == "COMPLETE"
 

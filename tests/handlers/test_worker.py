@@ -160,13 +160,7 @@ def test_chunks_of_a_job_still_parsing_are_checked_without_a_chunk_count(deploym
     # Workers may see a chunk before its producer has queued the last one: no count to check yet.
     job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\n")
     [message] = deployment.receive_all()
-    table = deployment.dynamodb.Table(deployment.jobs_table)
-    table.update_item(
-        Key={"jobId": job_id, "sk": "JOB"},
-        UpdateExpression="SET #s = :p REMOVE chunksTotal",
-        ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues={":p": "PARSING"},
-    )
+    deployment.force_job_status(job_id, "PARSING", "chunksTotal")
     assert deployment.deliver([forged(message, lambda body: body.update(chunk=7))]) == []
     assert deployment.job(job_id)["chunksDone"] == 1
 
