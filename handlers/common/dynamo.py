@@ -5,6 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from boto3.dynamodb.types import TypeDeserializer
+
+_DESERIALIZER = TypeDeserializer()
+
 
 def plain(value: Any) -> Any:
     """Decimals to int (or float when fractional), recursively through maps and lists."""
@@ -15,3 +19,9 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | set | tuple):
         return [plain(v) for v in value]
     return value
+
+
+def from_wire(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An item in DynamoDB's wire format (as a ConditionalCheckFailed error returns it with
+    `ReturnValuesOnConditionCheckFailure=ALL_OLD`) as plain Python values."""
+    return None if item is None else plain({k: _DESERIALIZER.deserialize(v) for k, v in item.items()})

@@ -17,11 +17,13 @@ the marker that chunk 42 was counted. Job record attributes:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from handlers.common.dynamo import from_wire
 from handlers.common.retry import call_with_backoff
 
 JOB_SK = "JOB"
@@ -57,6 +59,10 @@ def try_finish(client: Any, table: str, job_id: str, seconds_left: Callable[[], 
     (after counting a chunk, or on a redelivery of a counted one) call this; the condition on
     `status = QUEUED` makes exactly one call succeed, and a call lost to an error is made again by
     the retry. `client` is a DynamoDB client from a boto3 resource (native Python values).
+
+    A job that counted more chunks than its producer sent can never finish: a chunk that was not
+    the producer's got counted while the job was still parsing (before its chunk count was known,
+    the worker cannot tell a number beyond it). It fails, saying so, rather than stay `QUEUED`.
     """
     try:
         call_with_backoff(
@@ -67,12 +73,32 @@ def try_finish(client: Any, table: str, job_id: str, seconds_left: Callable[[], 
                 ConditionExpression="#status = :queued AND chunksDone = chunksTotal",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={":queued": QUEUED, ":now": utc_now()},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             ),
             seconds_left,
         )
-    except client.exceptions.ConditionalCheckFailedException:
+    except client.exceptions.ConditionalCheckFailedException as refused:
+        job = from_wire(refused.response.get("Item")) or {}
+        if job.get("status") == QUEUED and job.get("chunksDone", 0) > job.get("chunksTotal", 0):
+            _fail_overcounted(client, table, job_id, seconds_left)
         return False
     return True
+
+
+def _fail_overcounted(client: Any, table: str, job_id: str, seconds_left: Callable[[], float]) -> None:
+    reason = "more chunks were counted than the producer sent: a chunk not sent by it was written and counted"
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):  # someone else did it
+        call_with_backoff(
+            lambda: client.update_item(
+                TableName=table,
+                Key=job_key(job_id),
+                UpdateExpression="SET #status = :failed, #error = :reason, finishedAt = :now",
+                ConditionExpression="#status = :queued AND chunksDone > chunksTotal",
+                ExpressionAttributeNames={"#status": "status", "#error": "error"},
+                ExpressionAttributeValues={":queued": QUEUED, ":failed": FAILED, ":reason": reason, ":now": utc_now()},
+            ),
+            seconds_left,
+        )
 
 
 def public_view(item: dict[str, Any]) -> dict[str, Any]:

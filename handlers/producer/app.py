@@ -176,7 +176,7 @@ def _take_lease(job_id: str, owner: str, context: LambdaContext, clock: Clock) -
         if watched is None:
             logger.info("job leased by another invocation: watching its lease", extra={"leaseUntil": holder[1]})
         watched = holder
-        pause(min(LEASE_POLL_SECONDS, max(0.0, (holder[1] - now_ms) / 1000) + 0.05))
+        pause(min(LEASE_POLL_SECONDS, max(0.0, (holder[1] - now_ms) / 1000) + 0.05, clock.seconds_until_low()))
 
 
 def _release(job_id: str, owner: str) -> None:

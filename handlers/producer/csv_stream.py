@@ -237,6 +237,8 @@ class _RecordScanner:
                 state = {0x22: _QUOTED, 0x2C: _START_FIELD, 0x0D: _CR_AFTER_QUOTE}[byte]
             elif data[i] == 0x0A:  # _CR_AFTER_QUOTE
                 return self._end(i + 1)
+            elif data[i] == 0x0D:  # csv.reader eats any run of CRs before the LF (`"…"\r\r\n`)
+                i += 1
             else:
                 raise FileProblem("not CSV: new-line character seen in unquoted field (in an oversized record)")
         self._state = state

@@ -61,6 +61,9 @@ class Clock:
     def low(self) -> bool:
         return self._remaining_ms() / 1000 < self.margin
 
+    def seconds_until_low(self) -> float:
+        return max(0.0, self._remaining_ms() / 1000 - self.margin)
+
     def seconds_left(self) -> float:
         """Time retries may still use, keeping a little for the checkpoint itself."""
         return self._remaining_ms() / 1000 - 2.0

@@ -6,9 +6,7 @@ import contextlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
-
-from handlers.common.dynamo import plain
+from handlers.common.dynamo import from_wire, plain
 from handlers.common.jobs import FAILED, PARSING, QUEUED, job_key, utc_now
 
 
@@ -47,7 +45,6 @@ class Checkpoint:
 
 
 VALIDATE, INGEST = "VALIDATE", "INGEST"
-_DESERIALIZE = TypeDeserializer()
 
 
 @dataclass(frozen=True)
@@ -137,8 +134,7 @@ class JobStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )["Attributes"]
         except self._errors.ConditionalCheckFailedException as refused:
-            item = refused.response.get("Item")
-            return Lease(False, {k: _DESERIALIZE.deserialize(v) for k, v in item.items()} if item else None)
+            return Lease(False, from_wire(refused.response.get("Item")))
         return Lease(True, job)
 
     def save_checkpoint(self, job_id: str, owner: str, checkpoint: Checkpoint) -> None:

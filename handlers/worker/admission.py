@@ -7,6 +7,9 @@ job's count once that is known, and row numbers within its rows — and if every
 same field rules the producer applied. A chunk that fails is refused whole, before any row is
 written: its message fails, and after `maxReceiveCount` deliveries it rests in the DLQ, never in
 the table. Reasons name fields and numbers, never a value.
+
+A chunk of a `FAILED` job is still written: a job can fail (a segment that made no progress) after
+some of its chunks were sent, and those rows are the upload's as much as any other.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from handlers.common.validation import InvalidValue, normalize_email, normalize_
 # through a placeholder: several (`status`, `key`, `bucket`) are DynamoDB reserved words.
 _ATTRIBUTES = (
     "jobId",
-    "status",
     "bucket",
     "key",
     "versionId",

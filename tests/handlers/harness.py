@@ -195,15 +195,16 @@ class Deployment:
     def job(self, job_id: str) -> dict[str, Any]:
         return self.dynamodb.Table(self.jobs_table).get_item(Key={"jobId": job_id, "sk": "JOB"})["Item"]
 
-    def force_job_status(self, job_id: str, status: str, *remove: str) -> None:
-        """Put the job record in `status`, without the attributes `remove` names: as if a step
-        had stopped there."""
+    def force_job_status(self, job_id: str, status: str, *remove: str, **values: Any) -> None:
+        """Put the job record in `status`, with `values` set and the attributes `remove` names
+        gone: as if a step had stopped there."""
+        assignments = "".join(f", {name} = :{name}" for name in values)
         dropped = f" REMOVE {', '.join(remove)}" if remove else ""
         self.dynamodb.Table(self.jobs_table).update_item(
             Key={"jobId": job_id, "sk": "JOB"},
-            UpdateExpression=f"SET #s = :s{dropped}",
+            UpdateExpression=f"SET #s = :s{assignments}{dropped}",
             ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":s": status},
+            ExpressionAttributeValues={":s": status, **{f":{name}": value for name, value in values.items()}},
         )
 
     def users(self) -> dict[str, dict[str, Any]]:

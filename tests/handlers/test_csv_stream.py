@@ -87,6 +87,7 @@ SHAPES = (
     '"a ""quoted""\nname",a@example.com,"x,\ny\r\nz"\r\n'
     'b"c,b@example.com,5" screen\n'
     "plain,p@example.com," + "n" * 120 + "\n"
+    'cr,c@example.com,"' + "windows " * 10 + '"\r\r\n'  # csv.writer's line end on Windows, in text mode
     '"",q@example.com,"' + ("line\n" * 30) + '"\n'
     "last,l@example.com,end"
 ).encode()

@@ -1,6 +1,7 @@
 """Producer against moto: events, CSV cases, reports, duplicates, continuation."""
 
 import csv
+import importlib
 import io
 import time
 from dataclasses import replace
@@ -327,7 +328,12 @@ def _leased_job(deployment, key, holder, lease_ms):
     return event, job_id
 
 
+def never_wait(seconds):
+    raise AssertionError(f"waited {seconds} s for a lease this invocation's request already holds")
+
+
 def test_the_retry_of_an_invocation_killed_holding_the_lease_takes_it_over(deployment, monkeypatch):
+    monkeypatch.setattr(deployment.producer, "pause", never_wait)  # taken over at once, not on expiry
     deployment.set_rows_per_message(10)
     response = deployment.put("uploads/killed.csv", _long_file(900))
     event = deployment.s3_event("uploads/killed.csv", response)
@@ -352,6 +358,7 @@ def test_the_retry_of_an_invocation_killed_holding_the_lease_takes_it_over(deplo
 
 
 def test_the_retry_takes_the_lease_over_when_releasing_it_failed(deployment, monkeypatch):
+    monkeypatch.setattr(deployment.producer, "pause", never_wait)
     response = deployment.put("uploads/a.csv", SAMPLE_CSV.read_bytes())
     event = deployment.s3_event("uploads/a.csv", response)
     job_id = job_id_for(deployment.bucket, "uploads/a.csv", response["VersionId"])
@@ -543,3 +550,9 @@ def test_the_rejects_report_keeps_only_the_columns_the_pipeline_reads(deployment
         ["1", "2", "mail is not a valid email address (local@dotted.domain)", "Ann", "not-an-email"],
     ]
     assert "123-45-6789" not in text and "private note" not in text
+
+
+def test_the_chunk_and_batch_budgets_come_from_the_queues_maximum_message_size(deployment, monkeypatch):
+    monkeypatch.setenv("MAX_MESSAGE_BYTES", "65536")
+    producer = importlib.reload(deployment.producer)
+    assert (producer.SETTINGS.budgets.batch_bytes, producer.SETTINGS.budgets.chunk_bytes) == (65_536, 6_553)

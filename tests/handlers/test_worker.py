@@ -156,13 +156,25 @@ def test_a_chunk_that_does_not_match_its_job_or_the_field_rules_is_refused_befor
     assert deployment.job(job_id)["status"] == "COMPLETE"
 
 
-def test_chunks_of_a_job_still_parsing_are_checked_without_a_chunk_count(deployment, monkeypatch):
-    # Workers may see a chunk before its producer has queued the last one: no count to check yet.
+def test_chunks_of_a_job_still_parsing_are_written_without_a_chunk_count(deployment):
+    # Workers see chunks before the producer has queued the last one: no count to check them by.
+    job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\nB,b@example.com,\n")
+    deployment.force_job_status(job_id, "PARSING", "chunksTotal")
+    assert deployment.drain() == []
+    assert set(deployment.users()) == {"a@example.com", "b@example.com"}
+    assert deployment.job(job_id)["chunksDone"] == 1
+
+
+def test_a_job_that_counted_a_chunk_its_producer_never_sent_fails_instead_of_waiting_for_ever(deployment):
     job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\n")
     [message] = deployment.receive_all()
-    deployment.force_job_status(job_id, "PARSING", "chunksTotal")
-    assert deployment.deliver([forged(message, lambda body: body.update(chunk=7))]) == []
-    assert deployment.job(job_id)["chunksDone"] == 1
+    deployment.force_job_status(job_id, "PARSING", "chunksTotal")  # as while the producer still reads
+    assert deployment.deliver([forged(message, lambda body: body.update(chunk=7))]) == []  # cannot be told yet
+    deployment.force_job_status(job_id, "QUEUED", chunksTotal=1)  # the producer queues its one chunk
+    assert deployment.deliver([message]) == []
+    job = deployment.job(job_id)
+    assert (job["status"], job["chunksDone"], job["chunksTotal"]) == ("FAILED", 2, 1)
+    assert job["error"].startswith("more chunks were counted than the producer sent")
 
 
 def test_throttled_writes_are_retried_counted_and_nothing_is_lost(deployment, monkeypatch, capsys):
