@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,40 +65,54 @@ def try_finish(client: Any, table: str, job_id: str, seconds_left: Callable[[], 
     the producer's got counted while the job was still parsing (before its chunk count was known,
     the worker cannot tell a number beyond it). It fails, saying so, rather than stay `QUEUED`.
     """
+    end = _QueuedJobEnd(client, table, job_id, seconds_left)
     try:
-        call_with_backoff(
-            lambda: client.update_item(
-                TableName=table,
-                Key=job_key(job_id),
-                UpdateExpression="SET #status = finalStatus, finishedAt = :now",
-                ConditionExpression="#status = :queued AND chunksDone = chunksTotal",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":queued": QUEUED, ":now": utc_now()},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            ),
-            seconds_left,
-        )
+        end("#status = finalStatus", "chunksDone = chunksTotal", ReturnValuesOnConditionCheckFailure="ALL_OLD")
     except client.exceptions.ConditionalCheckFailedException as refused:
         job = from_wire(refused.response.get("Item")) or {}
         if job.get("status") == QUEUED and job.get("chunksDone", 0) > job.get("chunksTotal", 0):
-            _fail_overcounted(client, table, job_id, seconds_left)
+            with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):  # another call did it
+                end(
+                    "#status = :failed, #error = :reason",
+                    "chunksDone > chunksTotal",
+                    values={":failed": FAILED, ":reason": OVERCOUNTED},
+                    names={"#error": "error"},
+                )
         return False
     return True
 
 
-def _fail_overcounted(client: Any, table: str, job_id: str, seconds_left: Callable[[], float]) -> None:
-    reason = "more chunks were counted than the producer sent: a chunk not sent by it was written and counted"
-    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):  # someone else did it
+OVERCOUNTED = "more chunks were counted than the producer sent: a chunk not sent by it was written and counted"
+
+
+@dataclass(frozen=True)
+class _QueuedJobEnd:
+    """Ends a `QUEUED` job: one conditional update that sets its status and `finishedAt`."""
+
+    client: Any
+    table: str
+    job_id: str
+    seconds_left: Callable[[], float]
+
+    def __call__(
+        self,
+        assignments: str,
+        condition: str,
+        values: dict[str, Any] | None = None,
+        names: dict[str, str] | None = None,
+        **options: Any,
+    ) -> None:
         call_with_backoff(
-            lambda: client.update_item(
-                TableName=table,
-                Key=job_key(job_id),
-                UpdateExpression="SET #status = :failed, #error = :reason, finishedAt = :now",
-                ConditionExpression="#status = :queued AND chunksDone > chunksTotal",
-                ExpressionAttributeNames={"#status": "status", "#error": "error"},
-                ExpressionAttributeValues={":queued": QUEUED, ":failed": FAILED, ":reason": reason, ":now": utc_now()},
+            lambda: self.client.update_item(
+                TableName=self.table,
+                Key=job_key(self.job_id),
+                UpdateExpression=f"SET {assignments}, finishedAt = :now",
+                ConditionExpression=f"#status = :queued AND {condition}",
+                ExpressionAttributeNames={"#status": "status", **(names or {})},
+                ExpressionAttributeValues={":queued": QUEUED, ":now": utc_now(), **(values or {})},
+                **options,
             ),
-            seconds_left,
+            self.seconds_left,
         )
 
 
