@@ -8,6 +8,7 @@ neighbours; a message that keeps failing reaches the DLQ after `maxReceiveCount`
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,7 +20,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers.common.aws import client_config
-from handlers.common.chunks import MalformedChunk, decode
+from handlers.common.chunks import Chunk, MalformedChunk, decode
 from handlers.common.retry import RetryCounter
 from handlers.worker.admission import ChunkRefused, JobLookup, check_against_job, check_rows
 from handlers.worker.progress import ProgressCounter
@@ -45,24 +46,12 @@ jobs = JobLookup(_dynamodb.meta.client, JOBS_TABLE)
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
-    try:
-        chunk = decode(record.body)
-    except MalformedChunk as error:
-        logger.error("malformed message", extra={"messageId": record.message_id, "reason": str(error)})
-        raise
-    logger.append_keys(jobId=chunk.jobId, chunk=chunk.chunk)
-
     def seconds_left() -> float:
         return lambda_context.get_remaining_time_in_millis() / 1000 - RESPONSE_MARGIN_SECONDS
 
     retries = RetryCounter()
     try:
-        try:
-            check_rows(chunk)
-            check_against_job(chunk, jobs.get(chunk.jobId, seconds_left, retries))
-        except ChunkRefused as refused:
-            logger.error("chunk refused", extra={"messageId": record.message_id, "reason": str(refused)})
-            raise
+        chunk = _admitted(record, seconds_left, retries)
         outcome = writer.write(chunk, seconds_left, retries)
         counted = progress.count(chunk, outcome, seconds_left, retries)
         if counted:
@@ -75,6 +64,21 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
         metrics.add_metric("WriteRetries", MetricUnit.Count, retries.retries)
         metrics.add_metric("WriteThrottles", MetricUnit.Count, retries.throttles)
         logger.remove_keys(["jobId", "chunk"])  # the next message's lines must not carry this job
+
+
+def _admitted(record: SQSRecord, seconds_left: Callable[[], float], retries: RetryCounter) -> Chunk:
+    """The message's chunk, decoded and checked (`admission`); a message refused is logged with
+    its id and the reason (never a value) and fails."""
+    try:
+        chunk = decode(record.body)
+        logger.append_keys(jobId=chunk.jobId, chunk=chunk.chunk)
+        check_rows(chunk)
+        check_against_job(chunk, jobs.get(chunk.jobId, seconds_left, retries))
+    except (MalformedChunk, ChunkRefused) as refused:
+        what = "malformed message" if isinstance(refused, MalformedChunk) else "chunk refused"
+        logger.error(what, extra={"messageId": record.message_id, "reason": str(refused)})
+        raise
+    return chunk
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -407,9 +407,11 @@ def test_an_event_still_finding_a_live_lease_when_its_time_runs_low_fails_to_be_
     event, job_id = _leased_job(deployment, "uploads/a.csv", "holder", 600_000)
     waits = []
     monkeypatch.setattr(deployment.producer, "pause", waits.append)
+    monkeypatch.setattr(deployment.producer, "LEASE_POLL_SECONDS", 1_000.0)  # only its own time bounds a wait
     with pytest.raises(deployment.producer.JobBusy, match="still leased by another invocation"):
         deployment.run_producer(event, lambda: FakeContext(remaining_ms=100_000, step_ms=10_000))
     assert len(waits) > 1, "it watched the lease before giving up"
+    assert max(waits) <= 80, f"waits {waits} must end before the invocation's time runs low (100 s - 20 s margin)"
     job = deployment.job(job_id)
     assert (job["status"], job["leaseOwner"], job["rowsTotal"]) == ("PARSING", "holder", 0)
     assert queued_chunks(deployment) == []
