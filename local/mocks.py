@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import runpy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,8 +226,17 @@ def _config_text(value: Any) -> str:
     return str(value)
 
 
-def run_program(stack: str, overrides: Mapping[str, Any] | None = None) -> Plan:
-    """Execute `__main__.py` for `stack` under mocks; `overrides` replace settings (short keys)."""
+def run_program(
+    stack: str,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    mocks_factory: Callable[[str], PlanMocks] = PlanMocks,
+) -> Plan:
+    """Execute `__main__.py` for `stack` under mocks; `overrides` replace settings (short keys).
+
+    `mocks_factory(region)` makes the mocks that answer the engine: `PlanMocks` for a plan, or local
+    mode's mocks that create each resource in the emulator (`local.deployer`).
+    """
     settings = stack_settings(stack)
     for key, value in (overrides or {}).items():
         full = key if ":" in key else f"{PROJECT}:{key}"
@@ -237,7 +246,7 @@ def run_program(stack: str, overrides: Mapping[str, Any] | None = None) -> Plan:
             settings[full] = value
     region = str(settings.get("aws:region", DEFAULT_REGION))
     plan = Plan(stack=stack)
-    mocks = PlanMocks(region)
+    mocks = mocks_factory(region)
     logger = logging.getLogger(f"{__name__}.{stack}.{id(plan)}")
     logger.propagate = False
     logger.addHandler(_WarningRecorder(plan))
