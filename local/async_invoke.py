@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from local.registry import AsyncInvokeConfig, FunctionSpec
+from local.registry import DEFAULT_ASYNC_RETRIES, DEFAULT_MAX_EVENT_AGE_SECONDS, AsyncInvokeConfig, FunctionSpec
 
 # Lambda's retry delays: "one minute before the first retry and two minutes before the second".
 LAMBDA_RETRY_DELAYS: tuple[float, ...] = (60.0, 120.0)
@@ -61,9 +61,7 @@ class _Pending:
     attempts: int = field(compare=False, default=0)
 
 
-def destination_record(
-    spec: FunctionSpec, pending: _Pending, result: Result | None, condition: str
-) -> dict[str, Any]:
+def destination_record(spec: FunctionSpec, pending: _Pending, result: Result | None, condition: str) -> dict[str, Any]:
     """The invocation record Lambda sends to an on-failure destination."""
     response: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
     if result is not None and result.error is not None:
@@ -147,8 +145,13 @@ class AsyncInvoker:
             self._pool.submit(self._run, pending)
 
     def _config(self, spec: FunctionSpec) -> AsyncInvokeConfig:
+        """The function's event-invoke config, or Lambda's defaults when the program sets none."""
         return self._configs.get(spec.name) or AsyncInvokeConfig(
-            function_name=spec.name, max_retry_attempts=2, max_event_age_seconds=6 * 3600, on_failure=None, on_success=None
+            function_name=spec.name,
+            max_retry_attempts=DEFAULT_ASYNC_RETRIES,
+            max_event_age_seconds=DEFAULT_MAX_EVENT_AGE_SECONDS,
+            on_failure=None,
+            on_success=None,
         )
 
     def _run(self, pending: _Pending) -> None:
