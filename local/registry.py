@@ -9,6 +9,7 @@ an ARN or a route of its own: all of it comes from the program.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -396,3 +397,28 @@ def _rest_api(plan: Plan, api: DeclaredResource) -> RestApiSpec:
         usage_plans=tuple(usage_plans),
         api_keys=tuple(keys[k] for k in keys if k in used),
     )
+
+
+def permits_invoke(
+    permissions: list[InvokePermission],
+    function_name: str,
+    principal: str,
+    source_arn: str,
+    source_account: str | None = None,
+) -> bool:
+    """Whether the function's resource policy lets a service principal invoke it for this source.
+
+    Lambda checks this when a service (S3, API Gateway) invokes a function on a resource's behalf.
+    `sourceArn` may hold `*` wildcards (API Gateway's `<api>/<stage>/*/*`).
+    """
+    for permission in permissions:
+        if permission.function_name != function_name or permission.principal != principal:
+            continue
+        if permission.action not in ("lambda:InvokeFunction", "lambda:*"):
+            continue
+        if permission.source_arn is not None and not fnmatch.fnmatchcase(source_arn, permission.source_arn):
+            continue
+        if permission.source_account is not None and permission.source_account != source_account:
+            continue
+        return True
+    return False
