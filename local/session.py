@@ -1,0 +1,415 @@
+"""One running local stack: the emulator, the program deployed onto it, and the runtime around it.
+
+`LocalStack(options).start()` does, in order: start the emulator on 127.0.0.1; bind the API's port
+(the program's stage URL must point at it while the program runs); deploy the program
+(`local.deployer`); read the registry of what was declared; give the emulator the resource
+policies it enforces; check that every function imports; start the function hosts, the
+asynchronous invoker, the S3 notification pump, the SQS pollers and the API; and write the stack's
+state folder (`outputs.json`, `logs/`), which `python -m ingest local outputs` and other tools read.
+`stop()` undoes all of it, whatever point start-up reached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from local.apigw import ApiGateway, InvokeOutcome
+from local.async_invoke import LAMBDA_RETRY_DELAYS, AsyncInvoker
+from local.deployer import Deployment, Revocation, deploy
+from local.emulator import Credentials, Emulator, InvokeRequest, InvokeResponse
+from local.esm import QueuePoller
+from local.functions import FunctionHost, InvocationResult
+from local.mocks import DEFAULT_REGION, PROJECT, REPO_ROOT, stack_settings
+from local.registry import FunctionSpec, Registry, permits_invoke
+
+STATE_ROOT = REPO_ROOT / ".local"
+# Invocations of one function at once when neither the program nor an event source says otherwise.
+DEFAULT_FUNCTION_CONCURRENCY = 10
+OUTPUTS_FILE = "outputs.json"
+
+
+class StackRunning(RuntimeError):
+    """The stack already runs locally (another `local up`)."""
+
+
+class FunctionInitError(RuntimeError):
+    """A function's code does not import: names the function, carries its traceback."""
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    """How to run a stack locally."""
+
+    stack: str = "dev"
+    api_port: int = 0
+    """The API's port (0: any free one)."""
+    emulator_port: int = 0
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    """Settings replacing `Pulumi.<stack>.yaml`'s (short keys), as `--set key=value`."""
+    revocations: Sequence[Revocation] = ()
+    state_root: Path = STATE_ROOT
+    retry_delays: Sequence[float] = LAMBDA_RETRY_DELAYS
+    """Delays before the asynchronous retries (Lambda's by default)."""
+
+
+def state_dir(state_root: Path, stack: str) -> Path:
+    return state_root / stack
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    """A stack running locally, as its state folder describes it."""
+
+    outputs: dict[str, Any]
+    """The program's outputs (secrets shown) and the emulator's endpoint, region and admin keys."""
+    secrets: frozenset[str]
+    """Names of the outputs that are secret (the program's, and the admin's secret key)."""
+
+
+def running_outputs(stack: str, state_root: Path = STATE_ROOT) -> RunningStack | None:
+    """The stack running locally, or None when it does not run."""
+    path = state_dir(state_root, stack) / OUTPUTS_FILE
+    try:
+        state = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    if not _alive(int(state.get("pid", -1))):
+        return None
+    return RunningStack(outputs=dict(state["outputs"]), secrets=frozenset(state["secretOutputs"]))
+
+
+class LogSink:
+    """Function and runtime log lines: printed with their source as prefix, and kept per source in files."""
+
+    def __init__(self, folder: Path, out: TextIO) -> None:
+        self._folder = folder
+        self._out = out
+        self._lock = threading.Lock()
+        self._files: dict[str, TextIO] = {}
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def line(self, source: str, text: str) -> None:
+        with self._lock:
+            handle = self._files.get(source)
+            if handle is None:
+                handle = self._files[source] = (self._folder / f"{source}.log").open("a", encoding="utf-8")
+            handle.write(text + "\n")
+            handle.flush()
+            self._out.write(f"[{source}] {text}\n")
+            self._out.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            for handle in self._files.values():
+                handle.close()
+            self._files.clear()
+
+
+@dataclass
+class Started:
+    """What start-up reports."""
+
+    outputs: dict[str, Any]
+    created: list[tuple[str, str]]
+    not_emulated: list[tuple[str, str, str]]
+    seconds: float
+
+
+class LocalStack:
+    """A stack deployed onto the emulator and running; `stop()` ends everything it started."""
+
+    def __init__(self, options: LocalOptions, out: TextIO) -> None:
+        self.options = options
+        self.out = out
+        self.state = state_dir(options.state_root, options.stack)
+        self.emulator: Emulator | None = None
+        self.registry: Registry | None = None
+        self.gateways: dict[str, ApiGateway] = {}
+        self.hosts: dict[str, FunctionHost] = {}
+        self.invoker: AsyncInvoker | None = None
+        self.pollers: list[QueuePoller] = []
+        self.logs: LogSink | None = None
+        self._credentials: dict[str, Credentials] = {}
+        self._api_urls: dict[str, str] = {}
+        self._stopping = threading.Event()
+        self._pump: threading.Thread | None = None
+
+    # --- start-up ---------------------------------------------------------------------------------
+
+    def start(self) -> Started:
+        began = time.monotonic()
+        options = self.options
+        self._claim_state_dir()
+        self.logs = LogSink(self.state / "logs", self.out)
+        settings = stack_settings(options.stack)  # fails naming the stacks there are
+        region = str(options.overrides.get("aws:region") or settings.get("aws:region", DEFAULT_REGION))
+        self.emulator = Emulator(region)
+        self.emulator.start(options.emulator_port)
+        deployment = deploy(
+            options.stack,
+            self.emulator,
+            self._api_base_url,
+            overrides=options.overrides,
+            revocations=options.revocations,
+        )
+        registry = self.registry = Registry.from_plan(deployment.plan, region, self.emulator.account_id)
+        self.emulator.resource_policies.update(registry.resource_policies)
+        self._start_functions(registry)
+        self._start_event_sources(registry)
+        self._start_apis(registry)
+        outputs = self._outputs(deployment)
+        self._write_state(outputs, deployment.plan.secret_outputs)
+        created = [(r.type, r.name) for r in deployment.plan.resources if r.custom]
+        emulated = {(t, n) for t, n, _ in deployment.not_emulated}
+        return Started(
+            outputs=outputs,
+            created=[c for c in created if c not in emulated],
+            not_emulated=deployment.not_emulated,
+            seconds=time.monotonic() - began,
+        )
+
+    def _claim_state_dir(self) -> None:
+        if running_outputs(self.options.stack, self.options.state_root) is not None:
+            raise StackRunning(
+                f"stack {self.options.stack!r} already runs locally (state in {self.state});"
+                " stop it first (Ctrl-C in its terminal)"
+            )
+        if self.state.exists():
+            shutil.rmtree(self.state)
+        self.state.mkdir(parents=True)
+
+    def _api_base_url(self, api_id: str) -> str:
+        """Binds a port for the REST API the program is creating: the first on `--port`."""
+        gateway = self.gateways.get(api_id)
+        if gateway is None:
+            assert self.emulator is not None
+            gateway = ApiGateway(
+                None,
+                region=self.emulator.region,
+                account_id=self.emulator.account_id,
+                invoke=self._invoke_for_api,
+                permissions=[],
+                iam_authorizer=self.emulator.authorize_signed,
+                log=lambda line: self._log("api", line),
+            )
+            port = gateway.bind(self.options.api_port if not self.gateways else 0)
+            self.gateways[api_id] = gateway
+            self._api_urls[api_id] = f"http://127.0.0.1:{port}"
+        return self._api_urls[api_id]
+
+    def _credentials_of(self, spec: FunctionSpec) -> Credentials:
+        """Fresh STS credentials of the function's own role, issued by the emulator."""
+        assert self.emulator is not None
+        credentials = self.emulator.assume_role(spec.role_arn, session_name=spec.name)
+        self._credentials[spec.name] = credentials
+        return credentials
+
+    def _role_client(self, spec: FunctionSpec, service: str) -> Any:
+        """A client acting with the function's role, as Lambda's own pollers and destinations do."""
+        assert self.emulator is not None
+        credentials = self._credentials.get(spec.name) or self._credentials_of(spec)
+        return self.emulator.client(service, credentials)
+
+    def _start_functions(self, registry: Registry) -> None:
+        assert self.emulator is not None
+        work = self.state / "functions"
+        by_source = {s.function_arn: s.max_concurrency for s in registry.queue_sources}
+        for spec in registry.functions.values():
+            concurrency = spec.reserved_concurrency or by_source.get(spec.arn) or DEFAULT_FUNCTION_CONCURRENCY
+            self.hosts[spec.name] = FunctionHost(
+                spec,
+                credentials=lambda spec=spec: self._credentials_of(spec),
+                endpoint_url=self.emulator.endpoint_url,
+                region=registry.region,
+                log=self._log,
+                work_dir=work / spec.name,
+                max_concurrency=concurrency,
+            )
+        self._check_imports()
+        self.invoker = AsyncInvoker(
+            registry.async_configs,
+            self._invoke,
+            self._send_record,
+            log=lambda line: self._log("lambda", line),
+            retry_delays=self.options.retry_delays,
+        )
+        self.emulator.on_invoke = self._on_invoke_api_call
+
+    def _check_imports(self) -> None:
+        """Each function's init phase, once, so that code that does not import stops start-up, named."""
+        failures = []
+        threads = []
+        for name, host in self.hosts.items():
+
+            def warm(name: str = name, host: FunctionHost = host) -> None:
+                error = host.warm()
+                if error is not None:
+                    failures.append((name, error))
+
+            thread = threading.Thread(target=warm, name=f"warm-{name}")
+            thread.start()
+            threads.append(thread)
+        for thread in threads:
+            thread.join()
+        if failures:
+            text = "\n".join(f"function {name} does not import:\n{error}" for name, error in failures)
+            raise FunctionInitError(text)
+
+    def _start_event_sources(self, registry: Registry) -> None:
+        assert self.emulator is not None
+        self._pump = threading.Thread(target=self._pump_s3_events, name="s3-notifications", daemon=True)
+        self._pump.start()
+        for source in registry.queue_sources:
+            spec = registry.function(source.function_arn)
+            poller = QueuePoller(
+                source,
+                spec,
+                sqs=self._role_client(spec, "sqs"),
+                queue_url=registry.queue_urls[source.queue_arn],
+                region=registry.region,
+                invoke=lambda spec, event: self._invoke(spec, event, None),
+                log=lambda line: self._log("lambda", line),
+            )
+            poller.start()
+            self.pollers.append(poller)
+
+    def _start_apis(self, registry: Registry) -> None:
+        for api in registry.apis:
+            gateway = self.gateways[api.id]
+            gateway.set_permissions(registry.permissions)
+            gateway.set_api(api)
+            gateway.start()
+
+    # --- the runtime's wiring -------------------------------------------------------------------
+
+    def _log(self, source: str, line: str) -> None:
+        if self.logs is not None:
+            self.logs.line(source, line)
+
+    def _invoke(self, spec: FunctionSpec, event: Any, request_id: str | None) -> InvocationResult:
+        return self.hosts[spec.name].invoke(event, request_id=request_id)
+
+    def _invoke_for_api(self, function_arn: str, event: dict[str, Any]) -> InvokeOutcome:
+        assert self.registry is not None
+        result = self._invoke(self.registry.function(function_arn), event, None)
+        return InvokeOutcome(payload=result.payload, error=result.error)
+
+    def _send_record(self, spec: FunctionSpec, destination: str, record: str) -> None:
+        assert self.registry is not None
+        if not destination.startswith("arn:aws:sqs:"):
+            raise NotImplementedError(f"local mode sends invocation records to SQS queues only, not {destination}")
+        self._role_client(spec, "sqs").send_message(QueueUrl=self.registry.queue_urls[destination], MessageBody=record)
+
+    def _on_invoke_api_call(self, request: InvokeRequest) -> InvokeResponse:
+        """Lambda's Invoke API (e.g. the producer continuing a long file with InvocationType=Event)."""
+        assert self.registry is not None and self.invoker is not None
+        try:
+            spec = self.registry.function(request.function_name)
+        except LookupError as error:
+            body = {"Type": "User", "message": str(error)}
+            return InvokeResponse(status=404, payload=json.dumps(body).encode())
+        event = json.loads(request.payload or b"{}")
+        if request.invocation_type == "DryRun":
+            return InvokeResponse(status=204, payload=b"")
+        if request.invocation_type == "Event":
+            self.invoker.submit(spec, event)
+            return InvokeResponse(status=202, payload=b"")
+        result = self._invoke(spec, event, None)
+        if result.error is not None:
+            return InvokeResponse(status=200, payload=json.dumps(result.error).encode(), function_error="Unhandled")
+        return InvokeResponse(status=200, payload=json.dumps(result.payload).encode())
+
+    def _pump_s3_events(self) -> None:
+        """S3 notifications → asynchronous invocations, where the function's resource policy allows S3."""
+        assert self.emulator is not None and self.registry is not None and self.invoker is not None
+        while not self._stopping.is_set():
+            try:
+                function_arn, event = self.emulator.s3_events.get(timeout=0.2)
+            except Exception:  # queue.Empty
+                continue
+            try:
+                spec = self.registry.function(function_arn)
+            except LookupError as error:
+                self._log("s3", f"notification for an unknown function dropped: {error}")
+                continue
+            bucket = event["Records"][0]["s3"]["bucket"]["arn"]
+            if not permits_invoke(
+                self.registry.permissions, spec.name, "s3.amazonaws.com", bucket, self.emulator.account_id
+            ):
+                self._log("s3", f"{spec.name}: S3 may not invoke it (no lambda:InvokeFunction permission for {bucket})")
+                continue
+            self.invoker.submit(spec, event)
+
+    # --- outputs and state ----------------------------------------------------------------------
+
+    def _outputs(self, deployment: Deployment) -> dict[str, Any]:
+        assert self.emulator is not None
+        admin = self.emulator.admin
+        return {
+            **deployment.plan.outputs,
+            "awsEndpointUrl": self.emulator.endpoint_url,
+            "awsRegion": self.emulator.region,
+            "awsAccessKeyId": admin.access_key_id,
+            "awsSecretAccessKey": admin.secret_access_key,
+        }
+
+    def _write_state(self, outputs: dict[str, Any], secrets: set[str]) -> None:
+        state = {
+            "pid": os.getpid(),
+            "stack": self.options.stack,
+            "project": PROJECT,
+            "outputs": outputs,
+            "secretOutputs": sorted(secrets | {"awsSecretAccessKey"}),
+        }
+        temporary = self.state / (OUTPUTS_FILE + ".tmp")
+        temporary.write_text(json.dumps(state, indent=2))
+        temporary.chmod(0o600)  # it holds the API keys and the local administrator's keys
+        temporary.replace(self.state / OUTPUTS_FILE)
+
+    # --- shutdown -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop everything started, in reverse order; safe at any point of start-up."""
+        self._stopping.set()
+        (self.state / OUTPUTS_FILE).unlink(missing_ok=True)
+        for gateway in self.gateways.values():
+            _quietly(gateway.stop)
+        for poller in self.pollers:
+            poller.stop()
+        if self.invoker is not None:
+            _quietly(self.invoker.stop)
+        for host in self.hosts.values():
+            _quietly(host.close)
+        for poller in self.pollers:
+            poller.join(2)
+        if self.emulator is not None:
+            _quietly(self.emulator.stop)
+        if self.logs is not None:
+            self.logs.close()
+
+
+def _quietly(step: Callable[[], None]) -> None:
+    """Run one shutdown step; a part that fails to stop must not keep the others running."""
+    try:
+        step()
+    except Exception as error:
+        print(f"local mode: {step.__qualname__} failed while stopping: {error!r}", file=sys.stderr)
