@@ -1,0 +1,668 @@
+"""The function host: each Lambda function runs from its own archive, in processes of its own, as Lambda runs it.
+
+A `FunctionHost` is one function's execution environments. Each environment is an OS process
+running `local/bootstrap.py` over the unpacked archive (the bytes `pulumi up` would upload), with
+only the environment Lambda gives a function (its variables, its role's credentials, the emulator
+as `AWS_ENDPOINT_URL`) and only the libraries Lambda's Python runtime provides. A process stays
+warm between invocations (module-level state survives); a new one starts when every warm one is
+busy, up to the concurrency the caller allows. An invocation past the function's timeout kills its
+process. When the handler code changes, the archive is rebuilt and new processes run the new code.
+
+Local mode's own log lines and errors name functions, request ids and hosts, never data: what a
+function prints is its own and passes through unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import logging
+import math
+import os
+import secrets
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import weakref
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from infra.packaging import HANDLERS_DIR, FunctionArchive, build_archive
+from local.registry import FunctionSpec
+
+if TYPE_CHECKING:
+    from local.emulator import Credentials
+
+BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
+# What Lambda's Python runtime ships in /var/runtime besides the standard library.
+RUNTIME_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateutil", "six")
+# Lambda's limit on the init phase of an on-demand function.
+INIT_TIMEOUT_SECONDS = 10.0
+# A stat walk of the handler sources costs well under a millisecond; at most this often is plenty.
+RELOAD_CHECK_SECONDS = 0.5
+# How long END waits for the log lines an invocation wrote before it (they come through reader threads).
+LOG_DRAIN_SECONDS = 2.0
+PATH = "/usr/local/bin:/usr/bin:/bin"
+
+_logger = logging.getLogger(__name__)
+
+
+class HostClosed(RuntimeError):
+    """An invocation asked of (or waiting on) a host that has been closed."""
+
+
+@dataclass(frozen=True)
+class InvocationResult:
+    """How one invocation ended, as Lambda reports it to its caller."""
+
+    request_id: str
+    payload: Any
+    """The handler's return value, JSON round-tripped (None when it failed)."""
+    error: dict[str, Any] | None
+    """`{"errorMessage", "errorType", "stackTrace"}` as Lambda reports it; None on success."""
+    timed_out: bool
+    cold_start: bool
+    duration_ms: float
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class CodeSource:
+    """Where a function's code comes from, for hot reload: the folder to watch and how to rebuild.
+
+    The default is the repository's handlers/ and the program's own packaging; tests point it at a
+    folder of their own.
+    """
+
+    root: Path = HANDLERS_DIR
+    build: Callable[[str], FunctionArchive] = build_archive
+    """Builds the archive of a handler package (`spec.package`)."""
+
+    def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        """Every `.py` file under the root with its mtime and size: cheap, and changes with any edit."""
+        found = []
+        for path in self.root.rglob("*.py"):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue  # deleted while walking: the next walk sees the change
+            found.append((path.as_posix(), stat.st_mtime_ns, stat.st_size))
+        return tuple(sorted(found))
+
+
+def archive_sha256(path: Path) -> str:
+    """Lambda's `CodeSha256` of an archive: base64 of the SHA-256 of its bytes."""
+    return base64.b64encode(hashlib.sha256(path.read_bytes()).digest()).decode()
+
+
+def runtime_libraries(target: Path) -> Path:
+    """A folder of links to the installed distributions Lambda's Python runtime provides, and nothing else.
+
+    It plays Lambda's /var/runtime: on sys.path after the task root, so an archive's own copy of a
+    library wins, and a library neither provides fails to import, as on AWS.
+    """
+    target.mkdir(parents=True)
+    for name in RUNTIME_DISTRIBUTIONS:
+        dist = importlib.metadata.distribution(name)
+        tops = {file.parts[0] for file in dist.files or () if file.parts[0] not in ("..", "__pycache__")}
+        for top in sorted(tops):
+            source = Path(str(dist.locate_file(top)))
+            if source.exists():
+                (target / top).symlink_to(source, target_is_directory=source.is_dir())
+    return target
+
+
+def _lambda_time(moment: float) -> str:
+    """A timestamp as Lambda writes it in its messages: `2026-11-29T10:00:00.123Z`."""
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _error(error_type: str, message: str) -> dict[str, Any]:
+    return {"errorMessage": message, "errorType": error_type, "stackTrace": []}
+
+
+def _exit_reason(returncode: int | None) -> str:
+    """Lambda's wording for how a runtime process ended: `exit status 3`, `signal: killed`."""
+    if returncode is None:
+        return "exit status unknown"
+    if returncode < 0:
+        return f"signal: {signal.strsignal(-returncode) or -returncode}".lower()
+    return f"exit status {returncode}"
+
+
+@dataclass(frozen=True)
+class _Code:
+    """One unpacked archive: the task root processes start in."""
+
+    sha256: str
+    task_root: Path
+
+
+class _Ended(Exception):
+    """The process closed its end of the protocol: it exited (or is exiting)."""
+
+
+class _Channel:
+    """The host's end of the protocol pipes: JSON lines out, JSON lines in with a deadline."""
+
+    def __init__(self, write_fd: int, read_fd: int) -> None:
+        self._write_fd = write_fd
+        self._read_fd = read_fd
+        self._buffer = b""
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = json.dumps(message).encode() + b"\n"
+        try:
+            while data:
+                data = data[os.write(self._write_fd, data) :]
+        except (BrokenPipeError, OSError) as error:
+            raise _Ended from error
+
+    def receive(self, deadline: float) -> dict[str, Any] | None:
+        """The next message, or None once `deadline` (monotonic) has passed without one."""
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            ready, _, _ = select.select([self._read_fd], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(self._read_fd, 1 << 16)
+            if not chunk:
+                raise _Ended
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return json.loads(line)
+
+    def close(self) -> None:
+        for fd in (self._write_fd, self._read_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class _LogPump:
+    """Forwards a process's output (stdout and stderr, one pipe as in Lambda's log) to `log`, line by line.
+
+    The bootstrap writes its marker after every invocation; `wait_marks(n)` returns once n have
+    passed, so END is logged after every line the invocation wrote, in the order it wrote them.
+    """
+
+    def __init__(self, name: str, output: IO[bytes], marker: str, log: Callable[[str, str], None]) -> None:
+        self._name = name
+        self._marker = marker
+        self._log = log
+        self._marks = 0
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._pump, args=(output,), name=f"{name}-log", daemon=True)
+        self._thread.start()
+
+    def _pump(self, output: IO[bytes]) -> None:
+        with output:
+            for raw in output:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                text, marked, _ = line.partition(self._marker)
+                if text or not marked:  # a line printed without a newline ends just before the marker
+                    self._emit(text)
+                if marked:
+                    with self._changed:
+                        self._marks += 1
+                        self._changed.notify_all()
+        with self._changed:  # the process is gone: nothing more will come, wait no longer
+            self._marks = sys.maxsize
+            self._changed.notify_all()
+
+    def _emit(self, line: str) -> None:
+        try:
+            self._log(self._name, line)
+        except Exception:
+            # The pump must keep draining, or a full pipe would block the function.
+            _logger.exception("%s: the log callback failed", self._name)
+
+    def wait_marks(self, count: int, timeout: float) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._marks >= count, timeout)
+
+    def join(self) -> None:
+        self._thread.join(timeout=LOG_DRAIN_SECONDS)
+
+
+@dataclass
+class _Outcome:
+    """What one round trip to a process gave, before it becomes an `InvocationResult`."""
+
+    payload: Any = None
+    error: dict[str, Any] | None = None
+    timed_out: bool = False
+    reusable: bool = True
+
+
+@dataclass(eq=False)
+class _Process:
+    """One execution environment: a bootstrap process, its protocol channel and its log pump."""
+
+    popen: subprocess.Popen[bytes]
+    channel: _Channel
+    pump: _LogPump
+    code: _Code
+    invocations: int = 0
+    init_ms: float = 0.0
+    alive: bool = True
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def peak_memory_mb(self) -> int:
+        """The process's peak resident memory (VmHWM), as Lambda's "Max Memory Used" reports it."""
+        try:
+            with open(f"/proc/{self.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        return math.ceil(int(line.split()[1]) / 1024)
+        except OSError:
+            pass
+        return 0
+
+    def kill(self) -> None:
+        """SIGKILL and reap it; its pipes close, so the log pump ends too."""
+        with self.lock:
+            if not self.alive:
+                return
+            self.alive = False
+        if self.popen.poll() is None:
+            self.popen.kill()
+        self.popen.wait()
+        self.channel.close()
+        self.pump.join()
+
+
+def _kill_all(processes: set[_Process]) -> None:
+    for process in list(processes):
+        process.kill()
+
+
+class FunctionHost:
+    """One function's execution environments (processes)."""
+
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        *,
+        credentials: Callable[[], Credentials],
+        endpoint_url: str,
+        region: str,
+        log: Callable[[str, str], None],
+        work_dir: Path,
+        max_concurrency: int = 10,
+        source: CodeSource | None = None,
+    ) -> None:
+        """`credentials()` is called for every new process (its role's STS credentials); `log(name, line)`
+        gets every line the function prints and Lambda's START/END/REPORT lines; archives are unpacked
+        under `work_dir` and removed by `close()`. `source` is what hot reload watches and rebuilds
+        (the repository's handlers/ by default)."""
+        if max_concurrency < 1:
+            raise ValueError(f"{spec.name}: max_concurrency must be at least 1, got {max_concurrency}")
+        self.spec = spec
+        self.max_concurrency = max_concurrency
+        self._credentials = credentials
+        self._endpoint_url = endpoint_url
+        self._region = region
+        self._log = log
+        self._source = source or CodeSource()
+        work_dir.mkdir(parents=True, exist_ok=True)
+        self._dir = Path(tempfile.mkdtemp(prefix=f"{spec.name}-", dir=work_dir))
+        self._home = self._dir / "home"
+        self._home.mkdir()
+        self._runtime_dir = runtime_libraries(self._dir / "runtime")
+        self._changed = threading.Condition()
+        self._processes: set[_Process] = set()
+        self._idle: list[_Process] = []
+        self._starting = 0
+        self._busy = 0
+        self._closed = False
+        self._finalizer = weakref.finalize(self, _kill_all, self._processes)
+        self._reload_lock = threading.Lock()
+        self._next_check = time.monotonic() + RELOAD_CHECK_SECONDS
+        self._fingerprint = self._source.fingerprint()
+        self._build_error: str | None = None
+        self._code = self._unpack(spec.archive)
+
+    # -- public ---------------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> int:
+        """Invocations running now (including those whose process is still starting)."""
+        with self._changed:
+            return self._busy
+
+    @property
+    def pids(self) -> list[int]:
+        """The process ids of the execution environments alive now."""
+        with self._changed:
+            return [p.pid for p in self._processes]
+
+    def invoke(
+        self, event: Any, *, request_id: str | None = None, client_context: dict[str, Any] | None = None
+    ) -> InvocationResult:
+        """Run one invocation, blocking until it ends: on a warm process if one is idle, else on a new
+        one while fewer than `max_concurrency` exist, else after waiting for one to free up."""
+        request_id = request_id or str(uuid.uuid4())
+        build_error = self._reload_if_changed()
+        if build_error is not None:
+            return InvocationResult(request_id, None, _error("Local.BuildFailed", build_error), False, False, 0.0)
+        process = self._acquire()
+        cold = process is None
+        if process is None:
+            process, failure = self._start()
+            if process is None:
+                return InvocationResult(request_id, None, failure, False, True, 0.0)
+        try:
+            request = {"event": event, "client_context": client_context}
+            return self._run(process, request_id, request, cold)
+        finally:
+            self._release(process)
+
+    def close(self) -> None:
+        """Kill every process (busy ones too: their invocations end as exits) and remove what was unpacked."""
+        with self._changed:
+            self._closed = True
+            processes = list(self._processes)
+            self._changed.notify_all()
+        for process in processes:
+            process.kill()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> FunctionHost:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- execution environments -----------------------------------------------------------------
+
+    def _acquire(self) -> _Process | None:
+        """A warm idle process, or None when a new one may start, once the concurrency allows either."""
+        with self._changed:
+            while True:
+                if self._closed:
+                    raise HostClosed(f"{self.spec.name}: the function host is closed")
+                if self._idle:
+                    self._busy += 1
+                    return self._idle.pop()  # the most recently used, as Lambda favours
+                if len(self._processes) + self._starting < self.max_concurrency:
+                    self._starting += 1
+                    self._busy += 1
+                    return None
+                self._changed.wait()
+
+    def _release(self, process: _Process) -> None:
+        """Back to the idle ones, or gone: dead, timed out, closed, or running code that changed."""
+        with self._changed:
+            self._busy -= 1
+            reuse = process.alive and not self._closed and process.code == self._code
+            if reuse:
+                self._idle.append(process)
+            else:
+                self._processes.discard(process)
+            self._changed.notify_all()
+        if not reuse:
+            process.kill()
+            self._remove_unused(process.code)
+
+    def _environment(self, credentials: Credentials, code: _Code, log_stream: str) -> dict[str, str]:
+        """The function's variables plus what Lambda sets; nothing from this process's environment."""
+        spec = self.spec
+        environment = {
+            **{key: str(value) for key, value in spec.environment.items()},
+            "AWS_ACCESS_KEY_ID": credentials.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": credentials.secret_access_key,
+            "AWS_REGION": self._region,
+            "AWS_DEFAULT_REGION": self._region,
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group or f"/aws/lambda/{spec.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
+            "_HANDLER": spec.handler,
+            "LAMBDA_TASK_ROOT": str(code.task_root),
+            "LAMBDA_RUNTIME_DIR": str(self._runtime_dir),
+            "TZ": ":UTC",
+            "LANG": "en_US.UTF-8",
+            "PATH": PATH,
+            "HOME": str(self._home),
+            # The emulator, and no way to anything else: no shared config, profile or instance metadata.
+            "AWS_ENDPOINT_URL": self._endpoint_url,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+        if credentials.session_token is not None:
+            environment["AWS_SESSION_TOKEN"] = credentials.session_token
+        return environment
+
+    def _start(self) -> tuple[_Process | None, dict[str, Any] | None]:
+        """A new process through its init phase: (process, None), or (None, Lambda's init error).
+
+        Called holding a start slot (`_acquire` returned None), which becomes the process or is given back.
+        """
+        process = None
+        try:
+            process = self._spawn(self._code)
+            with self._changed:
+                self._processes.add(process)  # from here on, close() kills it
+                self._starting -= 1
+            failure = self._init(process)
+        except BaseException:
+            with self._changed:
+                if process is None:
+                    self._starting -= 1
+                else:
+                    self._processes.discard(process)
+                self._busy -= 1
+                self._changed.notify_all()
+            if process is not None:
+                process.kill()
+            raise
+        if failure is not None:
+            with self._changed:
+                self._processes.discard(process)
+                self._busy -= 1
+                self._changed.notify_all()
+            return None, failure
+        return process, None
+
+    def _spawn(self, code: _Code) -> _Process:
+        log_stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
+        environment = self._environment(self._credentials(), code, log_stream)
+        request_read, request_write = os.pipe()
+        response_read, response_write = os.pipe()
+        marker = f"\x1f{secrets.token_hex(16)}\x1f"
+        try:
+            popen = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-u", str(BOOTSTRAP), str(code.task_root), str(self._runtime_dir),
+                 self.spec.handler, str(request_read), str(response_write), marker],
+                env=environment,
+                cwd=code.task_root,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                pass_fds=(request_read, response_write),
+                # Its own session: Ctrl-C reaches the host, which then stops its processes in order.
+                start_new_session=True,
+            )  # fmt: skip
+        except BaseException:
+            for fd in (request_write, response_read):
+                os.close(fd)
+            raise
+        finally:
+            os.close(request_read)
+            os.close(response_write)
+        assert popen.stdout is not None
+        return _Process(
+            popen=popen,
+            channel=_Channel(request_write, response_read),
+            pump=_LogPump(self.spec.name, popen.stdout, marker, self._log),
+            code=code,
+        )
+
+    def _init(self, process: _Process) -> dict[str, Any] | None:
+        """Wait out the init phase (the handler's import); on failure kill the process and return the error."""
+        started = time.monotonic()
+        try:
+            ready = process.channel.receive(started + max(INIT_TIMEOUT_SECONDS, self.spec.timeout_seconds))
+        except _Ended:
+            ready = {"init_error": _error("Runtime.ExitError", f"Runtime exited with error: {self._exit_of(process)}")}
+        process.init_ms = (time.monotonic() - started) * 1000
+        if ready is None:
+            seconds = process.init_ms / 1000
+            ready = {"init_error": _error("Sandbox.Timedout", f"Init phase timed out after {seconds:.2f} seconds")}
+        if "init_error" not in ready:
+            return None
+        process.kill()  # also waits until its traceback has been logged
+        failure: dict[str, Any] = ready["init_error"]
+        self._log(
+            self.spec.name,
+            f"INIT_REPORT Init Duration: {process.init_ms:.2f} ms\tPhase: init\tStatus: error"
+            f"\tError Type: {failure['errorType']}",
+        )
+        return failure
+
+    @staticmethod
+    def _exit_of(process: _Process) -> str:
+        """How a process that closed its protocol pipe ended (killed if it lingers)."""
+        try:
+            process.popen.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            process.popen.kill()
+            process.popen.wait()
+        return _exit_reason(process.popen.returncode)
+
+    def _run(self, process: _Process, request_id: str, request: dict[str, Any], cold: bool) -> InvocationResult:
+        """One invocation on a process, with Lambda's START/END/REPORT lines around the function's own."""
+        name, timeout = self.spec.name, self.spec.timeout_seconds
+        self._log(name, f"START RequestId: {request_id} Version: $LATEST")
+        started_wall, started = time.time(), time.monotonic()
+        deadline = started + timeout
+        process.invocations += 1
+        message = {**request, "id": request_id, "arn": self.spec.arn, "deadline_ms": (started_wall + timeout) * 1000}
+        outcome = self._round_trip(process, message, deadline)
+        duration_ms = (time.monotonic() - started) * 1000
+        if outcome.timed_out:
+            text = f"{_lambda_time(time.time())} {request_id} Task timed out after {timeout:.2f} seconds"
+            outcome.error = _error("Sandbox.Timedout", text)
+            self._log(name, text)
+        elif not outcome.reusable:
+            reason = f"Runtime exited with error: {self._exit_of(process)}"
+            outcome.error = _error("Runtime.ExitError", f"RequestId: {request_id} Error: {reason}")
+            self._log(name, f"RequestId: {request_id} Error: {reason}")
+        else:
+            process.pump.wait_marks(process.invocations, LOG_DRAIN_SECONDS)
+        memory = process.peak_memory_mb()
+        if not outcome.reusable:
+            process.kill()
+        self._log(name, f"END RequestId: {request_id}")
+        self._log(name, self._report(request_id, duration_ms, memory, process.init_ms if cold else None, outcome))
+        return InvocationResult(request_id, outcome.payload, outcome.error, outcome.timed_out, cold, duration_ms)
+
+    @staticmethod
+    def _round_trip(process: _Process, message: dict[str, Any], deadline: float) -> _Outcome:
+        try:
+            process.channel.send(message)
+            reply = process.channel.receive(deadline)
+        except _Ended:
+            return _Outcome(reusable=False)
+        if reply is None:
+            return _Outcome(timed_out=True, reusable=False)
+        if "error" in reply:
+            return _Outcome(error=reply["error"])
+        return _Outcome(payload=reply["ok"])
+
+    def _report(
+        self, request_id: str, duration_ms: float, memory_mb: int, init_ms: float | None, outcome: _Outcome
+    ) -> str:
+        fields = [
+            f"REPORT RequestId: {request_id}",
+            f"Duration: {duration_ms:.2f} ms",
+            f"Billed Duration: {math.ceil(duration_ms)} ms",
+            f"Memory Size: {self.spec.memory_mb} MB",
+            f"Max Memory Used: {memory_mb} MB",
+        ]
+        if init_ms is not None:
+            fields.append(f"Init Duration: {init_ms:.2f} ms")
+        if outcome.timed_out:
+            fields.append("Status: timeout")
+        elif not outcome.reusable:
+            fields.append("Status: error\tError Type: Runtime.ExitError")
+        return "\t".join(fields)
+
+    # -- code and hot reload --------------------------------------------------------------------
+
+    def _unpack(self, archive: Path) -> _Code:
+        """A fresh task root holding the archive's files, as Lambda unpacks it into /var/task."""
+        sha256 = archive_sha256(archive)
+        task_root = Path(tempfile.mkdtemp(prefix="task-", dir=self._dir))
+        with zipfile.ZipFile(archive) as bundle:
+            bundle.extractall(task_root)
+        return _Code(sha256=sha256, task_root=task_root)
+
+    def _reload_if_changed(self) -> str | None:
+        """Rebuild and switch to new code when the sources changed; the build error while it fails."""
+        now = time.monotonic()
+        if now < self._next_check or not self._reload_lock.acquire(blocking=False):
+            return self._build_error
+        try:
+            self._next_check = now + RELOAD_CHECK_SECONDS
+            fingerprint = self._source.fingerprint()
+            if fingerprint != self._fingerprint:
+                self._fingerprint = fingerprint
+                self._build_error = self._rebuild()
+            return self._build_error
+        finally:
+            self._reload_lock.release()
+
+    def _rebuild(self) -> str | None:
+        name = self.spec.name
+        try:
+            archive = self._source.build(self.spec.package)
+        except Exception as error:  # PackagingError, a missing package, an unreadable file
+            message = f"{name}: code changed but the archive did not build: {error}"
+            self._log(name, message)
+            return message
+        if archive.sha256 == self._code.sha256:
+            return None
+        code = self._unpack(archive.path)
+        with self._changed:
+            old, self._code = self._code, code
+            retired = [p for p in self._idle if p.code != code]
+            self._idle = [p for p in self._idle if p.code == code]
+            self._processes.difference_update(retired)
+        for process in retired:
+            process.kill()
+        self._remove_unused(old)
+        self._log(name, f"{name}: code changed, new archive {archive.sha256[:12]}")
+        return None
+
+    def _remove_unused(self, code: _Code) -> None:
+        """Delete a retired task root once no process runs from it."""
+        with self._changed:
+            if code == self._code or any(p.code == code for p in self._processes) or self._starting:
+                return
+        shutil.rmtree(code.task_root, ignore_errors=True)
