@@ -184,7 +184,7 @@ def _clean_environment() -> dict[str, str]:
 
 
 def start_local(
-    state_root: Path, *args: str, stack: str = "dev", timeout: float = START_TIMEOUT_SECONDS
+    state_root: Path, *args: str, stack: str = "dev", timeout: float = START_TIMEOUT_SECONDS, cwd: Path = REPO_ROOT
 ) -> LocalStackProcess:
     """`python -m ingest local up` on free ports with its own state folder; returns once it is ready."""
     state_root.mkdir(parents=True, exist_ok=True)
@@ -192,9 +192,7 @@ def start_local(
     command = [sys.executable, "-m", "ingest", "local", "up", "--stack", stack, "--port", "0"]
     command += ["--state-dir", str(state_root), *args]
     with console.open("wb") as sink:
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, stdout=sink, stderr=subprocess.STDOUT, env=_clean_environment()
-        )
+        process = subprocess.Popen(command, cwd=cwd, stdout=sink, stderr=subprocess.STDOUT, env=_clean_environment())
     running = LocalStackProcess(process=process, stack=stack, state_root=state_root, console=console)
     outputs_file = running.state / "outputs.json"
 

@@ -1,0 +1,238 @@
+"""Local mode as a command: several stacks at once, least privilege enforced, clear failures, clean exits."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from botocore.credentials import Credentials
+
+from tests.local.support import (
+    REPO_ROOT,
+    LocalStackProcess,
+    csv_bytes,
+    http,
+    local_processes,
+    signed_headers,
+    start_local,
+    stop_local,
+    wait_for,
+)
+
+ROWS = csv_bytes(["name", "mail", "phone"], [["Ann", "ann@example.com", ""], ["Bob", "bob@example.com", ""]])
+
+
+def run_command(*args: str, cwd: Path = REPO_ROOT, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ingest", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+# --- least privilege: one statement removed, and the function that needed it is refused -------------
+
+# service → (the statement revoked, the function that needs it, the action refused)
+REVOKED = {
+    "s3": ("producer=ReadUploads", "producer", "s3:GetObject"),
+    "sqs": ("producer=SendChunks", "producer", "sqs:SendMessage"),
+    "dynamodb": ("worker=WriteUsers", "worker", "dynamodb:PutItem"),
+}
+
+
+@pytest.fixture(scope="module")
+def revoked_stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LocalStackProcess]]:
+    root = tmp_path_factory.mktemp("revoked")
+    with ThreadPoolExecutor(len(REVOKED)) as pool:
+        futures = {
+            service: pool.submit(start_local, root / service, "--revoke", revoke, "--retry-delays", "1,2")
+            for service, (revoke, _, _) in REVOKED.items()
+        }
+        stacks = {service: future.result() for service, future in futures.items()}
+    yield stacks
+    for running in stacks.values():
+        stop_local(running)
+
+
+@pytest.mark.parametrize("service", sorted(REVOKED))
+def test_a_function_without_one_statement_is_refused_by_that_service(
+    revoked_stacks: dict[str, LocalStackProcess], service: str
+) -> None:
+    running = revoked_stacks[service]
+    _, function, action = REVOKED[service]
+    running.upload("uploads/least-privilege.csv", ROWS)
+
+    def refused() -> bool:
+        log = running.log(function)
+        return "AccessDenied" in log and f"not authorized to perform: {action}" in log
+
+    wait_for(refused, 60, f"the {function}'s {action} call to be refused with AccessDenied", interval=0.5)
+
+
+# --- two stacks at once, and the API's IAM mode ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dev_and_prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStackProcess, LocalStackProcess]]:
+    root = tmp_path_factory.mktemp("two-stacks")
+    with ThreadPoolExecutor(2) as pool:
+        dev, prod = pool.map(lambda stack: start_local(root, stack=stack), ["dev", "prod"])
+    yield dev, prod
+    for running in (dev, prod):
+        stop_local(running)
+
+
+def test_dev_and_prod_run_at_once_on_their_own_ports(dev_and_prod: tuple[LocalStackProcess, LocalStackProcess]) -> None:
+    dev, prod = dev_and_prod
+    assert dev.outputs["apiUrl"] != prod.outputs["apiUrl"]
+    assert dev.outputs["awsEndpointUrl"] != prod.outputs["awsEndpointUrl"]
+    assert dev.api("/users?limit=1").status == 200
+    for running in (dev, prod):
+        printed = run_command(
+            "local", "outputs", "--stack", running.stack, "--json", "--state-dir", str(running.state_root)
+        )
+        assert printed.returncode == 0, printed.stderr
+        assert '"apiUrl": "' + running.outputs["apiUrl"] in printed.stdout
+
+
+def test_prod_api_in_iam_mode_wants_a_signature_of_an_identity_allowed_to_invoke(
+    dev_and_prod: tuple[LocalStackProcess, LocalStackProcess],
+) -> None:
+    _, prod = dev_and_prod
+    iam = prod.client("iam")
+    iam.create_user(UserName="analyst")
+    iam.put_user_policy(
+        UserName="analyst",
+        PolicyName="invoke-api",
+        PolicyDocument='{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke",'
+        ' "Resource": "arn:aws:execute-api:*:*:*/v1/GET/users"}]}',
+    )
+    key = iam.create_access_key(UserName="analyst")["AccessKey"]
+    credentials = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+    region = prod.outputs["awsRegion"]
+
+    def signed(method: str, path: str) -> int:
+        url = prod.outputs["apiUrl"] + path
+        return http(method, url, signed_headers(credentials, "execute-api", region, method, url, None)).status
+
+    assert prod.api("/users", key=None).status == 403
+    assert signed("GET", "/users") == 200
+    assert signed("GET", "/jobs/" + "0" * 32) == 403  # signed, but the policy allows GET /users only
+
+
+def test_outputs_of_a_stack_that_is_not_running_exit_non_zero(tmp_path: Path) -> None:
+    printed = run_command("local", "outputs", "--stack", "dev", "--state-dir", str(tmp_path))
+    assert printed.returncode == 1
+    assert "not running" in printed.stderr
+
+
+# --- failures at start-up: clear, non-zero, nothing left behind -------------------------------------
+
+
+def _fails_cleanly(state: Path, *args: str, cwd: Path = REPO_ROOT) -> str:
+    printed = run_command("local", "up", "--port", "0", "--state-dir", str(state), *args, cwd=cwd)
+    assert printed.returncode == 2, printed.stdout + printed.stderr
+    assert not local_processes(str(state))
+    assert not (state / "dev" / "outputs.json").exists()
+    return printed.stderr
+
+
+def test_an_unknown_stack_is_named_with_the_stacks_there_are(tmp_path: Path) -> None:
+    error = _fails_cleanly(tmp_path, "--stack", "staging")
+    assert "no stack 'staging'" in error and "dev" in error and "prod" in error
+
+
+def test_an_invalid_setting_stops_start_up_with_the_programs_own_message(tmp_path: Path) -> None:
+    error = _fails_cleanly(tmp_path, "--set", "workerTimeoutSeconds=0")
+    assert "workerTimeoutSeconds" in error
+
+
+def test_a_port_in_use_is_named(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        printed = run_command("local", "up", "--port", str(port), "--state-dir", str(tmp_path))
+    assert printed.returncode == 2
+    assert str(port) in printed.stderr
+    assert not local_processes(str(tmp_path))
+
+
+def test_ctrl_c_during_start_up_stops_everything(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "ingest", "local", "up", "--port", "0", "--state-dir", str(tmp_path)]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)  # inside start-up: the emulator is up, the program is deploying
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 130, stderr
+    assert "interrupted during start-up" in stderr
+    assert not local_processes(str(tmp_path))
+    assert not (tmp_path / "dev" / "outputs.json").exists()
+
+
+# --- the code itself: a function that does not import, and a handler edited while running ----------
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """The project's tracked files in a folder of their own, to edit without touching the checkout."""
+    copy = tmp_path / "repo"
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    for name in tracked.stdout.splitlines():
+        source = REPO_ROOT / name
+        if source.is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, copy / name)
+    return copy
+
+
+def test_a_function_that_does_not_import_stops_start_up_naming_it(repo_copy: Path) -> None:
+    worker = repo_copy / "handlers" / "worker" / "app.py"
+    worker.write_text("import a_module_the_archive_lacks\n" + worker.read_text())
+
+    error = _fails_cleanly(repo_copy / ".local", cwd=repo_copy)
+
+    assert "csv-ingest-worker" in error and "does not import" in error
+    assert "a_module_the_archive_lacks" in error
+
+
+def test_a_handler_edited_while_running_takes_effect_on_the_next_invocation(repo_copy: Path) -> None:
+    running = start_local(repo_copy / ".local", cwd=repo_copy)
+    try:
+        before = running.api("/users/nobody@example.com")
+        assert before.status == 404
+        query = repo_copy / "handlers" / "query" / "app.py"
+        text = query.read_text()
+        assert "no user with that email" in text
+        query.write_text(text.replace("no user with that email", "no such user here"))
+
+        after = wait_for(
+            lambda: (
+                (r := running.api("/users/nobody@example.com")).status == 404
+                and "no such user here" in str(r.body)
+                and r
+            ),
+            30,
+            "the edited handler to answer",
+        )
+        assert after.status == 404
+    finally:
+        stop_local(running)
+
+
+def test_stopping_leaves_no_process_behind(tmp_path: Path) -> None:
+    running = start_local(tmp_path)
+    running.upload("uploads/one.csv", ROWS)
+    wait_for(
+        lambda: local_processes(str(tmp_path)) and len(local_processes(str(tmp_path))) > 1, 30, "functions to start"
+    )
+
+    assert stop_local(running) == 0
+    assert not local_processes(str(tmp_path))
