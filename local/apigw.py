@@ -626,6 +626,10 @@ class ApiGateway:
             self._thread.join(timeout=5)
             self._thread = None
 
+    def set_permissions(self, permissions: Sequence[InvokePermission]) -> None:
+        """The functions' resource policies from now on (the deployer learns them with the API)."""
+        self._permissions = tuple(permissions)
+
     def set_api(self, api: RestApiSpec) -> None:
         """Serve this definition from now on (throttle and quota counts start afresh)."""
         self._definition = (api, Routes(api.methods), UsageLimits(api))

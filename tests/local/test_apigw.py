@@ -513,7 +513,10 @@ class Authorizer:
 
 IAM_API = spec(method("/users/{email}", "ANY", authorization="AWS_IAM"))
 CALLER = f"arn:aws:iam::{ACCOUNT}:user/caller"
-SIGNED = [("Authorization", "AWS4-HMAC-SHA256 Credential=AKIA0000/20261128/eu-west-1/execute-api/aws4_request"), ("X-Amz-Date", "20261128T100000Z")]
+SIGNED = [
+    ("Authorization", "AWS4-HMAC-SHA256 Credential=AKIA0000/20261128/eu-west-1/execute-api/aws4_request"),
+    ("X-Amz-Date", "20261128T100000Z"),
+]
 
 
 def test_iam_method_without_a_signature_is_missing_authentication_token(serve):
@@ -598,9 +601,7 @@ def test_arn_like_and_may_invoke():
 
 
 def test_requests_before_start_or_without_an_api_are_503():
-    gateway = ApiGateway(
-        None, region=REGION, account_id=ACCOUNT, invoke=Function(), permissions=[permission()], log=lambda _: None
-    )
+    gateway = ApiGateway(None, region=REGION, account_id=ACCOUNT, invoke=Function(), permissions=[], log=lambda _: None)
     try:
         port = gateway.bind()
         served = Served(gateway, Function(), [])
@@ -611,6 +612,8 @@ def test_requests_before_start_or_without_an_api_are_503():
         gateway.start()
         assert served.call("GET", "/v1/users").status == 503  # still no API
         gateway.set_api(ROUTED)
+        assert served.call("GET", "/v1/users").status == 500  # no permission yet
+        gateway.set_permissions([permission()])
         assert served.call("GET", "/v1/users").status == 200
         assert gateway.invoke_url == f"http://127.0.0.1:{port}/v1"
     finally:
