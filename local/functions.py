@@ -56,6 +56,8 @@ RELOAD_CHECK_SECONDS = 0.5
 # How long END waits for the log lines an invocation wrote before it (they come through reader threads).
 LOG_DRAIN_SECONDS = 2.0
 PATH = "/usr/local/bin:/usr/bin:/bin"
+# How long close() waits for running invocations to see their process killed and dispose of it.
+CLOSE_WAIT_SECONDS = 5.0
 
 _logger = logging.getLogger(__name__)
 
@@ -91,8 +93,8 @@ class CodeSource:
     """
 
     root: Path = HANDLERS_DIR
-    build: Callable[[str], FunctionArchive] = build_archive
-    """Builds the archive of a handler package (`spec.package`)."""
+    build: Callable[[str, Path], FunctionArchive] = build_archive
+    """Builds the archive of a handler package (`spec.package`) into a folder (the host's own)."""
 
     def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
         """Every `.py` file under the root with its mtime and size: cheap, and changes with any edit."""
@@ -166,8 +168,11 @@ class _Channel:
         self._read_fd = read_fd
         self._buffer = b""
 
-    def send(self, message: dict[str, Any]) -> None:
-        data = json.dumps(message).encode() + b"\n"
+    @staticmethod
+    def encode(message: dict[str, Any]) -> bytes:
+        return json.dumps(message).encode() + b"\n"
+
+    def send(self, data: bytes) -> None:
         try:
             while data:
                 data = data[os.write(self._write_fd, data) :]
@@ -280,8 +285,14 @@ class _Process:
             pass
         return 0
 
+    def signal_kill(self) -> None:
+        """SIGKILL only: safe from any thread; whoever runs the process then sees it end and disposes of it."""
+        if self.popen.poll() is None:
+            self.popen.kill()
+
     def kill(self) -> None:
-        """SIGKILL and reap it; its pipes close, so the log pump ends too."""
+        """SIGKILL, reap, close the protocol pipes and drain the log: only by the thread that owns the
+        process (its invoker, or any thread while it is idle), as closing pipes under a reader is unsafe."""
         with self.lock:
             if not self.alive:
                 return
@@ -294,8 +305,9 @@ class _Process:
 
 
 def _kill_all(processes: set[_Process]) -> None:
+    """At interpreter exit, a host nobody closed: no process outlives it."""
     for process in list(processes):
-        process.kill()
+        process.signal_kill()
 
 
 class FunctionHost:
@@ -328,9 +340,14 @@ class FunctionHost:
         self._source = source or CodeSource()
         work_dir.mkdir(parents=True, exist_ok=True)
         self._dir = Path(tempfile.mkdtemp(prefix=f"{spec.name}-", dir=work_dir))
-        self._home = self._dir / "home"
-        self._home.mkdir()
-        self._runtime_dir = runtime_libraries(self._dir / "runtime")
+        try:
+            self._home = self._dir / "home"
+            self._home.mkdir()
+            self._runtime_dir = runtime_libraries(self._dir / "runtime")
+            self._code = self._unpack(spec.archive)
+        except BaseException:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
         self._changed = threading.Condition()
         self._processes: set[_Process] = set()
         self._idle: list[_Process] = []
@@ -342,7 +359,6 @@ class FunctionHost:
         self._next_check = time.monotonic() + RELOAD_CHECK_SECONDS
         self._fingerprint = self._source.fingerprint()
         self._build_error: str | None = None
-        self._code = self._unpack(spec.archive)
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -383,10 +399,16 @@ class FunctionHost:
         """Kill every process (busy ones too: their invocations end as exits) and remove what was unpacked."""
         with self._changed:
             self._closed = True
-            processes = list(self._processes)
+            idle, self._idle = self._idle, []
+            busy = [p for p in self._processes if p not in idle]
+            self._processes.difference_update(idle)
             self._changed.notify_all()
-        for process in processes:
+        for process in idle:
             process.kill()
+        for process in busy:  # their invokers dispose of them (`_release`), then say so
+            process.signal_kill()
+        with self._changed:
+            self._changed.wait_for(lambda: not self._processes, CLOSE_WAIT_SECONDS)
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> FunctionHost:
@@ -415,16 +437,17 @@ class FunctionHost:
     def _release(self, process: _Process) -> None:
         """Back to the idle ones, or gone: dead, timed out, closed, or running code that changed."""
         with self._changed:
-            self._busy -= 1
-            reuse = process.alive and not self._closed and process.code == self._code
-            if reuse:
+            if process.alive and not self._closed and process.code == self._code:
                 self._idle.append(process)
-            else:
-                self._processes.discard(process)
+                self._busy -= 1
+                self._changed.notify_all()
+                return
+        process.kill()
+        with self._changed:  # only once it is reaped: close() waits for this
+            self._processes.discard(process)
+            self._busy -= 1
             self._changed.notify_all()
-        if not reuse:
-            process.kill()
-            self._remove_unused(process.code)
+        self._remove_unused(process.code)
 
     def _environment(self, credentials: Credentials, code: _Code, log_stream: str) -> dict[str, str]:
         """The function's variables plus what Lambda sets; nothing from this process's environment."""
@@ -469,8 +492,13 @@ class FunctionHost:
             with self._changed:
                 self._processes.add(process)  # from here on, close() kills it
                 self._starting -= 1
+                closed = self._closed
+            if closed:
+                raise HostClosed(f"{self.spec.name}: the function host is closed")
             failure = self._init(process)
         except BaseException:
+            if process is not None:
+                process.kill()
             with self._changed:
                 if process is None:
                     self._starting -= 1
@@ -478,8 +506,6 @@ class FunctionHost:
                     self._processes.discard(process)
                 self._busy -= 1
                 self._changed.notify_all()
-            if process is not None:
-                process.kill()
             raise
         if failure is not None:
             with self._changed:
@@ -558,12 +584,12 @@ class FunctionHost:
     def _run(self, process: _Process, request_id: str, request: dict[str, Any], cold: bool) -> InvocationResult:
         """One invocation on a process, with Lambda's START/END/REPORT lines around the function's own."""
         name, timeout = self.spec.name, self.spec.timeout_seconds
-        self._log(name, f"START RequestId: {request_id} Version: $LATEST")
         started_wall, started = time.time(), time.monotonic()
-        deadline = started + timeout
-        process.invocations += 1
         message = {**request, "id": request_id, "arn": self.spec.arn, "deadline_ms": (started_wall + timeout) * 1000}
-        outcome = self._round_trip(process, message, deadline)
+        data = _Channel.encode(message)  # an event that is not JSON fails here, before anything ran
+        self._log(name, f"START RequestId: {request_id} Version: $LATEST")
+        process.invocations += 1
+        outcome = self._round_trip(process, data, started + timeout)
         duration_ms = (time.monotonic() - started) * 1000
         if outcome.timed_out:
             text = f"{_lambda_time(time.time())} {request_id} Task timed out after {timeout:.2f} seconds"
@@ -583,9 +609,9 @@ class FunctionHost:
         return InvocationResult(request_id, outcome.payload, outcome.error, outcome.timed_out, cold, duration_ms)
 
     @staticmethod
-    def _round_trip(process: _Process, message: dict[str, Any], deadline: float) -> _Outcome:
+    def _round_trip(process: _Process, data: bytes, deadline: float) -> _Outcome:
         try:
-            process.channel.send(message)
+            process.channel.send(data)
             reply = process.channel.receive(deadline)
         except _Ended:
             return _Outcome(reusable=False)
@@ -625,30 +651,33 @@ class FunctionHost:
 
     def _reload_if_changed(self) -> str | None:
         """Rebuild and switch to new code when the sources changed; the build error while it fails."""
-        now = time.monotonic()
-        if now < self._next_check or not self._reload_lock.acquire(blocking=False):
+        if time.monotonic() < self._next_check:
             return self._build_error
-        try:
+        # Invocations that arrive during a rebuild wait for it: after an edit, none runs the old code.
+        with self._reload_lock:
+            now = time.monotonic()
+            if now < self._next_check:
+                return self._build_error
             self._next_check = now + RELOAD_CHECK_SECONDS
             fingerprint = self._source.fingerprint()
             if fingerprint != self._fingerprint:
                 self._fingerprint = fingerprint
                 self._build_error = self._rebuild()
             return self._build_error
-        finally:
-            self._reload_lock.release()
 
     def _rebuild(self) -> str | None:
         name = self.spec.name
         try:
-            archive = self._source.build(self.spec.package)
+            # Into the host's own folder: the program's .build/ stays as it built it, and two stacks
+            # running the same function never write one file at once.
+            archive = self._source.build(self.spec.package, self._dir / "build")
+            if archive.sha256 == self._code.sha256:
+                return None
+            code = self._unpack(archive.path)
         except Exception as error:  # PackagingError, a missing package, an unreadable file
             message = f"{name}: code changed but the archive did not build: {error}"
             self._log(name, message)
             return message
-        if archive.sha256 == self._code.sha256:
-            return None
-        code = self._unpack(archive.path)
         with self._changed:
             old, self._code = self._code, code
             retired = [p for p in self._idle if p.code != code]

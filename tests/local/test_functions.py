@@ -68,6 +68,10 @@ def handler(event, context):
     if action == "exit":
         print("about to exit")
         os._exit(3)
+    if action == "crash":
+        os.kill(os.getpid(), 11)
+    if action == "unserialisable":
+        return {"when": object()}
     if action == "environment":
         home = os.environ["HOME"]
         return {"environ": dict(os.environ), "path": sys.path, "home": os.listdir(home), "cwd": os.getcwd()}
@@ -107,6 +111,7 @@ class Code:
     root: Path
     builds: int = 0
     refusal: str | None = None
+    last: FunctionArchive | None = None
     """When set, builds fail with this PackagingError, as the packager refuses a stray file."""
 
     def write(self, app: str) -> None:
@@ -115,16 +120,18 @@ class Code:
         (package / "__init__.py").write_text("")
         (package / "app.py").write_text(app)
 
-    def build(self, _package: str = PACKAGE) -> FunctionArchive:
+    def build(self, _package: str, build_dir: Path) -> FunctionArchive:
         if self.refusal is not None:
             raise PackagingError(self.refusal)
         self.builds += 1
-        target = self.root.parent / f"build-{self.builds}.zip"
+        build_dir.mkdir(exist_ok=True)
+        target = build_dir / f"build-{self.builds}.zip"
         files = sorted(self.root.rglob("*.py"))
         with zipfile.ZipFile(target, "w") as archive:
             for path in files:
                 archive.writestr(zipfile.ZipInfo(path.relative_to(self.root).as_posix()), path.read_bytes())
-        return FunctionArchive(target, _sha256(target), tuple(p.name for p in files))
+        self.last = FunctionArchive(target, _sha256(target), tuple(p.name for p in files))
+        return self.last
 
 
 @dataclass
@@ -187,7 +194,7 @@ class Harness:
         self, *, app: str = APP, timeout: int = 3, max_concurrency: int = 10, endpoint_url: str = "http://127.0.0.1:9"
     ) -> FunctionHost:
         self.code.write(app)
-        spec = _spec(self.code.build().path, timeout=timeout, TABLE="users-table")
+        spec = _spec(self.code.build(PACKAGE, self.code.root.parent).path, timeout=timeout, TABLE="users-table")
         host = FunctionHost(
             spec,
             credentials=self.credentials,
@@ -344,6 +351,45 @@ def test_a_process_that_exits_is_reported_and_replaced(harness: Harness) -> None
     assert after.ok and after.cold_start and after.payload["pid"] != pid
 
 
+def test_a_process_that_crashes_is_reported_with_its_signal(harness: Harness) -> None:
+    host = harness.host()
+    crashed = host.invoke({"action": "crash"}, request_id="req-crash")
+    assert crashed.error is not None and crashed.error["errorType"] == "Runtime.ExitError"
+    assert crashed.error["errorMessage"] == (
+        "RequestId: req-crash Error: Runtime exited with error: signal: segmentation fault"
+    )
+    assert host.invoke({"action": "count"}).ok
+
+
+def test_a_result_that_is_not_json_is_a_marshal_error(harness: Harness) -> None:
+    host = harness.host()
+    result = host.invoke({"action": "unserialisable"})
+    assert result.error is not None and result.error["errorType"] == "Runtime.MarshalError"
+    assert result.error["errorMessage"].startswith("Unable to marshal response: Object of type object")
+    assert not host.invoke({"action": "count"}).cold_start  # the process stays warm
+
+
+@pytest.mark.parametrize(
+    ("app", "error_type", "message"),
+    [
+        ("import os\nTABLE = os.environ['NO_SUCH_SETTING']\n", "KeyError", "'NO_SUCH_SETTING'"),
+        ("def handle(event, context):\n    return 1\n", "Runtime.HandlerNotFound",
+         f"Handler 'handler' missing on module '{PACKAGE}.app'"),
+        ("def handler(event, context) return 1\n", "Runtime.UserCodeSyntaxError", None),
+    ],
+)  # fmt: skip
+def test_an_init_failure_is_reported_with_lambdas_error_type(
+    harness: Harness, app: str, error_type: str, message: str | None
+) -> None:
+    host = harness.host(app=app)
+    result = host.invoke({})
+    assert result.error is not None and result.error["errorType"] == error_type
+    if message is not None:
+        assert result.error["errorMessage"] == message
+    assert any(line.startswith(f"[ERROR] {error_type}: ") for line in harness.log.text())
+    assert host.pids == []
+
+
 @pytest.mark.parametrize("library", ["pulumi", "moto", "aws_lambda_powertools", "yaml"])
 def test_a_library_the_archive_lacks_fails_to_import_as_on_lambda(harness: Harness, library: str) -> None:
     host = harness.host(app=f"import {library}\n\ndef handler(event, context):\n    return 1\n")
@@ -458,8 +504,8 @@ def test_edited_code_runs_on_the_next_invocation(harness: Harness, monkeypatch: 
     second = host.invoke({"action": "version"})
     assert second.payload == "v2-edited" and second.cold_start
     assert _gone(old_pid)
-    new_sha = _sha256(harness.code.root.parent / f"build-{harness.code.builds}.zip")
-    assert f"test-fn: code changed, new archive {new_sha[:12]}" in harness.log.text()
+    assert harness.code.last is not None
+    assert f"test-fn: code changed, new archive {harness.code.last.sha256[:12]}" in harness.log.text()
     third = host.invoke({"action": "version"})
     assert third.payload == "v2-edited" and not third.cold_start
 
