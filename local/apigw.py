@@ -150,6 +150,9 @@ class Route:
 
     method: ApiMethod
     resource_path: str
+    """The template, e.g. `/users/{email}`."""
+    path: str
+    """The request's path without the stage, percent-encoded as sent, e.g. `/users/a%40b.com`."""
     path_parameters: Mapping[str, str]
 
 
@@ -181,7 +184,7 @@ class Routes:
         method = resource.methods.get(http_method.upper()) or resource.methods.get("ANY")
         if method is None:
             return None
-        return Route(method, resource.path, parameters)
+        return Route(method, resource.path, path, parameters)
 
     def _match(
         self, node: _Resource, segments: list[str], parameters: dict[str, str]
@@ -423,15 +426,13 @@ def proxy_event(
     Path and path parameters stay percent-encoded as sent (REST APIs do not decode them; the query
     function decodes its `{email}` itself); query strings are form-decoded, as API Gateway does.
     """
-    stage_prefix = f"/{api.stage_name}"
-    path = request.raw_path[len(stage_prefix) :] or "/"
     headers = _multi_map(_event_headers(request), fold_case=True)
     query = _multi_map(parse_qsl(request.raw_query, keep_blank_values=True), fold_case=False)
     body, is_base64 = _body(request.body)
     host = request.header("Host") or f"127.0.0.1:{request.port}"
     return {
         "resource": route.resource_path,
-        "path": path,
+        "path": route.path,
         "httpMethod": request.method,
         "headers": _last_values(headers),
         "multiValueHeaders": headers or None,
@@ -445,7 +446,7 @@ def proxy_event(
             "resourceId": _resource_id(api.id, route.resource_path),
             "resourcePath": route.resource_path,
             "httpMethod": request.method,
-            "path": stage_prefix + path,
+            "path": f"/{api.stage_name}{route.path}",
             "stage": api.stage_name,
             "requestId": request_id,
             "extendedRequestId": extended_request_id,
@@ -500,6 +501,8 @@ def proxy_reply(payload: Any) -> Reply:
     if unknown:
         raise MalformedProxyResponse(f"unexpected fields {sorted(unknown)}")
     status = payload.get("statusCode")
+    if isinstance(status, str) and status.isascii() and status.isdigit():
+        status = int(status)  # accepted as a number, as AWS's own blueprints send it ("200")
     if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
         raise MalformedProxyResponse("statusCode is missing or not an HTTP status")
     single = payload.get("headers") or {}
@@ -661,14 +664,13 @@ class ApiGateway:
         path = request.raw_path
         if path != stage_prefix and not path.startswith(stage_prefix + "/"):
             return _Served(FORBIDDEN, None)
-        path = path[len(stage_prefix) :] or "/"
-        route = routes.route(path, request.method)
+        route = routes.route(path[len(stage_prefix) :] or "/", request.method)
         if route is None:
             return _Served(MISSING_AUTHENTICATION_TOKEN, None)
         method, resource = route.method, route.resource_path
         identity: dict[str, Any] = {}
         if method.authorization == "AWS_IAM":
-            refusal = self._authorize_iam(api, request, path, identity)
+            refusal = self._authorize_iam(api, request, route, identity)
             if refusal is not None:
                 return _Served(refusal, resource)
         elif method.authorization != "NONE":
@@ -711,17 +713,19 @@ class ApiGateway:
         )
         return _Served(self._integrate(method.function_arn, event, request.method, resource), resource)
 
-    def _authorize_iam(self, api: RestApiSpec, request: Request, path: str, identity: dict[str, Any]) -> Reply | None:
+    def _authorize_iam(
+        self, api: RestApiSpec, request: Request, route: Route, identity: dict[str, Any]
+    ) -> Reply | None:
         """SigV4 and `execute-api:Invoke` on the request's ARN; fills the event's IAM identity."""
         signed = request.header("Authorization") is not None or "X-Amz-Signature=" in request.raw_query
         if not signed:
             return MISSING_AUTHENTICATION_TOKEN
         if self._iam_authorizer is None:
-            self._log(f"{request.method} {path.split('/')[1] or '/'}…: AWS_IAM method but no IAM authorizer given")
+            self._log(f"{request.method} {route.resource_path}: AWS_IAM method but no IAM authorizer given")
             return INTERNAL_SERVER_ERROR
         # The signer signed the URL it sent: scheme, Host as sent, path and query as sent.
         host = request.header("Host") or f"{self.host}:{request.port}"
-        resource_arn = f"{api.execution_arn}/{api.stage_name}/{request.method}/{path.lstrip('/')}"
+        resource_arn = f"{api.execution_arn}/{api.stage_name}/{request.method}/{route.path.lstrip('/')}"
         headers = {name: value for name, value in request.headers}
         decision = self._iam_authorizer(
             request.method, f"http://{host}{request.target}", headers, request.body, "execute-api:Invoke", resource_arn

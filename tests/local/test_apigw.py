@@ -336,7 +336,8 @@ def test_base64_response_body_is_sent_as_bytes(serve):
         {"body": "no status"},
         {"statusCode": 200, "body": {"not": "a string"}},
         {"statusCode": 200, "body": "x", "extra": 1},
-        {"statusCode": "200", "body": "x"},
+        {"statusCode": "OK", "body": "x"},
+        {"statusCode": True, "body": "x"},
         {"statusCode": 200, "headers": {"X": {"nested": 1}}},
         {"statusCode": 200, "body": "%%%", "isBase64Encoded": True},
         ["statusCode", 200],
@@ -370,6 +371,10 @@ def test_a_function_outliving_the_integration_timeout_is_504(serve):
 def test_proxy_reply_defaults_content_type_to_json():
     reply = proxy_reply({"statusCode": 204})
     assert (reply.status, reply.body, dict(reply.headers)) == (204, b"", {"Content-Type": "application/json"})
+
+
+def test_proxy_reply_takes_a_numeric_status_string():
+    assert proxy_reply({"statusCode": "201", "body": "x"}).status == 201
 
 
 # --- API keys, throttling, quotas -----------------------------------------------------------
