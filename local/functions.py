@@ -139,6 +139,14 @@ def _error(error_type: str, message: str) -> dict[str, Any]:
     return {"errorMessage": message, "errorType": error_type, "stackTrace": []}
 
 
+def error_text(error: dict[str, Any]) -> str:
+    """A Lambda error as a reader wants it: `Type: message` and the traceback, if there is one."""
+    text = f"{error['errorType']}: {error['errorMessage']}"
+    if error.get("stackTrace"):
+        text += "\nTraceback (most recent call last):\n" + "".join(error["stackTrace"]).rstrip("\n")
+    return text
+
+
 def _exit_reason(returncode: int | None) -> str:
     """Lambda's wording for how a runtime process ended: `exit status 3`, `signal: killed`."""
     if returncode is None:
@@ -384,16 +392,32 @@ class FunctionHost:
         if build_error is not None:
             return InvocationResult(request_id, None, _error("Local.BuildFailed", build_error), False, False, 0.0)
         process = self._acquire()
-        cold = process is None
         if process is None:
             process, failure = self._start()
             if process is None:
                 return InvocationResult(request_id, None, failure, False, True, 0.0)
         try:
             request = {"event": event, "client_context": client_context}
-            return self._run(process, request_id, request, cold)
+            return self._run(process, request_id, request)
         finally:
             self._release(process)
+
+    def warm(self) -> str | None:
+        """Run one environment's init phase now unless one is up; None when the handler imports, else
+        Lambda's error as text (type, message, traceback), for start-up to stop on.
+
+        The environment stays warm: the next invocation uses it, reported as its cold start."""
+        with self._changed:
+            if self._processes:
+                return None
+        process = self._acquire()
+        if process is None:
+            process, failure = self._start()
+            if process is None:
+                assert failure is not None
+                return error_text(failure)
+        self._release(process)
+        return None
 
     def close(self) -> None:
         """Kill every process (busy ones too: their invocations end as exits) and remove what was unpacked."""
@@ -581,13 +605,14 @@ class FunctionHost:
             process.popen.wait()
         return _exit_reason(process.popen.returncode)
 
-    def _run(self, process: _Process, request_id: str, request: dict[str, Any], cold: bool) -> InvocationResult:
+    def _run(self, process: _Process, request_id: str, request: dict[str, Any]) -> InvocationResult:
         """One invocation on a process, with Lambda's START/END/REPORT lines around the function's own."""
         name, timeout = self.spec.name, self.spec.timeout_seconds
         started_wall, started = time.time(), time.monotonic()
         message = {**request, "id": request_id, "arn": self.spec.arn, "deadline_ms": (started_wall + timeout) * 1000}
         data = _Channel.encode(message)  # an event that is not JSON fails here, before anything ran
         self._log(name, f"START RequestId: {request_id} Version: $LATEST")
+        cold = process.invocations == 0  # its first invocation follows its init, wherever that ran
         process.invocations += 1
         outcome = self._round_trip(process, data, started + timeout)
         duration_ms = (time.monotonic() - started) * 1000

@@ -390,6 +390,25 @@ def test_an_init_failure_is_reported_with_lambdas_error_type(
     assert host.pids == []
 
 
+def test_warm_runs_init_ahead_and_the_first_invocation_still_reports_it(harness: Harness) -> None:
+    host = harness.host()
+    assert host.warm() is None
+    assert len(host.pids) == 1 and harness.credentials.issued == 1
+    assert host.warm() is None  # one is up already
+    first = host.invoke({"action": "count"})
+    assert first.cold_start and first.payload["pid"] == host.pids[0]
+    assert "Init Duration" in next(line for line in harness.log.text() if line.startswith("REPORT"))
+
+
+def test_warm_returns_an_import_error_as_text(harness: Harness) -> None:
+    host = harness.host(app="import pulumi\n\ndef handler(event, context):\n    return 1\n")
+    text = host.warm()
+    assert text is not None
+    assert text.startswith(f"Runtime.ImportModuleError: Unable to import module '{PACKAGE}.app'")
+    assert "Traceback (most recent call last):" in text and "import pulumi" in text
+    assert host.pids == [] and host.busy == 0
+
+
 @pytest.mark.parametrize("library", ["pulumi", "moto", "aws_lambda_powertools", "yaml"])
 def test_a_library_the_archive_lacks_fails_to_import_as_on_lambda(harness: Harness, library: str) -> None:
     host = harness.host(app=f"import {library}\n\ndef handler(event, context):\n    return 1\n")
