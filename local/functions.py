@@ -56,6 +56,8 @@ RELOAD_CHECK_SECONDS = 0.5
 # How long END waits for the log lines an invocation wrote before it (they come through reader threads).
 LOG_DRAIN_SECONDS = 2.0
 PATH = "/usr/local/bin:/usr/bin:/bin"
+# How long a process that closed its protocol pipe gets to exit before it is killed.
+EXIT_WAIT_SECONDS = 1.0
 # How long close() waits for running invocations to see their process killed and dispose of it.
 CLOSE_WAIT_SECONDS = 5.0
 
@@ -294,9 +296,30 @@ class _Process:
         return 0
 
     def signal_kill(self) -> None:
-        """SIGKILL only: safe from any thread; whoever runs the process then sees it end and disposes of it."""
-        if self.popen.poll() is None:
-            self.popen.kill()
+        """SIGKILL only: safe from any thread; whoever runs the process then sees it end and disposes of it.
+
+        To its whole process group (it leads its own session), so processes the function started go too.
+        Only while it is not reaped: until then its id cannot belong to anything else.
+        """
+        if self.popen.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+
+    def exit_reason(self) -> str:
+        """How a process that closed its protocol pipe ended; killed if it lingers, with what it started."""
+        deadline = time.monotonic() + EXIT_WAIT_SECONDS
+        while not self._exited() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        self.signal_kill()  # an exited process keeps the status it exited with
+        self.popen.wait()
+        return _exit_reason(self.popen.returncode)
+
+    def _exited(self) -> bool:
+        """Whether it has exited, without reaping it (the group may still have members to kill)."""
+        try:
+            return os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True
 
     def kill(self) -> None:
         """SIGKILL, reap, close the protocol pipes and drain the log: only by the thread that owns the
@@ -305,8 +328,7 @@ class _Process:
             if not self.alive:
                 return
             self.alive = False
-        if self.popen.poll() is None:
-            self.popen.kill()
+        self.signal_kill()
         self.popen.wait()
         self.channel.close()
         self.pump.join()
@@ -579,7 +601,7 @@ class FunctionHost:
         try:
             ready = process.channel.receive(started + max(INIT_TIMEOUT_SECONDS, self.spec.timeout_seconds))
         except _Ended:
-            ready = {"init_error": _error("Runtime.ExitError", f"Runtime exited with error: {self._exit_of(process)}")}
+            ready = {"init_error": _error("Runtime.ExitError", f"Runtime exited with error: {process.exit_reason()}")}
         process.init_ms = (time.monotonic() - started) * 1000
         if ready is None:
             seconds = process.init_ms / 1000
@@ -594,16 +616,6 @@ class FunctionHost:
             f"\tError Type: {failure['errorType']}",
         )
         return failure
-
-    @staticmethod
-    def _exit_of(process: _Process) -> str:
-        """How a process that closed its protocol pipe ended (killed if it lingers)."""
-        try:
-            process.popen.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:
-            process.popen.kill()
-            process.popen.wait()
-        return _exit_reason(process.popen.returncode)
 
     def _run(self, process: _Process, request_id: str, request: dict[str, Any]) -> InvocationResult:
         """One invocation on a process, with Lambda's START/END/REPORT lines around the function's own."""
@@ -621,7 +633,7 @@ class FunctionHost:
             outcome.error = _error("Sandbox.Timedout", text)
             self._log(name, text)
         elif not outcome.reusable:
-            reason = f"Runtime exited with error: {self._exit_of(process)}"
+            reason = f"Runtime exited with error: {process.exit_reason()}"
             outcome.error = _error("Runtime.ExitError", f"RequestId: {request_id} Error: {reason}")
             self._log(name, f"RequestId: {request_id} Error: {reason}")
         else:

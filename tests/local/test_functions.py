@@ -72,6 +72,14 @@ def handler(event, context):
         os.kill(os.getpid(), 11)
     if action == "unserialisable":
         return {"when": object()}
+    if action == "spawn":
+        import subprocess
+
+        child = subprocess.Popen(["sleep", "60"])
+        print(f"started {child.pid}")
+        if event.get("then_sleep"):
+            time.sleep(event["then_sleep"])
+        return child.pid
     if action == "environment":
         home = os.environ["HOME"]
         return {"environ": dict(os.environ), "path": sys.path, "home": os.listdir(home), "cwd": os.getcwd()}
@@ -218,11 +226,12 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
 
 
 def _gone(pid: int) -> bool:
+    """No such process, or only its exit status is left (a zombie its new parent has not reaped)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
         return True
-    return False
+    return "\nState:\tZ" in status
 
 
 def _concurrently(host: FunctionHost, events: list[dict[str, Any]]) -> list[InvocationResult]:
@@ -564,6 +573,18 @@ def test_close_leaves_no_process_and_no_files(harness: Harness) -> None:
     assert list(harness.work_dir.iterdir()) == []
     with pytest.raises(HostClosed):
         host.invoke({"action": "count"})
+
+
+def test_processes_a_function_started_end_with_its_environment(harness: Harness) -> None:
+    host = harness.host(timeout=1)
+    timed_out = host.invoke({"action": "spawn", "then_sleep": 30})
+    assert timed_out.timed_out
+    started = [int(line.split()[1]) for line in harness.log.text() if line.startswith("started ")]
+    assert len(started) == 1 and _gone(started[0])
+    orphan = host.invoke({"action": "spawn"}).payload
+    assert not _gone(orphan)  # a warm environment keeps what it started, as on Lambda
+    host.close()
+    assert _gone(orphan)
 
 
 def test_close_ends_a_running_invocation(harness: Harness) -> None:
