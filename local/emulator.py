@@ -1,0 +1,760 @@
+"""The AWS emulator local mode deploys onto: moto, in this process, behind a front of our own.
+
+moto's server is a WSGI app (`DomainDispatcherApplication(create_backend_app)`) in werkzeug's
+threaded server; local mode serves the same app behind `Emulator._front`, which supplies what moto
+gets wrong or leaves out (`../shared/reference/MOTO-NOTES.md`, `/tmp/localmode/REPORT.md`):
+
+- IAM: every request not signed by the local administrator is authorised by `local.authz` (moto's
+  own enforcement stays off). Unknown keys and denials answer in the service's own error shape.
+- Atomicity: moto is not safe under concurrent requests, so ONE process-wide lock serialises every
+  call into it, response body included. Nothing waits while holding it: an SQS long poll becomes
+  short polls outside the lock, an injected delay sleeps outside it, and a Lambda Invoke never enters
+  moto (the session runs the function, `on_invoke`).
+- Faults: tests inject throttling, errors and delays per service and action (`Faults`), in-process or
+  over HTTP (`POST /_local/faults`, administrator only).
+- moto's internals are patched where they differ from AWS (`local.moto_patches`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import io
+import json
+import queue
+import re
+import sys
+import threading
+import time
+import traceback
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlencode
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from local import authz, moto_patches
+
+# ---------------------------------------------------------------------------------------------
+# Public values
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+
+ADMIN_CREDENTIALS = Credentials("LOCALADMIN0000000000", "local-admin-secret-for-the-emulator-only")
+"""The local administrator (like the account root: every request signed with it is allowed).
+
+Fixed and documented on purpose: the emulator listens on 127.0.0.1 only, and users' own tools
+(`aws --endpoint-url …`) need a key it accepts. It is no AWS key and works nowhere else.
+"""
+
+
+@dataclass(frozen=True)
+class InvokeRequest:
+    """A Lambda Invoke API call that reached the emulator."""
+
+    function_name: str
+    """As given in the path (name, ARN or partial ARN), with `:qualifier` (from `?Qualifier=` too)."""
+    invocation_type: str
+    """`RequestResponse` | `Event` | `DryRun` (the `X-Amz-Invocation-Type` header)."""
+    payload: bytes
+    caller_arn: str | None
+    """The principal that called: the role's ARN for a role session, a user's ARN; None for the administrator."""
+
+
+@dataclass(frozen=True)
+class InvokeResponse:
+    status: int
+    """200 sync, 202 Event, 204 DryRun."""
+    payload: bytes
+    function_error: str | None = None
+    """`Unhandled` → `X-Amz-Function-Error`."""
+    executed_version: str = "$LATEST"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """An injected failure, for tests of retries and timeouts."""
+
+    service: str
+    """`dynamodb` | `sqs` | `s3` | `lambda` | `sts` (the request's signing name)."""
+    action: str
+    """The API operation or an IAM action it needs, without prefix: `BatchWriteItem`, `GetObject`,
+    `SendMessage` (also matches SendMessageBatch, as IAM checks it), `Invoke`/`InvokeFunction`; `*` all."""
+    delay_seconds: float = 0.0
+    """Sleep before handling (outside the global lock)."""
+    error_code: str | None = None
+    """Answered instead of calling moto, in the service's error shape (see `fault_status`)."""
+    times: int | None = None
+    """How many matching requests it applies to (None: until cleared)."""
+    principal: str | None = None
+    """Only requests whose principal ARN contains this text (`admin` for the administrator)."""
+
+
+@dataclass(frozen=True)
+class SignedDecision:
+    """Whether a SigV4-signed request (API Gateway's AWS_IAM mode) may perform an action."""
+
+    allowed: bool
+    principal_arn: str | None
+    """Who signed, when the signature was valid: a user's ARN, or the assumed-role session's ARN
+    (`arn:aws:sts::…:assumed-role/…`, what API Gateway reports as `identity.userArn`)."""
+    access_key_id: str | None
+    message: str
+    """API Gateway's wording for a refusal; empty when allowed."""
+
+
+MISSING_TOKEN = "Missing Authentication Token"
+SIGNATURE_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. "
+    "Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
+)
+# SigV4 signatures older (or newer) than this are refused, as AWS does.
+SIGNATURE_MAX_SKEW = timedelta(minutes=15)
+# Lambda's payload limits (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html):
+# 6 MB for a synchronous invocation, 1 MB for an asynchronous one (raised from 256 KB in 2025).
+SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
+ASYNC_PAYLOAD_LIMIT = 1024 * 1024
+# How often a long poll looks again; it never holds the lock between looks.
+LONG_POLL_INTERVAL_SECONDS = 0.05
+# Role sessions the emulator issues last this long: Lambda renews its functions' credentials itself,
+# local mode's function hosts keep one session for their whole life.
+SESSION_SECONDS = 12 * 60 * 60
+FAULTS_PATH = "/_local/faults"
+
+# moto keeps its state in process-wide backends and is not atomic: one lock for every emulator.
+_MOTO_LOCK = threading.Lock()
+
+
+# ---------------------------------------------------------------------------------------------
+# Faults
+
+
+class Faults:
+    """The injected faults, matched in the order they were added (the first match applies)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+
+    def add(self, fault: Fault) -> None:
+        if fault.times is not None and fault.times < 1:
+            raise ValueError(f"a fault applies to at least one request, not times={fault.times}")
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def list(self) -> list[Fault]:
+        """The faults still active, `times` counting what is left."""
+        with self._lock:
+            return list(self._faults)
+
+    def take(self, service: str, names: Iterable[str], principal: str) -> Fault | None:
+        """The first fault matching this request, counted as used once."""
+        names = set(names)
+        with self._lock:
+            for index, fault in enumerate(self._faults):
+                if fault.service != service or not (fault.action == "*" or fault.action in names):
+                    continue
+                if fault.principal is not None and fault.principal not in principal:
+                    continue
+                if fault.times is not None:
+                    left = fault.times - 1
+                    if left:
+                        self._faults[index] = dataclasses.replace(fault, times=left)
+                    else:
+                        del self._faults[index]
+                return fault
+        return None
+
+
+def fault_from_json(data: Mapping[str, Any]) -> Fault:
+    """A Fault from its JSON object; fails naming a field it does not have."""
+    known = {f.name for f in dataclasses.fields(Fault)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"a fault has no field {', '.join(sorted(unknown))}; fields: {', '.join(sorted(known))}")
+    return Fault(**data)
+
+
+class FaultsEndpoint:
+    """Another process's emulator faults, over `POST/GET /_local/faults` signed as the administrator."""
+
+    def __init__(self, endpoint_url: str, credentials: Credentials = ADMIN_CREDENTIALS) -> None:
+        self.url = endpoint_url.rstrip("/") + FAULTS_PATH
+        self.credentials = credentials
+
+    def add(self, fault: Fault) -> None:
+        self._send("POST", dataclasses.asdict(fault))
+
+    def clear(self) -> None:
+        self._send("POST", {"clear": True})
+
+    def list(self) -> list[Fault]:
+        return [fault_from_json(f) for f in self._send("GET", None)["faults"]]
+
+    def _send(self, method: str, body: Mapping[str, Any] | None) -> dict[str, Any]:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials as BotoCredentials
+
+        data = json.dumps(body).encode() if body is not None else b""
+        request = AWSRequest(method=method, url=self.url, data=data, headers={"Content-Type": "application/json"})
+        key = self.credentials
+        SigV4Auth(
+            BotoCredentials(key.access_key_id, key.secret_access_key, key.session_token), "local", "local"
+        ).add_auth(request)
+        prepared = urllib.request.Request(self.url, data=data or None, headers=dict(request.headers), method=method)
+        with urllib.request.urlopen(prepared, timeout=10) as response:
+            return json.loads(response.read())
+
+
+# ---------------------------------------------------------------------------------------------
+# Responses in each service's error shape
+
+
+@dataclass(frozen=True)
+class _Response:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+# (status, code) per service when the caller is refused; the default is the JSON services' shape.
+_ACCESS_DENIED = {"s3": (403, "AccessDenied"), "sqs": (400, "AccessDenied"), "lambda": (403, "AccessDeniedException")}
+_ACCESS_DENIED_DEFAULT = (400, "AccessDeniedException")
+_QUERY_ACCESS_DENIED = (403, "AccessDenied")
+_UNKNOWN_KEY = {
+    "s3": (403, "InvalidAccessKeyId"),
+    "dynamodb": (400, "UnrecognizedClientException"),
+    "lambda": (403, "UnrecognizedClientException"),
+    "logs": (400, "UnrecognizedClientException"),
+}
+_UNKNOWN_KEY_DEFAULT = (403, "InvalidClientTokenId")
+_EXPIRED = {"s3": (400, "ExpiredToken"), "dynamodb": (400, "ExpiredTokenException")}
+_EXPIRED_DEFAULT = (403, "ExpiredToken")
+_MISSING_AUTH = {"s3": (403, "AccessDenied")}
+_MISSING_AUTH_DEFAULT = (403, "MissingAuthenticationToken")
+_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 413: "Request Entity Too Large"}
+
+THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "LimitExceededException",
+        "TransactionInProgressException",
+    }
+)
+
+
+def fault_status(service: str, code: str) -> int:
+    """The HTTP status AWS answers an error code with: 503 for S3's SlowDown and ServiceUnavailable,
+    500 for internal errors, 429 for Lambda's TooManyRequestsException, 400 for throttling and any
+    other (client) code. botocore retries throttling codes and 5xx statuses, as against AWS."""
+    if code in ("SlowDown", "ServiceUnavailable", "ServiceUnavailableException"):
+        return 503
+    if code.startswith("Internal") or code in ("ServiceException", "ServiceFailure"):
+        return 500
+    if service == "lambda" and code == "TooManyRequestsException":
+        return 429
+    return 400
+
+
+def _is_json_protocol(service: str, headers: Mapping[str, str]) -> bool:
+    return service not in ("s3", "sts", "iam") and (service != "sqs" or "x-amz-target" in headers)
+
+
+def error_response(service: str, headers: Mapping[str, str], status: int, code: str, message: str) -> _Response:
+    """An error botocore parses to `code`: XML for S3 and query-protocol calls, JSON otherwise
+    (SQS's JSON protocol carries the query code in `x-amzn-query-error`, as AWS sends it)."""
+    request_id = f"{time.time_ns():032x}"[-32:]
+    if service == "s3":
+        body = (
+            f"<Error><Code>{code}</Code><Message>{_xml(message)}</Message><RequestId>{request_id}</RequestId></Error>"
+        )
+        return _Response(status, [("Content-Type", "application/xml"), ("x-amz-request-id", request_id)], body.encode())
+    if not _is_json_protocol(service, headers):
+        sender = "Receiver" if status >= 500 else "Sender"
+        body = (
+            f"<ErrorResponse><Error><Type>{sender}</Type><Code>{code}</Code><Message>{_xml(message)}</Message>"
+            f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+        )
+        return _Response(status, [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)], body.encode())
+    response_headers = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", request_id)]
+    json_code = code
+    if service == "sqs":
+        sender = "Receiver" if status >= 500 else "Sender"
+        response_headers.append(("x-amzn-query-error", f"{code};{sender}"))
+        json_code = "AccessDeniedException" if code == "AccessDenied" else code
+    if service == "lambda":
+        response_headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", code)]
+        response_headers.append(("x-amzn-RequestId", request_id))
+    payload = {"__type": f"com.amazon.coral.service#{json_code}", "message": message}
+    if service == "dynamodb":
+        payload = {"__type": f"com.amazon.coral.service#{json_code}", "Message": message}
+    return _Response(status, response_headers, json.dumps(payload).encode())
+
+
+def _xml(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _json_response(status: int, data: Any) -> _Response:
+    return _Response(status, [("Content-Type", "application/json")], json.dumps(data).encode())
+
+
+# ---------------------------------------------------------------------------------------------
+# Signatures
+
+
+_AUTHORIZATION = re.compile(
+    r"AWS4-HMAC-SHA256\s+Credential=(?P<key>[^/,\s]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request"
+    r"\s*,\s*SignedHeaders=(?P<signed>[^,\s]+)\s*,\s*Signature=(?P<signature>[0-9a-f]+)"
+)
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+
+
+@dataclass(frozen=True)
+class _Caller:
+    """The credentials a request names (not yet verified)."""
+
+    access_key_id: str | None
+    session_token: str | None
+    region: str
+    service: str
+
+
+def _caller(headers: Mapping[str, str], query: Mapping[str, list[str]], default_region: str) -> _Caller:
+    """From the SigV4 Authorization header, or a presigned URL's `X-Amz-Credential`."""
+    match = _CREDENTIAL.search(headers.get("authorization", ""))
+    token = headers.get("x-amz-security-token")
+    if match is None:
+        credential = (query.get("X-Amz-Credential") or [""])[0].split("/")
+        token = (query.get("X-Amz-Security-Token") or [token])[0]
+        if len(credential) == 5:
+            return _Caller(credential[0], token, credential[2], credential[3])
+        return _Caller(None, token, default_region, "")
+    return _Caller(match.group(1), token, match.group(2), match.group(3))
+
+
+def _signature_matches(
+    method: str, url: str, headers: Mapping[str, str], body: bytes, secret: str, parts: re.Match[str]
+) -> bool:
+    """Recompute the SigV4 signature with botocore's signer over the headers the client signed."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials as BotoCredentials
+
+    signed_names = set(parts["signed"].split(";"))
+    signed = {name: value for name, value in headers.items() if name.lower() in signed_names}
+    request = AWSRequest(method=method, url=url, data=body, headers=signed)
+    request.context["timestamp"] = headers.get("x-amz-date", "")
+    auth = SigV4Auth(BotoCredentials(parts["key"], secret), parts["service"], parts["region"])
+    expected = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
+    return hmac.compare_digest(expected, parts["signature"])
+
+
+def _signature_expired(amz_date: str) -> str | None:
+    try:
+        signed_at = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
+    now = datetime.now(UTC)
+    if abs(now - signed_at) <= SIGNATURE_MAX_SKEW:
+        return None
+    stamp = "%Y%m%dT%H%M%SZ"
+    return f"Signature expired: {amz_date} is now earlier than {(now - SIGNATURE_MAX_SKEW).strftime(stamp)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The emulator
+
+
+class _QuietRequestHandler(MotoRequestHandler):
+    """No access log: request lines carry object keys and paths, which may name people."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return
+
+
+class Emulator:
+    """moto in this process, on 127.0.0.1, behind the authorising, serialising front."""
+
+    def __init__(self, region: str, account_id: str = "123456789012") -> None:
+        self.region = region
+        self.account_id = account_id
+        self.admin = ADMIN_CREDENTIALS
+        self.endpoint_url = ""
+        self.resource_policies: dict[str, dict[str, Any]] = {}
+        """Bucket and queue policies by the bucket's or queue's ARN (bucket policies never go into moto)."""
+        self.on_invoke: Callable[[InvokeRequest], InvokeResponse] | None = None
+        self.s3_events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        self.faults = Faults()
+        self._partition = "aws"
+        moto_patches.install(self.s3_events)
+        self._moto = DomainDispatcherApplication(create_backend_app)
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # Lifecycle -----------------------------------------------------------------------------
+
+    def start(self, port: int = 0) -> str:
+        """Serve on 127.0.0.1:`port` (0: any free port) in a daemon thread; returns `endpoint_url`."""
+        try:
+            server = make_server("127.0.0.1", port, self._front, threaded=True, request_handler=_QuietRequestHandler)
+        except OSError as error:
+            raise OSError(error.errno, f"the emulator cannot listen on 127.0.0.1:{port}: {error.strerror}") from error
+        except SystemExit as error:  # werkzeug exits instead of raising when the port is taken
+            raise OSError(f"the emulator cannot listen on 127.0.0.1:{port}: the port is in use") from error
+        self._server = server
+        self.endpoint_url = f"http://127.0.0.1:{server.server_port}"
+        self._thread = threading.Thread(target=server.serve_forever, name="emulator", daemon=True)
+        self._thread.start()
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server = self._thread = None
+
+    # Clients and identities ----------------------------------------------------------------
+
+    def client(self, service: str, credentials: Credentials | None = None) -> Any:
+        """A boto3 client to the emulator (administrator by default), region set, standard retries."""
+        import boto3
+        from botocore.config import Config
+
+        key = credentials or self.admin
+        session = boto3.session.Session(
+            aws_access_key_id=key.access_key_id,
+            aws_secret_access_key=key.secret_access_key,
+            aws_session_token=key.session_token,
+            region_name=self.region,
+        )
+        config = Config(retries={"mode": "standard"}, s3={"addressing_style": "path"}, max_pool_connections=32)
+        return session.client(service, endpoint_url=self.endpoint_url, config=config)
+
+    def assume_role(self, role_arn: str, session_name: str) -> Credentials:
+        """A session of a role (one trusting lambda.amazonaws.com, say), issued by moto's STS."""
+        issued = self.client("sts").assume_role(
+            RoleArn=role_arn, RoleSessionName=session_name, DurationSeconds=SESSION_SECONDS
+        )["Credentials"]
+        return Credentials(issued["AccessKeyId"], issued["SecretAccessKey"], issued["SessionToken"])
+
+    def principal_of(self, access_key_id: str, session_token: str | None) -> str | None:
+        """The role ARN of a role session's key, a user's ARN, `admin`, or None for an unknown key."""
+        if access_key_id == self.admin.access_key_id:
+            return authz.ADMIN
+        try:
+            return self._identity(access_key_id, session_token).arn
+        except authz.UnknownCredentials:
+            return None
+
+    def _identity(self, access_key_id: str, session_token: str | None) -> authz.Identity:
+        with _MOTO_LOCK:  # reads moto's IAM and STS state
+            return authz.resolve_identity(self.account_id, self._partition, access_key_id, session_token)
+
+    def authorize_signed(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes, action: str, resource_arn: str
+    ) -> SignedDecision:
+        """API Gateway's AWS_IAM mode: verify the SigV4 signature, then the signer's policies.
+
+        `url` is the request as received (path and query percent-encoded as sent); `headers` the
+        request's headers. Only header signatures are read (no presigned query strings).
+        """
+        lower = {name.lower(): value for name, value in headers.items()}
+        authorization = lower.get("authorization")
+        if not authorization:
+            return SignedDecision(False, None, None, MISSING_TOKEN)
+        parts = _AUTHORIZATION.search(authorization)
+        if parts is None:
+            return SignedDecision(
+                False, None, None, "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature'."
+            )
+        key_id = parts["key"]
+        if key_id == self.admin.access_key_id:
+            identity: authz.Identity | None = None
+            secret, principal_arn = self.admin.secret_access_key, f"arn:aws:iam::{self.account_id}:root"
+        else:
+            try:
+                identity = self._identity(key_id, lower.get("x-amz-security-token"))
+            except authz.UnknownCredentials:
+                return SignedDecision(False, None, key_id, authz.INVALID_TOKEN)
+            secret, principal_arn = identity.secret_access_key, identity.caller_arn
+        if not _signature_matches(method, url, headers, body, secret, parts):
+            return SignedDecision(False, None, key_id, SIGNATURE_MISMATCH)
+        expired = _signature_expired(lower.get("x-amz-date", ""))
+        if expired:
+            return SignedDecision(False, principal_arn, key_id, expired)
+        if identity is not None:
+            verdict = self._authorize(identity, authz.Access(action, resource_arn), parts["region"])
+            if not verdict.allowed:
+                message = (
+                    f"User: {identity.caller_arn} is not authorized to perform: {action} on resource: {resource_arn}"
+                )
+                return SignedDecision(False, principal_arn, key_id, message)
+        return SignedDecision(True, principal_arn, key_id, "")
+
+    def _authorize(self, identity: authz.Identity, access: authz.Access, region: str) -> authz.Verdict:
+        """One (action, resource) for a caller: its policies, and the resource's policy or trust policy."""
+        context = authz.request_context(identity, region)
+        if access.action.lower() == "sts:assumerole":
+            with _MOTO_LOCK:
+                trust = authz.trust_policy_of(self.account_id, self._partition, access.resource)
+            return authz.authorize(identity, access.action, access.resource, trust, context, trust_policy=True)
+        policy = self.resource_policies.get(authz.resource_policy_key(access.resource))
+        return authz.authorize(identity, access.action, access.resource, policy, context)
+
+    # The front -----------------------------------------------------------------------------
+
+    def _front(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        try:
+            response = self._handle(environ)
+        except Exception:  # a bug of the front: say so without request contents, and answer 500
+            print(f"local emulator: internal error\n{''.join(traceback.format_tb(sys.exc_info()[2]))}", file=sys.stderr)
+            response = _json_response(500, {"__type": "InternalFailure", "message": "local emulator internal error"})
+        reason = _REASONS.get(response.status, "Error" if response.status >= 400 else "OK")
+        start_response(f"{response.status} {reason}", response.headers)
+        return [response.body]
+
+    def _handle(self, environ: dict[str, Any]) -> _Response:
+        body = _read_body(environ)
+        headers = _headers(environ)
+        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        if environ.get("PATH_INFO") == FAULTS_PATH:
+            return self._faults_endpoint(environ, headers, body)
+        caller = _caller(headers, query, self.region)
+        call = authz.Call(
+            service=caller.service,
+            region=caller.region,
+            account_id=self.account_id,
+            method=environ["REQUEST_METHOD"],
+            path=environ.get("RAW_URI", "").split("?", 1)[0] or environ.get("PATH_INFO", ""),
+            query=query,
+            headers=headers,
+            body=body,
+            host=headers.get("host", ""),
+        )
+        access = authz.request_access(call) if caller.service else authz.RequestAccess("", "", mapped=False)
+        if caller.access_key_id == self.admin.access_key_id:
+            principal, caller_arn, origin_id = authz.ADMIN, None, f"AWS:{self.account_id}"
+        else:
+            refusal, identity = self._refusal(caller, call, access)
+            if refusal is not None:
+                return refusal
+            assert identity is not None
+            principal, caller_arn, origin_id = f"{identity.arn} {identity.caller_arn}", identity.arn, identity.unique_id
+            origin_id = f"AWS:{origin_id}"
+        fault = self.faults.take(call.service, access.names, principal)
+        if fault is not None:
+            if fault.delay_seconds:
+                time.sleep(fault.delay_seconds)
+            if fault.error_code:
+                status = fault_status(call.service, fault.error_code)
+                return error_response(call.service, headers, status, fault.error_code, "injected fault")
+        if call.service == "lambda" and access.operation == "Invoke":
+            return self._invoke(call, caller_arn)
+        environ["HTTP_X_MOTO_ACCOUNT_ID"] = self.account_id
+        origin = moto_patches.RequestOrigin(principal_id=origin_id, source_ip=environ.get("REMOTE_ADDR", "127.0.0.1"))
+        if call.service == "sqs" and access.operation == "ReceiveMessage":
+            return self._receive_messages(environ, call, access, origin)
+        return self._call_moto(environ, body, origin)
+
+    def _refusal(
+        self, caller: _Caller, call: authz.Call, access: authz.RequestAccess
+    ) -> tuple[_Response | None, authz.Identity | None]:
+        """The error a non-administrator gets (None: allowed), and who they are."""
+        if caller.access_key_id is None:
+            status, code = _MISSING_AUTH.get(call.service, _MISSING_AUTH_DEFAULT)
+            return error_response(call.service, call.headers, status, code, MISSING_TOKEN), None
+        try:
+            identity = self._identity(caller.access_key_id, caller.session_token)
+        except authz.UnknownCredentials as unknown:
+            table, default = (
+                (_EXPIRED, _EXPIRED_DEFAULT) if unknown.code == "ExpiredToken" else (_UNKNOWN_KEY, _UNKNOWN_KEY_DEFAULT)
+            )
+            status, code = table.get(call.service, default)
+            return error_response(call.service, call.headers, status, code, unknown.message), None
+        status, code = self._denied_shape(call)
+        if not access.mapped:
+            request = f"{call.service or 'unknown service'} {access.operation or call.method}"
+            print(f"local emulator: unmapped request {request} by {identity.caller_arn} denied", file=sys.stderr)
+            message = (
+                f"User: {identity.caller_arn} is not authorized to perform: {request}: "
+                "local mode cannot map this request to IAM actions, so it is denied"
+            )
+            return error_response(call.service, call.headers, status, code, message), identity
+        for needed in access.accesses:
+            verdict = self._authorize(identity, needed, call.region)
+            if not verdict.allowed:
+                message = authz.denial_message(identity, needed.action, needed.resource, verdict)
+                return error_response(call.service, call.headers, status, code, message), identity
+        return None, identity
+
+    @staticmethod
+    def _denied_shape(call: authz.Call) -> tuple[int, str]:
+        if call.service == "sqs" and not _is_json_protocol("sqs", call.headers):
+            return _QUERY_ACCESS_DENIED
+        if call.service in ("sts", "iam"):
+            return _QUERY_ACCESS_DENIED
+        return _ACCESS_DENIED.get(call.service, _ACCESS_DENIED_DEFAULT)
+
+    def _call_moto(self, environ: dict[str, Any], body: bytes, origin: moto_patches.RequestOrigin) -> _Response:
+        """One request into moto, under the lock, its response read in full before the lock is released."""
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        captured: list[Any] = []
+        written: list[bytes] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., Any]:
+            captured[:] = [status, headers]
+            return written.append
+
+        with _MOTO_LOCK:
+            moto_patches.set_request_origin(origin)
+            try:
+                result = self._moto(environ, start_response)
+                try:
+                    chunks = b"".join(result)
+                finally:
+                    close = getattr(result, "close", None)
+                    if close is not None:
+                        close()
+            finally:
+                moto_patches.set_request_origin(None)
+        status, headers = captured
+        return _Response(int(status.split(" ", 1)[0]), list(headers), b"".join(written) + chunks)
+
+    def _receive_messages(
+        self, environ: dict[str, Any], call: authz.Call, access: authz.RequestAccess, origin: moto_patches.RequestOrigin
+    ) -> _Response:
+        """SQS long polling as short polls outside the lock, until a message arrives or the wait ends."""
+        params = dict(access.body)
+        wait = params.get("WaitTimeSeconds")
+        if wait is None:
+            wait = self._queue_default_wait(access)
+        params["WaitTimeSeconds"] = 0
+        encode: Callable[[dict[str, Any]], str] = json.dumps if _is_json_protocol("sqs", call.headers) else urlencode
+        body = encode(params).encode()
+        deadline = time.monotonic() + float(wait)
+        while True:
+            response = self._call_moto(dict(environ), body, origin)
+            if response.status != 200 or _has_messages(response.body) or time.monotonic() >= deadline:
+                return response
+            time.sleep(min(LONG_POLL_INTERVAL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+    def _queue_default_wait(self, access: authz.RequestAccess) -> float:
+        """The queue's ReceiveMessageWaitTimeSeconds, used when a receive does not say."""
+        from moto.sqs.models import sqs_backends
+
+        if not access.accesses:
+            return 0.0
+        _, _, _, region, account, name = access.accesses[0].resource.split(":", 5)
+        with _MOTO_LOCK:
+            queue_ = sqs_backends[account][region].queues.get(name)
+            return float(getattr(queue_, "receive_message_wait_time_seconds", 0) or 0)
+
+    def _invoke(self, call: authz.Call, caller_arn: str | None) -> _Response:
+        """Lambda Invoke: handed to the session's `on_invoke`, outside the lock (moto runs no functions)."""
+        match = re.fullmatch(r"/2015-03-31/functions/([^/]+)/invocations/?", call.path)
+        assert match is not None
+        name = unquote(match.group(1))
+        qualifier = call.param("Qualifier")
+        if qualifier and name.count(":") in (0, 2, 6):  # name, acct:function:name, ARN: no qualifier yet
+            name = f"{name}:{qualifier}"
+        invocation_type = call.headers.get("x-amz-invocation-type", "RequestResponse")
+        limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
+        if len(call.body) > limit:
+            message = f"Request must be smaller than {limit} bytes for the {invocation_type} invocation type"
+            return error_response("lambda", call.headers, 413, "RequestTooLargeException", message)
+        if self.on_invoke is None:
+            return error_response("lambda", call.headers, 500, "ServiceException", "local mode runs no functions yet")
+        request = InvokeRequest(name, invocation_type, call.body, caller_arn)
+        try:
+            result = self.on_invoke(request)
+        except LookupError:
+            arn = authz.function_arn(name, call.region, self.account_id)
+            return error_response(
+                "lambda", call.headers, 404, "ResourceNotFoundException", f"Function not found: {arn}"
+            )
+        except Exception as error:
+            frames = "".join(traceback.format_tb(error.__traceback__))
+            print(f"local emulator: on_invoke failed ({type(error).__name__})\n{frames}", file=sys.stderr)
+            return error_response("lambda", call.headers, 500, "ServiceException", "local mode failed to invoke")
+        headers = [("Content-Type", "application/json"), ("X-Amz-Executed-Version", result.executed_version)]
+        if result.function_error:
+            headers.append(("X-Amz-Function-Error", result.function_error))
+        return _Response(result.status, headers, result.payload)
+
+    def _faults_endpoint(self, environ: dict[str, Any], headers: Mapping[str, str], body: bytes) -> _Response:
+        """`GET`/`POST /_local/faults`, for the administrator only (its signature checked)."""
+        parts = _AUTHORIZATION.search(headers.get("authorization", ""))
+        url = environ.get("RAW_URI") or environ.get("PATH_INFO", "")
+        if (
+            parts is None
+            or parts["key"] != self.admin.access_key_id
+            or not _signature_matches(
+                environ["REQUEST_METHOD"], url, headers, body, self.admin.secret_access_key, parts
+            )
+        ):
+            return _json_response(403, {"message": "the fault endpoint is for the local administrator only"})
+        if environ["REQUEST_METHOD"] == "POST":
+            try:
+                data = json.loads(body or b"{}")
+                if data == {"clear": True}:
+                    self.faults.clear()
+                else:
+                    self.faults.add(fault_from_json(data))
+            except (ValueError, TypeError) as error:
+                return _json_response(400, {"message": str(error)})
+        elif environ["REQUEST_METHOD"] != "GET":
+            return _json_response(405, {"message": "GET or POST"})
+        return _json_response(200, {"faults": [dataclasses.asdict(f) for f in self.faults.list()]})
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """The whole request body (chunked transfer encoding decoded by werkzeug), for reading twice."""
+    from werkzeug.wsgi import get_input_stream
+
+    body = get_input_stream(environ).read()
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    environ["wsgi.input_terminated"] = False
+    return body
+
+
+def _headers(environ: Mapping[str, Any]) -> dict[str, str]:
+    """Request headers by lower-case name."""
+    headers = {
+        key[5:].replace("_", "-").lower(): str(value) for key, value in environ.items() if key.startswith("HTTP_")
+    }
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            headers[key.replace("_", "-").lower()] = str(environ[key])
+    return headers
+
+
+def _has_messages(body: bytes) -> bool:
+    """Whether a ReceiveMessage response (JSON or XML) holds at least one message."""
+    if body.lstrip().startswith(b"{"):
+        return bool(json.loads(body).get("Messages"))
+    return b"<Message>" in body

@@ -1,0 +1,391 @@
+"""Where moto 5.2.5 behaves unlike AWS in ways the pipeline would notice, and the patches that fix it.
+
+Every patch replaces a private attribute of moto, so each was written against exactly moto 5.2.5
+(`../shared/reference/MOTO-NOTES.md`, `/tmp/localmode/REPORT.md` §3-4) and `install()` refuses any
+other version: a moto upgrade must re-read the code each patch replaces before this pin moves.
+
+1. SQS at depth. moto scans the whole queue on every send, receive and delete (`Queue.messages`,
+   `Queue.attributes`, `Queue.delete_message`), so a receive at depth 10,000 took 6.6 s. The patch
+   keeps moto's own data (`Queue._messages`, `pending_messages`, `deleted_messages`) and semantics
+   (visibility, delay, redrive to the DLQ on the receive after `maxReceiveCount`, approximate counts,
+   deletes by an old receipt handle) but makes a standard queue's receive stop after `count`
+   messages, indexes receipt handles, and counts from the in-flight and delayed sets. One deliberate
+   difference: a message past its retention period is removed (AWS deletes it); moto left it in place
+   but never returned it. FIFO queues keep moto's code.
+2. S3 → Lambda notifications. moto would run the function in Docker; here the notification is only
+   put on the emulator's queue (the hook runs inside the emulator's lock, so it must not call back).
+   The event gets what AWS sends and moto omits: `versionId` on a versioned bucket, a `sequencer`,
+   `userIdentity`, `requestParameters`, `responseElements`, keys encoded as S3 encodes them. A
+   multipart upload notifies once (`CompleteMultipartUpload`), not also `Put` and `ObjectTagging:Put`.
+3. Event source mappings. moto attaches a mapping to its queue and then, on every SendMessage, receives
+   from the queue and tries to run the function in Docker: receive counts rise and messages drift to
+   the DLQ. The mapping is kept as a record (Get/List/Update/Delete work) but never attached; local
+   mode's own poller runs it.
+4. Bucket policies. moto applies a stored bucket policy to object requests with its own evaluator,
+   which reads the program's `DenyInsecureTransport` as an unconditional deny (it ignores `Bool`
+   conditions) and would lock out even the administrator. Local mode's authoriser evaluates bucket
+   policies (`Emulator.resource_policies`); moto only stores them.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from copy import deepcopy
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote_plus
+
+import moto
+
+MOTO_VERSION = "5.2.5"
+
+_installed = False
+_install_lock = threading.Lock()
+_original: dict[str, Any] = {}
+
+
+def install(s3_events: queue.Queue[tuple[str, dict[str, Any]]]) -> None:
+    """Apply every patch once per process; S3 → Lambda notifications go onto `s3_events`.
+
+    moto's backends are process-wide, so are the patches: a second call only changes where
+    notifications go (the latest emulator's queue).
+    """
+    global _installed
+    if moto.__version__ != MOTO_VERSION:
+        raise RuntimeError(
+            f"local/moto_patches.py was written for moto {MOTO_VERSION} and patches its internals; "
+            f"moto {moto.__version__} is installed: re-check every patch against its code, then update MOTO_VERSION"
+        )
+    with _install_lock:
+        _notifications.sink = s3_events
+        if _installed:
+            return
+        _install_sqs()
+        _install_s3_notifications()
+        _install_event_source_mappings()
+        _install_bucket_policies()
+        _installed = True
+
+
+# 1. SQS ------------------------------------------------------------------------------------------
+
+
+def _handles(queue_: Any) -> dict[str, Any]:
+    """The queue's receipt handle → message index (every handle a message was received with)."""
+    try:
+        return queue_._local_handles
+    except AttributeError:
+        queue_._local_handles = {}
+        queue_._local_delayed = set()
+        return queue_._local_handles
+
+
+def _delayed_set(queue_: Any) -> set[Any]:
+    _handles(queue_)
+    return queue_._local_delayed
+
+
+def _receive_message(
+    self: Any,
+    queue_name: str,
+    count: int,
+    wait_seconds_timeout: int,
+    visibility_timeout: int,
+    message_attribute_names: list[str] | None = None,
+) -> list[Any]:
+    """moto's receive for a standard queue, stopping after `count` messages instead of scanning all.
+
+    The order of checks is moto's: invisible or delayed messages are skipped, a message that reached
+    `maxReceiveCount` moves to the DLQ instead of being returned. Long polls are not served here:
+    the emulator's front turns them into short polls outside its lock.
+    """
+    from moto.sqs import models
+
+    queue_ = self.get_queue(queue_name)
+    if queue_.fifo_queue or wait_seconds_timeout:
+        return _original["receive"](
+            self, queue_name, count, wait_seconds_timeout, visibility_timeout, message_attribute_names
+        )
+    handles, now = _handles(queue_), models.unix_time_millis()
+    retention_ms = int(queue_.message_retention_period) * 1000
+    redrive = queue_.redrive_policy if queue_.dead_letter_queue is not None else None
+    max_receives = redrive["maxReceiveCount"] if redrive else None
+    result: list[Any] = []
+    expired: list[Any] = []
+    to_dlq: list[Any] = []
+    for message in queue_._messages:  # oldest first; in-flight ones at the front are skipped cheaply
+        if now <= message.visible_at or now < message.delayed_until:
+            continue
+        if message.sent_timestamp + retention_ms <= now:
+            expired.append(message)
+            continue
+        if max_receives is not None and message.approximate_receive_count >= max_receives:
+            to_dlq.append(message)
+            continue
+        queue_.pending_messages.add(message)
+        message.mark_received(visibility_timeout=visibility_timeout)
+        handles[message.receipt_handle] = message
+        copy = deepcopy(message)
+        models._filter_message_attributes(copy, message_attribute_names or [])
+        result.append(copy)
+        if len(result) >= count:
+            break
+    for message in expired:
+        _drop(queue_, message)
+    for message in to_dlq:
+        _drop(queue_, message)
+        queue_.dead_letter_queue.add_message(message)
+    return result
+
+
+def _drop(queue_: Any, message: Any) -> None:
+    """Remove a message from the queue and from the indexes."""
+    handles = _handles(queue_)
+    for handle in message.all_receipt_handles:
+        handles.pop(handle, None)
+    queue_.pending_messages.discard(message)
+    _delayed_set(queue_).discard(message)
+    queue_._messages.remove(message)  # by identity, in C; received messages sit near the front
+
+
+def _delete_message(self: Any, receipt_handle: str) -> None:
+    """moto's delete (old handles included, a repeated delete is a no-op) through the handle index."""
+    if receipt_handle in self.deleted_messages:
+        return
+    message = _handles(self).get(receipt_handle)
+    if message is None:  # received by moto's own code (FIFO), or never: moto decides
+        _original["delete"](self, receipt_handle)
+        return
+    self.deleted_messages.update(message.all_receipt_handles)
+    _drop(self, message)
+
+
+def _change_message_visibility(self: Any, queue_name: str, receipt_handle: str, visibility_timeout: int) -> None:
+    """moto's ChangeMessageVisibility, finding the message by the handle index."""
+    from moto.sqs import models
+
+    queue_ = self.get_queue(queue_name)
+    message = _handles(queue_).get(receipt_handle)
+    if message is None or queue_.fifo_queue:
+        _original["visibility"](self, queue_name, receipt_handle, visibility_timeout)
+        return
+    if models.unix_time_millis() + int(visibility_timeout) * 1000 - message.sent_timestamp > 43200 * 1000:
+        raise models.InvalidParameterValue(
+            f"Value {visibility_timeout} for parameter VisibilityTimeout is invalid. Reason: Total "
+            "VisibilityTimeout for the message is beyond the limit [43200 seconds]"
+        )
+    message.change_visibility(visibility_timeout)
+    if message.visible:
+        queue_.pending_messages.discard(message)
+    else:
+        queue_.pending_messages.add(message)
+
+
+def _add_message(self: Any, message: Any) -> None:
+    from moto.sqs import models
+
+    if message.delayed_until > models.unix_time_millis():
+        _delayed_set(self).add(message)
+    _original["add"](self, message)
+
+
+def _purge_queue(self: Any, queue_name: str) -> None:
+    _original["purge"](self, queue_name)
+    queue_ = self.get_queue(queue_name)
+    _handles(queue_).clear()
+    _delayed_set(queue_).clear()
+
+
+def _not_visible(self: Any) -> int:
+    """In flight: received, and not yet visible again (only pending messages can be invisible)."""
+    from moto.sqs import models
+
+    now = models.unix_time_millis()
+    return sum(1 for message in self.pending_messages if now <= message.visible_at)
+
+
+def _delayed_count(self: Any) -> int:
+    from moto.sqs import models
+
+    now = models.unix_time_millis()
+    delayed = {message for message in _delayed_set(self) if now < message.delayed_until}
+    self._local_delayed = delayed
+    return len(delayed)
+
+
+def _retention_valid(self: Any, queue_name: str, message: Any) -> bool:
+    """moto's check without building all queue attributes (three O(depth) counts) per message."""
+    from moto.sqs import models
+
+    retention = int(self.get_queue(queue_name).message_retention_period)
+    return message.sent_timestamp / 1000 + retention > models.unix_time()
+
+
+def _install_sqs() -> None:
+    from moto.sqs import models
+
+    _original.update(
+        receive=models.SQSBackend.receive_message,
+        delete=models.Queue.delete_message,
+        visibility=models.SQSBackend.change_message_visibility,
+        add=models.Queue.add_message,
+        purge=models.SQSBackend.purge_queue,
+    )
+    models.SQSBackend.receive_message = _receive_message
+    models.SQSBackend.change_message_visibility = _change_message_visibility
+    models.SQSBackend.purge_queue = _purge_queue
+    models.SQSBackend.is_message_valid_based_on_retention_period = _retention_valid
+    models.Queue.delete_message = _delete_message
+    models.Queue.add_message = _add_message
+    models.Queue.approximate_number_of_messages_not_visible = property(_not_visible)
+    models.Queue.approximate_number_of_messages_delayed = property(_delayed_count)
+    models.Queue.approximate_number_of_messages = property(
+        lambda self: len(self._messages) - _not_visible(self) - _delayed_count(self)
+    )
+
+
+# 2. S3 notifications -----------------------------------------------------------------------------
+
+
+@dataclass
+class RequestOrigin:
+    """Who made the request moto is handling on this thread, for the S3 event's identity fields."""
+
+    principal_id: str
+    """`AWS:<unique id>` as S3 events name the requester."""
+    source_ip: str
+
+
+class _Notifications(threading.local):
+    origin: RequestOrigin | None = None
+    completing_multipart: bool = False
+
+
+class _NotificationSink:
+    sink: queue.Queue[tuple[str, dict[str, Any]]] | None = None
+
+
+_notifications = _NotificationSink()
+_thread = _Notifications()
+# AWS's sequencer: hex, compared as strings after padding, larger for a later write to the same key.
+# Fixed width (18 digits) so a string comparison orders them; time-based so a restart keeps increasing.
+_sequence = itertools.count(time.time_ns() // 1000 << 8)
+SEQUENCER_DIGITS = 18
+
+
+def set_request_origin(origin: RequestOrigin | None) -> None:
+    """Name the requester of the moto call this thread is about to make (the emulator's front does)."""
+    _thread.origin = origin
+
+
+def _s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
+    """moto's event, completed with the fields AWS sends."""
+    event = _original["s3_event"](event_name, bucket, key, notification_id)
+    record = event["Records"][0]
+    obj = record["s3"]["object"]
+    obj["key"] = quote_plus(key.name, safe="/")  # moto also encodes "/"; S3 does not
+    if bucket.is_versioned:
+        obj["versionId"] = key.version_id
+    obj["sequencer"] = f"{next(_sequence):0{SEQUENCER_DIGITS}X}"
+    origin = _thread.origin or RequestOrigin(principal_id=f"AWS:{bucket.account_id}", source_ip="127.0.0.1")
+    record["userIdentity"] = {"principalId": origin.principal_id}
+    record["requestParameters"] = {"sourceIPAddress": origin.source_ip}
+    record["responseElements"] = {
+        "x-amz-request-id": os.urandom(8).hex().upper(),
+        "x-amz-id-2": base64.b64encode(os.urandom(48)).decode(),
+    }
+    record["s3"]["bucket"]["ownerIdentity"] = {"principalId": bucket.account_id}
+    return event
+
+
+def _invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+    """Hand the notification to local mode's runtime; runs inside the emulator's lock, so only enqueue."""
+    if _notifications.sink is not None:
+        _notifications.sink.put((fn_arn, event_body))
+
+
+def _send_event(account_id: str, event_name: Any, bucket: Any, key: Any) -> None:
+    """moto's dispatch, minus the events its CompleteMultipartUpload sends that S3 does not."""
+    from moto.s3.notifications import S3NotificationEvent
+
+    if (
+        _thread.completing_multipart
+        and event_name != S3NotificationEvent.OBJECT_CREATED_COMPLETE_MULTIPART_UPLOAD_EVENT
+    ):
+        return
+    _original["send_event"](account_id, event_name, bucket, key)
+
+
+def _complete_multipart_upload(self: Any, *args: Any, **kwargs: Any) -> Any:
+    """moto completes an upload through put_object (a `Put` event) and put_object_tagging (another)."""
+    _thread.completing_multipart = True
+    try:
+        return _original["complete_multipart"](self, *args, **kwargs)
+    finally:
+        _thread.completing_multipart = False
+
+
+def _install_s3_notifications() -> None:
+    from moto.s3 import models, notifications
+
+    _original.update(
+        s3_event=notifications._get_s3_event,
+        send_event=notifications.send_event,
+        complete_multipart=models.S3Backend.complete_multipart_upload,
+    )
+    # send_event and models.py reach these through the module at call time, so replacing them is enough.
+    notifications._get_s3_event = _s3_event
+    notifications._invoke_awslambda = _invoke_awslambda
+    notifications.send_event = _send_event
+    models.S3Backend.complete_multipart_upload = _complete_multipart_upload
+
+
+# 3. Event source mappings ------------------------------------------------------------------------
+
+
+def _detached(create: Callable[..., Any]) -> Callable[..., Any]:
+    def create_event_source_mapping(self: Any, spec: dict[str, Any]) -> Any:
+        """moto's create, keeping the record but taking the mapping off the queue/table/stream it ran from."""
+        mapping = create(self, spec)
+        from moto.dynamodb.models import dynamodb_backends
+        from moto.kinesis.models import kinesis_backends
+        from moto.sqs.models import sqs_backends
+
+        sources: list[Any] = list(sqs_backends[self.account_id][self.region_name].queues.values())
+        sources += list(dynamodb_backends[self.account_id][self.region_name].tables.values())
+        sources += list(kinesis_backends[self.account_id][self.region_name].streams.values())
+        for source in sources:
+            attached = source.lambda_event_source_mappings
+            for key in [k for k, v in attached.items() if v is mapping]:
+                del attached[key]
+        return mapping
+
+    return create_event_source_mapping
+
+
+def _install_event_source_mappings() -> None:
+    from moto.awslambda import models
+
+    models.LambdaBackend.create_event_source_mapping = _detached(models.LambdaBackend.create_event_source_mapping)
+
+
+# 4. Bucket policies ------------------------------------------------------------------------------
+
+
+def _no_bucket_policy_decision(self: Any, action: str, resource: str) -> Any:
+    """Neither allow nor deny: the emulator's authoriser has already evaluated the bucket policy."""
+    from moto.iam.access_control import PermissionResult
+
+    return PermissionResult.NEUTRAL
+
+
+def _install_bucket_policies() -> None:
+    from moto.s3 import models
+
+    models.FakeBucket.get_permission = _no_bucket_policy_decision
