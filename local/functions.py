@@ -55,6 +55,7 @@ INIT_TIMEOUT_SECONDS = 10.0
 RELOAD_CHECK_SECONDS = 0.5
 # How long END waits for the log lines an invocation wrote before it (they come through reader threads).
 LOG_DRAIN_SECONDS = 2.0
+# Lambda's PATH without its own /var/lang/bin and /opt/bin.
 PATH = "/usr/local/bin:/usr/bin:/bin"
 # How long a process that closed its protocol pipe gets to exit before it is killed.
 EXIT_WAIT_SECONDS = 1.0
@@ -177,6 +178,8 @@ class _Channel:
         self._write_fd = write_fd
         self._read_fd = read_fd
         self._buffer = b""
+        self._poll = select.poll()  # not select(): descriptors past 1024 are fine with many functions
+        self._poll.register(read_fd, select.POLLIN)
 
     @staticmethod
     def encode(message: dict[str, Any]) -> bytes:
@@ -195,8 +198,7 @@ class _Channel:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            ready, _, _ = select.select([self._read_fd], [], [], remaining)
-            if not ready:
+            if not self._poll.poll(math.ceil(remaining * 1000)):
                 continue
             chunk = os.read(self._read_fd, 1 << 16)
             if not chunk:
