@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from local.apigw import (
+    MAX_REQUEST_BYTES,
     ApiGateway,
     InvokeOutcome,
     Quota,
@@ -633,6 +634,28 @@ def test_a_port_in_use_is_an_error_naming_it():
         gateway = ApiGateway(ROUTED, region=REGION, account_id=ACCOUNT, invoke=Function(), permissions=[])
         with pytest.raises(OSError, match=f"port {port} .*in use"):
             gateway.bind(port)
+
+
+def test_a_body_over_the_payload_limit_is_413_and_a_chunked_body_is_read_whole(serve):
+    served = serve(ROUTED)
+    connection = http.client.HTTPConnection("127.0.0.1", served.gateway.port, timeout=30)
+    try:
+        connection.request("POST", "/v1/x", body=iter([b"first,", b"second"]), encode_chunked=True)
+        response = connection.getresponse()
+        assert (response.status, response.read()) == (200, b'{"resource": "/{proxy+}"}')
+        assert served.function.event["body"] == "first,second"
+    finally:
+        connection.close()
+    connection = http.client.HTTPConnection("127.0.0.1", served.gateway.port, timeout=30)
+    try:
+        connection.putrequest("POST", "/v1/x")
+        connection.putheader("Content-Length", str(MAX_REQUEST_BYTES + 1))
+        connection.endheaders()  # the body is never sent: the gateway answers from the length alone
+        response = connection.getresponse()
+        assert (response.status, json.loads(response.read())) == (413, {"message": "Request Too Long"})
+    finally:
+        connection.close()
+    assert len(served.function.calls) == 1
 
 
 def test_concurrent_requests_are_served_concurrently(serve):
