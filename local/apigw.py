@@ -615,10 +615,6 @@ class ApiGateway:
             raise RuntimeError("the API gateway has no API yet: pass one or call set_api()")
         return f"http://{self.host}:{self.port}/{self._definition[0].stage_name}"
 
-    def stage_url(self, stage_name: str) -> str:
-        """The URL a stage of this name will have once served (known before the API is)."""
-        return f"http://{self.host}:{self.port}/{stage_name}"
-
     def start(self) -> None:
         """Serve requests (each on a thread of its own); binds a free port if `bind` was not called."""
         if self._server is None:
