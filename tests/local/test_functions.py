@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import threading
 import zipfile
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 
+import infra.packaging
 import local.functions
 from infra.packaging import FunctionArchive, PackagingError, build_archive
 from local.functions import CodeSource, FunctionHost, HostClosed, InvocationResult
@@ -232,6 +234,16 @@ def _gone(pid: int) -> bool:
     except FileNotFoundError:
         return True
     return "\nState:\tZ" in status
+
+
+def _ends(pid: int) -> bool:
+    """A process that is not our child dies asynchronously after SIGKILL: wait (boundedly) for it."""
+    stopped = threading.Event()
+    for _ in range(500):
+        if _gone(pid):
+            return True
+        stopped.wait(0.01)
+    return False
 
 
 def _concurrently(host: FunctionHost, events: list[dict[str, Any]]) -> list[InvocationResult]:
@@ -580,11 +592,11 @@ def test_processes_a_function_started_end_with_its_environment(harness: Harness)
     timed_out = host.invoke({"action": "spawn", "then_sleep": 30})
     assert timed_out.timed_out
     started = [int(line.split()[1]) for line in harness.log.text() if line.startswith("started ")]
-    assert len(started) == 1 and _gone(started[0])
+    assert len(started) == 1 and _ends(started[0])
     orphan = host.invoke({"action": "spawn"}).payload
     assert not _gone(orphan)  # a warm environment keeps what it started, as on Lambda
     host.close()
-    assert _gone(orphan)
+    assert _ends(orphan)
 
 
 def test_close_ends_a_running_invocation(harness: Harness) -> None:
@@ -648,3 +660,33 @@ def unused_port() -> Callable[[], int]:
             return int(probe.getsockname()[1])
 
     return pick
+
+
+def test_editing_the_real_handlers_reloads_through_the_programs_packaging(
+    query_archive: FunctionArchive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The program's packaging, pointed at a copy of handlers/ so that this test edits only its own files.
+    checkout = tmp_path / "checkout"
+    shutil.copytree(infra.packaging.HANDLERS_DIR, checkout / "handlers", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(infra.packaging, "REPO_ROOT", checkout)
+    monkeypatch.setattr(infra.packaging, "HANDLERS_DIR", checkout / "handlers")
+    monkeypatch.setattr(local.functions, "RELOAD_CHECK_SECONDS", 0.0)
+    spec = _spec(query_archive.path, handler="handlers.query.app.handler", USERS_TABLE="users", JOBS_TABLE="jobs")
+    log = Log()
+    with FunctionHost(
+        spec,
+        credentials=CredentialCounter(),
+        endpoint_url="http://127.0.0.1:9",
+        region=REGION,
+        log=log,
+        work_dir=tmp_path / "state",
+        source=CodeSource(root=checkout / "handlers"),
+    ) as host:
+        before = host.invoke(_api_event("/nowhere"))
+        app = checkout / "handlers" / "query" / "app.py"
+        app.write_text(app.read_text().replace('f"no route {method} {path}"', 'f"nothing at {path}"'))
+        after = host.invoke(_api_event("/nowhere"))
+    assert json.loads(before.payload["body"])["message"] == "no route GET /nowhere"
+    assert json.loads(after.payload["body"])["message"] == "nothing at /nowhere"
+    assert after.cold_start
+    assert any(line.startswith(f"{spec.name}: code changed, new archive ") for line in log.text())
