@@ -13,8 +13,8 @@ stderr stay what they are on Lambda: its log.
 - after init: `{"ready": true}`, or `{"init_error": <error>}` and the process exits;
 - per invocation, in: `{"id", "event", "deadline_ms", "arn", "client_context"}`;
   out: `{"ok": <result>}` or `{"error": <error>}`, an error shaped as Lambda's Python runtime reports it.
-After each invocation the marker line goes to stdout (stderr shares its pipe), so the host knows it has every log
-line the invocation wrote before it logs Lambda's END line.
+After each invocation the marker line goes to stdout (stderr shares its pipe), so the host knows it
+has every log line the invocation wrote before it logs Lambda's END line.
 """
 
 from __future__ import annotations
@@ -176,10 +176,11 @@ def main(argv: list[str]) -> int:
     os.chdir(task_root)
     sys.addaudithook(_network_guard)
     requests = os.fdopen(int(request_fd), "rb")
-    responses = os.fdopen(int(response_fd), "wb", buffering=0)
+    responses = os.fdopen(int(response_fd), "wb")
 
     def send(message: dict[str, Any]) -> None:
-        responses.write(json.dumps(message).encode() + b"\n")
+        responses.write(json.dumps(message).encode() + b"\n")  # buffered: a large reply is written whole
+        responses.flush()
 
     try:
         handler = load_handler(handler_name)
