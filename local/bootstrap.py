@@ -34,6 +34,8 @@ from typing import Any
 # Audit hooks cannot be removed once installed, so handler code cannot switch the guard off.
 _GUARDED_EVENTS = frozenset({"socket.connect", "socket.getaddrinfo", "socket.sendto", "socket.sendmsg"})
 _LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain"})
+# A synchronous invocation's response limit (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
+MAX_RESPONSE_BYTES = 6_291_556
 
 
 def _is_loopback(host: Any) -> bool:
@@ -154,11 +156,17 @@ def _invoke(handler: Any, request: dict[str, Any]) -> dict[str, Any]:
         _log_error(failure)
         return {"error": failure}
     try:
-        return {"ok": json.loads(json.dumps(result))}
+        payload = json.dumps(result)
     except (TypeError, ValueError) as error:
         failure = lambda_error(error, "Runtime.MarshalError", f"Unable to marshal response: {error}")
         _log_error(failure)
         return {"error": failure}
+    if len(payload.encode()) > MAX_RESPONSE_BYTES:
+        message = f"Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
+        failure = {"errorMessage": message, "errorType": "Function.ResponseSizeTooLarge", "stackTrace": []}
+        _log_error(failure)
+        return {"error": failure}
+    return {"ok": json.loads(payload)}
 
 
 def _mark_logs(marker: bytes) -> None:

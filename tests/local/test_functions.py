@@ -697,3 +697,9 @@ def test_large_events_and_results_pass_whole(harness: Harness) -> None:
     blob = "x" * 3_000_000  # well past a pipe's buffer both ways
     result = host.invoke({"blob": blob})
     assert result.ok and result.payload == {"echo": blob * 2}
+
+
+def test_a_result_past_lambdas_response_limit_fails_as_on_lambda(harness: Harness) -> None:
+    host = harness.host(app="def handler(event, context):\n    return 'x' * 6_300_000\n")
+    result = host.invoke({})
+    assert result.error is not None and result.error["errorType"] == "Function.ResponseSizeTooLarge"
