@@ -140,6 +140,9 @@ def up(options: LocalOptions, out: TextIO) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     finally:
+        # A second Ctrl-C or SIGTERM while stopping must not cut the shutdown short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
     return 0
 

@@ -97,6 +97,37 @@ def running_outputs(stack: str, state_root: Path = STATE_ROOT) -> RunningStack |
     return RunningStack(outputs=dict(state["outputs"]), secrets=frozenset(state["secretOutputs"]))
 
 
+# The user's AWS settings: local mode must never pick them up, neither in its own clients nor in the
+# functions' processes (which get an environment of their own, `local.functions`).
+_USER_AWS_VARIABLES = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_ENDPOINT_URL",
+)
+
+
+def seal_environment() -> None:
+    """Cut this process off from the user's AWS configuration: no profile, keys, files or metadata.
+
+    Every client local mode makes names the emulator's endpoint and credentials explicitly; this
+    makes sure nothing else can fill in for a missing one (an offline emulator that reached a real
+    queue through a user's profile is a known failure of a popular tool).
+    """
+    for name in _USER_AWS_VARIABLES:
+        os.environ.pop(name, None)
+    os.environ["AWS_CONFIG_FILE"] = os.devnull
+    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+
 class LogSink:
     """Function and runtime log lines: printed with their source as prefix, and kept per source in files."""
 
@@ -158,6 +189,7 @@ class LocalStack:
     def start(self) -> Started:
         began = time.monotonic()
         options = self.options
+        seal_environment()
         self._claim_state_dir()
         self.logs = LogSink(self.state / "logs", self.out)
         settings = stack_settings(options.stack)  # fails naming the stacks there are
