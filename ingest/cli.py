@@ -1,7 +1,7 @@
 """The `ingest` command line.
 
     python -m ingest local up [--stack dev] [--port N] [--set key=value ...] [--revoke ROLE=SID ...]
-    python -m ingest local outputs [--stack dev] [--json] [--show-secrets]
+    python -m ingest local outputs [--stack dev] [--json | --env] [--show-secrets]
 
 `local up` deploys the stack's own program onto the emulator and runs it until Ctrl-C or SIGTERM
 (`local.session`); `local outputs` prints the outputs of a stack running locally. The engine lives
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shlex
 import signal
 import sys
 from collections import defaultdict
@@ -87,6 +89,11 @@ def _parser() -> argparse.ArgumentParser:
     outputs.add_argument("--stack", default="dev", help="the stack (default: dev)")
     outputs.add_argument("--json", action="store_true", help="one JSON object, secrets shown")
     outputs.add_argument("--show-secrets", action="store_true", help="show secret outputs in the text form")
+    outputs.add_argument(
+        "--env",
+        action="store_true",
+        help='shell exports: the emulator\'s AWS_* settings and each output as INGEST_<NAME> (eval "$(…)")',
+    )
     outputs.add_argument("--state-dir", type=Path, default=STATE_ROOT, help=argparse.SUPPRESS)
     return parser
 
@@ -165,7 +172,7 @@ def render_started(options: LocalOptions, started: Started) -> str:
         lines += [f"  {type_}  {name}: {why}" for type_, name, why in started.not_emulated]
     lines += ["", "Outputs (python -m ingest local outputs --json):"]
     lines += [f"  {key}: {_shown(value)}" for key, value in sorted(outputs.items())]
-    lines += ["", *_first_commands(outputs), "", "Function logs follow. Ctrl-C stops everything.", ""]
+    lines += ["", *_first_commands(options.stack, outputs), "", "Function logs follow. Ctrl-C stops everything.", ""]
     return "\n".join(lines)
 
 
@@ -173,22 +180,40 @@ def _shown(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _first_commands(outputs: dict[str, Any]) -> list[str]:
-    """The README's first lines, with this stack's values."""
-    env = (
-        f"AWS_ACCESS_KEY_ID={outputs['awsAccessKeyId']} AWS_SECRET_ACCESS_KEY={outputs['awsSecretAccessKey']}"
-        f" AWS_REGION={outputs['awsRegion']}"
-    )
-    upload = f"s3://{outputs.get('bucketName')}/{outputs.get('uploadsPrefix', 'uploads/')}users.csv"
-    key = f' -H "x-api-key: {outputs["apiKey"]}"' if outputs.get("apiKey") else ""
+def _first_commands(stack: str, outputs: dict[str, Any]) -> list[str]:
+    """The README's first lines, for this stack: load its settings, upload the sample, query the API."""
+    prefix = outputs.get("uploadsPrefix", "uploads/")
+    if outputs.get("apiKey"):
+        auth = '-H "x-api-key: $INGEST_API_KEY"'
+    else:  # IAM mode: curl signs with the local administrator's keys
+        auth = '--aws-sigv4 "aws:amz:$AWS_REGION:execute-api" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"'
     return [
-        "Try:",
-        f"  {env} aws --endpoint-url {outputs['awsEndpointUrl']} s3 cp tests/data/users.csv {upload}",
-        f"  curl{key} {outputs.get('apiUrl')}/users",
+        "Try, in another terminal:",
+        f'  eval "$(.venv/bin/python -m ingest local outputs --stack {stack} --env)"',
+        f'  aws s3 cp tests/data/users.csv "s3://$INGEST_BUCKET_NAME/{prefix}users.csv"',
+        f'  curl {auth} "$INGEST_API_URL/users?limit=5"',
     ]
 
 
-def show_outputs(stack: str, state_root: Path, *, as_json: bool, show_secrets: bool, out: TextIO) -> int:
+# What the AWS SDKs and CLI read, for each output of the emulator's.
+_AWS_ENVIRONMENT = {
+    "awsEndpointUrl": "AWS_ENDPOINT_URL",
+    "awsRegion": "AWS_REGION",
+    "awsAccessKeyId": "AWS_ACCESS_KEY_ID",
+    "awsSecretAccessKey": "AWS_SECRET_ACCESS_KEY",
+}
+
+
+def environment_lines(outputs: dict[str, Any]) -> list[str]:
+    """`export` lines: the AWS settings that reach the emulator, and every output as INGEST_<NAME>."""
+    lines = []
+    for key, value in sorted(outputs.items()):
+        name = _AWS_ENVIRONMENT.get(key) or "INGEST_" + re.sub(r"(?<!^)(?=[A-Z])", "_", key).upper()
+        lines.append(f"export {name}={shlex.quote(_shown(value))}")
+    return lines
+
+
+def show_outputs(stack: str, state_root: Path, *, form: str, show_secrets: bool, out: TextIO) -> int:
     running = running_outputs(stack, state_root)
     if running is None:
         print(
@@ -196,8 +221,11 @@ def show_outputs(stack: str, state_root: Path, *, as_json: bool, show_secrets: b
             file=sys.stderr,
         )
         return EXIT_NOT_RUNNING
-    if as_json:
+    if form == "json":
         out.write(json.dumps(running.outputs, indent=2) + "\n")
+        return 0
+    if form == "env":
+        out.write("\n".join(environment_lines(running.outputs)) + "\n")
         return 0
     for key, value in sorted(running.outputs.items()):
         shown = "[secret]" if key in running.secrets and not show_secrets else _shown(value)
