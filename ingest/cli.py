@@ -118,7 +118,11 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         )
         return up(local_options, out)
     return show_outputs(
-        options.stack, options.state_dir, as_json=options.json, show_secrets=options.show_secrets, out=out
+        options.stack,
+        options.state_dir,
+        form="json" if options.json else "env" if options.env else "text",
+        show_secrets=options.show_secrets,
+        out=out,
     )
 
 
