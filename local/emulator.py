@@ -23,6 +23,7 @@ import io
 import json
 import queue
 import re
+import socket
 import sys
 import threading
 import time
@@ -365,7 +366,7 @@ def _signature_matches(
     signed_names = set(parts["signed"].split(";"))
     signed = {name: value for name, value in headers.items() if name.lower() in signed_names}
     request = AWSRequest(method=method, url=url, data=body, headers=signed)
-    request.context["timestamp"] = headers.get("x-amz-date", "")
+    request.context["timestamp"] = next((v for k, v in headers.items() if k.lower() == "x-amz-date"), "")
     auth = SigV4Auth(BotoCredentials(parts["key"], secret), parts["service"], parts["region"])
     expected = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
     return hmac.compare_digest(expected, parts["signature"])
@@ -408,7 +409,8 @@ class Emulator:
         self.s3_events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.faults = Faults()
         self._partition = "aws"
-        moto_patches.install(self.s3_events)
+        moto_patches.install()
+        moto_patches.route_s3_events(account_id, self.s3_events)
         self._moto = DomainDispatcherApplication(create_backend_app)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -417,14 +419,20 @@ class Emulator:
 
     def start(self, port: int = 0) -> str:
         """Serve on 127.0.0.1:`port` (0: any free port) in a daemon thread; returns `endpoint_url`."""
+        listening = _listen(port)
         try:
-            server = make_server("127.0.0.1", port, self._front, threaded=True, request_handler=_QuietRequestHandler)
-        except OSError as error:
-            raise OSError(error.errno, f"the emulator cannot listen on 127.0.0.1:{port}: {error.strerror}") from error
-        except SystemExit as error:  # werkzeug exits instead of raising when the port is taken
-            raise OSError(f"the emulator cannot listen on 127.0.0.1:{port}: the port is in use") from error
+            server = make_server(
+                "127.0.0.1",
+                port,
+                self._front,
+                threaded=True,
+                request_handler=_QuietRequestHandler,
+                fd=listening.fileno(),
+            )
+        finally:
+            listening.close()  # the server holds its own duplicate
         self._server = server
-        self.endpoint_url = f"http://127.0.0.1:{server.server_port}"
+        self.endpoint_url = f"http://127.0.0.1:{server.port}"
         self._thread = threading.Thread(target=server.serve_forever, name="emulator", daemon=True)
         self._thread.start()
         return self.endpoint_url
@@ -730,6 +738,19 @@ class Emulator:
         elif environ["REQUEST_METHOD"] != "GET":
             return _json_response(405, {"message": "GET or POST"})
         return _json_response(200, {"faults": [dataclasses.asdict(f) for f in self.faults.list()]})
+
+
+def _listen(port: int) -> socket.socket:
+    """A socket listening on 127.0.0.1:`port` (werkzeug would print and exit when the port is taken)."""
+    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind(("127.0.0.1", port))
+        listening.listen(128)
+    except OSError as error:
+        listening.close()
+        raise OSError(error.errno, f"the emulator cannot listen on 127.0.0.1:{port}: {error.strerror}") from error
+    return listening
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:
