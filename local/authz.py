@@ -827,5 +827,5 @@ def request_access(call: Call) -> RequestAccess:
     """The IAM actions and resources one request needs; `mapped=False` for what this cannot read."""
     mapper = _MAPPERS.get(call.service)
     if mapper is None:
-        return _unmapped(call.service, _target_operation(call) or f"{call.method} {call.path}")
+        return _unmapped(call.service, _target_operation(call) or call.method)  # a path may hold names
     return mapper(call)

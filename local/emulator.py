@@ -127,6 +127,7 @@ SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
 ASYNC_PAYLOAD_LIMIT = 1024 * 1024
 # How often a long poll looks again; it never holds the lock between looks.
 LONG_POLL_INTERVAL_SECONDS = 0.05
+MAX_LONG_POLL_SECONDS = 20
 # Role sessions the emulator issues last this long: Lambda renews its functions' credentials itself,
 # local mode's function hosts keep one session for their whole life.
 SESSION_SECONDS = 12 * 60 * 60
@@ -658,15 +659,26 @@ class Emulator:
     ) -> _Response:
         """SQS long polling as short polls outside the lock, until a message arrives or the wait ends."""
         params = dict(access.body)
-        wait = params.get("WaitTimeSeconds")
-        if wait is None:
-            wait = self._queue_default_wait(access)
-        params["WaitTimeSeconds"] = 0
-        encode: Callable[[dict[str, Any]], str] = json.dumps if _is_json_protocol("sqs", call.headers) else urlencode
-        body = encode(params).encode()
-        deadline = time.monotonic() + float(wait)
+        given = params.get("WaitTimeSeconds")
+        try:
+            wait = self._queue_default_wait(access) if given is None else float(given)
+        except ValueError:
+            wait = -1.0
+        if not 0 <= wait <= MAX_LONG_POLL_SECONDS:
+            message = (
+                f"Value {given} for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided."
+            )
+            return error_response("sqs", call.headers, 400, "InvalidParameterValue", message)
+        params["WaitTimeSeconds"] = 0  # moto would wait inside the lock
+        short_poll = dict(environ)
+        if _is_json_protocol("sqs", call.headers):
+            body = json.dumps(params).encode()
+        else:  # every parameter goes into the form body, none is left in the query string to contradict it
+            body = urlencode(params).encode()
+            short_poll.update(QUERY_STRING="", CONTENT_TYPE="application/x-www-form-urlencoded")
+        deadline = time.monotonic() + wait
         while True:
-            response = self._call_moto(dict(environ), body, origin)
+            response = self._call_moto(dict(short_poll), body, origin)
             if response.status != 200 or _has_messages(response.body) or time.monotonic() >= deadline:
                 return response
             time.sleep(min(LONG_POLL_INTERVAL_SECONDS, max(0.0, deadline - time.monotonic())))

@@ -239,6 +239,21 @@ def test_long_poll_returns_when_a_message_arrives(emulator: Emulator) -> None:
     assert [m["Body"] for m in messages] == ["late"]
 
 
+def test_queue_default_wait_applies_and_out_of_range_waits_are_refused(emulator: Emulator) -> None:
+    sqs = emulator.client("sqs")
+    attributes = {"ReceiveMessageWaitTimeSeconds": "1"}
+    url = sqs.create_queue(QueueName=unique("waits"), Attributes=attributes)["QueueUrl"]
+
+    started = time.monotonic()
+    empty = sqs.receive_message(QueueUrl=url).get("Messages", [])
+    waited = time.monotonic() - started
+    with pytest.raises(ClientError) as raised:
+        sqs.receive_message(QueueUrl=url, WaitTimeSeconds=21)
+
+    assert empty == [] and waited >= 0.8  # the queue's own 1 s wait, not an immediate answer
+    assert raised.value.response["Error"]["Code"] == "InvalidParameterValue"
+
+
 # --- S3 events ---------------------------------------------------------------------------------
 
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:producer"
