@@ -26,7 +26,10 @@ other version: a moto upgrade must re-read the code each patch replaces before t
    which reads the program's `DenyInsecureTransport` as an unconditional deny (it ignores `Bool`
    conditions) and would lock out even the administrator. Local mode's authoriser evaluates bucket
    policies (`Emulator.resource_policies`); moto only stores them.
-5. Request routing. moto's server lists its package directory (`os.listdir` and an `isdir` per
+5. BatchWriteItem. moto accepts 26 requests, two puts of one key with different attributes, and a
+   put and a delete of one key; AWS refuses each with a ValidationException. Code that passes
+   locally must not fail on AWS there, so the same checks run before moto's.
+6. Request routing. moto's server lists its package directory (`os.listdir` and an `isdir` per
    entry) on every request to find the service; the listing is made once (14% of a request).
 """
 
@@ -35,6 +38,7 @@ from __future__ import annotations
 import base64
 import functools
 import itertools
+import json
 import os
 import queue
 import threading
@@ -69,6 +73,7 @@ def install() -> None:
         _install_s3_notifications()
         _install_event_source_mappings()
         _install_bucket_policies()
+        _install_batch_write_checks()
         _install_routing()
         _installed = True
 
@@ -395,7 +400,43 @@ def _install_bucket_policies() -> None:
     models.FakeBucket.get_permission = _no_bucket_policy_decision
 
 
-# 5. Request routing ------------------------------------------------------------------------------
+# 5. BatchWriteItem -------------------------------------------------------------------------------
+
+BATCH_WRITE_LIMIT = 25
+_BATCH_SIZE_MESSAGE = (
+    "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Map value must satisfy "
+    "constraint: [Member must have length less than or equal to 25, Member must have length greater than or equal to 1]"
+)
+
+
+def _batch_write_item(self: Any) -> Any:
+    """AWS's limits on a batch (25 requests, each key once per table), then moto's own handling."""
+    from moto.dynamodb.exceptions import MockValidationException
+
+    batches = self.body.get("RequestItems") or {}
+    if not 1 <= sum(len(requests) for requests in batches.values()) <= BATCH_WRITE_LIMIT:
+        raise MockValidationException(_BATCH_SIZE_MESSAGE)
+    for table_name, requests in batches.items():
+        table = self.dynamodb_backend.get_table(table_name)
+        key_names = [name for name in (table.hash_key_attr, table.range_key_attr) if name]
+        seen: set[str] = set()
+        for request in requests:
+            spec = request.get("PutRequest", {}).get("Item") or request.get("DeleteRequest", {}).get("Key") or {}
+            key = json.dumps([spec.get(name) for name in key_names], sort_keys=True)
+            if key in seen:
+                raise MockValidationException("Provided list of item keys contains duplicates")
+            seen.add(key)
+    return _original["batch_write"](self)
+
+
+def _install_batch_write_checks() -> None:
+    from moto.dynamodb.responses import DynamoHandler
+
+    _original["batch_write"] = DynamoHandler.batch_write_item
+    DynamoHandler.batch_write_item = _batch_write_item
+
+
+# 6. Request routing ------------------------------------------------------------------------------
 
 
 def _install_routing() -> None:
