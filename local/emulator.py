@@ -572,8 +572,8 @@ class Emulator:
             if refusal is not None:
                 return refusal
             assert identity is not None
-            principal, caller_arn, origin_id = f"{identity.arn} {identity.caller_arn}", identity.arn, identity.unique_id
-            origin_id = f"AWS:{origin_id}"
+            principal, caller_arn = f"{identity.arn} {identity.caller_arn}", identity.arn
+            origin_id = f"AWS:{identity.unique_id}"
         fault = self.faults.take(call.service, access.names, principal)
         if fault is not None:
             if fault.delay_seconds:
