@@ -497,7 +497,8 @@ class RequestAccess:
 
     service: str
     operation: str
-    """The API operation (`PutItem`, `SendMessageBatch`) or, for S3, its IAM action name; `""` unknown."""
+    """The API operation (`PutItem`, `SendMessageBatch`, `HeadObject`; for S3 bucket settings the IAM
+    action's name), `""` when unknown."""
     accesses: tuple[Access, ...] = ()
     mapped: bool = True
     """False: the request could not be mapped to IAM actions, and a non-administrator is denied."""
@@ -689,12 +690,16 @@ def _s3(call: Call) -> RequestAccess:
     if method == "POST" and "delete" in call.query:
         return _s3_delete_objects(call, bucket)
     if sub is None and not set(call.query) - _S3_LIST_PARAMETERS:
+        listing = "ListObjectsV2" if call.param("list-type") == "2" else "ListObjects"
+        operation = {"GET": listing, "HEAD": "HeadBucket", "PUT": "CreateBucket", "DELETE": "DeleteBucket"}
         action = {"GET": "ListBucket", "PUT": "CreateBucket", "DELETE": "DeleteBucket"}.get(method)
+        name = operation.get(call.method, "")
     else:
         action = _S3_BUCKET_SUBRESOURCES[sub][column] if sub is not None and column is not None else None
+        name = action or ""
     if action is None:
         return _unmapped("s3", f"{call.method} bucket?{'&'.join(sorted(call.query))}")
-    return RequestAccess("s3", action, (Access(f"s3:{action}", arn),))
+    return RequestAccess("s3", name, (Access(f"s3:{action}", arn),))
 
 
 def _s3_object(call: Call, bucket: str, key: str, method: str, column: int | None) -> RequestAccess:
@@ -708,12 +713,16 @@ def _s3_object(call: Call, bucket: str, key: str, method: str, column: int | Non
             return _unmapped("s3", f"{call.method} object?{sub}")
         action = stem.format(v=version)
         return RequestAccess("s3", action, (Access(f"s3:{action}", arn),))
+    uploading = "uploadId" in call.query
     if method == "GET":
-        action = "ListMultipartUploadParts" if "uploadId" in call.query else f"GetObject{version}"
-        return RequestAccess("s3", action, (Access(f"s3:{action}", arn),))
+        action = "ListMultipartUploadParts" if uploading else f"GetObject{version}"
+        operation = "ListParts" if uploading else "HeadObject" if call.method == "HEAD" else "GetObject"
+        return RequestAccess("s3", operation, (Access(f"s3:{action}", arn),))
     if method == "DELETE":
-        action = "AbortMultipartUpload" if "uploadId" in call.query else f"DeleteObject{version}"
-        return RequestAccess("s3", action, (Access(f"s3:{action}", arn),))
+        action = "AbortMultipartUpload" if uploading else f"DeleteObject{version}"
+        return RequestAccess(
+            "s3", "AbortMultipartUpload" if uploading else "DeleteObject", (Access(f"s3:{action}", arn),)
+        )
     if method == "POST" and "restore" in call.query:
         return RequestAccess("s3", "RestoreObject", (Access("s3:RestoreObject", arn),))
     if method in ("PUT", "POST"):
@@ -723,8 +732,19 @@ def _s3_object(call: Call, bucket: str, key: str, method: str, column: int | Non
             source_path, _, source_query = unquote(source).lstrip("/").partition("?")
             source_version = "Version" if "versionId=" in source_query else ""
             accesses.append(Access(f"s3:GetObject{source_version}", f"arn:aws:s3:::{source_path}"))
-        return RequestAccess("s3", "PutObject", tuple(accesses))
+        return RequestAccess("s3", _s3_write_operation(call, bool(source)), tuple(accesses))
     return _unmapped("s3", f"{call.method} object")
+
+
+def _s3_write_operation(call: Call, copy: bool) -> str:
+    """The API operation of an object write (all of them need s3:PutObject)."""
+    if call.method == "POST":
+        if "uploads" in call.query:
+            return "CreateMultipartUpload"
+        return "CompleteMultipartUpload" if "uploadId" in call.query else "PostObject"
+    if "uploadId" in call.query:
+        return "UploadPartCopy" if copy else "UploadPart"
+    return "CopyObject" if copy else "PutObject"
 
 
 def _s3_delete_objects(call: Call, bucket: str) -> RequestAccess:

@@ -284,6 +284,22 @@ def test_s3_requests_map_to_object_and_bucket_actions() -> None:
     assert mapped("PUT", "/uploads?policy") == [("s3:PutBucketPolicy", "arn:aws:s3:::uploads")]
 
 
+def test_s3_requests_carry_their_api_operation_too() -> None:
+    def names(method: str, path: str, **headers: str) -> set[str]:
+        return set(authz.request_access(call("s3", method, path, **headers)).names)
+
+    assert names("GET", "/uploads/a.csv?versionId=v1") == {"GetObject", "GetObjectVersion"}
+    assert names("HEAD", "/uploads/a.csv") == {"HeadObject", "GetObject"}
+    assert names("PUT", "/uploads/b.csv", **{"x-amz-copy-source": "/uploads/a.csv"}) == {
+        "CopyObject",
+        "PutObject",
+        "GetObject",
+    }
+    assert names("PUT", "/uploads/b.csv?partNumber=2&uploadId=x") == {"UploadPart", "PutObject"}
+    assert names("POST", "/uploads/b.csv?uploadId=x") == {"CompleteMultipartUpload", "PutObject"}
+    assert names("GET", "/uploads?list-type=2") == {"ListObjectsV2", "ListBucket"}
+
+
 def test_s3_delete_objects_needs_delete_on_every_key() -> None:
     body = (
         b"<Delete><Object><Key>a.csv</Key></Object><Object><Key>b.csv</Key><VersionId>v</VersionId></Object></Delete>"

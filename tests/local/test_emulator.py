@@ -422,6 +422,23 @@ def test_injected_delay_and_principal_filter(emulator: Emulator) -> None:
     emulator.faults.clear()
 
 
+def test_fault_on_an_api_operation_applies_to_versioned_reads_of_one_role(emulator: Emulator) -> None:
+    s3, bucket = emulator.client("s3"), unique("versioned")
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    version = s3.put_object(Bucket=bucket, Key="k", Body=b"v")["VersionId"]
+    role, session = role_session(emulator, {"Effect": "Allow", "Action": "s3:GetObject*", "Resource": "*"})
+    emulator.faults.add(Fault("s3", "GetObject", error_code="InternalError", principal=role.rsplit("/", 1)[1]))
+    try:
+        assert s3.get_object(Bucket=bucket, Key="k", VersionId=version)["Body"].read() == b"v"  # admin: untouched
+        with pytest.raises(ClientError) as raised:
+            no_retries(emulator, "s3", session).get_object(Bucket=bucket, Key="k", VersionId=version)
+    finally:
+        emulator.faults.clear()
+    assert raised.value.response["Error"]["Code"] == "InternalError"
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+
+
 def test_fault_endpoint_serves_the_admin_only(emulator: Emulator) -> None:
     endpoint = FaultsEndpoint(emulator.endpoint_url)
     fault = Fault("s3", "GetObject", error_code="InternalError", times=3)
