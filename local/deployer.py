@@ -85,8 +85,13 @@ class DeployContext:
     not_emulated: list[tuple[str, str, str]] = field(default_factory=list)
     """(type, logical name, why) of every declared resource not created in the emulator."""
 
+    _clients: dict[str, Any] = field(default_factory=dict)
+
     def client(self, service: str) -> Any:
-        return self.emulator.client(service)
+        """One administrator client per service, shared by the creators (clients are thread-safe)."""
+        if service not in self._clients:
+            self._clients[service] = self.emulator.client(service)
+        return self._clients[service]
 
     @property
     def region(self) -> str:
