@@ -52,8 +52,14 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     retries = RetryCounter()
     try:
         chunk = _admitted(record, seconds_left, retries)
-        outcome = writer.write(chunk, seconds_left, retries)
-        counted = progress.count(chunk, outcome, seconds_left, retries)
+        try:
+            outcome = writer.write(chunk, seconds_left, retries)
+            counted = progress.count(chunk, outcome, seconds_left, retries)
+        except Exception as error:
+            # The batch response says only that the message failed: the log says why (AWS's error
+            # code and message name the action and resource, never an item's values).
+            logger.error("chunk failed", extra={"messageId": record.message_id, "error": repr(error)})
+            raise
         if counted:
             metrics.add_metric("RowsWritten", MetricUnit.Count, outcome.written)
             metrics.add_metric("RowsSuperseded", MetricUnit.Count, outcome.superseded)

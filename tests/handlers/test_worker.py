@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from botocore.exceptions import ClientError
 
 from handlers.common.chunks import upload_tiebreak
 from handlers.common.validation import normalize_email
@@ -213,6 +214,25 @@ def test_rows_unwritten_when_time_runs_out_fail_their_message_and_succeed_later(
     assert deployment.deliver([message]) == []
     assert set(deployment.users()) == {"a@example.com", "stuck@example.com"}
     assert deployment.job(job_id)["status"] == "COMPLETE"
+
+
+def test_a_write_the_role_may_not_make_fails_its_message_and_logs_why(deployment, monkeypatch, log_lines):
+    deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\n")
+    [message] = deployment.receive_all()
+    denied = ClientError(
+        {"Error": {"Code": "AccessDeniedException", "Message": "not authorized to perform: dynamodb:PutItem"}},
+        "PutItem",
+    )
+    refusing = Faulty(deployment.worker.writer._client, "put_item", lambda _kwargs: denied)
+    monkeypatch.setattr(deployment.worker.writer, "_client", refusing)
+    logs = log_lines(deployment.worker)
+
+    assert deployment.deliver([message]) == [message["MessageId"]]
+
+    [failure] = [json.loads(line) for line in logs.getvalue().splitlines() if '"chunk failed"' in line]
+    assert failure["messageId"] == message["MessageId"]
+    assert "AccessDeniedException" in failure["error"] and "dynamodb:PutItem" in failure["error"]
+    assert "a@example.com" not in logs.getvalue()
 
 
 def throttle_progress(deployment, monkeypatch, operation: str, times: int) -> None:
