@@ -396,6 +396,10 @@ class _QuietRequestHandler(MotoRequestHandler):
         return
 
 
+def _to_stderr(line: str) -> None:
+    print(f"local emulator: {line}", file=sys.stderr)
+
+
 class Emulator:
     """moto in this process, on 127.0.0.1, behind the authorising, serialising front."""
 
@@ -409,6 +413,8 @@ class Emulator:
         self.on_invoke: Callable[[InvokeRequest], InvokeResponse] | None = None
         self.s3_events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.faults = Faults()
+        self.log: Callable[[str], None] = _to_stderr
+        """Where each refused request is reported (who, which action, which resource): the session's log."""
         self._partition = "aws"
         moto_patches.install()
         moto_patches.route_s3_events(account_id, self.s3_events)
@@ -607,7 +613,7 @@ class Emulator:
         status, code = self._denied_shape(call)
         if not access.mapped:
             request = f"{call.service or 'unknown service'} {access.operation or call.method}"
-            print(f"local emulator: unmapped request {request} by {identity.caller_arn} denied", file=sys.stderr)
+            self.log(f"unmapped request {request} by {identity.caller_arn} denied")
             message = (
                 f"User: {identity.caller_arn} is not authorized to perform: {request}: "
                 "local mode cannot map this request to IAM actions, so it is denied"
@@ -617,6 +623,7 @@ class Emulator:
             verdict = self._authorize(identity, needed, call.region)
             if not verdict.allowed:
                 message = authz.denial_message(identity, needed.action, needed.resource, verdict)
+                self.log(f"denied: {message}")
                 return error_response(call.service, call.headers, status, code, message), identity
         return None, identity
 

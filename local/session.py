@@ -181,6 +181,7 @@ class LocalStack:
         self.logs: LogSink | None = None
         self._credentials: dict[str, Credentials] = {}
         self._api_urls: dict[str, str] = {}
+        self._spare_gateway: ApiGateway | None = None
         self._stopping = threading.Event()
         self._pump: threading.Thread | None = None
 
@@ -195,7 +196,10 @@ class LocalStack:
         settings = stack_settings(options.stack)  # fails naming the stacks there are
         region = str(options.overrides.get("aws:region") or settings.get("aws:region", DEFAULT_REGION))
         self.emulator = Emulator(region)
+        self.emulator.log = lambda line: self._log("iam", line)
         self.emulator.start(options.emulator_port)
+        # `--port` is checked before the program runs: a port in use fails start-up at once.
+        self._spare_gateway = self._bound_gateway(options.api_port)
         deployment = deploy(
             options.stack,
             self.emulator,
@@ -229,23 +233,28 @@ class LocalStack:
             shutil.rmtree(self.state)
         self.state.mkdir(parents=True)
 
+    def _bound_gateway(self, port: int) -> ApiGateway:
+        """An API Gateway listening on 127.0.0.1:`port`, answering 503 until its API is set."""
+        assert self.emulator is not None
+        gateway = ApiGateway(
+            None,
+            region=self.emulator.region,
+            account_id=self.emulator.account_id,
+            invoke=self._invoke_for_api,
+            permissions=[],
+            iam_authorizer=self.emulator.authorize_signed,
+            log=lambda line: self._log("api", line),
+        )
+        gateway.bind(port)
+        return gateway
+
     def _api_base_url(self, api_id: str) -> str:
-        """Binds a port for the REST API the program is creating: the first on `--port`."""
-        gateway = self.gateways.get(api_id)
-        if gateway is None:
-            assert self.emulator is not None
-            gateway = ApiGateway(
-                None,
-                region=self.emulator.region,
-                account_id=self.emulator.account_id,
-                invoke=self._invoke_for_api,
-                permissions=[],
-                iam_authorizer=self.emulator.authorize_signed,
-                log=lambda line: self._log("api", line),
-            )
-            port = gateway.bind(self.options.api_port if not self.gateways else 0)
+        """The local URL of a REST API the program is creating: the first on `--port`, bound before deploying."""
+        if api_id not in self.gateways:
+            gateway = self._spare_gateway or self._bound_gateway(0)
+            self._spare_gateway = None
             self.gateways[api_id] = gateway
-            self._api_urls[api_id] = f"http://127.0.0.1:{port}"
+            self._api_urls[api_id] = f"http://127.0.0.1:{gateway.port}"
         return self._api_urls[api_id]
 
     def _credentials_of(self, spec: FunctionSpec) -> Credentials:
@@ -423,7 +432,7 @@ class LocalStack:
         """Stop everything started, in reverse order; safe at any point of start-up."""
         self._stopping.set()
         (self.state / OUTPUTS_FILE).unlink(missing_ok=True)
-        for gateway in self.gateways.values():
+        for gateway in [*self.gateways.values(), *filter(None, [self._spare_gateway])]:
             _quietly(gateway.stop)
         for poller in self.pollers:
             poller.stop()

@@ -69,10 +69,12 @@ def test_a_function_without_one_statement_is_refused_by_that_service(
     running.upload("uploads/least-privilege.csv", ROWS)
 
     def refused() -> bool:
-        log = running.log(function)
-        return "AccessDenied" in log and f"not authorized to perform: {action}" in log
+        denials = [line for line in running.log("iam").splitlines() if f"not authorized to perform: {action}" in line]
+        return any(f"{function}-role" in line for line in denials)
 
-    wait_for(refused, 60, f"the {function}'s {action} call to be refused with AccessDenied", interval=0.5)
+    wait_for(refused, 60, f"the emulator to refuse the {function}'s {action}", interval=0.5)
+    # … and the function met the refusal: its invocation failed with AWS's error.
+    wait_for(lambda: "ERROR" in running.log(function), 30, f"the {function} to log the failure")
 
 
 # --- two stacks at once, and the API's IAM mode ---------------------------------------------------
@@ -195,7 +197,9 @@ def repo_copy(tmp_path: Path) -> Path:
 
 def test_a_function_that_does_not_import_stops_start_up_naming_it(repo_copy: Path) -> None:
     worker = repo_copy / "handlers" / "worker" / "app.py"
-    worker.write_text("import a_module_the_archive_lacks\n" + worker.read_text())
+    source = worker.read_text()
+    future = "from __future__ import annotations\n"
+    worker.write_text(source.replace(future, future + "import a_module_the_archive_lacks\n", 1))
 
     error = _fails_cleanly(repo_copy / ".local", cwd=repo_copy)
 
