@@ -1,7 +1,8 @@
 """The dev stack in local mode, end to end: files in the bucket become users served by the API.
 
 One stack for the module (started once, in a subprocess); each test uses its own e-mail domain so
-tests do not see each other's users. Asynchronous retries are shortened (`--retry-delays 1,2`).
+tests do not see each other's users. Asynchronous retries are shortened (`--retry-delays 1,2`) and
+the worker's batching window is 0.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ SAMPLE = REPO_ROOT / "tests" / "data" / "users.csv"
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProcess]:
-    with local_stack(tmp_path_factory.mktemp("local-pipeline"), "--retry-delays", "1,2") as running:
+    # dev as configured, but a worker that does not wait 5 s for a batch to fill: each test's file is
+    # written as soon as it is queued (the window itself: tests/local/test_event_sources.py).
+    settings = ("--set", "workerBatchingWindowSeconds=0", "--retry-delays", "1,2")
+    with local_stack(tmp_path_factory.mktemp("local-pipeline"), *settings) as running:
         yield running
 
 

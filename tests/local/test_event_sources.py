@@ -1,0 +1,298 @@
+"""Lambda's event sources as local mode runs them: the SQS mapping's batches, and asynchronous retries.
+
+The queue is the emulator's (in this process); the function is a recording stand-in, since what is
+under test is how the mapping and the invoker drive a function, not the function.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.async_invoke import AsyncInvoker
+from local.emulator import Emulator
+from local.esm import QueuePoller, failed_message_ids
+from local.registry import AsyncInvokeConfig, FunctionSpec, QueueEventSource
+from tests.local.support import wait_for
+
+REGION = "eu-west-1"
+ACCOUNT = "210987654321"  # apart from the other in-process emulators' state
+SPEC = FunctionSpec(
+    name="fn",
+    arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:fn",
+    role_arn=f"arn:aws:iam::{ACCOUNT}:role/fn",
+    handler="handlers.fn.app.handler",
+    runtime="python3.13",
+    archive=Path("fn.zip"),
+    code_sha256="",
+    environment={},
+    timeout_seconds=3,
+    memory_mb=128,
+    log_group=None,
+    reserved_concurrency=None,
+)
+
+
+@dataclass(frozen=True)
+class Result:
+    request_id: str
+    payload: Any
+    error: dict[str, Any] | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Emulator]:
+    emulator = Emulator(REGION, ACCOUNT)
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+_names = iter(range(10_000))
+
+
+def new_queue(emulator: Emulator, visibility: int = 30, max_receives: int | None = None) -> tuple[str, str]:
+    sqs = emulator.client("sqs")
+    attributes = {"VisibilityTimeout": str(visibility)}
+    if max_receives:
+        dlq = sqs.create_queue(QueueName=f"dlq-{next(_names)}")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        attributes["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives})
+    url = sqs.create_queue(QueueName=f"q-{next(_names)}", Attributes=attributes)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+class Recorder:
+    """A function that records the batches it gets and answers with `answer(batch)`."""
+
+    def __init__(self, answer: Any = None, pause: float = 0.0) -> None:
+        self.batches: list[list[dict[str, Any]]] = []
+        self.answer = answer or (lambda records: Result("id", {"batchItemFailures": []}, None))
+        self.pause = pause
+        self.running = 0
+        self.most_at_once = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, spec: FunctionSpec, event: dict[str, Any]) -> Result:
+        with self._lock:
+            self.batches.append(event["Records"])
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        time.sleep(self.pause)
+        with self._lock:
+            self.running -= 1
+        return self.answer(event["Records"])
+
+
+def poller(
+    emulator: Emulator,
+    url: str,
+    arn: str,
+    recorder: Recorder,
+    *,
+    batch: int = 10,
+    window: int = 0,
+    concurrency: int = 2,
+) -> QueuePoller:
+    source = QueueEventSource(
+        uuid="esm",
+        function_arn=SPEC.arn,
+        queue_arn=arn,
+        batch_size=batch,
+        batching_window_seconds=window,
+        max_concurrency=concurrency,
+        report_batch_item_failures=True,
+        enabled=True,
+    )
+    mapping = QueuePoller(
+        source, SPEC, sqs=emulator.client("sqs"), queue_url=url, region=REGION, invoke=recorder, log=lambda _: None
+    )
+    mapping.start()
+    return mapping
+
+
+def send(emulator: Emulator, url: str, bodies: list[str]) -> None:
+    sqs = emulator.client("sqs")
+    for start in range(0, len(bodies), 10):
+        entries = [{"Id": str(n), "MessageBody": b} for n, b in enumerate(bodies[start : start + 10])]
+        sqs.send_message_batch(QueueUrl=url, Entries=entries)
+
+
+def depth(emulator: Emulator, url: str) -> int:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = emulator.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return sum(int(attributes[n]) for n in names)
+
+
+def test_the_batching_window_gathers_messages_sent_apart_into_one_batch(emulator: Emulator) -> None:
+    url, arn = new_queue(emulator)
+    recorder = Recorder()
+    mapping = poller(emulator, url, arn, recorder, batch=10, window=3, concurrency=1)
+    try:
+        for n in range(4):
+            send(emulator, url, [f"m{n}"])
+            time.sleep(0.3)
+        wait_for(lambda: recorder.batches, 10, "a batch")
+    finally:
+        mapping.stop()
+    assert [sorted(r["body"] for r in batch) for batch in recorder.batches] == [["m0", "m1", "m2", "m3"]]
+
+
+def test_batches_hold_at_most_the_batch_size_and_run_at_most_max_concurrency_at_once(emulator: Emulator) -> None:
+    url, arn = new_queue(emulator)
+    send(emulator, url, [f"m{n}" for n in range(40)])
+    recorder = Recorder(pause=0.3)
+    mapping = poller(emulator, url, arn, recorder, batch=4, concurrency=3)
+    try:
+        wait_for(lambda: depth(emulator, url) == 0, 30, "every message to be processed and deleted")
+    finally:
+        mapping.stop()
+    assert max(len(batch) for batch in recorder.batches) <= 4
+    assert sorted(r["body"] for batch in recorder.batches for r in batch) == sorted(f"m{n}" for n in range(40))
+    assert 1 < recorder.most_at_once <= 3
+
+
+def test_an_sqs_record_has_lambdas_shape(emulator: Emulator) -> None:
+    url, arn = new_queue(emulator)
+    send(emulator, url, ["hello"])
+    recorder = Recorder()
+    mapping = poller(emulator, url, arn, recorder)
+    try:
+        wait_for(lambda: recorder.batches, 10, "a batch")
+    finally:
+        mapping.stop()
+    [record] = recorder.batches[0]
+    assert record["eventSource"] == "aws:sqs" and record["eventSourceARN"] == arn and record["awsRegion"] == REGION
+    assert record["body"] == "hello" and record["receiptHandle"] and record["md5OfBody"]
+    assert record["attributes"]["ApproximateReceiveCount"] == "1"
+
+
+def test_only_the_reported_failures_stay_and_they_reach_the_dlq_after_max_receives(emulator: Emulator) -> None:
+    url, arn = new_queue(emulator, visibility=1, max_receives=2)
+
+    def fail_poison(records: list[dict[str, Any]]) -> Result:
+        failed = [{"itemIdentifier": r["messageId"]} for r in records if r["body"] == "poison"]
+        return Result("id", {"batchItemFailures": failed}, None)
+
+    recorder = Recorder(fail_poison)
+    send(emulator, url, ["good-1", "poison", "good-2"])
+    mapping = poller(emulator, url, arn, recorder, concurrency=1)
+    try:
+        wait_for(lambda: depth(emulator, url) == 0, 30, "the queue to empty")
+    finally:
+        mapping.stop()
+    bodies = [r["body"] for batch in recorder.batches for r in batch]
+    assert bodies.count("good-1") == bodies.count("good-2") == 1
+    assert bodies.count("poison") == 2
+
+
+@pytest.mark.parametrize(
+    ("result", "failed"),
+    [
+        (Result("id", None, {"errorType": "Sandbox.Timedout"}), {"a", "b"}),  # the invocation failed
+        (Result("id", {"batchItemFailures": []}, None), set()),
+        (Result("id", None, None), set()),
+        (Result("id", {"batchItemFailures": [{"itemIdentifier": "b"}]}, None), {"b"}),
+        (Result("id", {"batchItemFailures": [{"itemIdentifier": ""}]}, None), {"a", "b"}),  # invalid: all
+        (Result("id", {"batchItemFailures": [{"itemIdentifier": "zzz"}]}, None), {"a", "b"}),
+        (Result("id", {"batchItemFailures": [{}]}, None), {"a", "b"}),
+        (Result("id", {"batchItemFailures": "b"}, None), {"a", "b"}),
+    ],
+)
+def test_which_messages_a_result_leaves_on_the_queue(result: Result, failed: set[str]) -> None:
+    assert failed_message_ids(result, {"a", "b"}, report_batch_item_failures=True) == failed
+
+
+def test_without_report_batch_item_failures_a_successful_invocation_deletes_the_whole_batch() -> None:
+    result = Result("id", {"batchItemFailures": [{"itemIdentifier": "b"}]}, None)
+    assert failed_message_ids(result, {"a", "b"}, report_batch_item_failures=False) == set()
+
+
+# --- asynchronous invocation ----------------------------------------------------------------------
+
+
+class Flaky:
+    """A function failing its first `failures` attempts; records the request ids it was given."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls: list[tuple[str, float]] = []
+
+    def __call__(self, spec: FunctionSpec, event: Any, request_id: str) -> Result:
+        self.calls.append((request_id, time.monotonic()))
+        if len(self.calls) <= self.failures:
+            return Result(request_id, None, {"errorType": "RuntimeError", "errorMessage": "boom", "stackTrace": []})
+        return Result(request_id, {"ok": True}, None)
+
+
+def invoker(function: Flaky, sent: list[tuple[str, str]], **config: Any) -> AsyncInvoker:
+    settings = {"max_retry_attempts": 2, "max_event_age_seconds": 3600, "on_failure": "arn:dest", "on_success": None}
+    settings.update(config)
+    configs = {SPEC.name: AsyncInvokeConfig(function_name=SPEC.name, **settings)}
+    return AsyncInvoker(
+        configs,
+        function,
+        lambda spec, destination, record: sent.append((destination, record)),
+        log=lambda _: None,
+        retry_delays=(0.2, 0.4),
+    )
+
+
+def test_a_failing_event_is_retried_with_its_request_id_after_lambdas_delays_then_recorded() -> None:
+    function, sent = Flaky(failures=10), []
+    events = invoker(function, sent)
+    try:
+        request_id = events.submit(SPEC, {"Records": [1]})
+        wait_for(lambda: sent, 10, "the on-failure record")
+    finally:
+        events.stop()
+    assert [call[0] for call in function.calls] == [request_id] * 3
+    gaps = [b[1] - a[1] for a, b in zip(function.calls, function.calls[1:], strict=False)]
+    assert gaps[0] >= 0.2 and gaps[1] >= 0.4
+    [(destination, text)] = sent
+    record = json.loads(text)
+    assert destination == "arn:dest"
+    assert record["requestContext"] == {
+        "requestId": request_id,
+        "functionArn": f"{SPEC.arn}:$LATEST",
+        "condition": "RetriesExhausted",
+        "approximateInvokeCount": 3,
+    }
+    assert record["requestPayload"] == {"Records": [1]}
+    assert record["responseContext"]["functionError"] == "Unhandled"
+    assert record["responsePayload"]["errorMessage"] == "boom"
+
+
+def test_an_event_that_succeeds_on_a_retry_sends_no_record() -> None:
+    function, sent = Flaky(failures=1), []
+    events = invoker(function, sent)
+    try:
+        events.submit(SPEC, {})
+        wait_for(lambda: len(function.calls) == 2 and events.pending == 0, 10, "the retry to succeed")
+    finally:
+        events.stop()
+    assert sent == []
+
+
+def test_an_event_too_old_for_its_next_retry_is_recorded_as_event_age_exceeded() -> None:
+    function, sent = Flaky(failures=10), []
+    events = invoker(function, sent, max_event_age_seconds=0)
+    try:
+        events.submit(SPEC, {})
+        wait_for(lambda: sent, 10, "the on-failure record")
+    finally:
+        events.stop()
+    assert len(function.calls) == 1
+    assert json.loads(sent[0][1])["requestContext"]["condition"] == "EventAgeExceeded"
