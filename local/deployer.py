@@ -273,6 +273,9 @@ def _table(ctx: DeployContext, name: str, physical: str, inputs: Mapping[str, An
             "ReadCapacityUnits": _int(inputs.get("readCapacity", 1)),
             "WriteCapacityUnits": _int(inputs.get("writeCapacity", 1)),
         }
+    indexes = [_global_index(index, request["BillingMode"]) for index in inputs.get("globalSecondaryIndexes") or []]
+    if indexes:
+        request["GlobalSecondaryIndexes"] = indexes
     if (inputs.get("serverSideEncryption") or {}).get("enabled"):
         request["SSESpecification"] = {"Enabled": True}
     if tags := _tags(inputs):
@@ -289,6 +292,26 @@ def _table(ctx: DeployContext, name: str, physical: str, inputs: Mapping[str, An
             TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
         )
     return table, {"name": table, "arn": arn}
+
+
+def _global_index(index: Mapping[str, Any], billing_mode: str) -> dict[str, Any]:
+    """A `globalSecondaryIndexes` entry as CreateTable takes it (`hashKey`/`rangeKey`, or `keySchemas`)."""
+    if index.get("keySchemas"):
+        keys = [{"AttributeName": k["attributeName"], "KeyType": k["keyType"]} for k in index["keySchemas"]]
+    else:
+        keys = [{"AttributeName": index["hashKey"], "KeyType": "HASH"}]
+        if index.get("rangeKey"):
+            keys.append({"AttributeName": index["rangeKey"], "KeyType": "RANGE"})
+    projection: dict[str, Any] = {"ProjectionType": index.get("projectionType", "ALL")}
+    if index.get("nonKeyAttributes"):
+        projection["NonKeyAttributes"] = list(index["nonKeyAttributes"])
+    created: dict[str, Any] = {"IndexName": index["name"], "KeySchema": keys, "Projection": projection}
+    if billing_mode == "PROVISIONED":
+        created["ProvisionedThroughput"] = {
+            "ReadCapacityUnits": _int(index.get("readCapacity", 1)),
+            "WriteCapacityUnits": _int(index.get("writeCapacity", 1)),
+        }
+    return created
 
 
 # --- Logs, SNS ------------------------------------------------------------------------------------
