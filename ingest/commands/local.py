@@ -1,0 +1,246 @@
+"""`ingest local`: run a stack on this machine, and read the outputs of one running.
+
+    python -m ingest local up [--stack dev] [--port N] [--set key=value ...] [--revoke ROLE=SID ...]
+    python -m ingest local outputs [--stack dev] [--json | --env] [--show-secrets]
+
+`local up` deploys the stack's own program onto the emulator and runs it until Ctrl-C or SIGTERM
+(`local.session`); `local outputs` prints the outputs of a stack running locally. The engine lives
+in `local/`; this module is only the command line over it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import signal
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, TextIO
+
+from infra.config import ConfigError
+from local.async_invoke import LAMBDA_RETRY_DELAYS
+from local.deployer import DeployError, Revocation
+from local.session import (
+    STATE_ROOT,
+    FunctionInitError,
+    LocalOptions,
+    LocalStack,
+    StackRunning,
+    Started,
+    running_outputs,
+)
+
+# Exit codes: 2 for what the user can fix (bad option, setting, stack, port), 1 when a stack is not running.
+EXIT_USAGE = 2
+EXIT_NOT_RUNNING = 1
+EXIT_INTERRUPTED = 130
+
+
+def _pairs(items: list[str], option: str, parser: argparse.ArgumentParser) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"{option} {item!r}: expected KEY=VALUE")
+        pairs[key] = value
+    return pairs
+
+
+def _delays(text: str) -> tuple[float, ...]:
+    try:
+        delays = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected seconds, comma-separated (e.g. 60,120)") from None
+    if not delays or any(d < 0 for d in delays):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected seconds >= 0, comma-separated (e.g. 60,120)")
+    return delays
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """`ingest local up` and `ingest local outputs`."""
+    local = commands.add_parser("local", help="run a stack on this machine, on an AWS emulator").add_subparsers(
+        dest="local_command", required=True
+    )
+    up = local.add_parser(
+        "up",
+        help="deploy the stack's program onto the emulator and run it until Ctrl-C",
+        description="Deploy the stack's own program onto an AWS emulator on 127.0.0.1 and run it until Ctrl-C.",
+        epilog="example: python -m ingest local up --stack dev --port 8080",
+    )
+    up.add_argument("--stack", default="dev", help="the stack whose Pulumi.<stack>.yaml to use (default: dev)")
+    up.add_argument("--port", type=int, default=8080, help="the API's port on 127.0.0.1 (default 8080; 0: any free)")
+    up.add_argument("--emulator-port", type=int, default=0, help="the emulator's port (default: any free)")
+    up.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a stack setting")
+    up.add_argument(
+        "--revoke",
+        action="append",
+        default=[],
+        metavar="ROLE=SID",
+        help="deploy without one statement of a role's policy (e.g. worker=WriteUsers), to see what fails",
+    )
+    up.add_argument(
+        "--retry-delays",
+        type=_delays,
+        default=LAMBDA_RETRY_DELAYS,
+        metavar="S,S",
+        help="seconds before each asynchronous retry (default: Lambda's 60,120)",
+    )
+    up.add_argument("--state-dir", type=Path, default=STATE_ROOT, help=argparse.SUPPRESS)
+    up.set_defaults(run=_run_up)
+    outputs = local.add_parser(
+        "outputs",
+        help="print the outputs of a stack running locally",
+        description="Print the outputs of a stack running locally, with the emulator's endpoint and admin keys.",
+        epilog='example: eval "$(python -m ingest local outputs --env)"',
+    )
+    outputs.add_argument("--stack", default="dev", help="the stack (default: dev)")
+    outputs.add_argument("--json", action="store_true", help="one JSON object, secrets shown")
+    outputs.add_argument("--show-secrets", action="store_true", help="show secret outputs in the text form")
+    outputs.add_argument(
+        "--env",
+        action="store_true",
+        help='shell exports: the emulator\'s AWS_* settings and each output as INGEST_<NAME> (eval "$(…)")',
+    )
+    outputs.add_argument("--state-dir", type=Path, default=STATE_ROOT, help=argparse.SUPPRESS)
+    outputs.set_defaults(run=_run_outputs)
+
+
+def _run_up(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:
+    try:
+        revocations = tuple(Revocation.parse(text) for text in options.revoke)
+    except ValueError as error:
+        parser.error(str(error))
+    local_options = LocalOptions(
+        stack=options.stack,
+        api_port=options.port,
+        emulator_port=options.emulator_port,
+        overrides=_pairs(options.set, "--set", parser),
+        revocations=revocations,
+        state_root=options.state_dir,
+        retry_delays=options.retry_delays,
+    )
+    return up(local_options, out)
+
+
+def _run_outputs(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:
+    return show_outputs(
+        options.stack,
+        options.state_dir,
+        form="json" if options.json else "env" if options.env else "text",
+        show_secrets=options.show_secrets,
+        out=out,
+    )
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def up(options: LocalOptions, out: TextIO) -> int:
+    """Start the stack, print what is running, serve until Ctrl-C or SIGTERM; stop everything."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    stack = LocalStack(options, out)
+    started = None
+    try:
+        started = stack.start()
+        out.write(render_started(options, started))
+        out.flush()
+        while True:  # pause returns after any handled signal that did not raise
+            signal.pause()
+    except KeyboardInterrupt:
+        print(
+            "\nlocal mode: stopping" if started else "\nlocal mode: interrupted during start-up; stopping",
+            file=sys.stderr,
+        )
+        return 0 if started else EXIT_INTERRUPTED
+    except (ConfigError, FileNotFoundError, StackRunning, DeployError, FunctionInitError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        # A second Ctrl-C or SIGTERM while stopping must not cut the shutdown short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+    return 0
+
+
+def render_started(options: LocalOptions, started: Started) -> str:
+    """What start-up prints: endpoints, resources, what is not emulated, outputs, first commands."""
+    outputs = started.outputs
+    by_type: dict[str, list[str]] = defaultdict(list)
+    for type_, name in started.created:
+        by_type[type_].append(name)
+    lines = [
+        f"csv-ingest {options.stack}: running locally, ready in {started.seconds:.1f} s",
+        f"Emulator: {outputs['awsEndpointUrl']} (region {outputs['awsRegion']})",
+        "",
+        f"Created in the emulator ({len(started.created)}):",
+        *(f"  {len(names):3d}  {type_}: {', '.join(names)}" for type_, names in sorted(by_type.items())),
+    ]
+    if started.not_emulated:
+        lines += ["", f"Not emulated ({len(started.not_emulated)}):"]
+        lines += [f"  {type_}  {name}: {why}" for type_, name, why in started.not_emulated]
+    lines += ["", "Outputs (python -m ingest local outputs --json):"]
+    lines += [f"  {key}: {_shown(value)}" for key, value in sorted(outputs.items())]
+    lines += ["", *_first_commands(options.stack, outputs), "", "Function logs follow. Ctrl-C stops everything.", ""]
+    return "\n".join(lines)
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _first_commands(stack: str, outputs: dict[str, Any]) -> list[str]:
+    """The README's first lines, for this stack: load its settings, upload the sample, query the API."""
+    prefix = outputs.get("uploadsPrefix", "uploads/")
+    if outputs.get("apiKey"):
+        auth = '-H "x-api-key: $INGEST_API_KEY"'
+    else:  # IAM mode: curl signs with the local administrator's keys
+        auth = '--aws-sigv4 "aws:amz:$AWS_REGION:execute-api" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"'
+    return [
+        "Try, in another terminal:",
+        f'  eval "$(.venv/bin/python -m ingest local outputs --stack {stack} --env)"',
+        f'  aws s3 cp tests/data/users.csv "s3://$INGEST_BUCKET_NAME/{prefix}users.csv"',
+        f'  curl {auth} "$INGEST_API_URL/users?limit=5"',
+    ]
+
+
+# What the AWS SDKs and CLI read, for each output of the emulator's.
+_AWS_ENVIRONMENT = {
+    "awsEndpointUrl": "AWS_ENDPOINT_URL",
+    "awsRegion": "AWS_REGION",
+    "awsAccessKeyId": "AWS_ACCESS_KEY_ID",
+    "awsSecretAccessKey": "AWS_SECRET_ACCESS_KEY",
+}
+
+
+def environment_lines(outputs: dict[str, Any]) -> list[str]:
+    """`export` lines: the AWS settings that reach the emulator, and every output as INGEST_<NAME>."""
+    lines = []
+    for key, value in sorted(outputs.items()):
+        name = _AWS_ENVIRONMENT.get(key) or "INGEST_" + re.sub(r"(?<!^)(?=[A-Z])", "_", key).upper()
+        lines.append(f"export {name}={shlex.quote(_shown(value))}")
+    return lines
+
+
+def show_outputs(stack: str, state_root: Path, *, form: str, show_secrets: bool, out: TextIO) -> int:
+    running = running_outputs(stack, state_root)
+    if running is None:
+        print(
+            f"error: stack {stack!r} is not running locally (start it with: python -m ingest local up --stack {stack})",
+            file=sys.stderr,
+        )
+        return EXIT_NOT_RUNNING
+    if form == "json":
+        out.write(json.dumps(running.outputs, indent=2) + "\n")
+        return 0
+    if form == "env":
+        out.write("\n".join(environment_lines(running.outputs)) + "\n")
+        return 0
+    for key, value in sorted(running.outputs.items()):
+        shown = "[secret]" if key in running.secrets and not show_secrets else _shown(value)
+        out.write(f"{key}: {shown}\n")
+    return 0
