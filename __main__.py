@@ -16,6 +16,8 @@ pulumi.export("uploadsPrefix", config.uploads_prefix)
 pulumi.export("queueUrl", pipeline.queue.queue.url)
 pulumi.export("deadLetterQueueUrl", pipeline.queue.dead_letter_queue.url)
 pulumi.export("failedUploadEventsQueueUrl", pipeline.producer.failed_events.url)
+# Where the worker logs why a chunk failed: `ingest dlq peek` looks each dead-lettered message up there.
+pulumi.export("workerLogGroupName", pipeline.worker.function.logging_config.log_group)
 pulumi.export("usersTableName", pipeline.tables.users.name)
 pulumi.export("jobsTableName", pipeline.tables.jobs.name)
 pulumi.export("apiUrl", pipeline.api.stage.invoke_url)

@@ -19,3 +19,9 @@ def test_outputs_name_the_deployed_resources(dev):
 
 def test_only_the_api_keys_are_secret_outputs(dev):
     assert dev.secret_outputs == {"apiKey", "apiKeys"}
+
+
+def test_the_worker_log_group_output_is_where_the_worker_logs(dev):
+    group = dev.one("aws:cloudwatch/logGroup:LogGroup", "csv-ingest-worker-logs").outputs["name"]
+    worker = dev.one("aws:lambda/function:Function", "csv-ingest-worker").outputs
+    assert dev.outputs["workerLogGroupName"] == group == worker["loggingConfig"]["logGroup"]
