@@ -28,6 +28,7 @@ from local.deployer import Deployment, Revocation, deploy
 from local.emulator import Credentials, Emulator, InvokeRequest, InvokeResponse
 from local.esm import QueuePoller
 from local.functions import FunctionHost, InvocationResult
+from local.log_shipping import LogShipper
 from local.mocks import DEFAULT_REGION, PROJECT, REPO_ROOT, stack_settings
 from local.registry import FunctionSpec, Registry, permits_invoke
 
@@ -178,6 +179,7 @@ class LocalStack:
         self.hosts: dict[str, FunctionHost] = {}
         self.invoker: AsyncInvoker | None = None
         self.pollers: list[QueuePoller] = []
+        self.shipper: LogShipper | None = None
         self.logs: LogSink | None = None
         self._credentials: dict[str, Credentials] = {}
         self._api_urls: dict[str, str] = {}
@@ -281,10 +283,11 @@ class LocalStack:
                 credentials=lambda spec=spec: self._credentials_of(spec),
                 endpoint_url=self.emulator.endpoint_url,
                 region=registry.region,
-                log=self._log,
+                log=self._function_line,
                 work_dir=work / spec.name,
                 max_concurrency=concurrency,
             )
+        self.shipper = LogShipper(lambda spec: self._role_client(spec, "logs"), lambda line: self._log("lambda", line))
         self._check_imports()
         self.invoker = AsyncInvoker(
             registry.async_configs,
@@ -345,6 +348,12 @@ class LocalStack:
     def _log(self, source: str, line: str) -> None:
         if self.logs is not None:
             self.logs.line(source, line)
+
+    def _function_line(self, function_name: str, line: str) -> None:
+        """A function's log line: on the console and in its file, and in its CloudWatch log group."""
+        self._log(function_name, line)
+        if self.shipper is not None and self.registry is not None:
+            self.shipper.add(self.registry.functions[function_name], line)
 
     def _invoke(self, spec: FunctionSpec, event: Any, request_id: str | None) -> InvocationResult:
         return self.hosts[spec.name].invoke(event, request_id=request_id)
@@ -440,6 +449,8 @@ class LocalStack:
             _quietly(self.invoker.stop)
         for host in self.hosts.values():
             _quietly(host.close)
+        if self.shipper is not None:
+            _quietly(self.shipper.stop)
         for poller in self.pollers:
             poller.join(2)
         if self.emulator is not None:

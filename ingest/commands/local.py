@@ -209,11 +209,12 @@ def _first_commands(stack: str, outputs: dict[str, Any]) -> list[str]:
 
 
 # What the AWS SDKs and CLI read, for each output of the emulator's.
+# (boto3 and the aws CLI read AWS_DEFAULT_REGION; other SDKs AWS_REGION.)
 _AWS_ENVIRONMENT = {
-    "awsEndpointUrl": "AWS_ENDPOINT_URL",
-    "awsRegion": "AWS_REGION",
-    "awsAccessKeyId": "AWS_ACCESS_KEY_ID",
-    "awsSecretAccessKey": "AWS_SECRET_ACCESS_KEY",
+    "awsEndpointUrl": ("AWS_ENDPOINT_URL",),
+    "awsRegion": ("AWS_REGION", "AWS_DEFAULT_REGION"),
+    "awsAccessKeyId": ("AWS_ACCESS_KEY_ID",),
+    "awsSecretAccessKey": ("AWS_SECRET_ACCESS_KEY",),
 }
 
 
@@ -221,8 +222,8 @@ def environment_lines(outputs: dict[str, Any]) -> list[str]:
     """`export` lines: the AWS settings that reach the emulator, and every output as INGEST_<NAME>."""
     lines = []
     for key, value in sorted(outputs.items()):
-        name = _AWS_ENVIRONMENT.get(key) or "INGEST_" + re.sub(r"(?<!^)(?=[A-Z])", "_", key).upper()
-        lines.append(f"export {name}={shlex.quote(_shown(value))}")
+        names = _AWS_ENVIRONMENT.get(key) or ("INGEST_" + re.sub(r"(?<!^)(?=[A-Z])", "_", key).upper(),)
+        lines += [f"export {name}={shlex.quote(_shown(value))}" for name in names]
     return lines
 
 

@@ -70,6 +70,23 @@ def test_the_articles_sample_becomes_ten_users_served_by_the_api(local: LocalSta
     assert listed_emails(local) >= sample_emails
 
 
+def test_function_logs_reach_their_cloudwatch_log_groups(local: LocalStackProcess) -> None:
+    job = upload_and_finish(local, "uploads/logged.csv", SAMPLE.read_bytes())
+    logs = local.client("logs")
+    groups = [group["logGroupName"] for group in logs.describe_log_groups()["logGroups"]]
+
+    def groups_mentioning_the_job() -> list[str]:
+        return [
+            group
+            for group in groups
+            if logs.filter_log_events(logGroupName=group, filterPattern=f'"{job["jobId"]}"')["events"]
+        ]
+
+    # The producer logs the job it created and the worker each chunk it wrote, as on AWS.
+    found = wait_for(lambda: len(groups_mentioning_the_job()) == 2 and groups_mentioning_the_job(), 10, "log events")
+    assert any("producer" in group for group in found) and any("worker" in group for group in found)
+
+
 def listed_emails(local: LocalStackProcess) -> set[str]:
     """Every e-mail `GET /users` lists, following its pages."""
     emails: set[str] = set()
