@@ -6,7 +6,7 @@ as their default: the function that carries the command out and returns the exit
 
 from __future__ import annotations
 
-from ingest.commands import local
+from ingest.commands import local, plan
 
 # In the order `--help` lists them.
-COMMANDS = (local,)
+COMMANDS = (local, plan)

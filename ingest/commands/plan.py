@@ -1,0 +1,46 @@
+"""`ingest plan`: what `pulumi up` would deploy for a stack, without AWS or the Pulumi CLI.
+
+    python -m ingest plan [--stack dev] [--set key=value ...]
+
+The stack's own program runs under mocks (`local.mocks.run_program`) and `local.plan.render` draws
+the result, so `make plan`, `python -m local.plan` and this command print the same thing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TextIO
+
+from infra.config import ConfigError
+from ingest.commands.local import EXIT_USAGE, _pairs
+from local.mocks import run_program
+from local.plan import render
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """`ingest plan`."""
+    plan = commands.add_parser(
+        "plan",
+        help="print what `pulumi up` would deploy for a stack",
+        description=(
+            "Run the stack's program under mocks and print what `pulumi up` would deploy: the resources as a"
+            " tree, a count by type, the program's warnings and the outputs. Needs no AWS account or Pulumi CLI;"
+            " an invalid setting stops it with the message `pulumi up` would show (exit 2)."
+        ),
+        epilog="example: python -m ingest plan --stack dev --set apiAuth=iam",
+    )
+    plan.add_argument("--stack", default="dev", help="the stack whose Pulumi.<stack>.yaml to use (default: dev)")
+    plan.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a stack setting")
+    plan.set_defaults(run=_run)
+
+
+def _run(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:
+    overrides = _pairs(options.set, "--set", parser)
+    try:
+        plan = run_program(options.stack, overrides)
+    except (ConfigError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    out.write(render(plan) + "\n")
+    return 0
