@@ -605,6 +605,8 @@ def _sqs(call: Call) -> RequestAccess:
         account, name = params.get("QueueOwnerAWSAccountId") or call.account_id, params["QueueName"]
     elif op == "ListQueues":
         return RequestAccess("sqs", op, (Access("sqs:ListQueues", "*"),), body=params)
+    elif params.get("SourceArn"):  # message move tasks name their queue (a DLQ) by ARN
+        return RequestAccess("sqs", op, (Access(f"sqs:{op}", params["SourceArn"]),), body=params)
     else:
         return _unmapped("sqs", op)
     resource = f"arn:aws:sqs:{call.region}:{account}:{name}"

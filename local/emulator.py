@@ -38,7 +38,7 @@ from urllib.parse import parse_qs, unquote, urlencode
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from local import authz, moto_patches
+from local import authz, message_moves, moto_patches
 
 # ---------------------------------------------------------------------------------------------
 # Public values
@@ -413,6 +413,7 @@ class Emulator:
         self.on_invoke: Callable[[InvokeRequest], InvokeResponse] | None = None
         self.s3_events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.faults = Faults()
+        self._moves = message_moves.MessageMoves(lambda: self.client("sqs"))
         self.log: Callable[[str], None] = _to_stderr
         """Where each refused request is reported (who, which action, which resource): the session's log."""
         self._partition = "aws"
@@ -593,6 +594,8 @@ class Emulator:
         origin = moto_patches.RequestOrigin(principal_id=origin_id, source_ip=environ.get("REMOTE_ADDR", "127.0.0.1"))
         if call.service == "sqs" and access.operation == "ReceiveMessage":
             return self._receive_messages(environ, call, access, origin)
+        if call.service == "sqs" and access.operation in message_moves.OPERATIONS:
+            return self._message_move(call, access)
         return self._call_moto(environ, body, origin)
 
     def _refusal(
@@ -689,6 +692,17 @@ class Emulator:
             if response.status != 200 or _has_messages(response.body) or time.monotonic() >= deadline:
                 return response
             time.sleep(min(LONG_POLL_INTERVAL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+    def _message_move(self, call: authz.Call, access: authz.RequestAccess) -> _Response:
+        """SQS message move tasks (moto has none): `local.message_moves`, JSON protocol only."""
+        if not _is_json_protocol("sqs", call.headers):
+            return error_response("sqs", call.headers, 400, "InvalidAction", "message move tasks: JSON protocol only")
+        try:
+            return _json_response(200, self._moves.handle(access.operation, dict(access.body)))
+        except message_moves.MoveRefused as refused:
+            return error_response("sqs", call.headers, 400, refused.code, str(refused))
+        except Exception as error:  # e.g. a source queue that does not exist
+            return error_response("sqs", call.headers, 400, "InvalidParameterValue", str(error))
 
     def _queue_default_wait(self, access: authz.RequestAccess) -> float:
         """The queue's ReceiveMessageWaitTimeSeconds, used when a receive does not say."""

@@ -296,3 +296,34 @@ def test_an_event_too_old_for_its_next_retry_is_recorded_as_event_age_exceeded()
         events.stop()
     assert len(function.calls) == 1
     assert json.loads(sent[0][1])["requestContext"]["condition"] == "EventAgeExceeded"
+
+
+# --- a DLQ redrive (SQS message move task, which moto lacks) ----------------------------------------
+
+
+def test_a_message_move_task_returns_a_dlqs_messages_to_their_source_queue(emulator: Emulator) -> None:
+    sqs = emulator.client("sqs")
+    url, arn = new_queue(emulator, visibility=0, max_receives=1)
+    policy = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"]
+    dlq_arn = json.loads(policy)["deadLetterTargetArn"]
+    send(emulator, url, [f"m{n}" for n in range(15)])
+    # Received once and not deleted: each receive past maxReceiveCount moves them to the DLQ.
+    while sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        pass
+    assert depth(emulator, url) == 0
+
+    handle = sqs.start_message_move_task(SourceArn=dlq_arn)["TaskHandle"]
+
+    def finished() -> dict[str, Any] | None:
+        [task] = sqs.list_message_move_tasks(SourceArn=dlq_arn)["Results"]
+        return task if task["Status"] != "RUNNING" else None
+
+    task = wait_for(finished, 10, "the move to finish")
+    assert (task["TaskHandle"], task["Status"], task["DestinationArn"]) == (handle, "COMPLETED", arn)
+    assert task["ApproximateNumberOfMessagesMoved"] == 15
+    bodies = []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        bodies += [m["Body"] for m in messages]
+        entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)]
+        sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+    assert sorted(bodies) == sorted(f"m{n}" for n in range(15))
