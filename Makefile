@@ -6,7 +6,7 @@ STACK ?= dev
 TOOLS_VENV ?= .venv-tools
 PIP_TOOLS := pip-tools==7.6.2
 
-.PHONY: run plan test lint format lock
+.PHONY: run up plan test lint format lock
 
 # requirements.lock pins every package with its hashes: pip refuses anything else.
 $(VENV)/.installed: requirements.lock
@@ -14,11 +14,14 @@ $(VENV)/.installed: requirements.lock
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
 	touch $@
 
-run: $(VENV)/.installed  ## run STACK (default dev) on this machine in local mode, until Ctrl-C
+run: $(VENV)/.installed  ## the demo: dev in local mode, two files uploaded and queried, then stopped
+	$(PY) -m ingest demo
+
+up: $(VENV)/.installed  ## run STACK (default dev) on this machine in local mode, until Ctrl-C
 	$(PY) -m ingest local up --stack $(STACK)
 
 plan: $(VENV)/.installed  ## print what `pulumi up` would deploy for STACK (default dev)
-	$(PY) -m local.plan --stack $(STACK)
+	$(PY) -m ingest plan --stack $(STACK)
 
 test: $(VENV)/.installed  ## the whole test suite
 	$(PY) -m pytest
