@@ -1,0 +1,357 @@
+"""`ingest dlq`: look at the dead-lettered chunks, and send them back once their cause is fixed.
+
+    python -m ingest dlq peek [--max N] [--json] [--local | --stack NAME]
+    python -m ingest dlq redrive [--timeout S] [--json] [--local | --stack NAME]
+
+`peek` shows each message with its job, chunk, receive count, first rows and why it failed: the
+worker logs every message it fails with its message id (`handlers/worker/app.py`), and SQS keeps a
+message's id when it moves it to the DLQ, so `FilterLogEvents` on the worker's log group for the
+quoted id finds the reason. `redrive` is SQS's own message move task back to the source queue. Both
+use nothing but the AWS APIs, so they work alike on AWS and on a local stack (whose emulator ships
+function logs to CloudWatch Logs and runs move tasks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any, TextIO
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ingest.output import console, fail, print_json, table
+from ingest.targets import Target, TargetError, add_target_options, resolve_target
+
+DEFAULT_PEEK = 10
+FIRST_ROWS = 3
+# A peek hides what it received for this long, so that the next receive returns other messages, then
+# makes them visible again at once. Receiving with VisibilityTimeout=0 would return the same ten
+# messages on every call and never show an eleventh.
+PEEK_HOLD_SECONDS = 30
+# Log lines older than the message itself cannot say why it failed; the margin absorbs clock skew.
+LOG_SEARCH_MARGIN_MS = 60_000
+DEFAULT_REDRIVE_TIMEOUT_SECONDS = 600
+POLL_SECONDS = 1.0
+EXIT_FAILED = 1
+EXIT_TIMEOUT = 3
+# A body that is not a chunk is shown cut to this many characters.
+BODY_PREVIEW_CHARS = 200
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One dead-lettered message, as `dlq peek` shows it (its JSON keys are these fields, camelCased)."""
+
+    message_id: str
+    job_id: str | None
+    """None when the body is not a chunk."""
+    chunk: int | None
+    rows: int
+    """Rows the chunk carries (0 for a body that is not a chunk)."""
+    first_rows: list[dict[str, Any]]
+    receive_count: int
+    """SQS's ApproximateReceiveCount: the deliveries before it was dead-lettered, and every peek since."""
+    sent_at_ms: int | None
+    error: str | None
+    """The worker's last error for this message id; None when its log has none (e.g. expired)."""
+    body_preview: str | None
+    """The start of a body that is not a chunk; None for a chunk."""
+
+    def to_json(self) -> dict[str, Any]:
+        names = {
+            "message_id": "messageId",
+            "job_id": "jobId",
+            "first_rows": "firstRows",
+            "receive_count": "receiveCount",
+            "sent_at_ms": "sentAtMs",
+            "body_preview": "bodyPreview",
+        }
+        return {names.get(key, key): value for key, value in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    """How a message move task ended (or where it stood when we stopped waiting)."""
+
+    status: str
+    """RUNNING, COMPLETED, CANCELLING, CANCELLED or FAILED, as ListMessageMoveTasks says."""
+    moved: int
+    to_move: int
+    failure_reason: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "moved": self.moved,
+            "toMove": self.to_move,
+            "failureReason": self.failure_reason,
+        }
+
+
+# --- the command line ------------------------------------------------------------------------------
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """`ingest dlq peek` and `ingest dlq redrive`."""
+    dlq = commands.add_parser(
+        "dlq",
+        help="look at the dead-letter queue, and redrive it",
+        description="The chunks the worker failed maxReceiveCount times: why, and sending them back.",
+    ).add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    peek = dlq.add_parser(
+        "peek",
+        help="show dead-lettered messages and why each failed, without consuming them",
+        description=(
+            "Show up to --max dead-lettered messages: message id, job id, chunk, receive count, the first rows,"
+            " and the worker's last error for that message id (from its CloudWatch log group). The messages stay"
+            " in the queue; as on AWS, a peek counts as a receive, so each one's receive count goes up by one."
+        ),
+        epilog="example: python -m ingest dlq peek --local --max 5",
+    )
+    peek.add_argument(
+        "--max", type=_positive, default=DEFAULT_PEEK, metavar="N", help=f"at most N messages (default {DEFAULT_PEEK})"
+    )
+    peek.add_argument("--json", action="store_true", help="one JSON array of the messages on stdout")
+    add_target_options(peek)
+    peek.set_defaults(run=_run_peek)
+    redrive = dlq.add_parser(
+        "redrive",
+        help="move the dead-lettered messages back to the queue",
+        description=(
+            "Move every dead-lettered message back to the queue it came from (SQS's message move task), wait for"
+            " the move to end and report how many moved. Fix what made them fail first (dlq peek says why)."
+            " Exit 0 when the move completed, 1 when it failed or was cancelled, 3 when it outlasted --timeout."
+        ),
+        epilog="example: python -m ingest dlq redrive --local",
+    )
+    redrive.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_REDRIVE_TIMEOUT_SECONDS,
+        metavar="S",
+        help=f"seconds to wait for the move to end (default {DEFAULT_REDRIVE_TIMEOUT_SECONDS})",
+    )
+    redrive.add_argument("--json", action="store_true", help="the result as one JSON object on stdout")
+    add_target_options(redrive)
+    redrive.set_defaults(run=_run_redrive)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number ≥ 1")
+    return value
+
+
+def _run_peek(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:
+    try:
+        target = resolve_target(options)
+        letters = peek(target, options.max)
+    except TargetError as error:
+        return fail(str(error))
+    except (ClientError, BotoCoreError) as error:
+        return fail(f"dlq peek: {error}")
+    if options.json:
+        print_json([letter.to_json() for letter in letters], out)
+    else:
+        _show_letters(letters, target, out)
+    return 0
+
+
+def _run_redrive(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:
+    try:
+        target = resolve_target(options)
+        with console(None).status("moving the dead-lettered messages back to the queue…") as status:
+            result = redrive(
+                target,
+                timeout=options.timeout,
+                progress=lambda r: status.update(f"moving messages back: {r.moved} of {r.to_move} moved"),
+            )
+    except TargetError as error:
+        return fail(str(error))
+    except (ClientError, BotoCoreError) as error:
+        return fail(f"dlq redrive: {error}")
+    if options.json:
+        print_json(result.to_json(), out)
+    else:
+        out.write(_redrive_line(result) + "\n")
+    if result.status == "COMPLETED":
+        return 0
+    return EXIT_TIMEOUT if result.status == "RUNNING" else EXIT_FAILED
+
+
+# --- peek -------------------------------------------------------------------------------------------
+
+
+def peek(target: Target, max_messages: int) -> list[DeadLetter]:
+    """Up to `max_messages` dead-lettered messages, each with the worker's last error; none consumed."""
+    sqs, logs = target.client("sqs"), target.client("logs")
+    queue_url = target.outputs["deadLetterQueueUrl"]
+    log_group = _worker_log_group(target)
+    with _held(sqs, queue_url, max_messages) as messages:
+        return [_describe(message, lambda m, since: last_error(logs, log_group, m, since)) for message in messages]
+
+
+def _worker_log_group(target: Target) -> str:
+    group = target.outputs.get("workerLogGroupName")
+    if not group:
+        raise TargetError(
+            f"{target.label} has no workerLogGroupName output: deploy this version of the program (pulumi up) first"
+        )
+    return str(group)
+
+
+@contextmanager
+def _held(sqs: Any, queue_url: str, max_messages: int) -> Iterator[list[dict[str, Any]]]:
+    """Messages received and hidden for `PEEK_HOLD_SECONDS`, made visible again on leaving (also on errors)."""
+    messages: list[dict[str, Any]] = []
+    try:
+        while len(messages) < max_messages:
+            got = sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=min(10, max_messages - len(messages)),
+                VisibilityTimeout=PEEK_HOLD_SECONDS,
+                WaitTimeSeconds=1,
+                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+            ).get("Messages", [])
+            known = {m["MessageId"] for m in messages}
+            fresh = [m for m in got if m["MessageId"] not in known]
+            if not fresh:
+                break
+            messages += fresh
+        yield messages
+    finally:
+        for batch in _batches(messages, 10):
+            entries = [
+                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for n, m in enumerate(batch)
+            ]
+            sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
+
+
+def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _describe(message: dict[str, Any], find_error: Callable[[str, int | None], str | None]) -> DeadLetter:
+    """A received message as a DeadLetter; a body that is not a chunk is shown, never a reason to stop."""
+    attributes = message.get("Attributes", {})
+    sent_at = int(attributes["SentTimestamp"]) if "SentTimestamp" in attributes else None
+    chunk = _chunk_of(message["Body"])
+    rows = chunk.get("rows") if chunk else None
+    return DeadLetter(
+        message_id=message["MessageId"],
+        job_id=chunk["jobId"] if chunk else None,
+        chunk=chunk["chunk"] if chunk else None,
+        rows=len(rows) if isinstance(rows, list) else 0,
+        first_rows=rows[:FIRST_ROWS] if isinstance(rows, list) else [],
+        receive_count=int(attributes.get("ApproximateReceiveCount", 0)),
+        sent_at_ms=sent_at,
+        error=find_error(message["MessageId"], sent_at),
+        body_preview=None if chunk else message["Body"][:BODY_PREVIEW_CHARS],
+    )
+
+
+def _chunk_of(body: str) -> dict[str, Any] | None:
+    """The body as a chunk message (README "Data formats"), or None when it is not one."""
+    try:
+        value = json.loads(body)
+    except json.JSONDecodeError:
+        return None
+    if isinstance(value, dict) and isinstance(value.get("jobId"), str) and isinstance(value.get("chunk"), int):
+        return value
+    return None
+
+
+def last_error(logs: Any, log_group: str, message_id: str, since_ms: int | None) -> str | None:
+    """The newest line the function logged naming `message_id`, as "what: why"; None when there is none."""
+    request: dict[str, Any] = {"logGroupName": log_group, "filterPattern": f'"{message_id}"'}
+    if since_ms is not None:
+        request["startTime"] = since_ms - LOG_SEARCH_MARGIN_MS
+    newest: dict[str, Any] | None = None
+    for page in logs.get_paginator("filter_log_events").paginate(**request):
+        for event in page.get("events", []):
+            if newest is None or event["timestamp"] >= newest["timestamp"]:
+                newest = event
+    return None if newest is None else _reason(newest["message"])
+
+
+def _reason(line: str) -> str:
+    """A worker log line as "chunk failed: <error>" (its JSON fields), or the line itself if it is not JSON."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return line.strip()
+    if not isinstance(record, dict):
+        return line.strip()
+    why = record.get("error") or record.get("reason")
+    what = record.get("message", "")
+    return f"{what}: {why}" if why else str(what or line.strip())
+
+
+def _show_letters(letters: list[DeadLetter], target: Target, out: TextIO) -> None:
+    if not letters:
+        out.write(f"The dead-letter queue of {target.label} is empty.\n")
+        return
+    out.write(f"{len(letters)} dead-lettered message(s) in {target.label} (this peek counted as one receive):\n")
+    for letter in letters:
+        where = f"job {letter.job_id}  chunk {letter.chunk}" if letter.job_id else "not a chunk"
+        out.write(f"\nmessage {letter.message_id}  {where}  received {letter.receive_count} times\n")
+        out.write(f"  why: {letter.error or 'no line in the worker log names this message (expired, or not logged)'}\n")
+        if letter.body_preview is not None:
+            out.write(f"  body: {letter.body_preview}\n")
+            continue
+        out.write(f"  first {len(letter.first_rows)} of {letter.rows} rows:\n")
+        table(
+            ["row", "email", "name", "phone"],
+            [[r.get("row"), r.get("email"), r.get("name"), r.get("phone") or ""] for r in letter.first_rows],
+            out,
+        )
+
+
+# --- redrive ----------------------------------------------------------------------------------------
+
+
+def redrive(target: Target, *, timeout: float, progress: Callable[[MoveResult], None]) -> MoveResult:
+    """Start a message move task from the DLQ back to its source queue and wait for it to end."""
+    sqs = target.client("sqs")
+    source_arn = queue_arn(sqs, target.outputs["deadLetterQueueUrl"])
+    sqs.start_message_move_task(SourceArn=source_arn)
+    deadline = time.monotonic() + timeout
+    while True:
+        result = _latest_move(sqs, source_arn)
+        progress(result)
+        if result.status not in ("RUNNING", "CANCELLING") or time.monotonic() >= deadline:
+            return result
+        time.sleep(POLL_SECONDS)
+
+
+def queue_arn(sqs: Any, queue_url: str) -> str:
+    return sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def _latest_move(sqs: Any, source_arn: str) -> MoveResult:
+    """The most recent move task from `source_arn` (SQS lists the newest first; one runs at a time)."""
+    task = sqs.list_message_move_tasks(SourceArn=source_arn, MaxResults=1)["Results"][0]
+    return MoveResult(
+        status=task["Status"],
+        moved=int(task.get("ApproximateNumberOfMessagesMoved", 0)),
+        to_move=int(task.get("ApproximateNumberOfMessagesToMove", 0)),
+        failure_reason=task.get("FailureReason"),
+    )
+
+
+def _redrive_line(result: MoveResult) -> str:
+    if result.status == "COMPLETED":
+        return f"Redrive completed: {result.moved} message(s) moved back to the queue."
+    if result.status == "RUNNING":
+        return f"Redrive still running after the timeout: {result.moved} of {result.to_move} moved so far."
+    reason = f" ({result.failure_reason})" if result.failure_reason else ""
+    return f"Redrive {result.status.lower()}{reason}: {result.moved} of {result.to_move} moved."
