@@ -23,12 +23,13 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("jobs", "{jobId}"),
     ("", "{proxy+}"),
 )
-# (path, method), each a Lambda proxy integration. GET serves the three routes; ANY everywhere
+# (path, method), each a Lambda proxy integration. GET serves the four routes; ANY everywhere
 # else sends every other request to the function too, so clients get its JSON 404 (unknown path)
 # or 405 (known path, other method) instead of API Gateway's 403 "Missing Authentication Token".
 METHODS: tuple[tuple[str, str], ...] = (
     ("users", "GET"),
     ("users/{email}", "GET"),
+    ("jobs", "GET"),
     ("jobs/{jobId}", "GET"),
     *((path, "ANY") for path in ("", "users", "users/{email}", "jobs", "jobs/{jobId}", "{proxy+}")),
 )
@@ -74,6 +75,10 @@ class QueryApiArgs:
     """The jobs table."""
     jobs_table_arn: pulumi.Input[str]
     """Its ARN."""
+    jobs_index_name: str
+    """The jobs table's index of job records by upload time, which `GET /jobs` queries."""
+    jobs_index_arn: pulumi.Input[str]
+    """Its ARN (`<table arn>/index/<name>`)."""
     auth: str
     """`apiKey` (API key + usage plan), `iam` (SigV4) or `none`."""
     allow_public: bool
@@ -125,13 +130,20 @@ class QueryApi(pulumi.ComponentResource):
             f"{name}-fn",
             ServiceFunctionArgs(
                 package="query",
-                description="Answers GET /users, /users/{email} and /jobs/{jobId}",
+                description="Answers GET /users, /users/{email}, /jobs and /jobs/{jobId}",
                 sizing=args.sizing,
                 defaults=args.defaults,
-                environment={"USERS_TABLE": args.users_table_name, "JOBS_TABLE": args.jobs_table_name},
+                environment={
+                    "USERS_TABLE": args.users_table_name,
+                    "JOBS_TABLE": args.jobs_table_name,
+                    "JOBS_INDEX": args.jobs_index_name,
+                },
                 statements=lambda _own_arn: [
                     statement("ReadUsers", ["dynamodb:GetItem", "dynamodb:Scan"], [args.users_table_arn]),
                     statement("ReadJobs", ["dynamodb:GetItem"], [args.jobs_table_arn]),
+                    # A Query on the index alone: the table's ARN does not cover its indexes, and
+                    # the table itself (chunk markers included) is never queried or scanned.
+                    statement("ListJobs", ["dynamodb:Query"], [args.jobs_index_arn]),
                 ],
             ),
             opts=pulumi.ResourceOptions(parent=self),

@@ -135,6 +135,8 @@ class Pipeline(pulumi.ComponentResource):
                 users_table_arn=users.arn,
                 jobs_table_name=jobs.name,
                 jobs_table_arn=jobs.arn,
+                jobs_index_name=self.tables.recent_jobs_index_name,
+                jobs_index_arn=self.tables.recent_jobs_index_arn,
                 auth=cfg.api_auth,
                 allow_public=cfg.allow_public_api,
                 consumers=cfg.api_keys,

@@ -8,8 +8,47 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from handlers.common.jobs import RECENT_JOBS_INDEX, RECENT_JOBS_PK, RECENT_JOBS_SK
+
 # Attribute the producer sets on job records when jobs expire (`jobTtlDays`).
 JOB_TTL_ATTRIBUTE = "expiresAt"
+
+
+@dataclass(frozen=True)
+class GlobalIndex:
+    """A global secondary index keyed on two string attributes of the table's items."""
+
+    name: str
+    hash_key: str
+    range_key: str
+    projection_type: str
+    """`ALL`, `INCLUDE` or `KEYS_ONLY`: which attributes a query on the index returns."""
+
+
+# `GET /jobs`, newest first, without a Scan. The key attributes are the ones the producer writes
+# on a job record when it creates it (handlers/common/jobs.py), so:
+# - It is sparse: an item enters a global secondary index only if it has the index's key
+#   attributes, and chunk markers (most of the table's items) have none, so the index holds job
+#   records alone and a page is never padded out or cut short by markers
+#   (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-indexes-general-sparse-indexes.html).
+# - One partition value for every job, sorted by upload time (ms, then the job id for a total
+#   order): a Query with ScanIndexForward=False reads them newest first. A single partition takes
+#   up to 1,000 write units/s (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html),
+#   and an index that cannot keep up throttles the table's writes
+#   (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/gsi-throttling.html).
+#   Here each upload makes one job, and a job's record is written about once per chunk counted
+#   (100 rows by default): 1,000 writes/s would be ~100,000 rows/s landing in the users table, far
+#   past what the worker's concurrency lets through. Spreading jobs over several partition values
+#   would make every page a merge of several queries, for no gain at this rate.
+# - Projection ALL: the list shows each job as GET /jobs/{jobId} does, the whole record but its
+#   internal attributes (jobs.public_view), so the index must hold the whole record. KEYS_ONLY
+#   would cost a GetItem per listed job; INCLUDE would be a second list of the job's public fields
+#   that every new field must join or silently be missing from the list, to save little: nearly
+#   every write to a job changes a public field (progress, status), so would reach the index anyway
+#   (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.Projections).
+RECENT_JOBS = GlobalIndex(
+    name=RECENT_JOBS_INDEX, hash_key=RECENT_JOBS_PK, range_key=RECENT_JOBS_SK, projection_type="ALL"
+)
 
 
 @dataclass
@@ -45,24 +84,36 @@ class Tables(pulumi.ComponentResource):
     """Users keyed by `email` alone: the latest upload's row for each email."""
     jobs: aws.dynamodb.Table
     """Jobs keyed by (`jobId`, `sk`): `sk = "JOB"` is the job record, `sk = "CHUNK#n"` a chunk marker."""
+    recent_jobs_index_name: str
+    """The jobs table's index of job records, by upload time."""
+    recent_jobs_index_arn: pulumi.Output[str]
+    """Its ARN (`<table arn>/index/<name>`), what a policy grants `dynamodb:Query` on."""
 
     def __init__(self, name: str, args: TablesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("csv-ingest:data:Tables", name, None, opts)
         self._args = args
         self.users = self._table(f"{name}-users", hash_key="email", range_key=None, ttl=False)
-        self.jobs = self._table(f"{name}-jobs", hash_key="jobId", range_key="sk", ttl=args.job_ttl)
+        self.jobs = self._table(f"{name}-jobs", hash_key="jobId", range_key="sk", ttl=args.job_ttl, index=RECENT_JOBS)
+        self.recent_jobs_index_name = RECENT_JOBS.name
+        self.recent_jobs_index_arn = pulumi.Output.concat(self.jobs.arn, "/index/", RECENT_JOBS.name)
         self.register_outputs({"usersTableName": self.users.name, "jobsTableName": self.jobs.name})
 
-    def _table(self, name: str, hash_key: str, range_key: str | None, ttl: bool) -> aws.dynamodb.Table:
+    def _table(
+        self, name: str, hash_key: str, range_key: str | None, ttl: bool, index: GlobalIndex | None = None
+    ) -> aws.dynamodb.Table:
         args = self._args
         keys: Sequence[str] = [hash_key] if range_key is None else [hash_key, range_key]
+        if index is not None:
+            keys = [*keys, index.hash_key, index.range_key]
         provisioned = args.billing_mode == "PROVISIONED"
         return aws.dynamodb.Table(
             name,
             billing_mode=args.billing_mode,
             hash_key=hash_key,
             range_key=range_key,
+            # Key attributes only (the index's too): DynamoDB refuses a definition no key uses.
             attributes=[{"name": key, "type": "S"} for key in keys],
+            global_secondary_indexes=[self._global_index(index)] if index is not None else None,
             read_capacity=args.read_capacity if provisioned else None,
             write_capacity=args.write_capacity if provisioned else None,
             # An AWS managed KMS key (aws/dynamodb): key usage shows in CloudTrail.
@@ -73,3 +124,20 @@ class Tables(pulumi.ComponentResource):
             tags=dict(args.tags),
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_on_delete),
         )
+
+    def _global_index(self, index: GlobalIndex) -> aws.dynamodb.TableGlobalSecondaryIndexArgsDict:
+        args = self._args
+        provisioned = args.billing_mode == "PROVISIONED"
+        return {
+            "name": index.name,
+            # `key_schemas`, not `hash_key`/`range_key`, which pulumi-aws 7 deprecates.
+            "key_schemas": [
+                {"attribute_name": index.hash_key, "key_type": "HASH"},
+                {"attribute_name": index.range_key, "key_type": "RANGE"},
+            ],
+            "projection_type": index.projection_type,
+            # A provisioned table's index has its own capacity: the table's, so it never throttles
+            # the table's writes by having less.
+            "read_capacity": args.read_capacity if provisioned else None,
+            "write_capacity": args.write_capacity if provisioned else None,
+        }

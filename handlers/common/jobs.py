@@ -13,12 +13,16 @@ the marker that chunk 42 was counted. Job record attributes:
 | `rejectsReport`, `rejectsParts` | producer | `s3://bucket/reports/<jobId>/` and how many part files it holds |
 | `extraColumns` | producer | header columns that were ignored |
 | `error` | producer | why the job `FAILED` |
+| `recentPk`, `recentSk` | producer | the job's place in the `recent-jobs` index (internal) |
+
+The `recent-jobs` index lists jobs newest first (`GET /jobs`): see `recent_jobs_keys`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,8 +36,22 @@ CHUNK_SK_PREFIX = "CHUNK#"
 
 PARSING, QUEUED, FAILED = "PARSING", "QUEUED", "FAILED"
 COMPLETE, COMPLETE_WITH_REJECTS = "COMPLETE", "COMPLETE_WITH_REJECTS"
+# The global secondary index that lists jobs by upload time. Only job records carry its key
+# attributes, so chunk markers never enter it (a sparse index:
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-indexes-general-sparse-indexes.html).
+RECENT_JOBS_INDEX = "recent-jobs"
+RECENT_JOBS_PK, RECENT_JOBS_SK = "recentPk", "recentSk"
+# Every job in one index partition: a Query on it reads jobs in sort-key order across all of them.
+RECENT_JOBS_PARTITION = JOB_SK
+# `recentSk`: the upload time in ms, zero-padded to 15 digits so that string order is time order
+# (until the year 33658), then the job id, so that two uploads of the same millisecond still have
+# a total order and a page token names exactly one position.
+RECENT_JOBS_POSITION = re.compile(r"(?P<ms>[0-9]{15})#(?P<jobId>[0-9a-f]{32})")
+
 # Bookkeeping the producer keeps on the record for itself; not part of the public job view.
-INTERNAL_ATTRIBUTES = frozenset({"sk", "checkpoint", "leaseUntil", "leaseOwner", "finalStatus", "expiresAt"})
+INTERNAL_ATTRIBUTES = frozenset(
+    {"sk", "checkpoint", "leaseUntil", "leaseOwner", "finalStatus", "expiresAt", RECENT_JOBS_PK, RECENT_JOBS_SK}
+)
 
 
 def job_id_for(bucket: str, key: str, version_id: str) -> str:
@@ -43,6 +61,21 @@ def job_id_for(bucket: str, key: str, version_id: str) -> str:
 
 def job_key(job_id: str) -> dict[str, str]:
     return {"jobId": job_id, "sk": JOB_SK}
+
+
+def recent_jobs_keys(job_id: str, uploaded_at_ms: int) -> dict[str, str]:
+    """The attributes that put a job record in the `recent-jobs` index, newest upload first when
+    queried backwards."""
+    return {RECENT_JOBS_PK: RECENT_JOBS_PARTITION, RECENT_JOBS_SK: f"{uploaded_at_ms:015d}#{job_id}"}
+
+
+def recent_jobs_start_key(position: str) -> dict[str, str]:
+    """The `ExclusiveStartKey` of a `recent-jobs` query resuming after `position` (a `recentSk`):
+    the index's keys and the table's. `ValueError` for a string that is not a position."""
+    match = RECENT_JOBS_POSITION.fullmatch(position)
+    if match is None:
+        raise ValueError("not a recent-jobs position")
+    return {RECENT_JOBS_PK: RECENT_JOBS_PARTITION, RECENT_JOBS_SK: position, **job_key(match["jobId"])}
 
 
 def chunk_key(job_id: str, chunk: int) -> dict[str, str]:

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from handlers.common.dynamo import from_wire, plain
-from handlers.common.jobs import FAILED, PARSING, QUEUED, job_key, utc_now
+from handlers.common.jobs import FAILED, PARSING, QUEUED, job_key, recent_jobs_keys, utc_now
 
 
 @dataclass
@@ -87,6 +87,8 @@ class JobStore:
         """Create the job in `PARSING`; False when it already exists (a repeated event)."""
         item: dict[str, Any] = {
             **job_key(job_id),
+            # Written with the record, never after: a job is listed (GET /jobs) from its creation on.
+            **recent_jobs_keys(job_id, upload.uploaded_at_ms),
             "status": PARSING,
             "bucket": upload.bucket,
             "key": upload.key,

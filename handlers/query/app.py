@@ -1,8 +1,11 @@
-"""Query API (API Gateway REST proxy): users by email, users by page, jobs by id.
+"""Query API (API Gateway REST proxy): users by email, users by page, jobs by id, jobs by page.
 
 - `GET /users/{email}` → 200 user | 400 not an email | 404
 - `GET /users?limit=&startKey=` → 200 `{"items", "count", "nextToken"}` | 400 bad limit or token
 - `GET /jobs/{jobId}` → 200 job | 404
+- `GET /jobs?limit=&startKey=` → 200 `{"items", "count", "nextToken"}`, newest upload first | 400
+  bad limit or token. Read from the jobs table's `recent-jobs` index, which is eventually
+  consistent: a job created a moment ago may show on the next call only.
 - Anything else → 404 (unknown path) or 405 (known path, other method); an unexpected error → a
   generic 500, logged with the request id.
 """
@@ -11,6 +14,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
@@ -20,24 +25,29 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError, ServiceError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from boto3.dynamodb.conditions import Key
 
 from handlers.common.aws import client_config
 from handlers.common.dynamo import plain
-from handlers.common.jobs import job_key, public_view
+from handlers.common.jobs import RECENT_JOBS_PARTITION, RECENT_JOBS_PK, job_key, public_view
 from handlers.common.validation import InvalidValue, normalize_email
-from handlers.query.tokens import InvalidToken, decode_token, encode_token
+from handlers.query.tokens import BY_EMAIL, BY_UPLOAD_TIME, InvalidToken, PageKey, decode_token, encode_token
 
 DEFAULT_LIMIT, MAX_LIMIT = 25, 100
 USER_FIELDS = ("email", "name", "phone", "updatedAt", "uploadedAt", "sourceKey", "jobId", "row")
 # The routes, for telling an unknown path (404) from a known path asked with another method (405).
 JOB_ID = re.compile(r"[0-9a-f]{32}")
-KNOWN_PATHS = (re.compile(r"^/users/?$"), re.compile(r"^/users/[^/]+$"), re.compile(r"^/jobs/[^/]+$"))
+KNOWN_PATHS = tuple(re.compile(p) for p in (r"^/users/?$", r"^/users/[^/]+$", r"^/jobs/?$", r"^/jobs/[^/]+$"))
 
 logger = Logger()
 app = APIGatewayRestResolver()
 
 USERS_TABLE = os.environ["USERS_TABLE"]
 JOBS_TABLE = os.environ["JOBS_TABLE"]
+# The jobs table's index of job records by upload time (infra/tables.py declares it).
+JOBS_INDEX = os.environ["JOBS_INDEX"]
+# What a `/jobs` page token is bound to: the index, so a `/users` token is refused there.
+JOBS_INDEX_SCOPE = f"{JOBS_TABLE}/index/{JOBS_INDEX}"
 _dynamodb = boto3.resource("dynamodb", config=client_config())
 users = _dynamodb.Table(USERS_TABLE)
 jobs = _dynamodb.Table(JOBS_TABLE)
@@ -53,6 +63,10 @@ class Missing(ServiceError):
 
 def user_view(item: dict[str, Any]) -> dict[str, Any]:
     return {field: plain(item.get(field)) for field in USER_FIELDS}
+
+
+def job_view(item: dict[str, Any]) -> dict[str, Any]:
+    return plain(public_view(item))
 
 
 def parse_limit(raw: str | None) -> int:
@@ -76,20 +90,40 @@ def get_user(email: str) -> dict[str, Any]:
     return user_view(item)
 
 
-@app.get("/users")
-def list_users() -> dict[str, Any]:
-    limit = parse_limit(app.current_event.get_query_string_value("limit"))
-    scan: dict[str, Any] = {"Limit": limit}
+def page_of(
+    read: Callable[..., dict[str, Any]], scope: str, key: PageKey, view: Callable[[dict[str, Any]], dict[str, Any]]
+) -> dict[str, Any]:
+    """One page of a listing, `?limit=&startKey=` taken from the request: `read` is the table's
+    scan or query, called with `Limit` and the token's `ExclusiveStartKey`."""
+    request: dict[str, Any] = {"Limit": parse_limit(app.current_event.get_query_string_value("limit"))}
     token = app.current_event.get_query_string_value("startKey")
     if token:
         try:
-            scan["ExclusiveStartKey"] = decode_token(USERS_TABLE, token)
+            request["ExclusiveStartKey"] = decode_token(scope, token, key)
         except InvalidToken as invalid:
             raise BadRequestError(str(invalid)) from None
-    page = users.scan(**scan)
-    items = [user_view(item) for item in page.get("Items", [])]
+    page = read(**request)
+    items = [view(item) for item in page.get("Items", [])]
     last = page.get("LastEvaluatedKey")
-    return {"items": items, "count": len(items), "nextToken": encode_token(USERS_TABLE, last) if last else None}
+    return {"items": items, "count": len(items), "nextToken": encode_token(scope, last, key) if last else None}
+
+
+@app.get("/users")
+def list_users() -> dict[str, Any]:
+    return page_of(users.scan, USERS_TABLE, BY_EMAIL, user_view)
+
+
+@app.get("/jobs")
+def list_jobs() -> dict[str, Any]:
+    # Only job records carry the index's keys (chunk markers do not), all under one partition
+    # value, sorted by upload time: read backwards, the newest first. Never a scan of the table.
+    newest_first = partial(
+        jobs.query,
+        IndexName=JOBS_INDEX,
+        KeyConditionExpression=Key(RECENT_JOBS_PK).eq(RECENT_JOBS_PARTITION),
+        ScanIndexForward=False,
+    )
+    return page_of(newest_first, JOBS_INDEX_SCOPE, BY_UPLOAD_TIME, job_view)
 
 
 @app.get("/jobs/<jobId>")
@@ -99,7 +133,7 @@ def get_job(jobId: str) -> dict[str, Any]:  # noqa: N803 (route parameter name)
     item = jobs.get_item(Key=job_key(job_id)).get("Item") if JOB_ID.fullmatch(job_id) else None
     if item is None:
         raise Missing(f"no job {job_id}")
-    return plain(public_view(item))
+    return job_view(item)
 
 
 def _error(status: int, message: str) -> Response:

@@ -11,7 +11,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.handlers.harness import Deployment
+from infra.tables import RECENT_JOBS
+from tests.handlers.harness import Deployment, global_index_request
 
 REGION = "eu-west-1"
 
@@ -32,7 +33,7 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _create_tables(dynamodb: object) -> tuple[str, str]:
-    # The keys infra/tables.py declares: users by email alone, jobs by (jobId, sk).
+    # The keys infra/tables.py declares: users by email alone, jobs by (jobId, sk), with its index.
     users, jobs = "csv-ingest-test-users", "csv-ingest-test-jobs"
     dynamodb.create_table(  # type: ignore[attr-defined]
         TableName=users,
@@ -44,9 +45,10 @@ def _create_tables(dynamodb: object) -> tuple[str, str]:
         TableName=jobs,
         KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         AttributeDefinitions=[
-            {"AttributeName": "jobId", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
+            {"AttributeName": name, "AttributeType": "S"}
+            for name in ("jobId", "sk", RECENT_JOBS.hash_key, RECENT_JOBS.range_key)
         ],
+        GlobalSecondaryIndexes=[global_index_request(RECENT_JOBS)],
         BillingMode="PAY_PER_REQUEST",
     )
     return users, jobs
@@ -70,6 +72,7 @@ def deployment(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterat
             "QUEUE_URL": queue_url,
             "JOBS_TABLE": jobs,
             "USERS_TABLE": users,
+            "JOBS_INDEX": RECENT_JOBS.name,
             "ROWS_PER_MESSAGE": "3",
             "MAX_MESSAGE_BYTES": "1048576",
             "MAX_UPLOAD_BYTES": str(64 * 1024 * 1024),

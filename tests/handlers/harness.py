@@ -22,12 +22,27 @@ from urllib.parse import quote_plus
 
 from botocore.exceptions import ClientError
 
+from infra.tables import GlobalIndex
+
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 SAMPLE_CSV = Path(__file__).resolve().parents[1] / "data" / "users.csv"
 
 
 def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / name).read_text())
+
+
+def global_index_request(index: GlobalIndex) -> dict[str, Any]:
+    """The program's declaration of an index as CreateTable takes it, for the moto tables
+    (tests/infra/test_tables.py checks that the program deploys the same)."""
+    return {
+        "IndexName": index.name,
+        "KeySchema": [
+            {"AttributeName": index.hash_key, "KeyType": "HASH"},
+            {"AttributeName": index.range_key, "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": index.projection_type},
+    }
 
 
 class Killed(BaseException):

@@ -89,6 +89,22 @@ def test_job_record_describes_the_upload(deployment):
     assert job["expiresAt"] > job["uploadedAtMs"] / 1000 + 29 * 86400
 
 
+def test_a_job_is_listed_from_its_creation_even_if_its_parse_dies(deployment, monkeypatch):
+    # GIVEN a producer killed (out of memory) at its first read of the file, just after creating the job
+    monkeypatch.setattr(
+        deployment.producer, "s3", Faulty(deployment.producer.s3, "get_object", lambda _: Killed("out of memory"))
+    )
+    response = deployment.put("uploads/users.csv", SAMPLE_CSV.read_bytes())
+    with pytest.raises(Killed):
+        deployment.run_producer(deployment.s3_event("uploads/users.csv", response))
+    # THEN GET /jobs already lists it, still parsing
+    status, body, _ = deployment.api("/jobs")
+    assert status == 200
+    [job] = body["items"]
+    job_id = job_id_for(deployment.bucket, "uploads/users.csv", response["VersionId"])
+    assert (job["jobId"], job["status"]) == (job_id, "PARSING")
+
+
 @pytest.mark.parametrize(
     "body",
     [

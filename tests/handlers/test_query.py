@@ -1,10 +1,14 @@
 """Query API against moto: every route and status code."""
 
 import base64
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.handlers.harness import SAMPLE_CSV
+
+# What GET /jobs/{jobId} and GET /jobs must never show: the producer's bookkeeping and the index keys.
+INTERNAL = {"sk", "checkpoint", "leaseOwner", "leaseUntil", "finalStatus", "expiresAt", "recentPk", "recentSk"}
 
 
 @pytest.fixture
@@ -76,9 +80,10 @@ def test_default_page_size_is_25(deployment):
     assert (status, body["count"]) == (200, 25) and body["nextToken"] is not None
 
 
+@pytest.mark.parametrize("path", ["/users", "/jobs"])
 @pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "2.5", "²", "①", "0010"])
-def test_limit_outside_1_to_100_is_400(loaded, limit):
-    status, body, _ = loaded.api("/users", query={"limit": limit})
+def test_limit_outside_1_to_100_is_400(loaded, path, limit):
+    status, body, _ = loaded.api(path, query={"limit": limit})
     assert status == 400 and "limit must be a whole number from 1 to 100" in body["message"]
 
 
@@ -92,8 +97,9 @@ def test_limit_outside_1_to_100_is_400(loaded, limit):
         "é",
     ],
 )
-def test_tampered_page_token_is_400_not_500(loaded, token):
-    status, body, _ = loaded.api("/users", query={"startKey": token})
+@pytest.mark.parametrize("path", ["/users", "/jobs"])
+def test_tampered_page_token_is_400_not_500(loaded, path, token):
+    status, body, _ = loaded.api(path, query={"startKey": token})
     assert status == 400 and "startKey" in body["message"]
 
 
@@ -106,7 +112,7 @@ def test_job_by_id_shows_the_public_record(loaded):
         10,
         4,
     )
-    assert not {"checkpoint", "leaseOwner", "leaseUntil", "sk", "finalStatus"} & set(body)
+    assert not INTERNAL & set(body)
 
 
 @pytest.mark.parametrize("job_id", ["0123456789abcdef0123456789abcdef", "0123456789abcdef", "x" * 3000])
@@ -115,7 +121,7 @@ def test_absent_job_is_404(loaded, job_id):
     assert (status, body["message"]) == (404, f"no job {job_id}")
 
 
-@pytest.mark.parametrize("path", ["/nothing", "/", "/jobs", "/users/a@b.co/extra"])
+@pytest.mark.parametrize("path", ["/nothing", "/", "/jobs/0123/extra", "/users/a@b.co/extra"])
 def test_unknown_routes_are_404(loaded, path):
     status, body, _ = loaded.api(path, resource="/{proxy+}")
     assert (status, body["message"]) == (404, f"no route GET {path}")
@@ -128,6 +134,11 @@ def test_wrong_method_is_405(loaded):
     assert loaded.api("/users", method="POST")[0] == 405
 
 
+def test_post_on_jobs_is_405(loaded):
+    status, body, headers = loaded.api("/jobs", method="POST")
+    assert (status, body["message"], headers.get("Allow")) == (405, "POST is not allowed on /jobs; use GET", ["GET"])
+
+
 def test_unexpected_error_is_a_generic_500(loaded, monkeypatch, caplog):
     def broken(**_kwargs):
         raise RuntimeError("secret internals")
@@ -138,3 +149,90 @@ def test_unexpected_error_is_a_generic_500(loaded, monkeypatch, caplog):
     [record] = [r for r in caplog.records if r.getMessage() == "unexpected error"]
     assert str(record.exc_info[1]) == "secret internals", "the error is logged with its trace"
     assert loaded.query.logger.get_correlation_id() == loaded.last_request_id, "logged with the request id"
+
+
+# -- GET /jobs -------------------------------------------------------------------------------------
+UPLOADED_AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def six_jobs(deployment):
+    """Six uploads whose events arrive in another order than they were uploaded; two of them in
+    the same millisecond. Each has a chunk, so the table holds chunk markers beside the jobs."""
+    deployment.uploaded = {}
+    for n, minute in enumerate([3, 0, 5, 1, 5, 2]):
+        at = UPLOADED_AT + timedelta(minutes=minute)
+        job_id = deployment.upload(f"uploads/f{n}.csv", f"name,mail\nU{n},u{n}@example.com\n", event_time=at)
+        deployment.uploaded[job_id] = at
+    assert deployment.drain() == []
+    return deployment
+
+
+def _every_page(deployment, limit):
+    """Follow nextToken from the first page to the last: (every item in order, pages read)."""
+    items, token, pages = [], None, 0
+    while True:
+        status, body, _ = deployment.api("/jobs", query={"limit": str(limit), **({"startKey": token} if token else {})})
+        assert status == 200, body
+        assert body["count"] == len(body["items"]) <= limit
+        items += body["items"]
+        token, pages = body["nextToken"], pages + 1
+        if token is None:
+            return items, pages
+
+
+def test_jobs_are_listed_newest_upload_first(six_jobs):
+    status, body, _ = six_jobs.api("/jobs")
+    assert (status, body["count"], body["nextToken"]) == (200, 6, None)
+    listed = [six_jobs.uploaded[item["jobId"]] for item in body["items"]]
+    assert listed == sorted(six_jobs.uploaded.values(), reverse=True), "newest upload first"
+    assert {item["jobId"] for item in body["items"]} == set(six_jobs.uploaded)
+
+
+@pytest.mark.parametrize("limit", [1, 4])
+def test_jobs_are_paged_in_order_each_exactly_once(six_jobs, limit):
+    items, pages = _every_page(six_jobs, limit)
+    in_one_page = [item["jobId"] for item in six_jobs.api("/jobs", query={"limit": "100"})[1]["items"]]
+    assert [item["jobId"] for item in items] == in_one_page, "the pages are the one-page list, cut"
+    assert sorted(in_one_page) == sorted(six_jobs.uploaded)
+    assert pages >= -(-6 // limit)
+
+
+def test_chunk_markers_are_never_listed(six_jobs):
+    markers = [i for i in six_jobs.dynamodb.Table(six_jobs.jobs_table).scan()["Items"] if i["sk"] != "JOB"]
+    assert len(markers) == 6, "each job's chunk was counted"
+    items, _ = _every_page(six_jobs, 2)
+    assert sorted(item["jobId"] for item in items) == sorted(six_jobs.uploaded)
+    assert {item["status"] for item in items} == {"COMPLETE"}
+
+
+def test_a_listed_job_is_what_get_job_shows_without_internal_attributes(six_jobs):
+    for item in six_jobs.api("/jobs")[1]["items"]:
+        assert not INTERNAL & set(item), item["jobId"]
+        assert item == six_jobs.api(f"/jobs/{item['jobId']}", resource="/jobs/{jobId}")[1]
+
+
+def test_the_listing_queries_the_index_and_never_scans_the_jobs_table(six_jobs, monkeypatch):
+    def scan(**_kwargs):
+        raise AssertionError("GET /jobs scanned the jobs table")
+
+    monkeypatch.setattr(six_jobs.query.jobs, "scan", scan)
+    assert six_jobs.api("/jobs")[1]["count"] == 6
+
+
+def test_default_jobs_page_size_is_25(deployment):
+    for n in range(26):
+        deployment.upload(f"uploads/j{n}.csv", "name,mail\n")
+    status, body, _ = deployment.api("/jobs")
+    assert (status, body["count"]) == (200, 25) and body["nextToken"] is not None
+    status, body, _ = deployment.api("/jobs", query={"startKey": body["nextToken"]})
+    assert (status, body["count"], body["nextToken"]) == (200, 1, None)
+
+
+def test_a_page_token_is_refused_by_the_other_listing(loaded):
+    users_token = loaded.api("/users", query={"limit": "1"})[1]["nextToken"]
+    jobs_token = loaded.api("/jobs", query={"limit": "1"})[1]["nextToken"]
+    assert users_token and jobs_token
+    for path, token in (("/jobs", users_token), ("/users", jobs_token)):
+        status, body, _ = loaded.api(path, query={"startKey": token})
+        assert (status, body["message"]) == (400, "startKey was not issued for this table, or was altered"), path

@@ -1,9 +1,10 @@
-"""Query API: three GET routes and a catch-all proxied to the function, throttled, logged, authenticated."""
+"""Query API: four GET routes and a catch-all proxied to the function, throttled, logged, authenticated."""
 
 import json
 
 import pytest
 
+import infra.api
 from local.mocks import ACCOUNT_ID
 from tests.infra.support import function, grants
 
@@ -26,9 +27,14 @@ def _methods(plan):
     }
 
 
-def test_routes_are_get_users_user_by_email_and_job_by_id(dev):
+def test_routes_are_get_users_user_by_email_jobs_and_job_by_id(dev):
     gets = {path for path, method in _methods(dev) if method == "GET"}
-    assert gets == {"/users", "/users/{email}", "/jobs/{jobId}"}
+    assert gets == {"/users", "/users/{email}", "/jobs", "/jobs/{jobId}"}
+
+
+def test_the_query_function_is_told_the_jobs_index_it_lists(dev):
+    [index] = dev.one("aws:dynamodb/table:Table", "csv-ingest-data-jobs").inputs["globalSecondaryIndexes"]
+    assert function(dev, "csv-ingest-api-fn").inputs["environment"]["variables"]["JOBS_INDEX"] == index["name"]
 
 
 def test_every_other_request_reaches_the_function_for_its_404_or_405(dev):
@@ -190,3 +196,11 @@ def test_deployment_changes_when_routes_auth_or_function_change(dev, plan_with):
     iam = plan_with(apiAuth="iam").one("aws:apigateway/deployment:Deployment", f"{API}-deployment")
     assert triggers["routes"] != iam.inputs["triggers"]["routes"]
     assert triggers["function"] == function(dev, "csv-ingest-api-fn").outputs["invokeArn"]
+
+
+def test_deployment_changes_when_a_method_is_added(dev, plan_with, monkeypatch):
+    # Without a new deployment the stage keeps serving the snapshot without GET /jobs.
+    monkeypatch.setattr(infra.api, "METHODS", tuple(m for m in infra.api.METHODS if m != ("jobs", "GET")))
+    before = plan_with().one("aws:apigateway/deployment:Deployment", f"{API}-deployment").inputs["triggers"]
+    after = dev.one("aws:apigateway/deployment:Deployment", f"{API}-deployment").inputs["triggers"]
+    assert before["routes"] != after["routes"]

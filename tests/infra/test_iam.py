@@ -64,6 +64,7 @@ def test_query_function_only_reads(dev):
         ("dynamodb:GetItem", a["users"]),
         ("dynamodb:Scan", a["users"]),
         ("dynamodb:GetItem", a["jobs"]),
+        ("dynamodb:Query", f"{a['jobs']}/index/recent-jobs"),
     }
 
 
