@@ -6,7 +6,14 @@ as their default: the function that carries the command out and returns the exit
 
 from __future__ import annotations
 
-from ingest.commands import local, plan
+from ingest.commands import jobs, local, plan, rejects, upload, users
 
 # In the order `--help` lists them.
-COMMANDS = (local, plan)
+COMMANDS = (
+    local,
+    upload,
+    jobs,
+    users,
+    rejects,
+    plan,
+)

@@ -1,0 +1,436 @@
+"""`ingest upload`: put a CSV file under the stack's uploads prefix, and optionally follow its job.
+
+    python -m ingest upload FILE [--key NAME] [--wait] [--timeout S] [--json] [--local | --stack NAME]
+
+The upload is what starts a job: S3 announces the new object version to the producer. Its job id
+is known the moment the upload returns, because it is a hash of bucket, key and version id
+(`handlers.common.jobs.job_id_for`, README "How a file is ingested"), so the command needs the
+version id S3 gave this upload, never "the latest version of the key" (another upload may follow).
+Files of `MULTIPART_THRESHOLD` bytes and more go up in parts, in parallel, and the version id comes
+from completing the multipart upload.
+
+`--wait` polls `GET /jobs/{jobId}` until the job ends. Until the producer has created the job the
+API answers 404: that is the job not having started yet, not an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.text import Text
+
+from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS, FAILED, PARSING, job_id_for
+from ingest.api import segment, unexpected
+from ingest.output import console, fail, guarded, print_json
+from ingest.targets import Target, TargetError, add_target_options, resolve_target
+
+EXIT_FAILED = 1
+EXIT_TIMEOUT = 3
+DEFAULT_TIMEOUT_SECONDS = 900
+POLL_SECONDS = 0.5
+ENDED = frozenset({COMPLETE, COMPLETE_WITH_REJECTS, FAILED})
+# Until `uploadsSuffix` is an output of every deployed stack: the program's default (infra/config.py).
+DEFAULT_SUFFIX = ".csv"
+# S3 takes a single PUT up to 5 GiB, but a large file goes faster, and survives a dropped connection
+# better, in parts sent in parallel. Parts are at least this large and at most 10,000 (S3's limit).
+MULTIPART_THRESHOLD = 16 * 1024 * 1024
+MIN_PART_BYTES = 16 * 1024 * 1024
+MAX_PARTS = 10_000
+PARALLEL_PARTS = 4
+# The summary's keys that `--json` always carries (null when the job has not set them).
+SUMMARY_KEYS = (
+    "jobId",
+    "status",
+    "rowsTotal",
+    "rowsValid",
+    "rowsRejected",
+    "rowsWritten",
+    "rowsSuperseded",
+    "blankLines",
+    "rejectsReport",
+    "durationSeconds",
+)
+
+
+class JobTimeout(Exception):
+    """The job did not end within the timeout; `job` is how it stood last (None: never seen)."""
+
+    def __init__(self, job_id: str, timeout: float, job: dict[str, Any] | None) -> None:
+        self.job_id = job_id
+        self.timeout = timeout
+        self.job = job
+        status = job.get("status") if job else "not created yet"
+        super().__init__(
+            f"job {job_id} did not end within {timeout:g} s (status: {status});"
+            f" follow it with `python -m ingest job {job_id}`"
+        )
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    bucket: str
+    key: str
+    version_id: str
+    job_id: str
+    parts: int
+    """1 for a single PutObject."""
+
+
+# --- the command line ------------------------------------------------------------------------------
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """`ingest upload`."""
+    upload = commands.add_parser(
+        "upload",
+        help="upload a CSV file and (with --wait) follow its job to the end",
+        description=(
+            "Upload FILE under the stack's uploads prefix, which starts a job, and print the job id. With --wait,"
+            " follow the job until it ends and print a summary. Exit 0 when the job completed (with or without"
+            " rejected rows), 1 when it FAILED, 3 when it did not end within --timeout."
+        ),
+        epilog="example: python -m ingest upload tests/data/users.csv --local --wait",
+    )
+    upload.add_argument("file", type=Path, metavar="FILE", help="the CSV file")
+    upload.add_argument(
+        "--key",
+        metavar="NAME",
+        help="its name under the uploads prefix (default: the file's name), e.g. 2024/users.csv",
+    )
+    upload.add_argument("--wait", action="store_true", help="follow the job until it ends, then summarise it")
+    upload.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT_SECONDS,
+        metavar="S",
+        help=f"with --wait: give up after S seconds, exit 3 (default {DEFAULT_TIMEOUT_SECONDS})",
+    )
+    upload.add_argument("--json", action="store_true", help="print one JSON object (the summary with --wait)")
+    add_target_options(upload)
+    upload.set_defaults(run=_run)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected seconds > 0")
+    return value
+
+
+def _run(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:
+    return guarded(lambda: _upload(options, out), f"upload of {options.file}")
+
+
+def _upload(options: argparse.Namespace, out: TextIO) -> int:
+    path: Path = options.file
+    if not path.is_file():
+        return fail(f"{path}: no such file")
+    target = resolve_target(options)
+    name = upload_name(target, path, options.key)
+    job_id = upload_file(target, path, name, progress=not options.json and sys.stderr.isatty())
+    if not options.wait:
+        return _report_upload(target, name, job_id, options.json, out)
+    if not options.json:
+        out.write(f"Uploaded {path} as s3://{target.outputs['bucketName']}/{_key(target, name)}: job {job_id}\n")
+        out.flush()
+    try:
+        job = wait_for_job(target, job_id, timeout=options.timeout, progress=not options.json and out.isatty(), out=out)
+    except JobTimeout as timeout:
+        if options.json:
+            print_json(summary(timeout.job or {"jobId": timeout.job_id}), out)
+        return fail(str(timeout), EXIT_TIMEOUT)
+    return _report_job(job, options.json, out)
+
+
+def _report_upload(target: Target, name: str, job_id: str, as_json: bool, out: TextIO) -> int:
+    key = _key(target, name)
+    if as_json:
+        print_json({"jobId": job_id, "bucket": target.outputs["bucketName"], "key": key}, out)
+    else:
+        out.write(f"Uploaded s3://{target.outputs['bucketName']}/{key}\njob {job_id}\n")
+        out.write(f"Follow it: python -m ingest job {job_id} {target.flags}\n")
+    return 0
+
+
+def _report_job(job: dict[str, Any], as_json: bool, out: TextIO) -> int:
+    if as_json:
+        print_json(summary(job), out)
+    else:
+        out.write(render_summary(job))
+    if job["status"] == FAILED:
+        return fail(f"job {job['jobId']} FAILED: {job.get('error') or 'no reason recorded'}", EXIT_FAILED)
+    return 0
+
+
+# --- uploading -------------------------------------------------------------------------------------
+
+
+def upload_name(target: Target, path: Path, key: str | None) -> str:
+    """The object's name under the uploads prefix; `TargetError` when the stack would not ingest it."""
+    name = key if key is not None else path.name
+    if not name or name.startswith("/"):
+        raise TargetError(f"--key {name!r}: expected a name under the uploads prefix, such as users.csv")
+    suffix = str(target.outputs.get("uploadsSuffix") or DEFAULT_SUFFIX)
+    if not name.endswith(suffix):
+        raise TargetError(
+            f"{name} does not end in {suffix}: {target.label} ingests only keys ending in {suffix}"
+            f" (rename the file, or upload it as --key NAME{suffix})"
+        )
+    return name
+
+
+def _key(target: Target, name: str) -> str:
+    return f"{target.outputs['uploadsPrefix']}{name}"
+
+
+def upload_file(target: Target, path: Path, key: str, *, progress: bool) -> str:
+    """Upload `path` as `key` (a name under the uploads prefix, e.g. "users.csv"); returns the job id.
+
+    `progress` shows a transfer bar on stderr while the parts of a large file go up.
+    """
+    return put(target, path, _key(target, key), progress=progress).job_id
+
+
+def put(target: Target, path: Path, key: str, *, progress: bool) -> Uploaded:
+    """PutObject, or a multipart upload from `MULTIPART_THRESHOLD` bytes on; the version S3 gave it."""
+    s3, bucket = target.client("s3"), target.outputs["bucketName"]
+    size = path.stat().st_size
+    if size < MULTIPART_THRESHOLD:
+        with path.open("rb") as body:
+            version = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="text/csv")["VersionId"]
+        parts = 1
+    else:
+        version, parts = _put_in_parts(s3, bucket, key, path, size, progress)
+    return Uploaded(bucket=bucket, key=key, version_id=version, job_id=job_id_for(bucket, key, version), parts=parts)
+
+
+def part_size(size: int) -> int:
+    """Bytes per part: `MIN_PART_BYTES`, or more (whole MiB) when the file would need over `MAX_PARTS`."""
+    mib = 1024 * 1024
+    return max(MIN_PART_BYTES, math.ceil(size / MAX_PARTS / mib) * mib)
+
+
+def _put_in_parts(s3: Any, bucket: str, key: str, path: Path, size: int, progress: bool) -> tuple[str, int]:
+    """A multipart upload, `PARALLEL_PARTS` parts at a time; aborted if any part fails (nothing is left behind).
+
+    Each part carries its CRC32, and the completion lists them: S3 checks every part and the whole.
+    """
+    step = part_size(size)
+    offsets = range(0, size, step)
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType="text/csv", ChecksumAlgorithm="CRC32")[
+        "UploadId"
+    ]
+    try:
+        with _TransferBar(path.name, size, progress) as advance, path.open("rb") as file:
+            descriptor = file.fileno()
+
+            def send(number: int, offset: int) -> dict[str, Any]:
+                body = os.pread(descriptor, step, offset)  # pread: no shared file position between threads
+                sent = s3.upload_part(
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=body,
+                    ChecksumAlgorithm="CRC32",
+                )
+                advance(len(body))
+                return {"PartNumber": number, "ETag": sent["ETag"], "ChecksumCRC32": sent["ChecksumCRC32"]}
+
+            with ThreadPoolExecutor(PARALLEL_PARTS, thread_name_prefix="upload-part") as pool:
+                futures = [pool.submit(send, n, offset) for n, offset in enumerate(offsets, start=1)]
+                try:
+                    parts = [future.result() for future in futures]
+                except BaseException:
+                    for future in futures:
+                        future.cancel()
+                    raise
+        done = s3.complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
+    except BaseException:  # Ctrl-C included: an unfinished upload's parts are billed until aborted
+        s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        raise
+    return done["VersionId"], len(parts)
+
+
+class _TransferBar:
+    """A bytes-sent bar on stderr when `shown`; its `advance(n)` is safe to call from any thread."""
+
+    def __init__(self, name: str, size: int, shown: bool) -> None:
+        self._progress = (
+            Progress(
+                TextColumn("uploading {task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=console(sys.stderr),
+            )
+            if shown
+            else None
+        )
+        self._name, self._size = name, size
+
+    def __enter__(self) -> Callable[[int], None]:
+        if self._progress is None:
+            return lambda sent: None
+        self._progress.start()
+        task = self._progress.add_task(self._name, total=self._size)
+        progress = self._progress
+        return lambda sent: progress.advance(task, sent)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+# --- following the job -----------------------------------------------------------------------------
+
+
+def wait_for_job(target: Target, job_id: str, *, timeout: float, progress: bool, out: TextIO) -> dict[str, Any]:
+    """Poll the job until it ends and return it as the API shows it; `JobTimeout` after `timeout` seconds.
+
+    `progress` shows a live bar on `out` (on a terminal): rows written (or superseded) of the valid
+    rows, rows per second, time left and rows rejected so far.
+    """
+    api = target.api()
+    deadline = time.monotonic() + timeout
+    job: dict[str, Any] | None = None
+    with _JobBar(job_id, progress, out) as show:
+        while True:
+            response = api.get(f"/jobs/{segment(job_id)}")
+            if response.status == 200:
+                job = response.body
+                show(job)
+                if job["status"] in ENDED:
+                    return job
+            elif response.status != 404:  # 404: the producer has not created the job yet
+                raise unexpected(response, "GET /jobs/{jobId}")
+            if time.monotonic() >= deadline:
+                raise JobTimeout(job_id, timeout, job)
+            time.sleep(POLL_SECONDS)
+
+
+def rows_done(job: Mapping[str, Any]) -> int:
+    """Valid rows the worker has dealt with: written, or superseded by a newer version of the same email."""
+    return int(job.get("rowsWritten") or 0) + int(job.get("rowsSuperseded") or 0)
+
+
+class _RowsPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f} rows/s")
+
+
+class _JobBar:
+    """The live bar of a job; its total is the valid rows once the producer has counted them all."""
+
+    def __init__(self, job_id: str, shown: bool, out: TextIO) -> None:
+        self._progress = (
+            Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed:,.0f}/{task.fields[of]} rows"),
+                _RowsPerSecond(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[rejected]:,} rejected"),
+                console=console(out),
+            )
+            if shown
+            else None
+        )
+        self._job_id = job_id
+        self._task: Any = None
+
+    def __enter__(self) -> Callable[[dict[str, Any]], None]:
+        if self._progress is None:
+            return lambda job: None
+        self._progress.start()
+        self._task = self._progress.add_task(f"job {self._job_id[:8]} waiting", total=None, of="?", rejected=0)
+        return self._show
+
+    def _show(self, job: dict[str, Any]) -> None:
+        assert self._progress is not None
+        counted = job["status"] != PARSING  # while parsing, the valid rows are still being counted
+        total = int(job.get("rowsValid") or 0) if counted else None
+        self._progress.update(
+            self._task,
+            description=f"job {self._job_id[:8]} {job['status']}",
+            total=total,
+            completed=rows_done(job),
+            of="?" if total is None else f"{total:,}",
+            rejected=int(job.get("rowsRejected") or 0),
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+# --- the summary -----------------------------------------------------------------------------------
+
+
+def duration_seconds(job: Mapping[str, Any]) -> float | None:
+    """From the upload (S3's event time) to the job's end; None while it has not ended."""
+    began, ended = job.get("uploadedAt") or job.get("startedAt"), job.get("finishedAt")
+    if not began or not ended:
+        return None
+    return round((_instant(ended) - _instant(began)).total_seconds(), 3)
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def summary(job: Mapping[str, Any]) -> dict[str, Any]:
+    """The job as `--json` prints it: the API's fields, `SUMMARY_KEYS` always present, and `durationSeconds`."""
+    return {**dict.fromkeys(SUMMARY_KEYS), **job, "durationSeconds": duration_seconds(job)}
+
+
+def render_summary(job: Mapping[str, Any]) -> str:
+    """The human summary: status, the counts, how long it took, where the rejects are."""
+    shown = summary(job)
+    duration = shown["durationSeconds"]
+    lines = [
+        f"Job {shown['jobId']}: {shown['status']}" + ("" if duration is None else f" in {duration:.1f} s"),
+        *(
+            f"  {label:<16}{shown[key] if shown[key] is not None else '-':>10}"
+            for label, key in (
+                ("rows total", "rowsTotal"),
+                ("valid", "rowsValid"),
+                ("rejected", "rowsRejected"),
+                ("written", "rowsWritten"),
+                ("superseded", "rowsSuperseded"),
+                ("blank lines", "blankLines"),
+            )
+        ),
+    ]
+    if shown["status"] == FAILED:
+        lines.append(f"  reason: {shown.get('error') or 'no reason recorded'}")
+    if shown.get("rowsRejected") and shown.get("rejectsReport"):
+        lines.append(f"  rejects report: {shown['rejectsReport']} (python -m ingest rejects {shown['jobId']})")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,210 @@
+"""Which stack a command talks to, and how: `--local` (a stack running on this machine) or `--stack NAME`.
+
+A `Target` is a stack's outputs plus the way to reach its AWS services and its API:
+
+- **local** (`--local`, `--stack` picks which, default `dev`): the outputs `python -m ingest local up`
+  wrote to its state folder (`local.session.running_outputs`). Clients go to the emulator's endpoint
+  with its administrator keys and nothing of the user's AWS configuration: a profile or an
+  `AWS_ENDPOINT_URL` in the shell must never send a local command to a real account.
+- **deployed** (`--stack NAME` alone): the outputs of `pulumi stack output --json --show-secrets`, run
+  in this checkout. Clients use the caller's own AWS configuration (the default credential chain:
+  `AWS_PROFILE`, SSO, `AWS_ENDPOINT_URL`, …) in the stack's region, `aws:region` of
+  `Pulumi.<stack>.yaml`: the stack lives there whatever region the shell happens to name.
+
+Anything the user must fix first (no such stack running, no Pulumi CLI, no credentials) is a
+`TargetError`: one line saying what to do, which the commands print and exit 2 with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.credentials import Credentials
+
+from local.mocks import REPO_ROOT, stack_settings
+from local.session import STATE_ROOT, running_outputs
+
+if TYPE_CHECKING:
+    from ingest.api import ApiClient
+
+DEFAULT_STACK = "dev"
+PULUMI_INSTALL_URL = "https://www.pulumi.com/docs/iac/download-install/"
+# `pulumi stack output` reads the backend (the Pulumi Cloud or a bucket): slow, but not this slow.
+PULUMI_TIMEOUT_SECONDS = 120
+# Retries of throttled and transient AWS errors, as the AWS CLI does ("standard" mode).
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+
+
+class TargetError(Exception):
+    """One line saying what to do; the CLI prints it to stderr and exits 2."""
+
+
+@dataclass
+class Target:
+    """A stack to talk to: its outputs, and clients and an API client that reach it."""
+
+    label: str
+    """How messages name it: "local stack dev" or "stack prod"."""
+    outputs: dict[str, Any]
+    """The stack's outputs (secrets shown), as `pulumi stack output --json --show-secrets` gives them."""
+    region: str
+    local: bool
+    stack: str
+    session: boto3.Session = field(repr=False)
+    """Where clients get their credentials and settings (local: the emulator's admin keys only)."""
+    endpoint_url: str | None = None
+    """The emulator's endpoint (local); None for AWS, or whatever the caller's configuration names."""
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def flags(self) -> str:
+        """The options that name this target again, for a command line to copy."""
+        return f"--local --stack {self.stack}" if self.local else f"--stack {self.stack}"
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of `service` in the stack's region (one per service, reused)."""
+        if service not in self._clients:
+            self._clients[service] = self.session.client(
+                service, region_name=self.region, endpoint_url=self.endpoint_url, config=CLIENT_CONFIG
+            )
+        return self._clients[service]
+
+    def credentials(self) -> Credentials:
+        """The keys requests to the API are signed with (IAM mode); temporary ones refresh themselves."""
+        found = self.session.get_credentials()
+        if found is None:
+            raise TargetError(_NO_CREDENTIALS)
+        return found
+
+    def api(self) -> ApiClient:
+        """The stack's query API: its `apiKey` output sent as `x-api-key`, or else requests signed with SigV4."""
+        from ingest.api import ApiClient  # ingest.api needs Target for its types only
+
+        return ApiClient.for_target(self)
+
+
+_NO_CREDENTIALS = (
+    "no AWS credentials: configure them (aws configure, aws sso login, or AWS_PROFILE), or use --local"
+    " for a stack running on this machine"
+)
+
+
+def add_target_options(parser: argparse.ArgumentParser) -> None:
+    """`--local`, `--stack NAME` and the hidden `--state-dir` (where local stacks keep their state)."""
+    where = parser.add_argument_group("stack")
+    where.add_argument(
+        "--local",
+        action="store_true",
+        help="the stack running on this machine (python -m ingest local up)",
+    )
+    where.add_argument(
+        "--stack",
+        default=DEFAULT_STACK,
+        metavar="NAME",
+        help=f"the stack (default: {DEFAULT_STACK}); without --local, one deployed with pulumi up",
+    )
+    where.add_argument("--state-dir", type=Path, default=STATE_ROOT, help=argparse.SUPPRESS)
+
+
+def resolve_target(options: argparse.Namespace) -> Target:
+    """The stack `--local`/`--stack` name; `TargetError` when it cannot be reached."""
+    if options.local:
+        return local_target(options.stack, options.state_dir)
+    return deployed_target(options.stack)
+
+
+def local_target(stack: str, state_root: Path = STATE_ROOT) -> Target:
+    running = running_outputs(stack, state_root)
+    if running is None:
+        raise TargetError(
+            f"stack {stack} is not running locally: start it with `python -m ingest local up --stack {stack}`"
+        )
+    outputs = running.outputs
+    return Target(
+        label=f"local stack {stack}",
+        outputs=outputs,
+        region=outputs["awsRegion"],
+        local=True,
+        stack=stack,
+        session=_sealed_session(outputs["awsAccessKeyId"], outputs["awsSecretAccessKey"], outputs["awsRegion"]),
+        endpoint_url=outputs["awsEndpointUrl"],
+    )
+
+
+def _sealed_session(access_key_id: str, secret_access_key: str, region: str) -> boto3.Session:
+    """A session with these keys and nothing from the user's AWS configuration (files, profile, env keys)."""
+    core = botocore.session.Session(profile="default")  # AWS_PROFILE could name a profile of a real account
+    core.set_config_variable("config_file", os.devnull)
+    core.set_config_variable("credentials_file", os.devnull)
+    return boto3.Session(
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        region_name=region,
+        botocore_session=core,
+    )
+
+
+def deployed_target(stack: str) -> Target:
+    """A stack deployed with `pulumi up`, reached with the caller's own AWS configuration."""
+    region = _stack_region(stack)
+    outputs = pulumi_outputs(stack)
+    session = boto3.Session(region_name=region)
+    if session.get_credentials() is None:
+        raise TargetError(_NO_CREDENTIALS)
+    return Target(label=f"stack {stack}", outputs=outputs, region=region, local=False, stack=stack, session=session)
+
+
+def _stack_region(stack: str) -> str:
+    """The stack's `aws:region`: where `pulumi up` put it (the shell's AWS_REGION may name another)."""
+    try:
+        settings = stack_settings(stack)
+    except FileNotFoundError as error:
+        raise TargetError(str(error)) from None
+    region = settings.get("aws:region")
+    if not region:
+        raise TargetError(
+            f"Pulumi.{stack}.yaml sets no aws:region: set it (pulumi config set aws:region REGION --stack {stack})"
+        )
+    return str(region)
+
+
+def pulumi_outputs(stack: str) -> dict[str, Any]:
+    """`pulumi stack output --json --show-secrets --stack NAME`, run in this checkout."""
+    pulumi = shutil.which("pulumi")
+    if pulumi is None:
+        raise TargetError(
+            f"the Pulumi CLI is not installed (no `pulumi` on PATH): install it ({PULUMI_INSTALL_URL}) and"
+            " log in to the stack's backend, or use --local for a stack running on this machine"
+        )
+    command = [pulumi, "stack", "output", "--json", "--show-secrets", "--stack", stack]
+    try:
+        result = subprocess.run(
+            command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=PULUMI_TIMEOUT_SECONDS, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise TargetError(
+            f"`pulumi stack output --stack {stack}` did not answer in {PULUMI_TIMEOUT_SECONDS} s"
+        ) from None
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        why = lines[-1].strip() if lines else f"exit code {result.returncode}"
+        raise TargetError(f"`pulumi stack output --stack {stack}` failed: {why}")
+    try:
+        outputs = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        raise TargetError(f"`pulumi stack output --json --stack {stack}` printed something that is not JSON") from None
+    if not isinstance(outputs, dict) or not outputs.get("apiUrl") or not outputs.get("bucketName"):
+        raise TargetError(
+            f"stack {stack} has no apiUrl or bucketName output: deploy it first (pulumi up --stack {stack})"
+        )
+    return outputs
