@@ -143,7 +143,8 @@ def local_target(stack: str, state_root: Path = STATE_ROOT) -> Target:
 
 def _sealed_session(access_key_id: str, secret_access_key: str, region: str) -> boto3.Session:
     """A session with these keys and nothing from the user's AWS configuration (files, profile, env keys)."""
-    core = botocore.session.Session(profile="default")  # AWS_PROFILE could name a profile of a real account
+    # No profile, whatever AWS_PROFILE says (it may name a real account's); no config or credentials files.
+    core = botocore.session.Session(session_vars={"profile": (None, [], None, None)})
     core.set_config_variable("config_file", os.devnull)
     core.set_config_variable("credentials_file", os.devnull)
     return boto3.Session(

@@ -90,7 +90,7 @@ def show_users(target: Target, limit: int, all_pages: bool, as_json: bool, out: 
         out.write(f"No users in {target.label} yet: upload a file (python -m ingest upload FILE {target.flags}).\n")
         return 0
     table(LIST_COLUMNS, (_row(user) for user in users), out)
-    out.write(f"{len(users)} user(s)" + (f"; more: --all lists every one ({target.flags})" if more else "") + "\n")
+    out.write(f"{len(users)} user(s)" + ("; there are more: --all lists every one" if more else "") + "\n")
     return 0
 
 
