@@ -46,6 +46,7 @@ from ingest.targets import Target, TargetError, add_target_options, resolve_targ
 
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 3
+EXIT_INTERRUPTED = 130
 DEFAULT_TIMEOUT_SECONDS = 900
 POLL_SECONDS = 0.5
 ENDED = frozenset({COMPLETE, COMPLETE_WITH_REJECTS, FAILED})
@@ -149,29 +150,43 @@ def _upload(options: argparse.Namespace, out: TextIO) -> int:
     if not path.is_file():
         return fail(f"{path}: no such file")
     target = resolve_target(options)
-    name = upload_name(target, path, options.key)
-    job_id = upload_file(target, path, name, progress=not options.json and sys.stderr.isatty())
+    key = _key(target, upload_name(target, path, options.key))
+    uploaded = put(target, path, key, progress=not options.json and sys.stderr.isatty())
     if not options.wait:
-        return _report_upload(target, name, job_id, options.json, out)
+        return _report_upload(target, uploaded, options.json, out)
     if not options.json:
-        out.write(f"Uploaded {path} as s3://{target.outputs['bucketName']}/{_key(target, name)}: job {job_id}\n")
+        out.write(f"Uploaded {path} as s3://{uploaded.bucket}/{uploaded.key}: job {uploaded.job_id}\n")
         out.flush()
     try:
-        job = wait_for_job(target, job_id, timeout=options.timeout, progress=not options.json and out.isatty(), out=out)
+        job = wait_for_job(
+            target, uploaded.job_id, timeout=options.timeout, progress=not options.json and out.isatty(), out=out
+        )
     except JobTimeout as timeout:
         if options.json:
             print_json(summary(timeout.job or {"jobId": timeout.job_id}), out)
         return fail(str(timeout), EXIT_TIMEOUT)
+    except KeyboardInterrupt:  # the job goes on without us: say how to find it again
+        return fail(
+            f"stopped waiting; job {uploaded.job_id} goes on: python -m ingest job {uploaded.job_id} {target.flags}",
+            EXIT_INTERRUPTED,
+        )
     return _report_job(job, options.json, out)
 
 
-def _report_upload(target: Target, name: str, job_id: str, as_json: bool, out: TextIO) -> int:
-    key = _key(target, name)
+def _report_upload(target: Target, uploaded: Uploaded, as_json: bool, out: TextIO) -> int:
     if as_json:
-        print_json({"jobId": job_id, "bucket": target.outputs["bucketName"], "key": key}, out)
+        print_json(
+            {
+                "jobId": uploaded.job_id,
+                "bucket": uploaded.bucket,
+                "key": uploaded.key,
+                "versionId": uploaded.version_id,
+            },
+            out,
+        )
     else:
-        out.write(f"Uploaded s3://{target.outputs['bucketName']}/{key}\njob {job_id}\n")
-        out.write(f"Follow it: python -m ingest job {job_id} {target.flags}\n")
+        out.write(f"Uploaded s3://{uploaded.bucket}/{uploaded.key}\njob {uploaded.job_id}\n")
+        out.write(f"Follow it: python -m ingest job {uploaded.job_id} {target.flags}\n")
     return 0
 
 

@@ -40,7 +40,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "list",
         help="list users, a page or all of them",
         description="List users (GET /users): one page of --limit, or every page with --all.",
-        epilog="example: python -m ingest list --all --json --local > users.json",
+        epilog="example: python -m ingest list --all --json --local",
     )
     how_many = listing.add_mutually_exclusive_group()
     how_many.add_argument(

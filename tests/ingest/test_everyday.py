@@ -186,6 +186,17 @@ def test_a_file_with_another_suffix_is_refused_before_upload(stack: LocalStackPr
     assert listed.get("KeyCount") == 0
 
 
+def test_upload_without_wait_prints_the_job_of_the_version_it_put(stack: LocalStackProcess) -> None:
+    result = local_command(stack, "upload", str(SAMPLE), "--key", "nowait.csv", "--json")
+
+    assert result.returncode == 0, result.stderr
+    uploaded = last_json(result)
+    bucket, key = stack.outputs["bucketName"], f"{stack.outputs['uploadsPrefix']}nowait.csv"
+    assert (uploaded["bucket"], uploaded["key"]) == (bucket, key)
+    assert uploaded["versionId"] == stack.client("s3").head_object(Bucket=bucket, Key=key)["VersionId"]
+    assert uploaded["jobId"] == job_id_for(bucket, key, uploaded["versionId"])
+
+
 def test_upload_wait_that_runs_out_of_time_exits_3(stack: LocalStackProcess, tmp_path: Path) -> None:
     rows = [f"Slow {n},slow{n}@timeout.example.com," for n in range(300)]
     path = write_csv(tmp_path / "slow.csv", ["name,mail,phone", *rows])
@@ -334,6 +345,16 @@ def test_a_deployed_stack_is_reached_through_pulumi_outputs_and_the_callers_aws_
     assert got.returncode == 0, got.stderr
     assert last_json(got)["name"] == "Dee Ployed"
     assert (stub / "argv").read_text().split() == ["stack", "output", "--json", "--show-secrets", "--stack", "dev"]
+
+
+def test_the_suffix_an_upload_needs_is_the_stacks(stack: LocalStackProcess, tmp_path: Path) -> None:
+    outputs = {k: v for k, v in stack.outputs.items() if k not in LOCAL_ONLY_OUTPUTS} | {"uploadsSuffix": ".tsv"}
+    env = _deployed_environment(stack, _stub_pulumi(tmp_path / "bin", outputs))
+
+    result = run_ingest("upload", str(SAMPLE), "--stack", "dev", env=env)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: users.csv does not end in .tsv: stack dev ingests only keys ending in .tsv")
 
 
 def test_without_the_pulumi_cli_a_deployed_stack_exits_2_saying_what_to_do(
