@@ -4,11 +4,13 @@ stack output` replaced by a stub that prints the local stack's outputs."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import stat
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,11 @@ import pytest
 
 from handlers.common.jobs import job_id_for
 from ingest.cli import parser
+from ingest.commands.rejects import parse_part
+from ingest.commands.upload import part_size
+from ingest.targets import TargetError
 from tests.ingest.conftest import local_command, run_ingest, write_csv
-from tests.local.support import REPO_ROOT, LocalStackProcess
+from tests.local.support import REPO_ROOT, LocalStackProcess, local_stack
 
 SUMMARY_KEYS = {
     "jobId",
@@ -396,3 +401,47 @@ def test_every_everyday_command_has_help_with_an_example(command: str) -> None:
 
     assert f"example: python -m ingest {command} " in text
     assert "--local" in text and "--stack NAME" in text and "--state-dir" not in text
+
+
+# --- a stack whose API wants IAM signatures ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def iam_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProcess]:
+    """prod, whose API is in `iam` mode: no key, every request signed with SigV4."""
+    with local_stack(tmp_path_factory.mktemp("iam-state"), stack="prod") as running:
+        yield running
+
+
+def test_an_iam_stacks_api_is_signed_with_the_targets_credentials(iam_stack: LocalStackProcess, tmp_path: Path) -> None:
+    assert "apiKey" not in iam_stack.outputs
+    outputs = {k: v for k, v in iam_stack.outputs.items() if k not in LOCAL_ONLY_OUTPUTS}
+    env = _deployed_environment(iam_stack, _stub_pulumi(tmp_path / "bin", outputs))
+
+    uploaded = local_command(iam_stack, "upload", str(SAMPLE), "--wait", "--json")  # the admin keys sign
+    deployed = run_ingest("get", "john@gmail.com", "--stack", "prod", "--json", env=env)  # the caller's keys sign
+    env["AWS_SECRET_ACCESS_KEY"] = "not-the-secret"
+    refused = run_ingest("get", "john@gmail.com", "--stack", "prod", env=env)
+
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert last_json(uploaded)["rowsWritten"] == 10
+    assert deployed.returncode == 0, deployed.stderr
+    assert last_json(deployed)["name"] == "John Doe"
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("error: GET /users/{email}: HTTP 403"), refused.stderr
+
+
+# --- pieces without a stack ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [16 * 1024**2, 160 * 1024**3, 5 * 1024**4])
+def test_parts_are_whole_mebibytes_of_at_least_16_and_never_over_10_000(size: int) -> None:
+    step = part_size(size)
+
+    assert step >= 16 * 1024**2 and step % 1024**2 == 0
+    assert -(-size // step) <= 10_000
+
+
+def test_a_report_part_of_another_layout_is_refused_naming_it() -> None:
+    with pytest.raises(TargetError, match=r"^reports/j/rejects-0001.csv: not a rejects report part"):
+        list(parse_part(io.StringIO("name,mail\nAnn,ann@example.com\n"), "reports/j/rejects-0001.csv"))
