@@ -48,7 +48,9 @@ EXIT_FAILED = 1
 EXIT_TIMEOUT = 3
 EXIT_INTERRUPTED = 130
 DEFAULT_TIMEOUT_SECONDS = 900
-POLL_SECONDS = 0.5
+# Polls start quick (a small file is done in well under a second) and slow down to one a second:
+# on AWS each poll is a request to the API and an invocation of the query function.
+FIRST_POLL_SECONDS, POLL_GROWTH, MAX_POLL_SECONDS = 0.1, 1.5, 1.0
 ENDED = frozenset({COMPLETE, COMPLETE_WITH_REJECTS, FAILED})
 # Until `uploadsSuffix` is an output of every deployed stack: the program's default (infra/config.py).
 DEFAULT_SUFFIX = ".csv"
@@ -335,6 +337,7 @@ def wait_for_job(target: Target, job_id: str, *, timeout: float, progress: bool,
     api = target.api()
     deadline = time.monotonic() + timeout
     job: dict[str, Any] | None = None
+    pause = FIRST_POLL_SECONDS
     with _JobBar(job_id, progress, out) as show:
         while True:
             response = api.get(f"/jobs/{segment(job_id)}")
@@ -347,7 +350,8 @@ def wait_for_job(target: Target, job_id: str, *, timeout: float, progress: bool,
                 raise unexpected(response, "GET /jobs/{jobId}")
             if time.monotonic() >= deadline:
                 raise JobTimeout(job_id, timeout, job)
-            time.sleep(POLL_SECONDS)
+            time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
+            pause = min(pause * POLL_GROWTH, MAX_POLL_SECONDS)
 
 
 def rows_done(job: Mapping[str, Any]) -> int:

@@ -409,7 +409,8 @@ def test_every_everyday_command_has_help_with_an_example(command: str) -> None:
 @pytest.fixture(scope="module")
 def iam_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProcess]:
     """prod, whose API is in `iam` mode: no key, every request signed with SigV4."""
-    with local_stack(tmp_path_factory.mktemp("iam-state"), stack="prod") as running:
+    state = tmp_path_factory.mktemp("iam-state")
+    with local_stack(state, "--set", "workerBatchingWindowSeconds=0", stack="prod") as running:
         yield running
 
 
