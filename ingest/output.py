@@ -24,8 +24,8 @@ from ingest.targets import TargetError
 UNWRAPPED_WIDTH = 100_000
 
 
-def console(stream: TextIO | None = sys.stdout) -> Console:
-    """A rich console writing to `stream` (None: stdout); colour and live displays only on a terminal."""
+def console(stream: TextIO | None = None) -> Console:
+    """A rich console writing to `stream` (None: stdout as it is now); colour and live displays only on a terminal."""
     target = stream if stream is not None else sys.stdout
     terminal = target.isatty()
     # Cells are the user's data: `[b]` or `:smile:` in a name is text, never markup or an emoji.
@@ -42,6 +42,15 @@ def console(stream: TextIO | None = sys.stdout) -> Console:
 def print_json(value: Any, out: TextIO) -> None:
     """One JSON document on one line (so it is also the output's last line), nothing else."""
     out.write(json.dumps(value, ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def print_json_array(items: Iterable[Any], out: TextIO) -> None:
+    """One JSON array on one line, written item by item: `list --all` never holds every user at once."""
+    out.write("[")
+    for number, item in enumerate(items):
+        out.write((", " if number else "") + json.dumps(item, ensure_ascii=False))
+    out.write("]\n")
     out.flush()
 
 

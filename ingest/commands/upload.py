@@ -172,7 +172,7 @@ def _upload(options: argparse.Namespace, out: TextIO) -> int:
             f"stopped waiting; job {uploaded.job_id} goes on: python -m ingest job {uploaded.job_id} {target.flags}",
             EXIT_INTERRUPTED,
         )
-    return _report_job(job, options.json, out)
+    return _report_job(target, job, options.json, out)
 
 
 def _report_upload(target: Target, uploaded: Uploaded, as_json: bool, out: TextIO) -> int:
@@ -192,11 +192,11 @@ def _report_upload(target: Target, uploaded: Uploaded, as_json: bool, out: TextI
     return 0
 
 
-def _report_job(job: dict[str, Any], as_json: bool, out: TextIO) -> int:
+def _report_job(target: Target, job: dict[str, Any], as_json: bool, out: TextIO) -> int:
     if as_json:
         print_json(summary(job), out)
     else:
-        out.write(render_summary(job))
+        out.write(render_summary(job, target.flags))
     if job["status"] == FAILED:
         return fail(f"job {job['jobId']} FAILED: {job.get('error') or 'no reason recorded'}", EXIT_FAILED)
     return 0
@@ -430,8 +430,9 @@ def summary(job: Mapping[str, Any]) -> dict[str, Any]:
     return {**dict.fromkeys(SUMMARY_KEYS), **job, "durationSeconds": duration_seconds(job)}
 
 
-def render_summary(job: Mapping[str, Any]) -> str:
-    """The human summary: status, the counts, how long it took, where the rejects are."""
+def render_summary(job: Mapping[str, Any], target_flags: str) -> str:
+    """The human summary: status, the counts, how long it took, where the rejects are (and the
+    `rejects` command that lists them, with `target_flags` naming the stack)."""
     shown = summary(job)
     duration = shown["durationSeconds"]
     lines = [
@@ -451,5 +452,7 @@ def render_summary(job: Mapping[str, Any]) -> str:
     if shown["status"] == FAILED:
         lines.append(f"  reason: {shown.get('error') or 'no reason recorded'}")
     if shown.get("rowsRejected") and shown.get("rejectsReport"):
-        lines.append(f"  rejects report: {shown['rejectsReport']} (python -m ingest rejects {shown['jobId']})")
+        lines.append(
+            f"  rejects report: {shown['rejectsReport']} (python -m ingest rejects {shown['jobId']} {target_flags})"
+        )
     return "\n".join(lines) + "\n"

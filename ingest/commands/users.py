@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from ingest.api import MAX_PAGE, segment, unexpected
 from ingest.commands.jobs import page_size
-from ingest.output import fail, fields, guarded, print_json, table
+from ingest.output import fail, fields, guarded, print_json, print_json_array, table
 from ingest.targets import Target, add_target_options, resolve_target
 
 EXIT_ABSENT = 1
@@ -79,7 +79,7 @@ def _run_list(options: argparse.Namespace, parser: argparse.ArgumentParser, out:
 def show_users(target: Target, limit: int, all_pages: bool, as_json: bool, out: TextIO) -> int:
     api = target.api()
     if as_json:
-        print_json(list(api.pages("/users", limit, all_pages)), out)
+        print_json_array(api.pages("/users", limit, all_pages), out)
         return 0
     if all_pages:
         users, more = list(api.pages("/users", limit, all_pages=True)), False
