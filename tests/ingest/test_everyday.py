@@ -385,6 +385,24 @@ def test_pulumi_failing_is_reported_with_its_last_line(stack: LocalStackProcess,
     assert result.stderr == "error: `pulumi stack output --stack dev` failed: error: no stack named dev found\n"
 
 
+def test_a_deployed_stack_without_aws_credentials_exits_2_saying_what_to_do(tmp_path: Path) -> None:
+    stub = _stub_pulumi(
+        tmp_path / "bin", {"apiUrl": "https://api.invalid/v1", "bucketName": "b", "uploadsPrefix": "u/"}
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        PATH=f"{stub}{os.pathsep}{env.get('PATH', '')}",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+
+    result = run_ingest("list", "--stack", "dev", env=env)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: no AWS credentials: configure them"), result.stderr
+
+
 def test_a_local_stack_that_is_not_running_exits_2_saying_how_to_start_it(tmp_path: Path) -> None:
     result = run_ingest("get", "ann@example.com", "--local", "--stack", "prod", "--state-dir", str(tmp_path))
 
