@@ -137,10 +137,13 @@ class LogSink:
         self._out = out
         self._lock = threading.Lock()
         self._files: dict[str, TextIO] = {}
+        self._closed = False
         folder.mkdir(parents=True, exist_ok=True)
 
     def line(self, source: str, text: str) -> None:
         with self._lock:
+            if self._closed:  # a late line from a thread still winding down
+                return
             handle = self._files.get(source)
             if handle is None:
                 handle = self._files[source] = (self._folder / f"{source}.log").open("a", encoding="utf-8")
@@ -151,6 +154,7 @@ class LogSink:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             for handle in self._files.values():
                 handle.close()
             self._files.clear()

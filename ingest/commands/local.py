@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
 import signal
@@ -122,7 +123,13 @@ def _run_up(options: argparse.Namespace, parser: argparse.ArgumentParser, out: T
         state_root=options.state_dir,
         retry_delays=options.retry_delays,
     )
-    return up(local_options, out)
+    code = up(local_options, out)
+    # Everything this command started is stopped. Leave at once: the interpreter's own shutdown
+    # would join the Pulumi engine's idle threads (seconds) and flush streams whose locks a
+    # daemon thread frozen mid-write may hold (a hang that ignores Ctrl-C).
+    out.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _run_outputs(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:
