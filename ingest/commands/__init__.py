@@ -6,7 +6,7 @@ as their default: the function that carries the command out and returns the exit
 
 from __future__ import annotations
 
-from ingest.commands import jobs, local, plan, rejects, upload, users
+from ingest.commands import demo, dlq, jobs, local, plan, rejects, upload, users
 
 # In the order `--help` lists them.
 COMMANDS = (
@@ -15,5 +15,7 @@ COMMANDS = (
     jobs,
     users,
     rejects,
+    dlq,
     plan,
+    demo,
 )

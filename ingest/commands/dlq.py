@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from ingest.output import console, fail, print_json, table
+from ingest.output import console, guarded, print_json, table
 from ingest.targets import Target, TargetError, add_target_options, resolve_target
 
 DEFAULT_PEEK = 10
@@ -151,14 +150,12 @@ def _positive(text: str) -> int:
 
 
 def _run_peek(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:
-    try:
-        target = resolve_target(options)
-        letters = peek(target, options.max)
-    except TargetError as error:
-        return fail(str(error))
-    except (ClientError, BotoCoreError) as error:
-        return fail(f"dlq peek: {error}")
-    if options.json:
+    return guarded(lambda: show_peek(resolve_target(options), options.max, options.json, out), "dlq peek")
+
+
+def show_peek(target: Target, max_messages: int, as_json: bool, out: TextIO) -> int:
+    letters = peek(target, max_messages)
+    if as_json:
         print_json([letter.to_json() for letter in letters], out)
     else:
         _show_letters(letters, target, out)
@@ -166,19 +163,18 @@ def _run_peek(options: argparse.Namespace, parser: argparse.ArgumentParser, out:
 
 
 def _run_redrive(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:
-    try:
-        target = resolve_target(options)
-        with console(None).status("moving the dead-lettered messages back to the queue…") as status:
-            result = redrive(
-                target,
-                timeout=options.timeout,
-                progress=lambda r: status.update(f"moving messages back: {r.moved} of {r.to_move} moved"),
-            )
-    except TargetError as error:
-        return fail(str(error))
-    except (ClientError, BotoCoreError) as error:
-        return fail(f"dlq redrive: {error}")
-    if options.json:
+    return guarded(lambda: show_redrive(resolve_target(options), options.timeout, options.json, out), "dlq redrive")
+
+
+def show_redrive(target: Target, timeout: float, as_json: bool, out: TextIO) -> int:
+    """Redrive with a live status line on stderr (on a terminal), then the result; the exit code says how it ended."""
+    with console(sys.stderr).status("starting the move back to the queue…") as status:
+        result = redrive(
+            target,
+            timeout=timeout,
+            progress=lambda now: status.update(f"moving messages back: {now.moved} of {now.to_move} moved"),
+        )
+    if as_json:
         print_json(result.to_json(), out)
     else:
         out.write(_redrive_line(result) + "\n")
