@@ -18,7 +18,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.metadata
+import os
 import re
+import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -139,11 +141,15 @@ def build_archive(function: str, build_dir: Path = BUILD_DIR) -> FunctionArchive
     build_dir.mkdir(parents=True, exist_ok=True)
     target = build_dir / f"{function}.zip"
     entries = archive_entries(function)
-    with zipfile.ZipFile(target, "w") as archive:
+    # Written beside the target and renamed over it: a program run at the same time (two stacks
+    # planned or started at once) reads either the old archive or the new one, never half of one.
+    partial = build_dir / f".{function}.{os.getpid()}.{threading.get_ident()}.zip"
+    with zipfile.ZipFile(partial, "w") as archive:
         for name, source in entries:
             info = zipfile.ZipInfo(name, date_time=_FIXED_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16  # rw-r--r--, whatever the checkout's umask
             archive.writestr(info, source.read_bytes(), compresslevel=9)
-    digest = base64.b64encode(hashlib.sha256(target.read_bytes()).digest()).decode()
+    digest = base64.b64encode(hashlib.sha256(partial.read_bytes()).digest()).decode()
+    os.replace(partial, target)
     return FunctionArchive(path=target, sha256=digest, entries=tuple(name for name, _ in entries))

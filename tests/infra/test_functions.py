@@ -54,7 +54,7 @@ def test_environment_names_exactly_the_resources_each_function_uses(dev):
             "MAX_UPLOAD_BYTES": str(5 * 1024**3),
         },
         WORKER: {"USERS_TABLE": users, "JOBS_TABLE": jobs},
-        QUERY: {"USERS_TABLE": users, "JOBS_TABLE": jobs},
+        QUERY: {"USERS_TABLE": users, "JOBS_TABLE": jobs, "JOBS_INDEX": "recent-jobs"},
     }
     services = {PRODUCER: "producer", WORKER: "worker", QUERY: "query"}
     for name, resources in expected.items():

@@ -755,6 +755,7 @@ def query_handler(monkeypatch) -> Iterator[Any]:
         "AWS_DEFAULT_REGION": REGION,
         "USERS_TABLE": "users",
         "JOBS_TABLE": "jobs",
+        "JOBS_INDEX": "recent-jobs",
         "POWERTOOLS_SERVICE_NAME": "query",
     }.items():
         monkeypatch.setenv(name, value)

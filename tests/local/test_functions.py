@@ -630,7 +630,13 @@ def query_archive(tmp_path_factory: pytest.TempPathFactory) -> FunctionArchive:
 def test_the_real_query_archive_runs_in_the_isolated_runtime(
     query_archive: FunctionArchive, tmp_path: Path, unused_port: Callable[[], int]
 ) -> None:
-    spec = _spec(query_archive.path, handler="handlers.query.app.handler", USERS_TABLE="users", JOBS_TABLE="jobs")
+    spec = _spec(
+        query_archive.path,
+        handler="handlers.query.app.handler",
+        USERS_TABLE="users",
+        JOBS_TABLE="jobs",
+        JOBS_INDEX="recent-jobs",
+    )
     log = Log()
     dead_endpoint = f"http://127.0.0.1:{unused_port()}"
     with FunctionHost(
@@ -671,7 +677,13 @@ def test_editing_the_real_handlers_reloads_through_the_programs_packaging(
     monkeypatch.setattr(infra.packaging, "REPO_ROOT", checkout)
     monkeypatch.setattr(infra.packaging, "HANDLERS_DIR", checkout / "handlers")
     monkeypatch.setattr(local.functions, "RELOAD_CHECK_SECONDS", 0.0)
-    spec = _spec(query_archive.path, handler="handlers.query.app.handler", USERS_TABLE="users", JOBS_TABLE="jobs")
+    spec = _spec(
+        query_archive.path,
+        handler="handlers.query.app.handler",
+        USERS_TABLE="users",
+        JOBS_TABLE="jobs",
+        JOBS_INDEX="recent-jobs",
+    )
     log = Log()
     with FunctionHost(
         spec,
