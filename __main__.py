@@ -13,6 +13,7 @@ pipeline = Pipeline(
 
 pulumi.export("bucketName", pipeline.storage.bucket.bucket)
 pulumi.export("uploadsPrefix", config.uploads_prefix)
+pulumi.export("uploadsSuffix", config.uploads_suffix)
 pulumi.export("queueUrl", pipeline.queue.queue.url)
 pulumi.export("deadLetterQueueUrl", pipeline.queue.dead_letter_queue.url)
 pulumi.export("failedUploadEventsQueueUrl", pipeline.producer.failed_events.url)

@@ -26,18 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from infra.config import ConfigError
 from ingest.commands.jobs import show_job, show_jobs
-from ingest.commands.local import EXIT_INTERRUPTED, EXIT_USAGE, _interrupt
+from ingest.commands.local import EXIT_INTERRUPTED, EXIT_USAGE, START_ERRORS, interrupt
 from ingest.commands.rejects import show_rejects
 from ingest.commands.upload import EXIT_TIMEOUT, JobTimeout, upload_file, wait_for_job
 from ingest.commands.upload import render_summary as render_job_summary
 from ingest.commands.users import show_user, show_users
 from ingest.output import fail, guarded
 from ingest.targets import Target, local_target
-from local.deployer import DeployError
 from local.mocks import REPO_ROOT
-from local.session import STATE_ROOT, FunctionInitError, LocalOptions, LocalStack, StackRunning
+from local.session import STATE_ROOT, LocalOptions, LocalStack
 
 STACK = "dev"
 SAMPLE = REPO_ROOT / "tests" / "data" / "users.csv"
@@ -54,7 +52,6 @@ BAD_EMAIL_EVERY, BAD_EMAIL_AT = 50, 7
 BAD_PHONE_EVERY, BAD_PHONE_AT = 50, 23
 NO_NAME_EVERY, NO_NAME_AT = 100, 41
 # What stops local mode from starting, each fixable by the user (a setting, a port, dev already running).
-START_ERRORS = (ConfigError, FileNotFoundError, StackRunning, DeployError, FunctionInitError, OSError)
 
 
 @dataclass(frozen=True)
@@ -101,7 +98,7 @@ def _rows(text: str) -> int:
 
 
 def _run(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     began = time.monotonic()
     with open(os.devnull, "w") as quiet:  # function logs: the state folder's files only
         stack = LocalStack(LocalOptions(stack=STACK, api_port=0, state_root=options.state_dir), quiet)

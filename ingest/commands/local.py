@@ -38,9 +38,11 @@ from local.session import (
 EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 1
 EXIT_INTERRUPTED = 130
+# What stops start-up with a message for the user (a setting, a stack, a port, the code): exit 2.
+START_ERRORS = (ConfigError, FileNotFoundError, StackRunning, DeployError, FunctionInitError, OSError)
 
 
-def _pairs(items: list[str], option: str, parser: argparse.ArgumentParser) -> dict[str, str]:
+def pairs(items: list[str], option: str, parser: argparse.ArgumentParser) -> dict[str, str]:
     pairs = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -118,7 +120,7 @@ def _run_up(options: argparse.Namespace, parser: argparse.ArgumentParser, out: T
         stack=options.stack,
         api_port=options.port,
         emulator_port=options.emulator_port,
-        overrides=_pairs(options.set, "--set", parser),
+        overrides=pairs(options.set, "--set", parser),
         revocations=revocations,
         state_root=options.state_dir,
         retry_delays=options.retry_delays,
@@ -142,13 +144,13 @@ def _run_outputs(options: argparse.Namespace, parser: argparse.ArgumentParser, o
     )
 
 
-def _interrupt(signum: int, frame: Any) -> None:
+def interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
 def up(options: LocalOptions, out: TextIO) -> int:
     """Start the stack, print what is running, serve until Ctrl-C or SIGTERM; stop everything."""
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     stack = LocalStack(options, out)
     started = None
     try:
@@ -163,7 +165,7 @@ def up(options: LocalOptions, out: TextIO) -> int:
             file=sys.stderr,
         )
         return 0 if started else EXIT_INTERRUPTED
-    except (ConfigError, FileNotFoundError, StackRunning, DeployError, FunctionInitError, OSError) as error:
+    except START_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     finally:

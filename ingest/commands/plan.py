@@ -13,7 +13,7 @@ import sys
 from typing import TextIO
 
 from infra.config import ConfigError
-from ingest.commands.local import EXIT_USAGE, _pairs
+from ingest.commands.local import EXIT_USAGE, pairs
 from local.mocks import run_program
 from local.plan import render
 
@@ -36,7 +36,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _run(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:
-    overrides = _pairs(options.set, "--set", parser)
+    overrides = pairs(options.set, "--set", parser)
     try:
         plan = run_program(options.stack, overrides)
     except (ConfigError, FileNotFoundError) as error:
