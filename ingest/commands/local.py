@@ -17,6 +17,7 @@ import re
 import shlex
 import signal
 import sys
+import threading
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, TextIO
@@ -144,12 +145,20 @@ def _run_outputs(options: argparse.Namespace, parser: argparse.ArgumentParser, o
     )
 
 
+INTERRUPTED = threading.Event()
+"""Set once Ctrl-C or SIGTERM arrived: whatever error start-up then ends with, it was interrupted."""
+
+
 def interrupt(signum: int, frame: Any) -> None:
+    """Ctrl-C and SIGTERM: stop. The KeyboardInterrupt can land anywhere (even inside an import,
+    which then fails with another error), so the event records that it came."""
+    INTERRUPTED.set()
     raise KeyboardInterrupt
 
 
 def up(options: LocalOptions, out: TextIO) -> int:
     """Start the stack, print what is running, serve until Ctrl-C or SIGTERM; stop everything."""
+    signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     stack = LocalStack(options, out)
     started = None
@@ -165,7 +174,12 @@ def up(options: LocalOptions, out: TextIO) -> int:
             file=sys.stderr,
         )
         return 0 if started else EXIT_INTERRUPTED
-    except START_ERRORS as error:
+    except Exception as error:
+        if INTERRUPTED.is_set():  # the interrupt surfaced as another error: it is still an interrupt
+            print("\nlocal mode: interrupted during start-up; stopping", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        if not isinstance(error, START_ERRORS):
+            raise
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     finally:
