@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,9 +11,8 @@ from botocore.exceptions import ClientError
 
 from local import authz
 from local.emulator import Credentials, Emulator
+from tests.local.conftest import ACCOUNT, REGION
 
-REGION = "eu-west-1"
-ACCOUNT = "123456789012"
 PRODUCER = f"arn:aws:iam::{ACCOUNT}:role/producer"
 WORKER = f"arn:aws:iam::{ACCOUNT}:role/worker"
 LAMBDA_TRUST = {
@@ -326,14 +324,6 @@ def test_requests_it_cannot_read_are_unmapped() -> None:
 
 
 # --- through the server ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    emulator = Emulator(REGION, ACCOUNT)
-    emulator.start()
-    yield emulator
-    emulator.stop()
 
 
 def unique(prefix: str) -> str:

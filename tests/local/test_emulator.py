@@ -27,21 +27,12 @@ from botocore.exceptions import ClientError
 
 from local import moto_patches
 from local.emulator import Credentials, Emulator, Fault, FaultsEndpoint, InvokeRequest, InvokeResponse
+from tests.local.conftest import ACCOUNT, REGION
 
-REGION = "eu-west-1"
-ACCOUNT = "123456789012"
 LAMBDA_TRUST = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
 }
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    emulator = Emulator(REGION, ACCOUNT)
-    emulator.start()
-    yield emulator
-    emulator.stop()
 
 
 def unique(prefix: str) -> str:
