@@ -186,8 +186,22 @@ def up(options: LocalOptions, out: TextIO) -> int:
         # A second Ctrl-C or SIGTERM while stopping must not cut the shutdown short.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stack.stop()
+        stop_within(stack, STOP_TIMEOUT_SECONDS)
     return 0
+
+
+# How long stopping may take before the command leaves anyway, saying so (a part that does not stop
+# must not keep the terminal or a service manager waiting).
+STOP_TIMEOUT_SECONDS = 20.0
+
+
+def stop_within(stack: LocalStack, seconds: float) -> None:
+    """Stop the stack; if that takes longer than `seconds`, say so and return."""
+    stopping = threading.Thread(target=stack.stop, name="stop", daemon=True)
+    stopping.start()
+    stopping.join(seconds)
+    if stopping.is_alive():
+        print(f"local mode: stopping took over {seconds:g} s; leaving without waiting further", file=sys.stderr)
 
 
 def render_started(options: LocalOptions, started: Started) -> str:
