@@ -11,11 +11,14 @@ in `local/`; this module is only the command line over it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import select
 import shlex
 import signal
+import socket
 import sys
 import threading
 from collections import defaultdict
@@ -156,6 +159,28 @@ def interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def wait_for_interrupt() -> None:
+    """Block until a signal handler raises (`interrupt`: Ctrl-C, SIGTERM).
+
+    The kernel may deliver a signal to any thread, and Python runs the handler in the main thread
+    only once that thread runs bytecode again: sleeping in `signal.pause()` then sleeps through it
+    (seen: SIGTERM ignored while the pollers were busy). The wakeup fd is written whichever thread
+    the signal lands on, so the main thread wakes and runs the handler."""
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    try:
+        while True:
+            select.select([reader], [], [])
+            with contextlib.suppress(BlockingIOError):  # another wake-up already drained it
+                reader.recv(4096)
+    finally:
+        signal.set_wakeup_fd(previous)
+        reader.close()
+        writer.close()
+
+
 def up(options: LocalOptions, out: TextIO) -> int:
     """Start the stack, print what is running, serve until Ctrl-C or SIGTERM; stop everything."""
     signal.signal(signal.SIGINT, interrupt)
@@ -166,8 +191,7 @@ def up(options: LocalOptions, out: TextIO) -> int:
         started = stack.start()
         out.write(render_started(options, started))
         out.flush()
-        while True:  # pause returns after any handled signal that did not raise
-            signal.pause()
+        wait_for_interrupt()
     except KeyboardInterrupt:
         print(
             "\nlocal mode: stopping" if started else "\nlocal mode: interrupted during start-up; stopping",
