@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 
 from local.mocks import Plan, PlanMocks, _auto_name, run_program
@@ -665,10 +666,13 @@ def deploy(
     *,
     overrides: Mapping[str, Any] | None = None,
     revocations: Sequence[Revocation] = (),
+    transformations: Sequence[pulumi.ResourceTransformation] = (),
 ) -> Deployment:
     """Run the stack's program against the emulator; fails on the first resource it refuses."""
     context = DeployContext(emulator=emulator, api_base_url=api_base_url, revocations=revocations)
-    plan = run_program(stack, overrides, mocks_factory=lambda region: LocalMocks(region, context))
+    plan = run_program(
+        stack, overrides, mocks_factory=lambda region: LocalMocks(region, context), transformations=transformations
+    )
     unmatched = [r for r in revocations if r not in context.revoked]
     if unmatched:
         listed = ", ".join(f"{r.role}={r.sid}" for r in unmatched)

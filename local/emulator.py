@@ -182,6 +182,41 @@ class Faults:
         return None
 
 
+@dataclass(frozen=True)
+class CallCount:
+    """The requests of one caller to one operation: how many, their body bytes, their 64 KiB units."""
+
+    calls: int = 0
+    body_bytes: int = 0
+    units_64k: int = 0
+    """Each request's body in 64 KiB chunks, rounded up (how SQS bills a request)."""
+
+    def plus(self, body_bytes: int) -> CallCount:
+        return CallCount(self.calls + 1, self.body_bytes + body_bytes, self.units_64k + max(1, -(-body_bytes // 65536)))
+
+
+class CallCounter:
+    """Every request the emulator served, by caller (a role's name, or "admin"), service and operation:
+    what the benchmarks count API calls with."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str, str], CallCount] = {}
+
+    def record(self, caller: str, service: str, operation: str, body_bytes: int) -> None:
+        key = (caller, service, operation)
+        with self._lock:
+            self._counts[key] = self._counts.get(key, CallCount()).plus(body_bytes)
+
+    def snapshot(self) -> dict[tuple[str, str, str], CallCount]:
+        with self._lock:
+            return dict(self._counts)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+
 def fault_from_json(data: Mapping[str, Any]) -> Fault:
     """A Fault from its JSON object; fails naming a field it does not have."""
     known = {f.name for f in dataclasses.fields(Fault)}
@@ -413,6 +448,7 @@ class Emulator:
         self.on_invoke: Callable[[InvokeRequest], InvokeResponse] | None = None
         self.s3_events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.faults = Faults()
+        self.calls = CallCounter()
         self._moves = message_moves.MessageMoves(lambda: self.client("sqs"))
         self.log: Callable[[str], None] = _to_stderr
         """Where each refused request is reported (who, which action, which resource): the session's log."""
@@ -574,12 +610,14 @@ class Emulator:
         access = authz.request_access(call) if caller.service else authz.RequestAccess("", "", mapped=False)
         if caller.access_key_id == self.admin.access_key_id:
             principal, caller_arn, origin_id = authz.ADMIN, None, f"AWS:{self.account_id}"
+            self.calls.record("admin", call.service, access.operation, len(body))
         else:
             refusal, identity = self._refusal(caller, call, access)
             if refusal is not None:
                 return refusal
             assert identity is not None
             principal, caller_arn = f"{identity.arn} {identity.caller_arn}", identity.arn
+            self.calls.record(identity.arn.rsplit("/", 1)[-1], call.service, access.operation, len(body))
             origin_id = f"AWS:{identity.unique_id}"
         fault = self.faults.take(call.service, access.names, principal)
         if fault is not None:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import runpy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,11 +231,14 @@ def run_program(
     overrides: Mapping[str, Any] | None = None,
     *,
     mocks_factory: Callable[[str], PlanMocks] = PlanMocks,
+    transformations: Sequence[pulumi.ResourceTransformation] = (),
 ) -> Plan:
     """Execute `__main__.py` for `stack` under mocks; `overrides` replace settings (short keys).
 
     `mocks_factory(region)` makes the mocks that answer the engine: `PlanMocks` for a plan, or local
-    mode's mocks that create each resource in the emulator (`local.deployer`).
+    mode's mocks that create each resource in the emulator (`local.deployer`). `transformations` are
+    registered as stack transformations before the program runs, as `pulumi.runtime.
+    register_stack_transformation` would in the program (a benchmark's variant of the stack).
     """
     settings = stack_settings(stack)
     for key, value in (overrides or {}).items():
@@ -258,6 +261,8 @@ def run_program(
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[None]:
+        for transformation in transformations:
+            pulumi.runtime.register_stack_transformation(transformation)
         runpy.run_path(str(REPO_ROOT / "__main__.py"), run_name="__main__")
         exported = pulumi.runtime.settings.get_root_resource().outputs  # what pulumi.export set
         secret = {key: pulumi.Output.from_input(value).is_secret() for key, value in exported.items()}

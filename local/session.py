@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import pulumi
+
 from local.apigw import ApiGateway, InvokeOutcome
 from local.async_invoke import LAMBDA_RETRY_DELAYS, AsyncInvoker
 from local.deployer import Deployment, Revocation, deploy
@@ -60,6 +62,8 @@ class LocalOptions:
     state_root: Path = STATE_ROOT
     retry_delays: Sequence[float] = LAMBDA_RETRY_DELAYS
     """Delays before the asynchronous retries (Lambda's by default)."""
+    transformations: Sequence[pulumi.ResourceTransformation] = ()
+    """Stack transformations applied to the program's resources (`bench/naive.py`: the article's design)."""
 
 
 def state_dir(state_root: Path, stack: str) -> Path:
@@ -212,6 +216,7 @@ class LocalStack:
             self._api_base_url,
             overrides=options.overrides,
             revocations=options.revocations,
+            transformations=options.transformations,
         )
         registry = self.registry = Registry.from_plan(deployment.plan, region, self.emulator.account_id)
         self.emulator.resource_policies.update(registry.resource_policies)

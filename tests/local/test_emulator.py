@@ -356,6 +356,28 @@ def test_role_upload_names_the_role_session_in_the_event(emulator: Emulator, not
     assert record["userIdentity"]["principalId"].startswith("AWS:AROA")
 
 
+# --- call counts -------------------------------------------------------------------------------
+
+
+def test_calls_are_counted_by_role_service_and_operation(emulator: Emulator) -> None:
+    arn, session = role_session(emulator, {"Effect": "Allow", "Action": "sqs:*", "Resource": "*"})
+    url = emulator.client("sqs").create_queue(QueueName=unique("counted"))["QueueUrl"]
+    role = arn.rsplit("/", 1)[-1]
+    body = "x" * 70_000  # two 64 KiB units once in the request
+    sqs = emulator.client("sqs", session)
+
+    sqs.send_message(QueueUrl=url, MessageBody=body)
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": "y"} for i in range(3)])
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": "0", "MessageBody": "z"}])
+
+    counts = emulator.calls.snapshot()
+    assert counts[(role, "sqs", "SendMessage")].calls == 1
+    assert counts[(role, "sqs", "SendMessage")].units_64k == 2
+    assert counts[(role, "sqs", "SendMessageBatch")].calls == 2
+    assert counts[("admin", "sqs", "CreateQueue")].calls >= 1
+    assert not [key for key in counts if key[0] == role and key[2] == "CreateQueue"]
+
+
 # --- faults ------------------------------------------------------------------------------------
 
 
