@@ -1,0 +1,368 @@
+"""The query API in local mode: `GET /users/{email}` latency under load, and each handler's cold import.
+
+(a) A dev stack with some users loaded answers a fixed number of requests from a few client threads
+on 127.0.0.1 (mostly hits, one in ten a miss). The stage throttle (and the key's quota) are raised
+so that the figures are the API's, not its 429s. Two references run in the same stack, with the same
+threads: the function host invoked directly with the same proxy events (the gateway's overhead is
+the difference), and requests the gateway refuses itself (no API key: its HTTP front alone).
+
+(b) Each handler module imported in a fresh `python -I -S -B` from the function's own archive, with
+the function's environment, less a bare interpreter started the same way. `-B` because Lambda's
+task root is read-only and our archives hold no bytecode: every cold start compiles the handler
+and bundled library sources. The same import with bytecode cached is shown beside it.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+import subprocess
+import sys
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import inputs
+from bench.core import Benchmark, Context, Result, median_of, note_lines, number, table, timed, verdict
+from bench.stacks import BenchStack, ingest, local_stack
+from ingest.api import ApiClient, segment
+from local.apigw import Request, Routes, proxy_event
+from local.functions import runtime_libraries
+from local.registry import FunctionSpec
+
+CLIENT_THREADS = 8
+# One request in this many asks for an email nobody uploaded (a 404 answered by the function).
+MISS_EVERY = 10
+# The highest stage throttle and quota the configuration accepts (infra/config.py): far above
+# what 8 local threads can send, so no request is refused with 429.
+UNTHROTTLED = {"apiThrottleRateLimit": 10_000, "apiThrottleBurstLimit": 5_000, "apiQuotaPerDay": 10_000_000}
+IMPORT_TARGET_MS = 300.0
+HANDLER_PACKAGES = ("producer", "worker", "query")
+USERS_ROUTE = "/users/{email}"
+
+
+# --- load ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    """A fixed list of calls run from a pool of threads: each call's latency and outcome, and the wall time."""
+
+    seconds: float
+    latencies: list[float]
+    outcomes: list[Any]
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+
+def under_load(calls: Sequence[Callable[[], Any]], threads: int) -> Load:
+    """Run every call, `threads` at a time; the rate is calls over the wall time of all of them."""
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        seconds, timings = timed(lambda: list(pool.map(timed, calls)))
+    return Load(seconds=seconds, latencies=[t for t, _ in timings], outcomes=[o for _, o in timings])
+
+
+def percentile(samples: Sequence[float], share: float) -> float:
+    """Nearest-rank percentile (`share` 0.99 for p99): a value that was measured."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def latency_summary(load: Load, expected: Sequence[Any]) -> dict[str, Any]:
+    """p50/p99 in ms, requests per second, and the answers that were not the expected one."""
+    return {
+        "requests": len(load.latencies),
+        "p50_ms": round(percentile(load.latencies, 0.50) * 1000, 3),
+        "p99_ms": round(percentile(load.latencies, 0.99) * 1000, 3),
+        "rps": round(load.rate, 1),
+        "errors": sum(got != want for got, want in zip(load.outcomes, expected, strict=True)),
+        "statuses": {str(status): count for status, count in sorted(Counter(load.outcomes).items())},
+    }
+
+
+# --- the requests ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One request of the load: an email and the status the API should answer."""
+
+    email: str
+    status: int
+
+    @property
+    def path(self) -> str:
+        return f"/users/{segment(self.email)}"
+
+
+def loaded_emails(path: Path) -> list[str]:
+    with path.open(newline="") as rows:
+        return [row["mail"] for row in csv.DictReader(rows)]
+
+
+def asks(emails: Sequence[str], count: int) -> list[Ask]:
+    """`count` requests over the loaded emails, every `MISS_EVERY`th for an unknown one (seeded)."""
+    chooser = random.Random(inputs.SEED)
+    return [
+        Ask(f"nobody.{index}@example.invalid", 404) if index % MISS_EVERY == 0 else Ask(chooser.choice(emails), 200)
+        for index in range(count)
+    ]
+
+
+def through_api(api: ApiClient, load: Sequence[Ask], threads: int) -> Load:
+    return under_load([lambda ask=ask: api.get(ask.path).status for ask in load], threads)
+
+
+@dataclass(frozen=True)
+class DirectInvoke:
+    """The query function's host called as the gateway calls it, with the proxy events it would build."""
+
+    stack: BenchStack
+
+    def spec_and_events(self, load: Sequence[Ask]) -> tuple[FunctionSpec, list[dict[str, Any]]]:
+        local = self.stack.local
+        assert local.registry is not None
+        api = local.registry.apis[0]
+        routes = Routes(api.methods)
+        events, function_arn = [], None
+        for ask in load:
+            route = routes.route(ask.path, "GET")
+            assert route is not None and route.resource_path == USERS_ROUTE, "the API has no GET /users/{email}"
+            function_arn = route.method.function_arn
+            request = Request("GET", f"/{api.stage_name}{ask.path}", (("Host", "127.0.0.1"),), b"", "127.0.0.1", 0)
+            events.append(
+                proxy_event(
+                    api,
+                    local.registry.account_id,
+                    route,
+                    request,
+                    request_id="bench",
+                    extended_request_id="bench",
+                    received_at=0.0,
+                    identity={},
+                )
+            )
+        assert function_arn is not None
+        return local.registry.function(function_arn), events
+
+    def run(self, load: Sequence[Ask], threads: int) -> Load:
+        spec, events = self.spec_and_events(load)
+        host = self.stack.local.hosts[spec.name]
+        return under_load([lambda event=event: _status(host.invoke(event)) for event in events], threads)
+
+
+def _status(result: Any) -> Any:
+    """The proxy response's status code, or the error type of a failed invocation."""
+    if result.error is not None:
+        return result.error.get("errorType", "error")
+    return result.payload["statusCode"]
+
+
+def unauthenticated(stack: BenchStack) -> ApiClient:
+    """A client without key or signature: the gateway answers 403 itself, never calling the function."""
+    return ApiClient(stack.target.outputs["apiUrl"], api_key=None, signer=None, label="bench (no key)")
+
+
+def measure_api(ctx: Context, stack: BenchStack, emails: Sequence[str]) -> dict[str, Any]:
+    count = ctx.pick(tiny=20, quick=600, full=3000)
+    load = asks(emails, count)
+    warm_up = asks(emails, 2 * CLIENT_THREADS)  # every function process started before timing
+    api = stack.target.api()
+    direct = DirectInvoke(stack)
+    through_api(api, warm_up, CLIENT_THREADS)
+    ctx.progress(f"query_api: {count} requests through the API, {CLIENT_THREADS} threads")
+    via_api = latency_summary(through_api(api, load, CLIENT_THREADS), [a.status for a in load])
+    ctx.progress("query_api: the same through the function host alone")
+    direct.run(warm_up, CLIENT_THREADS)
+    via_host = latency_summary(direct.run(load, CLIENT_THREADS), [a.status for a in load])
+    ctx.progress("query_api: the same refused by the gateway (no key)")
+    via_gateway = latency_summary(through_api(unauthenticated(stack), load, CLIENT_THREADS), [403] * len(load))
+    return {
+        "threads": CLIENT_THREADS,
+        "requests": count,
+        "miss_every": MISS_EVERY,
+        "throttle": UNTHROTTLED,
+        "api": via_api,
+        "function_host": via_host,
+        "gateway_refusal": via_gateway,
+        "gateway_overhead_p50_ms": round(via_api["p50_ms"] - via_host["p50_ms"], 3),
+    }
+
+
+# --- cold imports ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportProbe:
+    """A function's archive unpacked as Lambda's task root, imported in fresh isolated interpreters."""
+
+    spec: FunctionSpec
+    task_root: Path
+    runtime_dir: Path
+    endpoint_url: str
+
+    def environment(self) -> dict[str, str]:
+        """The function's variables and what boto3 reads at import on Lambda; dummy keys (nothing is called)."""
+        region = self.spec.arn.split(":")[3]
+        return {
+            **{key: str(value) for key, value in self.spec.environment.items()},
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_ACCESS_KEY_ID": "BENCHIMPORT000000000",
+            "AWS_SECRET_ACCESS_KEY": "bench-import-only",
+            "AWS_LAMBDA_FUNCTION_NAME": self.spec.name,
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "TZ": ":UTC",
+        }
+
+    def seconds(self, statement: str, *, bytecode: bool) -> float:
+        """Wall time of one fresh interpreter running `statement` after putting the task root on sys.path."""
+        flags = ["-I", "-S"] if bytecode else ["-I", "-S", "-B"]
+        code = f"import sys; sys.path[:0] = [{str(self.task_root)!r}, {str(self.runtime_dir)!r}]; {statement}"
+        command = [sys.executable, *flags, "-c", code]
+        seconds, done = timed(
+            lambda: subprocess.run(command, env=self.environment(), cwd=self.task_root, capture_output=True)
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{self.spec.name}: import failed:\n{done.stderr.decode(errors='replace')[-2000:]}")
+        return seconds
+
+    def median_ms(self, statement: str, repeats: int, *, bytecode: bool) -> float:
+        return median_of(self.seconds(statement, bytecode=bytecode) for _ in range(repeats)) * 1000
+
+    @property
+    def module(self) -> str:
+        return self.spec.handler.rpartition(".")[0]
+
+
+def probes(ctx: Context, stack: BenchStack) -> dict[str, ImportProbe]:
+    """One probe per handler package, each over its own unpacked archive; one runtime folder shared."""
+    local = stack.local
+    assert local.registry is not None
+    root = ctx.work / "query_api-imports"
+    runtime_dir = runtime_libraries(root / "runtime")
+    found = {}
+    for spec in local.registry.functions.values():
+        if spec.package not in HANDLER_PACKAGES or spec.package in found:
+            continue
+        task_root = root / spec.package
+        with zipfile.ZipFile(spec.archive) as archive:
+            archive.extractall(task_root)
+        found[spec.package] = ImportProbe(spec, task_root, runtime_dir, stack.emulator.endpoint_url)
+    return found
+
+
+def measure_imports(ctx: Context, stack: BenchStack) -> dict[str, Any]:
+    found = probes(ctx, stack)
+    repeats = ctx.repeats
+    any_probe = next(iter(found.values()))
+    bare_ms = any_probe.median_ms("pass", repeats, bytecode=False)
+    handlers = {}
+    for package in HANDLER_PACKAGES:
+        probe = found[package]
+        ctx.progress(f"query_api: importing {probe.module} in {repeats} fresh interpreters")
+        compiled_ms = probe.median_ms(f"import {probe.module}", repeats, bytecode=False) - bare_ms
+        probe.seconds(f"import {probe.module}", bytecode=True)  # writes the bytecode the next ones read
+        cached_ms = probe.median_ms(f"import {probe.module}", repeats, bytecode=True) - bare_ms
+        handlers[package] = {
+            "module": probe.module,
+            "import_ms": round(compiled_ms, 1),
+            "import_cached_ms": round(cached_ms, 1),
+            "met": compiled_ms < IMPORT_TARGET_MS,
+        }
+    return {"repeats": repeats, "bare_interpreter_ms": round(bare_ms, 1), "target_ms": IMPORT_TARGET_MS, **handlers}
+
+
+# --- the benchmark ---------------------------------------------------------------------------------
+
+
+def run(ctx: Context) -> Result:
+    users = ctx.pick(tiny=50, quick=1_000, full=5_000)
+    load_before = os.getloadavg()[0]
+    csv_path = inputs.write_csv(ctx.work / f"query-api-users-{users}.csv", users)
+    with local_stack(ctx, "query_api", overrides=UNTHROTTLED) as stack:
+        ctx.progress(f"query_api: loading {users} users")
+        ingest(stack.target, csv_path, users, timeout=600)
+        latency = {"users": users, **measure_api(ctx, stack, loaded_emails(csv_path))}
+        imports = measure_imports(ctx, stack)
+    return {"latency": latency, "imports": imports, "load_average_1m": round(load_before, 2)}
+
+
+def render(result: Result) -> str:
+    latency, imports = result["latency"], result["imports"]
+    rows = [
+        ("API: gateway + query function", latency["api"]),
+        ("function host alone (same events)", latency["function_host"]),
+        ("gateway alone (refused: no API key)", latency["gateway_refusal"]),
+    ]
+    load_table = table(
+        ["path", "p50 ms", "p99 ms", "requests/s", "requests", "errors", "statuses"],
+        [
+            (name, s["p50_ms"], s["p99_ms"], s["rps"], s["requests"], s["errors"], _statuses(s["statuses"]))
+            for name, s in rows
+        ],
+    )
+    import_table = table(
+        ["handler", "module", "import ms (compiled, as Lambda)", "import ms (bytecode cached)", "target"],
+        [
+            (
+                package,
+                f"`{imports[package]['module']}`",
+                imports[package]["import_ms"],
+                imports[package]["import_cached_ms"],
+                f"< {number(imports['target_ms'])} ms: {verdict(imports[package]['met'])}",
+            )
+            for package in HANDLER_PACKAGES
+        ],
+    )
+    notes = [
+        f"`GET /users/{{email}}` on 127.0.0.1: {latency['requests']} requests from {latency['threads']} client"
+        f" threads against a dev stack holding {latency['users']} users; one request in {latency['miss_every']}"
+        " asks for an unknown email (404 is its expected answer). Errors: answers other than the expected one.",
+        f"The stage throttle is raised to {latency['throttle']['apiThrottleRateLimit']} rps (burst"
+        f" {latency['throttle']['apiThrottleBurstLimit']}) and the key's quota to"
+        f" {latency['throttle']['apiQuotaPerDay']}/day, so no 429 measures the dev stack's 20 rps throttle.",
+        "Each client request opens a new connection (urllib), as `python -m ingest` does. 1-minute load"
+        f" average {number(result['load_average_1m'])} when the benchmark began.",
+        "Function host alone: the same proxy events handed to the query function's host directly (its warm"
+        " processes, the same threads). The gateway's own cost is the difference:"
+        f" {number(latency['gateway_overhead_p50_ms'])} ms at p50.",
+        "Gateway alone: the same requests without the API key, refused with 403 by the gateway before any"
+        " function is called: the HTTP server, routing and key check only.",
+    ]
+    import_notes = [
+        f"Each handler module imported in a fresh `python -I -S` from its function's unpacked archive, with the"
+        f" function's environment; median of {imports['repeats']}, less a bare interpreter started the same way"
+        f" ({number(imports['bare_interpreter_ms'])} ms).",
+        "Compiled: run with `-B`, as on Lambda, whose task root is read-only: the archives hold no bytecode, so"
+        " every cold start compiles the handler and bundled library sources. Cached: after one run wrote it.",
+    ]
+    return "\n\n".join(
+        [
+            "### Latency under load\n",
+            load_table,
+            note_lines(notes),
+            "### Cold start: handler import\n",
+            import_table,
+            note_lines(import_notes),
+        ]
+    )
+
+
+def _statuses(statuses: dict[str, int]) -> str:
+    return ", ".join(f"{status}: {count}" for status, count in statuses.items())
+
+
+BENCHMARK = Benchmark(name="query_api", title="Query API: latency and cold start", run=run, render=render)
