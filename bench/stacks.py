@@ -20,6 +20,7 @@ import pulumi
 from bench.core import Context
 from ingest.commands.upload import put, wait_for_job
 from ingest.targets import Target, local_target
+from local.registry import FunctionSpec, Registry
 from local.session import LocalOptions, LocalStack, Started
 
 
@@ -33,6 +34,91 @@ class BenchStack:
     def emulator(self) -> Any:
         assert self.local.emulator is not None
         return self.local.emulator
+
+    @property
+    def functions(self) -> PipelineFunctions:
+        assert self.local.registry is not None
+        return PipelineFunctions.of(self.local.registry, self.target.outputs["queueUrl"])
+
+    def log_file(self, function_name: str) -> Path:
+        """Where the function's log lines (its own and Lambda's START/END/REPORT) are kept."""
+        return self.local.state / "logs" / f"{function_name}.log"
+
+
+@dataclass(frozen=True)
+class PipelineFunctions:
+    """The pipeline's functions, found by their place in the deployed wiring (never by name)."""
+
+    producer: FunctionSpec
+    """The function S3 may invoke (the bucket notification's target)."""
+    worker: FunctionSpec
+    """The function the queue's event source mapping feeds."""
+    query: FunctionSpec
+    """The function API Gateway may invoke."""
+
+    @classmethod
+    def of(cls, registry: Registry, queue_url: str) -> PipelineFunctions:
+        by_principal = {p.principal: registry.function(p.function_name) for p in registry.permissions}
+        queue_arn = next(arn for arn, url in registry.queue_urls.items() if url == queue_url)
+        (source,) = [s for s in registry.queue_sources if s.queue_arn == queue_arn]
+        return cls(
+            producer=by_principal["s3.amazonaws.com"],
+            worker=registry.function(source.function_arn),
+            query=by_principal["apigateway.amazonaws.com"],
+        )
+
+    @property
+    def by_role_name(self) -> dict[str, str]:
+        """Role name (as the emulator's call counts name callers) → which function it runs."""
+        return {spec.role_arn.rsplit("/", 1)[-1]: part for part, spec in self._parts().items()}
+
+    def _parts(self) -> dict[str, FunctionSpec]:
+        return {"producer": self.producer, "worker": self.worker, "query": self.query}
+
+
+@dataclass(frozen=True)
+class FunctionRuns:
+    """What Lambda's REPORT lines of one function say about a span of its log."""
+
+    invocations: int
+    billed_ms: int
+    max_memory_mb: int
+    log_bytes: int
+    """Every byte the function's log received (its lines and Lambda's), as CloudWatch Logs ingests them."""
+
+    @classmethod
+    def from_log(cls, text: str) -> FunctionRuns:
+        reports = [line for line in text.splitlines() if line.startswith("REPORT RequestId:")]
+        return cls(
+            invocations=len(reports),
+            billed_ms=sum(int(_report_field(line, "Billed Duration")) for line in reports),
+            max_memory_mb=max((int(_report_field(line, "Max Memory Used")) for line in reports), default=0),
+            log_bytes=len(text.encode()),
+        )
+
+
+def _report_field(line: str, name: str) -> str:
+    """`Billed Duration: 12 ms` → "12"."""
+    for field_ in line.split("\t"):
+        key, _, value = field_.partition(": ")
+        if key == name:
+            return value.split()[0]
+    raise ValueError(f"REPORT line without {name}")
+
+
+class LogSpan:
+    """The log lines a function wrote from now on (`runs()`), for the REPORT lines of one measurement."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._start = path.stat().st_size if path.exists() else 0
+
+    def runs(self) -> FunctionRuns:
+        if not self._path.exists():
+            return FunctionRuns(0, 0, 0, 0)
+        with self._path.open("rb") as log:
+            log.seek(self._start)
+            return FunctionRuns.from_log(log.read().decode("utf-8", errors="replace"))
 
 
 @contextmanager

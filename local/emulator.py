@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode
 
+from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -482,12 +483,15 @@ class Emulator:
         return self.endpoint_url
 
     def stop(self) -> None:
+        """Stop serving and forget every resource: moto's backends are global to the process, so
+        without this a later emulator here (a benchmark's second stack) would find this one's."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._server = self._thread = None
+        moto_api_backend.reset()
 
     # Clients and identities ----------------------------------------------------------------
 

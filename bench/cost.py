@@ -1,0 +1,130 @@
+"""Cost per million rows on AWS: a model fed by what `end_to_end` counted (calls, bytes, billed time).
+
+Prices are us-east-1, arm64, on-demand, without free tiers; each is a named constant citing its page.
+The figures scale the largest file of the run to 1,000,000 rows. What the model assumes:
+- DynamoDB items under 1 KB (one write unit per PutItem/UpdateItem; a transactional write of two
+  items costs 2 × 2 units), reads strongly consistent under 4 KB (one read unit per GetItem);
+  `BatchWriteItem` costs one unit per item, and the naive design writes every row once.
+- SQS receives that return messages are counted as the delete batches that follow them (the
+  emulator also counts the event source's empty polls, which run for as long as the local run
+  lasts; on AWS an idle mapping's polls cost a fixed amount per month, not per row).
+- Lambda durations are those measured locally, where every DynamoDB call waits on the emulator's
+  lock: on AWS they are shorter, so the Lambda line is an upper bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bench.core import Benchmark, Context, Result, number, table, verdict
+
+# https://aws.amazon.com/dynamodb/pricing/on-demand/ (us-east-1, since the November 2024 price cut)
+DYNAMODB_WRITE_UNIT = 0.625 / 1e6
+DYNAMODB_READ_UNIT = 0.125 / 1e6
+# https://aws.amazon.com/sqs/pricing/ (standard queue; "each 64 KB chunk of a payload is billed as 1 request")
+SQS_REQUEST = 0.40 / 1e6
+# https://aws.amazon.com/lambda/pricing/ (arm64, first 7.5 billion GB-seconds a month)
+LAMBDA_REQUEST = 0.20 / 1e6
+LAMBDA_GB_SECOND_ARM = 0.0000133334
+# https://aws.amazon.com/s3/pricing/ (S3 Standard requests)
+S3_PUT_REQUEST = 0.005 / 1000
+S3_GET_REQUEST = 0.0004 / 1000
+# https://aws.amazon.com/cloudwatch/pricing/ (Logs, Standard log class, data ingested)
+LOGS_INGESTED_GB = 0.50
+
+ROWS = 1_000_000
+TARGET_VS_FLOOR = 1.12
+_WRITE_UNITS = {"PutItem": 1, "UpdateItem": 1, "DeleteItem": 1, "TransactWriteItems": 4}
+_SQS_SENDS = ("SendMessage", "SendMessageBatch")
+
+
+def estimate(run: Mapping[str, Any]) -> dict[str, Any]:
+    """Quantities and dollars per million rows for one measured run."""
+    scale = ROWS / run["rows"]
+    calls = [c for c in run["calls"] if c["caller"] in ("producer", "worker", "admin")]
+
+    def count(service: str, *operations: str, field: str = "calls") -> float:
+        return sum(c[field] for c in calls if c["service"] == service and c["operation"] in operations) * scale
+
+    functions = run["functions"].values()
+    write_units = sum(count("dynamodb", op) * units for op, units in _WRITE_UNITS.items())
+    write_units += ROWS if count("dynamodb", "BatchWriteItem") else 0
+    quantities = {
+        "S3 PUT requests (upload, reports)": (
+            count("s3", "PutObject", "UploadPart", "CreateMultipartUpload"),
+            S3_PUT_REQUEST,
+        ),
+        "S3 GET requests": (count("s3", "GetObject", "HeadObject"), S3_GET_REQUEST),
+        "SQS requests (sends in 64 KiB units, receives, deletes)": (
+            count("sqs", *_SQS_SENDS, field="units_64k") + 2 * count("sqs", "DeleteMessageBatch", "DeleteMessage"),
+            SQS_REQUEST,
+        ),
+        "Lambda requests": (sum(f["invocations"] for f in functions) * scale, LAMBDA_REQUEST),
+        "Lambda GB-seconds": (
+            sum(f["billed_ms"] / 1000 * f["memory_mb"] / 1024 for f in functions) * scale,
+            LAMBDA_GB_SECOND_ARM,
+        ),
+        "DynamoDB write units": (write_units, DYNAMODB_WRITE_UNIT),
+        "DynamoDB read units": (count("dynamodb", "GetItem"), DYNAMODB_READ_UNIT),
+        "CloudWatch Logs GB ingested": (sum(f["log_bytes"] for f in functions) * scale / 1e9, LOGS_INGESTED_GB),
+    }
+    lines = {
+        name: {"quantity": quantity, "dollars": quantity * price} for name, (quantity, price) in quantities.items()
+    }
+    return {
+        "lines": lines,
+        "dollars": sum(line["dollars"] for line in lines.values()),
+        "log_bytes_per_row": sum(f["log_bytes"] for f in functions) / run["rows"],
+    }
+
+
+def run_cost(ctx: Context) -> Result:
+    measured = ctx.results.get("end_to_end")
+    if measured is None:
+        raise SystemExit("cost reads end_to_end's counts: run it too (--only end_to_end --only cost)")
+    largest = max(run["rows"] for run in measured["runs"])
+    designs = {run["design"]: estimate(run) for run in measured["runs"] if run["rows"] == largest}
+    return {"rows_measured": largest, "floor_dollars": ROWS * DYNAMODB_WRITE_UNIT, "designs": designs}
+
+
+def render_cost(result: Result) -> str:
+    designs, floor = result["designs"], result["floor_dollars"]
+    names = list(designs)
+    lines = [
+        [
+            name,
+            *(
+                f"{number(designs[d]['lines'][name]['quantity'])} → ${designs[d]['lines'][name]['dollars']:.4f}"
+                for d in names
+            ),
+        ]
+        for name in next(iter(designs.values()))["lines"]
+    ]
+    lines.append(["**total per million rows**", *(f"**${designs[d]['dollars']:.4f}**" for d in names)])
+    lines.append(
+        [
+            f"÷ floor (DynamoDB writes alone, ${floor:.3f})",
+            *(f"{designs[d]['dollars'] / floor:.2f}×" for d in names),
+        ]
+    )
+    ours = designs.get("ours")
+    summary = []
+    if ours:
+        met = ours["dollars"] / floor <= TARGET_VS_FLOOR
+        summary.append(f"Target: ours within {TARGET_VS_FLOOR:g}× of the floor — {verdict(met)}.")
+        if "naive" in designs:
+            summary.append(f"The article's design costs {designs['naive']['dollars'] / ours['dollars']:.2f}× ours.")
+        summary.append(f"Logged per row (ours): {ours['log_bytes_per_row']:.1f} bytes.")
+    return "\n\n".join(
+        [
+            f"Scaled from the {result['rows_measured']:,}-row run of benchmark `end_to_end` to 1,000,000 rows;"
+            " us-east-1, arm64, on-demand, no free tier. Each price is a constant in `bench/cost.py` citing"
+            " its AWS pricing page; the assumptions are in that module's docstring.",
+            table(["per million rows", *names], lines),
+            " ".join(summary),
+        ]
+    )
+
+
+BENCHMARK = Benchmark("cost", "Cost per million rows on AWS", run_cost, render_cost)

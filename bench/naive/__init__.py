@@ -1,0 +1,69 @@
+"""The article's design, as a variant of this stack for the end-to-end comparison (`bench.pipeline`).
+
+The article the project started from (`../shared/reference/seed-article.txt`) sends one SQS message per
+row and writes each batch of messages with an unconditional `BatchWriteItem`. This package holds that
+design's two handlers (`producer.py`, `worker.py`, in Python rather than the article's Node.js, so both
+designs run on the same runtime) and the stack transformation that deploys them in place of ours:
+everything else — bucket, queue, event source mapping, roles, table — is the program's own, so the
+comparison measures the design, not a different setup. The one grant the article's worker needs and
+ours does not (`dynamodb:BatchWriteItem`) is added where the program grants `dynamodb:PutItem`.
+
+Lives in bench/ only: nothing in the program or local mode knows about it.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+HERE = Path(__file__).resolve().parent
+# The program's handler setting, `handlers.<package>.app.handler` (infra/function.py), for the two it replaces.
+REPLACED = {"handlers.producer.app.handler": "producer", "handlers.worker.app.handler": "worker"}
+ARCHIVE_ROOT = "bench_naive"
+
+
+def build_archive(folder: Path) -> Path:
+    """A zip of the naive handlers (boto3 and csv come with the Lambda runtime)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = folder / "naive.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr(f"{ARCHIVE_ROOT}/__init__.py", "")
+        for module in sorted(set(REPLACED.values())):
+            bundle.write(HERE / f"{module}.py", f"{ARCHIVE_ROOT}/{module}.py")
+    return archive
+
+
+def transformation(archive: Path) -> pulumi.ResourceTransformation:
+    """Swap the producer's and worker's code for the naive handlers; allow BatchWriteItem where PutItem is."""
+    function_type, policy_type = "aws:lambda/function:Function", "aws:iam/rolePolicy:RolePolicy"
+
+    def transform(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+        if args.type_ == function_type and args.props.get("handler") in REPLACED:
+            module = REPLACED[args.props["handler"]]
+            props = {
+                **args.props,
+                "handler": f"{ARCHIVE_ROOT}.{module}.handler",
+                "code": pulumi.FileArchive(str(archive)),
+                "code_sha256": None,
+            }
+            return pulumi.ResourceTransformationResult(props, args.opts)
+        if args.type_ == policy_type:
+            props = {**args.props, "policy": pulumi.Output.from_input(args.props["policy"]).apply(_with_batch_writes)}
+            return pulumi.ResourceTransformationResult(props, args.opts)
+        return None
+
+    return transform
+
+
+def _with_batch_writes(document: str) -> str:
+    policy: dict[str, Any] = json.loads(document)
+    for statement in policy.get("Statement", []):
+        actions = statement.get("Action")
+        actions = [actions] if isinstance(actions, str) else actions or []
+        if "dynamodb:PutItem" in actions:
+            statement["Action"] = [*actions, "dynamodb:BatchWriteItem"]
+    return json.dumps(policy)

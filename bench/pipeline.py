@@ -1,0 +1,280 @@
+"""End to end in local mode, ours against the article's design, and the API calls both make.
+
+Two benchmarks share one measurement (`end_to_end` runs the stacks, `api_calls` reads its counts):
+- our stack as the program deploys it, and the same stack with the producer and worker replaced by
+  the article's design (`bench.naive`: one message per row, unconditional `BatchWriteItem`), each
+  fed the same seeded files, timed from the upload's start to the end (our job's `finishedAt`; for
+  the naive design, which has no job, the moment its queue is drained and both functions idle);
+- the emulator's ceiling for the worker's write (conditional `PutItem` with the worker's role) at
+  the worker's concurrency, in the same run: the best any worker could do on this emulator.
+Every request the emulator serves is counted by role, service and operation (`Emulator.calls`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bench import naive
+from bench.core import Benchmark, Context, Result, median_of, number, table, verdict
+from bench.inputs import write_csv
+from bench.stacks import BenchStack, LogSpan, PipelineFunctions, ingest, local_stack
+from handlers.worker.writes import LATEST_WINS
+
+DESIGNS = ("ours", "naive")
+TARGET_VS_NAIVE, AIM_VS_NAIVE, TARGET_VS_CEILING = 3.0, 5.0, 0.5
+DRAIN_POLL_SECONDS = 0.25
+
+
+def sizes(ctx: Context) -> list[int]:
+    return ctx.pick(tiny=[200], quick=[2_000, 10_000], full=[10_000, 100_000])
+
+
+# --- measuring -------------------------------------------------------------------------------------
+
+
+def run_end_to_end(ctx: Context) -> Result:
+    files = {rows: write_csv(ctx.work / "inputs" / f"users-{rows}.csv", rows) for rows in sizes(ctx)}
+    runs: list[dict[str, Any]] = []
+    ceiling: dict[str, Any] = {}
+    for design in DESIGNS:
+        transformations = [naive.transformation(naive.build_archive(ctx.work / "naive"))] if design == "naive" else []
+        with local_stack(ctx, design, transformations=transformations) as stack:
+            for rows, path in files.items():
+                ctx.progress(f"end_to_end: {design}, {rows:,} rows")
+                runs.append({"design": design, **_measure(stack, design, path, rows)})
+            if design == "ours":
+                ctx.progress("end_to_end: the emulator's ceiling for the worker's conditional PutItem")
+                ceiling = _put_ceiling(stack, ctx.pick(tiny=200, quick=3_000, full=10_000), ctx.repeats)
+    return {"runs": runs, "ceiling": ceiling}
+
+
+def _measure(stack: BenchStack, design: str, path: Path, rows: int) -> dict[str, Any]:
+    functions = stack.functions
+    spans = {part: LogSpan(stack.log_file(spec.name)) for part, spec in _parts(functions).items()}
+    stack.emulator.calls.reset()
+    if design == "ours":
+        seconds = ingest(stack.target, path, rows, timeout=max(600.0, rows / 20)).seconds
+    else:
+        seconds = _ingest_naive(stack, path, rows)
+    by_role = functions.by_role_name
+    calls = [
+        {"caller": by_role.get(caller, caller), "service": service, "operation": operation, **vars(count)}
+        for (caller, service, operation), count in sorted(stack.emulator.calls.snapshot().items())
+    ]
+    return {
+        "rows": rows,
+        "bytes": path.stat().st_size,
+        "seconds": round(seconds, 3),
+        "rows_per_second": round(rows / seconds, 1),
+        "calls": calls,
+        "functions": {
+            part: {**vars(span.runs()), "memory_mb": spec.memory_mb}
+            for (part, span), spec in zip(spans.items(), _parts(functions).values(), strict=True)
+        },
+    }
+
+
+def _parts(functions: PipelineFunctions) -> dict[str, Any]:
+    return {"producer": functions.producer, "worker": functions.worker}
+
+
+def _ingest_naive(stack: BenchStack, path: Path, rows: int) -> float:
+    """Upload, then wait until the producer has run, the queue is empty and both functions idle."""
+    producer_log = LogSpan(stack.log_file(stack.functions.producer.name))
+    began = time.time()
+    with path.open("rb") as body:
+        stack.target.client("s3").put_object(
+            Bucket=stack.target.outputs["bucketName"], Key=stack.target.outputs["uploadsPrefix"] + path.name, Body=body
+        )
+    drained = _wait(lambda: producer_log.runs().invocations > 0 and _idle(stack), timeout=max(600.0, rows / 10))
+    written = stack.target.client("dynamodb").scan(TableName=stack.target.outputs["usersTableName"], Select="COUNT")
+    if written["Count"] < rows:  # one page of a COUNT scan covers 1 MB of items: more than these files hold
+        raise RuntimeError(f"naive design: {written['Count']} of {rows} rows in the table after the queue drained")
+    return drained - began
+
+
+def _idle(stack: BenchStack) -> bool:
+    functions = stack.functions
+    if stack.local.hosts[functions.producer.name].busy or stack.local.hosts[functions.worker.name].busy:
+        return False
+    attributes = stack.target.client("sqs").get_queue_attributes(
+        QueueUrl=stack.target.outputs["queueUrl"],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return not any(int(value) for value in attributes.values())
+
+
+def _wait(condition: Callable[[], bool], *, timeout: float) -> float:
+    """The wall-clock time (epoch seconds) at which `condition()` first held."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not done within {timeout:g} s")
+        time.sleep(DRAIN_POLL_SECONDS)
+    return time.time()
+
+
+def _put_ceiling(stack: BenchStack, puts: int, repeats: int) -> dict[str, Any]:
+    """Conditional PutItems of user-sized items with the worker's role, from as many threads as the
+    worker may run at once: rows per second, median of `repeats`."""
+    worker = stack.functions.worker
+    assert stack.local.registry is not None
+    (source,) = [s for s in stack.local.registry.queue_sources if s.function_arn == worker.arn]
+    threads = source.max_concurrency
+    dynamodb = stack.emulator.client("dynamodb", stack.emulator.assume_role(worker.role_arn, "bench-ceiling"))
+    table = stack.target.outputs["usersTableName"]
+
+    def put(index: int) -> None:
+        dynamodb.put_item(
+            TableName=table,
+            Item={
+                "email": {"S": f"ceiling.{index}@example.com"},
+                "name": {"S": "Ceiling Bench"},
+                "phone": {"S": "+442000000000"},
+                "rowVersion": {"N": str(index)},
+                "jobId": {"S": "bench"},
+            },
+            ConditionExpression=LATEST_WINS,
+            ExpressionAttributeValues={":version": {"N": str(index)}},
+        )
+
+    samples = []
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in range(repeats):
+            began = time.perf_counter()
+            list(pool.map(put, range(puts)))
+            samples.append(puts / (time.perf_counter() - began))
+    return {"threads": threads, "puts": puts, "rows_per_second": round(median_of(samples), 1)}
+
+
+# --- the API calls ---------------------------------------------------------------------------------
+
+
+def run_api_calls(ctx: Context) -> Result:
+    """Calls per 1,000 rows, by function, service and operation, from `end_to_end`'s counts."""
+    measured = ctx.results.get("end_to_end")
+    if measured is None:
+        raise SystemExit("api_calls reads end_to_end's counts: run it too (--only end_to_end --only api_calls)")
+    largest = max(run["rows"] for run in measured["runs"])
+    per_design = {}
+    for run in measured["runs"]:
+        if run["rows"] != largest:
+            continue
+        per_design[run["design"]] = {
+            "rows": run["rows"],
+            "per_1000_rows": [
+                {**call, "per_1000_rows": round(call["calls"] * 1000 / run["rows"], 3)}
+                for call in run["calls"]
+                if call["caller"] in ("producer", "worker")
+            ],
+        }
+    return {"rows": largest, "designs": per_design}
+
+
+def sqs_sends_per_row(calls: list[dict[str, Any]]) -> float:
+    return sum(c["per_1000_rows"] for c in calls if c["operation"] in ("SendMessage", "SendMessageBatch")) / 1000
+
+
+# --- the report ------------------------------------------------------------------------------------
+
+
+def render_end_to_end(result: Result) -> str:
+    runs, ceiling = result["runs"], result["ceiling"]
+    by_key = {(run["design"], run["rows"]): run for run in runs}
+    rows_sizes = sorted({run["rows"] for run in runs})
+    lines = []
+    for rows in rows_sizes:
+        ours, theirs = by_key[("ours", rows)], by_key[("naive", rows)]
+        vs_naive = ours["rows_per_second"] / theirs["rows_per_second"]
+        vs_ceiling = ours["rows_per_second"] / ceiling["rows_per_second"]
+        lines.append(
+            [
+                f"{rows:,}",
+                f"{number(ours['rows_per_second'])} rows/s ({number(ours['seconds'])} s)",
+                f"{number(theirs['rows_per_second'])} rows/s ({number(theirs['seconds'])} s)",
+                f"{vs_naive:.2f}× ({verdict(vs_naive >= TARGET_VS_NAIVE)}; aim {AIM_VS_NAIVE:g}×)",
+                f"{vs_ceiling:.2f}× ({verdict(vs_ceiling >= TARGET_VS_CEILING)})",
+            ]
+        )
+    return "\n\n".join(
+        [
+            "From the upload's start to the job's end (`finishedAt`), one run per size. The naive design is the"
+            " article's (`bench/naive/`), deployed by the same program with its producer and worker swapped by a"
+            f" stack transformation; it has no job, so its end is when its queue is drained (polled every"
+            f" {DRAIN_POLL_SECONDS:g} s). The ceiling is {number(ceiling['rows_per_second'])} conditional PutItems/s"
+            f" from {ceiling['threads']} threads with the worker's role (median of the run's repeats).",
+            table(
+                [
+                    "rows",
+                    "ours",
+                    "naive (article)",
+                    f"ours ÷ naive (target ≥ {TARGET_VS_NAIVE:g}×)",
+                    f"ours ÷ ceiling (target ≥ {TARGET_VS_CEILING:g})",
+                ],
+                lines,
+            ),
+        ]
+    )
+
+
+def render_api_calls(result: Result) -> str:
+    sections = [f"Counted at the emulator for the {result['rows']:,}-row file, per 1,000 rows."]
+    for design, measured in result["designs"].items():
+        calls = measured["per_1000_rows"]
+        sections.append(
+            f"**{design}**\n\n"
+            + table(
+                ["function", "service", "operation", "calls per 1,000 rows", "64 KiB units per 1,000 rows"],
+                [
+                    [
+                        c["caller"],
+                        c["service"],
+                        c["operation"],
+                        c["per_1000_rows"],
+                        round(c["units_64k"] * 1000 / measured["rows"], 3),
+                    ]
+                    for c in calls
+                ],
+            )
+        )
+    ours = result["designs"].get("ours")
+    if ours:
+        sends = sqs_sends_per_row(ours["per_1000_rows"])
+        puts = (
+            sum(
+                c["per_1000_rows"]
+                for c in ours["per_1000_rows"]
+                if c["operation"] == "PutItem" and c["caller"] == "worker"
+            )
+            / 1000
+        )
+        sections.append(
+            table(
+                ["target", "measured", "verdict"],
+                [
+                    [
+                        "at most one SQS send call per 2,000 rows",
+                        f"one per {1 / sends:,.0f} rows" if sends else "none",
+                        verdict(0 < sends <= 1 / 2000),
+                    ],
+                    [
+                        "one DynamoDB write unit per row (users table)",
+                        f"{puts:.3f} PutItem per row",
+                        verdict(puts <= 1.0),
+                    ],
+                ],
+            )
+        )
+    return "\n\n".join(sections)
+
+
+BENCHMARKS = [
+    Benchmark(
+        "end_to_end", "End to end in local mode: ours against the article's design", run_end_to_end, render_end_to_end
+    ),
+    Benchmark("api_calls", "API calls per 1,000 rows", run_api_calls, render_api_calls),
+]
