@@ -41,8 +41,23 @@ MAX_ROW_BYTES = 256 * 12 + 254 + 16 + 96
 ChunkFactory = Callable[[int, tuple[Row, ...]], Chunk]
 
 
-def _row_bytes(row: Row) -> int:
-    return len(json.dumps(row.to_json(), separators=(",", ":")))  # ASCII, as Chunk.encode writes it
+# `{"row":N,"email":E,"name":M,"phone":P}` as Chunk.encode writes it, less the number and the values.
+_ROW_KEYS_BYTES = len('{"row":,"email":,"name":,"phone":}')
+
+
+def _string_bytes(value: str) -> int:
+    """Length of `value` as a JSON string (ASCII, as Chunk.encode writes it). Printable ASCII without
+    quotes or backslashes is written as is, which is almost every cell: counted without encoding."""
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return len(value) + 2
+    return len(json.dumps(value))
+
+
+def row_bytes(row: Row) -> int:
+    """Exactly `len(json.dumps(row.to_json(), separators=(",", ":")))`, at a fraction of its cost
+    (this runs once per row: `json.dumps` here was a quarter of the producer's CPU)."""
+    phone = 4 if row.phone is None else _string_bytes(row.phone)  # null
+    return _ROW_KEYS_BYTES + len(str(row.row)) + _string_bytes(row.email) + _string_bytes(row.name) + phone
 
 
 class ChunkPacker:
@@ -72,7 +87,7 @@ class ChunkPacker:
 
     def add(self, row: Row) -> Chunk | None:
         """Add a row; return the chunk it completed, if it did."""
-        size = _row_bytes(row) + 1  # + the separating comma
+        size = row_bytes(row) + 1  # + the separating comma
         if size > MAX_ROW_BYTES:
             raise ValueError(f"row {row.row} is {size} bytes encoded; validation caps rows at {MAX_ROW_BYTES}")
         self._rows.append(row)

@@ -1,11 +1,12 @@
 """Packing rows into chunks: deterministic boundaries, within SQS size limits."""
 
+import json
 import random
 
 import pytest
 
 from handlers.common.chunks import Chunk, Row, Source
-from handlers.producer.packing import MAX_BATCH_ENTRIES, Budgets, ChunkPacker
+from handlers.producer.packing import MAX_BATCH_ENTRIES, Budgets, ChunkPacker, row_bytes
 
 DEFAULT = Budgets.for_queue(1024 * 1024)
 
@@ -59,3 +60,27 @@ def test_packing_resumed_at_any_empty_point_gives_the_same_chunks():
 def test_a_queue_limit_too_small_for_one_row_is_refused():
     with pytest.raises(ValueError, match="leaves no room for a row"):
         ChunkPacker(make_chunk, 0, 10, Budgets.for_queue(16_384).chunk_bytes)
+
+
+TRICKY_CELLS = [
+    "Ada",
+    "",
+    " spaced ",
+    'say "hi"',
+    "back\\slash",
+    "tab\there",
+    "\x7f",
+    "\x00",
+    "é",
+    "😀",
+    "\u2028",
+    "a" * 256,
+]
+
+
+@pytest.mark.parametrize("name", TRICKY_CELLS)
+@pytest.mark.parametrize("phone", [None, "+441234567890", 'odd"phone'])
+def test_row_bytes_is_the_length_of_the_rows_json(name, phone):
+    row = Row(1234567, "ada.lovelace+tag@example.co.uk", name, phone)
+
+    assert row_bytes(row) == len(json.dumps(row.to_json(), separators=(",", ":")))
