@@ -163,7 +163,9 @@ SETTINGS: tuple[Setting, ...] = (
     S("workerTimeoutSeconds", int, 60, "Worker timeout; the queue's visibility timeout derives from it.", 1, 900),
     S("queryMemoryMb", int, 128, "Query API function memory (MB).", 128, 10240),
     S("queryTimeoutSeconds", int, 10, "Query API function timeout (API Gateway stops waiting at 29 s).", 1, 29),
-    S("rowsPerMessage", int, 100, "Valid rows packed into one SQS message (also capped by message size).", 1, 1000),
+    # 200: a full SendMessageBatch (10 messages) carries 2,000 rows, one send call per 2,000 rows
+    # (BENCHMARKS.md, API calls); a chunk of 200 rows is ~16 KB, far under the message budget.
+    S("rowsPerMessage", int, 200, "Valid rows packed into one SQS message (also capped by message size).", 1, 1000),
     S(
         "maxMessageBytes",
         int,

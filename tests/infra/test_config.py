@@ -21,7 +21,7 @@ def test_dev_uses_the_article_sizing():
     assert (dev.producer.memory_mb, dev.producer.timeout_seconds) == (512, 300)
     assert (dev.worker.memory_mb, dev.worker.timeout_seconds) == (256, 60)
     assert (dev.query.memory_mb, dev.query.timeout_seconds) == (128, 10)
-    assert (dev.worker_batch_size, dev.worker_batching_window_seconds, dev.worker_max_concurrency) == (10, 5, 5)
+    assert (dev.worker_batch_size, dev.worker_batching_window_seconds, dev.worker_max_concurrency) == (5, 5, 5)
 
 
 def test_prod_is_protected_recoverable_alarmed_and_authenticated():

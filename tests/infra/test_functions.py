@@ -48,7 +48,7 @@ def test_environment_names_exactly_the_resources_each_function_uses(dev):
             "REPORTS_PREFIX": "reports/",
             "QUEUE_URL": queue_url,
             "JOBS_TABLE": jobs,
-            "ROWS_PER_MESSAGE": "100",
+            "ROWS_PER_MESSAGE": "200",
             "MAX_MESSAGE_BYTES": "1048576",
             "JOB_TTL_DAYS": "30",
             "MAX_UPLOAD_BYTES": str(5 * 1024**3),
@@ -84,12 +84,12 @@ def test_functions_deploy_their_own_archive_under_its_hash(dev, name, package):
 
 
 def test_worker_mapping_reports_batch_item_failures_with_configured_batching(dev, prod):
-    for plan, concurrency, window in ((dev, 5, 5), (prod, 50, 2)):
+    for plan, batch, concurrency, window in ((dev, 5, 5, 5), (prod, 10, 50, 2)):
         mapping = plan.one("aws:lambda/eventSourceMapping:EventSourceMapping", "csv-ingest-worker-queue")
         assert mapping.inputs["eventSourceArn"] == plan.one("aws:sqs/queue:Queue", "csv-ingest-chunks").outputs["arn"]
         assert mapping.inputs["functionName"] == function(plan, WORKER).outputs["arn"]
         assert mapping.inputs["functionResponseTypes"] == ["ReportBatchItemFailures"]
-        assert mapping.inputs["batchSize"] == 10
+        assert mapping.inputs["batchSize"] == batch
         assert mapping.inputs["maximumBatchingWindowInSeconds"] == window
         assert mapping.inputs["scalingConfig"] == {"maximumConcurrency": concurrency}
         policy = plan.one("aws:iam/rolePolicy:RolePolicy", f"{WORKER}-policy")
