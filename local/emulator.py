@@ -459,6 +459,9 @@ class Emulator:
         self._moto = DomainDispatcherApplication(create_backend_app)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._session: Any = None
+        self._clients: dict[tuple[str, str, str | None], Any] = {}
+        self._clients_lock = threading.Lock()
 
     # Lifecycle -----------------------------------------------------------------------------
 
@@ -491,24 +494,38 @@ class Emulator:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._server = self._thread = None
+        with self._clients_lock:
+            self._clients.clear()
         moto_api_backend.reset()
 
     # Clients and identities ----------------------------------------------------------------
 
     def client(self, service: str, credentials: Credentials | None = None) -> Any:
-        """A boto3 client to the emulator (administrator by default), region set, standard retries."""
+        """A boto3 client to the emulator (administrator by default), region set, standard retries.
+
+        One per service and credentials, kept (boto3 clients are thread-safe), all made by one
+        session, whose loader reads each service's model once: making a client costs tens of
+        milliseconds of JSON parsing, and the log shipper and event sources ask for them often."""
         import boto3
         from botocore.config import Config
 
         key = credentials or self.admin
-        session = boto3.session.Session(
-            aws_access_key_id=key.access_key_id,
-            aws_secret_access_key=key.secret_access_key,
-            aws_session_token=key.session_token,
-            region_name=self.region,
-        )
-        config = Config(retries={"mode": "standard"}, s3={"addressing_style": "path"}, max_pool_connections=32)
-        return session.client(service, endpoint_url=self.endpoint_url, config=config)
+        cache_key = (service, key.access_key_id, key.session_token)
+        with self._clients_lock:  # a boto3 session is not thread-safe: clients are made one at a time
+            found = self._clients.get(cache_key)
+            if found is None:
+                if self._session is None:
+                    self._session = boto3.session.Session(region_name=self.region)
+                config = Config(retries={"mode": "standard"}, s3={"addressing_style": "path"}, max_pool_connections=32)
+                found = self._clients[cache_key] = self._session.client(
+                    service,
+                    aws_access_key_id=key.access_key_id,
+                    aws_secret_access_key=key.secret_access_key,
+                    aws_session_token=key.session_token,
+                    endpoint_url=self.endpoint_url,
+                    config=config,
+                )
+        return found
 
     def assume_role(self, role_arn: str, session_name: str) -> Credentials:
         """A session of a role (one trusting lambda.amazonaws.com, say), issued by moto's STS."""
