@@ -6,7 +6,7 @@ STACK ?= dev
 TOOLS_VENV ?= .venv-tools
 PIP_TOOLS := pip-tools==7.6.2
 
-.PHONY: run up plan test lint format lock
+.PHONY: run up plan test bench bench-quick lint format lock
 
 # requirements.lock pins every package with its hashes: pip refuses anything else.
 $(VENV)/.installed: requirements.lock
@@ -25,6 +25,12 @@ plan: $(VENV)/.installed  ## print what `pulumi up` would deploy for STACK (defa
 
 test: $(VENV)/.installed  ## the whole test suite
 	$(PY) -m pytest
+
+bench: $(VENV)/.installed  ## every benchmark at full scale (under 20 minutes); rewrites BENCHMARKS.md
+	$(PY) -m bench
+
+bench-quick: $(VENV)/.installed  ## smaller inputs (under 3 minutes); its report goes beside its results, not BENCHMARKS.md
+	$(PY) -m bench --quick
 
 lint: $(VENV)/.installed  ## ruff lint and format check, as CI runs them
 	$(VENV)/bin/ruff check .

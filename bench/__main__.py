@@ -99,9 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     path = options.results_dir / f"{stamp}-{scale}.json"
     path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(f"results: {path}", file=sys.stderr)
-    if scale != "tiny" and not options.only:  # BENCHMARKS.md shows complete runs only
-        report.write(results, benchmarks(), path, options.report)
-        print(f"report: {options.report}", file=sys.stderr)
+    if scale != "tiny" and not options.only:
+        # BENCHMARKS.md shows complete full-scale runs only; a quick run's report sits beside its results.
+        written = options.report if scale == "full" else path.with_suffix(".md")
+        report.write(results, benchmarks(), path, written)
+        print(f"report: {written}", file=sys.stderr)
     return 0
 
 

@@ -37,7 +37,7 @@ class Context:
     @property
     def repeats(self) -> int:
         """How many times each timing is taken; reports give the median."""
-        return self.pick(tiny=1, quick=3, full=5)
+        return self.pick(tiny=1, quick=2, full=3)
 
     def progress(self, text: str) -> None:
         """A line on stderr with the time since the run began (long benchmarks say what they do)."""

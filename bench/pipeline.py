@@ -6,7 +6,8 @@ Two benchmarks share one measurement (`end_to_end` runs the stacks, `api_calls` 
   fed the same seeded files, timed from the upload's start to the end (our job's `finishedAt`; for
   the naive design, which has no job, the moment its queue is drained and both functions idle);
 - the emulator's ceiling for the worker's write (conditional `PutItem` with the worker's role) at
-  the worker's concurrency, in the same run: the best any worker could do on this emulator.
+  the worker's concurrency, as benchmark `worker` measured it in the same run: the best any worker
+  could do on this emulator.
 Every request the emulator serves is counted by role, service and operation (`Emulator.calls`).
 """
 
@@ -14,15 +15,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from bench import naive
-from bench.core import Benchmark, Context, Result, median_of, number, table, verdict
+from bench.core import Benchmark, Context, Result, number, table, verdict
 from bench.inputs import write_csv
+from bench.profiling import sampled
 from bench.stacks import BenchStack, LogSpan, PipelineFunctions, ingest, local_stack
-from handlers.worker.writes import LATEST_WINS
 
 DESIGNS = ("ours", "naive")
 TARGET_VS_NAIVE, AIM_VS_NAIVE, TARGET_VS_CEILING = 3.0, 5.0, 0.5
@@ -30,7 +30,7 @@ DRAIN_POLL_SECONDS = 0.25
 
 
 def sizes(ctx: Context) -> list[int]:
-    return ctx.pick(tiny=[200], quick=[2_000, 10_000], full=[10_000, 100_000])
+    return ctx.pick(tiny=[200], quick=[1_000, 5_000], full=[10_000, 100_000])
 
 
 # --- measuring -------------------------------------------------------------------------------------
@@ -39,27 +39,34 @@ def sizes(ctx: Context) -> list[int]:
 def run_end_to_end(ctx: Context) -> Result:
     files = {rows: write_csv(ctx.work / "inputs" / f"users-{rows}.csv", rows) for rows in sizes(ctx)}
     runs: list[dict[str, Any]] = []
-    ceiling: dict[str, Any] = {}
     for design in DESIGNS:
         transformations = [naive.transformation(naive.build_archive(ctx.work / "naive"))] if design == "naive" else []
         with local_stack(ctx, design, transformations=transformations) as stack:
             for rows, path in files.items():
                 ctx.progress(f"end_to_end: {design}, {rows:,} rows")
                 runs.append({"design": design, **_measure(stack, design, path, rows)})
-            if design == "ours":
-                ctx.progress("end_to_end: the emulator's ceiling for the worker's conditional PutItem")
-                ceiling = _put_ceiling(stack, ctx.pick(tiny=200, quick=3_000, full=10_000), ctx.repeats)
-    return {"runs": runs, "ceiling": ceiling}
+    return {"runs": runs, "ceiling": _ceiling(ctx)}
+
+
+def _ceiling(ctx: Context) -> dict[str, Any] | None:
+    """The emulator's rate for the worker's write (conditional PutItem, the worker's role, the worker's
+    concurrency, from a process of its own) as benchmark `worker` measured it in this run."""
+    worker = ctx.results.get("worker")
+    if worker is None:
+        return None
+    return {"rows_per_second": worker["ceiling_rows_per_second"], "threads": worker["ceiling_threads"]}
 
 
 def _measure(stack: BenchStack, design: str, path: Path, rows: int) -> dict[str, Any]:
     functions = stack.functions
     spans = {part: LogSpan(stack.log_file(spec.name)) for part, spec in _parts(functions).items()}
+    groups = {spec.name: part for part, spec in _parts(functions).items()}
     stack.emulator.calls.reset()
-    if design == "ours":
-        seconds = ingest(stack.target, path, rows, timeout=max(600.0, rows / 20)).seconds
-    else:
-        seconds = _ingest_naive(stack, path, rows)
+    with sampled(path.with_suffix(f".{design}.profile"), groups) as profile:
+        if design == "ours":
+            seconds = ingest(stack.target, path, rows, timeout=max(600.0, rows / 20)).seconds
+        else:
+            seconds = _ingest_naive(stack, path, rows)
     by_role = functions.by_role_name
     calls = [
         {"caller": by_role.get(caller, caller), "service": service, "operation": operation, **vars(count)}
@@ -70,6 +77,7 @@ def _measure(stack: BenchStack, design: str, path: Path, rows: int) -> dict[str,
         "bytes": path.stat().st_size,
         "seconds": round(seconds, 3),
         "rows_per_second": round(rows / seconds, 1),
+        "profile": {"seconds": profile.seconds(), "rate": profile.rate, "unavailable": profile.unavailable},
         "calls": calls,
         "functions": {
             part: {**vars(span.runs()), "memory_mb": spec.memory_mb}
@@ -91,9 +99,12 @@ def _ingest_naive(stack: BenchStack, path: Path, rows: int) -> float:
             Bucket=stack.target.outputs["bucketName"], Key=stack.target.outputs["uploadsPrefix"] + path.name, Body=body
         )
     drained = _wait(lambda: producer_log.runs().invocations > 0 and _idle(stack), timeout=max(600.0, rows / 10))
-    written = stack.target.client("dynamodb").scan(TableName=stack.target.outputs["usersTableName"], Select="COUNT")
-    if written["Count"] < rows:  # one page of a COUNT scan covers 1 MB of items: more than these files hold
-        raise RuntimeError(f"naive design: {written['Count']} of {rows} rows in the table after the queue drained")
+    pages = stack.target.client("dynamodb").get_paginator("scan")
+    written = sum(
+        page["Count"] for page in pages.paginate(TableName=stack.target.outputs["usersTableName"], Select="COUNT")
+    )
+    if written < rows:
+        raise RuntimeError(f"naive design: {written} of {rows} rows in the table after the queue drained")
     return drained - began
 
 
@@ -116,39 +127,6 @@ def _wait(condition: Callable[[], bool], *, timeout: float) -> float:
             raise TimeoutError(f"not done within {timeout:g} s")
         time.sleep(DRAIN_POLL_SECONDS)
     return time.time()
-
-
-def _put_ceiling(stack: BenchStack, puts: int, repeats: int) -> dict[str, Any]:
-    """Conditional PutItems of user-sized items with the worker's role, from as many threads as the
-    worker may run at once: rows per second, median of `repeats`."""
-    worker = stack.functions.worker
-    assert stack.local.registry is not None
-    (source,) = [s for s in stack.local.registry.queue_sources if s.function_arn == worker.arn]
-    threads = source.max_concurrency
-    dynamodb = stack.emulator.client("dynamodb", stack.emulator.assume_role(worker.role_arn, "bench-ceiling"))
-    table = stack.target.outputs["usersTableName"]
-
-    def put(index: int) -> None:
-        dynamodb.put_item(
-            TableName=table,
-            Item={
-                "email": {"S": f"ceiling.{index}@example.com"},
-                "name": {"S": "Ceiling Bench"},
-                "phone": {"S": "+442000000000"},
-                "rowVersion": {"N": str(index)},
-                "jobId": {"S": "bench"},
-            },
-            ConditionExpression=LATEST_WINS,
-            ExpressionAttributeValues={":version": {"N": str(index)}},
-        )
-
-    samples = []
-    with ThreadPoolExecutor(threads) as pool:
-        for _ in range(repeats):
-            began = time.perf_counter()
-            list(pool.map(put, range(puts)))
-            samples.append(puts / (time.perf_counter() - began))
-    return {"threads": threads, "puts": puts, "rows_per_second": round(median_of(samples), 1)}
 
 
 # --- the API calls ---------------------------------------------------------------------------------
@@ -185,28 +163,36 @@ def sqs_sends_per_row(calls: list[dict[str, Any]]) -> float:
 def render_end_to_end(result: Result) -> str:
     runs, ceiling = result["runs"], result["ceiling"]
     by_key = {(run["design"], run["rows"]): run for run in runs}
-    rows_sizes = sorted({run["rows"] for run in runs})
     lines = []
-    for rows in rows_sizes:
+    for rows in sorted({run["rows"] for run in runs}):
         ours, theirs = by_key[("ours", rows)], by_key[("naive", rows)]
         vs_naive = ours["rows_per_second"] / theirs["rows_per_second"]
-        vs_ceiling = ours["rows_per_second"] / ceiling["rows_per_second"]
+        if ceiling:
+            vs_ceiling = ours["rows_per_second"] / ceiling["rows_per_second"]
+            against_ceiling = f"{vs_ceiling:.2f}× ({verdict(vs_ceiling >= TARGET_VS_CEILING)})"
+        else:
+            against_ceiling = "not measured in this run"
         lines.append(
             [
                 f"{rows:,}",
                 f"{number(ours['rows_per_second'])} rows/s ({number(ours['seconds'])} s)",
                 f"{number(theirs['rows_per_second'])} rows/s ({number(theirs['seconds'])} s)",
                 f"{vs_naive:.2f}× ({verdict(vs_naive >= TARGET_VS_NAIVE)}; aim {AIM_VS_NAIVE:g}×)",
-                f"{vs_ceiling:.2f}× ({verdict(vs_ceiling >= TARGET_VS_CEILING)})",
+                against_ceiling,
             ]
         )
+    ceiling_text = (
+        f" The ceiling is benchmark `worker`'s: {number(ceiling['rows_per_second'])} conditional PutItems/s from"
+        f" {ceiling['threads']} threads with the worker's role, in a process of their own."
+        if ceiling
+        else " Benchmark `worker` did not run, so there is no ceiling to compare with."
+    )
     return "\n\n".join(
         [
             "From the upload's start to the job's end (`finishedAt`), one run per size. The naive design is the"
             " article's (`bench/naive/`), deployed by the same program with its producer and worker swapped by a"
-            f" stack transformation; it has no job, so its end is when its queue is drained (polled every"
-            f" {DRAIN_POLL_SECONDS:g} s). The ceiling is {number(ceiling['rows_per_second'])} conditional PutItems/s"
-            f" from {ceiling['threads']} threads with the worker's role (median of the run's repeats).",
+            " stack transformation; it has no job, so its end is when its queue is drained (polled every"
+            f" {DRAIN_POLL_SECONDS:g} s)." + ceiling_text,
             table(
                 [
                     "rows",
@@ -217,7 +203,33 @@ def render_end_to_end(result: Result) -> str:
                 ],
                 lines,
             ),
+            render_profiles(runs),
         ]
+    )
+
+
+def render_profiles(runs: list[dict[str, Any]]) -> str:
+    """CPU seconds by process and kind of code, for each design's largest run."""
+    largest = max(run["rows"] for run in runs)
+    sections = []
+    for run in (r for r in runs if r["rows"] == largest):
+        profile = run["profile"]
+        if profile["unavailable"]:
+            sections.append(f"**{run['design']}**: no profile ({profile['unavailable']}).")
+            continue
+        lines = [
+            [group, kind, seconds, f"{seconds / run['seconds']:.0%}"]
+            for group, kinds in profile["seconds"].items()
+            for kind, seconds in list(kinds.items())[:6]
+        ]
+        sections.append(
+            f"**{run['design']}**, {run['rows']:,} rows in {number(run['seconds'])} s:\n\n"
+            + table(["process", "code on the CPU", "CPU s", "of the wall time"], lines)
+        )
+    return (
+        "Where the time goes: py-spy sampled this process (the emulator and local mode's threads) and the"
+        " functions' processes during each design's largest run, counting only the thread holding each"
+        " process's GIL (`bench/profiling.py`); the six largest kinds of code per process.\n\n" + "\n\n".join(sections)
     )
 
 

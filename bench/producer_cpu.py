@@ -192,7 +192,7 @@ def _where(file: str, line: int, name: str) -> str:
 
 
 def run(ctx: Context) -> Result:
-    rows = ctx.pick(tiny=2_000, quick=200_000, full=1_000_000)
+    rows = ctx.pick(tiny=2_000, quick=100_000, full=1_000_000)
     data = csv_bytes(rows)
     settings = producer_settings(stack_config())
     ctx.progress(f"producer_cpu: {rows:,} rows ({len(data) / 2**20:.1f} MiB), {ctx.repeats} runs each")

@@ -142,7 +142,7 @@ def measure(ctx: Context, rows: int) -> Measured:
 
 
 def run(ctx: Context) -> Result:
-    sizes = ctx.pick(tiny=(500, 1_000, 2_000), quick=(50_000, 200_000, 1_000_000), full=(100_000, 1_000_000, 5_000_000))
+    sizes = ctx.pick(tiny=(500, 1_000, 2_000), quick=(20_000, 100_000, 200_000), full=(100_000, 1_000_000, 5_000_000))
     measured = [measure(ctx, rows) for rows in sizes]
     smallest = measured[0].peak_rss_mib
     ratios = [round(m.peak_rss_mib / smallest, 3) for m in measured]

@@ -172,7 +172,7 @@ def unauthenticated(stack: BenchStack) -> ApiClient:
 
 
 def measure_api(ctx: Context, stack: BenchStack, emails: Sequence[str]) -> dict[str, Any]:
-    count = ctx.pick(tiny=20, quick=600, full=3000)
+    count = ctx.pick(tiny=20, quick=400, full=3000)
     load = asks(emails, count)
     warm_up = asks(emails, 2 * CLIENT_THREADS)  # every function process started before timing
     api = stack.target.api()
@@ -289,7 +289,7 @@ def measure_imports(ctx: Context, stack: BenchStack) -> dict[str, Any]:
 
 
 def run(ctx: Context) -> Result:
-    users = ctx.pick(tiny=50, quick=1_000, full=5_000)
+    users = ctx.pick(tiny=50, quick=500, full=5_000)
     load_before = os.getloadavg()[0]
     csv_path = inputs.write_csv(ctx.work / f"query-api-users-{users}.csv", users)
     with local_stack(ctx, "query_api", overrides=UNTHROTTLED) as stack:

@@ -62,7 +62,7 @@ WORKER_APP = REPO_ROOT / "handlers" / "worker" / "app.py"
 
 
 def sizes(ctx: Context) -> int:
-    return ctx.pick(tiny=200, quick=5_000, full=20_000)
+    return ctx.pick(tiny=200, quick=2_000, full=10_000)
 
 
 def worker_writers() -> int:
