@@ -1,0 +1,83 @@
+"""The benchmarks run (on tiny inputs) and their report renders: so `python -m bench` does not rot.
+
+Figures are never asserted here: timings on a shared machine prove nothing. What is asserted is
+that every benchmark produced its result, that the cost model's arithmetic holds, and that the
+report names every benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import benchmarks
+from bench.cost import DYNAMODB_WRITE_UNIT, ROWS, estimate
+from tests.local.support import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    results = tmp_path_factory.mktemp("bench-results")
+    subprocess.run(
+        [sys.executable, "-m", "bench", "--tiny", "--results-dir", str(results)],
+        cwd=REPO_ROOT,
+        check=True,
+        timeout=600,
+    )
+    (path,) = results.glob("*-tiny.json")
+    return path
+
+
+def test_every_benchmark_produces_a_result(tiny_run: Path) -> None:
+    results = json.loads(tiny_run.read_text())
+
+    assert set(results["benchmarks"]) == {b.name for b in benchmarks()}
+    assert results["machine"]["cores"] >= 1
+
+
+def test_the_report_renders_every_benchmark(tiny_run: Path, tmp_path: Path) -> None:
+    report = tmp_path / "BENCHMARKS.md"
+    subprocess.run(
+        [sys.executable, "-m", "bench", "--render", str(tiny_run), "--report", str(report)],
+        cwd=REPO_ROOT,
+        check=True,
+        timeout=60,
+    )
+
+    text = report.read_text()
+    for benchmark in benchmarks():
+        assert benchmark.title in text
+
+
+def test_both_designs_wrote_every_row_end_to_end(tiny_run: Path) -> None:
+    runs = json.loads(tiny_run.read_text())["benchmarks"]["end_to_end"]["runs"]
+
+    assert {run["design"] for run in runs} == {"ours", "naive"}
+    for run in runs:
+        writes = {
+            c["operation"]: c["calls"] for c in run["calls"] if c["caller"] == "worker" and c["service"] == "dynamodb"
+        }
+        if run["design"] == "ours":
+            assert writes["PutItem"] == run["rows"]  # one conditional put per row
+        else:
+            assert writes["BatchWriteItem"] * 10 >= run["rows"]  # ten rows a call at most
+
+
+def test_the_cost_model_prices_one_write_unit_per_row_at_the_floor() -> None:
+    rows = 1000
+    run = {
+        "rows": rows,
+        "calls": [
+            {"caller": "worker", "service": "dynamodb", "operation": "PutItem", "calls": rows, "units_64k": rows}
+        ],
+        "functions": {},
+    }
+
+    cost = estimate(run)
+
+    assert cost["lines"]["DynamoDB write units"]["quantity"] == ROWS
+    assert cost["dollars"] == pytest.approx(ROWS * DYNAMODB_WRITE_UNIT)
