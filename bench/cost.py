@@ -113,6 +113,7 @@ def render_cost(result: Result) -> str:
     if ours:
         met = ours["dollars"] / floor <= TARGET_VS_FLOOR
         summary.append(f"Target: ours within {TARGET_VS_FLOOR:g}× of the floor — {verdict(met)}.")
+        summary.append(f"Above the floor (ours): {_overheads(ours, floor)}.")
         if "naive" in designs:
             summary.append(f"The article's design costs {designs['naive']['dollars'] / ours['dollars']:.2f}× ours.")
         summary.append(f"Logged per row (ours): {ours['log_bytes_per_row']:.1f} bytes.")
@@ -125,6 +126,15 @@ def render_cost(result: Result) -> str:
             " ".join(summary),
         ]
     )
+
+
+def _overheads(design: dict[str, Any], floor: float) -> str:
+    """Each line's dollars beyond the floor, as a share of it, largest first (the users table's one
+    write unit per row is the floor itself)."""
+    extra = {name: line["dollars"] for name, line in design["lines"].items()}
+    extra["DynamoDB write units"] -= floor
+    shown = [f"{name} +{dollars / floor:.1%}" for name, dollars in sorted(extra.items(), key=lambda i: -i[1])]
+    return ", ".join(shown[:4])
 
 
 BENCHMARK = Benchmark("cost", "Cost per million rows on AWS", run_cost, render_cost)

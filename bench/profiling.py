@@ -68,7 +68,10 @@ class Profile:
 def kind_of(frame: str) -> str:
     found = _FRAME_FILE.search(frame)
     path = "/" + (found.group(1) if found else frame)  # py-spy writes paths from the package: moto/sqs/models.py
-    return next((kind for fragment, kind in KINDS if fragment in path), "Python and the standard library")
+    found_kind = next((kind for fragment, kind in KINDS if fragment in path), None)
+    if found_kind is None:  # the standard library: which module, e.g. "stdlib: threading"
+        return f"stdlib: {path.rsplit('/', 1)[-1].removesuffix('.py')}" if path.endswith(".py") else "other"
+    return found_kind
 
 
 def parse(text: str, groups: Mapping[str, str], own_pid: int) -> dict[str, Counter[str]]:

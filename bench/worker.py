@@ -20,7 +20,6 @@ threads as the worker's concurrency, in a process of their own, measured in the 
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import os
@@ -46,7 +45,7 @@ from handlers.common.chunks import decode
 from handlers.common.jobs import COMPLETE, job_id_for, job_key
 from handlers.producer.ingest import Clock, Services, run_segment
 from handlers.producer.job_store import JobStore, Upload
-from handlers.worker.writes import LATEST_WINS, latest_rows, user_item
+from handlers.worker.writes import LATEST_WINS, WRITERS, latest_rows, user_item
 from infra.config import PipelineConfig
 from local.esm import sqs_record
 from local.functions import FunctionHost, InvocationResult
@@ -58,23 +57,10 @@ STACK = "dev"
 # producer on them (the benchmark runs the producer's code itself, into a capture).
 BENCH_PREFIX = "bench/worker/"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-WORKER_APP = REPO_ROOT / "handlers" / "worker" / "app.py"
 
 
 def sizes(ctx: Context) -> int:
-    return ctx.pick(tiny=200, quick=2_000, full=10_000)
-
-
-def worker_writers() -> int:
-    """The worker's concurrent PutItems per invocation (`handlers.worker.app.WRITERS`).
-
-    Read from the source, not imported: the module reads its tables from the environment at import,
-    as a handler should, and the benchmark's process is not the function's.
-    """
-    for node in ast.parse(WORKER_APP.read_text()).body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "WRITERS" for t in node.targets):
-            return int(ast.literal_eval(node.value))
-    raise LookupError(f"no WRITERS in {WORKER_APP}")
+    return ctx.pick(tiny=200, quick=2_000, full=5_000)
 
 
 # --- the worker as deployed ----------------------------------------------------------------------
@@ -370,7 +356,7 @@ def _result(config: PipelineConfig, worker: DeployedWorker, runs: list[WorkerRun
         "rows_per_message": config.rows_per_message,
         "batch_size": worker.source.batch_size,
         "concurrency": worker.source.max_concurrency,
-        "writers": worker_writers(),
+        "writers": WRITERS,
         "memory_mb": worker.spec.memory_mb,
         "invocations": median.invocations,
         "cold_starts": median.cold_starts,

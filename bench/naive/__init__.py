@@ -3,9 +3,10 @@
 The article the project started from (`../shared/reference/seed-article.txt`) sends one SQS message per
 row and writes each batch of messages with an unconditional `BatchWriteItem`. This package holds that
 design's two handlers (`producer.py`, `worker.py`, in Python rather than the article's Node.js, so both
-designs run on the same runtime) and the stack transformation that deploys them in place of ours:
-everything else — bucket, queue, event source mapping, roles, table — is the program's own, so the
-comparison measures the design, not a different setup. The one grant the article's worker needs and
+designs run on the same runtime) and the stack transformation that deploys them in place of ours,
+with the article's batching (10 messages a batch, a 5 s window): everything else — bucket, queue,
+roles, table, the mapping's concurrency — is the program's own, so the comparison measures the
+design, not a different setup. The one grant the article's worker needs and
 ours does not (`dynamodb:BatchWriteItem`) is added where the program grants `dynamodb:PutItem`.
 
 Lives in bench/ only: nothing in the program or local mode knows about it.
@@ -21,6 +22,8 @@ from typing import Any
 import pulumi
 
 HERE = Path(__file__).resolve().parent
+# The article's event source mapping: `--batch-size 10 --maximum-batching-window-in-seconds 5`.
+ARTICLE_BATCH_SIZE, ARTICLE_BATCHING_WINDOW_SECONDS = 10, 5
 # The program's handler setting, `handlers.<package>.app.handler` (infra/function.py), for the two it replaces.
 REPLACED = {"handlers.producer.app.handler": "producer", "handlers.worker.app.handler": "worker"}
 ARCHIVE_ROOT = "bench_naive"
@@ -38,8 +41,10 @@ def build_archive(folder: Path) -> Path:
 
 
 def transformation(archive: Path) -> pulumi.ResourceTransformation:
-    """Swap the producer's and worker's code for the naive handlers; allow BatchWriteItem where PutItem is."""
+    """Swap the producer's and worker's code for the naive handlers, batch the queue's messages as the
+    article does, and allow BatchWriteItem where PutItem is allowed."""
     function_type, policy_type = "aws:lambda/function:Function", "aws:iam/rolePolicy:RolePolicy"
+    mapping_type = "aws:lambda/eventSourceMapping:EventSourceMapping"
 
     def transform(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
         if args.type_ == function_type and args.props.get("handler") in REPLACED:
@@ -49,6 +54,13 @@ def transformation(archive: Path) -> pulumi.ResourceTransformation:
                 "handler": f"{ARCHIVE_ROOT}.{module}.handler",
                 "code": pulumi.FileArchive(str(archive)),
                 "code_sha256": None,
+            }
+            return pulumi.ResourceTransformationResult(props, args.opts)
+        if args.type_ == mapping_type:
+            props = {
+                **args.props,
+                "batch_size": ARTICLE_BATCH_SIZE,
+                "maximum_batching_window_in_seconds": ARTICLE_BATCHING_WINDOW_SECONDS,
             }
             return pulumi.ResourceTransformationResult(props, args.opts)
         if args.type_ == policy_type:

@@ -24,10 +24,8 @@ from handlers.common.chunks import Chunk, MalformedChunk, decode
 from handlers.common.retry import RetryCounter
 from handlers.worker.admission import ChunkRefused, JobLookup, check_against_job, check_rows
 from handlers.worker.progress import ProgressCounter
-from handlers.worker.writes import UserWriter
+from handlers.worker.writes import WRITERS, UserWriter
 
-# Concurrent writes per invocation: enough to keep DynamoDB busy, within one connection pool.
-WRITERS = 16
 # Time kept back for returning the batch response after the last write attempt.
 RESPONSE_MARGIN_SECONDS = 2.0
 

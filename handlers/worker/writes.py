@@ -17,6 +17,10 @@ from handlers.common.retry import OutOfTime, RetryCounter, call_with_backoff
 LATEST_WINS = "attribute_not_exists(email) OR rowVersion <= :version"
 
 
+# Concurrent writes per invocation: enough to keep DynamoDB busy, within one connection pool.
+WRITERS = 16
+
+
 class RowsUnwritten(RuntimeError):
     """Some rows of a chunk are not written; the message fails and is delivered again."""
 
