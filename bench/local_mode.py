@@ -1,6 +1,6 @@
 """Local mode itself: how long the dev stack takes to start, and how fast its emulator serves the pipeline's calls.
 
-(a) The dev stack started once (three times at full scale): time to ready (`Started.seconds`) and
+(a) The dev stack started once (twice at full scale): time to ready (`Started.seconds`) and
 the wall time from start to stopped.
 
 (b) In the first of those stacks, on a queue and a table of our own (created by the administrator,
@@ -45,7 +45,7 @@ DEPTH_FACTOR_LIMIT = 2.0
 def startups(ctx: Context) -> tuple[list[dict[str, float]], dict[str, Any]]:
     """Start and stop the dev stack `repeats` times; the emulator measured inside the first (not in its wall time)."""
     samples, emulator = [], {}
-    for index in range(ctx.pick(tiny=1, quick=1, full=3)):
+    for index in range(ctx.pick(tiny=1, quick=1, full=2)):
         began = time.perf_counter()
         with local_stack(ctx, f"local_mode-{index}") as stack:
             ready = stack.started.seconds

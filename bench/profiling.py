@@ -37,6 +37,7 @@ KINDS: tuple[tuple[str, str], ...] = (
     ("/local/authz.py", "local mode: IAM evaluation"),
     ("/local/", "local mode: front, hosts, pollers"),
     ("/handlers/", "our handlers"),
+    ("/bench_naive/", "the naive handlers"),
     ("/aws_lambda_powertools/", "Powertools"),
     ("/botocore/", "boto3 and its HTTP client"),
     ("/boto3/", "boto3 and its HTTP client"),

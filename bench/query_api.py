@@ -173,7 +173,7 @@ def unauthenticated(stack: BenchStack) -> ApiClient:
 
 
 def measure_api(ctx: Context, stack: BenchStack, emails: Sequence[str]) -> dict[str, Any]:
-    count = ctx.pick(tiny=20, quick=400, full=3000)
+    count = ctx.pick(tiny=20, quick=400, full=2000)
     load = asks(emails, count)
     warm_up = asks(emails, 2 * CLIENT_THREADS)  # every function process started before timing
     api = stack.target.api()

@@ -60,7 +60,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def sizes(ctx: Context) -> int:
-    return ctx.pick(tiny=200, quick=2_000, full=5_000)
+    return ctx.pick(tiny=200, quick=2_000, full=3_000)
 
 
 # --- the worker as deployed ----------------------------------------------------------------------
