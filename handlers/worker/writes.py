@@ -10,7 +10,7 @@ from typing import Any
 
 from handlers.common.chunks import Chunk, Row
 from handlers.common.jobs import utc_now
-from handlers.common.retry import OutOfTime, RetryCounter, call_with_backoff
+from handlers.common.retry import RetryCounter, call_with_backoff
 
 # A row replaces the stored item only if the item is absent or not newer. Re-applying the same
 # version rewrites identical data: harmless, so redelivered chunks are safe.
@@ -82,11 +82,6 @@ class UserWriter:
 
     def _put(self, chunk: Chunk, row: Row, seconds_left: Callable[[], float], retries: RetryCounter) -> int:
         """1 if written, 0 if a newer version is already stored."""
-        # Rows still queued for the pool when the time is up are not attempted: each would wait on
-        # its own request, and together they would run the invocation into its timeout, failing
-        # every message of the batch instead of the chunks that did not finish.
-        if seconds_left() <= 0:
-            raise OutOfTime("no time left to write this row")
         try:
             call_with_backoff(
                 lambda: self._client.put_item(

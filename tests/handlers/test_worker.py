@@ -216,22 +216,6 @@ def test_rows_unwritten_when_time_runs_out_fail_their_message_and_succeed_later(
     assert deployment.job(job_id)["status"] == "COMPLETE"
 
 
-def test_rows_are_not_attempted_once_the_time_is_up(deployment, monkeypatch):
-    deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\nB,b@example.com,\n")
-    [message] = deployment.receive_all()
-    attempts = []
-    counting = Faulty(deployment.worker.writer._client, "put_item", lambda kw: attempts.append(kw) and None)
-    monkeypatch.setattr(deployment.worker.writer, "_client", counting)
-    # Less left than the margin kept for the response: the chunk is admitted (its job read is
-    # not a retry), its rows are not written.
-    out_of_time = FakeContext(function_name="worker", remaining_ms=1_000)
-
-    assert deployment.deliver([message], out_of_time) == [message["MessageId"]]
-
-    assert attempts == []
-    assert deployment.users() == {}
-
-
 def test_a_write_the_role_may_not_make_fails_its_message_and_logs_why(deployment, monkeypatch, log_lines):
     deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\n")
     [message] = deployment.receive_all()
