@@ -14,7 +14,7 @@ from ingest.reference import EXAMPLE, readme_block, render_reference, subcommand
 REPO_ROOT = Path(__file__).resolve().parents[2]
 README = REPO_ROOT / "README.md"
 # requirements.txt's packages that only the tests and CI use: never installed with the command.
-DEV_ONLY = {"pytest", "pytest-xdist", "ruff"}
+DEV_ONLY = {"pytest", "pytest-xdist", "ruff", "py-spy"}  # tests, lint, benchmarks (bench/ is not installed)
 
 
 def test_readme_command_reference_matches_the_parser():
@@ -49,5 +49,5 @@ def test_pyproject_dependencies_are_requirements_txt_without_the_test_tools():
     lines = (REPO_ROOT / "requirements.txt").read_text().splitlines()
     pinned = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     assert sorted(declared) == sorted(r for r in pinned if _name(r) not in DEV_ONLY), (
-        "pyproject.toml's dependencies must be requirements.txt's pins, less the test tools and ruff"
+        "pyproject.toml's dependencies must be requirements.txt's pins, less the test, lint and benchmark tools"
     )
