@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,9 @@ from local.async_invoke import AsyncInvoker
 from local.emulator import Emulator
 from local.esm import QueuePoller, failed_message_ids
 from local.registry import AsyncInvokeConfig, FunctionSpec, QueueEventSource
+from tests.local.conftest import ACCOUNT, REGION
 from tests.local.support import wait_for
 
-REGION = "eu-west-1"
-ACCOUNT = "210987654321"  # apart from the other in-process emulators' state
 SPEC = FunctionSpec(
     name="fn",
     arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:fn",
@@ -49,14 +47,6 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    emulator = Emulator(REGION, ACCOUNT)
-    emulator.start()
-    yield emulator
-    emulator.stop()
 
 
 _names = iter(range(10_000))
