@@ -187,6 +187,8 @@ def up(options: LocalOptions, out: TextIO) -> int:
     signal.signal(signal.SIGTERM, interrupt)
     stack = LocalStack(options, out)
     started = None
+    # On stderr, so that stdout stays what start-up prints; from here on Ctrl-C stops cleanly.
+    print(f"local mode: starting stack {options.stack!r} (Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
         started = stack.start()
         out.write(render_started(options, started))

@@ -169,7 +169,12 @@ def test_a_port_in_use_is_named(tmp_path: Path) -> None:
 def test_ctrl_c_during_start_up_stops_everything(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "ingest", "local", "up", "--port", "0", "--state-dir", str(tmp_path)]
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.0)  # inside start-up: the emulator is up, the program is deploying
+    # Wait for start-up to begin (imports take seconds on a fresh clone, which compiles every module),
+    # then interrupt it inside: the emulator starting, the program deploying.
+    assert process.stderr is not None
+    first = process.stderr.readline()
+    assert "starting stack 'dev'" in first, first
+    time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=30)
 
