@@ -206,6 +206,13 @@ SETTINGS: tuple[Setting, ...] = (
         5 * 1024**4,
     ),
     S("reportsPrefix", str, "reports/", "Key prefix of the rejects reports; must not overlap the uploads prefix."),
+    S(
+        "reportReaders",
+        tuple,
+        (),
+        "The only principals that may read rejects reports (they hold rejected rows' cells); empty: nobody.",
+        items=IAM_PRINCIPAL_ARN,
+    ),
     S("noncurrentVersionDays", int, 30, "Days a replaced or deleted object version is kept.", 1, 3650),
     S("reportsExpirationDays", int, 90, "Days a rejects report is kept.", 1, 3650),
     S("uploadsExpirationDays", int, 30, "Days an upload stays current before it expires (then noncurrent).", 1, 3650),
@@ -265,6 +272,7 @@ class PipelineConfig:
     uploads_suffix: str
     max_upload_bytes: int
     reports_prefix: str
+    report_readers: tuple[str, ...]
     noncurrent_version_days: int
     reports_expiration_days: int
     uploads_expiration_days: int

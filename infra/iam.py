@@ -41,16 +41,13 @@ def deny_unless_principal(
     `aws:PrincipalArn` is the role's ARN for a role session (not the session's ARN), so a role
     listed here covers every session of it
     (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalarn).
-    A request without the key — an AWS service acting as itself — is denied too.
+    A request without the key — an AWS service acting as itself — is denied too. With no principal
+    listed, the action is denied to everyone (a condition on an empty list would be no condition).
     """
-    return {
-        "Sid": sid,
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": action,
-        "Resource": list(resources),
-        "Condition": {"ArnNotEquals": {"aws:PrincipalArn": list(principal_arns)}},
-    }
+    deny: dict[str, Any] = {"Sid": sid, "Effect": "Deny", "Principal": "*", "Action": action, "Resource": list(resources)}
+    if principal_arns:
+        deny["Condition"] = {"ArnNotEquals": {"aws:PrincipalArn": list(principal_arns)}}
+    return deny
 
 
 def assume_role_policy(service: str, source_account: pulumi.Input[str] | None = None) -> pulumi.Input[str]:

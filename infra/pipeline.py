@@ -56,6 +56,7 @@ class Pipeline(pulumi.ComponentResource):
                 reports_prefix=cfg.reports_prefix,
                 noncurrent_version_days=cfg.noncurrent_version_days,
                 reports_expiration_days=cfg.reports_expiration_days,
+                report_readers=cfg.report_readers,
                 force_destroy=cfg.force_destroy,
                 retain_on_delete=cfg.retain_on_delete,
                 tags=tags,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.iam import deny_insecure_transport, policy_document
+from infra.iam import deny_insecure_transport, deny_unless_principal, policy_document
 
 
 @dataclass
@@ -25,6 +25,8 @@ class UploadStorageArgs:
     """Days a replaced or deleted object version is kept."""
     reports_expiration_days: int
     """Days a rejects report is kept."""
+    report_readers: Sequence[str] = ()
+    """IAM role or user ARNs that alone may read the rejects reports (none: nobody)."""
     force_destroy: bool = False
     """Let the stack delete a bucket that still holds objects."""
     retain_on_delete: bool = False
@@ -73,7 +75,17 @@ class UploadStorage(pulumi.ComponentResource):
             f"{name}-policy",
             bucket=bucket_name,
             policy=policy_document(
-                [deny_insecure_transport("s3", [self.bucket.arn, pulumi.Output.concat(self.bucket.arn, "/*")])]
+                [
+                    deny_insecure_transport("s3", [self.bucket.arn, pulumi.Output.concat(self.bucket.arn, "/*")]),
+                    # A report holds rejected rows' cells: reading one is for the principals the stack
+                    # names, whatever else their own policies (or an administrator's) allow.
+                    deny_unless_principal(
+                        "OnlyListedReportReaders",
+                        "s3:GetObject*",
+                        [pulumi.Output.concat(self.bucket.arn, "/", args.reports_prefix, "*")],
+                        list(args.report_readers),
+                    ),
+                ]
             ),
             # A bucket policy put while the public access block is being set can be refused.
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[public_access, ownership])),

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from botocore.exceptions import ClientError
+
 from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS, FAILED
 from ingest.api import segment, unexpected
 from ingest.output import fail, guarded, print_json, table
@@ -99,7 +101,15 @@ def read_report(target: Target, report: Report) -> Iterator[dict[str, Any]]:
         for item in page.get("Contents", [])
     )
     for key in keys:
-        body = s3.get_object(Bucket=report.bucket, Key=key)["Body"]
+        try:
+            body = s3.get_object(Bucket=report.bucket, Key=key)["Body"]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "AccessDenied":
+                raise
+            raise TargetError(
+                f"access denied reading s3://{report.bucket}/{key}: the bucket lets only the principals listed in"
+                " csv-ingest:reportReaders read rejects reports (README, Security)"
+            ) from error
         yield from parse_part(io.TextIOWrapper(body, encoding="utf-8", newline=""), key)
 
 

@@ -26,14 +26,39 @@ def test_every_public_access_path_is_blocked(dev):
         assert block[flag] is True, f"{BUCKET} public access block: {flag} is not set"
 
 
+def _bucket_policy(plan) -> dict:
+    return json.loads(plan.one("aws:s3/bucketPolicy:BucketPolicy", f"{BUCKET}-policy").inputs["policy"])
+
+
 def test_bucket_policy_denies_requests_without_tls(dev):
     bucket_arn = dev.one("aws:s3/bucket:Bucket", BUCKET).outputs["arn"]
-    document = json.loads(dev.one("aws:s3/bucketPolicy:BucketPolicy", f"{BUCKET}-policy").inputs["policy"])
+    document = _bucket_policy(dev)
     assert document["Version"] == "2012-10-17"
-    [deny] = document["Statement"]
+    [deny] = [s for s in document["Statement"] if s["Sid"] == "DenyInsecureTransport"]
     assert deny["Effect"] == "Deny" and deny["Principal"] == "*" and deny["Action"] == "s3:*"
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert sorted(deny["Resource"]) == sorted([bucket_arn, f"{bucket_arn}/*"])
+
+
+REPORT_READER = "arn:aws:iam::123456789012:role/data-quality"
+
+
+def _report_reading(plan) -> dict:
+    [deny] = [s for s in _bucket_policy(plan)["Statement"] if s["Sid"] == "OnlyListedReportReaders"]
+    bucket_arn = plan.one("aws:s3/bucket:Bucket", BUCKET).outputs["arn"]
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "s3:GetObject*")
+    assert deny["Resource"] == [f"{bucket_arn}/reports/*"]
+    return deny
+
+
+def test_nobody_reads_the_rejects_reports_unless_the_stack_names_them(dev):
+    # No condition: the deny covers every principal, administrators included.
+    assert "Condition" not in _report_reading(dev)
+
+
+def test_the_listed_report_readers_alone_may_read_the_reports(plan_with):
+    deny = _report_reading(plan_with(reportReaders=[REPORT_READER]))
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [REPORT_READER]}}
 
 
 def test_lifecycle_expires_noncurrent_versions_and_reports(dev):
