@@ -825,6 +825,33 @@ def _logs(call: Call) -> RequestAccess:
     return RequestAccess("logs", op, (Access(f"logs:{op}", resource),), body=body)
 
 
+# IAM request parameters that name the resource an action is checked on, and its ARN's form
+# (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html).
+# The first one a request carries wins: attaching a policy is checked on the role, not the policy.
+_IAM_RESOURCES = (
+    ("InstanceProfileName", "arn:aws:iam::{account}:instance-profile/{}"),
+    ("RoleName", "arn:aws:iam::{account}:role/{}"),
+    ("UserName", "arn:aws:iam::{account}:user/{}"),
+    ("GroupName", "arn:aws:iam::{account}:group/{}"),
+    ("PolicyArn", "{}"),
+    ("PolicyName", "arn:aws:iam::{account}:policy/{}"),  # CreatePolicy (an inline policy names its owner first)
+)
+
+
+def _iam(call: Call) -> RequestAccess:
+    """An IAM action on the role, user, group, instance profile or policy the request names
+    (without its path: the program's roles have none); account-wide `List*` on `*`; else unmapped."""
+    params = _form(call)
+    op = params.get("Action", "")
+    resource = next(
+        (form.format(params[name], account=call.account_id) for name, form in _IAM_RESOURCES if params.get(name)),
+        "*" if op.startswith("List") else None,
+    )
+    if not op or resource is None:
+        return _unmapped("iam", op)
+    return RequestAccess("iam", op, (Access(f"iam:{op}", resource),), body=params)
+
+
 def _cloudwatch(call: Call) -> RequestAccess:
     """PutMetricData has no resource-level permissions: `*` (a namespace condition may narrow it)."""
     op = _target_operation(call) or _form(call).get("Action", "")
@@ -839,6 +866,7 @@ _MAPPERS: dict[str, Callable[[Call], RequestAccess]] = {
     "s3": _s3,
     "lambda": _lambda,
     "sts": _sts,
+    "iam": _iam,
     "logs": _logs,
     "monitoring": _cloudwatch,
     "cloudwatch": _cloudwatch,

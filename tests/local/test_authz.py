@@ -315,6 +315,20 @@ def test_lambda_invoke_is_checked_on_the_function_arn() -> None:
     assert request.names == {"Invoke", "InvokeFunction"}
 
 
+def test_iam_requests_are_checked_on_the_principal_or_policy_they_name() -> None:
+    def mapped(form: str) -> list[tuple[str, str]]:
+        request = call("iam", body=form.encode(), **{"content-type": "application/x-www-form-urlencoded"})
+        return accesses(authz.request_access(request))
+
+    role, policy_arn = f"arn:aws:iam::{ACCOUNT}:role/worker", f"arn:aws:iam::{ACCOUNT}:policy/p"
+    assert mapped("Action=PutRolePolicy&RoleName=worker&PolicyName=p") == [("iam:PutRolePolicy", role)]
+    assert mapped(f"Action=AttachRolePolicy&RoleName=worker&PolicyArn={policy_arn}") == [("iam:AttachRolePolicy", role)]
+    assert mapped("Action=CreateUser&UserName=u") == [("iam:CreateUser", f"arn:aws:iam::{ACCOUNT}:user/u")]
+    assert mapped("Action=CreatePolicy&PolicyName=p") == [("iam:CreatePolicy", policy_arn)]
+    assert mapped("Action=ListRoles") == [("iam:ListRoles", "*")]
+    assert not authz.request_access(call("iam", body=b"Action=GetAccountSummary")).mapped
+
+
 def test_requests_it_cannot_read_are_unmapped() -> None:
     assert not authz.request_access(
         call("dynamodb", body={}, **{"x-amz-target": "DynamoDB_20120810.ExecuteStatement"})
@@ -484,6 +498,16 @@ def test_unmapped_request_by_a_role_is_denied_and_logged(emulator: Emulator, cap
 
     assert code == "AccessDeniedException"
     assert "unmapped request dynamodb ExecuteStatement" in capfd.readouterr().err
+
+
+def test_iam_calls_by_a_role_are_evaluated_against_its_policy(emulator: Emulator) -> None:
+    role, session = role_session(emulator, allow("iam:ListRolePolicies", "*"))
+    iam = emulator.client("iam", session)
+    name = role.rsplit("/", 1)[1]
+
+    assert iam.list_role_policies(RoleName=name)["PolicyNames"] == ["inline"]
+    code = error_code(lambda: iam.put_role_policy(RoleName=name, PolicyName="wider", PolicyDocument="{}"))
+    assert code == "AccessDenied"
 
 
 def test_get_caller_identity_is_always_allowed(emulator: Emulator) -> None:
