@@ -35,9 +35,12 @@ from handlers.query.tokens import BY_EMAIL, BY_UPLOAD_TIME, InvalidToken, PageKe
 
 DEFAULT_LIMIT, MAX_LIMIT = 25, 100
 USER_FIELDS = ("email", "name", "phone", "updatedAt", "uploadedAt", "sourceKey", "jobId", "row")
-# The routes, for telling an unknown path (404) from a known path asked with another method (405).
 JOB_ID = re.compile(r"[0-9a-f]{32}")
-KNOWN_PATHS = tuple(re.compile(p) for p in (r"^/users/?$", r"^/users/[^/]+$", r"^/jobs/?$", r"^/jobs/[^/]+$"))
+# The API's resources that serve GET (infra/api.py declares them, each with `ANY` beside its GET):
+# API Gateway names the one a request reached in the event's `resource`, so an unknown path (404)
+# is told from a known one asked with another method (405) by the gateway's routing, not by a
+# second reading of the path here.
+GET_RESOURCES = ("/users", "/users/{email}", "/jobs", "/jobs/{jobId}")
 
 logger = Logger()
 app = APIGatewayRestResolver()
@@ -73,7 +76,8 @@ def parse_limit(raw: str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_LIMIT
     if not re.fullmatch(r"[0-9]{1,3}", raw) or not 1 <= int(raw) <= MAX_LIMIT:
-        raise BadRequestError(f"limit must be a whole number from 1 to {MAX_LIMIT}; got {raw!r}")
+        # The value is not repeated: a caller's input never comes back in an error.
+        raise BadRequestError(f"limit must be a whole number from 1 to {MAX_LIMIT}")
     return int(raw)
 
 
@@ -132,7 +136,9 @@ def get_job(jobId: str) -> dict[str, Any]:  # noqa: N803 (route parameter name)
     # Job ids are 32 hex digits; anything else cannot exist (and DynamoDB refuses keys over 2 KB).
     item = jobs.get_item(Key=job_key(job_id)).get("Item") if JOB_ID.fullmatch(job_id) else None
     if item is None:
-        raise Missing(f"no job {job_id}")
+        # Only a well-formed id is repeated: anything else in its place may be what the caller
+        # should not see again (an email typed in the wrong route).
+        raise Missing(f"no job {job_id}" if JOB_ID.fullmatch(job_id) else "no job with that id")
     return job_view(item)
 
 
@@ -144,12 +150,18 @@ def _error(status: int, message: str) -> Response:
 
 @app.not_found
 def not_found(_error_: NotFoundError) -> Response:
-    path, method = app.current_event.path, app.current_event.http_method
-    if any(pattern.match(path) for pattern in KNOWN_PATHS):
-        response = _error(405, f"{method} is not allowed on {path}; use GET")
-        response.headers["Allow"] = "GET"
-        return response
-    return _error(404, f"no route {method} {path}")
+    """The request reached the function but none of its routes. Messages name the resource
+    template, never the path: a path holds an email."""
+    resource, method = app.current_event.resource, app.current_event.http_method
+    if resource not in GET_RESOURCES:
+        return _error(404, f"no route {method} here; the API serves GET {', '.join(GET_RESOURCES)}")
+    if method == "GET":
+        # The gateway routed a GET to one of ours, but its path parameter is not one the route can
+        # read (a character no email or job id holds): the caller's input is at fault.
+        return _error(400, f"the path is not a valid {resource}")
+    response = _error(405, f"{method} is not allowed on {resource}; use GET")
+    response.headers["Allow"] = "GET"
+    return response
 
 
 @app.exception_handler(ServiceError)

@@ -115,23 +115,40 @@ def test_job_by_id_shows_the_public_record(loaded):
     assert not INTERNAL & set(body)
 
 
-@pytest.mark.parametrize("job_id", ["0123456789abcdef0123456789abcdef", "0123456789abcdef", "x" * 3000])
-def test_absent_job_is_404(loaded, job_id):
+@pytest.mark.parametrize(
+    ("job_id", "message"),
+    [
+        ("0123456789abcdef0123456789abcdef", "no job 0123456789abcdef0123456789abcdef"),
+        ("0123456789abcdef", "no job with that id"),
+        ("x" * 3000, "no job with that id"),
+        ("john@gmail.com", "no job with that id"),
+    ],
+)
+def test_absent_job_is_404_repeating_only_a_well_formed_id(loaded, job_id, message):
     status, body, _ = loaded.api(f"/jobs/{job_id}", resource="/jobs/{jobId}")
-    assert (status, body["message"]) == (404, f"no job {job_id}")
+    assert (status, body["message"]) == (404, message)
 
 
-@pytest.mark.parametrize("path", ["/nothing", "/", "/jobs/0123/extra", "/users/a@b.co/extra"])
-def test_unknown_routes_are_404(loaded, path):
-    status, body, _ = loaded.api(path, resource="/{proxy+}")
-    assert (status, body["message"]) == (404, f"no route GET {path}")
+@pytest.mark.parametrize(
+    ("path", "resource"),
+    [("/nothing", "/{proxy+}"), ("/", "/"), ("/jobs/0123/extra", "/{proxy+}"), ("/users/a@b.co/extra", "/{proxy+}")],
+)
+def test_unknown_routes_are_404_without_repeating_the_path(loaded, path, resource):
+    status, body, _ = loaded.api(path, resource=resource)
+    assert status == 404 and body["message"].startswith("no route GET here")
+    assert path.strip("/") not in body["message"] or path == "/", "an error never repeats the caller's path"
 
 
-def test_wrong_method_is_405(loaded):
+def test_wrong_method_is_405_naming_the_route_not_the_path(loaded):
     status, body, headers = loaded.api("/users/john@gmail.com", method="DELETE", resource="/users/{email}")
     assert status == 405 and headers.get("Allow") == ["GET"]
-    assert body["message"] == "DELETE is not allowed on /users/john@gmail.com; use GET"
+    assert body["message"] == "DELETE is not allowed on /users/{email}; use GET"
     assert loaded.api("/users", method="POST")[0] == 405
+
+
+def test_a_get_whose_path_parameter_no_route_reads_is_400(loaded):
+    status, body, _ = loaded.api('/users/a"b@gmail.com', resource="/users/{email}")
+    assert (status, body["message"]) == (400, "the path is not a valid /users/{email}")
 
 
 def test_post_on_jobs_is_405(loaded):

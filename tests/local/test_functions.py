@@ -26,6 +26,7 @@ import pytest
 import infra.packaging
 import local.functions
 from infra.packaging import FunctionArchive, PackagingError, build_archive
+from local.emulator import Faults, KillFault, KillOrder
 from local.functions import CodeSource, FunctionHost, HostClosed, InvocationResult
 from local.registry import FunctionSpec
 
@@ -201,7 +202,13 @@ class Harness:
     hosts: list[FunctionHost] = field(default_factory=list)
 
     def host(
-        self, *, app: str = APP, timeout: int = 3, max_concurrency: int = 10, endpoint_url: str = "http://127.0.0.1:9"
+        self,
+        *,
+        app: str = APP,
+        timeout: int = 3,
+        max_concurrency: int = 10,
+        endpoint_url: str = "http://127.0.0.1:9",
+        kills: Callable[[], KillOrder | None] | None = None,
     ) -> FunctionHost:
         self.code.write(app)
         spec = _spec(self.code.build(PACKAGE, self.code.root.parent).path, timeout=timeout, TABLE="users-table")
@@ -214,6 +221,7 @@ class Harness:
             work_dir=self.work_dir,
             max_concurrency=max_concurrency,
             source=CodeSource(root=self.code.root, build=self.code.build),
+            kills=kills,
         )
         self.hosts.append(host)
         return host
@@ -380,6 +388,38 @@ def test_a_process_that_crashes_is_reported_with_its_signal(harness: Harness) ->
         "RequestId: req-crash Error: Runtime exited with error: signal: segmentation fault"
     )
     assert host.invoke({"action": "count"}).ok
+
+
+def test_a_kill_fault_kills_the_process_mid_invocation_as_lambda_ends_one_out_of_memory(harness: Harness) -> None:
+    faults = Faults()
+    faults.add(KillFault("test-fn", after_seconds=0.3, times=1))
+    host = harness.host(kills=lambda: faults.kill_order(host.spec.name))
+    pid = host.invoke({"action": "count"}).payload["pid"]  # spared: it ends well before 0.3 s
+
+    killed = host.invoke({"action": "sleep", "seconds": 20}, request_id="req-killed")
+
+    assert killed.error == {
+        "errorType": "Runtime.ExitError",
+        "errorMessage": "RequestId: req-killed Error: Runtime exited with error: signal: killed",
+        "stackTrace": [],
+    }
+    assert not killed.timed_out and _gone(pid)
+    assert faults.applied() == [(KillFault("test-fn", after_seconds=0.3, times=1), 1)] and faults.list() == []
+    after = host.invoke({"action": "sleep", "seconds": 0.5})  # the fault is spent: nothing more is killed
+    assert after.ok and after.cold_start and after.payload["pid"] != pid
+
+
+def test_invocations_shorter_than_a_kill_fault_are_spared_and_it_waits_for_one_that_is_not(harness: Harness) -> None:
+    faults = Faults()
+    faults.add(KillFault("test-fn", after_seconds=1.0, times=1))
+    host = harness.host(kills=lambda: faults.kill_order(host.spec.name))
+
+    quick = [host.invoke({"action": "count"}) for _ in range(3)]
+    slow = host.invoke({"action": "sleep", "seconds": 20})
+
+    assert [r.payload["invocations"] for r in quick] == [1, 2, 3]  # one warm process, never killed
+    assert slow.error is not None and slow.error["errorMessage"].endswith("signal: killed")
+    assert faults.applied()[0][1] == 1
 
 
 def test_a_result_that_is_not_json_is_a_marshal_error(harness: Harness) -> None:
@@ -696,10 +736,10 @@ def test_editing_the_real_handlers_reloads_through_the_programs_packaging(
     ) as host:
         before = host.invoke(_api_event("/nowhere"))
         app = checkout / "handlers" / "query" / "app.py"
-        app.write_text(app.read_text().replace('f"no route {method} {path}"', 'f"nothing at {path}"'))
+        app.write_text(app.read_text().replace('f"no route {method} here;', 'f"nothing {method} here;'))
         after = host.invoke(_api_event("/nowhere"))
-    assert json.loads(before.payload["body"])["message"] == "no route GET /nowhere"
-    assert json.loads(after.payload["body"])["message"] == "nothing at /nowhere"
+    assert json.loads(before.payload["body"])["message"].startswith("no route GET here;")
+    assert json.loads(after.payload["body"])["message"].startswith("nothing GET here;")
     assert after.cold_start
     assert any(line.startswith(f"{spec.name}: code changed, new archive ") for line in log.text())
 
