@@ -108,10 +108,13 @@ class AsyncInvoker:
         self._scheduler = threading.Thread(target=self._schedule, name="async-scheduler", daemon=True)
         self._scheduler.start()
 
-    def submit(self, spec: FunctionSpec, event: Any, request_id: str | None = None) -> str:
-        """Queue an event for the function (Lambda's 202 Accepted); returns its request id."""
+    def submit(
+        self, spec: FunctionSpec, event: Any, request_id: str | None = None, *, delay_seconds: float = 0.0
+    ) -> str:
+        """Queue an event for the function (Lambda's 202 Accepted); returns its request id.
+        `delay_seconds`: the event reaches Lambda that much later (an S3 notification delivered again)."""
         request_id = request_id or str(uuid.uuid4())
-        now = time.monotonic()
+        now = time.monotonic() + delay_seconds
         self._push(_Pending(now, next(self._sequence), spec, event, request_id, received=now))
         return request_id
 

@@ -10,8 +10,11 @@ gets wrong or leaves out (`../shared/reference/MOTO-NOTES.md`, `/tmp/localmode/R
   call into it, response body included. Nothing waits while holding it: an SQS long poll becomes
   short polls outside the lock, an injected delay sleeps outside it, and a Lambda Invoke never enters
   moto (the session runs the function, `on_invoke`).
-- Faults: tests inject throttling, errors and delays per service and action (`Faults`), in-process or
-  over HTTP (`POST /_local/faults`, administrator only).
+- Faults: tests inject throttling, errors and delays per service and action, to all or a seeded
+  fraction of requests (`Fault`), duplicated and reordered deliveries of the event sources
+  (`DeliveryFault`, applied by `local.esm` and the S3 notification pump) and functions' processes
+  killed mid-invocation (`KillFault`, applied by `local.functions`), in-process or over HTTP
+  (`POST /_local/faults`, administrator only).
 - moto's internals are patched where they differ from AWS (`local.moto_patches`).
 """
 
@@ -22,6 +25,7 @@ import hmac
 import io
 import json
 import queue
+import random
 import re
 import socket
 import sys
@@ -85,7 +89,10 @@ class InvokeResponse:
 
 @dataclass(frozen=True)
 class Fault:
-    """An injected failure, for tests of retries and timeouts."""
+    """An injected failure of requests to the emulator: what a service answers when it throttles
+    (`ProvisionedThroughputExceededException`, `RequestThrottled`, `SlowDown`) or fails
+    (`InternalServerError`, `InternalError`, `ServiceUnavailable`), to every matching request or
+    to a seeded fraction of them, for a number of requests or a period."""
 
     service: str
     """`dynamodb` | `sqs` | `s3` | `lambda` | `sts` (the request's signing name)."""
@@ -97,9 +104,68 @@ class Fault:
     error_code: str | None = None
     """Answered instead of calling moto, in the service's error shape (see `fault_status`)."""
     times: int | None = None
-    """How many matching requests it applies to (None: until cleared)."""
+    """How many matching requests it looks at, each one hit with probability `rate` (None: until
+    cleared or `seconds` have passed)."""
     principal: str | None = None
     """Only requests whose principal ARN contains this text (`admin` for the administrator)."""
+    rate: float = 1.0
+    """The fraction of matching requests hit, drawn from a generator seeded with `seed`: the same
+    requests in the same order are hit the same way, so a run is reproducible."""
+    seed: int = 0
+    seconds: float | None = None
+    """How long it lasts from the moment it is added (None: until `times` is spent or it is cleared)."""
+
+
+@dataclass(frozen=True)
+class DeliveryFault:
+    """An event source delivering more than once, or out of order, as AWS's sources may.
+
+    SQS standard queues deliver "at least once" and "best-effort ordering"
+    (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/standard-queues.html),
+    so a Lambda SQS mapping may hand the same message to two invocations and later messages
+    before earlier ones; S3 notifications are "delivered at least once", occasionally twice
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/EventNotifications.html)."""
+
+    source: str
+    """`sqs` (the SQS event source mapping's batches) or `s3` (S3 notifications to the function)."""
+    function: str
+    """Only deliveries to functions whose name contains this text."""
+    duplicate: bool = False
+    """sqs: each batch also goes to a second invocation at the same time (a message is deleted once
+    either succeeds with it); s3: the event is delivered again `delay_seconds` later."""
+    reorder: bool = False
+    """sqs: the next batch waiting is delivered first, and each batch's records are shuffled."""
+    delay_seconds: float = 0.0
+    seed: int = 0
+    """Seeds the shuffles."""
+    times: int | None = None
+    """How many deliveries (batches, events) it changes (None: until cleared or `seconds` have passed)."""
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class KillFault:
+    """SIGKILL to a function's process in the middle of an invocation, as Lambda ends one that runs
+    out of memory or whose runtime crashes: the invocation fails with `Runtime.ExitError`, and its
+    caller reacts as to any failure (an SQS batch is not deleted and comes back after the
+    visibility timeout; an asynchronous event is retried with the same request id)."""
+
+    function: str
+    """Only invocations of functions whose name contains this text."""
+    after_seconds: float
+    """How long after its start an invocation is killed; one that ends sooner is spared, and does
+    not count towards `times`."""
+    times: int = 1
+    """How many invocations are killed."""
+
+
+AnyFault = Fault | DeliveryFault | KillFault
+FAULT_KINDS: dict[str, type[Fault] | type[DeliveryFault] | type[KillFault]] = {
+    "request": Fault,
+    "delivery": DeliveryFault,
+    "kill": KillFault,
+}
+DELIVERY_SOURCES = ("sqs", "s3")
 
 
 @dataclass(frozen=True)
@@ -142,45 +208,167 @@ _MOTO_LOCK = threading.Lock()
 # Faults
 
 
+def _check(fault: AnyFault) -> None:
+    """Refuse a fault that could never apply, naming the field."""
+    if fault.times is not None and fault.times < 1:
+        raise ValueError(f"a fault applies at least once, not times={fault.times}")
+    seconds = getattr(fault, "seconds", None)
+    if seconds is not None and seconds <= 0:
+        raise ValueError(f"a fault lasts a positive number of seconds, not seconds={seconds}")
+    if isinstance(fault, Fault) and not 0 < fault.rate <= 1:
+        raise ValueError(f"a fault's rate is in (0, 1], not rate={fault.rate}")
+    if isinstance(fault, DeliveryFault):
+        if fault.source not in DELIVERY_SOURCES:
+            raise ValueError(f"a delivery fault's source is one of {', '.join(DELIVERY_SOURCES)}, not {fault.source!r}")
+        if not (fault.duplicate or fault.reorder):
+            raise ValueError("a delivery fault duplicates or reorders (or both)")
+        if fault.source == "s3" and fault.reorder:
+            raise ValueError("S3 events are delivered one at a time: only `duplicate` applies to them")
+    if isinstance(fault, KillFault) and fault.times is None:
+        raise ValueError("a kill fault kills a number of invocations: give times")
+    if isinstance(fault, KillFault) and fault.after_seconds < 0:
+        raise ValueError(f"a kill fault waits a non-negative time, not after_seconds={fault.after_seconds}")
+
+
+@dataclass(eq=False)
+class _Active:
+    """A fault as added, with what it has left and what it did."""
+
+    fault: AnyFault
+    rng: random.Random
+    until: float | None
+    """Monotonic time it ends at (None: no period)."""
+    left: int | None
+    pending: int = 0
+    """Kills armed whose invocation has not ended yet."""
+    applied: int = 0
+
+    def live(self, now: float) -> bool:
+        return (self.until is None or now < self.until) and (self.left is None or self.left - self.pending > 0)
+
+
+@dataclass(frozen=True)
+class DeliveryOrder:
+    """What a delivery fault asks of one delivery (an SQS batch, an S3 event)."""
+
+    duplicate: bool
+    reorder: bool
+    delay_seconds: float
+    rng: random.Random
+    """This delivery's own generator (seeded from the fault's, in the order deliveries asked)."""
+    applied: Callable[[int], None]
+    """Counts the messages or events whose delivery it changed."""
+
+
+@dataclass(frozen=True)
+class KillOrder:
+    """A kill armed for one invocation: the host says whether it fired."""
+
+    after_seconds: float
+    fired: Callable[[], None]
+    spared: Callable[[], None]
+    """The invocation ended first: the kill goes back to the fault."""
+
+
 class Faults:
-    """The injected faults, matched in the order they were added (the first match applies)."""
+    """The injected faults, matched in the order they were added (the first that hits applies)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._faults: list[Fault] = []
+        self._entries: list[_Active] = []
 
-    def add(self, fault: Fault) -> None:
-        if fault.times is not None and fault.times < 1:
-            raise ValueError(f"a fault applies to at least one request, not times={fault.times}")
+    def add(self, fault: AnyFault) -> None:
+        _check(fault)
+        seconds = getattr(fault, "seconds", None)
+        until = None if seconds is None else time.monotonic() + seconds
+        entry = _Active(fault, random.Random(getattr(fault, "seed", 0)), until, fault.times)
         with self._lock:
-            self._faults.append(fault)
+            self._entries.append(entry)
 
     def clear(self) -> None:
         with self._lock:
-            self._faults.clear()
+            self._entries.clear()
 
-    def list(self) -> list[Fault]:
+    def list(self) -> list[AnyFault]:
         """The faults still active, `times` counting what is left."""
+        now = time.monotonic()
         with self._lock:
-            return list(self._faults)
+            return [dataclasses.replace(e.fault, times=e.left) for e in self._entries if e.live(now)]
+
+    def applied(self) -> list[tuple[AnyFault, int]]:
+        """Every fault added since the last `clear`, as added, with how often it hit: requests answered
+        with its error or delayed, messages or events delivered differently, processes killed."""
+        with self._lock:
+            return [(e.fault, e.applied) for e in self._entries]
 
     def take(self, service: str, names: Iterable[str], principal: str) -> Fault | None:
-        """The first fault matching this request, counted as used once."""
+        """The first request fault that matches this request and hits it (its `rate`), counted."""
         names = set(names)
+        now = time.monotonic()
         with self._lock:
-            for index, fault in enumerate(self._faults):
+            for entry in self._entries:
+                fault = entry.fault
+                if not isinstance(fault, Fault) or not entry.live(now):
+                    continue
                 if fault.service != service or not (fault.action == "*" or fault.action in names):
                     continue
                 if fault.principal is not None and fault.principal not in principal:
                     continue
-                if fault.times is not None:
-                    left = fault.times - 1
-                    if left:
-                        self._faults[index] = dataclasses.replace(fault, times=left)
-                    else:
-                        del self._faults[index]
-                return fault
+                if entry.left is not None:
+                    entry.left -= 1
+                if entry.rng.random() < fault.rate:
+                    entry.applied += 1
+                    return fault
         return None
+
+    def delivery(self, source: str, function_name: str) -> DeliveryOrder | None:
+        """What the first live delivery fault for this source and function asks of this delivery."""
+        now = time.monotonic()
+        with self._lock:
+            for entry in self._entries:
+                fault = entry.fault
+                if not isinstance(fault, DeliveryFault) or not entry.live(now):
+                    continue
+                if fault.source != source or fault.function not in function_name:
+                    continue
+                if entry.left is not None:
+                    entry.left -= 1
+                return DeliveryOrder(
+                    fault.duplicate,
+                    fault.reorder,
+                    fault.delay_seconds,
+                    random.Random(entry.rng.getrandbits(64)),
+                    lambda count, entry=entry: self._count(entry, count),
+                )
+        return None
+
+    def kill_order(self, function_name: str) -> KillOrder | None:
+        """A kill for this invocation of the function, if a kill fault has one left."""
+        now = time.monotonic()
+        with self._lock:
+            for entry in self._entries:
+                fault = entry.fault
+                if not isinstance(fault, KillFault) or not entry.live(now) or fault.function not in function_name:
+                    continue
+                entry.pending += 1
+                return KillOrder(
+                    fault.after_seconds,
+                    fired=lambda entry=entry: self._settle(entry, fired=True),
+                    spared=lambda entry=entry: self._settle(entry, fired=False),
+                )
+        return None
+
+    def _count(self, entry: _Active, count: int) -> None:
+        with self._lock:
+            entry.applied += count
+
+    def _settle(self, entry: _Active, *, fired: bool) -> None:
+        with self._lock:
+            entry.pending -= 1
+            if fired:
+                assert entry.left is not None
+                entry.left -= 1
+                entry.applied += 1
 
 
 @dataclass(frozen=True)
@@ -218,13 +406,26 @@ class CallCounter:
             self._counts.clear()
 
 
-def fault_from_json(data: Mapping[str, Any]) -> Fault:
-    """A Fault from its JSON object; fails naming a field it does not have."""
-    known = {f.name for f in dataclasses.fields(Fault)}
-    unknown = set(data) - known
+def fault_from_json(data: Mapping[str, Any]) -> AnyFault:
+    """A fault from its JSON object (`kind`: `request`, the default, `delivery` or `kill`); fails
+    naming a kind or field it does not know."""
+    fields = dict(data)
+    kind = fields.pop("kind", "request")
+    if kind not in FAULT_KINDS:
+        raise ValueError(f"a fault's kind is one of {', '.join(FAULT_KINDS)}, not {kind!r}")
+    cls = FAULT_KINDS[kind]
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(fields) - known
     if unknown:
-        raise ValueError(f"a fault has no field {', '.join(sorted(unknown))}; fields: {', '.join(sorted(known))}")
-    return Fault(**data)
+        raise ValueError(
+            f"a {kind} fault has no field {', '.join(sorted(unknown))}; fields: {', '.join(sorted(known))}"
+        )
+    return cls(**fields)
+
+
+def fault_to_json(fault: AnyFault) -> dict[str, Any]:
+    kind = next(name for name, cls in FAULT_KINDS.items() if type(fault) is cls)
+    return {"kind": kind, **dataclasses.asdict(fault)}
 
 
 class FaultsEndpoint:
@@ -234,14 +435,18 @@ class FaultsEndpoint:
         self.url = endpoint_url.rstrip("/") + FAULTS_PATH
         self.credentials = credentials
 
-    def add(self, fault: Fault) -> None:
-        self._send("POST", dataclasses.asdict(fault))
+    def add(self, fault: AnyFault) -> None:
+        self._send("POST", fault_to_json(fault))
 
     def clear(self) -> None:
         self._send("POST", {"clear": True})
 
-    def list(self) -> list[Fault]:
+    def list(self) -> list[AnyFault]:
         return [fault_from_json(f) for f in self._send("GET", None)["faults"]]
+
+    def applied(self) -> list[tuple[AnyFault, int]]:
+        """Every fault added since the last clear, with how often it hit (`Faults.applied`)."""
+        return [(fault_from_json(a["fault"]), a["count"]) for a in self._send("GET", None)["applied"]]
 
     def _send(self, method: str, body: Mapping[str, Any] | None) -> dict[str, Any]:
         from botocore.auth import SigV4Auth
@@ -829,7 +1034,8 @@ class Emulator:
                 return _json_response(400, {"message": str(error)})
         elif environ["REQUEST_METHOD"] != "GET":
             return _json_response(405, {"message": "GET or POST"})
-        return _json_response(200, {"faults": [dataclasses.asdict(f) for f in self.faults.list()]})
+        applied = [{"fault": fault_to_json(f), "count": count} for f, count in self.faults.applied()]
+        return _json_response(200, {"faults": [fault_to_json(f) for f in self.faults.list()], "applied": applied})
 
 
 def _listen(port: int) -> socket.socket:

@@ -9,6 +9,10 @@ Lambda's documented behaviour (https://docs.aws.amazon.com/lambda/latest/dg/with
   lists in `batchItemFailures` (an invalid list fails the whole batch); a failed invocation
   (error or timeout) deletes nothing: the messages come back after the queue's visibility timeout,
   and the queue's redrive policy moves them to its DLQ after `maxReceiveCount` receives.
+
+SQS standard queues deliver at least once and only roughly in order; a delivery fault
+(`local.emulator.DeliveryFault`, asked for every batch) makes that show: a batch handed to two
+invocations at once, or the batch waiting behind it delivered first and each one's records shuffled.
 """
 
 from __future__ import annotations
@@ -16,9 +20,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Protocol
 
 from local.registry import FunctionSpec, QueueEventSource
+
+if TYPE_CHECKING:
+    from local.emulator import DeliveryOrder
 
 # Longest single receive: the emulator turns it into short polls outside its lock.
 _RECEIVE_WAIT_SECONDS = 1
@@ -102,7 +110,10 @@ class QueuePoller:
         region: str,
         invoke: Callable[[FunctionSpec, dict[str, Any]], Result],
         log: Callable[[str], None],
+        deliveries: Callable[[], DeliveryOrder | None] | None = None,
     ) -> None:
+        """`deliveries()`, asked for every batch received, says whether to deliver it differently
+        (`local.emulator.Faults.delivery`)."""
         self.source = source
         self._spec = spec
         self._sqs = sqs
@@ -110,6 +121,7 @@ class QueuePoller:
         self._region = region
         self._invoke = invoke
         self._log = log
+        self._deliveries = deliveries
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._poll, name=f"esm-{spec.name}-{n}", daemon=True)
@@ -168,19 +180,47 @@ class QueuePoller:
             if not batch:
                 self._stop.wait(_IDLE_PAUSE_SECONDS)
                 continue
-            self._process(batch)
+            order = self._deliveries() if self._deliveries is not None else None
+            if order is None:
+                self._process([batch])
+            else:
+                self._deliver_with_fault(batch, order)
 
-    def _process(self, batch: list[dict[str, Any]]) -> None:
-        event = {"Records": [sqs_record(m, self.source.queue_arn, self._region) for m in batch]}
+    def _deliver_with_fault(self, batch: list[dict[str, Any]], order: DeliveryOrder) -> None:
+        """One batch as a delivery fault asks: after the batch waiting behind it, records shuffled,
+        and/or to two invocations at once."""
+        batches = [batch]
+        if order.reorder:
+            later = self._receive(self.source.batch_size, 0)
+            batches = [later, batch] if later else batches
+        for each in batches:
+            copies = [list(each) for _ in range(2 if order.duplicate else 1)]
+            if order.reorder:
+                for copy in copies:
+                    order.rng.shuffle(copy)
+            order.applied(len(each))
+            self._process(copies)
+
+    def _process(self, copies: list[list[dict[str, Any]]]) -> None:
+        """Invoke the function with each copy of a batch (the same messages), at once; delete the
+        messages some invocation succeeded with, as each delivery's success deletes on AWS."""
+        events = [{"Records": [sqs_record(m, self.source.queue_arn, self._region) for m in c]} for c in copies]
         with self._count_lock:
-            self.in_flight += 1
+            self.in_flight += len(events)
         try:
-            result = self._invoke(self._spec, event)
+            if len(events) == 1:
+                results = [self._invoke(self._spec, events[0])]
+            else:
+                with ThreadPoolExecutor(len(events), thread_name_prefix=f"esm-{self._spec.name}-copy") as pool:
+                    results = list(pool.map(lambda event: self._invoke(self._spec, event), events))
         finally:
             with self._count_lock:
-                self.in_flight -= 1
+                self.in_flight -= len(events)
+        batch = copies[0]
         ids = {m["MessageId"] for m in batch}
-        failed = failed_message_ids(result, ids, self.source.report_batch_item_failures)
+        failed = set.intersection(
+            *(failed_message_ids(result, ids, self.source.report_batch_item_failures) for result in results)
+        )
         done = [m for m in batch if m["MessageId"] not in failed]
         if failed:
             self._log(

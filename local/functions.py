@@ -7,6 +7,8 @@ as `AWS_ENDPOINT_URL`) and only the libraries Lambda's Python runtime provides. 
 warm between invocations (module-level state survives); a new one starts when every warm one is
 busy, up to the concurrency the caller allows. An invocation past the function's timeout kills its
 process. When the handler code changes, the archive is rebuilt and new processes run the new code.
+A kill fault (`local.emulator.KillFault`) SIGKILLs a process in the middle of an invocation, as
+Lambda ends one out of memory: the invocation fails as any crashed runtime does.
 
 Local mode's own log lines and errors name functions, request ids and hosts, never data: what a
 function prints is its own and passes through unchanged.
@@ -44,7 +46,7 @@ from infra.packaging import HANDLERS_DIR, FunctionArchive, build_archive
 from local.registry import FunctionSpec
 
 if TYPE_CHECKING:
-    from local.emulator import Credentials
+    from local.emulator import Credentials, KillOrder
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 # What Lambda's Python runtime ships in /var/runtime besides the standard library.
@@ -336,6 +338,53 @@ class _Process:
         self.pump.join()
 
 
+class _ArmedKill:
+    """An injected kill of one invocation's process after a delay (`KillOrder`), disarmed when the
+    invocation ends. A kill that lands just after the reply spares the invocation, whose answer
+    stands, but the process is gone: `late` tells its owner to dispose of it."""
+
+    def __init__(self, order: KillOrder | None, process: _Process) -> None:
+        self._order = order
+        self._process = process
+        self._lock = threading.Lock()
+        self._running = True
+        self._fired = False
+        self.late = False
+        self._timer: threading.Timer | None = None
+
+    def __enter__(self) -> _ArmedKill:
+        if self._order is not None:
+            self._timer = threading.Timer(self._order.after_seconds, self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._running:
+                self._fired = True
+                self._process.signal_kill()
+
+    def settle(self, outcome: _Outcome) -> None:
+        """Disarm; tell the fault whether the invocation was killed."""
+        self._disarm()
+        self.late = self._fired and outcome.reusable
+        if self._order is not None:
+            (self._order.spared if self.late or not self._fired else self._order.fired)()
+            self._order = None
+
+    def _disarm(self) -> None:
+        with self._lock:
+            self._running = False
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def __exit__(self, *_exc: object) -> None:
+        self._disarm()
+        if self._order is not None:  # the round trip raised before `settle`: nothing was killed by us
+            self._order.spared()
+
+
 def _kill_all(processes: set[_Process]) -> None:
     """At interpreter exit, a host nobody closed: no process outlives it."""
     for process in list(processes):
@@ -356,11 +405,13 @@ class FunctionHost:
         work_dir: Path,
         max_concurrency: int = 10,
         source: CodeSource | None = None,
+        kills: Callable[[], KillOrder | None] | None = None,
     ) -> None:
         """`credentials()` is called for every new process (its role's STS credentials); `log(name, line)`
         gets every line the function prints and Lambda's START/END/REPORT lines; archives are unpacked
         under `work_dir` and removed by `close()`. `source` is what hot reload watches and rebuilds
-        (the repository's handlers/ by default)."""
+        (the repository's handlers/ by default). `kills()`, asked at the start of every invocation, says
+        whether to kill its process mid-way (`local.emulator.Faults.kill_order`)."""
         if max_concurrency < 1:
             raise ValueError(f"{spec.name}: max_concurrency must be at least 1, got {max_concurrency}")
         self.spec = spec
@@ -370,6 +421,7 @@ class FunctionHost:
         self._region = region
         self._log = log
         self._source = source or CodeSource()
+        self._kills = kills
         work_dir.mkdir(parents=True, exist_ok=True)
         self._dir = Path(tempfile.mkdtemp(prefix=f"{spec.name}-", dir=work_dir))
         try:
@@ -628,7 +680,9 @@ class FunctionHost:
         self._log(name, f"START RequestId: {request_id} Version: $LATEST")
         cold = process.invocations == 0  # its first invocation follows its init, wherever that ran
         process.invocations += 1
-        outcome = self._round_trip(process, data, started + timeout)
+        with _ArmedKill(self._kills() if self._kills is not None else None, process) as kill:
+            outcome = self._round_trip(process, data, started + timeout)
+            kill.settle(outcome)
         duration_ms = (time.monotonic() - started) * 1000
         if outcome.timed_out:
             text = f"{_lambda_time(time.time())} {request_id} Task timed out after {timeout:.2f} seconds"
@@ -641,7 +695,7 @@ class FunctionHost:
         else:
             process.pump.wait_marks(process.invocations, LOG_DRAIN_SECONDS)
         memory = process.peak_memory_mb()
-        if not outcome.reusable:
+        if not outcome.reusable or kill.late:
             process.kill()
         self._log(name, f"END RequestId: {request_id}")
         self._log(name, self._report(request_id, duration_ms, memory, process.init_ms if cold else None, outcome))

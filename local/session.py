@@ -284,6 +284,7 @@ class LocalStack:
     def _start_functions(self, registry: Registry) -> None:
         assert self.emulator is not None
         work = self.state / "functions"
+        faults = self.emulator.faults
         by_source = {s.function_arn: s.max_concurrency for s in registry.queue_sources}
         for spec in registry.functions.values():
             concurrency = spec.reserved_concurrency or by_source.get(spec.arn) or DEFAULT_FUNCTION_CONCURRENCY
@@ -295,6 +296,7 @@ class LocalStack:
                 log=self._function_line,
                 work_dir=work / spec.name,
                 max_concurrency=concurrency,
+                kills=lambda spec=spec: faults.kill_order(spec.name),
             )
         self.shipper = LogShipper(lambda spec: self._role_client(spec, "logs"), lambda line: self._log("lambda", line))
         self._check_imports()
@@ -329,6 +331,7 @@ class LocalStack:
 
     def _start_event_sources(self, registry: Registry) -> None:
         assert self.emulator is not None
+        faults = self.emulator.faults
         self._pump = threading.Thread(target=self._pump_s3_events, name="s3-notifications", daemon=True)
         self._pump.start()
         for source in registry.queue_sources:
@@ -341,6 +344,7 @@ class LocalStack:
                 region=registry.region,
                 invoke=lambda spec, event: self._invoke(spec, event, None),
                 log=lambda line: self._log("lambda", line),
+                deliveries=lambda spec=spec: faults.delivery("sqs", spec.name),
             )
             poller.start()
             self.pollers.append(poller)
@@ -417,6 +421,10 @@ class LocalStack:
                 self._log("s3", f"{spec.name}: S3 may not invoke it (no lambda:InvokeFunction permission for {bucket})")
                 continue
             self.invoker.submit(spec, event)
+            order = self.emulator.faults.delivery("s3", spec.name)
+            if order is not None:  # S3 delivers at least once: the same event again, as a new invocation
+                self.invoker.submit(spec, event, delay_seconds=order.delay_seconds)
+                order.applied(1)
 
     # --- outputs and state ----------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ long polls that block nobody, injected faults, Lambda invocations handed to the 
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import random
@@ -26,8 +27,18 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from local import moto_patches
-from local.emulator import Credentials, Emulator, Fault, FaultsEndpoint, InvokeRequest, InvokeResponse
+from local.emulator import (
+    Credentials,
+    DeliveryFault,
+    Emulator,
+    Fault,
+    FaultsEndpoint,
+    InvokeRequest,
+    InvokeResponse,
+    KillFault,
+)
 from tests.local.conftest import ACCOUNT, REGION
+from tests.local.support import wait_for
 
 LAMBDA_TRUST = {
     "Version": "2012-10-17",
@@ -450,6 +461,93 @@ def test_fault_on_an_api_operation_applies_to_versioned_reads_of_one_role(emulat
         emulator.faults.clear()
     assert raised.value.response["Error"]["Code"] == "InternalError"
     assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+
+
+def _hits(emulator: Emulator, table: str, calls: int) -> list[int]:
+    """Which of `calls` PutItems (by position) were answered with the injected throttling."""
+    client, hit = no_retries(emulator, "dynamodb"), []
+    for n in range(calls):
+        try:
+            client.put_item(TableName=table, Item={"pk": {"S": f"k{n}"}})
+        except ClientError as error:
+            assert error.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+            hit.append(n)
+    return hit
+
+
+def test_a_rate_fault_hits_a_seeded_fraction_of_its_window_the_same_way_every_run(emulator: Emulator) -> None:
+    table = create_table(emulator)
+    throttle = Fault("dynamodb", "PutItem", error_code="ProvisionedThroughputExceededException", rate=0.2, times=200)
+    runs = []
+    for seed in (7, 7, 8):
+        emulator.faults.clear()
+        emulator.faults.add(dataclasses.replace(throttle, seed=seed))
+        hit = _hits(emulator, table, 220)
+        [(_, applied)] = emulator.faults.applied()
+        assert applied == len(hit)
+        runs.append(hit)
+    emulator.faults.clear()
+
+    assert runs[0] == runs[1] != runs[2]  # reproducible from its seed, and the seed matters
+    assert all(20 <= len(hit) <= 60 for hit in runs)  # about a fifth of the 200 calls of its window
+    assert all(max(hit) < 200 for hit in runs)  # none after its window
+
+
+def test_a_fault_with_a_period_ends_with_it(emulator: Emulator) -> None:
+    table = create_table(emulator)
+    emulator.faults.add(Fault("dynamodb", "PutItem", error_code="ProvisionedThroughputExceededException", seconds=3))
+    try:
+        during = _hits(emulator, table, 1)
+        wait_for(lambda: emulator.faults.list() == [], 10, "the fault's period to end")
+        after = _hits(emulator, table, 2)
+    finally:
+        emulator.faults.clear()
+    assert (during, after) == ([0], [])
+
+
+def test_delivery_and_kill_faults_travel_over_the_endpoint_with_what_they_did(emulator: Emulator) -> None:
+    endpoint = FaultsEndpoint(emulator.endpoint_url)
+    delivery = DeliveryFault("sqs", "worker", duplicate=True, reorder=True, seed=3, times=2)
+    kill = KillFault("producer", after_seconds=1.5, times=2)
+    endpoint.clear()
+    endpoint.add(delivery)
+    endpoint.add(kill)
+    try:
+        assert endpoint.list() == [delivery, kill]
+        assert emulator.faults.delivery("sqs", "stack-producer-1") is None  # another function
+        order = emulator.faults.delivery("sqs", "stack-worker-1")
+        assert order is not None and order.duplicate and order.reorder
+        order.applied(5)
+        armed = emulator.faults.kill_order("stack-producer-1")
+        assert armed is not None and armed.after_seconds == 1.5
+        armed.fired()
+        spared = emulator.faults.kill_order("stack-producer-1")
+        assert spared is not None
+        spared.spared()  # the invocation ended first: the kill is still owed
+        assert endpoint.list() == [dataclasses.replace(delivery, times=1), dataclasses.replace(kill, times=1)]
+        assert endpoint.applied() == [(delivery, 5), (kill, 1)]
+    finally:
+        endpoint.clear()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"service": "dynamodb", "action": "PutItem", "rate": 0},
+        {"kind": "delivery", "source": "sqs", "function": "worker"},  # neither duplicate nor reorder
+        {"kind": "delivery", "source": "s3", "function": "producer", "reorder": True},
+        {"kind": "kill", "function": "worker", "after_seconds": -1},
+        {"kind": "kill", "function": "worker", "after_seconds": 1, "times": None},
+        {"kind": "flood", "function": "worker"},
+        {"kind": "kill", "function": "worker", "after_seconds": 1, "signal": 9},
+    ],
+)
+def test_a_fault_that_could_never_apply_is_refused(emulator: Emulator, body: dict[str, Any]) -> None:
+    endpoint = FaultsEndpoint(emulator.endpoint_url)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        endpoint._send("POST", body)
+    assert refused.value.code == 400
+    assert emulator.faults.list() == []
 
 
 def test_fault_endpoint_serves_the_admin_only(emulator: Emulator) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from local.async_invoke import AsyncInvoker
-from local.emulator import Emulator
+from local.emulator import DeliveryFault, Emulator
 from local.esm import QueuePoller, failed_message_ids
 from local.registry import AsyncInvokeConfig, FunctionSpec, QueueEventSource
 from tests.local.conftest import ACCOUNT, REGION
@@ -95,7 +96,9 @@ def poller(
     batch: int = 10,
     window: int = 0,
     concurrency: int = 2,
+    faulty: bool = False,
 ) -> QueuePoller:
+    """A mapping of the queue to `recorder`; `faulty`: it applies the emulator's delivery faults."""
     source = QueueEventSource(
         uuid="esm",
         function_arn=SPEC.arn,
@@ -107,7 +110,14 @@ def poller(
         enabled=True,
     )
     mapping = QueuePoller(
-        source, SPEC, sqs=emulator.client("sqs"), queue_url=url, region=REGION, invoke=recorder, log=lambda _: None
+        source,
+        SPEC,
+        sqs=emulator.client("sqs"),
+        queue_url=url,
+        region=REGION,
+        invoke=recorder,
+        log=lambda _: None,
+        deliveries=(lambda: emulator.faults.delivery("sqs", SPEC.name)) if faulty else None,
     )
     mapping.start()
     return mapping
@@ -210,6 +220,57 @@ def test_without_report_batch_item_failures_a_successful_invocation_deletes_the_
     assert failed_message_ids(result, {"a", "b"}, report_batch_item_failures=False) == set()
 
 
+def test_a_duplicating_fault_hands_every_batch_to_two_invocations_and_one_success_deletes(emulator: Emulator) -> None:
+    url, arn = new_queue(emulator, visibility=1)
+    bodies = [f"m{n:02d}" for n in range(12)]
+    send(emulator, url, bodies)
+    seen: set[str] = set()
+    lock = threading.Lock()
+
+    def fail_first_sight(records: list[dict[str, Any]]) -> Result:
+        """Fails a message the first time any invocation sees it: only its copy can delete it."""
+        with lock:
+            first = [r for r in records if r["messageId"] not in seen]
+            seen.update(r["messageId"] for r in first)
+        return Result("id", {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in first]}, None)
+
+    recorder = Recorder(fail_first_sight, pause=0.2)
+    emulator.faults.add(DeliveryFault("sqs", SPEC.name, duplicate=True))
+    mapping = poller(emulator, url, arn, recorder, batch=4, concurrency=1, faulty=True)
+    try:
+        wait_for(lambda: depth(emulator, url) == 0, 30, "every message to be deleted")
+        [(_, duplicated)] = emulator.faults.applied()
+    finally:
+        mapping.stop()
+        emulator.faults.clear()
+
+    delivered = Counter(r["body"] for batch in recorder.batches for r in batch)
+    assert delivered == {body: 2 for body in bodies}  # twice each, and never again: one copy deleted it
+    assert recorder.most_at_once == 2  # the two copies ran at the same time
+    assert duplicated == len(bodies)
+
+
+def test_a_reordering_fault_delivers_the_batch_behind_first_and_shuffles_records(emulator: Emulator) -> None:
+    url, arn = new_queue(emulator)
+    bodies = [f"m{n:02d}" for n in range(20)]
+    send(emulator, url, bodies)
+    recorder = Recorder()
+    emulator.faults.add(DeliveryFault("sqs", SPEC.name, reorder=True, seed=1))
+    mapping = poller(emulator, url, arn, recorder, batch=5, concurrency=1, faulty=True)
+    try:
+        wait_for(lambda: depth(emulator, url) == 0, 30, "every message to be deleted")
+        [(_, reordered)] = emulator.faults.applied()
+    finally:
+        mapping.stop()
+        emulator.faults.clear()
+
+    order = [r["body"] for batch in recorder.batches for r in batch]
+    assert sorted(order) == bodies  # each once
+    assert min(r["body"] for r in recorder.batches[0]) > max(r["body"] for r in recorder.batches[1])
+    assert any([r["body"] for r in batch] != sorted(r["body"] for r in batch) for batch in recorder.batches)
+    assert reordered == len(bodies)
+
+
 # --- asynchronous invocation ----------------------------------------------------------------------
 
 
@@ -286,6 +347,20 @@ def test_an_event_too_old_for_its_next_retry_is_recorded_as_event_age_exceeded()
         events.stop()
     assert len(function.calls) == 1
     assert json.loads(sent[0][1])["requestContext"]["condition"] == "EventAgeExceeded"
+
+
+def test_an_event_submitted_with_a_delay_runs_after_it_with_its_own_request_id() -> None:
+    function, sent = Flaky(failures=0), []
+    events = invoker(function, sent)
+    try:
+        submitted = time.monotonic()
+        first = events.submit(SPEC, {"n": 1})
+        again = events.submit(SPEC, {"n": 1}, delay_seconds=0.5)  # S3 delivering the same event again
+        wait_for(lambda: len(function.calls) == 2 and events.pending == 0, 10, "both deliveries to run")
+    finally:
+        events.stop()
+    assert [call[0] for call in function.calls] == [first, again] and first != again
+    assert function.calls[1][1] - submitted >= 0.5
 
 
 # --- a DLQ redrive (SQS message move task, which moto lacks) ----------------------------------------
