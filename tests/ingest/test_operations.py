@@ -19,6 +19,7 @@ from tests.ingest.conftest import local_command, run_ingest
 from tests.local.support import (
     LocalStackProcess,
     csv_bytes,
+    dead_letter_count,
     job_id_for,
     local_processes,
     local_stack,
@@ -112,14 +113,6 @@ def _peeked(local: LocalStackProcess, *args: str) -> list[dict[str, Any]]:
     return json.loads(result.stdout)
 
 
-def _dead_letters(local: LocalStackProcess) -> int:
-    attributes = local.client("sqs").get_queue_attributes(
-        QueueUrl=local.outputs["deadLetterQueueUrl"],
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return sum(int(value) for value in attributes.values())
-
-
 def _drain(local: LocalStackProcess) -> None:
     """Delete whatever the DLQ holds (PurgeQueue is allowed once a minute, as on AWS)."""
     sqs, url = local.client("sqs"), local.outputs["deadLetterQueueUrl"]
@@ -144,7 +137,7 @@ def test_a_poisoned_chunk_is_peeked_with_its_cause_and_redriven_home_once_fixed(
         key = "uploads/denied.csv"
         version = local.upload(key, csv_bytes(["name", "mail", "phone"], rows))
         job_id = job_id_for(local.outputs["bucketName"], key, version)
-        wait_for(lambda: _dead_letters(local) > 0, 150, "the chunk in the DLQ", interval=1)
+        wait_for(lambda: dead_letter_count(local) > 0, 150, "the chunk in the DLQ", interval=1)
 
         # WHEN the operator peeks
         peeked = [letter for letter in _peeked(local) if letter["jobId"] == job_id]

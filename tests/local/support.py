@@ -122,6 +122,18 @@ class LocalStackProcess:
     def clear_faults(self) -> None:
         send_admin(self.outputs, "POST", "/_local/faults", {"clear": True})
 
+    def active_faults(self) -> list[dict[str, Any]]:
+        """The faults still in force (`times` counting what each has left), as JSON objects."""
+        return send_admin(self.outputs, "GET", "/_local/faults", None).body["faults"]
+
+    def applied_faults(self) -> list[tuple[dict[str, Any], int]]:
+        """Every fault injected since the last clear, in order, with how often it hit: requests
+        answered with its error or delayed, messages or events delivered differently, processes killed."""
+        return [
+            (entry["fault"], entry["count"])
+            for entry in send_admin(self.outputs, "GET", "/_local/faults", None).body["applied"]
+        ]
+
     def upload(self, key: str, body: bytes) -> str:
         """Put an object; returns its version id."""
         return self.client("s3").put_object(Bucket=self.outputs["bucketName"], Key=key, Body=body)["VersionId"]
@@ -138,6 +150,15 @@ class LocalStackProcess:
             return job if job and job.get("status") in ("COMPLETE", "COMPLETE_WITH_REJECTS", "FAILED") else None
 
         return wait_for(ended, timeout, f"job {job_id} to end")
+
+
+def dead_letter_count(local: LocalStackProcess) -> int:
+    """Messages in the stack's dead-letter queue, visible or not (SQS's approximate counts)."""
+    attributes = local.client("sqs").get_queue_attributes(
+        QueueUrl=local.outputs["deadLetterQueueUrl"],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(value) for value in attributes.values())
 
 
 def http(method: str, url: str, headers: Mapping[str, str], body: bytes | None = None) -> ApiResponse:

@@ -266,7 +266,14 @@ class Verdict:
 
 
 def _plain(value: Any) -> Any:
-    return int(value) if isinstance(value, Decimal) else value
+    """DynamoDB's numbers as ints, in nested maps and lists too."""
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _items(local: LocalStackProcess, table: str) -> list[dict[str, Any]]:
