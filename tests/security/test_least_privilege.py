@@ -30,7 +30,7 @@ from botocore.exceptions import ClientError
 from bench.stacks import PipelineFunctions
 from local import authz
 from local.emulator import Credentials, Emulator
-from local.registry import FunctionSpec
+from local.registry import FunctionSpec, Registry
 from local.session import LocalOptions, LocalStack
 from tests.evidence import Proof
 from tests.local.support import csv_bytes, http, job_id_for, wait_for
@@ -164,10 +164,14 @@ class Stack:
     def jobs_index(self) -> str:
         return self.functions.query.environment["JOBS_INDEX"]
 
-    def queue_arn(self, output: str) -> str:
+    @property
+    def registry(self) -> Registry:
         assert self.local.registry is not None
+        return self.local.registry
+
+    def queue_arn(self, output: str) -> str:
         url = self.outputs[output]
-        return next(arn for arn, known in self.local.registry.queue_urls.items() if known == url)
+        return next(arn for arn, known in self.registry.queue_urls.items() if known == url)
 
     def table_arn(self, output: str) -> str:
         return f"arn:aws:dynamodb:{self.emulator.region}:{self.emulator.account_id}:table/{self.outputs[output]}"
@@ -226,11 +230,6 @@ class Stack:
     def client(self, part: str, service: str) -> Any:
         return self.emulator.client(service, self.session(self.spec(part).role_arn))
 
-    def api(self, path: str) -> Any:
-        response = http("GET", self.outputs["apiUrl"] + path, {"x-api-key": self.outputs["apiKey"]})
-        assert response.status == 200, f"GET {path}: {response.status} {response.body}"
-        return response.body
-
     def denials_logged(self) -> list[str]:
         """The emulator's refusals (denied and unmapped requests), from the stack's IAM log."""
         path = self.local.state / "logs" / "iam.log"
@@ -265,14 +264,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="module")
-def run(stack: Stack) -> dict[str, set[tuple[str, str]]]:
-    """The pipeline on a small file (users written, rows rejected), then every API route read; what
-    each function's own sessions were allowed, once every expected kind of call has happened."""
+def run(stack: Stack) -> None:
+    """The pipeline on a small file (users written, rows rejected), then every API route read; done
+    once every expected kind of call has happened (a refusal of any of them fails at once)."""
     stack.upload_key = stack.outputs["uploadsPrefix"] + UPLOAD_NAME
     version = stack.emulator.client("s3").put_object(Bucket=stack.bucket, Key=stack.upload_key, Body=ROWS)["VersionId"]
     job_id = job_id_for(stack.bucket, stack.upload_key, version)
 
+    def refusals() -> None:
+        """A function refused anything: a narrowed policy. Fail at once, naming it."""
+        refused = {p: r for p, r in stack.observed(stack.decisions.all(), allowed=False).items() if r}
+        assert not refused, f"the pipeline's own calls were refused: {refused}"
+
     def ended() -> dict[str, Any] | None:
+        refusals()
         response = http("GET", f"{stack.outputs['apiUrl']}/jobs/{job_id}", {"x-api-key": stack.outputs["apiKey"]})
         done = response.status == 200 and response.body["status"] in ("COMPLETE", "COMPLETE_WITH_REJECTS", "FAILED")
         return response.body if done else None
@@ -284,22 +289,22 @@ def run(stack: Stack) -> dict[str, set[tuple[str, str]]]:
     )["Contents"]
     stack.report_key = report[0]["Key"]
     # Every route the query function serves.
-    stack.api("/users/" + urllib.parse.quote("ann@least-privilege.test"))
-    stack.api("/users")
-    stack.api(f"/jobs/{job_id}")
-    stack.api("/jobs")
+    for path in ("/users/" + urllib.parse.quote("ann@least-privilege.test"), "/users", f"/jobs/{job_id}", "/jobs"):
+        response = http("GET", stack.outputs["apiUrl"] + path, {"x-api-key": stack.outputs["apiKey"]})
+        refusals()
+        assert response.status == 200, f"GET {path}: {response.status} {response.body}"
 
-    def every_expected_call() -> dict[str, set[tuple[str, str]]] | None:
+    def every_expected_call() -> bool:
+        refusals()
         seen = stack.observed(stack.decisions.all(), allowed=True)
-        return seen if all(EXPECTED_RUN[p] <= seen[p] for p in PARTS) else None
+        return all(EXPECTED_RUN[p] <= seen[p] for p in PARTS)
 
     try:
-        return wait_for(every_expected_call, 30, "every function to make each of its expected calls")
-    except AssertionError:
+        wait_for(every_expected_call, 30, "every function to make each of its expected calls")
+    except AssertionError as timed_out:
         seen = stack.observed(stack.decisions.all(), allowed=True)
         missing = {p: sorted(EXPECTED_RUN[p] - seen[p]) for p in PARTS}
-        refused = stack.observed(stack.decisions.all(), allowed=False)
-        raise AssertionError(f"calls never made: {missing}; calls refused: {refused}") from None
+        raise AssertionError(f"calls never made: {missing}") from timed_out
 
 
 # --- proofs ---------------------------------------------------------------------------------------
@@ -387,12 +392,13 @@ PROOFS = [RUN_PROOF, GRANTS_PROOF, *DENIED_PROOFS.values(), REPORT_PROOF]
 # --- every call it makes succeeds --------------------------------------------------------------------
 
 
-def test_each_function_makes_exactly_its_calls_and_none_is_denied(
-    stack: Stack, run: dict[str, set[tuple[str, str]]]
-) -> None:
+@pytest.mark.usefixtures("run")
+def test_each_function_makes_exactly_its_calls_and_none_is_denied(stack: Stack) -> None:
+    # Everything the functions' sessions did so far, not only up to the moment the run was complete.
+    made = stack.observed(stack.decisions.all(), allowed=True)
     for part in PARTS:
-        assert run[part] == EXPECTED_RUN[part], f"{part}: unexpected {run[part] - EXPECTED_RUN[part]}"
-        assert len(run[part]) == RUN_PROOF.figures[f"distinct {part} calls"]
+        assert made[part] == EXPECTED_RUN[part], f"{part}: unexpected {made[part] - EXPECTED_RUN[part]}"
+        assert len(made[part]) == RUN_PROOF.figures[f"distinct {part} calls"]
     refused = stack.observed(stack.decisions.all(), allowed=False)
     assert sum(len(r) for r in refused.values()) == RUN_PROOF.figures["calls denied"], refused
     # Unmapped requests never reach the evaluation: the emulator logs them, naming the session.
@@ -429,11 +435,13 @@ def _unreached_grants(stack: Stack) -> dict[str, set[tuple[str, str]]]:
     return stack.observed(stack.decisions.since(mark), allowed=True, probe=True)
 
 
-def test_every_grant_of_each_role_is_used(stack: Stack, run: dict[str, set[tuple[str, str]]]) -> None:
+@pytest.mark.usefixtures("run")
+def test_every_grant_of_each_role_is_used(stack: Stack) -> None:
     direct = _unreached_grants(stack)
+    made = stack.observed(stack.decisions.all(), allowed=True)
     checked = 0
     for part in PARTS:
-        used = run[part] | direct[part]
+        used = made[part] | direct[part]
         granted = _granted(stack, part)
         # Each log grant is on the group's streams (`log-group:NAME:log-stream:*`), labelled as the group.
         assert granted - used == set(), f"{part}: granted but never used: {granted - used}"
@@ -673,8 +681,9 @@ FORBIDDEN: dict[str, list[Attempt]] = {
 }
 
 
+@pytest.mark.usefixtures("run")
 @pytest.mark.parametrize("part", PARTS)
-def test_calls_a_role_must_not_make_are_denied(stack: Stack, run: dict[str, set[tuple[str, str]]], part: str) -> None:
+def test_calls_a_role_must_not_make_are_denied(stack: Stack, part: str) -> None:
     denied = []
     for attempt in FORBIDDEN[part]:
         target = attempt.target.format(other=_other(part))
@@ -693,11 +702,10 @@ def test_calls_a_role_must_not_make_are_denied(stack: Stack, run: dict[str, set[
 # --- the rejects report ------------------------------------------------------------------------------
 
 
-def test_rejects_report_is_readable_only_by_the_account_administrator(
-    stack: Stack, run: dict[str, set[tuple[str, str]]]
-) -> None:
+@pytest.mark.usefixtures("run")
+def test_rejects_report_is_readable_only_by_the_account_administrator(stack: Stack) -> None:
     # No principal is granted anything by the bucket's policy: readers are named by their own policies.
-    bucket_policy = stack.local.registry.resource_policies[f"arn:aws:s3:::{stack.bucket}"]  # type: ignore[union-attr]
+    bucket_policy = stack.registry.resource_policies[f"arn:aws:s3:::{stack.bucket}"]
     assert [s for s in bucket_policy["Statement"] if s["Effect"] != "Deny"] == []
     roles = [r["Arn"] for r in stack.emulator.client("iam").list_roles()["Roles"]]
     refused = 0
