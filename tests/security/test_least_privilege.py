@@ -12,6 +12,10 @@ What fails here:
 - a policy that narrows: the run meets a denial, or an expected call never happens (bounded wait);
 - a policy that widens: a forbidden call stops being refused, or a grant appears that no call uses;
 - a handler that starts a new kind of call: the observed set differs from the expected one.
+Checked by hand once each way: with `worker=ReadJobs` revoked (`LocalOptions.revocations`) the run
+fails at once naming ('dynamodb:GetItem', 'the jobs table'); with a stack transformation adding
+`s3:GetObject` on `*` to the query role and `iam:*` to the producer's, the grants test and both
+roles' denial tests fail.
 """
 
 from __future__ import annotations
