@@ -44,6 +44,14 @@ INTEGRATION_TIMEOUT_SECONDS = 29.0
 # API Gateway's payload limit for a REST API request
 # (https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html).
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
+# The longest URL a regional REST API accepts, in characters
+# (https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-execution-service-limits-table.html);
+# locally the request target (stage, path and query) is counted, the scheme and host being local.
+MAX_URL_CHARACTERS = 10240
+# An encoded slash separates segments when a REST API matches a path to its resources, as a
+# plain one does: `/users/a%2Fb` is not `/users/{email}` (AWS does not document this; it is how
+# deployed REST and HTTP APIs are reported to behave, and the safer reading for a path parameter).
+_ENCODED_SLASH = re.compile("%2F", re.IGNORECASE)
 # The principal a function's resource policy must name for API Gateway to invoke it.
 API_GATEWAY_PRINCIPAL = "apigateway.amazonaws.com"
 INVOKE_ACTIONS = ("lambda:invokefunction", "lambda:*")
@@ -114,6 +122,8 @@ MISSING_AUTHENTICATION_TOKEN = gateway_reply(403, "Missing Authentication Token"
 THROTTLED = gateway_reply(429, "Too Many Requests")
 QUOTA_EXCEEDED = gateway_reply(429, "Limit Exceeded")
 REQUEST_TOO_LARGE = gateway_reply(413, "Request Too Long")
+# Not a documented gateway response type: what a URL over the quota gets here, in the same shape.
+URL_TOO_LONG = gateway_reply(414, "Request-URI Too Long")
 INTERNAL_SERVER_ERROR = gateway_reply(500, "Internal server error")
 BAD_GATEWAY = gateway_reply(502, "Internal server error")
 SERVICE_UNAVAILABLE = gateway_reply(503, "Service Unavailable")
@@ -178,7 +188,7 @@ class Routes:
 
     def route(self, path: str, http_method: str) -> Route | None:
         """The method serving `path` (percent-encoded as sent, without the stage), or None (403)."""
-        segments = path.split("/")[1:]
+        segments = _ENCODED_SLASH.sub("/", path).split("/")[1:]
         if segments and segments[-1] == "":
             segments.pop()  # `/users/` is `/users`
         found = self._match(self._root, segments, {})
@@ -663,6 +673,8 @@ class ApiGateway:
             return _Served(SERVICE_UNAVAILABLE, None)
         if request.oversized:
             return _Served(REQUEST_TOO_LARGE, None)
+        if len(request.target) > MAX_URL_CHARACTERS:
+            return _Served(URL_TOO_LONG, None)
         api, routes, limits = definition
         stage_prefix = f"/{api.stage_name}"
         path = request.raw_path

@@ -81,8 +81,21 @@ def parse_limit(raw: str | None) -> int:
     return int(raw)
 
 
+def no_route(method: str) -> str:
+    return f"no route {method} here; the API serves GET {', '.join(GET_RESOURCES)}"
+
+
+def routed_to(resource: str) -> None:
+    """Serve a route only when API Gateway routed the request to its resource: the resolver
+    matches the raw path its own way (`%2F` is no separator, `/users//` is `/users`), the gateway
+    another (`/users/a%2Fb` and `/users//` reach `/{proxy+}`), and the gateway's routing is the API."""
+    if app.current_event.resource != resource:
+        raise Missing(no_route(app.current_event.http_method))
+
+
 @app.get("/users/<email>")
 def get_user(email: str) -> dict[str, Any]:
+    routed_to("/users/{email}")
     try:
         # A path segment is percent-encoded, and '+' in it is a plus (emails may hold one), not a space.
         key = normalize_email(unquote(email))
@@ -114,11 +127,13 @@ def page_of(
 
 @app.get("/users")
 def list_users() -> dict[str, Any]:
+    routed_to("/users")
     return page_of(users.scan, USERS_TABLE, BY_EMAIL, user_view)
 
 
 @app.get("/jobs")
 def list_jobs() -> dict[str, Any]:
+    routed_to("/jobs")
     # Only job records carry the index's keys (chunk markers do not), all under one partition
     # value, sorted by upload time: read backwards, the newest first. Never a scan of the table.
     newest_first = partial(
@@ -132,6 +147,7 @@ def list_jobs() -> dict[str, Any]:
 
 @app.get("/jobs/<jobId>")
 def get_job(jobId: str) -> dict[str, Any]:  # noqa: N803 (route parameter name)
+    routed_to("/jobs/{jobId}")
     job_id = unquote(jobId)
     # Job ids are 32 hex digits; anything else cannot exist (and DynamoDB refuses keys over 2 KB).
     item = jobs.get_item(Key=job_key(job_id)).get("Item") if JOB_ID.fullmatch(job_id) else None
@@ -154,7 +170,7 @@ def not_found(_error_: NotFoundError) -> Response:
     template, never the path: a path holds an email."""
     resource, method = app.current_event.resource, app.current_event.http_method
     if resource not in GET_RESOURCES:
-        return _error(404, f"no route {method} here; the API serves GET {', '.join(GET_RESOURCES)}")
+        return _error(404, no_route(method))
     if method == "GET":
         # The gateway routed a GET to one of ours, but its path parameter is not one the route can
         # read (a character no email or job id holds): the caller's input is at fault.
