@@ -60,7 +60,7 @@ HUGE = _proof(
     "a valid row, a row whose ignored cell is 100 MiB of one character, a valid row",
     "the 100 MiB record rejected unread with its length; both valid rows written; producer memory bounded",
     "test_a_100_mb_field_is_one_rejected_row",
-    **{"bytes in the field": 100 * MIB, "rows written": 2, "rows rejected": 1},
+    **{"bytes in the field": 100 * MIB, "valid rows written": 2, "record(s) rejected unread": 1},
 )
 COMMAS = _proof(
     "1 GB of commas, no newline",
@@ -84,7 +84,7 @@ NESTED = _proof(
     "the first two rows rejected (name length; record unread), the third written; the unclosed quote "
     "FAILED 'unexpected end of data' naming its line; producer memory bounded",
     "test_deeply_nested_quotes_end_as_rejected_rows_or_a_clear_failure",
-    **{"rows rejected": 2, "rows written": 1, "bytes in the unclosed quote": 20 * MIB},
+    **{"rows rejected": 2, "row(s) written": 1, "bytes in the unclosed quote": 20 * MIB},
 )
 BOMB = _proof(
     "A gzip bomb named .csv",
@@ -189,8 +189,8 @@ def test_a_100_mb_field_is_one_rejected_row(local: LocalStackProcess) -> None:
     assert job["status"] == "COMPLETE_WITH_REJECTS"
     assert (job["rowsTotal"], job["rowsValid"], job["rowsRejected"]) == (3, 2, 1)
     assert reasons(report_rows(local, job)) == [(2, 3, f"record is {record} bytes long; {NOT_READ}")]
-    assert len(users_of(local, "huge-field.example.com")) == HUGE.figures["rows written"]
-    assert job["rowsRejected"] == HUGE.figures["rows rejected"]
+    assert len(users_of(local, "huge-field.example.com")) == HUGE.figures["valid rows written"]
+    assert job["rowsRejected"] == HUGE.figures["record(s) rejected unread"]
     assert_producer_bounded(local)
 
 
@@ -225,7 +225,7 @@ def test_deeply_nested_quotes_end_as_rejected_rows_or_a_clear_failure(local: Loc
     ]
     assert users_of(local, "nested.example.com") == {"ada@nested.example.com": 'Ada "Quoted" Nested'}
     assert job["rowsRejected"] == NESTED.figures["rows rejected"]
-    assert job["rowsValid"] == NESTED.figures["rows written"]
+    assert job["rowsValid"] == NESTED.figures["row(s) written"]
 
     unclosed = ingest(local, unclosed_quote(NESTED.figures["bytes in the unclosed quote"]))
     assert unclosed["status"] == "FAILED"
