@@ -122,7 +122,7 @@ def _validate(job: dict[str, Any], checkpoint: Checkpoint, services: Services, c
     records = _records(services, job, checkpoint.offset, checkpoint.line)
     cp = replace(checkpoint)
     if cp.header is None:
-        header_record = next((r for r in records if not r.blank), None)
+        header_record, cp.blank_lines = _first_row(records)
         if header_record is None:
             raise FileProblem("empty file: no header row")
         if header_record.oversized:
@@ -139,6 +139,17 @@ def _validate(job: dict[str, Any], checkpoint: Checkpoint, services: Services, c
         if clock.low():
             return cp
     return replace(cp, phase=INGEST, offset=cp.data_offset, line=cp.data_line, row=0)
+
+
+def _first_row(records: Iterator[Record]) -> tuple[Record | None, int]:
+    """The first record that is not blank (the header), and the blank lines before it: blank lines
+    count as `blankLines` wherever they are (README "CSV rules"), not only after the header."""
+    blank = 0
+    for record in records:
+        if not record.blank:
+            return record, blank
+        blank += 1
+    return None, blank
 
 
 def _ingest(

@@ -170,6 +170,16 @@ CASES: tuple[Case, ...] = (
     Case("header_only.csv", EMPTY, "header-only.example.com", "COMPLETE"),
     Case("header_only_no_newline.csv", EMPTY, "header-only.example.com", "COMPLETE"),
     failed("blank_lines_only.csv", EMPTY, "blank-only.example.com", "empty file: no header row"),
+    # Blank lines before the header count too: the rule says blank lines, wherever they are.
+    Case(
+        "blank_lines_before_header.csv",
+        EMPTY,
+        "lead-blank.example.com",
+        "COMPLETE",
+        (1, 1, 0),
+        blank_lines=2,
+        users={"ada@lead-blank.example.com": ("Ada Leadblank", None)},
+    ),
     Case(
         "blank_lines_between_rows.csv",
         EMPTY,
