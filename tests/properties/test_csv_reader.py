@@ -91,7 +91,7 @@ def written_files(draw: st.DrawFn, records: st.SearchStrategy[list[list[str]]] =
     # included) reads back as one cell: such a file is written fully quoted.
     lone_cr = eol == "\n" and any("\r" in cell for row in rows for cell in row)
     quoting = csv.QUOTE_ALL if lone_cr else draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]))
-    pieces = [_written_record(row, eol, quoting) for row in rows]
+    pieces = [write_record(row, eol, quoting) for row in rows]
     if draw(st.booleans()) and pieces[-1] != eol.encode():  # no line end after the last record
         pieces[-1] = pieces[-1][: -len(eol)]
     bom = BOM if draw(st.booleans()) else b""
@@ -106,7 +106,8 @@ def written_files(draw: st.DrawFn, records: st.SearchStrategy[list[list[str]]] =
     return Written(bom + b"".join(pieces), expected)
 
 
-def _written_record(row: list[str], eol: str, quoting: int) -> bytes:
+def write_record(row: list[str], eol: str, quoting: int) -> bytes:
+    """One record as `csv.writer` writes it, line end included, in UTF-8."""
     text = io.StringIO()
     csv.writer(text, lineterminator=eol, quoting=quoting).writerow(row)
     return text.getvalue().encode()
