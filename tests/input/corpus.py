@@ -590,10 +590,11 @@ def searched_body(case: Case, body: bytes) -> bytes:
 
 
 def personal_values(bodies: Iterable[bytes]) -> set[str]:
-    """Every distinct value of a read column (name, mail, phone) in the files' data rows, as sent and
-    as stored (trimmed, lower-cased e-mail, phone digits), of at least `MIN_SEARCHED_LENGTH` characters.
+    """Every distinct cell of the files' data rows — the read columns (name, mail, phone) and the
+    ignored ones alike — as sent and as stored (trimmed, lower-cased e-mail, phone digits), of at least
+    `MIN_SEARCHED_LENGTH` characters.
 
-    A file whose first row names none of the read columns has no header: all its cells are data.
+    A file whose first row names none of the read columns has no header: all its rows are data.
     Bytes that are not UTF-8 are decoded with replacement, so a failed file's rows are searched too.
     """
     values: set[str] = set()
@@ -601,12 +602,9 @@ def personal_values(bodies: Iterable[bytes]) -> set[str]:
         rows = _rows(body)
         if not rows:
             continue
-        names = [cell.strip().lower().lstrip("\ufeff") for cell in rows[0]]
-        read = [i for i, name in enumerate(names) if name in READ_COLUMNS]
-        data = rows[1:] if read else rows
-        for row in data:
-            cells = [row[i] for i in read if i < len(row)] if read else row
-            for cell in cells:
+        names = {cell.strip().lower().lstrip("\ufeff") for cell in rows[0]}
+        for row in rows[1:] if names & READ_COLUMNS else rows:
+            for cell in row:
                 values.update(_forms(cell))
     return {v for v in values if len(v) >= MIN_SEARCHED_LENGTH}
 

@@ -143,10 +143,10 @@ PERSONAL_DATA_PROOF = Proof(
     injected="the whole corpus ingested; then the console, every function's log file and CloudWatch log group, the"
     " jobs table (jobs and chunk markers), GET /jobs/{jobId} of every job and the API's error answers to"
     " GET /users/{email} for every corpus e-mail collected",
-    held="none of the corpus's distinct name, mail and phone values (as sent, trimmed, lower-cased, phone digits;"
-    " 6 characters or more; the 200,000-row file's one row in 1,000) occurs in any of them",
+    held="none of the corpus's distinct cells, read or ignored columns (as sent, trimmed, lower-cased, phone"
+    " digits; 6 characters or more; the 200,000-row file's one row in 1,000) occurs in any of them",
     figures={
-        "values searched": 1_156,
+        "values searched": 1_162,
         "bytes searched (at least)": 750_000,
         "CloudWatch log groups": 3,
         "API error answers": 56,
@@ -321,3 +321,28 @@ def test_no_cell_of_the_corpus_reaches_a_log_a_job_or_an_api_error(
     shipped = [where for where, text in texts.items() if where.startswith("CloudWatch") and text]
     assert len(shipped) == PERSONAL_DATA_PROOF.figures["CloudWatch log groups"]
     assert len(errors) == PERSONAL_DATA_PROOF.figures["API error answers"]
+
+
+def test_no_corpus_chunk_was_dead_lettered(local: LocalStackProcess, outcomes: dict[str, Outcome]) -> None:
+    """Every valid row of the corpus reached the table through the queue: nothing left or refused."""
+    sqs = local.client("sqs")
+    for url in (local.outputs["queueUrl"], local.outputs["deadLetterQueueUrl"]):
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        assert attributes == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}, url
+
+
+def test_the_search_looks_for_every_form_of_a_read_cell() -> None:
+    """The personal-data search itself: every data cell as sent, trimmed, lower-cased and as phone
+    digits, ignored columns included; every row of a file without a header."""
+    with_header = (
+        b"id,Name,EMAIL,phone,private-notes\n1, Ada Formful ,Ada@Forms.Example.com,+44 (20) 7946-0958,secret-note\n"
+    )
+    headerless = b"Grace Nohead,grace@nohead.example.com\n"
+
+    values = personal_values([with_header, headerless])
+
+    assert {" Ada Formful ", "Ada Formful", "ada formful", "Ada@Forms.Example.com", "ada@forms.example.com"} <= values
+    assert {"+44 (20) 7946-0958", "+442079460958", "Grace Nohead", "grace@nohead.example.com"} <= values
+    assert "secret-note" in values and "private-notes" not in values  # an ignored column's cell, not its header
