@@ -138,7 +138,9 @@ class _Lines:
             self._eof = True
         if self._at_start and (len(self._buffer) >= len(BOM) or self._eof):
             self._at_start = False
-            if self._buffer.startswith(BOM):
+            # Only the file's first bytes can be a BOM: after short reads, a first line under three
+            # bytes may already be handed out, and the buffer then starts with the next record.
+            if self.position.offset == 0 and self._buffer.startswith(BOM):
                 self._next += len(BOM)
                 self._record = self._next
                 self.position.offset += len(BOM)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from unittest import mock
 
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from handlers.producer import csv_stream
@@ -33,7 +33,7 @@ PROOFS = [
         injected="records of arbitrary Unicode cells (commas, quotes, CR, LF, BOM characters), BOM or not, CRLF or LF,"
         " streamed in reads of 1–300 bytes",
         held="the same records, each with its start line, end byte offset and end line",
-        figures={"examples": 200},
+        figures={"examples": 200, "explicit examples": 1},
         test="test_any_written_file_reads_back_with_its_lines_and_offsets",
     ),
     RESUMED := Proof(
@@ -138,14 +138,21 @@ def _where(records: list[Record]) -> list[tuple[list[str], int, int, int, int]]:
     return [(r.fields, r.line, r.end_offset, r.end_line, r.oversized) for r in records]
 
 
+# Found by this property: with reads shorter than a BOM, a first record under 3 bytes was handed
+# out before the BOM check ran, which then stripped a U+FEFF starting the second record.
+FEFF_AFTER_A_SHORT_FIRST_RECORD = Written(b"\r\n\xef\xbb\xbfx\r\n", [Record([], 1, 2, 1), Record(["\ufeffx"], 2, 8, 2)])
+
+
 @given(file=written_files(), sizes=read_sizes)
+@example(file=FEFF_AFTER_A_SHORT_FIRST_RECORD, sizes=[1])
 def _round_trip(file: Written, sizes: list[int]) -> None:
     read = list(iter_records(ShortReads(file.data, sizes)))
     assert _where(read) == _where(file.records)
 
 
 def test_any_written_file_reads_back_with_its_lines_and_offsets(examples):
-    assert examples(_round_trip, ROUND_TRIP) == ROUND_TRIP.figures["examples"]
+    ran = ROUND_TRIP.figures["examples"] + ROUND_TRIP.figures["explicit examples"]
+    assert examples(_round_trip, ROUND_TRIP) == ran
 
 
 @given(file=written_files(), sizes=read_sizes)
