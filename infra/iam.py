@@ -44,7 +44,13 @@ def deny_unless_principal(
     A request without the key — an AWS service acting as itself — is denied too. With no principal
     listed, the action is denied to everyone (a condition on an empty list would be no condition).
     """
-    deny: dict[str, Any] = {"Sid": sid, "Effect": "Deny", "Principal": "*", "Action": action, "Resource": list(resources)}
+    deny: dict[str, Any] = {
+        "Sid": sid,
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": action,
+        "Resource": list(resources),
+    }
     if principal_arns:
         deny["Condition"] = {"ArnNotEquals": {"aws:PrincipalArn": list(principal_arns)}}
     return deny
