@@ -122,6 +122,16 @@ class LocalStackProcess:
     def clear_faults(self) -> None:
         send_admin(self.outputs, "POST", "/_local/faults", {"clear": True})
 
+    def hold_receives(self, role: str) -> None:
+        """Refuse the SQS receives of a role (its event source's pollers) until `clear_faults`, and
+        return once none begun before the refusal can still take a message: local mode's pollers
+        wait at most a second per receive (`local.esm`), so two seconds after the first refusal every
+        receive in progress has ended (seen: a receive already waiting took the first chunk, whose
+        job then completed before the test could act on it)."""
+        self.fault(service="sqs", action="ReceiveMessage", error_code="InternalError", principal=role)
+        wait_for(lambda: self.applied_faults()[-1][1] > 0, 30, f"a receive of {role} refused")  # the fault just added
+        time.sleep(2)
+
     def active_faults(self) -> list[dict[str, Any]]:
         """The faults still in force (`times` counting what each has left), as JSON objects."""
         return send_admin(self.outputs, "GET", "/_local/faults", None).body["faults"]

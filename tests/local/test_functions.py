@@ -652,10 +652,12 @@ def test_close_ends_a_running_invocation(harness: Harness) -> None:
     assert _gone(pid)
 
 
-def _api_event(path: str, query: dict[str, str] | None = None) -> dict[str, Any]:
+def _api_event(path: str, query: dict[str, str] | None = None, resource: str = "/{proxy+}") -> dict[str, Any]:
+    """API Gateway's proxy event for `path`, routed to `resource` (the function serves the route the
+    gateway matched, so the two must agree as they do on AWS)."""
     event = json.loads((EVENTS / "api_gateway_rest.json").read_text())
     event["path"] = path
-    event["resource"] = event["requestContext"]["resourcePath"] = "/{proxy+}"
+    event["resource"] = event["requestContext"]["resourcePath"] = resource
     event["requestContext"]["path"] = f"/v1{path}"
     event["queryStringParameters"] = query
     event["multiValueQueryStringParameters"] = None if query is None else {k: [v] for k, v in query.items()}
@@ -688,8 +690,8 @@ def test_the_real_query_archive_runs_in_the_isolated_runtime(
         work_dir=tmp_path,
     ) as host:
         unknown = host.invoke(_api_event("/nowhere"))
-        bad_limit = host.invoke(_api_event("/users", {"limit": "0"}))
-        needs_dynamodb = host.invoke(_api_event("/jobs/" + "a" * 32))
+        bad_limit = host.invoke(_api_event("/users", {"limit": "0"}, resource="/users"))
+        needs_dynamodb = host.invoke(_api_event("/jobs/" + "a" * 32, resource="/jobs/{jobId}"))
     assert unknown.ok and unknown.payload["statusCode"] == 404
     assert bad_limit.ok and bad_limit.payload["statusCode"] == 400
     # The table read went to AWS_ENDPOINT_URL (nothing listens there): a 500, not an import error.

@@ -55,7 +55,7 @@ def test_a_poison_message_reaches_the_dlq_and_its_batch_neighbours_are_written(l
     sqs = local.client("sqs")
     # Hold the worker's pollers back until the file's chunks and the poison wait in the queue
     # together, so that they arrive in one batch.
-    local.fault(service="sqs", action="ReceiveMessage", error_code="InternalError", principal="worker")
+    local.hold_receives("worker")
     try:
         poison = sqs.send_message(QueueUrl=local.outputs["queueUrl"], MessageBody='{"v": 1, "not": "a chunk"}')
         key = "uploads/neighbours.csv"

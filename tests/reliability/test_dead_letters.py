@@ -85,7 +85,7 @@ def test_a_poison_chunk_rests_in_the_dlq_its_neighbours_are_written_and_a_redriv
     neighbours = Upload("uploads/dead/neighbours.csv", generate("neighbours.example", 150, seed=22, invalid_every=10))
     bucket = local.outputs["bucketName"]
     # GIVEN the worker's pollers held back until both files' chunks wait in the queue together
-    local.fault(service="sqs", action="ReceiveMessage", error_code="InternalError", principal="worker")
+    local.hold_receives("worker")
     try:
         poisoned_id, neighbours_id = (
             job_id_for(bucket, upload.key, local.upload(upload.key, upload.body)) for upload in (poisoned, neighbours)
