@@ -1,6 +1,8 @@
-"""A poison message, end to end: it reaches the DLQ after `maxReceiveCount` receives, its batch
-neighbours are written meanwhile, and once the cause is fixed `python -m ingest dlq redrive` (run as
-an operator does, in its own process) brings it home; the table then matches the oracle.
+"""Messages that fail come back, and the ones that keep failing reach the DLQ, as on AWS: a worker
+past its timeout is killed and its batch delivered again; a poison message reaches the DLQ after
+`maxReceiveCount` receives, its batch neighbours are written meanwhile, and once the cause is fixed
+`python -m ingest dlq redrive` (run as an operator does, in its own process) brings it home; the
+table then matches the oracle.
 
 The stack of this module has a worker timeout of 2 s and no batching window, so the queue's
 visibility timeout (six times the timeout plus the window) is 12 s and a chunk failing every time
@@ -49,13 +51,38 @@ POISON = Proof(
     figures={"messages redriven": 1, "rows checked": 151},
     test="test_a_poison_chunk_rests_in_the_dlq_its_neighbours_are_written_and_a_redrive_brings_it_home",
 )
-PROOFS = [POISON]
+TIMED_OUT = Proof(
+    "RELIABILITY",
+    "Faults",
+    "a worker invocation past its timeout",
+    injected="the worker's first PutItem of a 50-row file stalled 5 s, past its 2 s timeout",
+    held="the invocation was ended at its timeout, its batch came back after the visibility timeout, and the"
+    " job completed with every row written",
+    figures={"rows uploaded": 50, "rows checked": 49},
+    test="test_a_worker_past_its_timeout_is_killed_and_its_messages_come_again",
+)
+PROOFS = [TIMED_OUT, POISON]
 
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProcess]:
     with local_stack(tmp_path_factory.mktemp("reliability-dead-letters"), *SETTINGS) as running:
         yield running
+
+
+def test_a_worker_past_its_timeout_is_killed_and_its_messages_come_again(local: LocalStackProcess) -> None:
+    domain = "slow.example.com"
+    upload = Upload("uploads/slow.csv", generate(domain, 50, seed=23))
+    # The worker's first write stalls for 5 s: its 2 s timeout ends the invocation first.
+    local.fault(service="dynamodb", action="PutItem", delay_seconds=5, times=1, principal="worker")
+    job_id = job_id_for(local.outputs["bucketName"], upload.key, local.upload(upload.key, upload.body))
+
+    settle(local, [job_id], timeout=90)
+
+    verdict = verify(local, expect([upload]), [job_id], domain)
+    assert verdict.holds, str(verdict)
+    assert "Task timed out after 2" in local.log("worker")
+    assert {"rows uploaded": 50, "rows checked": verdict.rows_checked} == TIMED_OUT.figures  # 49: a repeated email
 
 
 def _set_expiry(local: LocalStackProcess, job_id: str, expires_at: int) -> None:
