@@ -21,6 +21,7 @@ roles' denial tests fail.
 from __future__ import annotations
 
 import io
+import json
 import os
 import threading
 import urllib.parse
@@ -34,12 +35,15 @@ from botocore.exceptions import ClientError
 from bench.stacks import PipelineFunctions
 from local import authz
 from local.emulator import Credentials, Emulator
+from local.mocks import ACCOUNT_ID
 from local.registry import FunctionSpec, Registry
 from local.session import LocalOptions, LocalStack
 from tests.evidence import Proof
 from tests.local.support import csv_bytes, http, job_id_for, wait_for
 
 PARTS = ("producer", "worker", "query")
+REPORT_READER = "report-reader"
+"""The IAM user the stack lists in `reportReaders` (created by the test once the stack runs)."""
 PROBE_SESSION = "least-privilege-probe"
 """The session name of the test's own role sessions: their calls are never mistaken for the functions'."""
 DENIED_CODES = {"AccessDenied", "AccessDeniedException"}
@@ -251,13 +255,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack="dev",
         state_root=tmp_path_factory.mktemp("least-privilege"),
         # A chunk is written as soon as it is queued (the window is tested in tests/local).
-        overrides={"workerBatchingWindowSeconds": 0},
+        overrides={
+            "workerBatchingWindowSeconds": 0,
+            "reportReaders": [f"arn:aws:iam::{ACCOUNT_ID}:user/{REPORT_READER}"],
+        },
         retry_delays=(1, 2),
     )
     local = LocalStack(options, io.StringIO())
     try:
         started = local.start()
         assert local.emulator is not None and local.registry is not None
+        assert local.emulator.account_id == ACCOUNT_ID, "the reader listed above is of another account"
         decisions = DecisionLog(local.emulator)
         functions = PipelineFunctions.of(local.registry, started.outputs["queueUrl"])
         yield Stack(local, started.outputs, functions, decisions)
@@ -380,15 +388,15 @@ REPORT_PROOF = Proof(
     "Least privilege",
     "who can read a rejects report",
     injected=(
-        "GetObject on a rejects report with a session of every role the stack creates, "
-        "and as the account's administrator"
+        "GetObject on a rejects report with a session of every role the stack creates, as an IAM user whose"
+        " own policy allows s3:* on everything, and as the user the stack lists in `reportReaders`"
     ),
     held=(
-        "every role the program creates is refused (no role policy grants it, the bucket policy allows "
-        "no one); the account's administrator, who runs `ingest rejects`, reads it"
+        "every role and the unlisted user are refused (the bucket policy denies everyone `reportReaders`"
+        " does not name); the listed user reads it"
     ),
-    figures={"roles denied": 4},
-    test="test_rejects_report_is_readable_only_by_the_account_administrator",
+    figures={"principals denied": 5, "principals allowed": 1},
+    test="test_rejects_report_is_readable_only_by_the_principals_the_stack_names",
 )
 PROOFS = [RUN_PROOF, GRANTS_PROOF, *DENIED_PROOFS.values(), REPORT_PROOF]
 
@@ -706,19 +714,34 @@ def test_calls_a_role_must_not_make_are_denied(stack: Stack, part: str) -> None:
 # --- the rejects report ------------------------------------------------------------------------------
 
 
+def _user_allowed_all_of_s3(emulator: Emulator, name: str) -> Credentials:
+    """An IAM user of the account whose own policy allows every S3 action on everything, and its keys."""
+    iam = emulator.client("iam")
+    iam.create_user(UserName=name)
+    everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+    iam.put_user_policy(UserName=name, PolicyName="all-of-s3", PolicyDocument=json.dumps(everything))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+
+
 @pytest.mark.usefixtures("run")
-def test_rejects_report_is_readable_only_by_the_account_administrator(stack: Stack) -> None:
-    # No principal is granted anything by the bucket's policy: readers are named by their own policies.
+def test_rejects_report_is_readable_only_by_the_principals_the_stack_names(stack: Stack) -> None:
+    # No principal is granted anything by the bucket's policy: it only denies.
     bucket_policy = stack.registry.resource_policies[f"arn:aws:s3:::{stack.bucket}"]
     assert [s for s in bucket_policy["Statement"] if s["Effect"] != "Deny"] == []
     roles = [r["Arn"] for r in stack.emulator.client("iam").list_roles()["Roles"]]
+    unlisted = _user_allowed_all_of_s3(stack.emulator, "curious-operator")
     refused = 0
-    for role in roles:
-        s3 = stack.emulator.client("s3", stack.session(role))
+    for who, credentials in [*((role, stack.session(role)) for role in roles), ("an unlisted user", unlisted)]:
+        s3 = stack.emulator.client("s3", credentials)
         with pytest.raises(ClientError) as raised:
             s3.get_object(Bucket=stack.bucket, Key=stack.report_key)
-        assert raised.value.response["Error"]["Code"] == "AccessDenied", f"{role}: {raised.value}"
+        assert raised.value.response["Error"]["Code"] == "AccessDenied", f"{who}: {raised.value}"
         refused += 1
-    assert refused == REPORT_PROOF.figures["roles denied"]
-    report = stack.emulator.client("s3").get_object(Bucket=stack.bucket, Key=stack.report_key)["Body"].read()
-    assert report.decode().splitlines()[0].startswith("row,line,reason"), "the administrator reads the report"
+    # The unlisted user's own policy does allow it: the refusal is the bucket policy's.
+    stack.emulator.client("s3", unlisted).head_bucket(Bucket=stack.bucket)
+
+    reader = _user_allowed_all_of_s3(stack.emulator, REPORT_READER)
+    report = stack.emulator.client("s3", reader).get_object(Bucket=stack.bucket, Key=stack.report_key)["Body"].read()
+    assert report.decode().splitlines()[0].startswith("row,line,reason"), "the listed reader reads the report"
+    assert {"principals denied": refused, "principals allowed": 1} == REPORT_PROOF.figures
