@@ -105,7 +105,7 @@ def render_proofs(report: Report, proofs: Iterable[Proof]) -> str:
         if proof.report == report:
             sections[proof.section].append(proof)
     total = sum(len(p) for p in sections.values())
-    lines = [f"{total} proofs, each a test that passed in the run that checked this file."]
+    lines = [f"{total} proofs; each names the test of `make test` that asserts its figures."]
     for section, items in sections.items():
         lines += ["", f"### {section}", "", TABLE_HEAD, "|---|---|---|---|---|"]
         for p in items:
