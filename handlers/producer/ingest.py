@@ -58,8 +58,10 @@ class Clock:
         # Keep a fifth of the invocation (5–60 s) to flush sends, write the report and checkpoint.
         self.margin = min(60.0, max(5.0, remaining_ms() / 1000 * 0.2))
 
-    def low(self) -> bool:
-        return self._remaining_ms() / 1000 < self.margin
+    def low(self, draining: float = 0.0) -> bool:
+        """Time to stop: less than the margin is left, besides `draining` seconds the work already
+        handed over still needs (sends in flight: the margin alone does not cover slow ones)."""
+        return self._remaining_ms() / 1000 < self.margin + draining
 
     def seconds_until_low(self) -> float:
         return max(0.0, self._remaining_ms() / 1000 - self.margin)
@@ -210,7 +212,7 @@ def _ingest(
             cp.offset, cp.line = record.end_offset, record.end_line
             if cp.offset - opened_at >= MAX_CHUNK_SPAN_BYTES and (chunk := packer.flush()):
                 sender.send(chunk)
-            if packer.empty and (clock.low() or report.full):
+            if packer.empty and (clock.low(sender.drain_seconds()) or report.full):
                 break
         else:
             if chunk := packer.flush():

@@ -35,6 +35,7 @@ class ChunkSender:
         self._batch: list[dict[str, str]] = []
         self._batch_bytes = 0
         self._in_flight: set[Future[None]] = set()
+        self._slowest = 0.0
         self.sent = 0
 
     def send(self, chunk: Chunk) -> None:
@@ -44,6 +45,11 @@ class ChunkSender:
             self._submit()
         self._batch.append({"Id": f"chunk-{chunk.chunk}", "MessageBody": body})
         self._batch_bytes += size
+
+    def drain_seconds(self) -> float:
+        """How long `flush` may take, from the slowest send so far: the buffered batch waits for a
+        free slot (one send), then for its own send; the sends in flight end meanwhile."""
+        return 2 * self._slowest
 
     def flush(self) -> None:
         """Send what is buffered and wait until every chunk handed over is queued."""
@@ -63,6 +69,15 @@ class ChunkSender:
                 future.result()  # re-raises SendFailed
 
     def _send_batch(self, entries: list[dict[str, str]]) -> None:
+        began = time.monotonic()
+        try:
+            self._send_entries(entries)
+        finally:
+            # Written by the pool's threads, read by the producer's: a float assignment is atomic,
+            # and a lost race only keeps a slightly smaller figure for one more batch.
+            self._slowest = max(self._slowest, time.monotonic() - began)
+
+    def _send_entries(self, entries: list[dict[str, str]]) -> None:
         pending = entries
         for delay in delays():
             response = call_with_backoff(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -282,6 +283,16 @@ def first(times: int, error: Callable[[], Exception]) -> Callable[[dict[str, Any
     def fault(_kwargs: dict[str, Any]) -> Exception | None:
         left[0] -= 1
         return error() if left[0] >= 0 else None
+
+    return fault
+
+
+def slow(seconds: float) -> Callable[[dict[str, Any]], Exception | None]:
+    """No error, but every call takes `seconds` longer (a service answering slowly)."""
+
+    def fault(_kwargs: dict[str, Any]) -> Exception | None:
+        time.sleep(seconds)
+        return None
 
     return fault
 

@@ -12,7 +12,17 @@ import pytest
 from handlers.common.chunks import decode
 from handlers.common.jobs import job_id_for
 from handlers.producer.job_store import Checkpoint
-from tests.handlers.harness import SAMPLE_CSV, FakeContext, Faulty, Killed, SlowBodies, after, first, throttling
+from tests.handlers.harness import (
+    SAMPLE_CSV,
+    FakeContext,
+    Faulty,
+    Killed,
+    SlowBodies,
+    after,
+    first,
+    slow,
+    throttling,
+)
 
 HEADER = "name,mail,phone\n"
 
@@ -220,6 +230,26 @@ def test_a_file_processed_in_many_invocations_yields_exactly_the_chunks_of_one(d
     keep = ("rowsTotal", "rowsValid", "rowsRejected", "chunksTotal", "status", "extraColumns")
     assert {k: deployment.job(many)[k] for k in keep} == {k: deployment.job(one)[k] for k in keep}
     assert report_rows(deployment, many) == report_rows(deployment, one)
+
+
+def test_slow_sends_end_a_segment_while_its_time_still_covers_draining_them(deployment, monkeypatch):
+    # Each invocation's remaining time stands at 6 s: its margin (5 s) alone never calls time low.
+    # When each SendMessageBatch takes 0.75 s, the sends still to finish at the end of a segment
+    # (the last batch waiting for a slot, then its own send: 1.5 s) no longer fit, so the segment
+    # stops at the next boundary and hands over (seen in local mode: a segment killed at its timeout
+    # while it drained slow sends, after stopping on the margin alone).
+    steady = lambda: FakeContext(remaining_ms=6_000)  # noqa: E731
+    deployment.set_rows_per_message(10)
+    body = _long_file(1200)
+    fast = deployment.upload("uploads/fast-sends.csv", body, contexts=steady)
+    monkeypatch.setattr(deployment.producer, "sqs", Faulty(deployment.producer.sqs, "send_message_batch", slow(0.75)))
+
+    slowed = deployment.upload("uploads/slow-sends.csv", body, contexts=steady)
+
+    assert deployment.job(fast)["checkpoint"]["segment"] == 1
+    assert deployment.job(slowed)["checkpoint"]["segment"] > 1
+    keep = ("status", "rowsTotal", "rowsValid", "rowsRejected", "chunksTotal")
+    assert {k: deployment.job(slowed)[k] for k in keep} == {k: deployment.job(fast)[k] for k in keep}
 
 
 def test_a_crashed_invocation_is_resumed_by_the_retry_from_its_checkpoint(deployment, monkeypatch):

@@ -69,6 +69,16 @@ def test_chunks_go_in_batches_of_at_most_ten_with_a_bounded_number_in_flight(exe
     assert sqs.max_in_flight == 2 and sender.sent == 95
 
 
+def test_draining_is_estimated_from_the_slowest_send(executor):
+    sender = ChunkSender(ScriptedSqs(delay=0.2), "q", lambda: 60.0, executor, ONE_MIB)
+    assert sender.drain_seconds() == 0.0  # nothing sent yet: nothing known
+    for n in range(25):
+        sender.send(chunk(n))
+    sender.flush()
+    # The last batch may wait for a slot (one send), then for its own.
+    assert sender.drain_seconds() >= 2 * 0.2
+
+
 @pytest.mark.parametrize("budget", [ONE_MIB, 262_144])
 def test_a_batch_never_exceeds_the_byte_budget(executor, budget):
     sqs = ScriptedSqs()
