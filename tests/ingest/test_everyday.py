@@ -352,6 +352,27 @@ def test_a_deployed_stack_is_reached_through_pulumi_outputs_and_the_callers_aws_
     assert (stub / "argv").read_text().split() == ["stack", "output", "--json", "--show-secrets", "--stack", "dev"]
 
 
+def test_rejects_read_by_a_principal_the_stack_does_not_list_names_the_setting_that_lists_readers(
+    stack: LocalStackProcess, tmp_path: Path
+) -> None:
+    # An analyst whose own policy allows every S3 action, on a deployed stack listing no report reader.
+    iam = stack.client("iam")
+    iam.create_user(UserName="analyst")
+    everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+    iam.put_user_policy(UserName="analyst", PolicyName="all-of-s3", PolicyDocument=json.dumps(everything))
+    key = iam.create_access_key(UserName="analyst")["AccessKey"]
+    job = upload_and_wait(stack, write_csv(tmp_path / "unreadable.csv", ["name,mail", "Bad Mail,nope@"]))
+    outputs = {k: v for k, v in stack.outputs.items() if k not in LOCAL_ONLY_OUTPUTS}
+    env = _deployed_environment(stack, _stub_pulumi(tmp_path / "bin", outputs))
+    env.update(AWS_ACCESS_KEY_ID=key["AccessKeyId"], AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"])
+
+    refused = run_ingest("rejects", job["jobId"], "--stack", "dev", env=env)
+
+    assert refused.returncode == 2, refused.stderr
+    assert "csv-ingest:reportReaders" in refused.stderr
+    assert "nope@" not in refused.stderr + refused.stdout  # the rejected cell stays in the report
+
+
 def test_the_suffix_an_upload_needs_is_the_stacks(stack: LocalStackProcess, tmp_path: Path) -> None:
     outputs = {k: v for k, v in stack.outputs.items() if k not in LOCAL_ONLY_OUTPUTS} | {"uploadsSuffix": ".tsv"}
     env = _deployed_environment(stack, _stub_pulumi(tmp_path / "bin", outputs))
