@@ -33,10 +33,10 @@ import threading
 import time
 import traceback
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlencode
 
 from moto.moto_api._internal.models import moto_api_backend
@@ -160,6 +160,7 @@ class KillFault:
 
 
 AnyFault = Fault | DeliveryFault | KillFault
+_F = TypeVar("_F", Fault, DeliveryFault, KillFault)
 FAULT_KINDS: dict[str, type[Fault] | type[DeliveryFault] | type[KillFault]] = {
     "request": Fault,
     "delivery": DeliveryFault,
@@ -306,10 +307,7 @@ class Faults:
         names = set(names)
         now = time.monotonic()
         with self._lock:
-            for entry in self._entries:
-                fault = entry.fault
-                if not isinstance(fault, Fault) or not entry.live(now):
-                    continue
+            for entry, fault in self._live(Fault, now):
                 if fault.service != service or not (fault.action == "*" or fault.action in names):
                     continue
                 if fault.principal is not None and fault.principal not in principal:
@@ -325,10 +323,7 @@ class Faults:
         """What the first live delivery fault for this source and function asks of this delivery."""
         now = time.monotonic()
         with self._lock:
-            for entry in self._entries:
-                fault = entry.fault
-                if not isinstance(fault, DeliveryFault) or not entry.live(now):
-                    continue
+            for entry, fault in self._live(DeliveryFault, now):
                 if fault.source != source or fault.function not in function_name:
                     continue
                 if entry.left is not None:
@@ -346,9 +341,8 @@ class Faults:
         """A kill for this invocation of the function, if a kill fault has one left."""
         now = time.monotonic()
         with self._lock:
-            for entry in self._entries:
-                fault = entry.fault
-                if not isinstance(fault, KillFault) or not entry.live(now) or fault.function not in function_name:
+            for entry, fault in self._live(KillFault, now):
+                if fault.function not in function_name:
                     continue
                 entry.pending += 1
                 return KillOrder(
@@ -357,6 +351,12 @@ class Faults:
                     spared=lambda entry=entry: self._settle(entry, fired=False),
                 )
         return None
+
+    def _live(self, kind: type[_F], now: float) -> Iterator[tuple[_Active, _F]]:
+        """The live entries holding a fault of `kind`, in the order added (the caller holds the lock)."""
+        for entry in self._entries:
+            if isinstance(entry.fault, kind) and entry.live(now):
+                yield entry, entry.fault
 
     def _count(self, entry: _Active, count: int) -> None:
         with self._lock:

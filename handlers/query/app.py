@@ -150,11 +150,13 @@ def get_job(jobId: str) -> dict[str, Any]:  # noqa: N803 (route parameter name)
     routed_to("/jobs/{jobId}")
     job_id = unquote(jobId)
     # Job ids are 32 hex digits; anything else cannot exist (and DynamoDB refuses keys over 2 KB).
-    item = jobs.get_item(Key=job_key(job_id)).get("Item") if JOB_ID.fullmatch(job_id) else None
+    # Only a well-formed id is repeated in the error: anything else in its place may be what the
+    # caller should not see again (an email typed in the wrong route).
+    if not JOB_ID.fullmatch(job_id):
+        raise Missing("no job with that id")
+    item = jobs.get_item(Key=job_key(job_id)).get("Item")
     if item is None:
-        # Only a well-formed id is repeated: anything else in its place may be what the caller
-        # should not see again (an email typed in the wrong route).
-        raise Missing(f"no job {job_id}" if JOB_ID.fullmatch(job_id) else "no job with that id")
+        raise Missing(f"no job {job_id}")
     return job_view(item)
 
 
