@@ -35,8 +35,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from boto3.dynamodb.types import TypeSerializer
-
 from bench.core import Benchmark, Context, Result, median_of, number, ratio, table, timed
 from bench.inputs import csv_bytes
 from bench.producer_cpu import REMAINING_MS, producer_settings, stack_config
@@ -197,13 +195,6 @@ def job_record(stack: BenchStack, job_id: str) -> dict[str, Any]:
     return _jobs_table(stack).get_item(Key=job_key(job_id), ConsistentRead=True).get("Item") or {}
 
 
-_SERIALIZER = TypeSerializer()
-
-
-def _wire(item: dict[str, Any]) -> dict[str, Any]:
-    return {name: _SERIALIZER.serialize(value) for name, value in item.items()}
-
-
 # --- measuring -----------------------------------------------------------------------------------
 
 
@@ -277,7 +268,7 @@ def put_ceiling(stack: BenchStack, worker: DeployedWorker, bodies: Sequence[str]
         "threads": worker.source.max_concurrency,
         "requests": [
             {
-                "Item": _wire(user_item(chunk, row)),
+                "Item": user_item(chunk, row),
                 "ExpressionAttributeValues": {":version": {"S": chunk.version_of(row)}},
             }
             for chunk in map(decode, bodies)

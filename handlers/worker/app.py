@@ -37,8 +37,11 @@ USERS_TABLE = os.environ["USERS_TABLE"]
 JOBS_TABLE = os.environ["JOBS_TABLE"]
 # Our code retries (with backoff, within the invocation's time) so it can count retries and
 # throttles; botocore's own retries would hide them.
-_dynamodb = boto3.resource("dynamodb", config=client_config(max_pool_connections=WRITERS + 4, attempts=1))
-writer = UserWriter(_dynamodb.meta.client, USERS_TABLE, ThreadPoolExecutor(WRITERS, thread_name_prefix="put"))
+_dynamodb = boto3.resource("dynamodb", config=client_config(attempts=1))
+# The rows' puts, most of the worker's work: a low-level client and items built in wire format
+# (`writes.user_item`), one connection per writer thread.
+_puts = boto3.client("dynamodb", config=client_config(max_pool_connections=WRITERS, attempts=1, validate=False))
+writer = UserWriter(_puts, USERS_TABLE, ThreadPoolExecutor(WRITERS, thread_name_prefix="put"))
 progress = ProgressCounter(_dynamodb.meta.client, JOBS_TABLE)
 jobs = JobLookup(_dynamodb.meta.client, JOBS_TABLE)
 

@@ -203,7 +203,7 @@ def test_rows_unwritten_when_time_runs_out_fail_their_message_and_succeed_later(
     flaky = Faulty(
         deployment.worker.writer._client,
         "put_item",
-        lambda kw: throttling("PutItem") if kw["Item"]["email"] == "stuck@example.com" else None,
+        lambda kw: throttling("PutItem") if kw["Item"]["email"] == {"S": "stuck@example.com"} else None,
     )
     monkeypatch.setattr(deployment.worker.writer, "_client", flaky)
     short = FakeContext(function_name="worker", remaining_ms=4_000, step_ms=300)
