@@ -1,4 +1,4 @@
-"""Cost per million rows on AWS: a model fed by what `end_to_end` counted (calls, bytes, billed time).
+"""Cost per million rows on AWS: a model fed by what `end_to_end` counted (calls, bytes, CPU time).
 
 Prices are us-east-1, arm64, on-demand, without free tiers; each is a named constant citing its page.
 The figures scale the largest file of the run to 1,000,000 rows. What the model assumes:
@@ -8,8 +8,13 @@ The figures scale the largest file of the run to 1,000,000 rows. What the model 
 - SQS receives that return messages are counted as the delete batches that follow them (the
   emulator also counts the event source's empty polls, which run for as long as the local run
   lasts; on AWS an idle mapping's polls cost a fixed amount per month, not per row).
-- Lambda durations are those measured locally, where every DynamoDB call waits on the emulator's
-  lock: on AWS they are shorter, so the Lambda line is an upper bound.
+- Lambda durations are modelled, not taken from the local REPORT lines: locally each function process
+  has a whole core and every call waits on the emulator's lock, neither of which holds on AWS. A
+  function's duration is its CPU time measured here (its processes, /proc) stretched by the share of a
+  vCPU its memory buys (`projection.cpu_share`: 1,769 MB is one vCPU), plus its calls to AWS as waits
+  of `projection.DYNAMODB_LATENCY_MS` each, those it keeps in flight together counted once per round
+  (`concurrent_calls`, from each design's constants). The event source mapping's receives and deletes
+  and the shipping of logs are Lambda's own calls, not the function's, and are not waits.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bench.core import Benchmark, Context, Result, number, table, verdict
+from bench.projection import DYNAMODB_LATENCY_MS, cpu_share
 
 # https://aws.amazon.com/dynamodb/pricing/on-demand/ (us-east-1, since the November 2024 price cut)
 DYNAMODB_WRITE_UNIT = 0.625 / 1e6
@@ -37,6 +43,8 @@ ROWS = 1_000_000
 TARGET_VS_FLOOR = 1.12
 _WRITE_UNITS = {"PutItem": 1, "UpdateItem": 1, "DeleteItem": 1, "TransactWriteItems": 4}
 _SQS_SENDS = ("SendMessage", "SendMessageBatch")
+_NOT_THE_FUNCTIONS = {("sqs", "ReceiveMessage"), ("sqs", "DeleteMessage"), ("sqs", "DeleteMessageBatch")}
+"""Calls made with a function's role by Lambda itself (the event source mapping), not by its code."""
 
 
 def estimate(run: Mapping[str, Any]) -> dict[str, Any]:
@@ -62,7 +70,7 @@ def estimate(run: Mapping[str, Any]) -> dict[str, Any]:
         ),
         "Lambda requests": (sum(f["invocations"] for f in functions) * scale, LAMBDA_REQUEST),
         "Lambda GB-seconds": (
-            sum(f["billed_ms"] / 1000 * f["memory_mb"] / 1024 for f in functions) * scale,
+            sum(lambda_seconds(part, f, calls) * f["memory_mb"] / 1024 for part, f in run["functions"].items()) * scale,
             LAMBDA_GB_SECOND_ARM,
         ),
         "DynamoDB write units": (write_units, DYNAMODB_WRITE_UNIT),
@@ -74,9 +82,30 @@ def estimate(run: Mapping[str, Any]) -> dict[str, Any]:
     }
     return {
         "lines": lines,
+        "lambda": {
+            part: {
+                "memory_mb": f["memory_mb"],
+                "cpu_seconds": f["cpu_seconds"] * scale,
+                "aws_seconds": lambda_seconds(part, f, calls) * scale,
+            }
+            for part, f in run["functions"].items()
+        },
         "dollars": sum(line["dollars"] for line in lines.values()),
         "log_bytes_per_row": sum(f["log_bytes"] for f in functions) / run["rows"],
     }
+
+
+def lambda_seconds(part: str, function: Mapping[str, Any], calls: list[Mapping[str, Any]]) -> float:
+    """A function's run time on AWS for what it did in the measured run: its CPU time at the share of
+    a vCPU its memory buys, plus its own calls to AWS, waited for one round at a time."""
+    rounds = sum(
+        call["calls"] / function["concurrent_calls"].get(call["operation"], 1)
+        for call in calls
+        if call["caller"] == part
+        and call["service"] != "logs"
+        and (call["service"], call["operation"]) not in _NOT_THE_FUNCTIONS
+    )
+    return function["cpu_seconds"] / cpu_share(function["memory_mb"]) + rounds * DYNAMODB_LATENCY_MS / 1000
 
 
 def run_cost(ctx: Context) -> Result:
@@ -117,6 +146,11 @@ def render_cost(result: Result) -> str:
         if "naive" in designs:
             summary.append(f"The article's design costs {designs['naive']['dollars'] / ours['dollars']:.2f}× ours.")
         summary.append(f"Logged per row (ours): {ours['log_bytes_per_row']:.1f} bytes.")
+    durations = [
+        [design, part, f["memory_mb"], number(f["cpu_seconds"]), number(f["aws_seconds"])]
+        for design in names
+        for part, f in designs[design].get("lambda", {}).items()
+    ]
     return "\n\n".join(
         [
             f"Scaled from the {result['rows_measured']:,}-row run of benchmark `end_to_end` to 1,000,000 rows;"
@@ -124,6 +158,11 @@ def render_cost(result: Result) -> str:
             " its AWS pricing page; the assumptions are in that module's docstring.",
             table(["per million rows", *names], lines),
             " ".join(summary),
+            "Lambda's run time is modelled from the CPU time measured here, not taken from the local REPORT"
+            " lines (locally a function has a whole core and waits on the emulator): CPU seconds ÷ the share"
+            f" of a vCPU the memory buys (1,769 MB is one), plus {DYNAMODB_LATENCY_MS:g} ms for each round of"
+            " the function's own calls to AWS.",
+            table(["design", "function", "memory MB", "CPU s here", "run time s on AWS (model)"], durations),
         ]
     )
 

@@ -22,9 +22,17 @@ from bench import naive
 from bench.core import Benchmark, Context, Result, number, table, verdict
 from bench.inputs import write_csv
 from bench.profiling import sampled
-from bench.stacks import BenchStack, LogSpan, PipelineFunctions, ingest, local_stack
+from bench.stacks import BenchStack, CpuSpan, LogSpan, PipelineFunctions, ingest, local_stack
+from handlers.producer.sender import SENDS_IN_FLIGHT
+from handlers.worker.writes import WRITERS
 
 DESIGNS = ("ours", "naive")
+CONCURRENT_CALLS = {
+    "ours": {"producer": {"SendMessageBatch": SENDS_IN_FLIGHT}, "worker": {"PutItem": WRITERS}},
+    "naive": naive.CONCURRENT_CALLS,
+}
+"""Requests a function keeps in flight at once within an invocation, by operation (any other, one at a
+time), from each design's own constants: how many of its calls the cost model counts as waits."""
 TARGET_VS_NAIVE, AIM_VS_NAIVE, TARGET_VS_CEILING = 3.0, 5.0, 0.5
 DRAIN_POLL_SECONDS = 0.25
 
@@ -61,6 +69,7 @@ def _measure(stack: BenchStack, design: str, path: Path, rows: int) -> dict[str,
     functions = stack.functions
     spans = {part: LogSpan(stack.log_file(spec.name)) for part, spec in _parts(functions).items()}
     groups = {spec.name: part for part, spec in _parts(functions).items()}
+    cpu = {part: CpuSpan(stack.local.hosts[spec.name]) for part, spec in _parts(functions).items()}
     stack.emulator.calls.reset()
     with sampled(path.with_suffix(f".{design}.profile"), groups) as profile:
         if design == "ours":
@@ -80,7 +89,12 @@ def _measure(stack: BenchStack, design: str, path: Path, rows: int) -> dict[str,
         "profile": {"seconds": profile.seconds(), "rate": profile.rate, "unavailable": profile.unavailable},
         "calls": calls,
         "functions": {
-            part: {**vars(span.runs()), "memory_mb": spec.memory_mb}
+            part: {
+                **vars(span.runs()),
+                "memory_mb": spec.memory_mb,
+                "cpu_seconds": round(cpu[part].seconds(), 3),
+                "concurrent_calls": CONCURRENT_CALLS[design][part],
+            }
             for (part, span), spec in zip(spans.items(), _parts(functions).values(), strict=True)
         },
     }

@@ -20,6 +20,7 @@ import pulumi
 from bench.core import Context
 from ingest.commands.upload import put, wait_for_job
 from ingest.targets import Target, local_target
+from local.functions import FunctionHost
 from local.registry import FunctionSpec, Registry
 from local.session import LocalOptions, LocalStack, Started
 
@@ -119,6 +120,31 @@ class LogSpan:
         with self._path.open("rb") as log:
             log.seek(self._start)
             return FunctionRuns.from_log(log.read().decode("utf-8", errors="replace"))
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of /proc/<pid>/stat (fields 14 and 15; the name in parentheses may hold spaces)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:  # exited since the host listed it
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+class CpuSpan:
+    """CPU seconds a function host's processes spent from now on (`seconds()`): those alive now and
+    those started since. A process that exits in between takes its share with it: a benchmark that
+    reads this keeps its functions within their timeouts."""
+
+    def __init__(self, host: FunctionHost) -> None:
+        self._host = host
+        self._start = {pid: process_cpu_seconds(pid) for pid in host.pids}
+
+    def seconds(self) -> float:
+        return sum(process_cpu_seconds(pid) - self._start.get(pid, 0.0) for pid in self._host.pids)
 
 
 @contextmanager

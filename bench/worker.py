@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -32,13 +31,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from bench.core import Benchmark, Context, Result, median_of, number, ratio, table, timed
 from bench.inputs import csv_bytes
 from bench.producer_cpu import REMAINING_MS, producer_settings, stack_config
-from bench.stacks import BenchStack, LogSpan, local_stack
+from bench.stacks import BenchStack, CpuSpan, LogSpan, local_stack
 from handlers.common.chunks import decode
 from handlers.common.jobs import COMPLETE, job_id_for, job_key
 from handlers.producer.ingest import Clock, Services, run_segment
@@ -54,7 +52,6 @@ STACK = "dev"
 # Where the benchmark's CSVs are put: outside the uploads prefix, so no S3 notification starts the
 # producer on them (the benchmark runs the producer's code itself, into a capture).
 BENCH_PREFIX = "bench/worker/"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def sizes(ctx: Context) -> int:
@@ -102,10 +99,6 @@ class DeployedWorker:
                 raise RuntimeError(f"worker: invocation {result.request_id} failed: {result.error or failures}")
         return results
 
-    def cpu_seconds(self) -> dict[int, float]:
-        """CPU seconds (user + system) of each of the worker's processes alive now."""
-        return {pid: _process_cpu_seconds(pid) for pid in self.host.pids}
-
 
 def _message(body: str) -> dict[str, Any]:
     """An SQS message as ReceiveMessage returns it, for `sqs_record`."""
@@ -117,15 +110,6 @@ def _message(body: str) -> dict[str, Any]:
         "MD5OfBody": hashlib.md5(body.encode()).hexdigest(),  # SQS's checksum of the body
         "Attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": now_ms},
     }
-
-
-def _process_cpu_seconds(pid: int) -> float:
-    """utime + stime of /proc/<pid>/stat (fields 14 and 15; the name in parentheses may hold spaces)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:  # exited since the host listed it
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 # --- a job and its chunks, as the producer makes them --------------------------------------------
@@ -224,11 +208,11 @@ def run_worker(stack: BenchStack, worker: DeployedWorker, job: QueuedJob) -> Wor
     log = LogSpan(stack.log_file(worker.spec.name))
     calls = stack.emulator.calls
     calls.reset()
-    cpu_before = worker.cpu_seconds()
+    cpu = CpuSpan(worker.host)
     local_began = time.process_time()
     seconds, results = timed(lambda: worker.invoke_all(events))
     local_cpu = time.process_time() - local_began
-    cpu_after = worker.cpu_seconds()
+    worker_cpu = cpu.seconds()
     ours = {
         operation: count
         for (caller, service, operation), count in sorted(calls.snapshot().items())
@@ -243,7 +227,7 @@ def run_worker(stack: BenchStack, worker: DeployedWorker, job: QueuedJob) -> Wor
         invocations=len(results),
         cold_starts=sum(result.cold_start for result in results),
         seconds=seconds,
-        worker_cpu_seconds=sum(cpu - cpu_before.get(pid, 0.0) for pid, cpu in cpu_after.items()),
+        worker_cpu_seconds=worker_cpu,
         local_cpu_seconds=local_cpu,
         billed_ms=log.runs().billed_ms,
         calls={operation: count.calls for operation, count in ours.items()},

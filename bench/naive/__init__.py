@@ -27,6 +27,9 @@ ARTICLE_BATCH_SIZE, ARTICLE_BATCHING_WINDOW_SECONDS = 10, 5
 # The program's handler setting, `handlers.<package>.app.handler` (infra/function.py), for the two it replaces.
 REPLACED = {"handlers.producer.app.handler": "producer", "handlers.worker.app.handler": "worker"}
 ARCHIVE_ROOT = "bench_naive"
+# Requests each handler keeps in flight at once, by operation: none, both make one call at a time
+# (the cost model's waits, `bench.cost`).
+CONCURRENT_CALLS: dict[str, dict[str, int]] = {"producer": {}, "worker": {}}
 
 
 def build_archive(folder: Path) -> Path:

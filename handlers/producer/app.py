@@ -34,6 +34,7 @@ from handlers.producer.csv_stream import FileProblem
 from handlers.producer.ingest import Clock, Services, Settings, run_segment
 from handlers.producer.job_store import Checkpoint, JobStore, Upload
 from handlers.producer.packing import Budgets
+from handlers.producer.sender import SENDS_IN_FLIGHT
 
 logger = Logger()
 metrics = Metrics()
@@ -54,7 +55,7 @@ sqs = boto3.client("sqs", config=client_config())
 lambda_client = boto3.client("lambda", config=client_config())
 _jobs_table = boto3.resource("dynamodb", config=client_config()).Table(JOBS_TABLE)
 store = JobStore(_jobs_table)
-executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="send")
+executor = ThreadPoolExecutor(max_workers=SENDS_IN_FLIGHT, thread_name_prefix="send")
 
 
 class JobBusy(RuntimeError):

@@ -11,6 +11,9 @@ from handlers.common.chunks import Chunk
 from handlers.common.retry import OutOfTime, call_with_backoff, delays
 from handlers.producer.packing import MAX_BATCH_ENTRIES
 
+SENDS_IN_FLIGHT = 4
+"""SendMessageBatch requests a producer keeps in flight: its executor's size (`app.executor`)."""
+
 
 class SendFailed(RuntimeError):
     """Some chunks could not be queued; the producer fails and resumes from its checkpoint."""
@@ -26,7 +29,7 @@ class ChunkSender:
         seconds_left: Callable[[], float],
         executor: ThreadPoolExecutor,
         max_batch_bytes: int,
-        max_in_flight: int = 4,
+        max_in_flight: int = SENDS_IN_FLIGHT,
         on_retry: Callable[[], None] = lambda: None,
     ) -> None:
         self._sqs, self._queue_url, self._seconds_left = sqs, queue_url, seconds_left

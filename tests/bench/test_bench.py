@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import benchmarks
-from bench.cost import DYNAMODB_WRITE_UNIT, ROWS, estimate
+from bench.cost import DYNAMODB_WRITE_UNIT, ROWS, estimate, lambda_seconds
+from bench.projection import DYNAMODB_LATENCY_MS, LAMBDA_MB_PER_VCPU
 from tests.local.support import REPO_ROOT
 
 
@@ -81,3 +82,20 @@ def test_the_cost_model_prices_one_write_unit_per_row_at_the_floor() -> None:
 
     assert cost["lines"]["DynamoDB write units"]["quantity"] == ROWS
     assert cost["dollars"] == pytest.approx(ROWS * DYNAMODB_WRITE_UNIT)
+
+
+def test_a_functions_time_on_aws_is_its_cpu_at_its_vcpu_share_plus_its_own_calls_in_rounds() -> None:
+    worker = {"memory_mb": 256, "cpu_seconds": 1.0, "concurrent_calls": {"PutItem": 16}}
+    calls = [
+        {"caller": "worker", "service": "dynamodb", "operation": "PutItem", "calls": 160},  # 10 rounds of 16
+        {"caller": "worker", "service": "dynamodb", "operation": "GetItem", "calls": 2},  # one at a time
+        # Lambda's own calls with the worker's role (the mapping's polls, log shipping), and another function's:
+        {"caller": "worker", "service": "sqs", "operation": "ReceiveMessage", "calls": 50},
+        {"caller": "worker", "service": "sqs", "operation": "DeleteMessageBatch", "calls": 5},
+        {"caller": "worker", "service": "logs", "operation": "PutLogEvents", "calls": 3},
+        {"caller": "producer", "service": "sqs", "operation": "SendMessageBatch", "calls": 7},
+    ]
+
+    seconds = lambda_seconds("worker", worker, calls)
+
+    assert seconds == pytest.approx(LAMBDA_MB_PER_VCPU / 256 + 12 * DYNAMODB_LATENCY_MS / 1000)
