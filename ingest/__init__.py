@@ -1,1 +1,1 @@
-"""`python -m ingest`: the csv-ingest command line (local mode today; uploads and queries next)."""
+"""`python -m ingest`: the csv-ingest command line (local mode, uploads, jobs, users, rejects, the DLQ, the demo)."""

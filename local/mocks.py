@@ -24,7 +24,8 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PROJECT = "csv-ingest"
+PROJECT: str = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())["name"]
+"""The project's name, as `pulumi` reads it from Pulumi.yaml (the namespace of its config keys)."""
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "eu-west-1"
 
