@@ -10,28 +10,34 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from handlers.query.routes import GET_RESOURCES
 from infra.config import AUTH_MODES, FunctionSizing
 from infra.function import FunctionDefaults, ServiceFunction, ServiceFunctionArgs
 from infra.iam import assume_role_policy, policy_document, statement
 
 STAGE_NAME = "v1"
-# (parent path, path part): the REST resources, parents first ("" is the API's root).
-ROUTES: tuple[tuple[str, str], ...] = (
-    ("", "users"),
-    ("users", "{email}"),
-    ("", "jobs"),
-    ("jobs", "{jobId}"),
-    ("", "{proxy+}"),
-)
-# (path, method), each a Lambda proxy integration. GET serves the four routes; ANY everywhere
+
+
+def _routes(resources: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """(parent path, path part) of every resource of `resources` and their parents, parents first
+    ("" is the API's root); then `{proxy+}`, which catches every other path."""
+    routes: dict[tuple[str, str], None] = {}
+    for resource in resources:
+        parts = resource.strip("/").split("/")
+        for depth, part in enumerate(parts):
+            routes["/".join(parts[:depth]), part] = None
+    return (*routes, ("", "{proxy+}"))
+
+
+# The REST resources, from the function's own list of what it serves (handlers/query/routes.py).
+ROUTES = _routes(GET_RESOURCES)
+# (path, method), each a Lambda proxy integration. GET serves the function's routes; ANY everywhere
 # else sends every other request to the function too, so clients get its JSON 404 (unknown path)
 # or 405 (known path, other method) instead of API Gateway's 403 "Missing Authentication Token".
 METHODS: tuple[tuple[str, str], ...] = (
-    ("users", "GET"),
-    ("users/{email}", "GET"),
-    ("jobs", "GET"),
-    ("jobs/{jobId}", "GET"),
-    *((path, "ANY") for path in ("", "users", "users/{email}", "jobs", "jobs/{jobId}", "{proxy+}")),
+    *((resource.strip("/"), "GET") for resource in GET_RESOURCES),
+    ("", "ANY"),
+    *((f"{parent}/{part}" if parent else part, "ANY") for parent, part in ROUTES),
 )
 # One JSON object per request: what an operator needs to trace a call to its Lambda invocation.
 ACCESS_LOG_FORMAT = json.dumps(
@@ -130,7 +136,7 @@ class QueryApi(pulumi.ComponentResource):
             f"{name}-fn",
             ServiceFunctionArgs(
                 package="query",
-                description="Answers GET /users, /users/{email}, /jobs and /jobs/{jobId}",
+                description=f"Answers GET {', '.join(GET_RESOURCES)}",
                 sizing=args.sizing,
                 defaults=args.defaults,
                 environment={

@@ -31,6 +31,7 @@ from handlers.common.aws import client_config
 from handlers.common.dynamo import plain
 from handlers.common.jobs import RECENT_JOBS_PARTITION, RECENT_JOBS_PK, job_key, public_view
 from handlers.common.validation import InvalidValue, normalize_email
+from handlers.query.routes import GET_RESOURCES
 from handlers.query.tokens import BY_EMAIL, BY_UPLOAD_TIME, InvalidToken, PageKey, decode_token, encode_token
 
 DEFAULT_LIMIT, MAX_LIMIT = 25, 100
@@ -40,7 +41,6 @@ JOB_ID = re.compile(r"[0-9a-f]{32}")
 # API Gateway names the one a request reached in the event's `resource`, so an unknown path (404)
 # is told from a known one asked with another method (405) by the gateway's routing, not by a
 # second reading of the path here.
-GET_RESOURCES = ("/users", "/users/{email}", "/jobs", "/jobs/{jobId}")
 
 logger = Logger()
 app = APIGatewayRestResolver()

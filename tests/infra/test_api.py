@@ -32,6 +32,20 @@ def test_routes_are_get_users_user_by_email_jobs_and_job_by_id(dev):
     assert gets == {"/users", "/users/{email}", "/jobs", "/jobs/{jobId}"}
 
 
+def test_a_route_the_function_serves_gets_its_resource_and_every_parent_once_parents_first():
+    # The program builds its REST resources from handlers/query/routes.py: a route added there is deployed.
+    routes = infra.api._routes(("/users/{email}/history", "/users", "/jobs/{jobId}"))
+
+    assert routes == (
+        ("", "users"),
+        ("users", "{email}"),
+        ("users/{email}", "history"),
+        ("", "jobs"),
+        ("jobs", "{jobId}"),
+        ("", "{proxy+}"),
+    )
+
+
 def test_the_query_function_is_told_the_jobs_index_it_lists(dev):
     [index] = dev.one("aws:dynamodb/table:Table", "csv-ingest-data-jobs").inputs["globalSecondaryIndexes"]
     assert function(dev, "csv-ingest-api-fn").inputs["environment"]["variables"]["JOBS_INDEX"] == index["name"]
