@@ -548,6 +548,15 @@ CASES: tuple[Case, ...] = (
         generate=small_valid("suffix-txt.example.com"),
     ),
     Case(
+        # S3 matches the suffix as written: a spreadsheet's `.CSV` export must be renamed.
+        "suffix .CSV",
+        KEYS,
+        "suffix-upper.example.com",
+        None,
+        key="corpus/users.CSV",
+        generate=small_valid("suffix-upper.example.com"),
+    ),
+    Case(
         "suffix .csv.gz",
         KEYS,
         "suffix-gz.example.com",
