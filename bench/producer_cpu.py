@@ -33,7 +33,7 @@ from handlers.producer.ingest import Clock, SegmentResult, Services, Settings, r
 from handlers.producer.job_store import VALIDATE, Checkpoint
 from handlers.producer.packing import Budgets
 from infra.config import PipelineConfig, load_config
-from local.mocks import PROJECT, REPO_ROOT, stack_settings
+from local.project import PROJECT, REPO_ROOT, stack_settings
 
 T = TypeVar("T")
 

@@ -45,7 +45,7 @@ from handlers.worker.writes import LATEST_WINS, WRITERS, latest_rows, user_item
 from infra.config import PipelineConfig
 from local.esm import sqs_record
 from local.functions import FunctionHost, InvocationResult
-from local.mocks import REPO_ROOT
+from local.project import REPO_ROOT
 from local.registry import FunctionSpec, QueueEventSource
 
 STACK = "dev"

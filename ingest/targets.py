@@ -31,8 +31,8 @@ import botocore.session
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from local.mocks import REPO_ROOT, stack_settings
-from local.session import STATE_ROOT, running_outputs
+from local.project import REPO_ROOT, stack_settings
+from local.state import STATE_ROOT, running_outputs
 
 if TYPE_CHECKING:
     from ingest.api import ApiClient

@@ -15,17 +15,14 @@ import logging
 import runpy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-PROJECT: str = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())["name"]
-"""The project's name, as `pulumi` reads it from Pulumi.yaml (the namespace of its config keys)."""
+from local.project import PROJECT, REPO_ROOT, stack_settings
+
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "eu-west-1"
 
@@ -207,15 +204,6 @@ def _resolved(value: Any) -> Any:
     if isinstance(value, list):
         return [_resolved(v) for v in value]
     return value
-
-
-def stack_settings(stack: str) -> dict[str, Any]:
-    """The `config:` map of `Pulumi.<stack>.yaml`; fails naming the file if there is none."""
-    path = REPO_ROOT / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
-        stacks = sorted(p.name.split(".")[1] for p in REPO_ROOT.glob("Pulumi.*.yaml"))
-        raise FileNotFoundError(f"no stack {stack!r}: {path.name} does not exist (stacks: {', '.join(stacks)})")
-    return dict((yaml.safe_load(path.read_text()) or {}).get("config") or {})
 
 
 def _config_text(value: Any) -> str:

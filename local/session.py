@@ -31,13 +31,13 @@ from local.emulator import Credentials, Emulator, InvokeRequest, InvokeResponse
 from local.esm import QueuePoller
 from local.functions import FunctionHost, InvocationResult
 from local.log_shipping import LogShipper
-from local.mocks import DEFAULT_REGION, PROJECT, REPO_ROOT, stack_settings
+from local.mocks import DEFAULT_REGION
+from local.project import PROJECT, stack_settings
 from local.registry import FunctionSpec, Registry, permits_invoke
+from local.state import OUTPUTS_FILE, STATE_ROOT, running_outputs, state_dir
 
-STATE_ROOT = REPO_ROOT / ".local"
 # Invocations of one function at once when neither the program nor an event source says otherwise.
 DEFAULT_FUNCTION_CONCURRENCY = 10
-OUTPUTS_FILE = "outputs.json"
 
 
 class StackRunning(RuntimeError):
@@ -64,42 +64,6 @@ class LocalOptions:
     """Delays before the asynchronous retries (Lambda's by default)."""
     transformations: Sequence[pulumi.ResourceTransformation] = ()
     """Stack transformations applied to the program's resources (`bench/naive.py`: the article's design)."""
-
-
-def state_dir(state_root: Path, stack: str) -> Path:
-    return state_root / stack
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@dataclass(frozen=True)
-class RunningStack:
-    """A stack running locally, as its state folder describes it."""
-
-    outputs: dict[str, Any]
-    """The program's outputs (secrets shown) and the emulator's endpoint, region and admin keys."""
-    secrets: frozenset[str]
-    """Names of the outputs that are secret (the program's, and the admin's secret key)."""
-
-
-def running_outputs(stack: str, state_root: Path = STATE_ROOT) -> RunningStack | None:
-    """The stack running locally, or None when it does not run."""
-    path = state_dir(state_root, stack) / OUTPUTS_FILE
-    try:
-        state = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    if not _alive(int(state.get("pid", -1))):
-        return None
-    return RunningStack(outputs=dict(state["outputs"]), secrets=frozenset(state["secretOutputs"]))
 
 
 # The user's AWS settings: local mode must never pick them up, neither in its own clients nor in the

@@ -27,15 +27,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ingest.commands.jobs import show_job, show_jobs
-from ingest.commands.local import EXIT_INTERRUPTED, EXIT_USAGE, START_ERRORS, interrupt
+from ingest.commands.local import EXIT_INTERRUPTED, EXIT_USAGE, INTERRUPTED, interrupt, start_errors
 from ingest.commands.rejects import show_rejects
 from ingest.commands.upload import EXIT_TIMEOUT, JobTimeout, upload_file, wait_for_job
 from ingest.commands.upload import render_summary as render_job_summary
 from ingest.commands.users import show_user, show_users
 from ingest.output import fail, guarded
 from ingest.targets import Target, local_target
-from local.mocks import REPO_ROOT
-from local.session import STATE_ROOT, LocalOptions, LocalStack
+from local.project import REPO_ROOT
+from local.state import STATE_ROOT
 
 STACK = "dev"
 SAMPLE = REPO_ROOT / "tests" / "data" / "users.csv"
@@ -98,6 +98,9 @@ def _rows(text: str) -> int:
 
 
 def _run(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:
+    from local.session import LocalOptions, LocalStack
+
+    signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     began = time.monotonic()
     with open(os.devnull, "w") as quiet:  # function logs: the state folder's files only
@@ -110,8 +113,13 @@ def _run(options: argparse.Namespace, parser: argparse.ArgumentParser, out: Text
         except KeyboardInterrupt:
             print("\ndemo: interrupted; stopping local mode", file=sys.stderr)
             return EXIT_INTERRUPTED
-        except START_ERRORS as error:
-            return fail(str(error), EXIT_USAGE)
+        except Exception as error:
+            if INTERRUPTED.is_set():  # the interrupt surfaced as another error (e.g. inside an import)
+                print("\ndemo: interrupted; stopping local mode", file=sys.stderr)
+                return EXIT_INTERRUPTED
+            if isinstance(error, start_errors()):
+                return fail(str(error), EXIT_USAGE)
+            raise
         finally:
             # A second Ctrl-C or SIGTERM while stopping must not cut the shutdown short.
             signal.signal(signal.SIGINT, signal.SIG_IGN)

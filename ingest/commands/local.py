@@ -23,27 +23,29 @@ import sys
 import threading
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from infra.config import ConfigError
-from local.async_invoke import LAMBDA_RETRY_DELAYS
-from local.deployer import DeployError, Revocation
-from local.session import (
-    STATE_ROOT,
-    FunctionInitError,
-    LocalOptions,
-    LocalStack,
-    StackRunning,
-    Started,
-    running_outputs,
-)
+from local.state import STATE_ROOT, running_outputs
+
+if TYPE_CHECKING:
+    from local.session import LocalOptions, LocalStack, Started
+
+# The engine (`local.session`: moto, Pulumi) is imported by the commands that run a stack, when they
+# run: every other command of `python -m ingest` starts without it.
 
 # Exit codes: 2 for what the user can fix (bad option, setting, stack, port), 1 when a stack is not running.
 EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 1
 EXIT_INTERRUPTED = 130
-# What stops start-up with a message for the user (a setting, a stack, a port, the code): exit 2.
-START_ERRORS = (ConfigError, FileNotFoundError, StackRunning, DeployError, FunctionInitError, OSError)
+
+
+def start_errors() -> tuple[type[Exception], ...]:
+    """What stops start-up with a message for the user (a setting, a stack, a port, the code): exit 2."""
+    from local.deployer import DeployError
+    from local.session import FunctionInitError, StackRunning
+
+    return (ConfigError, FileNotFoundError, StackRunning, DeployError, FunctionInitError, OSError)
 
 
 def pairs(items: list[str], option: str, parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -91,7 +93,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     up.add_argument(
         "--retry-delays",
         type=_delays,
-        default=LAMBDA_RETRY_DELAYS,
+        default=None,
         metavar="S,S",
         help="seconds before each asynchronous retry (default: Lambda's 60,120)",
     )
@@ -116,6 +118,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_up(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:
+    from local.async_invoke import LAMBDA_RETRY_DELAYS
+    from local.deployer import Revocation
+    from local.session import LocalOptions
+
     try:
         revocations = tuple(Revocation.parse(text) for text in options.revoke)
     except ValueError as error:
@@ -127,7 +133,7 @@ def _run_up(options: argparse.Namespace, parser: argparse.ArgumentParser, out: T
         overrides=pairs(options.set, "--set", parser),
         revocations=revocations,
         state_root=options.state_dir,
-        retry_delays=options.retry_delays,
+        retry_delays=options.retry_delays or LAMBDA_RETRY_DELAYS,
     )
     code = up(local_options, out)
     # Everything this command started is stopped. Leave at once: the interpreter's own shutdown
@@ -183,6 +189,8 @@ def wait_for_interrupt() -> None:
 
 def up(options: LocalOptions, out: TextIO) -> int:
     """Start the stack, print what is running, serve until Ctrl-C or SIGTERM; stop everything."""
+    from local.session import LocalStack
+
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     stack = LocalStack(options, out)
@@ -204,7 +212,7 @@ def up(options: LocalOptions, out: TextIO) -> int:
         if INTERRUPTED.is_set():  # the interrupt surfaced as another error: it is still an interrupt
             print("\nlocal mode: interrupted during start-up; stopping", file=sys.stderr)
             return EXIT_INTERRUPTED
-        if not isinstance(error, START_ERRORS):
+        if not isinstance(error, start_errors()):
             raise
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -14,8 +14,6 @@ from typing import TextIO
 
 from infra.config import ConfigError
 from ingest.commands.local import EXIT_USAGE, pairs
-from local.mocks import run_program
-from local.plan import render
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -36,6 +34,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _run(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:
+    from local.mocks import run_program  # the program under Pulumi's mocks: only this command needs them
+    from local.plan import render
+
     overrides = pairs(options.set, "--set", parser)
     try:
         plan = run_program(options.stack, overrides)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import re
 import shlex
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -51,3 +53,11 @@ def test_pyproject_dependencies_are_requirements_txt_without_the_test_tools():
     assert sorted(declared) == sorted(r for r in pinned if _name(r) not in DEV_ONLY), (
         "pyproject.toml's dependencies must be requirements.txt's pins, less the test, lint and benchmark tools"
     )
+
+
+def test_the_command_line_loads_neither_the_emulator_nor_pulumi_until_a_command_runs_a_stack():
+    # Everyday commands (get, list, job, upload --stack …) start in a quarter of a second instead of
+    # two thirds: moto and Pulumi are imported by `local up`, `demo` and `plan` only, when they run.
+    probe = "import sys, ingest.cli; ingest.cli.parser(); print(sorted({'moto', 'pulumi'} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"

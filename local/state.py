@@ -1,0 +1,51 @@
+"""A running local stack's state folder (`.local/<stack>/`): its outputs, for the command line and
+other tools to find the stack. Written by `local.session`; read here without the emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from local.project import REPO_ROOT
+
+STATE_ROOT = REPO_ROOT / ".local"
+OUTPUTS_FILE = "outputs.json"
+
+
+def state_dir(state_root: Path, stack: str) -> Path:
+    return state_root / stack
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    """A stack running locally, as its state folder describes it."""
+
+    outputs: dict[str, Any]
+    """The program's outputs (secrets shown) and the emulator's endpoint, region and admin keys."""
+    secrets: frozenset[str]
+    """Names of the outputs that are secret (the program's, and the admin's secret key)."""
+
+
+def running_outputs(stack: str, state_root: Path = STATE_ROOT) -> RunningStack | None:
+    """The stack running locally, or None when it does not run."""
+    path = state_dir(state_root, stack) / OUTPUTS_FILE
+    try:
+        state = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    if not _alive(int(state.get("pid", -1))):
+        return None
+    return RunningStack(outputs=dict(state["outputs"]), secrets=frozenset(state["secretOutputs"]))
