@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bench.core import Benchmark, Context, Result, number, table, verdict
+from bench.pipeline import in_design_order
 from bench.projection import DYNAMODB_LATENCY_MS, cpu_share
 
 # https://aws.amazon.com/dynamodb/pricing/on-demand/ (us-east-1, since the November 2024 price cut)
@@ -41,6 +42,16 @@ LOGS_INGESTED_GB = 0.50
 
 ROWS = 1_000_000
 TARGET_VS_FLOOR = 1.12
+# The lines of the estimate, in the report's order.
+S3_PUTS = "S3 PUT requests (upload, reports)"
+S3_GETS = "S3 GET requests"
+SQS_REQUESTS = "SQS requests (sends in 64 KiB units, receives, deletes)"
+LAMBDA_REQUESTS = "Lambda requests"
+LAMBDA_GB_SECONDS = "Lambda GB-seconds"
+DYNAMODB_WRITES = "DynamoDB write units"
+DYNAMODB_READS = "DynamoDB read units"
+LOGS_GB = "CloudWatch Logs GB ingested"
+LINES = (S3_PUTS, S3_GETS, SQS_REQUESTS, LAMBDA_REQUESTS, LAMBDA_GB_SECONDS, DYNAMODB_WRITES, DYNAMODB_READS, LOGS_GB)
 _WRITE_UNITS = {"PutItem": 1, "UpdateItem": 1, "DeleteItem": 1, "TransactWriteItems": 4}
 _SQS_SENDS = ("SendMessage", "SendMessageBatch")
 _NOT_THE_FUNCTIONS = {("sqs", "ReceiveMessage"), ("sqs", "DeleteMessage"), ("sqs", "DeleteMessageBatch")}
@@ -59,23 +70,23 @@ def estimate(run: Mapping[str, Any]) -> dict[str, Any]:
     write_units = sum(count("dynamodb", op) * units for op, units in _WRITE_UNITS.items())
     write_units += ROWS if count("dynamodb", "BatchWriteItem") else 0
     quantities = {
-        "S3 PUT requests (upload, reports)": (
+        S3_PUTS: (
             count("s3", "PutObject", "UploadPart", "CreateMultipartUpload"),
             S3_PUT_REQUEST,
         ),
-        "S3 GET requests": (count("s3", "GetObject", "HeadObject"), S3_GET_REQUEST),
-        "SQS requests (sends in 64 KiB units, receives, deletes)": (
+        S3_GETS: (count("s3", "GetObject", "HeadObject"), S3_GET_REQUEST),
+        SQS_REQUESTS: (
             count("sqs", *_SQS_SENDS, field="units_64k") + 2 * count("sqs", "DeleteMessageBatch", "DeleteMessage"),
             SQS_REQUEST,
         ),
-        "Lambda requests": (sum(f["invocations"] for f in functions) * scale, LAMBDA_REQUEST),
-        "Lambda GB-seconds": (
+        LAMBDA_REQUESTS: (sum(f["invocations"] for f in functions) * scale, LAMBDA_REQUEST),
+        LAMBDA_GB_SECONDS: (
             sum(lambda_seconds(part, f, calls) * f["memory_mb"] / 1024 for part, f in run["functions"].items()) * scale,
             LAMBDA_GB_SECOND_ARM,
         ),
-        "DynamoDB write units": (write_units, DYNAMODB_WRITE_UNIT),
-        "DynamoDB read units": (count("dynamodb", "GetItem"), DYNAMODB_READ_UNIT),
-        "CloudWatch Logs GB ingested": (sum(f["log_bytes"] for f in functions) * scale / 1e9, LOGS_INGESTED_GB),
+        DYNAMODB_WRITES: (write_units, DYNAMODB_WRITE_UNIT),
+        DYNAMODB_READS: (count("dynamodb", "GetItem"), DYNAMODB_READ_UNIT),
+        LOGS_GB: (sum(f["log_bytes"] for f in functions) * scale / 1e9, LOGS_INGESTED_GB),
     }
     lines = {
         name: {"quantity": quantity, "dollars": quantity * price} for name, (quantity, price) in quantities.items()
@@ -119,7 +130,7 @@ def run_cost(ctx: Context) -> Result:
 
 def render_cost(result: Result) -> str:
     designs, floor = result["designs"], result["floor_dollars"]
-    names = list(designs)
+    names = in_design_order(designs)
     lines = [
         [
             name,
@@ -128,7 +139,7 @@ def render_cost(result: Result) -> str:
                 for d in names
             ),
         ]
-        for name in next(iter(designs.values()))["lines"]
+        for name in LINES
     ]
     lines.append(["**total per million rows**", *(f"**${designs[d]['dollars']:.4f}**" for d in names)])
     lines.append(
@@ -171,8 +182,8 @@ def _overheads(design: dict[str, Any], floor: float) -> str:
     """Each line's dollars beyond the floor, as a share of it, largest first (the users table's one
     write unit per row is the floor itself)."""
     extra = {name: line["dollars"] for name, line in design["lines"].items()}
-    extra["DynamoDB write units"] -= floor
-    shown = [f"{name} +{dollars / floor:.1%}" for name, dollars in sorted(extra.items(), key=lambda i: -i[1])]
+    extra[DYNAMODB_WRITES] -= floor
+    shown = [f"{name} +{dollars / floor:.1%}" for name, dollars in sorted(extra.items(), key=lambda i: (-i[1], i[0]))]
     return ", ".join(shown[:4])
 
 

@@ -321,6 +321,10 @@ def render(result: Result) -> str:
         f" ({number(fill['ms_per_op'])} ms each).",
         f"Speed-up of {puts['worker']['threads']} threads over 1:"
         f" {ratio(puts['worker']['ops_per_s'], puts['one']['ops_per_s'])} (moto runs behind one lock).",
+        "These clients run in the emulator's own process and share its interpreter lock, so their rates are"
+        " below what the emulator serves to clients of their own (benchmark `worker`'s ceiling, the reference"
+        " of the pipeline benchmarks): they compare the emulator with itself (at depth, with and without"
+        " authorisation, 1 or several threads). Its rate under the pipeline's load is in benchmark `end_to_end`.",
     ]
     return "\n\n".join(
         [

@@ -230,15 +230,33 @@ class ImportProbe:
 
     def seconds(self, statement: str, *, bytecode: bool) -> float:
         """Wall time of one fresh interpreter running `statement` after putting the task root on sys.path."""
-        flags = ["-I", "-S"] if bytecode else ["-I", "-S", "-B"]
-        code = f"import sys; sys.path[:0] = [{str(self.task_root)!r}, {str(self.runtime_dir)!r}]; {statement}"
-        command = [sys.executable, *flags, "-c", code]
-        seconds, done = timed(
-            lambda: subprocess.run(command, env=self.environment(), cwd=self.task_root, capture_output=True)
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"{self.spec.name}: import failed:\n{done.stderr.decode(errors='replace')[-2000:]}")
+        seconds, _ = timed(lambda: self._run(statement, bytecode=bytecode))
         return seconds
+
+    def import_profile(self, *, bytecode: bool) -> dict[str, float]:
+        """Milliseconds of the handler's import spent in each top-level package's own modules (`-X
+        importtime`, self times summed), largest first: where a cold start's import goes."""
+        stderr = self._run(f"import {self.module}", bytecode=bytecode, flags=("-X", "importtime"))
+        by_package: dict[str, float] = {}
+        for line in stderr.splitlines():
+            fields = line.removeprefix("import time:").split("|")
+            if len(fields) != 3 or not fields[0].strip().isdigit():
+                continue  # the header line, or anything else the interpreter wrote
+            package = fields[2].strip().split(".")[0]
+            package = "the standard library" if package in sys.stdlib_module_names else package
+            by_package[package] = by_package.get(package, 0.0) + int(fields[0]) / 1000
+        return dict(sorted(by_package.items(), key=lambda item: (-item[1], item[0])))
+
+    def _run(self, statement: str, *, bytecode: bool, flags: tuple[str, ...] = ()) -> str:
+        """Run `statement` in one fresh interpreter after putting the task root on sys.path; its stderr."""
+        isolation = ["-I", "-S"] if bytecode else ["-I", "-S", "-B"]
+        code = f"import sys; sys.path[:0] = [{str(self.task_root)!r}, {str(self.runtime_dir)!r}]; {statement}"
+        command = [sys.executable, *isolation, *flags, "-c", code]
+        done = subprocess.run(command, env=self.environment(), cwd=self.task_root, capture_output=True)
+        stderr = done.stderr.decode(errors="replace")
+        if done.returncode != 0:
+            raise RuntimeError(f"{self.spec.name}: import failed:\n{stderr[-2000:]}")
+        return stderr
 
     def median_ms(self, statement: str, repeats: int, *, bytecode: bool) -> float:
         return median_of(self.seconds(statement, bytecode=bytecode) for _ in range(repeats)) * 1000
@@ -282,6 +300,9 @@ def measure_imports(ctx: Context, stack: BenchStack) -> dict[str, Any]:
             "import_ms": round(compiled_ms, 1),
             "import_cached_ms": round(cached_ms, 1),
             "met": compiled_ms < IMPORT_TARGET_MS,
+            "profile_ms": {
+                package: round(ms, 1) for package, ms in list(probe.import_profile(bytecode=False).items())[:6]
+            },
         }
     # The reference: what any handler that talks to DynamoDB pays before its own code, the runtime's
     # boto3 imported and one client made (the handlers make theirs at import, as Lambda advises).
@@ -359,6 +380,18 @@ def render(result: Result) -> str:
         "Compiled: run with `-B`, as on Lambda, whose task root is read-only: the archives hold no bytecode, so"
         " every cold start compiles the handler and bundled library sources. Cached: after one run wrote it.",
     ]
+    profiles = [
+        (package, _largest(imports[package]["profile_ms"]))
+        for package in HANDLER_PACKAGES
+        if imports[package].get("profile_ms")
+    ]
+    where = (
+        "Where a compiled import's time goes (`-X importtime`, one run per handler; the time of each package's"
+        " own modules, so `handlers` includes making the boto3 clients at import, which loads botocore's service"
+        " models):\n\n" + table(["handler", "largest shares, ms"], profiles)
+        if profiles
+        else ""
+    )
     if "boto3_client_ms" in imports:
         import_notes.append(
             f"Reference, same interpreter and environment: `{BOTO3_FLOOR}` (the runtime's boto3, bytecode"
@@ -373,8 +406,14 @@ def render(result: Result) -> str:
             "### Cold start: handler import\n",
             import_table,
             note_lines(import_notes),
+            *([where] if where else []),
         ]
     )
+
+
+def _largest(milliseconds: dict[str, float]) -> str:
+    ranked = sorted(milliseconds.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{package} {number(ms)}" for package, ms in ranked)
 
 
 def _statuses(statuses: dict[str, int]) -> str:

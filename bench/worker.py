@@ -54,8 +54,11 @@ STACK = "dev"
 BENCH_PREFIX = "bench/worker/"
 
 
-def sizes(ctx: Context) -> int:
-    return ctx.pick(tiny=200, quick=2_000, full=3_000)
+def sizes(ctx: Context, config: PipelineConfig, source: QueueEventSource) -> int:
+    """Rows for one run: every environment the mapping allows busy with a full batch at once (so the
+    run measures the stack's concurrency, not fewer invocations); the tests' tiny run, one chunk."""
+    full_round = source.max_concurrency * source.batch_size * config.rows_per_message
+    return ctx.pick(tiny=200, quick=full_round, full=full_round)
 
 
 # --- the worker as deployed ----------------------------------------------------------------------
@@ -299,10 +302,10 @@ def send_puts() -> None:
 
 
 def run(ctx: Context) -> Result:
-    rows = sizes(ctx)
     config = stack_config(STACK)
     with local_stack(ctx, "worker", stack=STACK) as stack:
         worker = DeployedWorker.of(stack)
+        rows = sizes(ctx, config, worker.source)
         concurrency = worker.source.max_concurrency
         ctx.progress(f"worker: warming {concurrency} environments")
         warm_up = queued_job(stack, config, concurrency * config.rows_per_message, "warm-up")
@@ -363,14 +366,16 @@ def render(result: Result) -> str:
     calls = result["dynamodb_calls_per_row"]
     per_chunk = result["per_chunk"]
     intro = (
-        f"The worker's code in its function host (the {result['stack']} stack: {result['concurrency']} invocations"
-        f" at once, {result['batch_size']} messages of {result['rows_per_message']} rows each, {result['writers']}"
-        f" concurrent PutItems per invocation) writing {result['rows']:,} rows in {result['chunks']} chunks packed"
+        f"The worker's code in its function host (the {result['stack']} stack: up to {result['concurrency']}"
+        f" invocations at once, {result['batch_size']} messages of {result['rows_per_message']} rows each,"
+        f" {result['writers']} concurrent PutItems per invocation) writing {result['rows']:,} rows in"
+        f" {result['chunks']} chunks ({result['invocations']} invocations) packed"
         f" by the producer's code, into the emulator; median of {result['runs']} runs, warm environments"
         f" ({result['cold_starts']} cold starts in the median run). The ceiling is the same"
         f" {result['ceiling_puts']:,} conditional PutItems (the worker's items and condition) sent directly with the"
-        f" worker's role from {result['ceiling_threads']} threads of one process of their own (as the worker's"
-        " environments are), in the same run."
+        f" worker's role from {result['ceiling_threads']} threads, one per environment, of one process of their own"
+        " (as the worker's environments are), in the same run. The emulator serves one request at a time"
+        " (benchmark `local_mode`: 5 threads put at about the rate of 1), so more threads would not raise it."
     )
     rates = table(
         ["measure", "worker", "emulator ceiling", "ratio"],

@@ -8,6 +8,7 @@ report names every benchmark.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,20 @@ def test_a_functions_time_on_aws_is_its_cpu_at_its_vcpu_share_plus_its_own_calls
     seconds = lambda_seconds("worker", worker, calls)
 
     assert seconds == pytest.approx(LAMBDA_MB_PER_VCPU / 256 + 12 * DYNAMODB_LATENCY_MS / 1000)
+
+
+def test_benchmarks_md_is_the_render_of_the_raw_results_it_names(tmp_path: Path) -> None:
+    # BENCHMARKS.md is generated: rendering its committed results again gives it byte for byte, so every
+    # figure in it comes from that file (and a renderer that depends on the order JSON keeps fails here).
+    committed = (REPO_ROOT / "BENCHMARKS.md").read_text()
+    found = re.search(r"Raw results: `(bench/results/[^`]+\.json)`", committed)
+    assert found, "BENCHMARKS.md names no raw results"
+    rendered = tmp_path / "BENCHMARKS.md"
+    subprocess.run(
+        [sys.executable, "-m", "bench", "--render", found.group(1), "--report", str(rendered)],
+        cwd=REPO_ROOT,
+        check=True,
+        timeout=60,
+    )
+
+    assert rendered.read_text() == committed, "regenerate with: python -m bench --render " + found.group(1)
