@@ -2,6 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
+# The API's port of `make up` (another for a second stack at once: make up STACK=prod PORT=8081).
+PORT ?= 8080
 # The tool that writes requirements.lock, in a venv of its own so the project's venv holds the lock alone.
 TOOLS_VENV ?= .venv-tools
 PIP_TOOLS := pip-tools==7.6.2
@@ -18,7 +20,7 @@ run: $(VENV)/.installed  ## the demo: dev in local mode, two files uploaded and 
 	$(PY) -m ingest demo
 
 up: $(VENV)/.installed  ## run STACK (default dev) on this machine in local mode, until Ctrl-C
-	$(PY) -m ingest local up --stack $(STACK)
+	$(PY) -m ingest local up --stack $(STACK) --port $(PORT)
 
 plan: $(VENV)/.installed  ## print what `pulumi up` would deploy for STACK (default dev)
 	$(PY) -m ingest plan --stack $(STACK)

@@ -195,7 +195,12 @@ SETTINGS: tuple[Setting, ...] = (
     S("jobTtlDays", int, 0, "Days a job record is kept before DynamoDB TTL expires it (0: kept forever).", 0, 3650),
     S("logRetentionDays", int, 14, "Retention of function and API access logs.", choices=LOG_RETENTION_DAYS),
     S("uploadsPrefix", str, "uploads/", "Key prefix whose objects trigger the producer."),
-    S("uploadsSuffix", str, ".csv", "Key suffix whose objects trigger the producer."),
+    S(
+        "uploadsSuffix",
+        str,
+        ".csv",
+        "Key suffix whose objects trigger the producer, matched as written (`users.CSV` starts no job).",
+    ),
     # 1 MiB (one record) up to S3's largest object, 5 TiB; the default is S3's largest single PUT.
     S(
         "maxUploadBytes",

@@ -21,10 +21,9 @@ import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
-from local.project import PROJECT, REPO_ROOT, stack_settings
+from local.project import PROJECT, REPO_ROOT, stack_region, stack_settings
 
 ACCOUNT_ID = "123456789012"
-DEFAULT_REGION = "eu-west-1"
 
 
 @dataclass
@@ -236,7 +235,7 @@ def run_program(
             settings.pop(full, None)
         else:
             settings[full] = value
-    region = str(settings.get("aws:region", DEFAULT_REGION))
+    region = stack_region(stack, settings)
     plan = Plan(stack=stack)
     mocks = mocks_factory(region)
     logger = logging.getLogger(f"{__name__}.{stack}.{id(plan)}")

@@ -3,10 +3,13 @@ the command line's everyday commands start fast."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from infra.config import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT: str = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())["name"]
@@ -20,3 +23,15 @@ def stack_settings(stack: str) -> dict[str, Any]:
         stacks = sorted(p.name.split(".")[1] for p in REPO_ROOT.glob("Pulumi.*.yaml"))
         raise FileNotFoundError(f"no stack {stack!r}: {path.name} does not exist (stacks: {', '.join(stacks)})")
     return dict((yaml.safe_load(path.read_text()) or {}).get("config") or {})
+
+
+def stack_region(stack: str, settings: Mapping[str, Any]) -> str:
+    """The stack's `aws:region`. `pulumi up` needs one, and local mode assumes none either: a stack
+    file without it stops the command, saying how to set it."""
+    region = settings.get("aws:region")
+    if not region:
+        raise ConfigError(
+            f"Pulumi.{stack}.yaml sets no aws:region, which `pulumi up` needs too: add it with"
+            f" `pulumi config set aws:region <region> --stack {stack}`"
+        )
+    return str(region)

@@ -18,6 +18,11 @@ from typing import Any
 
 from local.mocks import DeclaredResource, Plan
 
+
+class NotEmulated(NotImplementedError):
+    """The program declares something local mode cannot run as AWS would; `str()` says what."""
+
+
 FUNCTION = "aws:lambda/function:Function"
 EVENT_SOURCE_MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"
 EVENT_INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
@@ -234,7 +239,7 @@ def _read_event_source(registry: Registry, resource: DeclaredResource) -> None:
     inputs = resource.inputs
     source = inputs["eventSourceArn"]
     if not source.startswith("arn:aws:sqs:"):
-        raise NotImplementedError(f"{resource.name}: local mode runs SQS event sources only, not {source}")
+        raise NotEmulated(f"{resource.name}: local mode runs SQS event sources only, not {source}")
     registry.queue_sources.append(
         QueueEventSource(
             uuid=resource.outputs.get("uuid") or resource.id or resource.name,
@@ -290,7 +295,7 @@ def _read_queue_policy(registry: Registry, resource: DeclaredResource) -> None:
     url = resource.inputs["queueUrl"]
     arn = next((a for a, u in registry.queue_urls.items() if u == url), None)
     if arn is None:
-        raise LookupError(f"{resource.name}: queue policy for {url}, a queue the program did not declare before it")
+        raise NotEmulated(f"{resource.name}: queue policy for {url}, a queue the program did not declare before it")
     registry.resource_policies[arn] = json.loads(resource.inputs["policy"])
 
 
@@ -349,7 +354,7 @@ def _rest_api(plan: Plan, api: DeclaredResource) -> RestApiSpec:
         )
     stages = [r for r in mine if r.type == API_STAGE]
     if len(stages) != 1:
-        raise NotImplementedError(f"{api.name}: local mode serves exactly one stage per API, found {len(stages)}")
+        raise NotEmulated(f"{api.name}: local mode serves exactly one stage per API, found {len(stages)}")
     stage_name = stages[0].inputs["stageName"]
     throttle: Mapping[str, Any] = {}
     for settings in (r for r in mine if r.type == API_METHOD_SETTINGS):

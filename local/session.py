@@ -31,9 +31,8 @@ from local.emulator import Credentials, Emulator, InvokeRequest, InvokeResponse
 from local.esm import QueuePoller
 from local.functions import FunctionHost, InvocationResult
 from local.log_shipping import LogShipper
-from local.mocks import DEFAULT_REGION
-from local.project import PROJECT, stack_settings
-from local.registry import FunctionSpec, Registry, permits_invoke
+from local.project import PROJECT, stack_region, stack_settings
+from local.registry import FunctionSpec, NotEmulated, Registry, permits_invoke
 from local.state import OUTPUTS_FILE, STATE_ROOT, running_outputs, state_dir
 
 # Invocations of one function at once when neither the program nor an event source says otherwise.
@@ -63,7 +62,7 @@ class LocalOptions:
     retry_delays: Sequence[float] = LAMBDA_RETRY_DELAYS
     """Delays before the asynchronous retries (Lambda's by default)."""
     transformations: Sequence[pulumi.ResourceTransformation] = ()
-    """Stack transformations applied to the program's resources (`bench/naive.py`: the article's design)."""
+    """Stack transformations applied to the program's resources (`bench/naive/`: the article's design)."""
 
 
 # The user's AWS settings: local mode must never pick them up, neither in its own clients nor in the
@@ -168,7 +167,7 @@ class LocalStack:
         self._claim_state_dir()
         self.logs = LogSink(self.state / "logs", self.out)
         settings = stack_settings(options.stack)  # fails naming the stacks there are
-        region = str(options.overrides.get("aws:region") or settings.get("aws:region", DEFAULT_REGION))
+        region = stack_region(options.stack, {**settings, **options.overrides})
         self.emulator = Emulator(region)
         self.emulator.log = lambda line: self._log("iam", line)
         self.emulator.start(options.emulator_port)
@@ -343,7 +342,7 @@ class LocalStack:
     def _send_record(self, spec: FunctionSpec, destination: str, record: str) -> None:
         assert self.registry is not None
         if not destination.startswith("arn:aws:sqs:"):
-            raise NotImplementedError(f"local mode sends invocation records to SQS queues only, not {destination}")
+            raise NotEmulated(f"local mode sends invocation records to SQS queues only, not {destination}")
         self._role_client(spec, "sqs").send_message(QueueUrl=self.registry.queue_urls[destination], MessageBody=record)
 
     def _on_invoke_api_call(self, request: InvokeRequest) -> InvokeResponse:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import re
@@ -41,11 +42,13 @@ EXIT_INTERRUPTED = 130
 
 
 def start_errors() -> tuple[type[Exception], ...]:
-    """What stops start-up with a message for the user (a setting, a stack, a port, the code): exit 2."""
+    """What stops start-up with a message for the user (a setting, a stack, a port, the code, something
+    of the program local mode does not emulate): exit 2."""
     from local.deployer import DeployError
+    from local.registry import NotEmulated
     from local.session import FunctionInitError, StackRunning
 
-    return (ConfigError, FileNotFoundError, StackRunning, DeployError, FunctionInitError, OSError)
+    return (ConfigError, FileNotFoundError, StackRunning, DeployError, FunctionInitError, NotEmulated, OSError)
 
 
 def pairs(items: list[str], option: str, parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -111,7 +114,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     outputs.add_argument(
         "--env",
         action="store_true",
-        help='shell exports: the emulator\'s AWS_* settings and each output as INGEST_<NAME> (eval "$(…)")',
+        help='shell lines (eval "$(…)"): unset the shell\'s AWS session token and profile, export the'
+        " emulator's AWS_* settings and each output as INGEST_<NAME>",
     )
     outputs.add_argument("--state-dir", type=Path, default=STATE_ROOT, help=argparse.SUPPRESS)
     outputs.set_defaults(run=_run_outputs)
@@ -214,7 +218,8 @@ def up(options: LocalOptions, out: TextIO) -> int:
             return EXIT_INTERRUPTED
         if not isinstance(error, start_errors()):
             raise
-        print(f"error: {error}", file=sys.stderr)
+        hint = " (choose another with --port N, or --port 0 for any free one)" if _port_taken(error) else ""
+        print(f"error: {error}{hint}", file=sys.stderr)
         return EXIT_USAGE
     finally:
         # A second Ctrl-C or SIGTERM while stopping must not cut the shutdown short.
@@ -222,6 +227,10 @@ def up(options: LocalOptions, out: TextIO) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop_within(stack, STOP_TIMEOUT_SECONDS)
     return 0
+
+
+def _port_taken(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno == errno.EADDRINUSE
 
 
 # How long stopping may take before the command leaves anyway, saying so (a part that does not stop
@@ -289,9 +298,16 @@ _AWS_ENVIRONMENT = {
 }
 
 
+# What else a shell may hold of the user's own AWS identity: with the emulator's keys exported, a session
+# token left set would go with every request to the emulator (a real credential, sent to a local process),
+# and a profile would be what tools that prefer it over keys use.
+_AWS_SETTINGS_TO_DROP = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+
+
 def environment_lines(outputs: dict[str, Any]) -> list[str]:
-    """`export` lines: the AWS settings that reach the emulator, and every output as INGEST_<NAME>."""
-    lines = []
+    """Shell lines: unset what would take calls elsewhere, then export the AWS settings that reach the
+    emulator, and every output as INGEST_<NAME>."""
+    lines = [f"unset {' '.join(_AWS_SETTINGS_TO_DROP)}"]
     for key, value in sorted(outputs.items()):
         names = _AWS_ENVIRONMENT.get(key) or ("INGEST_" + re.sub(r"(?<!^)(?=[A-Z])", "_", key).upper(),)
         lines += [f"export {name}={shlex.quote(_shown(value))}" for name in names]

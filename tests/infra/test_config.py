@@ -120,5 +120,11 @@ def test_the_program_itself_stops_on_an_invalid_setting():
         run_program("dev", {"apiAuth": "open"})
 
 
+def test_a_stack_without_a_region_is_refused_rather_than_given_one():
+    # run_program's overrides drop a key given None: the stack file as if it had no aws:region.
+    with pytest.raises(ConfigError, match=r"Pulumi\.dev\.yaml sets no aws:region.*pulumi config set aws:region"):
+        run_program("dev", {"aws:region": None})
+
+
 def test_readme_configuration_table_matches_the_settings():
     assert render_reference_table() in README.read_text(), "regenerate with: python -m infra.config"

@@ -10,6 +10,7 @@ import os
 import re
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ from ingest.cli import parser
 from ingest.commands.rejects import parse_part
 from ingest.commands.upload import part_size
 from ingest.targets import TargetError
-from tests.ingest.conftest import local_command, run_ingest, write_csv
-from tests.local.support import REPO_ROOT, LocalStackProcess, local_stack
+from local.mocks import ACCOUNT_ID
+from tests.ingest.conftest import USER_ENDPOINT, local_command, run_ingest, write_csv
+from tests.local.support import REPO_ROOT, USER_AWS_ENVIRONMENT, LocalStackProcess, local_stack
 
 SUMMARY_KEYS = {
     "jobId",
@@ -422,6 +424,38 @@ def test_a_deployed_stack_without_aws_credentials_exits_2_saying_what_to_do(tmp_
 
     assert result.returncode == 2
     assert result.stderr.startswith("error: no AWS credentials: configure them"), result.stderr
+
+
+def test_the_readmes_env_lines_point_a_users_shell_at_the_stack(stack: LocalStackProcess, tmp_path: Path) -> None:
+    # A shell holding a user's keys, session token, profile and endpoint runs the README's
+    # `eval "$(python -m ingest local outputs --env)"`; then boto3 there (as the aws CLI would) reaches
+    # the emulator as its administrator, and the API answers with the exported key, as curl would.
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import json, os, urllib.request, boto3\n"
+        "identity = boto3.client('sts').get_caller_identity()\n"
+        "request = urllib.request.Request(os.environ['INGEST_API_URL'] + '/users?limit=1',"
+        " headers={'x-api-key': os.environ['INGEST_API_KEY']})\n"
+        "with urllib.request.urlopen(request) as answer:\n"
+        "    print(json.dumps({'arn': identity['Arn'], 'status': answer.status,"
+        " 'token': os.environ.get('AWS_SESSION_TOKEN'), 'profile': os.environ.get('AWS_PROFILE')}))\n"
+    )
+    outputs = f"{sys.executable} -m ingest local outputs --env --stack {stack.stack} --state-dir {stack.state_root}"
+    shell = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | USER_AWS_ENVIRONMENT | USER_ENDPOINT
+    ran = subprocess.run(
+        ["bash", "-c", f'set -e; eval "$({outputs})"; {sys.executable} {probe}'],
+        cwd=REPO_ROOT,
+        env=shell,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert ran.returncode == 0, ran.stderr
+    seen = json.loads(ran.stdout)
+    assert seen["status"] == 200
+    assert seen["token"] is None and seen["profile"] is None  # the user's, unset
+    assert seen["arn"].split(":")[4] == ACCOUNT_ID  # the emulator's account answered, not the user's endpoint
 
 
 def test_a_local_stack_that_is_not_running_exits_2_saying_how_to_start_it(tmp_path: Path) -> None:

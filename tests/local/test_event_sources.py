@@ -392,3 +392,24 @@ def test_a_message_move_task_returns_a_dlqs_messages_to_their_source_queue(emula
         entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)]
         sqs.delete_message_batch(QueueUrl=url, Entries=entries)
     assert sorted(bodies) == sorted(f"m{n}" for n in range(15))
+
+
+def test_an_event_source_local_mode_cannot_run_stops_start_up_naming_it() -> None:
+    # The program with its mapping pointed at a Kinesis stream: local mode says it runs SQS sources only,
+    # rather than starting without the program's event source (`local up` prints it and exits 2).
+    import pulumi
+
+    from local.mocks import run_program
+    from local.registry import NotEmulated, Registry
+
+    stream = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/users"
+
+    def to_kinesis(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+        if args.type_ != "aws:lambda/eventSourceMapping:EventSourceMapping":
+            return None
+        return pulumi.ResourceTransformationResult({**args.props, "event_source_arn": stream}, args.opts)
+
+    plan = run_program("dev", transformations=[to_kinesis])
+
+    with pytest.raises(NotEmulated, match=f"runs SQS event sources only, not {stream}"):
+        Registry.from_plan(plan, REGION, ACCOUNT)

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from botocore.credentials import Credentials
 
+from infra.config import ConfigError, load_config
+from local.project import PROJECT, stack_settings
 from tests.local.support import (
     REPO_ROOT,
     LocalStackProcess,
@@ -39,10 +41,12 @@ def run_command(*args: str, cwd: Path = REPO_ROOT, timeout: float = 90) -> subpr
 # --- least privilege: one statement removed, and the function that needed it is refused -------------
 
 # service → (the statement revoked, the function that needs it, the action refused)
+# service: (the statement revoked, the function refused, the action, the error the function meets, as
+# AWS reports it: a HEAD request's refusal has no body, so S3's is a bare 403).
 REVOKED = {
-    "s3": ("producer=ReadUploads", "producer", "s3:GetObject"),
-    "sqs": ("producer=SendChunks", "producer", "sqs:SendMessage"),
-    "dynamodb": ("worker=WriteUsers", "worker", "dynamodb:PutItem"),
+    "s3": ("producer=ReadUploads", "producer", "s3:GetObject", "(403) when calling the HeadObject operation"),
+    "sqs": ("producer=SendChunks", "producer", "sqs:SendMessage", "(AccessDenied) when calling the SendMessageBatch"),
+    "dynamodb": ("worker=WriteUsers", "worker", "dynamodb:PutItem", "(AccessDeniedException) when calling the PutItem"),
 }
 
 
@@ -52,7 +56,7 @@ def revoked_stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
     with ThreadPoolExecutor(len(REVOKED)) as pool:
         futures = {
             service: pool.submit(start_local, root / service, "--revoke", revoke, "--retry-delays", "1,2")
-            for service, (revoke, _, _) in REVOKED.items()
+            for service, (revoke, _, _, _) in REVOKED.items()
         }
         stacks = {service: future.result() for service, future in futures.items()}
     yield stacks
@@ -65,7 +69,7 @@ def test_a_function_without_one_statement_is_refused_by_that_service(
     revoked_stacks: dict[str, LocalStackProcess], service: str
 ) -> None:
     running = revoked_stacks[service]
-    _, function, action = REVOKED[service]
+    _, function, action, error = REVOKED[service]
     running.upload("uploads/least-privilege.csv", ROWS)
 
     def refused() -> bool:
@@ -74,7 +78,7 @@ def test_a_function_without_one_statement_is_refused_by_that_service(
 
     wait_for(refused, 60, f"the emulator to refuse the {function}'s {action}", interval=0.5)
     # … and the function met the refusal: its invocation failed with AWS's error.
-    wait_for(lambda: "ERROR" in running.log(function), 30, f"the {function} to log the failure")
+    wait_for(lambda: error in running.log(function), 30, f"the {function} to log AWS's refusal")
 
 
 # --- two stacks at once, and the API's IAM mode ---------------------------------------------------
@@ -152,7 +156,11 @@ def test_an_unknown_stack_is_named_with_the_stacks_there_are(tmp_path: Path) -> 
 
 def test_an_invalid_setting_stops_start_up_with_the_programs_own_message(tmp_path: Path) -> None:
     error = _fails_cleanly(tmp_path, "--set", "workerTimeoutSeconds=0")
-    assert "workerTimeoutSeconds" in error
+    # What the program's own validation says of that setting, as `pulumi up` would print it.
+    settings = {**stack_settings("dev"), f"{PROJECT}:workerTimeoutSeconds": "0"}
+    with pytest.raises(ConfigError) as programs:
+        load_config(lambda key: settings.get(f"{PROJECT}:{key}"))
+    assert f"error: {programs.value}" in error
 
 
 def test_a_port_in_use_is_named(tmp_path: Path) -> None:
@@ -162,7 +170,8 @@ def test_a_port_in_use_is_named(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         printed = run_command("local", "up", "--port", str(port), "--state-dir", str(tmp_path))
     assert printed.returncode == 2
-    assert str(port) in printed.stderr
+    assert f"port {port} on 127.0.0.1 is in use" in printed.stderr
+    assert "--port" in printed.stderr  # what to do about it
     assert not local_processes(str(tmp_path))
 
 

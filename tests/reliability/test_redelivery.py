@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from infra.config import load_config
+from local.project import PROJECT, stack_settings
 from tests.evidence import Proof
 from tests.ingest.conftest import local_command
 from tests.local.support import LocalStackProcess, dead_letter_count, job_id_for, local_stack, wait_for
@@ -37,7 +39,8 @@ SETTINGS = (
     "--retry-delays",
     "1,2",
 )
-MAX_RECEIVE_COUNT = 5  # dev's maxReceiveCount (Pulumi.dev.yaml leaves it at the default)
+# dev's maxReceiveCount, as the program reads it from Pulumi.dev.yaml.
+MAX_RECEIVE_COUNT = load_config(lambda key: stack_settings("dev").get(f"{PROJECT}:{key}")).max_receive_count
 
 POISON = Proof(
     "RELIABILITY",
@@ -46,7 +49,7 @@ POISON = Proof(
     injected="a 20-row file's one chunk made unacceptable (its job's expiresAt moved after it was sent) and"
     " queued with the 7 chunks of a 150-row file; after the DLQ, the record restored and"
     " `python -m ingest dlq redrive` run",
-    held="the poison chunk reached the DLQ after 5 receives with none of its rows written while its"
+    held=f"the poison chunk reached the DLQ after {MAX_RECEIVE_COUNT} receives with none of its rows written while its"
     " neighbours' job completed exactly; redriven after the fix, it completed and both domains match the oracle",
     figures={"messages redriven": 1, "rows checked": 151},
     test="test_a_poison_chunk_rests_in_the_dlq_its_neighbours_are_written_and_a_redrive_brings_it_home",
