@@ -305,8 +305,8 @@ _AWS_SETTINGS_TO_DROP = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE
 
 
 def environment_lines(outputs: dict[str, Any]) -> list[str]:
-    """Shell lines: unset what would take calls elsewhere, then export the AWS settings that reach the
-    emulator, and every output as INGEST_<NAME>."""
+    """Shell lines: unset the user's own session token and profile, then export the AWS settings that
+    reach the emulator, and every output as INGEST_<NAME>."""
     lines = [f"unset {' '.join(_AWS_SETTINGS_TO_DROP)}"]
     for key, value in sorted(outputs.items()):
         names = _AWS_ENVIRONMENT.get(key) or ("INGEST_" + re.sub(r"(?<!^)(?=[A-Z])", "_", key).upper(),)
