@@ -33,7 +33,7 @@ from local.functions import FunctionHost, InvocationResult
 from local.log_shipping import LogShipper
 from local.project import PROJECT, stack_region, stack_settings
 from local.registry import FunctionSpec, NotEmulated, Registry, permits_invoke
-from local.state import OUTPUTS_FILE, STATE_ROOT, running_outputs, state_dir
+from local.state import OUTPUTS_FILE, STATE_ROOT, process_started, running_outputs, state_dir
 
 # Invocations of one function at once when neither the program nor an event source says otherwise.
 DEFAULT_FUNCTION_CONCURRENCY = 10
@@ -405,6 +405,7 @@ class LocalStack:
     def _write_state(self, outputs: dict[str, Any], secrets: set[str]) -> None:
         state = {
             "pid": os.getpid(),
+            "pidStarted": process_started(os.getpid()),
             "stack": self.options.stack,
             "project": PROJECT,
             "outputs": outputs,

@@ -29,6 +29,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def process_started(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, /proc/<pid>/stat field 22): with the pid, it
+    names one process, where a pid alone may be reused after `local up` was killed or the machine
+    restarted. None where /proc is not there (macOS): the pid is then all there is to go by."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return fields[19]
+
+
+def _runs(state: dict[str, Any]) -> bool:
+    """The process that wrote `state` still runs: its pid is alive and, where both are known, it is the
+    same process (a stale file whose pid another process now holds is not a running stack)."""
+    pid = int(state.get("pid", -1))
+    if not _alive(pid):
+        return False
+    recorded, now = state.get("pidStarted"), process_started(pid)
+    return recorded is None or now is None or recorded == now
+
+
 @dataclass(frozen=True)
 class RunningStack:
     """A stack running locally, as its state folder describes it."""
@@ -46,6 +67,6 @@ def running_outputs(stack: str, state_root: Path = STATE_ROOT) -> RunningStack |
         state = json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-    if not _alive(int(state.get("pid", -1))):
+    if not _runs(state):
         return None
     return RunningStack(outputs=dict(state["outputs"]), secrets=frozenset(state["secretOutputs"]))
