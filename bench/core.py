@@ -16,6 +16,7 @@ Scale = Literal["tiny", "quick", "full"]
 """tiny: the tests' smoke run (seconds); quick: development (under 3 minutes); full: BENCHMARKS.md."""
 
 T = TypeVar("T")
+V = TypeVar("V")
 Result = dict[str, Any]
 
 
@@ -84,6 +85,12 @@ def machine() -> dict[str, Any]:
 
 
 # --- the report's markdown -------------------------------------------------------------------------
+
+
+def largest_first(items: Mapping[str, V], key: Callable[[V], float] = float) -> list[tuple[str, V]]:
+    """`items` by `key(value)`, largest first, ties by name: so that a report never depends on the
+    order saved results keep their keys in."""
+    return sorted(items.items(), key=lambda item: (-key(item[1]), item[0]))
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bench.core import Benchmark, Context, Result, number, table, verdict
+from bench.core import Benchmark, Context, Result, largest_first, number, table, verdict
 from bench.pipeline import in_design_order
 from bench.projection import DYNAMODB_LATENCY_MS, cpu_share
 
@@ -67,6 +67,7 @@ def estimate(run: Mapping[str, Any]) -> dict[str, Any]:
         return sum(c[field] for c in calls if c["service"] == service and c["operation"] in operations) * scale
 
     functions = run["functions"].values()
+    seconds = {part: lambda_seconds(part, f, calls) for part, f in run["functions"].items()}
     write_units = sum(count("dynamodb", op) * units for op, units in _WRITE_UNITS.items())
     write_units += ROWS if count("dynamodb", "BatchWriteItem") else 0
     quantities = {
@@ -81,7 +82,7 @@ def estimate(run: Mapping[str, Any]) -> dict[str, Any]:
         ),
         LAMBDA_REQUESTS: (sum(f["invocations"] for f in functions) * scale, LAMBDA_REQUEST),
         LAMBDA_GB_SECONDS: (
-            sum(lambda_seconds(part, f, calls) * f["memory_mb"] / 1024 for part, f in run["functions"].items()) * scale,
+            sum(seconds[part] * f["memory_mb"] / 1024 for part, f in run["functions"].items()) * scale,
             LAMBDA_GB_SECOND_ARM,
         ),
         DYNAMODB_WRITES: (write_units, DYNAMODB_WRITE_UNIT),
@@ -97,7 +98,7 @@ def estimate(run: Mapping[str, Any]) -> dict[str, Any]:
             part: {
                 "memory_mb": f["memory_mb"],
                 "cpu_seconds": f["cpu_seconds"] * scale,
-                "aws_seconds": lambda_seconds(part, f, calls) * scale,
+                "aws_seconds": seconds[part] * scale,
             }
             for part, f in run["functions"].items()
         },
@@ -183,7 +184,7 @@ def _overheads(design: dict[str, Any], floor: float) -> str:
     write unit per row is the floor itself)."""
     extra = {name: line["dollars"] for name, line in design["lines"].items()}
     extra[DYNAMODB_WRITES] -= floor
-    shown = [f"{name} +{dollars / floor:.1%}" for name, dollars in sorted(extra.items(), key=lambda i: (-i[1], i[0]))]
+    shown = [f"{name} +{dollars / floor:.1%}" for name, dollars in largest_first(extra)]
     return ", ".join(shown[:4])
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import naive
-from bench.core import Benchmark, Context, Result, number, table, verdict
+from bench.core import Benchmark, Context, Result, largest_first, number, table, verdict
 from bench.inputs import write_csv
 from bench.profiling import sampled
 from bench.stacks import BenchStack, CpuSpan, LogSpan, PipelineFunctions, ingest, local_stack
@@ -258,8 +258,8 @@ def render_profiles(runs: list[dict[str, Any]]) -> str:
             continue
         lines = [
             [group, kind, seconds, f"{seconds / run['seconds']:.0%}"]
-            for group, kinds in _by_seconds(profile["seconds"], key=lambda kinds: sum(kinds.values()))
-            for kind, seconds in _by_seconds(kinds, key=float)[:6]
+            for group, kinds in largest_first(profile["seconds"], key=lambda kinds: sum(kinds.values()))
+            for kind, seconds in largest_first(kinds)[:6]
         ]
         sections.append(
             f"**{run['design']}**, {run['rows']:,} rows in {number(run['seconds'])} s:\n\n"
@@ -270,11 +270,6 @@ def render_profiles(runs: list[dict[str, Any]]) -> str:
         " functions' processes during each design's largest run, counting only the thread holding each"
         " process's GIL (`bench/profiling.py`); the six largest kinds of code per process.\n\n" + "\n\n".join(sections)
     )
-
-
-def _by_seconds(items: dict[str, Any], key: Callable[[Any], float]) -> list[tuple[str, Any]]:
-    """Largest first (ties by name): the report must not depend on the order saved results keep."""
-    return sorted(items.items(), key=lambda item: (-key(item[1]), item[0]))
 
 
 def in_design_order(designs: dict[str, Any]) -> list[str]:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import inputs
-from bench.core import Benchmark, Context, Result, median_of, note_lines, number, table, timed, verdict
+from bench.core import Benchmark, Context, Result, largest_first, median_of, note_lines, number, table, timed, verdict
 from bench.stacks import BenchStack, ingest, local_stack
 from ingest.api import ApiClient, segment
 from local.apigw import Request, Routes, proxy_event
@@ -245,7 +245,7 @@ class ImportProbe:
             package = fields[2].strip().split(".")[0]
             package = "the standard library" if package in sys.stdlib_module_names else package
             by_package[package] = by_package.get(package, 0.0) + int(fields[0]) / 1000
-        return dict(sorted(by_package.items(), key=lambda item: (-item[1], item[0])))
+        return dict(largest_first(by_package))
 
     def _run(self, statement: str, *, bytecode: bool, flags: tuple[str, ...] = ()) -> str:
         """Run `statement` in one fresh interpreter after putting the task root on sys.path; its stderr."""
@@ -412,8 +412,7 @@ def render(result: Result) -> str:
 
 
 def _largest(milliseconds: dict[str, float]) -> str:
-    ranked = sorted(milliseconds.items(), key=lambda item: (-item[1], item[0]))
-    return ", ".join(f"{package} {number(ms)}" for package, ms in ranked)
+    return ", ".join(f"{package} {number(ms)}" for package, ms in largest_first(milliseconds))
 
 
 def _statuses(statuses: dict[str, int]) -> str:
