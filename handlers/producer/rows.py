@@ -1,7 +1,19 @@
-"""The header and the rows: which columns mean what, and whether a row is valid."""
+"""The header and the rows: which columns mean what, and whether a row is valid.
+
+The columns this pipeline does not read are listed on the job (`extraColumns`, which the API
+shows), and the parsed header is kept on the job record for resuming. A header row is data the
+uploader controls and may hold personal data (a data row pasted where the header goes), so neither
+keeps an ignored column's cell unless it looks like a column name: at most 64 characters after
+trimming, printable (no control, format, bidi, zero-width or non-ASCII space character), no `@`
+(not an email), fewer than 6 digits and under half of it digits (not a number, a phone number or
+an id). Any other ignored column, an empty one included, is named by position, 1-based, as the
+producer's reasons name columns: `column 4`. A person's name typed as a column name still passes:
+it looks like a name because it is one.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +28,15 @@ MAX_HEADER_COLUMNS = 512
 MAX_HEADER_CHARACTERS = 16 * 1024
 # Accepted spellings of each column, after trimming and lower-casing.
 ALIASES = {"name": ("name",), "mail": ("mail", "email"), "phone": ("phone",)}
+# An ignored column's header cell is listed as written only when it is no longer than a database's
+# column names: MySQL allows 64 characters
+# (https://dev.mysql.com/doc/refman/8.0/en/identifier-length.html), PostgreSQL 63 bytes. Longer
+# cells are more likely sentences, addresses or a pasted row than names.
+MAX_COLUMN_NAME = 64
+# As many digits as the shortest phone number this pipeline accepts (`normalize_phone`): a cell
+# holding that many is a phone number, a date of birth or an id as likely as a name.
+PHONE_LIKE_DIGITS = 6
+_DIGIT = re.compile(r"\d")
 
 
 @dataclass(frozen=True)
@@ -23,6 +44,7 @@ class Header:
     """The header row: its width, where each known column is, and what was ignored."""
 
     columns: tuple[str, ...]
+    """One per column: the read ones as the file spells them, the ignored ones as `extra` lists them."""
     name: int
     mail: int
     phone: int | None
@@ -73,6 +95,24 @@ def oversized(row: int, line: int, size: int) -> Rejected:
     return Rejected(row, line, f"record is {size} bytes long; records over {MAX_RECORD_BYTES} bytes are not read", [])
 
 
+def column_name(cell: str, position: int) -> str:
+    """How an ignored column is listed: its trimmed header cell when that looks like a column name
+    (module docstring), else `column <position>` (1-based)."""
+    name = cell.strip()
+    digits = len(_DIGIT.findall(name))
+    looks_like_a_name = (
+        0 < len(name) <= MAX_COLUMN_NAME
+        # `str.isprintable` is false for control (Cc), format (Cf: bidi controls, zero-width
+        # characters, BOM), surrogate, private-use, unassigned and separator characters but the
+        # ASCII space: https://docs.python.org/3/library/stdtypes.html#str.isprintable
+        and name.isprintable()
+        and "@" not in name
+        and digits < PHONE_LIKE_DIGITS
+        and 2 * digits < len(name)
+    )
+    return name if looks_like_a_name else f"column {position}"
+
+
 def parse_header(fields: list[str]) -> Header:
     """Match columns case-insensitively after trimming; `name` and `mail` (or `email`) required."""
     if len(fields) > MAX_HEADER_COLUMNS or sum(map(len, fields)) > MAX_HEADER_CHARACTERS:
@@ -98,12 +138,15 @@ def parse_header(fields: list[str]) -> Header:
             f" {len(fields)} cells is named {spellings}"
         )
     known = set(found.values())
+    # The read columns keep their spelling (the rejects report's heading); the others are kept as
+    # they are listed, so that the job record holds no ignored cell.
+    columns = tuple(field if i in known else column_name(field, i + 1) for i, field in enumerate(fields))
     return Header(
-        columns=tuple(fields),
+        columns=columns,
         name=found["name"],
         mail=found["mail"],
         phone=found.get("phone"),
-        extra=tuple(fields[i].strip() for i in range(len(fields)) if i not in known),
+        extra=tuple(column for i, column in enumerate(columns) if i not in known),
     )
 
 

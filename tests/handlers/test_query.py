@@ -115,6 +115,22 @@ def test_job_by_id_shows_the_public_record(loaded):
     assert not INTERNAL & set(body)
 
 
+def test_a_job_lists_ignored_header_cells_by_position_unless_they_look_like_names(deployment, caplog):
+    """A header row is the uploader's data too (a data row pasted above the real header's place):
+    the job record, the producer's log and `GET /jobs/{jobId}` name such a column by position."""
+    cells = ["ann.smith@example.com", "+44 7700 900123", "Ann Smith lives at " + "x" * 181, "Dept\x07"]
+    header = ",".join(["name", "mail", "phone", *cells, "Department"])
+    job_id = deployment.upload("uploads/pasted.csv", f"{header}\nAnn,ann@example.com,,a,b,c,d,e\n")
+    listed = ["column 4", "column 5", "column 6", "column 7", "Department"]
+    job = deployment.job(job_id)
+    assert (job["status"], job["extraColumns"]) == ("QUEUED", listed)
+    assert [cell for cell in cells if cell in repr(job)] == [], "no job field holds a header cell"
+    logged = repr([vars(record) for record in caplog.records])
+    assert "column 7" in logged and [cell for cell in cells if cell in logged] == [], "nor a log line"
+    status, body, _ = deployment.api(f"/jobs/{job_id}", resource="/jobs/{jobId}")
+    assert (status, body["extraColumns"]) == (200, listed)
+
+
 @pytest.mark.parametrize(
     ("job_id", "message"),
     [

@@ -1,18 +1,61 @@
 """Header matching and row validation."""
 
+import json
+
 import pytest
 
 from handlers.common.chunks import Row
 from handlers.producer.csv_stream import FileProblem, Record
 from handlers.producer.reports import neutralise
-from handlers.producer.rows import Rejected, parse_header, validate_row
+from handlers.producer.rows import Header, Rejected, parse_header, validate_row
 
 
 def test_header_is_matched_case_insensitively_after_trimming_and_accepts_email_for_mail():
     header = parse_header([" Phone ", "NAME", "Email", "dept", "  "])
     assert (header.name, header.mail, header.phone) == (1, 2, 0)
-    assert header.extra == ("dept", "")
+    assert header.extra == ("dept", "column 5"), "an empty cell names nothing: it is listed by position"
     assert header.width == 5
+
+
+# Header cells the uploader may have filled with a data row (personal data), each in column 4.
+NOT_NAMES = {
+    "an email": "ann.smith@example.com",
+    "a phone number": "+44 7700 900123",
+    "a phone number without punctuation": "07700900123",
+    "a number": "12.5",
+    "an id with a name in it": "Ann Smith 19820417",
+    "a 200-character cell": "Ann Smith lives at " + "x" * 181,
+    "65 characters": "d" * 65,
+    "a control character": "Dept\x07",
+    "a tab": "Dept\tname",
+    "a line break": "Dept\nAnn Smith",
+    "a right-to-left override": "Dept\u202emoc.elpmaxe",
+    "a zero-width space": "De\u200bpt",
+    "a no-break space": "Ann\u00a0Smith",
+}
+
+
+@pytest.mark.parametrize("cell", NOT_NAMES.values(), ids=NOT_NAMES.keys())
+def test_an_ignored_header_cell_that_does_not_look_like_a_name_is_listed_by_position(cell):
+    header = parse_header(["name", "mail", "phone", cell, "Department"])
+    assert header.extra == ("column 4", "Department")
+
+
+@pytest.mark.parametrize("cell", ["Department", "Team name", "d" * 64, "Q1 notes", "Straße", "部署", "cost (€)"])
+def test_an_ignored_header_cell_that_looks_like_a_name_is_listed_as_written(cell):
+    assert parse_header(["name", cell, "mail"]).extra == (cell,)
+
+
+def test_the_header_kept_for_resuming_holds_no_ignored_cell():
+    """The job record keeps the parsed header (the producer's checkpoint): what it needs of the
+    ignored columns is how many there are and how they are listed, never their cells."""
+    cells = list(NOT_NAMES.values())
+    header = parse_header([" Name", "MAIL", *cells, "Department"])
+    kept = json.dumps(header.to_dict())
+    assert [cell for cell in cells if cell in kept or json.dumps(cell)[1:-1] in kept] == []
+    restored = Header.from_dict(header.to_dict())
+    assert restored == header and restored.width == len(cells) + 3
+    assert restored.columns[:2] == (" Name", "MAIL"), "the read columns keep their spelling (the rejects report's)"
 
 
 def test_phone_column_is_optional():
