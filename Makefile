@@ -4,9 +4,11 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 # The API's port of `make up` (another for a second stack at once: make up STACK=prod PORT=8081).
 PORT ?= 8080
-# The tool that writes requirements.lock, in a venv of its own so the project's venv holds the lock alone.
+# The tool that writes the locks (pip-tools, pinned in requirements-tools.txt), in a venv of its own so
+# the project's venv holds requirements.lock alone.
 TOOLS_VENV ?= .venv-tools
-PIP_TOOLS := pip-tools==7.6.2
+# Each lock's header records the command that wrote it: these options (tests/test_supply_chain.py).
+PIP_COMPILE := $(TOOLS_VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links
 
 .PHONY: run up plan test bench bench-quick lint format lock
 
@@ -42,8 +44,12 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-lock:  ## regenerate requirements.lock from requirements.txt (after editing requirements.txt)
-	python3 -m venv $(TOOLS_VENV)
-	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check $(PIP_TOOLS)
-	$(TOOLS_VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links \
-		--output-file requirements.lock requirements.txt
+# The tool is installed like everything else, from a lock with hashes, into a venv made anew (--clear):
+# nothing an earlier, unchecked install left there runs. pip-compile keeps every pin a lock already has
+# unless its .txt asks for another version, so only what was edited changes. pip and setuptools are
+# pinned in the tools' lock too (--allow-unsafe): pip-compile resolves with that pip.
+lock:  ## regenerate requirements.lock and requirements-tools.lock (after editing requirements.txt or requirements-tools.txt)
+	python3 -m venv --clear $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-tools.lock
+	$(PIP_COMPILE) --allow-unsafe --output-file requirements-tools.lock requirements-tools.txt
+	$(PIP_COMPILE) --output-file requirements.lock requirements.txt
