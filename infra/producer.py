@@ -88,6 +88,10 @@ class Producer(pulumi.ComponentResource):
                 defaults=args.defaults,
                 environment={
                     "UPLOAD_BUCKET": args.bucket_name,
+                    # The notification's own filter: anyone allowed to invoke the function can
+                    # hand it an event, so the producer checks each against the same prefix and suffix.
+                    "UPLOADS_PREFIX": args.uploads_prefix,
+                    "UPLOADS_SUFFIX": args.uploads_suffix,
                     "REPORTS_PREFIX": args.reports_prefix,
                     "QUEUE_URL": args.queue_url,
                     "JOBS_TABLE": args.jobs_table_name,

@@ -9,6 +9,15 @@ Event sources:
 Every invocation works on a job only while it holds the job's lease, from the job's checkpoint:
 a repeated S3 event, a Lambda retry or a duplicate continuation either finds the job finished or
 leased and does nothing, or resumes exactly where the last invocation stopped.
+
+An S3 event is checked before its job is created (`handlers/producer/events.py`): anyone allowed
+to invoke the function can forge one. A refused event writes nothing, and it raises: the warning
+log names the rule broken (never a value of the event), the `RefusedUploadEvents` metric counts it,
+and the invocation fails, so that an event S3 sends asynchronously is retried twice (the same
+checks, the same refusal: three attempts, not a loop) and then kept in the failed-events queue,
+whose alarm calls an operator. Skipping quietly would hide from operators both a forged event and a
+real one whose object version was deleted before it was read; a synchronous forger just gets the
+error back. Other records of the same event still run first.
 """
 
 from __future__ import annotations
@@ -18,19 +27,19 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from typing import Any
-from urllib.parse import unquote_plus
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 
 from handlers.common.aws import client_config
 from handlers.common.jobs import job_id_for, try_finish
 from handlers.common.retry import call_with_backoff
 from handlers.producer.csv_stream import FileProblem
+from handlers.producer.events import Announced, RefusedEvent, UploadFilter, announced_upload, iso_ms, upload_time_ms
 from handlers.producer.ingest import Clock, Services, Settings, run_segment
 from handlers.producer.job_store import Checkpoint, JobStore, Upload
 from handlers.producer.packing import Budgets
@@ -46,6 +55,9 @@ SETTINGS = Settings(
     rows_per_message=int(os.environ["ROWS_PER_MESSAGE"]),
     budgets=Budgets.for_queue(int(os.environ["MAX_MESSAGE_BYTES"])),
     max_upload_bytes=int(os.environ["MAX_UPLOAD_BYTES"]),
+)
+UPLOADS = UploadFilter(
+    bucket=SETTINGS.upload_bucket, prefix=os.environ["UPLOADS_PREFIX"], suffix=os.environ["UPLOADS_SUFFIX"]
 )
 JOBS_TABLE = os.environ["JOBS_TABLE"]
 JOB_TTL_DAYS = int(os.environ.get("JOB_TTL_DAYS", "0"))
@@ -89,6 +101,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     for record in event.get("Records", []):  # an s3:TestEvent has none
         try:
             results.append(start_upload(record, context))
+        except RefusedEvent as refused:  # its values stay out of the log: it may be forged
+            logger.warning("upload event refused: nothing written", extra={"rule": refused.rule})
+            metrics.add_metric("RefusedUploadEvents", MetricUnit.Count, 1)
+            failures.append(refused)
         except Exception as error:  # the other records still run; the event is retried after
             logger.exception("upload event failed", extra={"s3": record.get("s3", {}).get("object")})
             failures.append(error)
@@ -100,40 +116,53 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 def start_upload(record: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Create the job of an uploaded object version (once), then work on it."""
-    if not record.get("eventName", "").startswith("ObjectCreated:"):
-        logger.info("not an ObjectCreated event; skipped", extra={"eventName": record.get("eventName")})
-        return {"skipped": record.get("eventName")}
-    bucket = record["s3"]["bucket"]["name"]
-    key = unquote_plus(record["s3"]["object"]["key"])
-    if bucket != SETTINGS.upload_bucket:
-        raise ValueError(f"event for bucket {bucket!r}; this producer ingests {SETTINGS.upload_bucket!r} only")
-    upload = _describe(bucket, key, record)
-    job_id = job_id_for(bucket, key, upload.version_id)
+    """Create the job of an uploaded object version (once), then work on it. Raises `RefusedEvent`,
+    before anything is written, for an event the bucket's notification could not have sent."""
+    upload = _describe(record)
+    job_id = job_id_for(upload.bucket, upload.key, upload.version_id)
     logger.append_keys(jobId=job_id)
     expires_at = int(time.time()) + JOB_TTL_DAYS * 86400 if JOB_TTL_DAYS else None
     if store.create(job_id, upload, expires_at):
-        logger.info("job created", extra={"key": key, "versionId": upload.version_id, "size": upload.size})
+        logger.info("job created", extra={"key": upload.key, "versionId": upload.version_id, "size": upload.size})
     else:
         logger.info("job exists (repeated event or retry): resuming it if nobody holds it")
     return work_on(job_id, context)
 
 
-def _describe(bucket: str, key: str, record: dict[str, Any]) -> Upload:
-    """The object version the event announces. Events from a versioned bucket carry `versionId`;
-    where one does not, the version is the object's current one."""
-    event_version = record["s3"]["object"].get("versionId")
-    head = s3.head_object(Bucket=bucket, Key=key, **({"VersionId": event_version} if event_version else {}))
-    event_time = datetime.fromisoformat(record["eventTime"].replace("Z", "+00:00"))
+def _describe(record: dict[str, Any]) -> Upload:
+    """The object version the event announces, as S3 has it: its size, and an upload time held
+    within its LastModified's second (`handlers/producer/events.py`). Events from a versioned bucket
+    carry `versionId`; where one does not, the version is the object's current one."""
+    announced = announced_upload(record, UPLOADS)
+    head = _head(announced)
+    uploaded_at_ms = upload_time_ms(announced.event_time_ms, head["LastModified"])
     return Upload(
-        bucket=bucket,
-        key=key,
-        version_id=event_version or head.get("VersionId") or "null",
+        bucket=announced.bucket,
+        key=announced.key,
+        version_id=announced.version_id or head.get("VersionId") or "null",
         size=int(head["ContentLength"]),
-        uploaded_at=record["eventTime"],
-        uploaded_at_ms=int(event_time.timestamp() * 1000),
-        sequencer=record["s3"]["object"].get("sequencer", ""),
+        uploaded_at=iso_ms(uploaded_at_ms),
+        uploaded_at_ms=uploaded_at_ms,
+        sequencer=announced.sequencer,
     )
+
+
+# HeadObject has no response body, so its errors come as bare HTTP statuses
+# (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html): 404 for no such key or
+# version, 405 for a version that is a delete marker. Without s3:ListBucket, which the producer is
+# not granted, S3 answers a missing key with 403 instead (same page); that error, like any other,
+# propagates unchanged: the event fails all the same, before any write.
+_NO_SUCH_VERSION = {"404", "NoSuchKey", "NoSuchVersion", "405", "MethodNotAllowed"}
+
+
+def _head(announced: Announced) -> dict[str, Any]:
+    version = {"VersionId": announced.version_id} if announced.version_id else {}
+    try:
+        return s3.head_object(Bucket=announced.bucket, Key=announced.key, **version)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in _NO_SUCH_VERSION:
+            raise RefusedEvent("object", "the object version it names does not exist in the bucket") from None
+        raise
 
 
 def work_on(job_id: str, context: LambdaContext) -> dict[str, Any]:

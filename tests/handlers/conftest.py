@@ -68,6 +68,8 @@ def deployment(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterat
         users, jobs = _create_tables(dynamodb)
         for name, value in {
             "UPLOAD_BUCKET": bucket,
+            "UPLOADS_PREFIX": "uploads/",
+            "UPLOADS_SUFFIX": ".csv",
             "REPORTS_PREFIX": "reports/",
             "QUEUE_URL": queue_url,
             "JOBS_TABLE": jobs,

@@ -308,13 +308,6 @@ def test_a_retry_finishes_a_job_queued_by_an_invocation_that_failed_to_finish_it
     assert deployment.job(job_id)["status"] == "COMPLETE"
 
 
-def test_events_other_than_object_created_are_skipped(deployment):
-    event = deployment.s3_event("uploads/a.csv", deployment.put("uploads/a.csv", SAMPLE_CSV.read_bytes()))
-    event["Records"][0]["eventName"] = "ObjectRemoved:Delete"
-    assert deployment.run_producer(event) == {"jobs": [{"skipped": "ObjectRemoved:Delete"}]}
-    assert queued_chunks(deployment) == []
-
-
 def test_names_with_characters_sqs_refuses_travel_escaped(deployment):
     deployment.upload("uploads/odd.csv", HEADER + "Odd\ufffeName\U0001f600,odd@example.com,\n")
     [message] = deployment.receive_all()
@@ -367,7 +360,7 @@ def _leased_job(deployment, key, holder, lease_ms):
     response = deployment.put(key, SAMPLE_CSV.read_bytes())
     event = deployment.s3_event(key, response)
     job_id = job_id_for(deployment.bucket, key, response["VersionId"])
-    upload = deployment.producer._describe(deployment.bucket, key, event["Records"][0])
+    upload = deployment.producer._describe(event["Records"][0])
     assert deployment.producer.store.create(job_id, upload, None)
     now = int(time.time() * 1000)
     assert deployment.producer.store.acquire(job_id, holder, now, now + lease_ms).acquired

@@ -34,6 +34,16 @@ def test_producer_is_told_the_configured_upload_size_limit(plan_with):
     assert variables["MAX_UPLOAD_BYTES"] == str(10 * 1024**2), PRODUCER
 
 
+def test_producer_checks_events_against_the_notifications_own_prefix_and_suffix(plan_with):
+    plan = plan_with(uploadsPrefix="incoming/", uploadsSuffix=".CSV")
+    variables = function(plan, PRODUCER).inputs["environment"]["variables"]
+    [trigger] = plan.one("aws:s3/bucketNotification:BucketNotification", f"{PRODUCER}-trigger").inputs[
+        "lambdaFunctions"
+    ]
+    assert (variables["UPLOADS_PREFIX"], variables["UPLOADS_SUFFIX"]) == ("incoming/", ".CSV"), PRODUCER
+    assert (trigger["filterPrefix"], trigger["filterSuffix"]) == ("incoming/", ".CSV"), f"{PRODUCER}-trigger"
+
+
 def test_environment_names_exactly_the_resources_each_function_uses(dev):
     def outputs(type_, name, attribute):
         return dev.one(type_, name).outputs[attribute]
@@ -45,6 +55,8 @@ def test_environment_names_exactly_the_resources_each_function_uses(dev):
     expected = {
         PRODUCER: {
             "UPLOAD_BUCKET": bucket,
+            "UPLOADS_PREFIX": "uploads/",
+            "UPLOADS_SUFFIX": ".csv",
             "REPORTS_PREFIX": "reports/",
             "QUEUE_URL": queue_url,
             "JOBS_TABLE": jobs,
