@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
+from ingest.output import shown
 from ingest.targets import TargetError
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ def unexpected(response: ApiResponse, route: str) -> ApiError:
     hint = ""
     if response.status == 403:
         hint = " (the API refused the key or signature: is this the stack's own key, or your credentials' account?)"
-    return ApiError(f"{route}: HTTP {response.status}: {response.message}{hint}")
+    return ApiError(f"{route}: HTTP {response.status}: {shown(response.message)}{hint}")
 
 
 def _parsed(raw: bytes) -> Any:

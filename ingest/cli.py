@@ -11,6 +11,7 @@ import sys
 from typing import TextIO
 
 from ingest.commands import COMMANDS
+from ingest.output import for_people
 
 
 def parser() -> argparse.ArgumentParser:
@@ -28,4 +29,5 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     root = parser()
     options = root.parse_args(argv)
-    return options.run(options, root, out or sys.stdout)
+    with for_people(out or sys.stdout) as shown_out:  # no control character of a stack's reaches a terminal raw
+        return options.run(options, root, shown_out)

@@ -1,20 +1,44 @@
-"""How the commands print: tables and progress for people, JSON for programs, errors on stderr.
+r"""How the commands print: tables and progress for people, JSON for programs, errors on stderr.
 
 One rule for every command: with `--json`, stdout holds one JSON document and nothing else;
 errors always go to stderr as `error: …`. Colour and live displays only on a terminal (`rich`
 decides, and honours `NO_COLOR`); piped output is plain and its tables are never wrapped.
+
+Whatever a stack holds is text of someone else's: a name, an S3 key, a message body, a line
+`pulumi` printed. A terminal acts on control characters in it (ESC sequences clear the screen, set
+the window title, make OSC 8 links that show one text and open another address; U+009B alone is a
+CSI) and reorders text around bidi controls. So everything printed here for a person shows them
+escaped (`\x1b`, `\x9b`, `\u202e`), and `--json` carries them as `\u` escapes:
+
+- `for_people()` (entered by `ingest.cli.main` around every command) puts `TerminalSafe` on stdout
+  and stderr: whatever a command writes, with `out.write`, `print` or `fail`, reaches the terminal
+  with every control escaped but the line breaks it writes itself. A new command cannot forget it.
+- `shown()` escapes a value completely, tab and newline included (in a cell they are data): the
+  tables do it to every cell and header, and commands do it to a stack's value in a line of prose.
+- `console()`'s rich console escapes the text of whatever it renders, its own styles aside.
+- `to_json()` is what `print_json` writes: `json.dumps` escapes C0 itself; DEL, C1 and bidi
+  controls it would leave raw (`ensure_ascii=False`) are written as `\u` escapes too.
+
+A backslash is shown as itself: `\x1b` in a table may be ESC or those four characters, and
+`--json` tells them apart. The bidi controls escaped are the embeddings, overrides and isolates
+(U+202A–U+202E, U+2066–U+2069), which reorder the text that follows them ("Trojan Source",
+CVE-2021-42574); the marks (U+200E, U+200F, U+061C) only lean neutral characters and are shown.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 from rich import box
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -23,13 +47,102 @@ from ingest.targets import TargetError
 # Piped output is read by programs and `grep`: a table row must stay on one line, however wide.
 UNWRAPPED_WIDTH = 100_000
 
+_BIDI_CONTROLS = r"\u202a-\u202e\u2066-\u2069"
+# C0 (tab and newline included), DEL, C1 and the bidi controls: what `shown` escapes.
+_CONTROL = re.compile(rf"[\x00-\x1f\x7f-\x9f{_BIDI_CONTROLS}]")
+# The same less the newline: what a stream for people escapes (its line breaks are the command's own).
+_CONTROL_BUT_NEWLINE = re.compile(rf"[\x00-\x09\x0b-\x1f\x7f-\x9f{_BIDI_CONTROLS}]")
+# What `json.dumps(…, ensure_ascii=False)` leaves raw of those (it escapes C0 itself).
+_RAW_IN_JSON = re.compile(rf"[\x7f-\x9f{_BIDI_CONTROLS}]")
+_SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    character = match.group()
+    code = ord(character)
+    return _SHORT.get(character) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def shown(value: Any) -> str:
+    """A value from a stack as text for a person: None as nothing, a list or dict as JSON, and every
+    control character (tab and newline too) and bidi control escaped."""
+    if value is None:
+        return ""
+    text = json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else str(value)
+    return _CONTROL.sub(_escaped, text)
+
+
+def _lines_shown(text: str) -> str:
+    return _CONTROL_BUT_NEWLINE.sub(_escaped, text)
+
+
+def to_json(value: Any) -> str:
+    """`value` as one line of JSON, with no control character raw (DEL, C1 and bidi as `\\uXXXX`)."""
+    return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False))
+
+
+class TerminalSafe(io.TextIOBase):
+    """A text stream for people: what is written reaches `raw` with every control character escaped
+    but the newline (`print` and `out.write` lines keep their breaks; an ESC or a CR does not act)."""
+
+    def __init__(self, raw: TextIO) -> None:
+        self.raw = raw
+
+    def write(self, text: str) -> int:
+        self.raw.write(_lines_shown(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def isatty(self) -> bool:
+        return self.raw.isatty()
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.raw.encoding
+
+
+@contextlib.contextmanager
+def for_people(out: TextIO) -> Iterator[TextIO]:
+    """`out` and `sys.stderr` as `TerminalSafe` streams while a command runs: every command's output
+    goes through them (`ingest.cli.main`)."""
+    with contextlib.redirect_stderr(_safe(sys.stderr)):
+        yield _safe(out)
+
+
+def _safe(stream: TextIO) -> TextIO:
+    return stream if isinstance(stream, TerminalSafe) else TerminalSafe(stream)
+
+
+class _EscapingConsole(Console):
+    """A rich console that escapes control characters in the text it renders (a value that reached a
+    table, a progress bar or a status line unescaped), never in its own control codes (styles, cursor
+    moves of live displays), which are separate segments."""
+
+    def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control or not _CONTROL_BUT_NEWLINE.search(segment.text):
+                yield segment
+            else:
+                yield Segment(_lines_shown(segment.text), segment.style, segment.control)
+
 
 def console(stream: TextIO | None = None) -> Console:
     """A rich console writing to `stream` (None: stdout as it is now); colour and live displays only on a terminal."""
     target = stream if stream is not None else sys.stdout
+    # Rich writes its styles itself: to the stream under a `TerminalSafe`, which would escape them.
+    if isinstance(target, TerminalSafe):
+        target = target.raw
     terminal = target.isatty()
     # Cells are the user's data: `[b]` or `:smile:` in a name is text, never markup or an emoji.
-    return Console(
+    return _EscapingConsole(
         file=target,
         highlight=False,
         markup=False,
@@ -41,7 +154,7 @@ def console(stream: TextIO | None = None) -> Console:
 
 def print_json(value: Any, out: TextIO) -> None:
     """One JSON document on one line (so it is also the output's last line), nothing else."""
-    out.write(json.dumps(value, ensure_ascii=False) + "\n")
+    out.write(to_json(value) + "\n")
     out.flush()
 
 
@@ -49,14 +162,15 @@ def print_json_array(items: Iterable[Any], out: TextIO) -> None:
     """One JSON array on one line, written item by item: `list --all` never holds every user at once."""
     out.write("[")
     for number, item in enumerate(items):
-        out.write((", " if number else "") + json.dumps(item, ensure_ascii=False))
+        out.write((", " if number else "") + to_json(item))
     out.write("]\n")
     out.flush()
 
 
 def fail(message: str, code: int = 2) -> int:
-    """Print `error: message` to stderr and return the exit code."""
-    print(f"error: {message}", file=sys.stderr)
+    """Print `error: message` to stderr and return the exit code. A stack's value in `message` goes
+    in `shown()`; the rest keeps its line breaks (a function's traceback), nothing else raw."""
+    print(f"error: {_lines_shown(message)}", file=sys.stderr)
     return code
 
 
@@ -72,28 +186,23 @@ def guarded(work: Callable[[], int], what: str) -> int:
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO) -> None:
-    """An aligned table: a header and one line per row (None shows as an empty cell)."""
-    shown = Table(*columns, box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, show_edge=False)
+    """An aligned table: a header and one line per row (None shows as an empty cell). Every header
+    and cell is `shown()`, before rich measures it, so that the escaped text keeps the columns aligned."""
+    drawn = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, show_edge=False)
+    for column in columns:
+        drawn.add_column(Text(shown(column)))
     for row in rows:
-        shown.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
+        drawn.add_row(*(Text(shown(cell)) for cell in row))
     printer = console(out)
     if printer.is_terminal:
-        printer.print(shown)
+        printer.print(drawn)
         return
     with printer.capture() as captured:  # piped: the same lines without the padding after the last column
-        printer.print(shown)
+        printer.print(drawn)
     out.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
 
 
 def fields(record: dict[str, Any], order: Sequence[str], out: TextIO) -> None:
     """One record as `name  value` lines: `order`'s fields first (those present), then any others."""
     names = [name for name in order if name in record] + sorted(set(record) - set(order))
-    table(["field", "value"], ([name, _cell(record[name])] for name in names), out)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
+    table(["field", "value"], ([name, record[name]] for name in names), out)

@@ -411,10 +411,19 @@ class LocalStack:
             "outputs": outputs,
             "secretOutputs": sorted(secrets | {"awsSecretAccessKey"}),
         }
-        temporary = self.state / (OUTPUTS_FILE + ".tmp")
-        temporary.write_text(json.dumps(state, indent=2))
-        temporary.chmod(0o600)  # it holds the API keys and the local administrator's keys
-        temporary.replace(self.state / OUTPUTS_FILE)
+        # It holds the API keys and the local administrator's keys: it is created readable by its owner
+        # only (a file written first and chmod-ed after is readable by anyone for that moment), never
+        # over a file or link already there (O_EXCL), then renamed over the last one, which is atomic
+        # (https://docs.python.org/3/library/os.html#os.replace).
+        temporary = self.state / f".{OUTPUTS_FILE}.{os.getpid()}.tmp"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                file.write(json.dumps(state, indent=2))
+            os.replace(temporary, self.state / OUTPUTS_FILE)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
 
     # --- shutdown -------------------------------------------------------------------------------
 

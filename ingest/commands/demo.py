@@ -32,7 +32,7 @@ from ingest.commands.rejects import show_rejects
 from ingest.commands.upload import EXIT_TIMEOUT, JobTimeout, upload_file, wait_for_job
 from ingest.commands.upload import render_summary as render_job_summary
 from ingest.commands.users import show_user, show_users
-from ingest.output import fail, guarded
+from ingest.output import fail, guarded, shown
 from ingest.targets import Target, local_target
 from local.project import REPO_ROOT
 from local.state import STATE_ROOT
@@ -211,7 +211,7 @@ def render_summary(uploads: list[Uploaded], seconds: float) -> str:
     """The demo's last lines: each job's outcome and counts, and how long it all took."""
     lines = ["Summary"]
     for upload in uploads:
-        job = upload.job
+        job = {key: shown(value) for key, value in upload.job.items()}  # the API's values, escaped for a terminal
         lines.append(
             f"  {upload.label}: {job['status']}, {job.get('rowsTotal', 0)} rows, {job.get('rowsValid', 0)} valid,"
             f" {job.get('rowsRejected', 0)} rejected, {job.get('rowsWritten', 0)} written,"

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
-from ingest.output import console, guarded, print_json, table
+from ingest.output import console, guarded, print_json, shown, table
 from ingest.targets import Target, TargetError, add_target_options, resolve_target
 
 DEFAULT_PEEK = 10
@@ -298,11 +298,13 @@ def _show_letters(letters: list[DeadLetter], target: Target, out: TextIO) -> Non
         return
     out.write(f"{len(letters)} dead-lettered message(s) in {target.label} (this peek counted as one receive):\n")
     for letter in letters:
-        where = f"job {letter.job_id}  chunk {letter.chunk}" if letter.job_id else "not a chunk"
-        out.write(f"\nmessage {letter.message_id}  {where}  received {letter.receive_count} times\n")
-        out.write(f"  why: {letter.error or 'no line in the worker log names this message (expired, or not logged)'}\n")
+        # Anyone who may send to the queue chose the body, and so the job id, the rows and the preview.
+        where = f"job {shown(letter.job_id)}  chunk {shown(letter.chunk)}" if letter.job_id else "not a chunk"
+        out.write(f"\nmessage {shown(letter.message_id)}  {where}  received {letter.receive_count} times\n")
+        why = shown(letter.error) or "no line in the worker log names this message (expired, or not logged)"
+        out.write(f"  why: {why}\n")
         if letter.body_preview is not None:
-            out.write(f"  body: {letter.body_preview}\n")
+            out.write(f"  body: {shown(letter.body_preview)}\n")
             continue
         out.write(f"  first {len(letter.first_rows)} of {letter.rows} rows:\n")
         table(
@@ -349,5 +351,5 @@ def _redrive_line(result: MoveResult) -> str:
         return f"Redrive completed: {result.moved} message(s) moved back to the queue."
     if result.status == "RUNNING":
         return f"Redrive still running after the timeout: {result.moved} of {result.to_move} moved so far."
-    reason = f" ({result.failure_reason})" if result.failure_reason else ""
+    reason = f" ({shown(result.failure_reason)})" if result.failure_reason else ""
     return f"Redrive {result.status.lower()}{reason}: {result.moved} of {result.to_move} moved."

@@ -203,7 +203,8 @@ def up(options: LocalOptions, out: TextIO) -> int:
     print(f"local mode: starting stack {options.stack!r} (Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
         started = stack.start()
-        out.write(render_started(options, started))
+        running = running_outputs(options.stack, options.state_root)  # the state file start() just wrote
+        out.write(render_started(options, started, running.secrets if running else frozenset(started.outputs)))
         out.flush()
         wait_for_interrupt()
     except KeyboardInterrupt:
@@ -247,8 +248,12 @@ def stop_within(stack: LocalStack, seconds: float) -> None:
         print(f"local mode: stopping took over {seconds:g} s; leaving without waiting further", file=sys.stderr)
 
 
-def render_started(options: LocalOptions, started: Started) -> str:
-    """What start-up prints: endpoints, resources, what is not emulated, outputs, first commands."""
+def render_started(options: LocalOptions, started: Started, secrets: frozenset[str]) -> str:
+    """What start-up prints: endpoints, resources, what is not emulated, outputs, first commands.
+
+    The `secrets` outputs (the API keys, the local administrator's secret key) show as `[secret]`: a
+    terminal's scrollback, a service manager's journal or a CI log keeps what start-up prints, and
+    anyone who reads those would hold the keys. The line that shows them is printed instead."""
     outputs = started.outputs
     by_type: dict[str, list[str]] = defaultdict(list)
     for type_, name in started.created:
@@ -263,9 +268,17 @@ def render_started(options: LocalOptions, started: Started) -> str:
     if started.not_emulated:
         lines += ["", f"Not emulated ({len(started.not_emulated)}):"]
         lines += [f"  {type_}  {name}: {why}" for type_, name, why in started.not_emulated]
-    lines += ["", "Outputs (python -m ingest local outputs --json):"]
-    lines += [f"  {key}: {_shown(value)}" for key, value in sorted(outputs.items())]
-    lines += ["", *_first_commands(options.stack, outputs), "", "Function logs follow. Ctrl-C stops everything.", ""]
+    lines += ["", "Outputs:"]
+    lines += [f"  {key}: {'[secret]' if key in secrets else _shown(value)}" for key, value in sorted(outputs.items())]
+    lines += [
+        "Secrets are not printed here; to show them, in another terminal:",
+        f"  {outputs_command(options, '--show-secrets')}",
+        "",
+        *_first_commands(options, outputs),
+        "",
+        "Function logs follow. Ctrl-C stops everything.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -273,7 +286,26 @@ def _shown(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _first_commands(stack: str, outputs: dict[str, Any]) -> list[str]:
+def outputs_command(options: LocalOptions, form: str) -> str:
+    """`local outputs FORM` for the stack `options` started, as a line to paste in this directory: this
+    interpreter, the stack, and the state folder when it is not the default one."""
+    words = [_interpreter(), "-m", "ingest", "local", "outputs", "--stack", options.stack]
+    if Path(options.state_root).resolve() != STATE_ROOT.resolve():
+        words += ["--state-dir", str(options.state_root)]
+    return shlex.join([*words, form])
+
+
+def _interpreter() -> str:
+    """This Python, relative to the working directory when it is under it (`.venv/bin/python`)."""
+    executable = Path(sys.executable)
+    try:
+        relative = executable.relative_to(Path.cwd())
+    except ValueError:
+        return str(executable)
+    return str(relative) if relative.parent != Path() else f"./{relative}"
+
+
+def _first_commands(options: LocalOptions, outputs: dict[str, Any]) -> list[str]:
     """The README's first lines, for this stack: load its settings, upload the sample, query the API."""
     prefix = outputs.get("uploadsPrefix", "uploads/")
     if outputs.get("apiKey"):
@@ -282,7 +314,7 @@ def _first_commands(stack: str, outputs: dict[str, Any]) -> list[str]:
         auth = '--aws-sigv4 "aws:amz:$AWS_REGION:execute-api" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"'
     return [
         "Try, in another terminal:",
-        f'  eval "$(.venv/bin/python -m ingest local outputs --stack {stack} --env)"',
+        f'  eval "$({outputs_command(options, "--env")})"',
         f'  aws s3 cp tests/data/users.csv "s3://$INGEST_BUCKET_NAME/{prefix}users.csv"',
         f'  curl {auth} "$INGEST_API_URL/users?limit=5"',
     ]

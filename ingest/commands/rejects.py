@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS, FAILED
 from ingest.api import segment, unexpected
-from ingest.output import fail, guarded, print_json, table
+from ingest.output import fail, guarded, print_json, shown, table
 from ingest.targets import Target, TargetError, add_target_options, resolve_target
 
 EXIT_ABSENT = 1
@@ -71,13 +71,13 @@ def show_rejects(target: Target, job_id: str, as_json: bool, out: TextIO) -> int
         print_json(rows, out)
         return 0
     if job["status"] not in (COMPLETE, COMPLETE_WITH_REJECTS, FAILED):
-        out.write(f"Job {job_id} is still {job['status']}: its report is written as it goes, and may grow.\n")
+        out.write(f"Job {job_id} is still {shown(job['status'])}: its report is written as it goes, and may grow.\n")
     if not rows:
         out.write(f"Job {job_id} rejected no rows.\n")
         return 0
     columns = list(rows[0])
     table(columns, ([row.get(column) for column in columns] for row in rows), out)
-    out.write(f"{len(rows)} rejected row(s) of job {job_id}; the report: {job['rejectsReport']}\n")
+    out.write(f"{len(rows)} rejected row(s) of job {job_id}; the report: {shown(job['rejectsReport'])}\n")
     return 0
 
 

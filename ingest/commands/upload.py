@@ -41,7 +41,7 @@ from rich.text import Text
 
 from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS, FAILED, PARSING, job_id_for
 from ingest.api import segment, unexpected
-from ingest.output import console, fail, guarded, print_json
+from ingest.output import console, fail, guarded, print_json, shown
 from ingest.targets import Target, TargetError, add_target_options, resolve_target
 
 EXIT_FAILED = 1
@@ -82,7 +82,7 @@ class JobTimeout(Exception):
         self.job_id = job_id
         self.timeout = timeout
         self.job = job
-        status = job.get("status") if job else "not created yet"
+        status = shown(job.get("status")) if job else "not created yet"
         super().__init__(
             f"job {job_id} did not end within {timeout:g} s (status: {status});"
             f" follow it with `python -m ingest job {job_id}`"
@@ -157,7 +157,9 @@ def _upload(options: argparse.Namespace, out: TextIO) -> int:
     if not options.wait:
         return _report_upload(target, uploaded, options.json, out)
     if not options.json:
-        out.write(f"Uploaded {path} as s3://{uploaded.bucket}/{uploaded.key}: job {uploaded.job_id}\n")
+        out.write(
+            f"Uploaded {shown(path)} as s3://{shown(uploaded.bucket)}/{shown(uploaded.key)}: job {uploaded.job_id}\n"
+        )
         out.flush()
     try:
         job = wait_for_job(
@@ -187,7 +189,7 @@ def _report_upload(target: Target, uploaded: Uploaded, as_json: bool, out: TextI
             out,
         )
     else:
-        out.write(f"Uploaded s3://{uploaded.bucket}/{uploaded.key}\njob {uploaded.job_id}\n")
+        out.write(f"Uploaded s3://{shown(uploaded.bucket)}/{shown(uploaded.key)}\njob {uploaded.job_id}\n")
         out.write(f"Follow it: python -m ingest job {uploaded.job_id} {target.flags}\n")
     return 0
 
@@ -198,7 +200,8 @@ def _report_job(target: Target, job: dict[str, Any], as_json: bool, out: TextIO)
     else:
         out.write(render_summary(job, target.flags))
     if job["status"] == FAILED:
-        return fail(f"job {job['jobId']} FAILED: {job.get('error') or 'no reason recorded'}", EXIT_FAILED)
+        why = shown(job.get("error")) or "no reason recorded"
+        return fail(f"job {shown(job['jobId'])} FAILED: {why}", EXIT_FAILED)
     return 0
 
 
@@ -398,7 +401,7 @@ class _JobBar:
         total = int(job.get("rowsValid") or 0) if counted else None
         self._progress.update(
             self._task,
-            description=f"job {self._job_id[:8]} {job['status']}",
+            description=f"job {self._job_id[:8]} {shown(job['status'])}",
             total=total,
             completed=rows_done(job),
             of="?" if total is None else f"{total:,}",
@@ -433,12 +436,13 @@ def summary(job: Mapping[str, Any]) -> dict[str, Any]:
 def render_summary(job: Mapping[str, Any], target_flags: str) -> str:
     """The human summary: status, the counts, how long it took, where the rejects are (and the
     `rejects` command that lists them, with `target_flags` naming the stack)."""
-    shown = summary(job)
-    duration = shown["durationSeconds"]
+    summarised = summary(job)
+    duration = summarised["durationSeconds"]
+    text = {key: shown(value) for key, value in summarised.items()}  # the API's values, escaped for a terminal
     lines = [
-        f"Job {shown['jobId']}: {shown['status']}" + ("" if duration is None else f" in {duration:.1f} s"),
+        f"Job {text['jobId']}: {text['status']}" + ("" if duration is None else f" in {duration:.1f} s"),
         *(
-            f"  {label:<16}{shown[key] if shown[key] is not None else '-':>10}"
+            f"  {label:<16}{text[key] or '-':>10}"
             for label, key in (
                 ("rows total", "rowsTotal"),
                 ("valid", "rowsValid"),
@@ -449,10 +453,10 @@ def render_summary(job: Mapping[str, Any], target_flags: str) -> str:
             )
         ),
     ]
-    if shown["status"] == FAILED:
-        lines.append(f"  reason: {shown.get('error') or 'no reason recorded'}")
-    if shown.get("rowsRejected") and shown.get("rejectsReport"):
+    if summarised["status"] == FAILED:
+        lines.append(f"  reason: {text.get('error') or 'no reason recorded'}")
+    if summarised.get("rowsRejected") and summarised.get("rejectsReport"):
         lines.append(
-            f"  rejects report: {shown['rejectsReport']} (python -m ingest rejects {shown['jobId']} {target_flags})"
+            f"  rejects report: {text['rejectsReport']} (python -m ingest rejects {text['jobId']} {target_flags})"
         )
     return "\n".join(lines) + "\n"

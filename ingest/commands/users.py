@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from ingest.api import MAX_PAGE, segment, unexpected
 from ingest.commands.jobs import page_size
-from ingest.output import fail, fields, guarded, print_json, print_json_array, table
+from ingest.output import fail, fields, guarded, print_json, print_json_array, shown, table
 from ingest.targets import Target, add_target_options, resolve_target
 
 EXIT_ABSENT = 1
@@ -61,7 +61,7 @@ def show_user(target: Target, email: str, as_json: bool, out: TextIO) -> int:
     if response.status == 404:
         return fail(f"no user with that email in {target.label}", EXIT_ABSENT)
     if response.status == 400:  # the API's reason names the rule broken, never the value
-        return fail(f"not an email the API accepts: {response.message}")
+        return fail(f"not an email the API accepts: {shown(response.message)}")
     if response.status != 200:
         raise unexpected(response, "GET /users/{email}")
     if as_json:
