@@ -4,8 +4,14 @@ moto's server is a WSGI app (`DomainDispatcherApplication(create_backend_app)`) 
 threaded server; local mode serves the same app behind `Emulator._front`, which supplies what moto
 gets wrong or leaves out (`../shared/reference/MOTO-NOTES.md`, `/tmp/localmode/REPORT.md`):
 
+- Authentication: every request is SigV4-verified (`local.sigv4`), the local administrator's as
+  much as an IAM user's or a role session's, header-signed or presigned, within its time; a request
+  from a web browser (an `Origin` or `Sec-Fetch-*` header) is refused before anything else, and no
+  answer carries a CORS header, so a web page the user visits can neither call the emulator nor read
+  an answer.
 - IAM: every request not signed by the local administrator is authorised by `local.authz` (moto's
-  own enforcement stays off). Unknown keys and denials answer in the service's own error shape.
+  own enforcement stays off). Unknown keys, bad signatures and denials answer in the service's own
+  error shape.
 - Atomicity: moto is not safe under concurrent requests, so ONE process-wide lock serialises every
   call into it, response body included. Nothing waits while holding it: an SQS long poll becomes
   short polls outside the lock, an injected delay sleeps outside it, and a Lambda Invoke never enters
@@ -21,7 +27,6 @@ gets wrong or leaves out (`../shared/reference/MOTO-NOTES.md`, `/tmp/localmode/R
 from __future__ import annotations
 
 import dataclasses
-import hmac
 import io
 import json
 import queue
@@ -35,15 +40,14 @@ import traceback
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, unquote, urlencode
+from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from local import authz, message_moves, moto_patches
+from local import authz, message_moves, moto_patches, sigv4
 
 # ---------------------------------------------------------------------------------------------
 # Public values
@@ -183,12 +187,10 @@ class SignedDecision:
 
 
 MISSING_TOKEN = "Missing Authentication Token"
-SIGNATURE_MISMATCH = (
-    "The request signature we calculated does not match the signature you provided. "
-    "Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
+BROWSER_REFUSED = (
+    "local mode's emulator answers no web browser (this request has an Origin or Sec-Fetch-* header): "
+    "a web page must not reach the local stack; use an AWS SDK or the AWS CLI"
 )
-# SigV4 signatures older (or newer) than this are refused, as AWS does.
-SIGNATURE_MAX_SKEW = timedelta(minutes=15)
 # Lambda's payload limits (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html):
 # 6 MB for a synchronous invocation, 1 MB for an asynchronous one (raised from 256 KB in 2025).
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
@@ -488,8 +490,26 @@ _UNKNOWN_KEY = {
 _UNKNOWN_KEY_DEFAULT = (403, "InvalidClientTokenId")
 _EXPIRED = {"s3": (400, "ExpiredToken"), "dynamodb": (400, "ExpiredTokenException")}
 _EXPIRED_DEFAULT = (403, "ExpiredToken")
-_MISSING_AUTH = {"s3": (403, "AccessDenied")}
 _MISSING_AUTH_DEFAULT = (403, "MissingAuthenticationToken")
+# A signature that does not match: JSON services say InvalidSignatureException, S3 and the query
+# services SignatureDoesNotMatch. S3 has a code of its own for most other authentication failures
+# (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html); elsewhere a stale header
+# signature is the mismatch shape with "Signature expired", an expired presigned URL RequestExpired
+# (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/CommonErrors.html).
+_SIGNATURE_MISMATCH = {
+    "s3": (403, "SignatureDoesNotMatch"),
+    "dynamodb": (400, "InvalidSignatureException"),
+    "lambda": (403, "InvalidSignatureException"),
+    "logs": (400, "InvalidSignatureException"),
+}
+_SIGNATURE_MISMATCH_DEFAULT = (403, "SignatureDoesNotMatch")
+_S3_SIGNATURE_REFUSALS = {
+    sigv4.Failure.SKEWED: (403, "RequestTimeTooSkewed"),
+    sigv4.Failure.EXPIRED: (403, "AccessDenied"),
+    sigv4.Failure.UNSIGNED_HEADERS: (403, "AccessDenied"),
+    sigv4.Failure.PAYLOAD_MISMATCH: (400, "XAmzContentSHA256Mismatch"),
+    sigv4.Failure.BAD_PAYLOAD: (400, "InvalidRequest"),
+}
 _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 413: "Request Entity Too Large"}
 
 THROTTLING_CODES = frozenset(
@@ -518,6 +538,23 @@ def fault_status(service: str, code: str) -> int:
     if service == "lambda" and code == "TooManyRequestsException":
         return 429
     return 400
+
+
+def signature_refusal(refused: sigv4.Refused, headers: Mapping[str, str]) -> _Response:
+    """A request whose SigV4 authentication failed, answered as its service answers it."""
+    service = refused.service
+    if refused.failure is sigv4.Failure.MALFORMED:
+        if service == "s3":
+            code = "AuthorizationQueryParametersError" if refused.presigned else "AuthorizationHeaderMalformed"
+            return error_response(service, headers, 400, code, refused.message)
+        return error_response(service, headers, 400, "IncompleteSignature", refused.message)
+    if service == "s3" and refused.failure in _S3_SIGNATURE_REFUSALS:
+        status, code = _S3_SIGNATURE_REFUSALS[refused.failure]
+    elif refused.failure is sigv4.Failure.EXPIRED:
+        status, code = 400, "RequestExpired"
+    else:
+        status, code = _SIGNATURE_MISMATCH.get(service, _SIGNATURE_MISMATCH_DEFAULT)
+    return error_response(service, headers, status, code, refused.message)
 
 
 def _is_json_protocol(service: str, headers: Mapping[str, str]) -> bool:
@@ -564,66 +601,21 @@ def _json_response(status: int, data: Any) -> _Response:
 
 
 # ---------------------------------------------------------------------------------------------
-# Signatures
+# Requests from web browsers
 
 
-_AUTHORIZATION = re.compile(
-    r"AWS4-HMAC-SHA256\s+Credential=(?P<key>[^/,\s]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request"
-    r"\s*,\s*SignedHeaders=(?P<signed>[^,\s]+)\s*,\s*Signature=(?P<signature>[0-9a-f]+)"
-)
-_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+def _from_a_browser(headers: Mapping[str, str]) -> bool:
+    """A browser names the page a request comes from (`Origin`, on every cross-origin request and
+    every non-GET one: https://fetch.spec.whatwg.org/#origin-header) and, in every current browser, how
+    it was made (`Sec-Fetch-*`: https://www.w3.org/TR/fetch-metadata/); a page's script cannot remove
+    either. No AWS SDK or CLI sends them."""
+    return "origin" in headers or any(name.startswith("sec-fetch-") for name in headers)
 
 
-@dataclass(frozen=True)
-class _Caller:
-    """The credentials a request names (not yet verified)."""
-
-    access_key_id: str | None
-    session_token: str | None
-    region: str
-    service: str
-
-
-def _caller(headers: Mapping[str, str], query: Mapping[str, list[str]], default_region: str) -> _Caller:
-    """From the SigV4 Authorization header, or a presigned URL's `X-Amz-Credential`."""
-    match = _CREDENTIAL.search(headers.get("authorization", ""))
-    token = headers.get("x-amz-security-token")
-    if match is None:
-        credential = (query.get("X-Amz-Credential") or [""])[0].split("/")
-        token = (query.get("X-Amz-Security-Token") or [token])[0]
-        if len(credential) == 5:
-            return _Caller(credential[0], token, credential[2], credential[3])
-        return _Caller(None, token, default_region, "")
-    return _Caller(match.group(1), token, match.group(2), match.group(3))
-
-
-def _signature_matches(
-    method: str, url: str, headers: Mapping[str, str], body: bytes, secret: str, parts: re.Match[str]
-) -> bool:
-    """Recompute the SigV4 signature with botocore's signer over the headers the client signed."""
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials as BotoCredentials
-
-    signed_names = set(parts["signed"].split(";"))
-    signed = {name: value for name, value in headers.items() if name.lower() in signed_names}
-    request = AWSRequest(method=method, url=url, data=body, headers=signed)
-    request.context["timestamp"] = next((v for k, v in headers.items() if k.lower() == "x-amz-date"), "")
-    auth = SigV4Auth(BotoCredentials(parts["key"], secret), parts["service"], parts["region"])
-    expected = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
-    return hmac.compare_digest(expected, parts["signature"])
-
-
-def _signature_expired(amz_date: str) -> str | None:
-    try:
-        signed_at = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
-    now = datetime.now(UTC)
-    if abs(now - signed_at) <= SIGNATURE_MAX_SKEW:
-        return None
-    stamp = "%Y%m%dT%H%M%SZ"
-    return f"Signature expired: {amz_date} is now earlier than {(now - SIGNATURE_MAX_SKEW).strftime(stamp)}"
+def _without_cors(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """moto answers with CORS headers (flask-cors on every response, a bucket's CORS rules on S3's):
+    none leave the emulator, so no page could read an answer even if a request got through."""
+    return [(name, value) for name, value in headers if not name.lower().startswith("access-control-")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -755,37 +747,37 @@ class Emulator:
     def authorize_signed(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes, action: str, resource_arn: str
     ) -> SignedDecision:
-        """API Gateway's AWS_IAM mode: verify the SigV4 signature, then the signer's policies.
+        """API Gateway's AWS_IAM mode: verify the SigV4 signature (header or presigned), then the
+        signer's policies.
 
         `url` is the request as received (path and query percent-encoded as sent); `headers` the
-        request's headers. Only header signatures are read (no presigned query strings).
+        request's headers.
         """
-        lower = {name.lower(): value for name, value in headers.items()}
-        authorization = lower.get("authorization")
-        if not authorization:
+        request = sigv4.Request.of(method, url, headers, body)
+        try:
+            signature = sigv4.parse(request)
+        except sigv4.Refused as refused:
+            return SignedDecision(False, None, None, refused.message)
+        if signature is None:
             return SignedDecision(False, None, None, MISSING_TOKEN)
-        parts = _AUTHORIZATION.search(authorization)
-        if parts is None:
-            return SignedDecision(
-                False, None, None, "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature'."
-            )
-        key_id = parts["key"]
+        key_id = signature.access_key_id
         if key_id == self.admin.access_key_id:
             identity: authz.Identity | None = None
             secret, principal_arn = self.admin.secret_access_key, f"arn:aws:iam::{self.account_id}:root"
         else:
             try:
-                identity = self._identity(key_id, lower.get("x-amz-security-token"))
+                identity = self._identity(key_id, signature.session_token)
             except authz.UnknownCredentials:
                 return SignedDecision(False, None, key_id, authz.INVALID_TOKEN)
             secret, principal_arn = identity.secret_access_key, identity.caller_arn
-        if not _signature_matches(method, url, headers, body, secret, parts):
-            return SignedDecision(False, None, key_id, SIGNATURE_MISMATCH)
-        expired = _signature_expired(lower.get("x-amz-date", ""))
-        if expired:
-            return SignedDecision(False, principal_arn, key_id, expired)
+        try:
+            sigv4.verify(signature, secret, request)
+        except sigv4.Refused as refused:
+            # Only a request proven to be the signer's, if late, may name the signer.
+            late = refused.failure in (sigv4.Failure.SKEWED, sigv4.Failure.EXPIRED)
+            return SignedDecision(False, principal_arn if late else None, key_id, refused.message)
         if identity is not None:
-            verdict = self._authorize(identity, authz.Access(action, resource_arn), parts["region"])
+            verdict = self._authorize(identity, authz.Access(action, resource_arn), signature.region)
             if not verdict.allowed:
                 message = (
                     f"User: {identity.caller_arn} is not authorized to perform: {action} on resource: {resource_arn}"
@@ -818,30 +810,40 @@ class Emulator:
     def _handle(self, environ: dict[str, Any]) -> _Response:
         body = _read_body(environ)
         headers = _headers(environ)
-        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        if _from_a_browser(headers):
+            return _json_response(403, {"message": BROWSER_REFUSED})
+        request = sigv4.Request.of(environ["REQUEST_METHOD"], _target(environ), headers, body)
         if environ.get("PATH_INFO") == FAULTS_PATH:
-            return self._faults_endpoint(environ, headers, body)
-        caller = _caller(headers, query, self.region)
+            return self._faults_endpoint(request)
+        try:
+            signature = sigv4.parse(request)
+        except sigv4.Refused as refused:
+            return signature_refusal(refused, headers)
+        if signature is None:
+            status, code = _MISSING_AUTH_DEFAULT  # unsigned: which service it is meant for is unknown
+            return error_response("", headers, status, code, MISSING_TOKEN)
+        identity, refusal = self._authenticate(signature, request)
+        if refusal is not None:
+            return refusal
         call = authz.Call(
-            service=caller.service,
-            region=caller.region,
+            service=signature.service,
+            region=signature.region,
             account_id=self.account_id,
-            method=environ["REQUEST_METHOD"],
-            path=environ.get("RAW_URI", "").split("?", 1)[0] or environ.get("PATH_INFO", ""),
-            query=query,
+            method=request.method,
+            path=request.path,
+            query=parse_qs(request.query, keep_blank_values=True),
             headers=headers,
             body=body,
             host=headers.get("host", ""),
         )
-        access = authz.request_access(call) if caller.service else authz.RequestAccess("", "", mapped=False)
-        if caller.access_key_id == self.admin.access_key_id:
+        access = authz.request_access(call)
+        if identity is None:
             principal, caller_arn, origin_id = authz.ADMIN, None, f"AWS:{self.account_id}"
             self.calls.record("admin", call.service, access.operation, len(body))
         else:
-            refusal, identity = self._refusal(caller, call, access)
+            refusal = self._refusal(identity, call, access)
             if refusal is not None:
                 return refusal
-            assert identity is not None
             principal, caller_arn = f"{identity.arn} {identity.caller_arn}", identity.arn
             self.calls.record(identity.arn.rsplit("/", 1)[-1], call.service, access.operation, len(body))
             origin_id = f"AWS:{identity.unique_id}"
@@ -862,21 +864,37 @@ class Emulator:
             return self._message_move(call, access)
         return self._call_moto(environ, body, origin)
 
-    def _refusal(
-        self, caller: _Caller, call: authz.Call, access: authz.RequestAccess
-    ) -> tuple[_Response | None, authz.Identity | None]:
-        """The error a non-administrator gets (None: allowed), and who they are."""
-        if caller.access_key_id is None:
-            status, code = _MISSING_AUTH.get(call.service, _MISSING_AUTH_DEFAULT)
-            return error_response(call.service, call.headers, status, code, MISSING_TOKEN), None
+    def _authenticate(
+        self, signature: sigv4.Signature, request: sigv4.Request
+    ) -> tuple[authz.Identity | None, _Response | None]:
+        """Who signed (None: the administrator), or the error for a key the emulator did not issue or a
+        signature its secret did not make."""
+        identity = None
+        if signature.access_key_id == self.admin.access_key_id:
+            secret = self.admin.secret_access_key
+        else:
+            try:
+                identity = self._identity(signature.access_key_id, signature.session_token)
+            except authz.UnknownCredentials as unknown:
+                table, default = (
+                    (_EXPIRED, _EXPIRED_DEFAULT)
+                    if unknown.code == "ExpiredToken"
+                    else (_UNKNOWN_KEY, _UNKNOWN_KEY_DEFAULT)
+                )
+                status, code = table.get(signature.service, default)
+                return None, error_response(signature.service, request.headers, status, code, unknown.message)
+            secret = identity.secret_access_key
         try:
-            identity = self._identity(caller.access_key_id, caller.session_token)
-        except authz.UnknownCredentials as unknown:
-            table, default = (
-                (_EXPIRED, _EXPIRED_DEFAULT) if unknown.code == "ExpiredToken" else (_UNKNOWN_KEY, _UNKNOWN_KEY_DEFAULT)
+            sigv4.verify(signature, secret, request)
+        except sigv4.Refused as refused:
+            self.log(
+                f"refused a request signed with {signature.access_key_id} ({signature.service}): {refused.message}"
             )
-            status, code = table.get(call.service, default)
-            return error_response(call.service, call.headers, status, code, unknown.message), None
+            return None, signature_refusal(refused, request.headers)
+        return identity, None
+
+    def _refusal(self, identity: authz.Identity, call: authz.Call, access: authz.RequestAccess) -> _Response | None:
+        """The error a non-administrator gets (None: allowed)."""
         status, code = self._denied_shape(call)
         if not access.mapped:
             request = f"{call.service or 'unknown service'} {access.operation or call.method}"
@@ -885,14 +903,14 @@ class Emulator:
                 f"User: {identity.caller_arn} is not authorized to perform: {request}: "
                 "local mode cannot map this request to IAM actions, so it is denied"
             )
-            return error_response(call.service, call.headers, status, code, message), identity
+            return error_response(call.service, call.headers, status, code, message)
         for needed in access.accesses:
             verdict = self._authorize(identity, needed, call.region)
             if not verdict.allowed:
                 message = authz.denial_message(identity, needed.action, needed.resource, verdict)
                 self.log(f"denied: {message}")
-                return error_response(call.service, call.headers, status, code, message), identity
-        return None, identity
+                return error_response(call.service, call.headers, status, code, message)
+        return None
 
     @staticmethod
     def _denied_shape(call: authz.Call) -> tuple[int, str]:
@@ -926,7 +944,7 @@ class Emulator:
             finally:
                 moto_patches.set_request_origin(None)
         status, headers = captured
-        return _Response(int(status.split(" ", 1)[0]), list(headers), b"".join(written) + chunks)
+        return _Response(int(status.split(" ", 1)[0]), _without_cors(headers), b"".join(written) + chunks)
 
     def _receive_messages(
         self, environ: dict[str, Any], call: authz.Call, access: authz.RequestAccess, origin: moto_patches.RequestOrigin
@@ -1011,31 +1029,33 @@ class Emulator:
             headers.append(("X-Amz-Function-Error", result.function_error))
         return _Response(result.status, headers, result.payload)
 
-    def _faults_endpoint(self, environ: dict[str, Any], headers: Mapping[str, str], body: bytes) -> _Response:
-        """`GET`/`POST /_local/faults`, for the administrator only (its signature checked)."""
-        parts = _AUTHORIZATION.search(headers.get("authorization", ""))
-        url = environ.get("RAW_URI") or environ.get("PATH_INFO", "")
-        if (
-            parts is None
-            or parts["key"] != self.admin.access_key_id
-            or not _signature_matches(
-                environ["REQUEST_METHOD"], url, headers, body, self.admin.secret_access_key, parts
-            )
-        ):
+    def _faults_endpoint(self, request: sigv4.Request) -> _Response:
+        """`GET`/`POST /_local/faults`, for the administrator only (a SigV4 signature of its key, any scope)."""
+        if not self._signed_by_admin(request):
             return _json_response(403, {"message": "the fault endpoint is for the local administrator only"})
-        if environ["REQUEST_METHOD"] == "POST":
+        if request.method == "POST":
             try:
-                data = json.loads(body or b"{}")
+                data = json.loads(request.body or b"{}")
                 if data == {"clear": True}:
                     self.faults.clear()
                 else:
                     self.faults.add(fault_from_json(data))
             except (ValueError, TypeError) as error:
                 return _json_response(400, {"message": str(error)})
-        elif environ["REQUEST_METHOD"] != "GET":
+        elif request.method != "GET":
             return _json_response(405, {"message": "GET or POST"})
         applied = [{"fault": fault_to_json(f), "count": count} for f, count in self.faults.applied()]
         return _json_response(200, {"faults": [fault_to_json(f) for f in self.faults.list()], "applied": applied})
+
+    def _signed_by_admin(self, request: sigv4.Request) -> bool:
+        try:
+            signature = sigv4.parse(request)
+            if signature is None or signature.access_key_id != self.admin.access_key_id:
+                return False
+            sigv4.verify(signature, self.admin.secret_access_key, request)
+        except sigv4.Refused:
+            return False
+        return True
 
 
 def _listen(port: int) -> socket.socket:
@@ -1059,6 +1079,16 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     environ.pop("HTTP_TRANSFER_ENCODING", None)
     environ["wsgi.input_terminated"] = False
     return body
+
+
+def _target(environ: Mapping[str, Any]) -> str:
+    """The request target as sent: path and query still percent-encoded, what a signer signed
+    (werkzeug keeps it as RAW_URI; PATH_INFO is decoded)."""
+    raw = environ.get("RAW_URI")
+    if raw:
+        return str(raw)
+    query = environ.get("QUERY_STRING", "")
+    return quote(environ.get("PATH_INFO", "/")) + (f"?{query}" if query else "")
 
 
 def _headers(environ: Mapping[str, Any]) -> dict[str, str]:
