@@ -289,14 +289,18 @@ class QueryApi(pulumi.ComponentResource):
                 [
                     statement(
                         "FindOrCreateGroupsAndStreams",
-                        [
-                            "logs:CreateLogGroup",
-                            "logs:CreateLogStream",
-                            "logs:DescribeLogGroups",
-                            "logs:DescribeLogStreams",
-                        ],
+                        ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams"],
                         [log_groups],
                     ),
+                    # The managed policy's look-up of groups, kept: this role serves every API of the
+                    # region, and AWS does not say which of the managed policy's actions API Gateway
+                    # calls (AmazonAPIGatewayPushToCloudWatchLogs grants it,
+                    # https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AmazonAPIGatewayPushToCloudWatchLogs.html).
+                    # DescribeLogGroups has no resource type in the Service Authorization Reference
+                    # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatchlogs.html):
+                    # only "*" grants it; on a log group's ARN it grants nothing. It lists groups' names
+                    # and settings, never their events.
+                    statement("ListLogGroups", ["logs:DescribeLogGroups"], ["*"]),
                     statement(
                         "WriteLogEvents", ["logs:PutLogEvents"], [pulumi.Output.concat(log_groups, ":log-stream:*")]
                     ),

@@ -182,7 +182,20 @@ SETTINGS: tuple[Setting, ...] = (
         "queueRedrivePrincipals",
         tuple,
         (),
-        "Principals besides the producer that may send to the queue: the roles operators redrive the DLQ with.",
+        "The roles operators peek at and redrive the DLQ with: besides the producer, the only principals that"
+        " may send to the queue, and the only ones that may receive, delete or purge dead letters.",
+        items=IAM_PRINCIPAL_ARN,
+    ),
+    # `pulumi up` changes the queues and the alarm topic (their attributes and policies) as the principal
+    # running it, which the program exempts from the resources' own denies (infra/pipeline.py). Another
+    # principal that deploys the stack later must be listed before it does: the policies in force decide
+    # whether its update of them is allowed.
+    S(
+        "deployerPrincipals",
+        tuple,
+        (),
+        "Principals besides the one running `pulumi up` that may change or delete the queues and the alarm"
+        " topic (their policies included) and delete rejects reports: every other role that deploys this stack.",
         items=IAM_PRINCIPAL_ARN,
     ),
     S("tableBillingMode", str, "PAY_PER_REQUEST", "Billing mode of both tables.", choices=BILLING_MODES),
@@ -264,6 +277,7 @@ class PipelineConfig:
     worker_max_concurrency: int
     max_receive_count: int
     queue_redrive_principals: tuple[str, ...]
+    deployer_principals: tuple[str, ...]
     table_billing_mode: str
     table_read_capacity: int
     table_write_capacity: int

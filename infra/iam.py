@@ -22,7 +22,7 @@ def policy_document(statements: Sequence[dict[str, Any]]) -> pulumi.Output[str]:
 
 
 def deny_insecure_transport(service: str, resources: Sequence[pulumi.Input[str]]) -> dict[str, Any]:
-    """Deny any request to `service` (``"s3"``, ``"sqs"``) on these resources that does not use TLS."""
+    """Deny any request to `service` (``"s3"``, ``"sqs"``, ``"sns"``) on these resources that does not use TLS."""
     return {
         "Sid": "DenyInsecureTransport",
         "Effect": "Deny",
@@ -33,27 +33,40 @@ def deny_insecure_transport(service: str, resources: Sequence[pulumi.Input[str]]
     }
 
 
+def deny(sid: str, actions: str | Sequence[str], resources: Sequence[pulumi.Input[str]]) -> dict[str, Any]:
+    """Deny `actions` (one action as written, or a list) on these resources to every principal.
+
+    In a resource policy, `"Principal": "*"` makes the deny apply to whoever calls, whatever their own
+    policies allow: an explicit deny in any applicable policy wins
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic_policy-eval-basics.html).
+    """
+    return {
+        "Sid": sid,
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": actions if isinstance(actions, str) else list(actions),
+        "Resource": list(resources),
+    }
+
+
 def deny_unless_principal(
-    sid: str, action: str, resources: Sequence[pulumi.Input[str]], principal_arns: Sequence[pulumi.Input[str]]
+    sid: str,
+    actions: str | Sequence[str],
+    resources: Sequence[pulumi.Input[str]],
+    principal_arns: Sequence[pulumi.Input[str]],
 ) -> dict[str, Any]:
-    """Deny `action` on these resources to every principal but these IAM roles or users.
+    """Deny `actions` on these resources to every principal but these IAM roles or users.
 
     `aws:PrincipalArn` is the role's ARN for a role session (not the session's ARN), so a role
     listed here covers every session of it
     (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalarn).
     A request without the key — an AWS service acting as itself — is denied too. With no principal
-    listed, the action is denied to everyone (a condition on an empty list would be no condition).
+    listed, the actions are denied to everyone (a condition on an empty list would be no condition).
     """
-    deny: dict[str, Any] = {
-        "Sid": sid,
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": action,
-        "Resource": list(resources),
-    }
+    statement = deny(sid, actions, resources)
     if principal_arns:
-        deny["Condition"] = {"ArnNotEquals": {"aws:PrincipalArn": list(principal_arns)}}
-    return deny
+        statement["Condition"] = {"ArnNotEquals": {"aws:PrincipalArn": list(principal_arns)}}
+    return statement
 
 
 def assume_role_policy(service: str, source_account: pulumi.Input[str] | None = None) -> pulumi.Input[str]:

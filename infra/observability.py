@@ -6,7 +6,7 @@ must name it; this stage watches the pipeline as a whole.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.function import METRICS_NAMESPACE
+from infra.iam import deny, deny_insecure_transport, deny_unless_principal, policy_document
 
 
 @dataclass
@@ -21,7 +22,11 @@ class ObservabilityArgs:
     """Inputs of `Observability`."""
 
     region: pulumi.Input[str]
-    """Region of the dashboard's widgets."""
+    """Region of the dashboard's widgets, and of the alarms that may publish to the topic."""
+    account_id: pulumi.Input[str]
+    """The stack's account: only its alarms may publish to the topic."""
+    deployers: Sequence[pulumi.Input[str]]
+    """IAM role or user ARNs that alone may change or delete the topic: whoever runs `pulumi up`."""
     queue_name: pulumi.Input[str]
     """The ingest queue."""
     dead_letter_queue_name: pulumi.Input[str]
@@ -75,6 +80,7 @@ class Observability(pulumi.ComponentResource):
         # Not KMS-encrypted: CloudWatch alarms cannot publish to a topic under the AWS managed
         # key (aws/sns), and alarm notifications carry no row data.
         self.topic = aws.sns.Topic(f"{name}-alarms", tags=dict(args.tags), opts=child)
+        self._create_topic_policy(name, args, child)
         if args.alarm_email:
             aws.sns.TopicSubscription(
                 f"{name}-alarm-email", topic=self.topic.arn, protocol="email", endpoint=args.alarm_email, opts=child
@@ -95,6 +101,52 @@ class Observability(pulumi.ComponentResource):
             self.dashboard.dashboard_name,
         )
         self.register_outputs({"dashboardUrl": self.dashboard_url})
+
+    def _create_topic_policy(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions) -> None:
+        # Whoever may publish here may page the on-call with a forged alarm, or drown a real one.
+        # Without a policy of ours, the topic's default one lets every principal of the account whose own
+        # policy allows sns:Publish do so; this one lets CloudWatch publish for this account's alarms only
+        # (its service principal, with aws:SourceAccount and aws:SourceArn against the confused deputy,
+        # as AWS's "Example cases for Amazon SNS access control" write it:
+        # https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html), and denies Publish
+        # to every IAM principal, since in the same account an identity policy allowing it would
+        # otherwise be enough. aws:PrincipalIsAWSService is in every signed request, true only when a
+        # service principal acts itself
+        # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalisawsservice).
+        # The deployer keeps managing the topic through its own policy (nothing here allows it, nothing
+        # denies it); only the deployers may change the topic's attributes (its policy among them) or
+        # delete it, as for the queues. Requests without TLS are denied, as AWS's SNS security best
+        # practices advise (https://docs.aws.amazon.com/sns/latest/dg/sns-security-best-practices.html#enforce-encryption-data-in-transit).
+        topic = [self.topic.arn]
+        alarms = pulumi.Output.concat("arn:aws:cloudwatch:", args.region, ":", args.account_id, ":alarm:*")
+        alarms_publish = {
+            "Sid": "AlarmsOfThisAccountPublish",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": "sns:Publish",
+            "Resource": topic,
+            "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}, "ArnLike": {"aws:SourceArn": alarms}},
+        }
+        only_alarms_publish = deny("OnlyAlarmsPublish", "sns:Publish", topic)
+        only_alarms_publish["Condition"] = {"Bool": {"aws:PrincipalIsAWSService": "false"}}
+        aws.sns.TopicPolicy(
+            f"{name}-alarms-policy",
+            arn=self.topic.arn,
+            policy=policy_document(
+                [
+                    deny_insecure_transport("sns", topic),
+                    alarms_publish,
+                    only_alarms_publish,
+                    deny_unless_principal(
+                        "OnlyDeployersAdminister",
+                        ["sns:SetTopicAttributes", "sns:AddPermission", "sns:RemovePermission", "sns:DeleteTopic"],
+                        topic,
+                        list(args.deployers),
+                    ),
+                ]
+            ),
+            opts=opts,
+        )
 
     def _alarm(self, name: str, spec: _AlarmSpec, args: ObservabilityArgs) -> aws.cloudwatch.MetricAlarm:
         return aws.cloudwatch.MetricAlarm(

@@ -45,8 +45,18 @@ class Pipeline(pulumi.ComponentResource):
         cfg, tags = args.config, dict(args.tags)
         child = pulumi.ResourceOptions(parent=self)
         defaults = FunctionDefaults(cfg.runtime, cfg.architecture, cfg.log_retention_days, tags)
-        account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
-        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        caller = aws.get_caller_identity_output(opts=invoke)
+        account_id = caller.account_id
+        region = aws.get_region_output(opts=invoke).region
+        # `pulumi up` sets the queues' and the topic's attributes and policies (SetQueueAttributes,
+        # SetTopicAttributes) as the principal running it, which their policies deny everyone else:
+        # it must be exempt, or the stack refuses its own next update. A resource policy matches a
+        # role session by its role's ARN (aws:PrincipalArn), which the session context's issuer_arn
+        # is; for an IAM user it is the user's own ARN
+        # (https://www.pulumi.com/registry/packages/aws/api-docs/iam/getsessioncontext/).
+        deployer = aws.iam.get_session_context_output(arn=caller.arn, opts=invoke).issuer_arn
+        deployers = [deployer, *cfg.deployer_principals]
 
         self.storage = UploadStorage(
             f"{name}-uploads",
@@ -56,6 +66,7 @@ class Pipeline(pulumi.ComponentResource):
                 reports_prefix=cfg.reports_prefix,
                 noncurrent_version_days=cfg.noncurrent_version_days,
                 reports_expiration_days=cfg.reports_expiration_days,
+                deployers=deployers,
                 report_readers=cfg.report_readers,
                 force_destroy=cfg.force_destroy,
                 retain_on_delete=cfg.retain_on_delete,
@@ -69,6 +80,8 @@ class Pipeline(pulumi.ComponentResource):
                 visibility_timeout_seconds=cfg.queue_visibility_timeout_seconds,
                 max_receive_count=cfg.max_receive_count,
                 max_message_bytes=cfg.max_message_bytes,
+                deployers=deployers,
+                operators=cfg.queue_redrive_principals,
                 tags=tags,
             ),
             child,
@@ -110,9 +123,9 @@ class Pipeline(pulumi.ComponentResource):
             ),
             child,
         )
-        # The queue's policy names the producer's role, whose policy names the queue: a separate
+        # The bucket's policy names the producer's role, whose policy names the bucket: a separate
         # resource, declared once both exist, so neither waits for the other.
-        self.queue.restrict_senders([self.producer.role.arn, *cfg.queue_redrive_principals])
+        self.storage.restrict_access(report_writers=[self.producer.role.arn])
         self.worker = Worker(
             f"{name}-worker",
             WorkerArgs(
@@ -128,6 +141,10 @@ class Pipeline(pulumi.ComponentResource):
                 defaults=defaults,
             ),
             child,
+        )
+        # Likewise the queue's policy names the producer's and the worker's roles (a function's `role` is its ARN).
+        self.queue.restrict_access(
+            senders=[self.producer.role.arn, *cfg.queue_redrive_principals], consumers=[self.worker.function.role]
         )
         self.api = QueryApi(
             f"{name}-api",
@@ -156,6 +173,8 @@ class Pipeline(pulumi.ComponentResource):
             f"{name}-watch",
             ObservabilityArgs(
                 region=region,
+                account_id=account_id,
+                deployers=deployers,
                 queue_name=queue.name,
                 dead_letter_queue_name=self.queue.dead_letter_queue.name,
                 producer_function_name=self.producer.function.name,

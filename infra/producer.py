@@ -14,7 +14,7 @@ import pulumi_aws as aws
 
 from infra.config import FunctionSizing
 from infra.function import FunctionDefaults, ServiceFunction, ServiceFunctionArgs
-from infra.iam import statement
+from infra.iam import deny_unless_principal, statement
 from infra.queue import DLQ_RETENTION_SECONDS, queue_policy
 
 
@@ -75,8 +75,6 @@ class Producer(pulumi.ComponentResource):
             tags=dict(args.defaults.tags),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        # Upload events carry bucket and key names: TLS only, like every queue of the pipeline.
-        queue_policy(f"{name}-failed-events-policy", self.failed_events, pulumi.ResourceOptions(parent=self))
         uploads = pulumi.Output.concat(args.bucket_arn, "/", args.uploads_prefix, "*")
         reports = pulumi.Output.concat(args.bucket_arn, "/", args.reports_prefix, "*")
         service = ServiceFunction(
@@ -120,6 +118,21 @@ class Producer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.function, self.role = service.function, service.role
+        # Upload events carry bucket and key names: TLS only, like every queue of the pipeline. Operators
+        # replay what waits here, so a forged event would be replayed with the real ones: only the
+        # producer's role sends, as Lambda writes the on-failure record with the function's execution
+        # role (which needs sqs:SendMessage; AWS, "Capturing records of Lambda asynchronous invocations",
+        # https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html#destinations-permissions).
+        queue_policy(
+            f"{name}-failed-events-policy",
+            self.failed_events,
+            pulumi.ResourceOptions(parent=self),
+            [
+                deny_unless_principal(
+                    "OnlyProducerReportsFailures", "sqs:SendMessage", [self.failed_events.arn], [self.role.arn]
+                )
+            ],
+        )
         self._create_async_config(name, service)
         permission = aws.lambda_.Permission(
             f"{name}-s3-invoke",

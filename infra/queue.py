@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.iam import deny_insecure_transport, deny_unless_principal, policy_document
+from infra.iam import deny, deny_insecure_transport, deny_unless_principal, policy_document
 
 # The longest SQS keeps a message: a failed chunk waits two weeks for someone to redrive it.
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
@@ -18,6 +18,11 @@ QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
 # SQS's own bounds for a queue's MaximumMessageSize. pulumi-aws documents `max_message_size` as
 # 1024–1048576 bytes, default 262144 (https://www.pulumi.com/registry/packages/aws/api-docs/sqs/queue/).
 MAX_MESSAGE_SIZE_RANGE = (1_024, 1_048_576)
+# What changes a queue rather than its messages: its attributes (redrive policy, retention, and its
+# access policy itself, which SetQueueAttributes sets), the statements AddPermission and
+# RemovePermission add to or remove from that policy, and the queue's deletion. A principal allowed any
+# of them could take the other denies away, so only the stack's deployers may.
+QUEUE_ADMINISTRATION = ("sqs:SetQueueAttributes", "sqs:AddPermission", "sqs:RemovePermission", "sqs:DeleteQueue")
 
 
 def queue_policy(
@@ -45,6 +50,10 @@ class IngestQueueArgs:
     """Deliveries before a message moves to the dead-letter queue (AWS advises at least 5)."""
     max_message_bytes: int
     """Largest message either queue accepts; the producer packs its batches to the same budget."""
+    deployers: Sequence[pulumi.Input[str]]
+    """IAM role or user ARNs that alone may change or delete either queue: whoever runs `pulumi up`."""
+    operators: Sequence[str] = ()
+    """IAM role or user ARNs that peek at and redrive the dead letters (none: nobody reads them)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags of both queues."""
 
@@ -56,13 +65,15 @@ class IngestQueueArgs:
         low, high = MAX_MESSAGE_SIZE_RANGE
         if not low <= self.max_message_bytes <= high:
             raise ValueError(f"max_message_bytes = {self.max_message_bytes}: allowed {low}–{high}")
+        if not self.deployers:
+            raise ValueError("deployers is empty: the queues' policies would refuse the stack its own updates")
 
 
 class IngestQueue(pulumi.ComponentResource):
     """A standard SQS queue with SSE and a redrive policy to a 14-day dead-letter queue.
 
-    The main queue's policy names who may send to it, and the sender's own policy names the queue:
-    it is declared by `restrict_senders` once the sender exists, which the pipeline calls.
+    The main queue's policy names who may send to it and who may consume it, and their own policies
+    name the queue: it is declared by `restrict_access` once both exist, which the pipeline calls.
     """
 
     queue: aws.sqs.Queue
@@ -107,11 +118,45 @@ class IngestQueue(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        queue_policy(f"{name}-dlq-policy", self.dead_letter_queue, child)
+        self._deployers = list(args.deployers)
+        self._declare_dead_letter_policy(name, args, child)
         self.register_outputs({"queueUrl": self.queue.url, "deadLetterQueueUrl": self.dead_letter_queue.url})
 
-    def restrict_senders(self, senders: Sequence[pulumi.Input[str]]) -> aws.sqs.QueuePolicy:
-        """Declare the main queue's policy: TLS only, and only `senders` (IAM role or user ARNs) may send.
+    def _declare_dead_letter_policy(self, name: str, args: IngestQueueArgs, opts: pulumi.ResourceOptions) -> None:
+        dlq = [self.dead_letter_queue.arn]
+        queue_policy(
+            f"{name}-dlq-policy",
+            self.dead_letter_queue,
+            opts,
+            [
+                # A message sent here would be carried into the queue by the next redrive, as the operator
+                # who starts it: nobody sends here. SQS moves a failed chunk here itself, after
+                # maxReceiveCount receives; AWS's "Using policies for dead-letter queues" gives the
+                # DLQ's redrive allow policy (byQueue, above) the say over which source queues may use
+                # it, and names no permission of the DLQ's access policy that the move needs
+                # (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html).
+                deny("NobodySends", "sqs:SendMessage", dlq),
+                # Dead letters are chunks: rows of personal data. The operators who peek at them
+                # (ReceiveMessage, ChangeMessageVisibility to make them visible again at once) and
+                # redrive them (the move task receives and deletes here as the operator who started it,
+                # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-configure-dead-letter-queue-redrive.html)
+                # are the ones queueRedrivePrincipals lists; they may also purge what they judge lost.
+                # GetQueueAttributes (counts, the redrive allow policy) stays open: it holds no row.
+                deny_unless_principal(
+                    "OnlyOperatorsReadDeadLetters",
+                    ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:PurgeQueue"],
+                    dlq,
+                    list(args.operators),
+                ),
+                deny_unless_principal("OnlyDeployersAdminister", QUEUE_ADMINISTRATION, dlq, self._deployers),
+            ],
+        )
+
+    def restrict_access(
+        self, senders: Sequence[pulumi.Input[str]], consumers: Sequence[pulumi.Input[str]]
+    ) -> aws.sqs.QueuePolicy:
+        """Declare the main queue's policy: TLS only; only `senders` may send, only `consumers` may
+        receive, delete or hide messages, and only the deployers may change, purge or delete the queue.
 
         A chunk on this queue is trusted by the worker as the producer's; any other principal of the
         account whose own policy allows `sqs:SendMessage` could otherwise inject rows. A DLQ redrive
@@ -122,11 +167,31 @@ class IngestQueue(pulumi.ComponentResource):
         so the operators' roles are among `senders`. We do not exempt requests that SQS makes on a
         caller's behalf (`aws:CalledViaLast`): then any principal allowed to send could move
         messages of a dead-letter queue of its own into this one.
+
+        A message in flight holds rows: receiving it reads personal data, deleting it drops a chunk,
+        and changing its visibility hides it from the worker for up to twelve hours. The worker's
+        event source mapping polls, deletes and reads attributes with the function's execution role
+        (https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html#events-sqs-permissions), so
+        `consumers` is that role. Operators need none of these here: they read dead letters from the
+        DLQ, and a redrive only sends to this queue. Purging drops every job's chunks in flight: only
+        the deployers, who could rewrite this policy anyway, may.
         """
+        queue = [self.queue.arn]
         return queue_policy(
             f"{self._name}-policy",
             self.queue,
             # Same parent and name as when the component declared it: the resource keeps its URN.
             pulumi.ResourceOptions(parent=self),
-            [deny_unless_principal("OnlyListedSenders", "sqs:SendMessage", [self.queue.arn], senders)],
+            [
+                deny_unless_principal("OnlyListedSenders", "sqs:SendMessage", queue, senders),
+                deny_unless_principal(
+                    "OnlyWorkerConsumes",
+                    ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"],
+                    queue,
+                    consumers,
+                ),
+                deny_unless_principal(
+                    "OnlyDeployersAdminister", [*QUEUE_ADMINISTRATION, "sqs:PurgeQueue"], queue, self._deployers
+                ),
+            ],
         )

@@ -25,6 +25,8 @@ class UploadStorageArgs:
     """Days a replaced or deleted object version is kept."""
     reports_expiration_days: int
     """Days a rejects report is kept."""
+    deployers: Sequence[pulumi.Input[str]]
+    """IAM role or user ARNs that alone may delete rejects reports: whoever runs `pulumi up`."""
     report_readers: Sequence[str] = ()
     """IAM role or user ARNs that alone may read the rejects reports (none: nobody)."""
     force_destroy: bool = False
@@ -36,7 +38,11 @@ class UploadStorageArgs:
 
 
 class UploadStorage(pulumi.ComponentResource):
-    """A versioned, encrypted, private, TLS-only bucket with lifecycle rules."""
+    """A versioned, encrypted, private, TLS-only bucket with lifecycle rules.
+
+    The bucket's policy names who may write the rejects reports, whose own policy names the bucket:
+    it is declared by `restrict_access` once the writer exists, which the pipeline calls.
+    """
 
     bucket: aws.s3.Bucket
     """The bucket (`bucket` is its name, `arn` its ARN)."""
@@ -71,24 +77,10 @@ class UploadStorage(pulumi.ComponentResource):
             opts=child,
         )
         self._create_lifecycle(name, args, child)
-        aws.s3.BucketPolicy(
-            f"{name}-policy",
-            bucket=bucket_name,
-            policy=policy_document(
-                [
-                    deny_insecure_transport("s3", [self.bucket.arn, pulumi.Output.concat(self.bucket.arn, "/*")]),
-                    # A report holds rejected rows' cells: reading one is for the principals the stack
-                    # names, whatever else their own policies (or an administrator's) allow.
-                    deny_unless_principal(
-                        "OnlyListedReportReaders",
-                        "s3:GetObject*",
-                        [pulumi.Output.concat(self.bucket.arn, "/", args.reports_prefix, "*")],
-                        list(args.report_readers),
-                    ),
-                ]
-            ),
-            # A bucket policy put while the public access block is being set can be refused.
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[public_access, ownership])),
+        self._name, self._args = name, args
+        # A bucket policy put while the public access block is being set can be refused.
+        self._policy_opts = pulumi.ResourceOptions.merge(
+            child, pulumi.ResourceOptions(depends_on=[public_access, ownership])
         )
         self.register_outputs({"bucketName": bucket_name})
 
@@ -124,4 +116,44 @@ class UploadStorage(pulumi.ComponentResource):
                 },
             ],
             opts=opts,
+        )
+
+    def restrict_access(self, report_writers: Sequence[pulumi.Input[str]]) -> aws.s3.BucketPolicy:
+        """Declare the bucket's policy: TLS only; rejects reports read by the listed readers alone,
+        written by `report_writers` (the producer's role) alone, deleted by the deployers alone.
+
+        `ingest rejects` shows every part under a job's report prefix as the job's, so a part planted
+        there by any principal allowed `s3:PutObject` (which CopyObject and each multipart step need
+        too) would be shown as the job's rejected rows, and a part deleted would hide them. Nothing of
+        the pipeline deletes a report: they expire (`reportsExpirationDays`). `pulumi destroy` with
+        `forceDestroy` empties the bucket, every version of every object, as the principal running it,
+        which is among the deployers; another principal emptying the bucket by hand must be listed in
+        `deployerPrincipals` first, or the deletes of reports are refused.
+        """
+        args = self._args
+        bucket_arn = self.bucket.arn
+        reports = [pulumi.Output.concat(bucket_arn, "/", args.reports_prefix, "*")]
+        return aws.s3.BucketPolicy(
+            f"{self._name}-policy",
+            bucket=self.bucket.bucket,
+            policy=policy_document(
+                [
+                    deny_insecure_transport("s3", [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")]),
+                    # A report holds rejected rows' cells: reading one is for the principals the stack
+                    # names, whatever else their own policies (or an administrator's) allow.
+                    deny_unless_principal(
+                        "OnlyListedReportReaders", "s3:GetObject*", reports, list(args.report_readers)
+                    ),
+                    deny_unless_principal("OnlyProducerWritesReports", "s3:PutObject", reports, report_writers),
+                    # A delete without a version id adds a delete marker, which hides the report as well.
+                    deny_unless_principal(
+                        "OnlyDeployersDeleteReports",
+                        ["s3:DeleteObject", "s3:DeleteObjectVersion"],
+                        reports,
+                        list(args.deployers),
+                    ),
+                ]
+            ),
+            # Same parent and name as when the component declared it: the resource keeps its URN.
+            opts=self._policy_opts,
         )

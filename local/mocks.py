@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import runpy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -97,6 +98,8 @@ class PlanMocks(pulumi.runtime.Mocks):
             return {"accountId": self.account_id, "arn": arn, "userId": "LOCAL", "id": self.account_id}, []
         if args.token == "aws:index/getRegion:getRegion":
             return {"region": self.region, "name": self.region, "id": self.region}, []
+        if args.token == "aws:iam/getSessionContext:getSessionContext":
+            return _session_context(args.args["arn"]), []
         raise NotImplementedError(f"no mock for invoke {args.token}")
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
@@ -148,6 +151,21 @@ class PlanMocks(pulumi.runtime.Mocks):
         if typ == "aws:cloudwatch/dashboard:Dashboard":
             return {"dashboardArn": f"arn:aws:cloudwatch::{account}:dashboard/{inputs['dashboardName']}"}
         return {}
+
+
+def _session_context(arn: str) -> dict[str, Any]:
+    """`aws.iam.get_session_context` as the provider answers it: for an assumed-role session
+    (`arn:aws:sts::<account>:assumed-role/<role>/<session>`) the role's IAM ARN is the issuer; any
+    other ARN passes through as its own issuer
+    (https://www.pulumi.com/registry/packages/aws/api-docs/iam/getsessioncontext/). The provider
+    reads a role's path from IAM; a mock has no IAM to read, so the role is taken to have none."""
+    session = re.fullmatch(
+        r"arn:(?P<partition>[^:]+):sts::(?P<account>\d+):assumed-role/(?P<role>[^/]+)/(?P<name>.+)", arn
+    )
+    if session is None:
+        return {"arn": arn, "issuerArn": arn, "id": arn}
+    issuer = f"arn:{session['partition']}:iam::{session['account']}:role/{session['role']}"
+    return {"arn": arn, "issuerArn": issuer, "issuerName": session["role"], "sessionName": session["name"], "id": arn}
 
 
 class _WarningRecorder(logging.Handler):

@@ -32,3 +32,27 @@ def grants(document: dict[str, Any]) -> set[tuple[str, str]]:
 
 def arn(plan: Plan, type_: str, name: str) -> str:
     return plan.one(type_, name).outputs["arn"]
+
+
+# What `local.mocks.PlanMocks` answers `aws.get_caller_identity` with: the principal running the plan,
+# who `pulumi up` would be. Not an assumed role, so its session context's issuer is itself.
+DEPLOYER = "arn:aws:iam::123456789012:user/local"
+
+
+def statement(document: dict[str, Any], sid: str) -> dict[str, Any]:
+    """The one statement of a policy document with this Sid; fails naming the Sids there are."""
+    found = [s for s in document["Statement"] if s.get("Sid") == sid]
+    assert len(found) == 1, f"expected one statement {sid!r}; found {[s.get('Sid') for s in document['Statement']]}"
+    return found[0]
+
+
+def queue_policy(plan: Plan, queue_name: str) -> dict[str, Any]:
+    """The parsed policy of the queue with this logical name (the one QueuePolicy naming its URL)."""
+    url = plan.one("aws:sqs/queue:Queue", queue_name).outputs["url"]
+    [policy] = [p for p in plan.of_type("aws:sqs/queuePolicy:QueuePolicy") if p.inputs["queueUrl"] == url]
+    return json.loads(policy.inputs["policy"])
+
+
+def role_arn(plan: Plan, function_name: str) -> str:
+    """The execution role ARN of a function (by the function's logical name)."""
+    return plan.one("aws:iam/role:Role", f"{function_name}-role").outputs["arn"]

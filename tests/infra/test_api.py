@@ -154,13 +154,18 @@ def test_account_logging_role_only_writes_logs_of_this_account_and_region(dev):
     policy = dev.one("aws:iam/rolePolicy:RolePolicy", f"{API}-cloudwatch-role-logs")
     assert policy.inputs["role"] == role.id
     groups = f"arn:aws:logs:eu-west-1:{ACCOUNT_ID}:log-group:*"
-    assert grants(json.loads(policy.inputs["policy"])) == {
+    document = json.loads(policy.inputs["policy"])
+    assert grants(document) == {
         ("logs:CreateLogGroup", groups),
         ("logs:CreateLogStream", groups),
-        ("logs:DescribeLogGroups", groups),
         ("logs:DescribeLogStreams", groups),
         ("logs:PutLogEvents", f"{groups}:log-stream:*"),
+        ("logs:DescribeLogGroups", "*"),
     }, f"{API}-cloudwatch-role: reads logs or writes beyond this account and region"
+    # DescribeLogGroups has no resource type (the Service Authorization Reference): granted on a log
+    # group's ARN it allows nothing, so it is granted on "*", alone in its statement.
+    [listing] = [s for s in document["Statement"] if "*" in s["Resource"]]
+    assert (listing["Action"], listing["Resource"]) == (["logs:DescribeLogGroups"], ["*"])
     assert not [
         a
         for a in dev.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")

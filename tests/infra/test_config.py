@@ -55,6 +55,8 @@ def test_list_settings_read_yaml_lists_and_the_json_the_pulumi_cli_hands_over():
     assert parse_settings({}).queue_redrive_principals == ()
     assert parse_settings({"queueRedrivePrincipals": [role]}).queue_redrive_principals == (role,)
     assert load_config({"queueRedrivePrincipals": f'["{role}"]'}.get).queue_redrive_principals == (role,)
+    assert parse_settings({}).deployer_principals == ()
+    assert parse_settings({"deployerPrincipals": [role]}).deployer_principals == (role,)
 
 
 @pytest.mark.parametrize(
@@ -92,6 +94,11 @@ def test_list_settings_read_yaml_lists_and_the_json_the_pulumi_cli_hands_over():
         (
             {"queueRedrivePrincipals": ["arn:aws:iam::123456789012:role/a", "arn:aws:iam::123456789012:role/a"]},
             "csv-ingest:queueRedrivePrincipals lists 'arn:aws:iam::123456789012:role/a' more than once",
+        ),
+        (
+            # A session's ARN is never a request's aws:PrincipalArn: listed, it would lock nobody in.
+            {"deployerPrincipals": ["arn:aws:sts::123456789012:assumed-role/ci-deploy/run-4711"]},
+            "csv-ingest:deployerPrincipals entry 'arn:aws:sts::123456789012:assumed-role/ci-deploy/run-4711'",
         ),
         ({"maxReceiveCount": 4}, "csv-ingest:maxReceiveCount = 4 is out of range; allowed: 5–1000"),
         ({"runtime": "python3.9"}, "csv-ingest:runtime = 'python3.9' is not allowed"),

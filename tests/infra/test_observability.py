@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from tests.infra.support import function
+from local.mocks import ACCOUNT_ID
+from tests.infra.support import DEPLOYER, function, statement
 
 WATCH = "csv-ingest-watch"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -71,3 +72,60 @@ def test_dashboard_shows_the_pipeline_and_is_exported(dev):
     ] in (metrics)
     assert any(m[:2] == ["CsvIngest", "RowsWritten"] for m in metrics)
     assert dev.outputs["dashboardUrl"].endswith(f"#dashboards:name={dashboard['dashboardName']}")
+
+
+TOPIC = f"{WATCH}-alarms"
+
+
+def _topic_policy(plan):
+    topic_arn = plan.one("aws:sns/topic:Topic", TOPIC).outputs["arn"]
+    [policy] = [p for p in plan.of_type("aws:sns/topicPolicy:TopicPolicy") if p.inputs["arn"] == topic_arn]
+    return topic_arn, json.loads(policy.inputs["policy"])
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_alarm_topic_denies_requests_without_tls(request, stack):
+    topic_arn, document = _topic_policy(request.getfixturevalue(stack))
+    assert document["Version"] == "2012-10-17"
+    deny = statement(document, "DenyInsecureTransport")
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "sns:*"), TOPIC
+    assert deny["Resource"] == [topic_arn], TOPIC
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}, TOPIC
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_cloudwatch_may_publish_for_this_accounts_alarms_only(request, stack):
+    topic_arn, document = _topic_policy(request.getfixturevalue(stack))
+    allow = statement(document, "AlarmsOfThisAccountPublish")
+    assert allow["Effect"] == "Allow", TOPIC
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}, TOPIC
+    assert (allow["Action"], allow["Resource"]) == ("sns:Publish", [topic_arn]), TOPIC
+    assert allow["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT_ID},
+        "ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:eu-west-1:{ACCOUNT_ID}:alarm:*"},
+    }, f"{TOPIC}: CloudWatch could publish for another account's alarms (the confused deputy)"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_no_principal_of_the_account_may_publish_whatever_its_own_policy_allows(request, stack):
+    topic_arn, document = _topic_policy(request.getfixturevalue(stack))
+    deny = statement(document, "OnlyAlarmsPublish")
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "sns:Publish"), TOPIC
+    assert deny["Resource"] == [topic_arn], TOPIC
+    # Set for every signed request: true only when a service principal acts itself (the alarms).
+    assert deny["Condition"] == {"Bool": {"aws:PrincipalIsAWSService": "false"}}, TOPIC
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_only_the_deploying_principal_may_change_or_delete_the_topic(request, stack):
+    topic_arn, document = _topic_policy(request.getfixturevalue(stack))
+    deny = statement(document, "OnlyDeployersAdminister")
+    assert (deny["Effect"], deny["Principal"]) == ("Deny", "*"), TOPIC
+    assert deny["Action"] == ["sns:SetTopicAttributes", "sns:AddPermission", "sns:RemovePermission", "sns:DeleteTopic"]
+    assert deny["Resource"] == [topic_arn], TOPIC
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [DEPLOYER]}}, TOPIC
+
+
+def test_the_topic_policy_grants_cloudwatch_alone(dev):
+    _, document = _topic_policy(dev)
+    assert [s["Sid"] for s in document["Statement"] if s["Effect"] == "Allow"] == ["AlarmsOfThisAccountPublish"]

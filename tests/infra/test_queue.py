@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from tests.infra.support import function
+from local.mocks import ACCOUNT_ID, PlanMocks, run_program
+from tests.infra.support import DEPLOYER, function, queue_policy, role_arn, statement
 
 QUEUE, DLQ = "csv-ingest-chunks", "csv-ingest-chunks-dlq"
 FAILED_EVENTS = "csv-ingest-producer-failed-events"
@@ -84,8 +85,121 @@ def test_operators_listed_for_dlq_redrive_may_send_too(plan_with):
     assert _send_restriction(plan)["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == [producer_role, OPERATOR]
 
 
-def test_only_the_main_queue_restricts_senders(dev):
-    # SQS itself moves failed messages into the DLQ, and Lambda writes failed events as the producer.
-    for name in (f"{DLQ}-policy", "csv-ingest-producer-failed-events-policy"):
-        statements = json.loads(dev.one("aws:sqs/queuePolicy:QueuePolicy", name).inputs["policy"])["Statement"]
-        assert [s["Sid"] for s in statements] == ["DenyInsecureTransport"], name
+PRODUCER, WORKER = "csv-ingest-producer", "csv-ingest-worker"
+CI_DEPLOYER = "arn:aws:iam::123456789012:role/ci-deploy"
+# Besides the messages themselves: a principal allowed these could take the queue's denies away.
+ADMINISTRATION = ["sqs:SetQueueAttributes", "sqs:AddPermission", "sqs:RemovePermission", "sqs:DeleteQueue"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_nobody_may_send_to_the_dlq(request, stack):
+    # SQS moves a failed chunk there itself; a chunk sent there would be redriven into the queue.
+    plan = request.getfixturevalue(stack)
+    deny = statement(queue_policy(plan, DLQ), "NobodySends")
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "sqs:SendMessage"), DLQ
+    assert deny["Resource"] == [plan.one("aws:sqs/queue:Queue", DLQ).outputs["arn"]], DLQ
+    assert "Condition" not in deny, f"{DLQ}: the deny on sending has exceptions"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_only_the_producers_role_may_send_to_the_failed_events_queue(request, stack):
+    # Lambda writes the on-failure record with the function's execution role.
+    plan = request.getfixturevalue(stack)
+    deny = statement(queue_policy(plan, FAILED_EVENTS), "OnlyProducerReportsFailures")
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "sqs:SendMessage"), FAILED_EVENTS
+    assert deny["Resource"] == [plan.one("aws:sqs/queue:Queue", FAILED_EVENTS).outputs["arn"]], FAILED_EVENTS
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [role_arn(plan, PRODUCER)]}}, FAILED_EVENTS
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_only_the_workers_role_may_receive_delete_or_hide_chunks(request, stack):
+    # The event source mapping polls with the worker's execution role; nobody else reads personal data
+    # in flight, drops a chunk or hides it for twelve hours.
+    plan = request.getfixturevalue(stack)
+    deny = statement(queue_policy(plan, QUEUE), "OnlyWorkerConsumes")
+    assert (deny["Effect"], deny["Principal"]) == ("Deny", "*"), QUEUE
+    assert deny["Action"] == ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"], QUEUE
+    assert deny["Resource"] == [plan.one("aws:sqs/queue:Queue", QUEUE).outputs["arn"]], QUEUE
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [role_arn(plan, WORKER)]}}, QUEUE
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_nobody_but_the_deployers_purges_the_queue(request, stack):
+    plan = request.getfixturevalue(stack)
+    deny = statement(queue_policy(plan, QUEUE), "OnlyDeployersAdminister")
+    assert deny["Action"] == [*ADMINISTRATION, "sqs:PurgeQueue"], QUEUE
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("name", [QUEUE, DLQ])
+def test_only_the_deploying_principal_may_change_or_delete_the_queues(request, stack, name):
+    # `pulumi up` sets the queues' attributes and policies (SetQueueAttributes) as whoever runs it.
+    plan = request.getfixturevalue(stack)
+    deny = statement(queue_policy(plan, name), "OnlyDeployersAdminister")
+    assert (deny["Effect"], deny["Principal"]) == ("Deny", "*"), name
+    assert set(ADMINISTRATION) <= set(deny["Action"]), name
+    assert deny["Resource"] == [plan.one("aws:sqs/queue:Queue", name).outputs["arn"]], name
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [DEPLOYER]}}, name
+
+
+class _AssumedRoleDeployer(PlanMocks):
+    """`pulumi up` run by a session of a role, as CI or SSO runs it."""
+
+    def call(self, args):
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            arn = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/ci-deploy/run-4711"
+            return {"accountId": ACCOUNT_ID, "arn": arn, "userId": "AROAEXAMPLE:run-4711", "id": ACCOUNT_ID}, []
+        return super().call(args)
+
+
+def test_a_deploying_role_session_is_exempt_by_its_role_not_by_the_session():
+    # aws:PrincipalArn is the role's ARN for every session of it; the session's ARN would match no request.
+    plan = run_program("dev", mocks_factory=_AssumedRoleDeployer)
+    for name in (QUEUE, DLQ):
+        deny = statement(queue_policy(plan, name), "OnlyDeployersAdminister")
+        assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [CI_DEPLOYER]}}, name
+
+
+def test_the_principals_listed_as_deployers_may_change_the_queues_too(plan_with):
+    # Whoever deploys next must be exempt already, or the policy refuses the update that would add them.
+    plan = plan_with(deployerPrincipals=[CI_DEPLOYER])
+    for name in (QUEUE, DLQ):
+        deny = statement(queue_policy(plan, name), "OnlyDeployersAdminister")
+        assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [DEPLOYER, CI_DEPLOYER]}}, name
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_nobody_reads_or_drops_dead_letters_unless_the_stack_lists_operators(request, stack):
+    # A dead letter holds a chunk's rows: personal data. The operators who peek and redrive are listed.
+    plan = request.getfixturevalue(stack)
+    deny = statement(queue_policy(plan, DLQ), "OnlyOperatorsReadDeadLetters")
+    assert (deny["Effect"], deny["Principal"]) == ("Deny", "*"), DLQ
+    assert deny["Action"] == [
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:PurgeQueue",
+    ], DLQ
+    assert deny["Resource"] == [plan.one("aws:sqs/queue:Queue", DLQ).outputs["arn"]], DLQ
+    assert "Condition" not in deny, f"{DLQ}: with no operator listed, nobody reads dead letters"
+
+
+def test_the_operators_listed_for_redrive_alone_read_dead_letters(plan_with):
+    deny = statement(queue_policy(plan_with(queueRedrivePrincipals=[OPERATOR]), DLQ), "OnlyOperatorsReadDeadLetters")
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [OPERATOR]}}, DLQ
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize(
+    ("name", "sids"),
+    [
+        (QUEUE, ["DenyInsecureTransport", "OnlyListedSenders", "OnlyWorkerConsumes", "OnlyDeployersAdminister"]),
+        (DLQ, ["DenyInsecureTransport", "NobodySends", "OnlyOperatorsReadDeadLetters", "OnlyDeployersAdminister"]),
+        (FAILED_EVENTS, ["DenyInsecureTransport", "OnlyProducerReportsFailures"]),
+    ],
+)
+def test_queue_policies_only_deny(request, stack, name, sids):
+    # Nothing is granted by a queue's policy: every principal's access comes from its own policy.
+    document = queue_policy(request.getfixturevalue(stack), name)
+    assert [s["Sid"] for s in document["Statement"]] == sids, name
+    assert {s["Effect"] for s in document["Statement"]} == {"Deny"}, name

@@ -2,8 +2,10 @@
 
 import json
 
+import pytest
+
 from local.mocks import ACCOUNT_ID
-from tests.infra.support import function
+from tests.infra.support import DEPLOYER, function, role_arn, statement
 
 BUCKET = "csv-ingest-uploads"
 
@@ -59,6 +61,52 @@ def test_nobody_reads_the_rejects_reports_unless_the_stack_names_them(dev):
 def test_the_listed_report_readers_alone_may_read_the_reports(plan_with):
     deny = _report_reading(plan_with(reportReaders=[REPORT_READER]))
     assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [REPORT_READER]}}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_only_the_producers_role_writes_under_the_reports_prefix(request, stack):
+    # `ingest rejects` shows every part under a job's prefix as the job's: a planted part would be shown.
+    plan = request.getfixturevalue(stack)
+    deny = statement(_bucket_policy(plan), "OnlyProducerWritesReports")
+    bucket_arn = plan.one("aws:s3/bucket:Bucket", BUCKET).outputs["arn"]
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "s3:PutObject")
+    assert deny["Resource"] == [f"{bucket_arn}/reports/*"]
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [role_arn(plan, "csv-ingest-producer")]}}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_only_the_deploying_principal_deletes_reports(request, stack):
+    # Nothing of the pipeline deletes a report (they expire); `pulumi destroy` with forceDestroy empties
+    # the bucket as the deploying principal, so it alone stays exempt.
+    plan = request.getfixturevalue(stack)
+    deny = statement(_bucket_policy(plan), "OnlyDeployersDeleteReports")
+    bucket_arn = plan.one("aws:s3/bucket:Bucket", BUCKET).outputs["arn"]
+    assert (deny["Effect"], deny["Principal"]) == ("Deny", "*")
+    assert deny["Action"] == ["s3:DeleteObject", "s3:DeleteObjectVersion"]
+    assert deny["Resource"] == [f"{bucket_arn}/reports/*"]
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [DEPLOYER]}}
+
+
+def test_report_writes_and_deletes_follow_the_configured_prefix_and_deployers(plan_with):
+    deployer = "arn:aws:iam::123456789012:role/ci-deploy"
+    plan = plan_with(reportsPrefix="rejected/", deployerPrincipals=[deployer])
+    bucket_arn = plan.one("aws:s3/bucket:Bucket", BUCKET).outputs["arn"]
+    writes = statement(_bucket_policy(plan), "OnlyProducerWritesReports")
+    deletes = statement(_bucket_policy(plan), "OnlyDeployersDeleteReports")
+    assert writes["Resource"] == deletes["Resource"] == [f"{bucket_arn}/rejected/*"]
+    assert deletes["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [DEPLOYER, deployer]}}
+
+
+def test_the_bucket_policy_only_denies(dev):
+    # Nothing is granted by the bucket's policy: every principal's access comes from its own policy.
+    document = _bucket_policy(dev)
+    assert [s["Sid"] for s in document["Statement"]] == [
+        "DenyInsecureTransport",
+        "OnlyListedReportReaders",
+        "OnlyProducerWritesReports",
+        "OnlyDeployersDeleteReports",
+    ]
+    assert {s["Effect"] for s in document["Statement"]} == {"Deny"}
 
 
 def test_lifecycle_expires_noncurrent_versions_and_reports(dev):
