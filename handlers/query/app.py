@@ -8,6 +8,9 @@
   consistent: a job created a moment ago may show on the next call only.
 - Anything else → 404 (unknown path) or 405 (known path, other method); an unexpected error → a
   generic 500, logged with the request id.
+
+Every answer of the function, errors included, carries `Cache-Control: no-store` and
+`X-Content-Type-Options: nosniff` (`PRIVATE`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,13 @@ JOB_ID = re.compile(r"[0-9a-f]{32}")
 # API Gateway names the one a request reached in the event's `resource`, so an unknown path (404)
 # is told from a known one asked with another method (405) by the gateway's routing, not by a
 # second reading of the path here.
+
+# Every answer may carry personal data (a user, a page of users) or be an error about a request
+# that did: no cache, the browser's or a proxy's, may keep it (`no-store`), and no browser may read
+# its JSON as another type (`nosniff`: a cell sniffed as HTML would run). OWASP's REST Security
+# Cheat Sheet asks for both on every API response:
+# https://cheatsheetseries.owasp.org/cheatsheets/REST_Security_Cheat_Sheet.html#security-headers
+PRIVATE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 logger = Logger()
 app = APIGatewayRestResolver()
@@ -195,4 +205,10 @@ def unexpected(error: Exception) -> Response:
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    response = app.resolve(event, context)
+    # Here, once, after routes, error handlers and the not-found handler alike have answered. The
+    # REST resolver answers in `multiValueHeaders`, which API Gateway's proxy output format reads
+    # (and prefers to `headers` for a name in both):
+    # https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-lambda-proxy-integrations.html#api-gateway-simple-proxy-for-lambda-output-format
+    response.setdefault("multiValueHeaders", {}).update({name: [value] for name, value in PRIVATE.items()})
+    return response

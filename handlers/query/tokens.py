@@ -2,9 +2,16 @@
 
 A token is the last key of a page, carried as one string (an email; a job's place in the
 `recent-jobs` index), with a checksum bound to what it was issued for: the users table, or the
-jobs table's index. It is validated, not signed: it only positions a scan or a query and grants
-nothing, so the checksum's job is to turn a tampered, truncated or foreign token (a users token
-sent to `/jobs`) into a clear 400 instead of a wrong page or a 500.
+jobs table's index. Opaque means clients pass it back without reading it, not that it is hidden:
+it is base64 JSON, and its position (an email) reads as plainly as the page it came after.
+
+It is validated, not signed. The checksum is a SHA-256 of the scope and the position with no key,
+so anyone who reads this module can make a well-formed token naming a position of their choice
+(a listed user's email; a listed job's upload time and id), and is served the page after it, the
+page paging there serves. That grants nothing: a token only positions a listing the caller may
+read in full anyway by paging. The checksum's job is to turn a
+tampered, truncated or foreign token (a users token sent to `/jobs`) into a clear 400 instead of
+a wrong page or a 500.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.handlers.harness import SAMPLE_CSV
+from tests.handlers.test_tokens import hand_made
 
 # What GET /jobs/{jobId} and GET /jobs must never show: the producer's bookkeeping and the index keys.
 INTERNAL = {"sk", "checkpoint", "leaseOwner", "leaseUntil", "finalStatus", "expiresAt", "recentPk", "recentSk"}
@@ -103,6 +104,40 @@ def test_tampered_page_token_is_400_not_500(loaded, path, token):
     assert status == 400 and "startKey" in body["message"]
 
 
+def _listed(deployment, path):
+    """Every item of a listing, paged one by one, and the token issued after each."""
+    items, tokens, token = [], [], None
+    while True:
+        status, body, _ = deployment.api(path, query={"limit": "1", **({"startKey": token} if token else {})})
+        assert status == 200, body
+        items += body["items"]
+        token = body["nextToken"]
+        if token is None:
+            return items, tokens
+        tokens.append(token)
+
+
+def test_a_hand_made_users_token_is_served_the_page_after_the_email_it_names(loaded):
+    """The checksum is unkeyed: a caller who makes a token places the scan where it says. It is
+    served what paging there serves, and nothing else: the page after that email."""
+    users, issued = _listed(loaded, "/users")
+    chosen = users[4]["email"]
+    status, body, _ = loaded.api("/users", query={"limit": "3", "startKey": hand_made(loaded.users_table, chosen)})
+    assert (status, body["items"]) == (200, users[5:8])
+    assert body == loaded.api("/users", query={"limit": "3", "startKey": issued[4]})[1], "what paging serves there"
+
+
+def test_a_hand_made_jobs_token_is_served_the_page_after_the_job_it_names(six_jobs):
+    """The same for `/jobs`: a position is a listed job's upload time and id, both in its view."""
+    jobs, issued = _listed(six_jobs, "/jobs")
+    chosen = jobs[1]
+    position = f"{chosen['uploadedAtMs']:015d}#{chosen['jobId']}"
+    token = hand_made(f"{six_jobs.jobs_table}/index/{six_jobs.query.JOBS_INDEX}", position)
+    status, body, _ = six_jobs.api("/jobs", query={"limit": "2", "startKey": token})
+    assert (status, body["items"]) == (200, jobs[2:4])
+    assert body == six_jobs.api("/jobs", query={"limit": "2", "startKey": issued[1]})[1], "what paging serves there"
+
+
 def test_job_by_id_shows_the_public_record(loaded):
     status, body, _ = loaded.api(f"/jobs/{loaded.job_id}", resource="/jobs/{jobId}")
     assert status == 200
@@ -170,6 +205,38 @@ def test_a_get_whose_path_parameter_no_route_reads_is_400(loaded):
 def test_post_on_jobs_is_405(loaded):
     status, body, headers = loaded.api("/jobs", method="POST")
     assert (status, body["message"], headers.get("Allow")) == (405, "POST is not allowed on /jobs; use GET", ["GET"])
+
+
+# Every answer of the function may carry personal data, or an error about a request that did.
+PRIVATE = {"Cache-Control": ["no-store"], "X-Content-Type-Options": ["nosniff"]}
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "resource", "status"),
+    [
+        ("/users/john@gmail.com", "GET", "/users/{email}", 200),
+        ("/users", "GET", "/users", 200),
+        ("/jobs", "GET", "/jobs", 200),
+        ("/users/not-an-email", "GET", "/users/{email}", 400),
+        ("/users/nobody@gmail.com", "GET", "/users/{email}", 404),
+        ("/nothing", "GET", "/{proxy+}", 404),
+        ("/users", "DELETE", "/users", 405),
+    ],
+)
+def test_every_answer_is_not_to_be_stored_nor_sniffed(loaded, path, method, resource, status):
+    answered, _, headers = loaded.api(path, method=method, resource=resource)
+    assert answered == status
+    assert {name: headers.get(name) for name in PRIVATE} == PRIVATE
+
+
+def test_a_500_is_not_to_be_stored_nor_sniffed_either(loaded, monkeypatch):
+    def broken(**_kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(loaded.query.users, "scan", broken)
+    status, _, headers = loaded.api("/users")
+    assert status == 500
+    assert {name: headers.get(name) for name in PRIVATE} == PRIVATE
 
 
 def test_unexpected_error_is_a_generic_500(loaded, monkeypatch, caplog):

@@ -788,3 +788,26 @@ def test_the_program_api_serves_the_real_query_handler(serve, program, query_han
     assert served.call("GET", "/v1/nope/x", headers=key).status == 404
     listed = served.call("GET", "/v1/users?limit=1", headers=key)
     assert (listed.status, listed.json()["count"]) == (200, 1)
+
+
+def test_every_answer_of_the_real_query_handler_reaches_the_caller_private(serve, program, query_handler):
+    """`Cache-Control: no-store` and `X-Content-Type-Options: nosniff`, as the function sets them,
+    on its answers and its errors alike, through the gateway."""
+    function = Function(respond=lambda event: query_handler.handler(event, LambdaContext()))
+    served = serve(program.api, function, permissions=program.permissions)
+    key = [("x-api-key", program.api.api_keys[0].value)]
+    requests = [
+        ("GET", f"/v1/users/{EMAIL_IN_PATH}", 200),
+        ("GET", "/v1/users?limit=1", 200),
+        ("GET", "/v1/users/not-an-email", 400),
+        ("GET", "/v1/users/nobody%40example.com", 404),
+        ("DELETE", "/v1/users", 405),
+        ("GET", "/v1/nope/x", 404),
+    ]
+    for http_method, target, status in requests:
+        answer = served.call(http_method, target, headers=key)
+        assert answer.status == status, target
+        assert (answer.header("Cache-Control"), answer.header("X-Content-Type-Options")) == (
+            ["no-store"],
+            ["nosniff"],
+        ), f"{http_method} {target}"

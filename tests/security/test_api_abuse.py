@@ -9,6 +9,7 @@ function running from its archive with its own role.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import time
@@ -20,6 +21,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
+from infra.tables import RECENT_JOBS
 from tests.evidence import Proof
 from tests.local.support import ApiResponse, LocalStackProcess, csv_bytes, http, job_id_for, local_stack, wait_for
 
@@ -86,11 +88,14 @@ PROOFS = [
     Proof(
         "SECURITY",
         SECTION,
-        "malformed and tampered page tokens",
+        "malformed, tampered and hand-made page tokens",
         injected="real nextTokens truncated, bit-flipped, swapped between /users and /jobs, "
-        "re-encoded with another key; base64 junk and a 5,000-character token",
-        held="every request 400 'startKey …' with a JSON message; no page served from a forged position",
-        figures={"requests": 16},
+        "re-encoded with another key; base64 junk and a 5,000-character token; then tokens made by hand "
+        "(the checksum is unkeyed) naming a listed user's email and a listed job's position",
+        held="a tampered, truncated or foreign token is 400 'startKey …' with a JSON message; a well-formed "
+        "token naming a position the caller chose is served the page after it, the page paging there serves, "
+        "and nothing else: it only positions a listing the caller may read in full by paging",
+        figures={"requests": 16, "hand-made tokens served": 2},
         test="test_tampered_page_tokens_are_400",
     ),
     Proof(
@@ -261,6 +266,40 @@ def test_tampered_page_tokens_are_400(local: LocalStackProcess, seeded: Seeded) 
     # The real tokens still work: the refusals above are about the tampering, not the tokens.
     assert send(local, f"/users?limit=1&startKey={seeded.users_token}").status == 200
     assert send(local, f"/jobs?limit=1&startKey={seeded.jobs_token}").status == 200
+    # The checksum is not a signature: a token made by hand for a position the caller chose (the
+    # first user or job listed) is served the page paging serves after it, and nothing else.
+    users, jobs = _listed(local, "/users"), _listed(local, "/jobs")
+    hand_made = {
+        "/users": _hand_made(local.outputs["usersTableName"], users[0]["email"]),
+        "/jobs": _hand_made(
+            f"{local.outputs['jobsTableName']}/index/{RECENT_JOBS.name}",
+            f"{jobs[0]['uploadedAtMs']:015d}#{jobs[0]['jobId']}",
+        ),
+    }
+    served = 0
+    for path, listed in (("/users", users), ("/jobs", jobs)):
+        response = send(local, f"{path}?limit=2&startKey={quote(hand_made[path])}")
+        served += 1
+        assert listed[1:3], f"{path}: the seeded listing is too short to show a page after its first item"
+        assert (response.status, response.body["items"]) == (200, listed[1:3]), path
+    assert served == PROOF["test_tampered_page_tokens_are_400"].figures["hand-made tokens served"]
+
+
+def _listed(local: LocalStackProcess, path: str) -> list[dict[str, Any]]:
+    """Every item of a listing, in its order, by following its tokens page after page."""
+    items: list[dict[str, Any]] = []
+    token = ""
+    while True:
+        body = send(local, f"{path}?limit=2" + (f"&startKey={quote(token)}" if token else "")).body
+        items += body["items"]
+        if not (token := body["nextToken"]):
+            return items
+
+
+def _hand_made(scope: str, position: str) -> str:
+    """A token as anyone who reads handlers/query/tokens.py can make one: its checksum has no key."""
+    checksum = hashlib.sha256(f"{scope}\x00{position}".encode()).hexdigest()[:16]
+    return _b64(json.dumps({"k": position, "c": checksum}).encode())
 
 
 def test_encoded_slashes_never_reach_another_route(local: LocalStackProcess) -> None:

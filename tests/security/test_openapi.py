@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -33,7 +34,15 @@ EXAMPLES_PER_OPERATION = 30
 OPERATIONS = 4
 # The document's name for API Gateway's `ANY` method, as API Gateway's own exports spell it.
 ANY = "x-amazon-apigateway-any-method"
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+# The headers check holds every answer to the headers its status documents as required: the
+# function's `Cache-Control` and `X-Content-Type-Options` (API Gateway's own 403 and 429 document none).
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 REAL_RESPONSES = 9
 
 PROOFS = [
@@ -51,7 +60,8 @@ PROOFS = [
         SECTION,
         "real responses against the document",
         injected="pages, a user, a job, and 400/403/404/405 answers of the running stack",
-        held="every status documented, every body valid against its schema (no undocumented field)",
+        held="every status documented, every body valid against its schema (no undocumented field), "
+        "every documented header sent",
         figures={"requests": REAL_RESPONSES},
         test="test_real_responses_keep_to_the_document",
     ),
@@ -60,7 +70,7 @@ PROOFS = [
         SECTION,
         "schemathesis fuzzing",
         injected=f"{EXAMPLES_PER_OPERATION} generated requests per operation from openapi.yaml, on 127.0.0.1",
-        held="no 5xx; every status, content type and body as documented",
+        held="no 5xx; every status, content type, header and body as documented",
         figures={"fuzz examples run": EXAMPLES_PER_OPERATION * OPERATIONS, "5xx seen": 0},
         test="test_fuzzing_finds_no_server_error_and_no_undocumented_answer",
     ),
