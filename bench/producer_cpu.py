@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from bench.core import Benchmark, Context, Result, cpu_timed, median_of, number, ratio, table, timed, verdict
 from bench.inputs import csv_bytes
+from handlers.common.jobs import CHUNK_MAC_KEY, new_mac_key
 from handlers.producer import ingest as producer_ingest
 from handlers.producer.ingest import Clock, SegmentResult, Services, Settings, run_segment
 from handlers.producer.job_store import VALIDATE, Checkpoint
@@ -121,6 +122,7 @@ def new_job(size: int) -> dict[str, Any]:
         "uploadedAtMs": 1_764_300_000_000,
         "sequencer": "",
         "checkpoint": Checkpoint(VALIDATE, 0, 0, 0, 0, 0).to_item(),
+        CHUNK_MAC_KEY: new_mac_key(),
     }
 
 

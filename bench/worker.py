@@ -3,7 +3,7 @@
 The worker runs as local mode runs it: its archive in its function host's processes, with its role's
 credentials, against the in-process emulator. Its input is what the producer sends: a job created
 with the producer's own `JobStore`, its CSV packed into chunks by the producer's own `run_segment`
-(the message bodies are captured instead of sent), then marked queued, so the last chunk written
+(the messages, bodies and MAC attributes, are captured instead of sent), then marked queued, so the last chunk written
 finishes the job as it would on AWS. Each batch of `workerBatchSize` messages becomes one SQS event
 (`local.esm.sqs_record`, the records the event source mapping builds), and the worker's host is
 invoked with them from as many threads as the mapping's maximum concurrency. Nothing else runs: the
@@ -86,9 +86,9 @@ class DeployedWorker:
         """How the emulator's call counts name the worker's requests."""
         return self.spec.role_arn.rsplit("/", 1)[-1]
 
-    def events(self, bodies: Sequence[str], per_event: int | None = None) -> list[dict[str, Any]]:
-        """The bodies as the mapping delivers them: SQS events of `BatchSize` records each (or `per_event`)."""
-        records = [sqs_record(_message(body), self.source.queue_arn, self.region) for body in bodies]
+    def events(self, messages: Sequence[SentMessage], per_event: int | None = None) -> list[dict[str, Any]]:
+        """The messages as the mapping delivers them: SQS events of `BatchSize` records each (or `per_event`)."""
+        records = [sqs_record(_message(message), self.source.queue_arn, self.region) for message in messages]
         size = per_event or self.source.batch_size
         return [{"Records": records[start : start + size]} for start in range(0, len(records), size)]
 
@@ -103,31 +103,42 @@ class DeployedWorker:
         return results
 
 
-def _message(body: str) -> dict[str, Any]:
+def _message(sent: SentMessage) -> dict[str, Any]:
     """An SQS message as ReceiveMessage returns it, for `sqs_record`."""
     now_ms = str(int(time.time() * 1000))
     return {
         "MessageId": str(uuid.uuid4()),
         "ReceiptHandle": uuid.uuid4().hex,
-        "Body": body,
-        "MD5OfBody": hashlib.md5(body.encode()).hexdigest(),  # SQS's checksum of the body
+        "Body": sent.body,
+        "MD5OfBody": hashlib.md5(sent.body.encode()).hexdigest(),  # SQS's checksum of the body
         "Attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": now_ms},
+        "MessageAttributes": sent.attributes,
     }
 
 
 # --- a job and its chunks, as the producer makes them --------------------------------------------
 
 
+@dataclass(frozen=True)
+class SentMessage:
+    """A chunk as the producer sends it: its body, and the attributes that carry its MAC."""
+
+    body: str
+    attributes: dict[str, Any]
+
+
 class _CapturedSqs:
-    """SendMessageBatch that keeps every body (called from the producer's send pool)."""
+    """SendMessageBatch that keeps every message (called from the producer's send pool)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.bodies: list[str] = []
+        self.messages: list[SentMessage] = []
 
-    def send_message_batch(self, *, Entries: list[dict[str, str]], **_queue: Any) -> dict[str, Any]:  # noqa: N803
+    def send_message_batch(self, *, Entries: list[dict[str, Any]], **_queue: Any) -> dict[str, Any]:  # noqa: N803
         with self._lock:
-            self.bodies += [entry["MessageBody"] for entry in Entries]
+            self.messages += [
+                SentMessage(entry["MessageBody"], entry.get("MessageAttributes", {})) for entry in Entries
+            ]
         return {"Successful": [{"Id": entry["Id"]} for entry in Entries], "Failed": []}
 
 
@@ -135,8 +146,12 @@ class _CapturedSqs:
 class QueuedJob:
     job_id: str
     rows: int
-    bodies: list[str]
+    messages: list[SentMessage]
     """The chunks the producer would have sent, in its order."""
+
+    @property
+    def bodies(self) -> list[str]:
+        return [message.body for message in self.messages]
 
 
 def queued_job(stack: BenchStack, config: PipelineConfig, rows: int, name: str) -> QueuedJob:
@@ -169,7 +184,7 @@ def queued_job(stack: BenchStack, config: PipelineConfig, rows: int, name: str) 
     if not segment.finished or segment.checkpoint.rows_valid != rows:
         raise RuntimeError(f"{name}: the producer packed {segment.checkpoint.rows_valid} of {rows} rows")
     store.queue(job_id, owner, segment.summary)
-    return QueuedJob(job_id=job_id, rows=rows, bodies=sqs.bodies)
+    return QueuedJob(job_id=job_id, rows=rows, messages=sqs.messages)
 
 
 def _jobs_table(stack: BenchStack) -> Any:
@@ -207,7 +222,7 @@ class WorkerRun:
 
 
 def run_worker(stack: BenchStack, worker: DeployedWorker, job: QueuedJob) -> WorkerRun:
-    events = worker.events(job.bodies)
+    events = worker.events(job.messages)
     log = LogSpan(stack.log_file(worker.spec.name))
     calls = stack.emulator.calls
     calls.reset()
@@ -226,7 +241,7 @@ def run_worker(stack: BenchStack, worker: DeployedWorker, job: QueuedJob) -> Wor
         raise RuntimeError(f"worker: job {job.job_id} ended {done.get('status')}, not COMPLETE with every row")
     return WorkerRun(
         rows=job.rows,
-        chunks=len(job.bodies),
+        chunks=len(job.messages),
         invocations=len(results),
         cold_starts=sum(result.cold_start for result in results),
         seconds=seconds,
@@ -309,7 +324,7 @@ def run(ctx: Context) -> Result:
         concurrency = worker.source.max_concurrency
         ctx.progress(f"worker: warming {concurrency} environments")
         warm_up = queued_job(stack, config, concurrency * config.rows_per_message, "warm-up")
-        worker.invoke_all(worker.events(warm_up.bodies, per_event=1))  # one chunk per environment
+        worker.invoke_all(worker.events(warm_up.messages, per_event=1))  # one chunk per environment
         runs, ceilings = [], []
         for repeat in range(ctx.repeats):
             ctx.progress(f"worker: {rows:,} rows, run {repeat + 1} of {ctx.repeats}")

@@ -17,6 +17,7 @@ invocations at once, or the batch waiting behind it delivered first and each one
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Callable
@@ -56,20 +57,31 @@ def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str
         "body": message["Body"],
         "attributes": attributes,
         "messageAttributes": {
-            name: {
-                "stringValue": value.get("StringValue"),
-                "binaryValue": value.get("BinaryValue"),
-                "stringListValues": value.get("StringListValues", []),
-                "binaryListValues": value.get("BinaryListValues", []),
-                "dataType": value["DataType"],
-            }
-            for name, value in (message.get("MessageAttributes") or {}).items()
+            name: message_attribute(value) for name, value in (message.get("MessageAttributes") or {}).items()
         },
         "md5OfBody": message["MD5OfBody"],
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,
         "awsRegion": region,
     }
+
+
+def message_attribute(value: dict[str, Any]) -> dict[str, Any]:
+    """A received message attribute as Lambda's SQS event carries it: its value only under the key
+    of its type (`stringValue` for String and Number, `binaryValue`, base64, for Binary), as in the
+    example events of https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html. A null under the
+    other key would differ from AWS: code reading `stringValue` of a Binary attribute would get None
+    here and a KeyError there."""
+    record: dict[str, Any] = {
+        "stringListValues": value.get("StringListValues", []),
+        "binaryListValues": [base64.b64encode(item).decode() for item in value.get("BinaryListValues", [])],
+        "dataType": value["DataType"],
+    }
+    if "StringValue" in value:
+        record["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        record["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode()
+    return record
 
 
 def failed_message_ids(result: Result, batch_ids: set[str], report_batch_item_failures: bool) -> set[str]:

@@ -12,10 +12,22 @@ Body (JSON, compact)::
 version replace a higher one. `tiebreak` orders two uploads of the same millisecond: S3's
 `sequencer` (which orders events on one key) then the job id, so the outcome never depends on
 the order chunks are delivered in.
+
+Signed: the message carries one attribute, `chunkMac` (String): the hex HMAC-SHA256 of the body's
+exact bytes under its job's key, a 32-byte secret the producer makes when it creates the job and
+keeps on the job record (`jobs.CHUNK_MAC_KEY`, never shown by the API or the command). Everything
+else a chunk carries is public or derivable (`GET /jobs/{id}` shows the upload time, sequencer and
+version): a principal able to put a message on the queue's way (the DLQ and a redrive, say) could
+copy a real job's fields and write rows no upload held. The MAC makes a chunk the producer's: the
+worker checks it against the key on the job record before anything else, so a chunk without one,
+with one made under another key, or with a body changed by a byte is refused whole. One HMAC per
+chunk, whatever its rows; a redelivered or redriven chunk keeps its attribute, and so its MAC.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +35,16 @@ from typing import Any
 FORMAT_VERSION = 1
 # Rows per file are numbered below this (ten digits in a version).
 ROW_SPACE = 10_000_000_000
+
+
+# The message attribute that carries the MAC. SQS counts an attribute's name, type and value towards
+# the message's size ("All parts of the message attribute, including Name, Type, and Value, are part
+# of the message size restriction",
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_MessageAttributeValue.html):
+# the producer's budgets leave room for these bytes.
+MAC_ATTRIBUTE = "chunkMac"
+_MAC_DATA_TYPE = "String"
+MAC_ATTRIBUTE_BYTES = len(MAC_ATTRIBUTE) + len(_MAC_DATA_TYPE) + 2 * hashlib.sha256().digest_size
 
 
 class MalformedChunk(ValueError):
@@ -83,6 +105,24 @@ class Chunk:
     def version_of(self, row: Row) -> str:
         """The row's version: later uploads win, and within a file later rows win."""
         return row_version(self.uploadedAtMs, self.tiebreak, row.row)
+
+
+def sign(body: str, key: bytes) -> str:
+    """The MAC of a message body (its UTF-8 bytes, as SQS delivers them) under its job's key."""
+    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+
+
+def verify_mac(body: str, mac: str | None, key: bytes) -> bool:
+    """Whether `mac` is the body's MAC under `key`, compared in constant time."""
+    if mac is None:
+        return False
+    # As bytes: compare_digest refuses str holding non-ASCII characters, which a forger may send.
+    return hmac.compare_digest(sign(body, key).encode(), mac.encode())
+
+
+def mac_attributes(mac: str) -> dict[str, dict[str, str]]:
+    """The `MessageAttributes` of a send that carry `mac`."""
+    return {MAC_ATTRIBUTE: {"DataType": _MAC_DATA_TYPE, "StringValue": mac}}
 
 
 def upload_tiebreak(sequencer: str, job_id: str) -> str:

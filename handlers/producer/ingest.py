@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from handlers.common.chunks import ROW_SPACE, Chunk, Row, Source, upload_tiebreak
-from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS
+from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS, mac_key
 from handlers.producer.csv_stream import FileProblem, Record, iter_records
 from handlers.producer.job_store import INGEST, VALIDATE, Checkpoint
 from handlers.producer.packing import Budgets, ChunkPacker
@@ -162,6 +162,9 @@ def _ingest(
     source = Source(bucket=job["bucket"], key=job["key"], versionId=job["versionId"])
     expires_at = int(job["expiresAt"]) if job.get("expiresAt") is not None else None
     tiebreak = upload_tiebreak(job.get("sequencer", ""), job["jobId"])
+    key = mac_key(job)
+    if key is None:  # the store makes one with the record, or with the lease this segment holds
+        raise RuntimeError(f"job {job['jobId']} has no key to sign its chunks with")
 
     def make_chunk(number: int, rows: tuple[Row, ...]) -> Chunk:
         return Chunk(
@@ -182,6 +185,7 @@ def _ingest(
         services.executor,
         settings.budgets.batch_bytes,
         on_retry=services.on_send_retry,
+        mac_key=key,
     )
     report = RejectsReport(header)
     cp = replace(checkpoint)

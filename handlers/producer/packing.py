@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from handlers.common.chunks import Chunk, Row
+from handlers.common.chunks import MAC_ATTRIBUTE_BYTES, Chunk, Row
 
 # SendMessageBatch takes at most 10 entries, and "the maximum allowed individual message size and
 # the maximum total payload size (the sum of the individual lengths of all of the batched
@@ -23,14 +23,18 @@ class Budgets:
     """Bytes per SendMessageBatch call and per chunk, from the queue's maximum message size."""
 
     batch_bytes: int
+    """What one call may carry: its messages' bodies and attributes."""
     chunk_bytes: int
+    """What one chunk's body may hold: a tenth of the batch, less its MAC attribute."""
 
     @classmethod
     def for_queue(cls, max_message_bytes: int) -> Budgets:
-        """Whether SQS measures a batch against the queue's limit or the API's, ten chunks of a
-        tenth of the smaller one always fit one call, and each chunk fits the queue."""
+        """Whether SQS measures a batch against the queue's limit or the API's, ten messages of a
+        tenth of the smaller one always fit one call, and each message fits the queue. A message
+        is its body and its MAC attribute, whose name, type and value SQS counts towards its size
+        (`chunks.MAC_ATTRIBUTE_BYTES`)."""
         batch = min(max_message_bytes, API_MAX_BATCH_BYTES)
-        return cls(batch_bytes=batch, chunk_bytes=batch // MAX_BATCH_ENTRIES)
+        return cls(batch_bytes=batch, chunk_bytes=batch // MAX_BATCH_ENTRIES - MAC_ATTRIBUTE_BYTES)
 
 
 # The largest a valid row can encode to: a 256-character name of characters outside the BMP,

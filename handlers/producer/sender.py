@@ -7,7 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from handlers.common.chunks import Chunk
+from handlers.common.chunks import MAC_ATTRIBUTE_BYTES, Chunk, mac_attributes, sign
 from handlers.common.retry import OutOfTime, call_with_backoff, delays
 from handlers.producer.packing import MAX_BATCH_ENTRIES
 
@@ -20,7 +20,8 @@ class SendFailed(RuntimeError):
 
 
 class ChunkSender:
-    """Groups chunks into batches and sends them on a small pool, `max_in_flight` at a time."""
+    """Groups chunks into batches and sends them on a small pool, `max_in_flight` at a time; each
+    chunk signed with its job's key (`mac_key`), its MAC in a message attribute."""
 
     def __init__(
         self,
@@ -31,11 +32,14 @@ class ChunkSender:
         max_batch_bytes: int,
         max_in_flight: int = SENDS_IN_FLIGHT,
         on_retry: Callable[[], None] = lambda: None,
+        *,
+        mac_key: bytes,
     ) -> None:
         self._sqs, self._queue_url, self._seconds_left = sqs, queue_url, seconds_left
         self._executor, self._max_in_flight, self._on_retry = executor, max_in_flight, on_retry
         self._max_batch_bytes = max_batch_bytes
-        self._batch: list[dict[str, str]] = []
+        self._mac_key = mac_key
+        self._batch: list[dict[str, Any]] = []
         self._batch_bytes = 0
         self._in_flight: set[Future[None]] = set()
         self._slowest = 0.0
@@ -43,10 +47,17 @@ class ChunkSender:
 
     def send(self, chunk: Chunk) -> None:
         body = chunk.encode()
-        size = len(body.encode())
+        # SQS counts the attribute towards the message's size, and so towards the call's.
+        size = len(body.encode()) + MAC_ATTRIBUTE_BYTES
         if self._batch and (len(self._batch) == MAX_BATCH_ENTRIES or self._batch_bytes + size > self._max_batch_bytes):
             self._submit()
-        self._batch.append({"Id": f"chunk-{chunk.chunk}", "MessageBody": body})
+        self._batch.append(
+            {
+                "Id": f"chunk-{chunk.chunk}",
+                "MessageBody": body,
+                "MessageAttributes": mac_attributes(sign(body, self._mac_key)),
+            }
+        )
         self._batch_bytes += size
 
     def drain_seconds(self) -> float:
@@ -71,7 +82,7 @@ class ChunkSender:
             for future in done:
                 future.result()  # re-raises SendFailed
 
-    def _send_batch(self, entries: list[dict[str, str]]) -> None:
+    def _send_batch(self, entries: list[dict[str, Any]]) -> None:
         began = time.monotonic()
         try:
             self._send_entries(entries)
@@ -80,7 +91,7 @@ class ChunkSender:
             # and a lost race only keeps a slightly smaller figure for one more batch.
             self._slowest = max(self._slowest, time.monotonic() - began)
 
-    def _send_entries(self, entries: list[dict[str, str]]) -> None:
+    def _send_entries(self, entries: list[dict[str, Any]]) -> None:
         pending = entries
         for delay in delays():
             response = call_with_backoff(

@@ -1,12 +1,17 @@
 """What the worker checks before it writes a chunk: the queue is untrusted input.
 
 Only the producer's role may send to the queue (its policy), but the worker does not rely on
-that alone. A chunk is written only if it matches its job record — the job exists, and the chunk
-carries the job's upload time, source object, tiebreak and expiry, a chunk number within the
-job's count once that is known, and row numbers within its rows — and if every row passes the
-same field rules the producer applied. A chunk that fails is refused whole, before any row is
-written: its message fails, and after `maxReceiveCount` deliveries it rests in the DLQ, never in
-the table. Reasons name fields and numbers, never a value.
+that alone: a message can reach the queue another way (a principal allowed to send to the DLQ,
+then a redrive). First, the chunk must be the producer's: its message carries the MAC of its exact
+body under its job's key, which only the producer and the jobs table's readers know
+(`check_mac`). Every field a chunk carries besides its rows is public or derivable, so without
+the MAC a copy of a real job's fields with rows of anyone's choice would pass every other check.
+Then it must match its job record — the job exists, and the chunk carries the job's upload time,
+source object, tiebreak and expiry, a chunk number within the job's count once that is known, and
+row numbers within its rows — and every row must pass the same field rules the producer applied.
+A chunk that fails is refused whole, before any row is written: its message fails, and after
+`maxReceiveCount` deliveries it rests in the DLQ, never in the table. Reasons name fields and
+numbers, never a value.
 
 A chunk of a `FAILED` job is still written: a job can fail (a segment that made no progress) after
 some of its chunks were sent, and those rows are the upload's as much as any other.
@@ -17,9 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from handlers.common.chunks import ROW_SPACE, Chunk, upload_tiebreak
+from handlers.common.chunks import ROW_SPACE, Chunk, upload_tiebreak, verify_mac
 from handlers.common.dynamo import plain
-from handlers.common.jobs import job_key
+from handlers.common.jobs import CHUNK_MAC_KEY, job_key, mac_key
 from handlers.common.retry import RetryCounter, call_with_backoff
 from handlers.common.validation import InvalidValue, normalize_email, normalize_name, normalize_phone
 
@@ -35,6 +40,7 @@ _ATTRIBUTES = (
     "expiresAt",
     "chunksTotal",
     "rowsTotal",
+    CHUNK_MAC_KEY,
 )
 _PROJECTION = ", ".join(f"#a{i}" for i in range(len(_ATTRIBUTES)))
 _NAMES = {f"#a{i}": name for i, name in enumerate(_ATTRIBUTES)}
@@ -42,6 +48,20 @@ _NAMES = {f"#a{i}": name for i, name in enumerate(_ATTRIBUTES)}
 
 class ChunkRefused(ValueError):
     """A chunk that does not match its job, or holds a row that breaks a field rule."""
+
+
+def check_mac(chunk: Chunk, body: str, mac: str | None, job: dict[str, Any] | None) -> None:
+    """The chunk is the producer's: `mac`, the one its message carries, is its body's MAC under the
+    key on its job's record (`job`, or None if there is none)."""
+    if job is None:
+        raise ChunkRefused(f"chunk {chunk.chunk} names job {chunk.jobId}, which has no record")
+    key = mac_key(job)
+    if key is None:
+        raise ChunkRefused(f"chunk {chunk.chunk}: job {chunk.jobId} has no key to check its MAC with")
+    if mac is None:
+        raise ChunkRefused(f"chunk {chunk.chunk} of job {chunk.jobId} carries no MAC")
+    if not verify_mac(body, mac, key):
+        raise ChunkRefused(f"chunk {chunk.chunk}: its MAC does not match job {chunk.jobId}'s key")
 
 
 def check_rows(chunk: Chunk) -> None:

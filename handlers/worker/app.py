@@ -20,9 +20,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers.common.aws import client_config
-from handlers.common.chunks import Chunk, MalformedChunk, decode
+from handlers.common.chunks import MAC_ATTRIBUTE, Chunk, MalformedChunk, decode
 from handlers.common.retry import RetryCounter
-from handlers.worker.admission import ChunkRefused, JobLookup, check_against_job, check_rows
+from handlers.worker.admission import ChunkRefused, JobLookup, check_against_job, check_mac, check_rows
 from handlers.worker.progress import ProgressCounter
 from handlers.worker.writes import WRITERS, UserWriter
 
@@ -74,18 +74,32 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
 
 
 def _admitted(record: SQSRecord, seconds_left: Callable[[], float], retries: RetryCounter) -> Chunk:
-    """The message's chunk, decoded and checked (`admission`); a message refused is logged with
-    its id and the reason (never a value) and fails."""
+    """The message's chunk, decoded and checked (`admission`): its MAC first, against the key on the
+    job record it is checked against anyway (one read, one HMAC per chunk). A message refused is
+    logged with its id and the reason (never a value) and fails."""
     try:
         chunk = decode(record.body)
         logger.append_keys(jobId=chunk.jobId, chunk=chunk.chunk)
+        job = jobs.get(chunk.jobId, seconds_left, retries)
+        check_mac(chunk, record.body, _carried_mac(record), job)
         check_rows(chunk)
-        check_against_job(chunk, jobs.get(chunk.jobId, seconds_left, retries))
+        check_against_job(chunk, job)
     except (MalformedChunk, ChunkRefused) as refused:
         what = "malformed message" if isinstance(refused, MalformedChunk) else "chunk refused"
         logger.error(what, extra={"messageId": record.message_id, "reason": str(refused)})
         raise
     return chunk
+
+
+def _carried_mac(record: SQSRecord) -> str | None:
+    """The MAC the message carries: its `chunkMac` attribute, if a String. Lambda's SQS event gives
+    an attribute's value only under the key of its type (`stringValue` or `binaryValue`,
+    https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html), so it is read with `get`."""
+    attribute = record.message_attributes[MAC_ATTRIBUTE]
+    if attribute is None or attribute.get("dataType") != "String":
+        return None
+    value = attribute.get("stringValue")
+    return value if isinstance(value, str) else None
 
 
 @logger.inject_lambda_context(clear_state=True)

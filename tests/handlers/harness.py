@@ -24,6 +24,7 @@ from urllib.parse import quote_plus
 from botocore.exceptions import ClientError
 
 from infra.tables import GlobalIndex
+from local.esm import message_attribute
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 SAMPLE_CSV = Path(__file__).resolve().parents[1] / "data" / "users.csv"
@@ -171,7 +172,7 @@ class Deployment:
         """Every message now in the queue (received once, left in flight)."""
         messages = []
         while batch := self.sqs.receive_message(
-            QueueUrl=self.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=600
+            QueueUrl=self.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=600, MessageAttributeNames=["All"]
         ).get("Messages", []):
             messages.extend(batch)
         return messages
@@ -185,6 +186,10 @@ class Deployment:
                 receiptHandle=message["ReceiptHandle"],
                 body=message["Body"],
                 md5OfBody=message["MD5OfBody"],
+                # As Lambda's event carries them (local mode's event source mapping builds them so too).
+                messageAttributes={
+                    name: message_attribute(value) for name, value in (message.get("MessageAttributes") or {}).items()
+                },
             )
             records.append(record)
         return {"Records": records}

@@ -4,7 +4,19 @@ import json
 
 import pytest
 
-from handlers.common.chunks import Chunk, MalformedChunk, Row, Source, decode, row_version, upload_tiebreak
+from handlers.common.chunks import (
+    MAC_ATTRIBUTE_BYTES,
+    Chunk,
+    MalformedChunk,
+    Row,
+    Source,
+    decode,
+    mac_attributes,
+    row_version,
+    sign,
+    upload_tiebreak,
+    verify_mac,
+)
 
 CHUNK = Chunk(
     "job-1",
@@ -53,3 +65,39 @@ def test_same_millisecond_uploads_are_ordered_by_sequencer_then_job_id():
     assert row_version(1000, earlier, 5) < row_version(1000, later, 1)
     assert upload_tiebreak("0A", "0" * 32) > upload_tiebreak("09FF", "0" * 32)
     assert upload_tiebreak("", "1" * 32) > upload_tiebreak("", "0" * 32)
+
+
+# --- the MAC: a chunk is the producer's only if its body is signed with its job's key ------------
+
+KEY = bytes(range(32))
+
+
+def test_a_body_verifies_with_the_mac_its_jobs_key_made():
+    body = CHUNK.encode()
+    assert verify_mac(body, sign(body, KEY), KEY)
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "why"),
+    [
+        (CHUNK.encode().replace('"Ann"', '"Bob"'), KEY, "one row changed"),
+        (CHUNK.encode() + " ", KEY, "one byte added"),
+        (CHUNK.encode(), bytes(32), "another job's key"),
+    ],
+)
+def test_a_mac_does_not_verify_another_body_or_under_another_key(body, key, why):
+    assert not verify_mac(body, sign(CHUNK.encode(), KEY), key), why
+
+
+@pytest.mark.parametrize("mac", [None, "", "0" * 64, "é" * 64, sign(CHUNK.encode(), KEY).upper()])
+def test_a_missing_or_made_up_mac_does_not_verify(mac):
+    assert not verify_mac(CHUNK.encode(), mac, KEY)
+
+
+def test_the_mac_travels_as_a_string_attribute_whose_size_is_counted():
+    mac = sign(CHUNK.encode(), KEY)
+    attributes = mac_attributes(mac)
+    [(name, value)] = attributes.items()
+    assert value == {"DataType": "String", "StringValue": mac}
+    # SQS counts an attribute's name, type and value towards the message's size.
+    assert len(name) + len(value["DataType"]) + len(value["StringValue"].encode()) == MAC_ATTRIBUTE_BYTES

@@ -10,6 +10,7 @@ import gc
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 
+from handlers.common.jobs import CHUNK_MAC_KEY, new_mac_key
 from handlers.producer.ingest import Clock, Services, Settings, run_segment
 from handlers.producer.job_store import Checkpoint
 from handlers.producer.packing import Budgets
@@ -72,6 +73,7 @@ def ingest(rows: int, executor: ThreadPoolExecutor) -> tuple[int, int]:
         "uploadedAtMs": 1,
         "objectSize": len(HEADER) + rows * ROW_BYTES,
         "checkpoint": Checkpoint("VALIDATE", 0, 0, 0, 0, 0).to_item(),
+        CHUNK_MAC_KEY: new_mac_key(),
     }
     settings = Settings(
         queue_url="q",

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from handlers.common.chunks import Chunk, Row, Source
+from handlers.common.chunks import MAC_ATTRIBUTE_BYTES, Chunk, Row, Source
 from handlers.producer.packing import MAX_BATCH_ENTRIES, Budgets, ChunkPacker, row_bytes
 
 DEFAULT = Budgets.for_queue(1024 * 1024)
@@ -45,6 +45,15 @@ def test_chunks_stay_under_the_configured_message_size_whatever_the_rows(name, m
     assert MAX_BATCH_ENTRIES * budgets.chunk_bytes <= budgets.batch_bytes <= min(max_message_bytes, 1024 * 1024)
     assert sum(len(c.rows) for c in chunks) == len(big)
     assert len(chunks) > 1, "rows this large must spread over several chunks"
+
+
+@pytest.mark.parametrize("max_message_bytes", [65_536, 262_144, 1_048_576])
+def test_a_chunk_and_its_mac_attribute_fit_the_queue_and_ten_of_them_one_send(max_message_bytes):
+    # SQS counts a message attribute's name, type and value towards the message's size.
+    budgets = Budgets.for_queue(max_message_bytes)
+    largest_message = budgets.chunk_bytes + MAC_ATTRIBUTE_BYTES
+    assert largest_message <= max_message_bytes
+    assert MAX_BATCH_ENTRIES * largest_message <= budgets.batch_bytes
 
 
 def test_packing_resumed_at_any_empty_point_gives_the_same_chunks():

@@ -10,6 +10,7 @@ from handlers.common.chunks import Chunk, Row, Source
 from handlers.producer.sender import ChunkSender, SendFailed
 
 ONE_MIB = 1024 * 1024
+KEY = bytes(32)
 
 
 def chunk(number: int, rows: int = 1, name: str = "n") -> Chunk:
@@ -60,7 +61,7 @@ def executor():
 
 def test_chunks_go_in_batches_of_at_most_ten_with_a_bounded_number_in_flight(executor):
     sqs = ScriptedSqs(delay=0.02)
-    sender = ChunkSender(sqs, "q", lambda: 60.0, executor, ONE_MIB, max_in_flight=2)
+    sender = ChunkSender(sqs, "q", lambda: 60.0, executor, ONE_MIB, max_in_flight=2, mac_key=KEY)
     for n in range(95):
         sender.send(chunk(n))
     sender.flush()
@@ -70,7 +71,7 @@ def test_chunks_go_in_batches_of_at_most_ten_with_a_bounded_number_in_flight(exe
 
 
 def test_draining_is_estimated_from_the_slowest_send(executor):
-    sender = ChunkSender(ScriptedSqs(delay=0.2), "q", lambda: 60.0, executor, ONE_MIB)
+    sender = ChunkSender(ScriptedSqs(delay=0.2), "q", lambda: 60.0, executor, ONE_MIB, mac_key=KEY)
     assert sender.drain_seconds() == 0.0  # nothing sent yet: nothing known
     for n in range(25):
         sender.send(chunk(n))
@@ -82,7 +83,7 @@ def test_draining_is_estimated_from_the_slowest_send(executor):
 @pytest.mark.parametrize("budget", [ONE_MIB, 262_144])
 def test_a_batch_never_exceeds_the_byte_budget(executor, budget):
     sqs = ScriptedSqs()
-    sender = ChunkSender(sqs, "q", lambda: 60.0, executor, budget)
+    sender = ChunkSender(sqs, "q", lambda: 60.0, executor, budget, mac_key=KEY)
     for n in range(30):
         sender.send(chunk(n, rows=900 * budget // ONE_MIB, name="x" * 100))  # fewer than 10 fit in the budget
     sender.flush()
@@ -93,7 +94,7 @@ def test_a_batch_never_exceeds_the_byte_budget(executor, budget):
 def test_failed_entries_are_retried_until_they_are_queued(executor):
     sqs = ScriptedSqs(fail=lambda call, entry_id: "ServiceUnavailable" if call < 3 and entry_id.endswith("7") else None)
     retries = []
-    sender = ChunkSender(sqs, "q", lambda: 60.0, executor, ONE_MIB, on_retry=lambda: retries.append(1))
+    sender = ChunkSender(sqs, "q", lambda: 60.0, executor, ONE_MIB, on_retry=lambda: retries.append(1), mac_key=KEY)
     for n in range(20):
         sender.send(chunk(n))
     sender.flush()
@@ -104,7 +105,7 @@ def test_failed_entries_are_retried_until_they_are_queued(executor):
 
 def test_an_entry_sqs_refuses_fails_the_send(executor):
     sqs = ScriptedSqs(fail=lambda call, entry_id: "InvalidMessageContents" if entry_id == "chunk-3" else None)
-    sender = ChunkSender(sqs, "q", lambda: 60.0, executor, ONE_MIB)
+    sender = ChunkSender(sqs, "q", lambda: 60.0, executor, ONE_MIB, mac_key=KEY)
     for n in range(5):
         sender.send(chunk(n))
     with pytest.raises(SendFailed, match="SQS refused chunk-3: InvalidMessageContents"):
@@ -113,7 +114,7 @@ def test_an_entry_sqs_refuses_fails_the_send(executor):
 
 def test_entries_still_failing_when_time_runs_out_fail_the_send(executor):
     sqs = ScriptedSqs(fail=lambda call, entry_id: "ServiceUnavailable")
-    sender = ChunkSender(sqs, "q", lambda: 0.0, executor, ONE_MIB)
+    sender = ChunkSender(sqs, "q", lambda: 0.0, executor, ONE_MIB, mac_key=KEY)
     sender.send(chunk(0))
     with pytest.raises(SendFailed, match="still unsent when time ran out"):
         sender.flush()

@@ -6,18 +6,21 @@ import json
 import random
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from botocore.exceptions import ClientError
 
-from handlers.common.chunks import upload_tiebreak
+from handlers.common.chunks import MAC_ATTRIBUTE, Chunk, Row, Source, decode, mac_attributes, sign, upload_tiebreak
+from handlers.common.dynamo import plain
+from handlers.common.jobs import CHUNK_MAC_KEY, job_id_for
 from handlers.common.validation import normalize_email
+from handlers.producer.job_store import Upload
+from handlers.worker.admission import check_against_job, check_rows
 from tests.handlers.harness import FakeContext, Faulty, first, throttling
 from tests.handlers.test_signals import emf
 
 HEADER = "name,mail,phone\n"
-T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
 
 def make_uploads(rng: random.Random, files: int, rows: int, emails: int) -> list[str]:
@@ -38,11 +41,24 @@ def oracle(bodies: list[str]) -> dict[str, tuple[str, str]]:
     return expected
 
 
+def put_dated(deployment, key, body, ms_into_second):
+    """Put `key`; return its LastModified's second and its S3 event, dated `ms_into_second` into
+    that second. S3 dates an object to the second, and the producer holds an event's time within
+    that second (`handlers/producer/events.py`): this is how a test orders uploads made in one."""
+    response = deployment.put(key, body)
+    head = deployment.s3.head_object(Bucket=deployment.bucket, Key=key, VersionId=response["VersionId"])
+    second = head["LastModified"].replace(microsecond=0)
+    return second, deployment.s3_event(key, response, event_time=second + timedelta(milliseconds=ms_into_second))
+
+
+def upload_dated(deployment, key, body, ms_into_second):
+    _, event = put_dated(deployment, key, body, ms_into_second)
+    return deployment.run_producer(event)["jobs"][0]["jobId"]
+
+
 def upload_in_order(deployment, bodies):
-    return [
-        deployment.upload(f"uploads/file-{i}.csv", body, event_time=T0 + timedelta(minutes=i))
-        for i, body in enumerate(bodies)
-    ]
+    """Each file a later upload than the one before, in the same second or a later one."""
+    return [upload_dated(deployment, f"uploads/file-{i}.csv", body, 100 * i) for i, body in enumerate(bodies)]
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -61,9 +77,9 @@ def test_final_table_is_latest_upload_last_row_under_shuffled_duplicated_deliver
 
 
 def test_an_older_upload_delivered_last_never_replaces_a_newer_one(deployment):
-    older = deployment.upload("uploads/old.csv", HEADER + "Old Name,ann@example.com,123456\n", event_time=T0)
+    older = upload_dated(deployment, "uploads/old.csv", HEADER + "Old Name,ann@example.com,123456\n", 0)
     old_messages = deployment.receive_all()
-    newer = deployment.upload("uploads/new.csv", HEADER + "New Name,ann@example.com,\n", event_time=T0 + timedelta(1))
+    newer = upload_dated(deployment, "uploads/new.csv", HEADER + "New Name,ann@example.com,\n", 500)
     assert deployment.drain() == []  # the newer upload's chunk
     assert deployment.deliver(old_messages) == []
     item = deployment.users()["ann@example.com"]
@@ -111,11 +127,24 @@ def test_a_malformed_message_fails_alone(deployment):
     assert set(deployment.users()) == {f"u{i}@example.com" for i in range(6)}
 
 
-def forged(message, change):
-    """The message with its chunk changed by `change` (a function of the decoded body)."""
+def forged(deployment, message, change):
+    """The message with its chunk changed by `change` (a function of the decoded body) and signed
+    with its job's own key, as if the producer had made it: the checks past the MAC are a second
+    line, against a producer that made a wrong chunk."""
     body = json.loads(message["Body"])
+    key = job_mac_key(deployment, body["jobId"])
     change(body)
-    return {**message, "MessageId": "forged", "Body": json.dumps(body)}
+    return signed({**message, "MessageId": "forged"}, json.dumps(body), key)
+
+
+def signed(message, body, key):
+    """`message` with `body`, and the MAC attribute `key` makes for it."""
+    return {**message, "Body": body, "MessageAttributes": mac_attributes(sign(body, key))}
+
+
+def job_mac_key(deployment, job_id):
+    """A job's key, read from the jobs table (as only a reader of that table can)."""
+    return bytes(deployment.job(job_id)[CHUNK_MAC_KEY])
 
 
 def set_row(field, value):
@@ -147,13 +176,146 @@ def test_a_chunk_that_does_not_match_its_job_or_the_field_rules_is_refused_befor
     job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\n")
     [message] = deployment.receive_all()
     logs = log_lines(deployment.worker)
-    assert deployment.deliver([forged(message, change)]) == ["forged"]
+    assert deployment.deliver([forged(deployment, message, change)]) == ["forged"]
     assert deployment.users() == {}, "nothing of a refused chunk is written"
     assert deployment.job(job_id)["chunksDone"] == 0, "nor counted"
     refusals = [json.loads(line) for line in logs.getvalue().splitlines() if '"chunk refused"' in line]
     assert [r["messageId"] for r in refusals] == ["forged"] and reason in refusals[0]["reason"]
     assert "<script>" not in refusals[0]["reason"] and "NOT AN EMAIL" not in refusals[0]["reason"]
     assert deployment.deliver([message]) == []  # the real chunk still goes through
+    assert deployment.job(job_id)["status"] == "COMPLETE"
+
+
+# --- only the producer's chunks are written: each carries a MAC under its job's key ---------------
+
+TWO_USERS = HEADER + "Ann,ann@example.com,\nBob,bob@example.com,\n"
+
+
+def refusal_reasons(logs):
+    return [json.loads(line)["reason"] for line in logs.getvalue().splitlines() if '"chunk refused"' in line]
+
+
+def forgery_from_public_fields(public, expires_at):
+    """A chunk of the job the API shows (`public`): every field it is checked against copied, the
+    row numbers within the job's, and rows of the forger's choice — an existing user renamed, a new
+    email added."""
+    rows = (
+        Row(public["rowsTotal"], "ann@example.com", "Mallory", None),
+        Row(public["rowsTotal"], "mallory@example.com", "Mallory", None),
+    )
+    source = Source(public["bucket"], public["key"], public["versionId"])
+    tiebreak = upload_tiebreak(public["sequencer"], public["jobId"])
+    return Chunk(public["jobId"], 0, public["uploadedAtMs"], tiebreak, source, expires_at, rows)
+
+
+@pytest.mark.parametrize(
+    ("forger_key", "reason"),
+    [(None, "carries no MAC"), (bytes(32), "MAC does not match")],
+    ids=["no MAC", "a MAC under a guessed key"],
+)
+def test_a_chunk_copying_a_real_jobs_public_fields_with_rows_of_the_forgers_choice_is_refused_before_any_write(
+    deployment, log_lines, forger_key, reason
+):
+    # GIVEN a written upload, and its job as GET /jobs/{id} shows it
+    job_id = deployment.upload("uploads/a.csv", TWO_USERS)
+    assert deployment.drain() == []
+    before = deployment.users()
+    status, public, _ = deployment.api(f"/jobs/{job_id}", resource="/jobs/{jobId}")
+    assert status == 200 and CHUNK_MAC_KEY not in public, "the API never shows the key"
+    # The forger knows every field but the key (expiresAt, hidden by the API, is derivable to the
+    # second from uploadedAtMs and jobTtlDays: taken from the record here, the worst case).
+    record = deployment.job(job_id)
+    chunk = forgery_from_public_fields(public, int(record["expiresAt"]))
+    body = chunk.encode()
+    # Every check but the MAC admits it: without the MAC it would be written.
+    check_rows(decode(body))
+    check_against_job(decode(body), plain(record))
+    message = {"MessageId": "forged", "ReceiptHandle": "r", "Body": body, "MD5OfBody": "x"}
+    if forger_key is not None:
+        message = signed(message, body, forger_key)
+    logs = log_lines(deployment.worker)
+
+    # WHEN it reaches the worker
+    failed = deployment.deliver([message])
+
+    # THEN it fails, nothing of it is written or counted, and the reason names no value
+    assert failed == ["forged"]
+    assert deployment.users() == before
+    assert deployment.users()["ann@example.com"]["name"] == "Ann"
+    assert "mallory@example.com" not in deployment.users()
+    assert (deployment.job(job_id)["chunksDone"], deployment.job(job_id)["rowsWritten"]) == (1, 2)
+    [refused] = refusal_reasons(logs)
+    assert reason in refused and "chunk 0" in refused and job_id in refused
+    assert "Mallory" not in logs.getvalue() and "mallory@example.com" not in logs.getvalue()
+
+
+def test_a_chunk_the_producer_signed_is_written(deployment):
+    job_id = deployment.upload("uploads/a.csv", TWO_USERS)
+    [message] = deployment.receive_all()
+    assert message["MessageAttributes"][MAC_ATTRIBUTE]["DataType"] == "String"
+    assert deployment.deliver([message]) == []
+    assert {email: item["name"] for email, item in deployment.users().items()} == {
+        "ann@example.com": "Ann",
+        "bob@example.com": "Bob",
+    }
+    assert deployment.job(job_id)["status"] == "COMPLETE"
+
+
+def test_a_signed_chunk_with_one_row_changed_is_refused(deployment, log_lines):
+    job_id = deployment.upload("uploads/a.csv", TWO_USERS)
+    [message] = deployment.receive_all()
+    tampered = {**message, "MessageId": "tampered", "Body": message["Body"].replace('"Ann"', '"Mallory"')}
+    assert tampered["Body"] != message["Body"]
+    logs = log_lines(deployment.worker)
+    assert deployment.deliver([tampered]) == ["tampered"]
+    assert deployment.users() == {}
+    [refused] = refusal_reasons(logs)
+    assert "MAC does not match" in refused and job_id in refused
+    assert deployment.deliver([message]) == []  # the producer's chunk still goes through
+    assert deployment.users()["ann@example.com"]["name"] == "Ann"
+
+
+def test_a_mac_made_with_another_jobs_key_is_refused(deployment, log_lines):
+    job_id = deployment.upload("uploads/a.csv", TWO_USERS)
+    [message] = deployment.receive_all()
+    other_job = deployment.upload("uploads/b.csv", HEADER + "Cy,cy@example.com,\n")
+    deployment.receive_all()
+    body = message["Body"].replace('"Ann"', '"Mallory"')
+    logs = log_lines(deployment.worker)
+    crossed = signed({**message, "MessageId": "crossed"}, body, job_mac_key(deployment, other_job))
+    assert deployment.deliver([crossed]) == ["crossed"]
+    assert deployment.users() == {}
+    [refused] = refusal_reasons(logs)
+    assert "MAC does not match" in refused and job_id in refused
+
+
+def test_a_chunk_whose_job_has_no_key_is_refused(deployment, log_lines):
+    job_id = deployment.upload("uploads/a.csv", TWO_USERS)
+    [message] = deployment.receive_all()
+    deployment.force_job_status(job_id, "QUEUED", CHUNK_MAC_KEY)
+    logs = log_lines(deployment.worker)
+    assert deployment.deliver([message]) == [message["MessageId"]]
+    assert deployment.users() == {}
+    [refused] = refusal_reasons(logs)
+    assert "has no key" in refused and job_id in refused
+
+
+def test_a_job_created_without_a_key_gets_one_when_next_leased_and_its_chunks_are_written(deployment):
+    # GIVEN a job record as a producer before chunk MACs created it: no key
+    response = deployment.put("uploads/old.csv", TWO_USERS)
+    event = deployment.s3_event("uploads/old.csv", response)
+    job_id = job_id_for(deployment.bucket, "uploads/old.csv", response["VersionId"])
+    upload = Upload(deployment.bucket, "uploads/old.csv", response["VersionId"], len(TWO_USERS), "", 1, "")
+    assert deployment.producer.store.create(job_id, upload, None)
+    deployment.dynamodb.Table(deployment.jobs_table).update_item(
+        Key={"jobId": job_id, "sk": "JOB"}, UpdateExpression=f"REMOVE {CHUNK_MAC_KEY}"
+    )
+    # WHEN the producer works on it (a repeated event finds it)
+    deployment.run_producer(event)
+    # THEN it has a key, and its chunks, signed with it, are written
+    assert len(job_mac_key(deployment, job_id)) == 32
+    assert deployment.drain() == []
+    assert set(deployment.users()) == {"ann@example.com", "bob@example.com"}
     assert deployment.job(job_id)["status"] == "COMPLETE"
 
 
@@ -170,7 +332,9 @@ def test_a_job_that_counted_a_chunk_its_producer_never_sent_fails_instead_of_wai
     job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\n")
     [message] = deployment.receive_all()
     deployment.force_job_status(job_id, "PARSING", "chunksTotal")  # as while the producer still reads
-    assert deployment.deliver([forged(message, lambda body: body.update(chunk=7))]) == []  # cannot be told yet
+    assert (
+        deployment.deliver([forged(deployment, message, lambda body: body.update(chunk=7))]) == []
+    )  # cannot be told yet
     deployment.force_job_status(job_id, "QUEUED", chunksTotal=1)  # the producer queues its one chunk
     assert deployment.deliver([message]) == []
     job = deployment.job(job_id)
@@ -276,9 +440,18 @@ def test_a_throttled_transaction_is_retried_and_counted_once(deployment, monkeyp
 
 @pytest.mark.parametrize("reverse", [False, True])
 def test_uploads_of_the_same_millisecond_have_one_winner_whatever_the_order(deployment, reverse):
-    first = deployment.upload("uploads/a.csv", HEADER + "From A,ann@example.com,\n", event_time=T0)
+    for _attempt in range(5):  # both objects dated to one second, so their events to one millisecond
+        (second_a, event_a), (second_b, event_b) = (
+            put_dated(deployment, f"uploads/{name}.csv", HEADER + f"From {name.upper()},ann@example.com,\n", 500)
+            for name in ("a", "b")
+        )
+        if second_a == second_b:
+            break
+    else:
+        pytest.fail("the two objects were never put within one second")
+    first = deployment.run_producer(event_a)["jobs"][0]["jobId"]
     a = deployment.receive_all()
-    second = deployment.upload("uploads/b.csv", HEADER + "From B,ann@example.com,\n", event_time=T0)
+    second = deployment.run_producer(event_b)["jobs"][0]["jobId"]
     b = deployment.receive_all()
     for messages in (b, a) if reverse else (a, b):
         assert deployment.deliver(messages) == []

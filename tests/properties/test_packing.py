@@ -20,7 +20,8 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from handlers.common.chunks import ROW_SPACE, Chunk, Row, Source, decode, upload_tiebreak
+from handlers.common.chunks import MAC_ATTRIBUTE, ROW_SPACE, Chunk, Row, Source, decode, upload_tiebreak
+from handlers.common.jobs import CHUNK_MAC_KEY, MAC_KEY_BYTES, mac_key
 from handlers.common.validation import MAX_EMAIL_LENGTH, MAX_NAME_LENGTH
 from handlers.producer.packing import (
     API_MAX_BATCH_BYTES,
@@ -31,7 +32,7 @@ from handlers.producer.packing import (
     row_bytes,
 )
 from handlers.producer.sender import ChunkSender
-from handlers.worker.admission import ChunkRefused, check_against_job, check_rows
+from handlers.worker.admission import ChunkRefused, check_against_job, check_mac, check_rows
 from tests.evidence import Proof
 from tests.properties.test_validation import REASONS
 
@@ -54,8 +55,9 @@ PROOFS = [
         injected="0–120 valid rows (up to the largest a valid row encodes to), 1–250 rows per message, any queue"
         " maximum message size SQS allows, S3 keys of up to 1,024 bytes",
         held="rows in = rows packed, in order; chunks numbered contiguously; every body ASCII JSON within the chunk"
-        " budget; no send batch over 10 entries or the batch budget; each body decoded and admitted by the worker"
-        " gives back its chunk",
+        " budget; every message (body and MAC attribute, as SQS counts it) within the queue's maximum and no send"
+        " batch over 10 entries or the batch budget; each message's MAC verified under its job's key, and its body"
+        " decoded and admitted by the worker gives back its chunk",
         figures={"examples": 120, "explicit examples": 1},
         test="test_packing_then_unpacking_is_the_identity_within_sqs_limits",
     ),
@@ -137,6 +139,7 @@ def envelopes(draw: st.DrawFn) -> dict[str, Any]:
         "uploadedAtMs": draw(st.integers(0, 10**15 - 1)),
         "sequencer": draw(st.text("0123456789ABCDEF", max_size=20)),
         "expiresAt": draw(st.one_of(st.none(), st.integers(0, 2**40))),
+        CHUNK_MAC_KEY: draw(st.binary(min_size=MAC_KEY_BYTES, max_size=MAC_KEY_BYTES)),
     }
 
 
@@ -188,12 +191,22 @@ class RecordingSqs:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.calls: list[list[dict[str, str]]] = []
+        self.calls: list[list[dict[str, Any]]] = []
 
-    def send_message_batch(self, *, Entries: list[dict[str, str]], **_queue: Any) -> dict[str, Any]:  # noqa: N803
+    def send_message_batch(self, *, Entries: list[dict[str, Any]], **_queue: Any) -> dict[str, Any]:  # noqa: N803
         with self._lock:
             self.calls.append(list(Entries))
         return {"Successful": [{"Id": entry["Id"]} for entry in Entries], "Failed": []}
+
+
+def message_bytes(entry: dict[str, Any]) -> int:
+    """A sent message's size as SQS counts it: its body, and each attribute's name, type and value
+    (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_MessageAttributeValue.html)."""
+    attributes = entry.get("MessageAttributes", {})
+    return len(entry["MessageBody"].encode()) + sum(
+        len(name.encode()) + len(value["DataType"].encode()) + len(value["StringValue"].encode())
+        for name, value in attributes.items()
+    )
 
 
 def pack(rows: list[Row], packer: ChunkPacker) -> list[Chunk]:
@@ -226,6 +239,7 @@ def test_packing_then_unpacking_is_the_identity_within_sqs_limits(examples, exec
             "uploadedAtMs": 10**15 - 1,
             "sequencer": "F" * 20,
             "expiresAt": 2**40,
+            CHUNK_MAC_KEY: b"\xff" * MAC_KEY_BYTES,
         },
         first_chunk=10**6,
         rows_per_chunk=250,
@@ -249,22 +263,26 @@ def test_packing_then_unpacking_is_the_identity_within_sqs_limits(examples, exec
         assert all(0 < len(chunk.rows) <= rows_per_chunk for chunk in chunks)
 
         sqs = RecordingSqs()
-        sender = ChunkSender(sqs, "queue", lambda: 60.0, executor, budgets.batch_bytes)
+        sender = ChunkSender(sqs, "queue", lambda: 60.0, executor, budgets.batch_bytes, mac_key=mac_key(job))
         for chunk in chunks:
             sender.send(chunk)
         sender.flush()
         assert sender.sent == len(chunks)
         for call in sqs.calls:
             assert 0 < len(call) <= MAX_BATCH_ENTRIES
-            assert sum(len(entry["MessageBody"].encode()) for entry in call) <= budgets.batch_bytes
+            assert sum(message_bytes(entry) for entry in call) <= budgets.batch_bytes
         assert budgets.batch_bytes <= min(max_message_bytes, API_MAX_BATCH_BYTES)
 
-        bodies = sorted((entry["MessageBody"] for call in sqs.calls for entry in call), key=lambda b: decode(b).chunk)
-        assert len(bodies) == len(chunks)
-        for chunk, body in zip(chunks, bodies, strict=True):
+        entries = sorted(
+            (entry for call in sqs.calls for entry in call), key=lambda entry: decode(entry["MessageBody"]).chunk
+        )
+        assert len(entries) == len(chunks)
+        for chunk, entry in zip(chunks, entries, strict=True):
+            body = entry["MessageBody"]
             assert body.isascii()
-            assert len(body) <= budgets.chunk_bytes <= max_message_bytes
+            assert len(body) <= budgets.chunk_bytes and message_bytes(entry) <= max_message_bytes
             received = decode(body)
+            check_mac(received, body, entry["MessageAttributes"][MAC_ATTRIBUTE]["StringValue"], job)
             check_rows(received)
             check_against_job(received, job)
             assert received == chunk
