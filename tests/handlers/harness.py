@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -146,6 +146,15 @@ class Deployment:
         else:
             del record["s3"]["object"]["versionId"]
         return event
+
+    def put_dated(self, key: str, body: bytes | str, ms_into_second: int) -> tuple[datetime, dict[str, Any]]:
+        """Put `key`; return its LastModified's second and its S3 event, dated `ms_into_second` into
+        that second. S3 dates an object to the second, and the producer holds an event's time within
+        that second (`handlers/producer/events.py`): this is how a test orders uploads made in one."""
+        response = self.put(key, body)
+        head = self.s3.head_object(Bucket=self.bucket, Key=key, VersionId=response["VersionId"])
+        second = head["LastModified"].replace(microsecond=0)
+        return second, self.s3_event(key, response, event_time=second + timedelta(milliseconds=ms_into_second))
 
     def upload(
         self, key: str, body: bytes | str, contexts: Callable[[], FakeContext] = FakeContext, **event_options: Any

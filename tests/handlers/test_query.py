@@ -1,7 +1,7 @@
 """Query API against moto: every route and status code."""
 
 import base64
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -252,18 +252,22 @@ def test_unexpected_error_is_a_generic_500(loaded, monkeypatch, caplog):
 
 
 # -- GET /jobs -------------------------------------------------------------------------------------
-UPLOADED_AT = datetime(2026, 1, 1, tzinfo=UTC)
-
-
 @pytest.fixture
 def six_jobs(deployment):
     """Six uploads whose events arrive in another order than they were uploaded; two of them in
-    the same millisecond. Each has a chunk, so the table holds chunk markers beside the jobs."""
+    the same millisecond when their puts fall in one second. Each has a chunk, so the table holds
+    chunk markers beside the jobs. An upload's time is its event's, held within its object's
+    LastModified second (`handlers/producer/events.py`): the objects are put in time order first,
+    their events dated `100 * place` ms into that second, then delivered out of order."""
+    places = [3, 0, 5, 1, 5, 2]
+    events: dict[int, tuple[datetime, dict]] = {}
+    for n in sorted(range(len(places)), key=lambda n: places[n]):
+        events[n] = deployment.put_dated(f"uploads/f{n}.csv", f"name,mail\nU{n},u{n}@example.com\n", 100 * places[n])
     deployment.uploaded = {}
-    for n, minute in enumerate([3, 0, 5, 1, 5, 2]):
-        at = UPLOADED_AT + timedelta(minutes=minute)
-        job_id = deployment.upload(f"uploads/f{n}.csv", f"name,mail\nU{n},u{n}@example.com\n", event_time=at)
-        deployment.uploaded[job_id] = at
+    for n in range(len(places)):
+        second, event = events[n]
+        job_id = deployment.run_producer(event)["jobs"][0]["jobId"]
+        deployment.uploaded[job_id] = second + timedelta(milliseconds=100 * places[n])
     assert deployment.drain() == []
     return deployment
 

@@ -6,7 +6,6 @@ import json
 import random
 import threading
 import time
-from datetime import timedelta
 
 import pytest
 from botocore.exceptions import ClientError
@@ -41,18 +40,8 @@ def oracle(bodies: list[str]) -> dict[str, tuple[str, str]]:
     return expected
 
 
-def put_dated(deployment, key, body, ms_into_second):
-    """Put `key`; return its LastModified's second and its S3 event, dated `ms_into_second` into
-    that second. S3 dates an object to the second, and the producer holds an event's time within
-    that second (`handlers/producer/events.py`): this is how a test orders uploads made in one."""
-    response = deployment.put(key, body)
-    head = deployment.s3.head_object(Bucket=deployment.bucket, Key=key, VersionId=response["VersionId"])
-    second = head["LastModified"].replace(microsecond=0)
-    return second, deployment.s3_event(key, response, event_time=second + timedelta(milliseconds=ms_into_second))
-
-
 def upload_dated(deployment, key, body, ms_into_second):
-    _, event = put_dated(deployment, key, body, ms_into_second)
+    _, event = deployment.put_dated(key, body, ms_into_second)
     return deployment.run_producer(event)["jobs"][0]["jobId"]
 
 
@@ -442,7 +431,7 @@ def test_a_throttled_transaction_is_retried_and_counted_once(deployment, monkeyp
 def test_uploads_of_the_same_millisecond_have_one_winner_whatever_the_order(deployment, reverse):
     for _attempt in range(5):  # both objects dated to one second, so their events to one millisecond
         (second_a, event_a), (second_b, event_b) = (
-            put_dated(deployment, f"uploads/{name}.csv", HEADER + f"From {name.upper()},ann@example.com,\n", 500)
+            deployment.put_dated(f"uploads/{name}.csv", HEADER + f"From {name.upper()},ann@example.com,\n", 500)
             for name in ("a", "b")
         )
         if second_a == second_b:
