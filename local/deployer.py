@@ -28,6 +28,9 @@ NOT_EMULATED: Mapping[str, str] = {
     "aws:cloudwatch/dashboard:Dashboard": "no CloudWatch console locally",
     "aws:apigateway/account:Account": "region-wide API Gateway logging role; local access logs go to the log files",
     "aws:sns/topicSubscription:TopicSubscription": "nothing is e-mailed locally",
+    "aws:sns/topicPolicy:TopicPolicy": (
+        "nothing publishes to the alarm topic locally (alarms are not emulated); tested in tests/infra"
+    ),
     "aws:lambda/functionRecursionConfig:FunctionRecursionConfig": (
         "recorded; Lambda's recursive-loop detection is not emulated (moto has no PutFunctionRecursionConfig)"
     ),

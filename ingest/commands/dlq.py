@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
+from botocore.exceptions import ClientError
+
 from ingest.output import console, guarded, print_json, shown, table
 from ingest.targets import Target, TargetError, add_target_options, resolve_target
 
@@ -191,8 +193,24 @@ def peek(target: Target, max_messages: int) -> list[DeadLetter]:
     sqs, logs = target.client("sqs"), target.client("logs")
     queue_url = target.outputs["deadLetterQueueUrl"]
     log_group = _worker_log_group(target)
-    with _held(sqs, queue_url, max_messages) as messages:
+    with _as_operator(queue_url), _held(sqs, queue_url, max_messages) as messages:
         return [_describe(message, lambda m, since: last_error(logs, log_group, m, since)) for message in messages]
+
+
+@contextmanager
+def _as_operator(queue_url: str) -> Iterator[None]:
+    """An access denial on the dead-letter queue names the setting that lists its operators: the
+    queue's policy lets only them receive, delete or move its messages."""
+    try:
+        yield
+    except ClientError as error:
+        if "AccessDenied" not in error.response.get("Error", {}).get("Code", ""):
+            raise
+        operation = error.operation_name
+        raise TargetError(
+            f"access denied ({operation} on {queue_url}): the dead-letter queue lets only the principals listed"
+            " in csv-ingest:queueRedrivePrincipals peek at and redrive its messages (README, Security)"
+        ) from error
 
 
 def _worker_log_group(target: Target) -> str:
@@ -320,8 +338,10 @@ def _show_letters(letters: list[DeadLetter], target: Target, out: TextIO) -> Non
 def redrive(target: Target, *, timeout: float, progress: Callable[[MoveResult], None]) -> MoveResult:
     """Start a message move task from the DLQ back to its source queue and wait for it to end."""
     sqs = target.client("sqs")
-    source_arn = queue_arn(sqs, target.outputs["deadLetterQueueUrl"])
-    sqs.start_message_move_task(SourceArn=source_arn)
+    queue_url = target.outputs["deadLetterQueueUrl"]
+    with _as_operator(queue_url):
+        source_arn = queue_arn(sqs, queue_url)
+        sqs.start_message_move_task(SourceArn=source_arn)
     deadline = time.monotonic() + timeout
     while True:
         result = _latest_move(sqs, source_arn)

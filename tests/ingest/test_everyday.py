@@ -375,6 +375,32 @@ def test_rejects_read_by_a_principal_the_stack_does_not_list_names_the_setting_t
     assert "nope@" not in refused.stderr + refused.stdout  # the rejected cell stays in the report
 
 
+def test_dead_letters_peeked_at_by_a_principal_the_stack_does_not_list_names_the_setting_that_lists_operators(
+    stack: LocalStackProcess, tmp_path: Path
+) -> None:
+    # An operator whose own policy allows every SQS and Logs action, on a deployed stack listing no
+    # queueRedrivePrincipals: the DLQ's policy refuses it, and the command says which setting lists operators.
+    iam = stack.client("iam")
+    name = "operator-unlisted"
+    iam.create_user(UserName=name)
+    everything = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["sqs:*", "logs:*"], "Resource": "*"}],
+    }
+    iam.put_user_policy(UserName=name, PolicyName="all-of-sqs", PolicyDocument=json.dumps(everything))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    outputs = {k: v for k, v in stack.outputs.items() if k not in LOCAL_ONLY_OUTPUTS}
+    env = _deployed_environment(stack, _stub_pulumi(tmp_path / "bin", outputs))
+    env.update(AWS_ACCESS_KEY_ID=key["AccessKeyId"], AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"])
+
+    refused = run_ingest("dlq", "peek", "--stack", "dev", env=env)
+
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.startswith("error: access denied"), refused.stderr
+    assert "csv-ingest:queueRedrivePrincipals" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
 def test_the_suffix_an_upload_needs_is_the_stacks(stack: LocalStackProcess, tmp_path: Path) -> None:
     outputs = {k: v for k, v in stack.outputs.items() if k not in LOCAL_ONLY_OUTPUTS} | {"uploadsSuffix": ".tsv"}
     env = _deployed_environment(stack, _stub_pulumi(tmp_path / "bin", outputs))
