@@ -98,7 +98,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.append_keys(jobId=event["continueJob"])
         return {"jobs": [work_on(event["continueJob"], context)]}
     results, failures = [], []
-    for record in event.get("Records", []):  # an s3:TestEvent has none
+    for index, record in enumerate(event.get("Records", [])):  # an s3:TestEvent has none
         try:
             results.append(start_upload(record, context))
         except RefusedEvent as refused:  # its values stay out of the log: it may be forged
@@ -106,7 +106,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             metrics.add_metric("RefusedUploadEvents", MetricUnit.Count, 1)
             failures.append(refused)
         except Exception as error:  # the other records still run; the event is retried after
-            logger.exception("upload event failed", extra={"s3": record.get("s3", {}).get("object")})
+            # Named by position and by the error's kind only: the record's values are the sender's
+            # (forged ones included; a key may name a person), and an error's message or traceback
+            # may repeat them. The raised error reaches Lambda's own log of the invocation.
+            code = error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
+            logger.error(
+                "upload event failed",
+                extra={"record": index, "errorType": type(error).__name__, "errorCode": code},
+            )
             failures.append(error)
         finally:
             logger.remove_keys(["jobId"])  # the next record's lines must not carry this job
@@ -149,10 +156,12 @@ def _describe(record: dict[str, Any]) -> Upload:
 
 # HeadObject has no response body, so its errors come as bare HTTP statuses
 # (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html): 404 for no such key or
-# version, 405 for a version that is a delete marker. Without s3:ListBucket, which the producer is
-# not granted, S3 answers a missing key with 403 instead (same page); that error, like any other,
-# propagates unchanged: the event fails all the same, before any write.
-_NO_SUCH_VERSION = {"404", "NoSuchKey", "NoSuchVersion", "405", "MethodNotAllowed"}
+# version, 405 for a version that is a delete marker, 400 for a request S3 cannot take (a malformed
+# version id), and 403 for a missing key to a caller without s3:ListBucket (same page), which the
+# producer is not granted. Each means the event names no object version the producer can read: a
+# refusal, logged by its rule and counted, like any other. (A 403 from a real misconfiguration is
+# refused all the same: the event fails, is retried, and lands in the failed-events queue.)
+_NOT_READABLE = {"400", "403", "404", "405", "NoSuchKey", "NoSuchVersion", "MethodNotAllowed"}
 
 
 def _head(announced: Announced) -> dict[str, Any]:
@@ -160,8 +169,8 @@ def _head(announced: Announced) -> dict[str, Any]:
     try:
         return s3.head_object(Bucket=announced.bucket, Key=announced.key, **version)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in _NO_SUCH_VERSION:
-            raise RefusedEvent("object", "the object version it names does not exist in the bucket") from None
+        if error.response.get("Error", {}).get("Code") in _NOT_READABLE:
+            raise RefusedEvent("object", "the object version it names does not exist or is not readable") from None
         raise
 
 

@@ -11,11 +11,13 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
 
 from handlers.common.chunks import decode
 from handlers.common.jobs import job_id_for
 from handlers.producer.events import RefusedEvent
-from tests.handlers.harness import SAMPLE_CSV
+from tests.handlers.harness import SAMPLE_CSV, Faulty, after
 from tests.handlers.test_signals import emf
 
 HEADER = "name,mail,phone\n"
@@ -37,6 +39,25 @@ def refusal(deployment, event) -> RefusedEvent:
     assert deployment.receive_all() == []
     assert _objects(deployment) == objects
     return refused.value
+
+
+def head_answers(deployment, status: int) -> None:
+    """Make S3 answer the producer's HeadObject calls with a bare `status`, as AWS does where moto
+    does not. HeadObject's errors have no body, only a status
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html): AWS answers a missing key
+    with 403 to a caller without s3:ListBucket (the producer has none), and a malformed version id
+    with 400; moto grants every call and answers both with 404. The response goes through botocore's
+    own parser, so the producer sees the error exactly as it would from AWS."""
+
+    class Empty:
+        def stream(self, **_kwargs):
+            return iter(())
+
+    def answer(request, **_kwargs):
+        return AWSResponse(request.url, status, {"x-amz-request-id": "TEST"}, Empty())
+
+    # First, ahead of moto's own hook, which would answer otherwise.
+    deployment.producer.s3.meta.events.register_first("before-send.s3.HeadObject", answer)
 
 
 def last_modified_ms(deployment, key: str, version_id: str) -> int:
@@ -114,6 +135,54 @@ def test_a_version_the_object_does_not_have_starts_no_job(deployment):
 def test_an_object_that_does_not_exist_starts_no_job(deployment):
     event = deployment.s3_event("uploads/never-put.csv", None, with_version=False)
     assert refusal(deployment, event).rule == "object"
+
+
+@pytest.mark.parametrize(
+    ("status", "given"),
+    [
+        (403, "a key never put: AWS answers 403 to a caller without s3:ListBucket"),
+        (400, "a malformed version id: AWS answers 400"),
+    ],
+)
+def test_an_object_version_s3_will_not_show_is_refused_and_counted_without_its_values(
+    deployment, log_lines, capsys, status, given
+):
+    # GIVEN an event naming, under a key that names a person, what HeadObject answers `status` to
+    logs = log_lines(deployment.producer)
+    event = deployment.s3_event("uploads/Jane Roe salary.csv", None, with_version=False)
+    event["Records"][0]["s3"]["object"]["versionId"] = "not-a-version-id"
+    head_answers(deployment, status)
+    # THEN it is refused by the object rule, logged as a refusal, counted, and nothing is written
+    assert refusal(deployment, event).rule == "object", given
+    [line] = [json.loads(line) for line in logs.getvalue().splitlines() if "refused" in line]
+    assert (line["level"], line["rule"]) == ("WARNING", "object")
+    assert "Jane" not in logs.getvalue() and "not-a-version-id" not in logs.getvalue()
+    assert emf(capsys.readouterr().out)["RefusedUploadEvents"] == 1
+
+
+def test_a_record_that_fails_is_logged_by_its_index_and_error_never_by_a_value_of_the_event(
+    deployment, log_lines, monkeypatch
+):
+    # GIVEN a valid upload whose key names a person, and a job store that fails with an error
+    # whose message repeats the key (as a parser's or an SDK's error may)
+    logs = log_lines(deployment.producer)
+    key = "uploads/Jane Roe salary.csv"
+    good = deployment.s3_event("uploads/a.csv", deployment.put("uploads/a.csv", HEADER + "A,a@example.com,\n"))
+    event = deployment.s3_event(key, deployment.put(key, SAMPLE_CSV.read_bytes()))
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": f"denied on {key}"}}, "PutItem")
+    monkeypatch.setattr(
+        deployment.producer, "store", Faulty(deployment.producer.store, "create", after(1, lambda: denied))
+    )
+    with pytest.raises(ClientError):
+        deployment.run_producer({"Records": good["Records"] + event["Records"]})
+    [line] = [json.loads(line) for line in logs.getvalue().splitlines() if "upload event failed" in line]
+    assert (line["level"], line["record"], line["errorType"], line["errorCode"]) == (
+        "ERROR",
+        1,
+        "ClientError",
+        "AccessDeniedException",
+    )
+    assert "Jane" not in logs.getvalue() and "salary" not in logs.getvalue()
 
 
 # -- the event's own fields ------------------------------------------------------------------------------
