@@ -6,14 +6,16 @@ uploader controls and may hold personal data (a data row pasted where the header
 keeps an ignored column's cell unless it looks like a column name: at most 64 characters after
 trimming, printable (no control, format, bidi, zero-width or non-ASCII space character), no `@`
 (not an email), fewer than 6 digits and under half of it digits (not a number, a phone number or
-an id). Any other ignored column, an empty one included, is named by position, 1-based, as the
-producer's reasons name columns: `column 4`. A person's name typed as a column name still passes:
+an id), both as written and in its NFKC form (where `＠` is `@` and `①` is `1`). Any other ignored
+column, an empty one included, is named by position, 1-based, as the producer's reasons name
+columns: `column 4`. A person's name typed as a column name still passes:
 it looks like a name because it is one.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,10 +99,19 @@ def oversized(row: int, line: int, size: int) -> Rejected:
 
 def column_name(cell: str, position: int) -> str:
     """How an ignored column is listed: its trimmed header cell when that looks like a column name
-    (module docstring), else `column <position>` (1-based)."""
+    (module docstring), else `column <position>` (1-based).
+
+    The cell is checked as written and in its NFKC form, and must pass both: compatibility
+    characters (`＠`, `①`, `¹`) read as the `@` and digits they fold to, and the no-break space that
+    NFKC folds to a space is still refused as written. A cell that passes is kept as written."""
     name = cell.strip()
+    # https://docs.python.org/3/library/unicodedata.html#unicodedata.normalize
+    return name if all(map(_looks_like_a_name, {name, unicodedata.normalize("NFKC", name)})) else f"column {position}"
+
+
+def _looks_like_a_name(name: str) -> bool:
     digits = len(_DIGIT.findall(name))
-    looks_like_a_name = (
+    return (
         0 < len(name) <= MAX_COLUMN_NAME
         # `str.isprintable` is false for control (Cc), format (Cf: bidi controls, zero-width
         # characters, BOM), surrogate, private-use, unassigned and separator characters but the
@@ -110,7 +121,6 @@ def column_name(cell: str, position: int) -> str:
         and digits < PHONE_LIKE_DIGITS
         and 2 * digits < len(name)
     )
-    return name if looks_like_a_name else f"column {position}"
 
 
 def parse_header(fields: list[str]) -> Header:

@@ -32,6 +32,8 @@ NOT_NAMES = {
     "a right-to-left override": "Dept\u202emoc.elpmaxe",
     "a zero-width space": "De\u200bpt",
     "a no-break space": "Ann\u00a0Smith",
+    "an email with a fullwidth at sign": "john\uff20gmail.com",
+    "a number in circled digits": "\u2460\u2461\u2462\u2463\u2464\u2465\u2466\u2467",
 }
 
 
@@ -41,7 +43,9 @@ def test_an_ignored_header_cell_that_does_not_look_like_a_name_is_listed_by_posi
     assert header.extra == ("column 4", "Department")
 
 
-@pytest.mark.parametrize("cell", ["Department", "Team name", "d" * 64, "Q1 notes", "Straße", "部署", "cost (€)"])
+@pytest.mark.parametrize(
+    "cell", ["Department", "Team name", "d" * 64, "Q1 notes", "Straße", "部署", "cost (€)", "Ｄｅｐｔ"]
+)
 def test_an_ignored_header_cell_that_looks_like_a_name_is_listed_as_written(cell):
     assert parse_header(["name", cell, "mail"]).extra == (cell,)
 
