@@ -5,11 +5,13 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from handlers.common.jobs import INTERNAL_ATTRIBUTES
 from tests.handlers.harness import SAMPLE_CSV
 from tests.handlers.test_tokens import hand_made
 
-# What GET /jobs/{jobId} and GET /jobs must never show: the producer's bookkeeping and the index keys.
-INTERNAL = {"sk", "checkpoint", "leaseOwner", "leaseUntil", "finalStatus", "expiresAt", "recentPk", "recentSk"}
+# What GET /jobs/{jobId} and GET /jobs must never show: the producer's bookkeeping, the index keys
+# and the key that signs the job's chunks, as the job record's declaration lists them.
+INTERNAL = INTERNAL_ATTRIBUTES
 
 
 @pytest.fixture
@@ -313,6 +315,8 @@ def test_chunk_markers_are_never_listed(six_jobs):
 def test_a_listed_job_is_what_get_job_shows_without_internal_attributes(six_jobs):
     for item in six_jobs.api("/jobs")[1]["items"]:
         assert not INTERNAL & set(item), item["jobId"]
+        stored = set(six_jobs.job(item["jobId"]))
+        assert stored - set(item) == INTERNAL & stored, "hidden: exactly the internal attributes it has"
         assert item == six_jobs.api(f"/jobs/{item['jobId']}", resource="/jobs/{jobId}")[1]
 
 
