@@ -39,6 +39,14 @@ METHODS: tuple[tuple[str, str], ...] = (
     ("", "ANY"),
     *((f"{parent}/{part}" if parent else part, "ANY") for parent, part in ROUTES),
 )
+# API Gateway's own answers carry the headers the function puts on each of its answers
+# (handlers/query/app.py's PRIVATE): its 403 for a missing key or an IAM denial can name the
+# resource path, an email among them, so no cache may keep it, and no browser may read a body as
+# another type. Each response type API Gateway writes falls back to DEFAULT_4XX or DEFAULT_5XX when
+# not customised itself (https://docs.aws.amazon.com/apigateway/latest/developerguide/supported-gateway-response-types.html),
+# so these two cover the 403s, 413, 429s, 502 and 504 alike, each keeping its own status and body.
+GATEWAY_RESPONSE_TYPES = ("DEFAULT_4XX", "DEFAULT_5XX")
+GATEWAY_RESPONSE_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 # One JSON object per request: what an operator needs to trace a call to its Lambda invocation.
 ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -219,8 +227,13 @@ class QueryApi(pulumi.ComponentResource):
                 opts=child,
             )
             wiring += [method, integration]
-        # A deployment is a snapshot: a new one is needed whenever the routes or auth change.
-        fingerprint = hashlib.sha256(json.dumps([ROUTES, METHODS, args.auth]).encode()).hexdigest()
+        wiring += self._create_gateway_responses()
+        # A deployment is a snapshot: a new one is needed whenever the routes, auth or gateway
+        # responses change. `triggers` redeploys on a change; `depends_on` only orders the snapshot
+        # after them (https://www.pulumi.com/registry/packages/aws/api-docs/apigateway/deployment/).
+        fingerprint = hashlib.sha256(
+            json.dumps([ROUTES, METHODS, args.auth, GATEWAY_RESPONSE_TYPES, GATEWAY_RESPONSE_HEADERS]).encode()
+        ).hexdigest()
         return aws.apigateway.Deployment(
             f"{name}-deployment",
             rest_api=api.id,
@@ -228,6 +241,24 @@ class QueryApi(pulumi.ComponentResource):
             triggers={"routes": fingerprint, "function": self.function.invoke_arn},
             opts=pulumi.ResourceOptions(parent=self, depends_on=wiring),
         )
+
+    def _create_gateway_responses(self) -> list[aws.apigateway.Response]:
+        # A header's value is a static one between single quotes; a bare one would name a request
+        # parameter (https://www.pulumi.com/registry/packages/aws/api-docs/apigateway/response/,
+        # https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-gateway-response-using-the-console.html).
+        parameters = {
+            f"gatewayresponse.header.{name}": f"'{value}'" for name, value in GATEWAY_RESPONSE_HEADERS.items()
+        }
+        return [
+            aws.apigateway.Response(
+                f"{self._name}-{response_type.lower().replace('_', '-')}",
+                rest_api_id=self.rest_api.id,
+                response_type=response_type,
+                response_parameters=parameters,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for response_type in GATEWAY_RESPONSE_TYPES
+        ]
 
     def _create_stage(self, deployment: aws.apigateway.Deployment) -> aws.apigateway.Stage:
         name, args = self._name, self._args

@@ -223,3 +223,35 @@ def test_deployment_changes_when_a_method_is_added(dev, plan_with, monkeypatch):
     before = plan_with().one("aws:apigateway/deployment:Deployment", f"{API}-deployment").inputs["triggers"]
     after = dev.one("aws:apigateway/deployment:Deployment", f"{API}-deployment").inputs["triggers"]
     assert before["routes"] != after["routes"]
+
+
+# What API Gateway's own answers must carry, as the function's do: its 403 for a missing key or
+# an IAM denial can name the resource path (`/users/<email>`), and no cache may keep it.
+PRIVATE = {
+    "gatewayresponse.header.Cache-Control": "'no-store'",
+    "gatewayresponse.header.X-Content-Type-Options": "'nosniff'",
+}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_api_gateways_own_4xx_and_5xx_answers_are_private(stack, request):
+    plan = request.getfixturevalue(stack)
+    api_id = plan.one("aws:apigateway/restApi:RestApi", API).id
+    responses = {r.inputs["responseType"]: r for r in plan.of_type("aws:apigateway/response:Response")}
+    assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX"}, f"{stack}: gateway responses"
+    for response_type, response in responses.items():
+        assert response.inputs["restApiId"] == api_id, response.name
+        assert response.inputs["responseParameters"] == PRIVATE, f"{stack} {response_type}"
+        assert "statusCode" not in response.inputs, "the default keeps each response type's own status"
+
+
+def test_the_deployment_snapshots_the_gateway_responses(dev, plan_with, monkeypatch):
+    # A deployment is a snapshot of the API: without a new one, the stage keeps the old headers.
+    deployment = dev.one("aws:apigateway/deployment:Deployment", f"{API}-deployment")
+    responses = dev.of_type("aws:apigateway/response:Response")
+    assert responses, "no gateway response declared"
+    for response in responses:
+        assert response.urn in deployment.dependencies, f"{response.name} is deployed after the snapshot"
+    monkeypatch.setattr(infra.api, "GATEWAY_RESPONSE_HEADERS", {"Cache-Control": "no-store"})
+    changed = plan_with().one("aws:apigateway/deployment:Deployment", f"{API}-deployment").inputs["triggers"]
+    assert changed["routes"] != deployment.inputs["triggers"]["routes"]
