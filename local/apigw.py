@@ -4,7 +4,8 @@ A client of the deployed stack talks to `https://<api>.execute-api.<region>.amaz
 locally it talks to `http://127.0.0.1:<port>/<stage>/…` and must see the same answers: the same
 routing (literal over `{param}` over `{proxy+}`, a method over `ANY`), the same gateway responses
 (403 `Missing Authentication Token`, 403 `Forbidden`, 429 `Too Many Requests` / `Limit Exceeded`,
-502 for a malformed proxy response, 504 past the integration timeout), the same Lambda proxy event
+502 for a malformed proxy response, 504 past the integration timeout), with the headers the API's
+customised gateway responses add to them, the same Lambda proxy event
 (REST format 1.0) and the same checks in the same order: IAM, API key, throttling and quota, then the
 function's resource policy. Everything served comes from the `RestApiSpec` the program declared
 (`local.registry`); nothing here names a route of its own.
@@ -34,7 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
-from local.registry import ApiKey, ApiMethod, InvokePermission, RestApiSpec, UsagePlan
+from local.registry import ApiKey, ApiMethod, InvokePermission, NotEmulated, RestApiSpec, UsagePlan
 
 _LOG = logging.getLogger(__name__)
 
@@ -107,27 +108,72 @@ class Reply:
     status: int
     headers: tuple[tuple[str, str], ...]
     body: bytes
+    response_type: str | None = None
+    """The gateway response type of an answer API Gateway writes itself; None for the function's."""
 
 
-def gateway_reply(status: int, message: str, *, key: str = "message") -> Reply:
+def gateway_reply(status: int, message: str, response_type: str, *, key: str = "message") -> Reply:
     """A response API Gateway writes itself (a "gateway response"): a JSON object with one message."""
     body = json.dumps({key: message}).encode()
-    return Reply(status, (("Content-Type", "application/json"),), body)
+    return Reply(status, (("Content-Type", "application/json"),), body, response_type)
 
 
-# The gateway responses and their default bodies
+# The gateway responses, their types and default bodies
 # (https://docs.aws.amazon.com/apigateway/latest/developerguide/supported-gateway-response-types.html).
-FORBIDDEN = gateway_reply(403, "Forbidden")
-MISSING_AUTHENTICATION_TOKEN = gateway_reply(403, "Missing Authentication Token")
-THROTTLED = gateway_reply(429, "Too Many Requests")
-QUOTA_EXCEEDED = gateway_reply(429, "Limit Exceeded")
-REQUEST_TOO_LARGE = gateway_reply(413, "Request Too Long")
+# An answer of no documented type is of its status's default type, DEFAULT_4XX or DEFAULT_5XX.
+INVALID_API_KEY = gateway_reply(403, "Forbidden", "INVALID_API_KEY")
+# A path outside the stage: no documented type.
+FORBIDDEN = gateway_reply(403, "Forbidden", "DEFAULT_4XX")
+MISSING_AUTHENTICATION_TOKEN = gateway_reply(403, "Missing Authentication Token", "MISSING_AUTHENTICATION_TOKEN")
+THROTTLED = gateway_reply(429, "Too Many Requests", "THROTTLED")
+QUOTA_EXCEEDED = gateway_reply(429, "Limit Exceeded", "QUOTA_EXCEEDED")
+REQUEST_TOO_LARGE = gateway_reply(413, "Request Too Long", "REQUEST_TOO_LARGE")
 # Not a documented gateway response type: what a URL over the quota gets here, in the same shape.
-URL_TOO_LONG = gateway_reply(414, "Request-URI Too Long")
-INTERNAL_SERVER_ERROR = gateway_reply(500, "Internal server error")
-BAD_GATEWAY = gateway_reply(502, "Internal server error")
-SERVICE_UNAVAILABLE = gateway_reply(503, "Service Unavailable")
-INTEGRATION_TIMEOUT = gateway_reply(504, "Endpoint request timed out")
+URL_TOO_LONG = gateway_reply(414, "Request-URI Too Long", "DEFAULT_4XX")
+INTERNAL_SERVER_ERROR = gateway_reply(500, "Internal server error", "DEFAULT_5XX")
+BAD_GATEWAY = gateway_reply(502, "Internal server error", "DEFAULT_5XX")
+SERVICE_UNAVAILABLE = gateway_reply(503, "Service Unavailable", "DEFAULT_5XX")
+INTEGRATION_TIMEOUT = gateway_reply(504, "Endpoint request timed out", "INTEGRATION_TIMEOUT")
+# An IAM refusal: ACCESS_DENIED for a caller known but not allowed; for a signature that fails,
+# INVALID_SIGNATURE (an expired token or an unknown key are not told apart here: all three are 403).
+IAM_ACCESS_DENIED, IAM_SIGNATURE_REFUSED = "ACCESS_DENIED", "INVALID_SIGNATURE"
+# A customised response's header: `gatewayresponse.header.<Name>` mapped to a static value between
+# single quotes (https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-gateway-response-using-the-console.html).
+_HEADER_PARAMETER = "gatewayresponse.header."
+
+
+def gateway_response_headers(api: RestApiSpec) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Response type → the headers its customised gateway response adds. A customisation local
+    mode cannot serve as API Gateway would (a value taken from the request, a parameter that is no
+    header, a status code, a body template) raises `NotEmulated` naming it."""
+    headers: dict[str, tuple[tuple[str, str], ...]] = {}
+    for response in api.gateway_responses:
+        where = f"{api.name}: gateway response {response.response_type}"
+        if response.status_code is not None:
+            raise NotEmulated(f"{where} sets status code {response.status_code}; local mode keeps each type's own")
+        if response.response_templates:
+            raise NotEmulated(f"{where} has a body template; local mode writes API Gateway's default bodies")
+        headers[response.response_type] = tuple(
+            _static_header(where, *parameter) for parameter in response.response_parameters
+        )
+    return headers
+
+
+def _static_header(where: str, parameter: str, value: str) -> tuple[str, str]:
+    if not parameter.startswith(_HEADER_PARAMETER):
+        raise NotEmulated(f"{where} maps {parameter}: local mode serves header parameters only")
+    if len(value) < 2 or not value.startswith("'") or not value.endswith("'"):
+        raise NotEmulated(f"{where} maps {parameter} to a request value: local mode serves static values only")
+    return parameter.removeprefix(_HEADER_PARAMETER), value[1:-1]
+
+
+def with_gateway_headers(reply: Reply, headers: Mapping[str, tuple[tuple[str, str], ...]]) -> Reply:
+    """An answer the gateway wrote, with the headers of its type's customised response, else of its
+    status's default (DEFAULT_4XX, DEFAULT_5XX), as API Gateway falls back; the function's, as is."""
+    if reply.response_type is None:
+        return reply
+    added = headers.get(reply.response_type, headers.get(f"DEFAULT_{reply.status // 100}XX", ()))
+    return Reply(reply.status, (*reply.headers, *added), reply.body, reply.response_type)
 
 
 # --- Routing --------------------------------------------------------------------------------
@@ -583,7 +629,7 @@ class ApiGateway:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._started = False
-        self._definition: tuple[RestApiSpec, Routes, UsageLimits] | None = None
+        self._definition: tuple[RestApiSpec, Routes, UsageLimits, dict[str, tuple[tuple[str, str], ...]]] | None = None
         if api is not None:
             self.set_api(api)
 
@@ -647,7 +693,7 @@ class ApiGateway:
 
     def set_api(self, api: RestApiSpec) -> None:
         """Serve this definition from now on (throttle and quota counts start afresh)."""
-        self._definition = (api, Routes(api.methods), UsageLimits(api))
+        self._definition = (api, Routes(api.methods), UsageLimits(api), gateway_response_headers(api))
 
     # Requests
 
@@ -661,7 +707,8 @@ class ApiGateway:
         except Exception as error:  # a defect of local mode: the client gets API Gateway's 500
             self._log(f"API {request.method} request {request_id} failed in the local gateway: {type(error).__name__}")
             served = _Served(INTERNAL_SERVER_ERROR, None)
-        reply = served.reply
+        definition = self._definition
+        reply = served.reply if definition is None else with_gateway_headers(served.reply, definition[3])
         elapsed_ms = round((time.monotonic() - started) * 1000)
         self._log(f"{request.method} {served.resource_path or '-'} {reply.status} {elapsed_ms}ms {request_id}")
         headers = (*reply.headers, ("x-amzn-RequestId", request_id), ("x-amz-apigw-id", extended_id))
@@ -675,7 +722,7 @@ class ApiGateway:
             return _Served(REQUEST_TOO_LARGE, None)
         if len(request.target) > MAX_URL_CHARACTERS:
             return _Served(URL_TOO_LONG, None)
-        api, routes, limits = definition
+        api, routes, limits, _headers = definition
         stage_prefix = f"/{api.stage_name}"
         path = request.raw_path
         if path != stage_prefix and not path.startswith(stage_prefix + "/"):
@@ -696,7 +743,7 @@ class ApiGateway:
         if method.api_key_required:
             key_and_plan = key_of(api, request.header("x-api-key"))
             if key_and_plan is None:
-                return _Served(FORBIDDEN, resource)
+                return _Served(INVALID_API_KEY, resource)
             key, _plan = key_and_plan
             identity.update(apiKey=key.value, apiKeyId=key.id)
         refusal = limits.admit(*(key_and_plan or (None, None)))
@@ -749,7 +796,9 @@ class ApiGateway:
         if not decision.allowed:
             # An identity that is known but not allowed gets IAM's `Message`; a request whose
             # signature or key fails gets the gateway's own lowercase `message`.
-            return gateway_reply(403, decision.message, key="Message" if decision.principal_arn else "message")
+            if decision.principal_arn:
+                return gateway_reply(403, decision.message, IAM_ACCESS_DENIED, key="Message")
+            return gateway_reply(403, decision.message, IAM_SIGNATURE_REFUSED)
         principal = decision.principal_arn or ""
         identity.update(
             accessKey=decision.access_key_id,

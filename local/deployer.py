@@ -587,6 +587,16 @@ def _usage_plan_key(ctx: DeployContext, name: str, physical: str, inputs: Mappin
     return created["id"], {}
 
 
+def _gateway_response(ctx: DeployContext, name: str, physical: str, inputs: Mapping[str, Any]):
+    # Stored in the emulator as declared; local.apigw serves it (from the plan, through local.registry).
+    request: dict[str, Any] = {"restApiId": inputs["restApiId"], "responseType": inputs["responseType"]}
+    for key in ("statusCode", "responseParameters", "responseTemplates"):
+        if inputs.get(key):
+            request[key] = inputs[key]
+    ctx.client("apigateway").put_gateway_response(**request)
+    return f"aggr-{inputs['restApiId']}-{inputs['responseType']}", {}
+
+
 CREATORS: Mapping[str, Creator] = {
     "aws:s3/bucket:Bucket": _bucket,
     "aws:s3/bucketVersioning:BucketVersioning": _bucket_versioning,
@@ -620,6 +630,7 @@ CREATORS: Mapping[str, Creator] = {
     "aws:apigateway/usagePlan:UsagePlan": _usage_plan,
     "aws:apigateway/apiKey:ApiKey": _api_key,
     "aws:apigateway/usagePlanKey:UsagePlanKey": _usage_plan_key,
+    "aws:apigateway/response:Response": _gateway_response,
 }
 
 

@@ -37,6 +37,7 @@ API_METHOD_SETTINGS = "aws:apigateway/methodSettings:MethodSettings"
 API_USAGE_PLAN = "aws:apigateway/usagePlan:UsagePlan"
 API_KEY = "aws:apigateway/apiKey:ApiKey"
 API_USAGE_PLAN_KEY = "aws:apigateway/usagePlanKey:UsagePlanKey"
+API_GATEWAY_RESPONSE = "aws:apigateway/response:Response"
 BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
 QUEUE_POLICY = "aws:sqs/queuePolicy:QueuePolicy"
 QUEUE = "aws:sqs/queue:Queue"
@@ -160,6 +161,19 @@ class ApiKey:
 
 
 @dataclass(frozen=True)
+class GatewayResponse:
+    """A customised gateway response of the API (`aws:apigateway/response:Response`), as declared;
+    `local.apigw` serves it."""
+
+    response_type: str
+    """`DEFAULT_4XX`, `MISSING_AUTHENTICATION_TOKEN`, …"""
+    status_code: str | None
+    response_parameters: tuple[tuple[str, str], ...]
+    """(`gatewayresponse.header.<Name>`, value) pairs."""
+    response_templates: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class RestApiSpec:
     """A REST API with its deployed stage."""
 
@@ -173,6 +187,7 @@ class RestApiSpec:
     burst_limit: int | None
     usage_plans: tuple[UsagePlan, ...] = ()
     api_keys: tuple[ApiKey, ...] = ()
+    gateway_responses: tuple[GatewayResponse, ...] = ()
 
 
 @dataclass
@@ -401,6 +416,16 @@ def _rest_api(plan: Plan, api: DeclaredResource) -> RestApiSpec:
         burst_limit=None if throttle.get("throttlingBurstLimit") is None else int(throttle["throttlingBurstLimit"]),
         usage_plans=tuple(usage_plans),
         api_keys=tuple(keys[k] for k in keys if k in used),
+        gateway_responses=tuple(
+            GatewayResponse(
+                response_type=r.inputs["responseType"],
+                status_code=r.inputs.get("statusCode"),
+                response_parameters=tuple(sorted((r.inputs.get("responseParameters") or {}).items())),
+                response_templates=tuple(sorted((r.inputs.get("responseTemplates") or {}).items())),
+            )
+            for r in plan.of_type(API_GATEWAY_RESPONSE)
+            if r.inputs.get("restApiId") == api_id
+        ),
     )
 
 

@@ -35,7 +35,7 @@ from local.apigw import (
     proxy_reply,
     quota_period_start,
 )
-from local.registry import ApiKey, ApiMethod, InvokePermission, RestApiSpec, UsagePlan
+from local.registry import ApiKey, ApiMethod, GatewayResponse, InvokePermission, NotEmulated, RestApiSpec, UsagePlan
 
 REGION, ACCOUNT = "eu-west-1", "123456789012"
 API_ID = "abc123"
@@ -687,6 +687,98 @@ def test_access_log_has_one_line_per_request_without_request_values(serve):
         assert not any(secret in line for line in served.log)
 
 
+# --- Gateway responses ----------------------------------------------------------------------
+
+NO_STORE = "gatewayresponse.header.Cache-Control", "'no-store'"
+NOSNIFF = "gatewayresponse.header.X-Content-Type-Options", "'nosniff'"
+
+
+def customised(response_type: str, *parameters: tuple[str, str], **settings: Any) -> GatewayResponse:
+    values = {"status_code": None, "response_templates": ()}
+    return GatewayResponse(response_type=response_type, response_parameters=parameters, **{**values, **settings})
+
+
+def private(answer: Answer) -> tuple[list[str], list[str]]:
+    return answer.header("Cache-Control"), answer.header("X-Content-Type-Options")
+
+
+def test_the_gateways_own_answers_carry_the_headers_of_the_default_4xx_and_5xx_responses(serve):
+    # GIVEN an API whose DEFAULT_4XX and DEFAULT_5XX responses add static headers
+    keys = keyed(rate=0.001, burst=1)
+    api = spec(
+        *keys.methods,
+        method("/broken"),
+        usage_plans=keys.usage_plans,
+        api_keys=keys.api_keys,
+        gateway_responses=(customised("DEFAULT_4XX", NO_STORE, NOSNIFF), customised("DEFAULT_5XX", NO_STORE, NOSNIFF)),
+    )
+    served = serve(api, Function(respond=lambda event: "not a dict" if event["resource"] == "/broken" else echo(event)))
+    key = [("x-api-key", GOOD.value)]
+    # THEN the function's own answer is its own: nothing is added to it
+    assert (first := served.call("GET", "/v1/users", headers=key)).status == 200
+    assert private(first) == ([], [])
+    # AND each answer the gateway writes keeps its status and carries both headers, once
+    answers = {
+        "no key (403 Forbidden)": served.call("GET", "/v1/users"),
+        "outside the stage (403)": served.call("GET", "/users"),
+        "no route (403 Missing Authentication Token)": served.call("GET", "/v1/"),
+        "malformed proxy response (502)": served.call("GET", "/v1/broken"),
+        "the key's throttle (429)": served.call("GET", "/v1/users", headers=key),
+    }
+    assert [a.status for a in answers.values()] == [403, 403, 403, 502, 429]
+    for what, answer in answers.items():
+        assert private(answer) == (["no-store"], ["nosniff"]), what
+
+
+def test_an_iam_denial_naming_the_path_carries_the_default_4xx_headers(serve):
+    # IAM's message names the resource, an email in its path: no cache may keep it.
+    message = f"User: {CALLER} is not authorized to perform: execute-api:Invoke on resource: .../{EMAIL_IN_PATH}"
+    api = spec(*IAM_API.methods, gateway_responses=(customised("DEFAULT_4XX", NO_STORE, NOSNIFF),))
+    served = serve(api, iam_authorizer=Authorizer(Decision(False, CALLER, "AKIA0000", message)))
+    for headers in (SIGNED, []):  # refused, and unsigned (Missing Authentication Token)
+        answer = served.call("GET", f"/v1/users/{EMAIL_IN_PATH}", headers=headers)
+        assert (answer.status, private(answer)) == (403, (["no-store"], ["nosniff"])), headers
+
+
+def test_a_response_type_customised_itself_wins_over_its_default(serve):
+    api = spec(
+        method("/users"),
+        gateway_responses=(
+            customised("DEFAULT_4XX", NO_STORE, NOSNIFF),
+            customised("MISSING_AUTHENTICATION_TOKEN", ("gatewayresponse.header.X-Only", "'this'")),
+        ),
+    )
+    served = serve(api)
+    missing = served.call("GET", "/v1/nope")
+    assert (missing.status, missing.header("X-Only"), private(missing)) == (403, ["this"], ([], []))
+    assert private(served.call("GET", "/users")) == (["no-store"], ["nosniff"]), "outside the stage: the default"
+
+
+def test_without_gateway_responses_the_gateways_answers_have_no_added_headers(serve):
+    answer = serve(spec(method("/users"))).call("GET", "/v1/nope")
+    assert (answer.status, private(answer)) == (403, ([], []))
+
+
+@pytest.mark.parametrize(
+    ("response", "named"),
+    [
+        (customised("DEFAULT_4XX", ("gatewayresponse.header.X-Id", "method.request.header.x-id")), "static"),
+        (customised("DEFAULT_4XX", ("gatewayresponse.querystring.a", "'b'")), "header"),
+        (customised("DEFAULT_4XX", NO_STORE, status_code="404"), "status code"),
+        (customised("DEFAULT_5XX", response_templates=(("application/json", "{}"),)), "template"),
+    ],
+)
+def test_a_gateway_response_local_mode_cannot_serve_as_aws_would_is_refused_naming_what(response, named):
+    with pytest.raises(NotEmulated, match=named):
+        ApiGateway(
+            spec(method("/users"), gateway_responses=(response,)),
+            region=REGION,
+            account_id=ACCOUNT,
+            invoke=Function(),
+            permissions=[],
+        )
+
+
 # --- The program's own API ------------------------------------------------------------------
 
 
@@ -733,6 +825,19 @@ def test_the_program_api_admits_its_key_and_refuses_others(serve, program):
     assert served.call("GET", "/v1/users", headers=[("x-api-key", key.value)]).status == 200
     assert served.call("GET", "/v1/users").status == 403
     assert served.call("GET", "/v1/users", headers=[("x-api-key", key.value[::-1])]).status == 403
+
+
+def test_the_program_apis_own_answers_are_private(serve, program):
+    """The dev stack's API Gateway 403 for a missing key (its body can name the resource path) and
+    its 502 carry the headers the function puts on its own answers."""
+    served = serve(program.api, Function(error={"errorType": "Crash"}), permissions=program.permissions)
+    key = [("x-api-key", program.api.api_keys[0].value)]
+    for what, answer, status in [
+        ("no key", served.call("GET", f"/v1/users/{EMAIL_IN_PATH}"), 403),
+        ("a wrong key", served.call("GET", "/v1/users", headers=[("x-api-key", "wrong")]), 403),
+        ("the function failed", served.call("GET", "/v1/users", headers=key), 502),
+    ]:
+        assert (answer.status, private(answer)) == (status, (["no-store"], ["nosniff"])), what
 
 
 @dataclass(frozen=True)

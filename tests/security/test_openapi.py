@@ -34,8 +34,9 @@ EXAMPLES_PER_OPERATION = 30
 OPERATIONS = 4
 # The document's name for API Gateway's `ANY` method, as API Gateway's own exports spell it.
 ANY = "x-amazon-apigateway-any-method"
-# The headers check holds every answer to the headers its status documents as required: the
-# function's `Cache-Control` and `X-Content-Type-Options` (API Gateway's own 403 and 429 document none).
+# The headers check holds every answer to the headers its status documents as required:
+# `Cache-Control` and `X-Content-Type-Options`, on the function's answers and API Gateway's own 403
+# and 429 alike (the API's DEFAULT_4XX and DEFAULT_5XX gateway responses add them).
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
