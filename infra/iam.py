@@ -49,6 +49,23 @@ def deny(sid: str, actions: str | Sequence[str], resources: Sequence[pulumi.Inpu
     }
 
 
+def deny_to_iam_principals(
+    sid: str, actions: str | Sequence[str], resources: Sequence[pulumi.Input[str]]
+) -> dict[str, Any]:
+    """Deny `actions` on these resources to every IAM principal; a service principal acting itself is not one.
+
+    `aws:PrincipalIsAWSService` is in the context of every signed request, true only when an AWS service
+    makes it with its own service principal (CloudWatch publishing an alarm), false for every role,
+    user or root, and for a service acting with an IAM principal's credentials
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalisawsservice).
+    A service principal still needs an Allow in the resource's policy: this only keeps the deny from
+    ever being the one in its way.
+    """
+    statement = deny(sid, actions, resources)
+    statement["Condition"] = {"Bool": {"aws:PrincipalIsAWSService": "false"}}
+    return statement
+
+
 def deny_unless_principal(
     sid: str,
     actions: str | Sequence[str],

@@ -14,7 +14,23 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.function import METRICS_NAMESPACE
-from infra.iam import deny, deny_insecure_transport, deny_unless_principal, policy_document
+from infra.iam import deny_insecure_transport, deny_to_iam_principals, deny_unless_principal, policy_document
+
+# What changes the topic or where its messages go, all of them actions SNS accepts in a topic's policy
+# (https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-language-api-permissions-reference.html):
+# its attributes (its policy among them), the statements AddPermission and RemovePermission add or
+# remove, its deletion, a subscription (someone else's endpoint would receive every alarm) and its data
+# protection policy (which can drop the messages published). SNS accepts no sns:Unsubscribe nor
+# sns:SetSubscriptionAttributes in a topic policy: who may remove or change the on-call's subscription
+# is for identity policies to say (SECURITY.md, "Not covered").
+TOPIC_ADMINISTRATION = (
+    "sns:SetTopicAttributes",
+    "sns:AddPermission",
+    "sns:RemovePermission",
+    "sns:DeleteTopic",
+    "sns:Subscribe",
+    "sns:PutDataProtectionPolicy",
+)
 
 
 @dataclass
@@ -80,12 +96,17 @@ class Observability(pulumi.ComponentResource):
         # Not KMS-encrypted: CloudWatch alarms cannot publish to a topic under the AWS managed
         # key (aws/sns), and alarm notifications carry no row data.
         self.topic = aws.sns.Topic(f"{name}-alarms", tags=dict(args.tags), opts=child)
-        self._create_topic_policy(name, args, child)
         if args.alarm_email:
+            # Made by `pulumi up` as a deployer (sns:Subscribe); the e-mail's link confirms it with
+            # ConfirmSubscription, which needs a signature only once AuthenticateOnUnsubscribe is set
+            # (https://docs.aws.amazon.com/sns/latest/api/API_ConfirmSubscription.html): no policy is in its way.
             aws.sns.TopicSubscription(
                 f"{name}-alarm-email", topic=self.topic.arn, protocol="email", endpoint=args.alarm_email, opts=child
             )
         self.alarms = {spec.suffix: self._alarm(name, spec, args) for spec in _alarm_specs(args)}
+        # After the alarms, whose ARNs it names: a resource of its own, so the alarms (which name the
+        # topic) and the policy (which names them) make no cycle.
+        self._create_topic_policy(name, args, child)
         self.dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard",
             dashboard_name=f"{name}-{pulumi.get_stack()}",
@@ -105,30 +126,30 @@ class Observability(pulumi.ComponentResource):
     def _create_topic_policy(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions) -> None:
         # Whoever may publish here may page the on-call with a forged alarm, or drown a real one.
         # Without a policy of ours, the topic's default one lets every principal of the account whose own
-        # policy allows sns:Publish do so; this one lets CloudWatch publish for this account's alarms only
+        # policy allows sns:Publish do so; this one lets CloudWatch publish for this stack's alarms only
         # (its service principal, with aws:SourceAccount and aws:SourceArn against the confused deputy,
         # as AWS's "Example cases for Amazon SNS access control" write it:
-        # https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html), and denies Publish
-        # to every IAM principal, since in the same account an identity policy allowing it would
-        # otherwise be enough. aws:PrincipalIsAWSService is in every signed request, true only when a
-        # service principal acts itself
-        # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalisawsservice).
+        # https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html). The source is
+        # each alarm's own ARN, not `alarm:*`: an alarm anyone of the account made, naming this topic
+        # as its action, would page the on-call too. Publish is denied to every IAM principal (a service
+        # principal acting itself is not one), since in the same account an identity policy allowing it
+        # would otherwise be enough.
         # The deployer keeps managing the topic through its own policy (nothing here allows it, nothing
-        # denies it); only the deployers may change the topic's attributes (its policy among them) or
-        # delete it, as for the queues. Requests without TLS are denied, as AWS's SNS security best
-        # practices advise (https://docs.aws.amazon.com/sns/latest/dg/sns-security-best-practices.html#enforce-encryption-data-in-transit).
+        # denies it); only the deployers may do what TOPIC_ADMINISTRATION lists, as for the queues.
+        # Requests without TLS are denied, as AWS's SNS security best practices advise
+        # (https://docs.aws.amazon.com/sns/latest/dg/sns-security-best-practices.html#enforce-encryption-data-in-transit).
         topic = [self.topic.arn]
-        alarms = pulumi.Output.concat("arn:aws:cloudwatch:", args.region, ":", args.account_id, ":alarm:*")
         alarms_publish = {
             "Sid": "AlarmsOfThisAccountPublish",
             "Effect": "Allow",
             "Principal": {"Service": "cloudwatch.amazonaws.com"},
             "Action": "sns:Publish",
             "Resource": topic,
-            "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}, "ArnLike": {"aws:SourceArn": alarms}},
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": args.account_id},
+                "ArnEquals": {"aws:SourceArn": [alarm.arn for alarm in self.alarms.values()]},
+            },
         }
-        only_alarms_publish = deny("OnlyAlarmsPublish", "sns:Publish", topic)
-        only_alarms_publish["Condition"] = {"Bool": {"aws:PrincipalIsAWSService": "false"}}
         aws.sns.TopicPolicy(
             f"{name}-alarms-policy",
             arn=self.topic.arn,
@@ -136,13 +157,8 @@ class Observability(pulumi.ComponentResource):
                 [
                     deny_insecure_transport("sns", topic),
                     alarms_publish,
-                    only_alarms_publish,
-                    deny_unless_principal(
-                        "OnlyDeployersAdminister",
-                        ["sns:SetTopicAttributes", "sns:AddPermission", "sns:RemovePermission", "sns:DeleteTopic"],
-                        topic,
-                        list(args.deployers),
-                    ),
+                    deny_to_iam_principals("OnlyAlarmsPublish", "sns:Publish", topic),
+                    deny_unless_principal("OnlyDeployersAdminister", TOPIC_ADMINISTRATION, topic, list(args.deployers)),
                 ]
             ),
             opts=opts,

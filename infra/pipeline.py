@@ -120,6 +120,8 @@ class Pipeline(pulumi.ComponentResource):
                 job_ttl_days=cfg.job_ttl_days,
                 sizing=cfg.producer,
                 defaults=defaults,
+                deployers=deployers,
+                operators=cfg.queue_redrive_principals,
             ),
             child,
         )

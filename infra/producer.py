@@ -7,6 +7,7 @@ it, so the notification, which names the producer, can only come after both.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -15,7 +16,7 @@ import pulumi_aws as aws
 from infra.config import FunctionSizing
 from infra.function import FunctionDefaults, ServiceFunction, ServiceFunctionArgs
 from infra.iam import deny_unless_principal, statement
-from infra.queue import DLQ_RETENTION_SECONDS, queue_policy
+from infra.queue import DLQ_RETENTION_SECONDS, only_deployers_administer, only_handled_by, queue_policy
 
 
 @dataclass
@@ -54,6 +55,10 @@ class ProducerArgs:
     """Memory and timeout."""
     defaults: FunctionDefaults
     """Runtime, architecture, log retention, tags."""
+    deployers: Sequence[pulumi.Input[str]]
+    """IAM role or user ARNs that alone may change, purge or delete the failed-events queue."""
+    operators: Sequence[str]
+    """IAM role or user ARNs that alone may receive failed upload events to replay them (none: nobody)."""
 
 
 class Producer(pulumi.ComponentResource):
@@ -68,6 +73,8 @@ class Producer(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ProducerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("csv-ingest:ingest:Producer", name, None, opts)
+        if not args.deployers:
+            raise ValueError("deployers is empty: the failed-events queue's policy would refuse the stack its updates")
         self.failed_events = aws.sqs.Queue(
             f"{name}-failed-events",
             message_retention_seconds=DLQ_RETENTION_SECONDS,
@@ -123,14 +130,21 @@ class Producer(pulumi.ComponentResource):
         # producer's role sends, as Lambda writes the on-failure record with the function's execution
         # role (which needs sqs:SendMessage; AWS, "Capturing records of Lambda asynchronous invocations",
         # https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html#destinations-permissions).
+        # Nothing of the pipeline reads this queue: receiving, deleting or hiding an event is for the
+        # operators who replay it (queueRedrivePrincipals). Its policy and settings are the deployers', as
+        # the chunk queues' are: whoever may set its attributes could replace the policy and the send
+        # deny with it, and a purge would drop the failed uploads waiting for replay without a trace.
+        failed_events = self.failed_events.arn
         queue_policy(
             f"{name}-failed-events-policy",
             self.failed_events,
             pulumi.ResourceOptions(parent=self),
             [
                 deny_unless_principal(
-                    "OnlyProducerReportsFailures", "sqs:SendMessage", [self.failed_events.arn], [self.role.arn]
-                )
+                    "OnlyProducerReportsFailures", "sqs:SendMessage", [failed_events], [self.role.arn]
+                ),
+                only_handled_by("OnlyOperatorsReplayFailures", failed_events, list(args.operators)),
+                only_deployers_administer(failed_events, args.deployers, purge=True),
             ],
         )
         self._create_async_config(name, service)

@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.iam import deny, deny_insecure_transport, deny_unless_principal, policy_document
+from infra.iam import deny_insecure_transport, deny_to_iam_principals, deny_unless_principal, policy_document
 
 # The longest SQS keeps a message: a failed chunk waits two weeks for someone to redrive it.
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
@@ -23,6 +23,27 @@ MAX_MESSAGE_SIZE_RANGE = (1_024, 1_048_576)
 # RemovePermission add to or remove from that policy, and the queue's deletion. A principal allowed any
 # of them could take the other denies away, so only the stack's deployers may.
 QUEUE_ADMINISTRATION = ("sqs:SetQueueAttributes", "sqs:AddPermission", "sqs:RemovePermission", "sqs:DeleteQueue")
+# What reads, drops or hides a queue's messages: a receive reads one, a delete drops it, and a
+# visibility change hides it for up to twelve hours. Batches are authorised as these actions.
+MESSAGE_HANDLING = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility")
+
+
+def only_deployers_administer(
+    queue_arn: pulumi.Input[str], deployers: Sequence[pulumi.Input[str]], *, purge: bool
+) -> dict[str, Any]:
+    """Deny the queue's administration to all but the deployers, and purging it too if `purge`."""
+    actions = [*QUEUE_ADMINISTRATION, "sqs:PurgeQueue"] if purge else list(QUEUE_ADMINISTRATION)
+    return deny_unless_principal("OnlyDeployersAdminister", actions, [queue_arn], deployers)
+
+
+def only_handled_by(
+    sid: str,
+    queue_arn: pulumi.Input[str],
+    principals: Sequence[pulumi.Input[str]],
+    also: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Deny receiving, deleting and hiding the queue's messages (and `also`) to all but `principals`."""
+    return deny_unless_principal(sid, [*MESSAGE_HANDLING, *also], [queue_arn], principals)
 
 
 def queue_policy(
@@ -123,32 +144,39 @@ class IngestQueue(pulumi.ComponentResource):
         self.register_outputs({"queueUrl": self.queue.url, "deadLetterQueueUrl": self.dead_letter_queue.url})
 
     def _declare_dead_letter_policy(self, name: str, args: IngestQueueArgs, opts: pulumi.ResourceOptions) -> None:
-        dlq = [self.dead_letter_queue.arn]
+        dlq = self.dead_letter_queue.arn
         queue_policy(
             f"{name}-dlq-policy",
             self.dead_letter_queue,
             opts,
             [
                 # A message sent here would be carried into the queue by the next redrive, as the operator
-                # who starts it: nobody sends here. SQS moves a failed chunk here itself, after
+                # who starts it: no IAM principal sends here. SQS moves a failed chunk here itself, after
                 # maxReceiveCount receives; AWS's "Using policies for dead-letter queues" gives the
                 # DLQ's redrive allow policy (byQueue, above) the say over which source queues may use
                 # it, and names no permission of the DLQ's access policy that the move needs
                 # (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html).
-                deny("NobodySends", "sqs:SendMessage", dlq),
+                # AWS does not say the move is exempt from this policy either: the deny leaves out a
+                # service principal acting itself, so it can never be what stops that move.
+                deny_to_iam_principals("NobodySends", "sqs:SendMessage", [dlq]),
                 # Dead letters are chunks: rows of personal data. The operators who peek at them
                 # (ReceiveMessage, ChangeMessageVisibility to make them visible again at once) and
-                # redrive them (the move task receives and deletes here as the operator who started it,
-                # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-configure-dead-letter-queue-redrive.html)
-                # are the ones queueRedrivePrincipals lists; they may also purge what they judge lost.
-                # GetQueueAttributes (counts, the redrive allow policy) stays open: it holds no row.
-                deny_unless_principal(
+                # redrive them are the ones queueRedrivePrincipals lists; they may also purge what they
+                # judge lost. A move task receives and deletes here as the operator who started it, and
+                # sends wherever its caller says (DestinationArn): starting or cancelling one is theirs
+                # alone too, whatever else a caller's policy allows (AWS lists sqs:StartMessageMoveTask
+                # and sqs:CancelMessageMoveTask on the dead-letter queue among what a redrive needs,
+                # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-configure-dead-letter-queue-redrive.html#sqs-configure-dead-letter-queue-redrive-permissions;
+                # both are actions on the queue resource,
+                # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsqs.html).
+                # GetQueueAttributes and ListMessageMoveTasks (counts, queue ARNs) stay open: they hold no row.
+                only_handled_by(
                     "OnlyOperatorsReadDeadLetters",
-                    ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:PurgeQueue"],
                     dlq,
                     list(args.operators),
+                    also=["sqs:PurgeQueue", "sqs:StartMessageMoveTask", "sqs:CancelMessageMoveTask"],
                 ),
-                deny_unless_principal("OnlyDeployersAdminister", QUEUE_ADMINISTRATION, dlq, self._deployers),
+                only_deployers_administer(dlq, self._deployers, purge=False),
             ],
         )
 
@@ -176,22 +204,15 @@ class IngestQueue(pulumi.ComponentResource):
         DLQ, and a redrive only sends to this queue. Purging drops every job's chunks in flight: only
         the deployers, who could rewrite this policy anyway, may.
         """
-        queue = [self.queue.arn]
+        queue = self.queue.arn
         return queue_policy(
             f"{self._name}-policy",
             self.queue,
             # Same parent and name as when the component declared it: the resource keeps its URN.
             pulumi.ResourceOptions(parent=self),
             [
-                deny_unless_principal("OnlyListedSenders", "sqs:SendMessage", queue, senders),
-                deny_unless_principal(
-                    "OnlyWorkerConsumes",
-                    ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"],
-                    queue,
-                    consumers,
-                ),
-                deny_unless_principal(
-                    "OnlyDeployersAdminister", [*QUEUE_ADMINISTRATION, "sqs:PurgeQueue"], queue, self._deployers
-                ),
+                deny_unless_principal("OnlyListedSenders", "sqs:SendMessage", [queue], senders),
+                only_handled_by("OnlyWorkerConsumes", queue, consumers),
+                only_deployers_administer(queue, self._deployers, purge=True),
             ],
         )

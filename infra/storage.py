@@ -10,6 +10,25 @@ import pulumi_aws as aws
 
 from infra.iam import deny_insecure_transport, deny_unless_principal, policy_document
 
+# What would undo the bucket's other guarantees, each the IAM action of the calls that change it
+# (its Delete* call included: DeleteBucketLifecycle is s3:PutLifecycleConfiguration, and so on, per AWS's
+# https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html): the policy itself
+# (every deny in it), the lifecycle (uploads and reports expire), the notification (every upload starts
+# a job), versioning (a job's id derives from its upload's version id), the public access block and
+# object ownership (nothing public, no ACLs), default encryption (a KMS key of someone else's would make
+# new uploads theirs to read or to lock away) and replication (a copy of every upload in another bucket).
+BUCKET_SETTINGS = (
+    "s3:PutBucketPolicy",
+    "s3:DeleteBucketPolicy",
+    "s3:PutLifecycleConfiguration",
+    "s3:PutBucketNotification",
+    "s3:PutBucketVersioning",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutBucketOwnershipControls",
+    "s3:PutEncryptionConfiguration",
+    "s3:PutReplicationConfiguration",
+)
+
 
 @dataclass
 class UploadStorageArgs:
@@ -26,7 +45,7 @@ class UploadStorageArgs:
     reports_expiration_days: int
     """Days a rejects report is kept."""
     deployers: Sequence[pulumi.Input[str]]
-    """IAM role or user ARNs that alone may delete rejects reports: whoever runs `pulumi up`."""
+    """IAM role or user ARNs that alone may delete rejects reports and change the bucket's settings."""
     report_readers: Sequence[str] = ()
     """IAM role or user ARNs that alone may read the rejects reports (none: nobody)."""
     force_destroy: bool = False
@@ -120,7 +139,8 @@ class UploadStorage(pulumi.ComponentResource):
 
     def restrict_access(self, report_writers: Sequence[pulumi.Input[str]]) -> aws.s3.BucketPolicy:
         """Declare the bucket's policy: TLS only; rejects reports read by the listed readers alone,
-        written by `report_writers` (the producer's role) alone, deleted by the deployers alone.
+        written by `report_writers` (the producer's role) alone, deleted by the deployers alone; the
+        bucket's policy and settings changed by the deployers alone.
 
         `ingest rejects` shows every part under a job's report prefix as the job's, so a part planted
         there by any principal allowed `s3:PutObject` (which CopyObject and each multipart step need
@@ -129,6 +149,14 @@ class UploadStorage(pulumi.ComponentResource):
         `forceDestroy` empties the bucket, every version of every object, as the principal running it,
         which is among the deployers; another principal emptying the bucket by hand must be listed in
         `deployerPrincipals` first, or the deletes of reports are refused.
+
+        A principal allowed `s3:PutBucketPolicy` could take every deny here away, so the policy guards
+        itself and the settings in `BUCKET_SETTINGS`: only the deployers (whoever runs `pulumi up`, which
+        puts them as that principal) may change them. One principal is beyond it: the root user of the
+        bucket owner's account can always get, put and delete a bucket's policy, even one that denies it
+        (AWS: https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteBucketPolicy.html and
+        https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutBucketPolicy.html); only an organization's
+        policies or a VPC endpoint policy can stop it.
         """
         args = self._args
         bucket_arn = self.bucket.arn
@@ -151,6 +179,10 @@ class UploadStorage(pulumi.ComponentResource):
                         ["s3:DeleteObject", "s3:DeleteObjectVersion"],
                         reports,
                         list(args.deployers),
+                    ),
+                    # Bucket settings are actions on the bucket's ARN, not on its objects'.
+                    deny_unless_principal(
+                        "OnlyDeployersConfigureBucket", BUCKET_SETTINGS, [bucket_arn], list(args.deployers)
                     ),
                 ]
             ),

@@ -268,12 +268,15 @@ def request_context(identity: Identity, region: str) -> RequestContext:
     `aws:SecureTransport` is `true`: the loopback endpoint stands for AWS's TLS endpoints, which every
     SDK call from a function uses; the program's `DenyInsecureTransport` is meant for plaintext
     access, which does not exist here. `aws:SourceAccount`/`aws:SourceArn` are absent: only service
-    principals send them.
+    principals send them. `aws:PrincipalIsAWSService` is in every signed request, and false for a role
+    session or a user, the only callers here
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalisawsservice).
     """
     now = datetime.now(UTC)
     return RequestContext.of(
         **{
             "aws:SecureTransport": "true",
+            "aws:PrincipalIsAWSService": "false",
             "aws:PrincipalArn": identity.arn,
             "aws:PrincipalAccount": identity.account_id,
             "aws:PrincipalType": identity.kind,

@@ -148,6 +148,8 @@ class PlanMocks(pulumi.runtime.Mocks):
             return {"invokeUrl": url}
         if typ == "aws:apigateway/apiKey:ApiKey":
             return {"name": physical, "value": hashlib.sha256(urn.encode()).hexdigest()[:40]}
+        if typ == "aws:cloudwatch/metricAlarm:MetricAlarm":
+            return {"arn": f"arn:aws:cloudwatch:{region}:{account}:alarm:{physical}"}
         if typ == "aws:cloudwatch/dashboard:Dashboard":
             return {"dashboardArn": f"arn:aws:cloudwatch::{account}:dashboard/{inputs['dashboardName']}"}
         return {}

@@ -94,16 +94,24 @@ def test_the_alarm_topic_denies_requests_without_tls(request, stack):
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_cloudwatch_may_publish_for_this_accounts_alarms_only(request, stack):
-    topic_arn, document = _topic_policy(request.getfixturevalue(stack))
+def test_cloudwatch_may_publish_for_this_stacks_alarms_only(request, stack):
+    plan = request.getfixturevalue(stack)
+    topic_arn, document = _topic_policy(plan)
     allow = statement(document, "AlarmsOfThisAccountPublish")
     assert allow["Effect"] == "Allow", TOPIC
     assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}, TOPIC
     assert (allow["Action"], allow["Resource"]) == ("sns:Publish", [topic_arn]), TOPIC
-    assert allow["Condition"] == {
-        "StringEquals": {"aws:SourceAccount": ACCOUNT_ID},
-        "ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:eu-west-1:{ACCOUNT_ID}:alarm:*"},
-    }, f"{TOPIC}: CloudWatch could publish for another account's alarms (the confused deputy)"
+    # Not `alarm:*`: any alarm of the account, made by whoever may put one, could page the on-call.
+    alarms = sorted(alarm.outputs["arn"] for alarm in plan.of_type(ALARM))
+    assert len(alarms) == 6 and all(
+        arn.startswith(f"arn:aws:cloudwatch:eu-west-1:{ACCOUNT_ID}:alarm:") for arn in alarms
+    )
+    condition = allow["Condition"]
+    assert set(condition) == {"StringEquals", "ArnEquals"}, TOPIC
+    assert condition["StringEquals"] == {"aws:SourceAccount": ACCOUNT_ID}, f"{TOPIC}: the confused deputy"
+    assert sorted(condition["ArnEquals"]["aws:SourceArn"]) == alarms, (
+        f"{TOPIC}: CloudWatch could publish for alarms other than the stack's own"
+    )
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -121,9 +129,47 @@ def test_only_the_deploying_principal_may_change_or_delete_the_topic(request, st
     topic_arn, document = _topic_policy(request.getfixturevalue(stack))
     deny = statement(document, "OnlyDeployersAdminister")
     assert (deny["Effect"], deny["Principal"]) == ("Deny", "*"), TOPIC
-    assert deny["Action"] == ["sns:SetTopicAttributes", "sns:AddPermission", "sns:RemovePermission", "sns:DeleteTopic"]
+    assert set(TOPIC_ADMINISTRATION) <= set(deny["Action"]), TOPIC
     assert deny["Resource"] == [topic_arn], TOPIC
     assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [DEPLOYER]}}, TOPIC
+
+
+TOPIC_ADMINISTRATION = ["sns:SetTopicAttributes", "sns:AddPermission", "sns:RemovePermission", "sns:DeleteTopic"]
+# The actions SNS accepts in a topic's policy; `sns:Unsubscribe` and `sns:SetSubscriptionAttributes` are
+# not among them (https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-language-api-permissions-reference.html).
+TOPIC_POLICY_ACTIONS = {
+    "sns:AddPermission",
+    "sns:DeleteTopic",
+    "sns:GetDataProtectionPolicy",
+    "sns:GetTopicAttributes",
+    "sns:ListSubscriptionsByTopic",
+    "sns:ListTagsForResource",
+    "sns:Publish",
+    "sns:PutDataProtectionPolicy",
+    "sns:RemovePermission",
+    "sns:SetTopicAttributes",
+    "sns:Subscribe",
+}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_only_the_deploying_principal_subscribes_to_the_topic_or_filters_its_messages(request, stack):
+    # A subscription of someone else's receives every alarm; a data protection policy can drop them.
+    # Confirming the on-call's subscription (the e-mail's link) is ConfirmSubscription, unsigned.
+    _, document = _topic_policy(request.getfixturevalue(stack))
+    deny = statement(document, "OnlyDeployersAdminister")
+    assert deny["Action"] == [*TOPIC_ADMINISTRATION, "sns:Subscribe", "sns:PutDataProtectionPolicy"], TOPIC
+    assert "sns:ConfirmSubscription" not in deny["Action"], TOPIC
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_topic_policy_names_only_actions_sns_accepts_in_a_topic_policy(request, stack):
+    # SNS refuses a topic policy naming another action, and `pulumi up` with it.
+    _, document = _topic_policy(request.getfixturevalue(stack))
+    for entry in document["Statement"]:
+        actions = [entry["Action"]] if isinstance(entry["Action"], str) else entry["Action"]
+        named = {action for action in actions if "*" not in action}
+        assert named <= TOPIC_POLICY_ACTIONS, f"{TOPIC} {entry['Sid']}: {sorted(named - TOPIC_POLICY_ACTIONS)}"
 
 
 def test_the_topic_policy_grants_cloudwatch_alone(dev):

@@ -98,7 +98,8 @@ def test_nobody_may_send_to_the_dlq(request, stack):
     deny = statement(queue_policy(plan, DLQ), "NobodySends")
     assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "sqs:SendMessage"), DLQ
     assert deny["Resource"] == [plan.one("aws:sqs/queue:Queue", DLQ).outputs["arn"]], DLQ
-    assert "Condition" not in deny, f"{DLQ}: the deny on sending has exceptions"
+    # Every IAM principal, whatever it is listed as; a service principal acting itself is not one.
+    assert deny["Condition"] == {"Bool": {"aws:PrincipalIsAWSService": "false"}}, DLQ
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -179,6 +180,8 @@ def test_nobody_reads_or_drops_dead_letters_unless_the_stack_lists_operators(req
         "sqs:DeleteMessage",
         "sqs:ChangeMessageVisibility",
         "sqs:PurgeQueue",
+        "sqs:StartMessageMoveTask",
+        "sqs:CancelMessageMoveTask",
     ], DLQ
     assert deny["Resource"] == [plan.one("aws:sqs/queue:Queue", DLQ).outputs["arn"]], DLQ
     assert "Condition" not in deny, f"{DLQ}: with no operator listed, nobody reads dead letters"
@@ -190,12 +193,63 @@ def test_the_operators_listed_for_redrive_alone_read_dead_letters(plan_with):
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_nobody_but_the_operators_starts_or_cancels_a_move_of_dead_letters(request, stack):
+    # A move task sends dead letters wherever its caller names (DestinationArn): one allowed sqs:* by its
+    # own policy would move them into a queue of its own and read them there.
+    deny = statement(queue_policy(request.getfixturevalue(stack), DLQ), "OnlyOperatorsReadDeadLetters")
+    assert {"sqs:StartMessageMoveTask", "sqs:CancelMessageMoveTask"} <= set(deny["Action"]), DLQ
+    # Listing the tasks shows their counts and queues, no message: it stays open, like GetQueueAttributes.
+    assert "sqs:ListMessageMoveTasks" not in deny["Action"], DLQ
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_only_the_deployers_change_purge_or_delete_the_failed_events_queue(request, stack):
+    # A principal allowed sqs:SetQueueAttributes could replace the policy and undo the send deny; a purge
+    # would drop the failed uploads waiting for replay without a trace.
+    plan = request.getfixturevalue(stack)
+    deny = statement(queue_policy(plan, FAILED_EVENTS), "OnlyDeployersAdminister")
+    assert (deny["Effect"], deny["Principal"]) == ("Deny", "*"), FAILED_EVENTS
+    assert deny["Action"] == [*ADMINISTRATION, "sqs:PurgeQueue"], FAILED_EVENTS
+    assert deny["Resource"] == [plan.one("aws:sqs/queue:Queue", FAILED_EVENTS).outputs["arn"]], FAILED_EVENTS
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [DEPLOYER]}}, FAILED_EVENTS
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_nobody_reads_or_drops_failed_upload_events_unless_the_stack_lists_operators(request, stack):
+    # A failed event names a bucket and key and starts a job when replayed: the operators who replay
+    # them are the ones queueRedrivePrincipals lists.
+    plan = request.getfixturevalue(stack)
+    deny = statement(queue_policy(plan, FAILED_EVENTS), "OnlyOperatorsReplayFailures")
+    assert (deny["Effect"], deny["Principal"]) == ("Deny", "*"), FAILED_EVENTS
+    assert deny["Action"] == ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"], FAILED_EVENTS
+    assert deny["Resource"] == [plan.one("aws:sqs/queue:Queue", FAILED_EVENTS).outputs["arn"]], FAILED_EVENTS
+    assert "Condition" not in deny, f"{FAILED_EVENTS}: with no operator listed, nobody reads failed events"
+
+
+def test_the_operators_and_deployers_listed_alone_handle_failed_upload_events(plan_with):
+    plan = plan_with(queueRedrivePrincipals=[OPERATOR], deployerPrincipals=[CI_DEPLOYER])
+    document = queue_policy(plan, FAILED_EVENTS)
+    replay = statement(document, "OnlyOperatorsReplayFailures")
+    assert replay["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [OPERATOR]}}, FAILED_EVENTS
+    administration = statement(document, "OnlyDeployersAdminister")
+    assert administration["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [DEPLOYER, CI_DEPLOYER]}}, FAILED_EVENTS
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
 @pytest.mark.parametrize(
     ("name", "sids"),
     [
         (QUEUE, ["DenyInsecureTransport", "OnlyListedSenders", "OnlyWorkerConsumes", "OnlyDeployersAdminister"]),
         (DLQ, ["DenyInsecureTransport", "NobodySends", "OnlyOperatorsReadDeadLetters", "OnlyDeployersAdminister"]),
-        (FAILED_EVENTS, ["DenyInsecureTransport", "OnlyProducerReportsFailures"]),
+        (
+            FAILED_EVENTS,
+            [
+                "DenyInsecureTransport",
+                "OnlyProducerReportsFailures",
+                "OnlyOperatorsReplayFailures",
+                "OnlyDeployersAdminister",
+            ],
+        ),
     ],
 )
 def test_queue_policies_only_deny(request, stack, name, sids):

@@ -97,6 +97,42 @@ def test_report_writes_and_deletes_follow_the_configured_prefix_and_deployers(pl
     assert deletes["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [DEPLOYER, deployer]}}
 
 
+# What would undo the bucket's other guarantees: its policy (every deny here), the lifecycle (uploads and
+# reports expire), the notification (every upload starts a job), versioning (a job's id is its upload's
+# version), the public access block and object ownership (nothing public or foreign-owned), default
+# encryption (a key of someone else's) and replication (a copy of every upload elsewhere).
+BUCKET_SETTINGS = [
+    "s3:PutBucketPolicy",
+    "s3:DeleteBucketPolicy",
+    "s3:PutLifecycleConfiguration",
+    "s3:PutBucketNotification",
+    "s3:PutBucketVersioning",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutBucketOwnershipControls",
+    "s3:PutEncryptionConfiguration",
+    "s3:PutReplicationConfiguration",
+]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_only_the_deploying_principal_changes_the_bucket_policy_or_settings(request, stack):
+    # A principal allowed s3:PutBucketPolicy could otherwise take every deny of this policy away.
+    plan = request.getfixturevalue(stack)
+    deny = statement(_bucket_policy(plan), "OnlyDeployersConfigureBucket")
+    assert (deny["Effect"], deny["Principal"]) == ("Deny", "*")
+    assert deny["Action"] == BUCKET_SETTINGS
+    # Bucket settings are actions on the bucket itself, not on its objects.
+    assert deny["Resource"] == [plan.one("aws:s3/bucket:Bucket", BUCKET).outputs["arn"]]
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [DEPLOYER]}}
+
+
+def test_the_principals_listed_as_deployers_may_change_the_bucket_settings_too(plan_with):
+    # Whoever deploys next must be exempt already, or the policy refuses the update that would add them.
+    deployer = "arn:aws:iam::123456789012:role/ci-deploy"
+    deny = statement(_bucket_policy(plan_with(deployerPrincipals=[deployer])), "OnlyDeployersConfigureBucket")
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [DEPLOYER, deployer]}}
+
+
 def test_the_bucket_policy_only_denies(dev):
     # Nothing is granted by the bucket's policy: every principal's access comes from its own policy.
     document = _bucket_policy(dev)
@@ -105,6 +141,7 @@ def test_the_bucket_policy_only_denies(dev):
         "OnlyListedReportReaders",
         "OnlyProducerWritesReports",
         "OnlyDeployersDeleteReports",
+        "OnlyDeployersConfigureBucket",
     ]
     assert {s["Effect"] for s in document["Statement"]} == {"Deny"}
 

@@ -5,8 +5,10 @@ The threat is a same-account principal with partial rights. Each route below was
 chunk queue's sending and the reports' reading were restricted: a forged chunk sent to the
 dead-letter queue (and carried home by `ingest dlq redrive`), a forged upload event in the
 failed-events queue, chunks in flight read, dropped or hidden, the queues' settings (their redrive
-and their policy) changed, the dead letters read, and a rejects report planted or removed under a
-job's prefix (`ingest rejects` shows it as the job's). One dev stack runs in this process
+and their policy) changed, the dead letters read or moved into a queue of the intruder's own, the
+failed upload events read, purged or their queue's policy replaced, a rejects report planted or
+removed under a job's prefix (`ingest rejects` shows it as the job's), and the bucket's policy or
+notification rewritten. One dev stack runs in this process
 (`local.session.LocalStack`); the pipeline runs first and must still work through its own doors.
 
 Every refusal asserted here is the resource policy's: the caller's own policy allows the action
@@ -260,6 +262,55 @@ REPORT_PROOF = Proof(
     figures={"writes refused": 4, "rows shown": ROWS_REJECTED},
     test="test_a_rejects_report_cannot_be_planted_or_removed",
 )
+DEAD_LETTER_MOVE_PROOF = Proof(
+    "SECURITY",
+    SECTION,
+    "dead letters moved into the intruder's own queue",
+    injected=(
+        "StartMessageMoveTask from the DLQ (holding one dead letter) to a queue the unlisted user made, by that"
+        " user; then ListMessageMoveTasks on the DLQ"
+    ),
+    held=(
+        "the move refused by the DLQ's policy (only `queueRedrivePrincipals` start or cancel a move); the dead"
+        " letter stayed in the DLQ and the user's queue stayed empty; listing the tasks allowed"
+    ),
+    figures={"moves refused": 1, "dead letters kept": 1, "messages in the user's queue": 0, "calls allowed": 1},
+    test="test_dead_letters_cannot_be_moved_into_another_queue",
+)
+FAILED_EVENTS_QUEUE_PROOF = Proof(
+    "SECURITY",
+    SECTION,
+    "the failed-events queue's policy replaced, purged or read",
+    injected=(
+        "SetQueueAttributes (its policy), AddPermission, RemovePermission, DeleteQueue, PurgeQueue, ReceiveMessage,"
+        " DeleteMessage and ChangeMessageVisibility on the failed-events queue by the unlisted user;"
+        " GetQueueAttributes by the same user, ReceiveMessage by the listed operator, SetQueueAttributes by the"
+        " listed deployer"
+    ),
+    held=(
+        "every call of the unlisted user refused by the queue's policy; the operator's receive, the deployer's"
+        " change and the user's read of the attributes allowed"
+    ),
+    figures={"calls refused": 8, "calls allowed": 3},
+    test="test_failed_upload_events_are_the_operators_and_their_queue_the_deployers",
+)
+BUCKET_SETTINGS_PROOF = Proof(
+    "SECURITY",
+    SECTION,
+    "the bucket's policy, notification or settings rewritten",
+    injected=(
+        "PutBucketPolicy (a policy of the user's own), DeleteBucketPolicy, PutBucketNotification,"
+        " PutBucketLifecycleConfiguration, PutBucketVersioning, PutPublicAccessBlock, DeletePublicAccessBlock,"
+        " PutBucketOwnershipControls and PutBucketEncryption on the upload bucket by an unlisted IAM user whose"
+        " own policy allows s3:*; GetBucketPolicy by the same user"
+    ),
+    held=(
+        "every change refused by the bucket policy (only the deployers change it); the bucket's notification"
+        " unchanged; reading the policy allowed"
+    ),
+    figures={"calls refused": 9, "calls allowed": 1},
+    test="test_the_bucket_policy_and_settings_are_the_deployers_alone",
+)
 PIPELINE_PROOF = Proof(
     "SECURITY",
     SECTION,
@@ -279,6 +330,9 @@ PROOFS = [
     SETTINGS_PROOF,
     DEAD_LETTERS_PROOF,
     REPORT_PROOF,
+    DEAD_LETTER_MOVE_PROOF,
+    FAILED_EVENTS_QUEUE_PROOF,
+    BUCKET_SETTINGS_PROOF,
     PIPELINE_PROOF,
 ]
 
@@ -407,6 +461,137 @@ def test_a_rejects_report_cannot_be_planted_or_removed(run: Stack) -> None:
     # The job's own rejected rows (the 3rd and 4th), and no row of the forged part (row 99).
     assert [row["row"] for row in shown] == [3, 4], [row["row"] for row in shown]
     assert {"writes refused": len(calls), "rows shown": len(shown)} == REPORT_PROOF.figures
+
+
+def test_dead_letters_cannot_be_moved_into_another_queue(run: Stack) -> None:
+    # A move task sends a DLQ's messages wherever its caller says (DestinationArn): into a queue of the
+    # intruder's own, a dead letter's rows would be theirs to read.
+    admin, dlq = run.emulator.client("sqs"), run.outputs["deadLetterQueueUrl"]
+    dlq_arn = admin.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs = run.sqs(INTRUDER)
+    loot = sqs.create_queue(QueueName="side-door-loot")["QueueUrl"]
+    loot_arn = sqs.get_queue_attributes(QueueUrl=loot, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    admin.send_message(QueueUrl=dlq, MessageBody="{}")  # a dead letter (no row of anyone's)
+    try:
+        _refused(
+            lambda: sqs.start_message_move_task(SourceArn=dlq_arn, DestinationArn=loot_arn),
+            "the unlisted user: StartMessageMoveTask from the DLQ",
+        )
+        # Listing the tasks shows counts and queue ARNs, no message: the DLQ's policy leaves it open.
+        sqs.list_message_move_tasks(SourceArn=dlq_arn)
+        figures = {
+            "moves refused": 1,
+            "dead letters kept": run.queue_depth("deadLetterQueueUrl"),
+            "messages in the user's queue": int(
+                admin.get_queue_attributes(QueueUrl=loot, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+                    "ApproximateNumberOfMessages"
+                ]
+            ),
+            "calls allowed": 1,
+        }
+    finally:
+        for message in admin.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", []):
+            admin.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
+    assert figures == DEAD_LETTER_MOVE_PROOF.figures
+
+
+def test_failed_upload_events_are_the_operators_and_their_queue_the_deployers(run: Stack) -> None:
+    failed_events, sqs = run.outputs["failedUploadEventsQueueUrl"], run.sqs(INTRUDER)
+    policy = run.emulator.client("sqs").get_queue_attributes(QueueUrl=failed_events, AttributeNames=["Policy"])[
+        "Attributes"
+    ]
+    calls: dict[str, Callable[[], Any]] = {
+        # A policy of the intruder's own would take the send deny away (here, one that says the same).
+        "SetQueueAttributes": lambda: sqs.set_queue_attributes(QueueUrl=failed_events, Attributes=policy),
+        "AddPermission": lambda: sqs.add_permission(
+            QueueUrl=failed_events, Label="side-door", AWSAccountIds=[ACCOUNT_ID], Actions=["SendMessage"]
+        ),
+        "RemovePermission": lambda: sqs.remove_permission(QueueUrl=failed_events, Label="OnlyProducerReportsFailures"),
+        "DeleteQueue": lambda: sqs.delete_queue(QueueUrl=failed_events),
+        # A purge drops the failed uploads waiting for replay, without a trace.
+        "PurgeQueue": lambda: sqs.purge_queue(QueueUrl=failed_events),
+        "ReceiveMessage": lambda: sqs.receive_message(QueueUrl=failed_events, WaitTimeSeconds=0),
+        "DeleteMessage": lambda: sqs.delete_message(QueueUrl=failed_events, ReceiptHandle="forged"),
+        "ChangeMessageVisibility": lambda: sqs.change_message_visibility(
+            QueueUrl=failed_events, ReceiptHandle="forged", VisibilityTimeout=43_200
+        ),
+    }
+    for operation, call in calls.items():
+        _refused(call, f"the unlisted user: {operation} on the failed-events queue")
+    allowed: dict[str, Callable[[], Any]] = {
+        "the unlisted user: GetQueueAttributes": lambda: sqs.get_queue_attributes(
+            QueueUrl=failed_events, AttributeNames=["QueueArn"]
+        ),
+        # An operator replays failed events: receiving them (left visible) is theirs.
+        "the operator: ReceiveMessage": lambda: run.sqs(OPERATOR).receive_message(
+            QueueUrl=failed_events, WaitTimeSeconds=0, VisibilityTimeout=0
+        ),
+        "the deployer: SetQueueAttributes": lambda: run.sqs(DEPLOYER).set_queue_attributes(
+            QueueUrl=failed_events, Attributes=policy
+        ),
+    }
+    for what, call in allowed.items():
+        _not_refused(call, what)
+    assert {"calls refused": len(calls), "calls allowed": len(allowed)} == FAILED_EVENTS_QUEUE_PROOF.figures
+
+
+def test_the_bucket_policy_and_settings_are_the_deployers_alone(run: Stack) -> None:
+    admin, s3, bucket = run.emulator.client("s3"), run.s3(INTRUDER), run.bucket
+    # A policy of the intruder's own: every deny of the stack's gone, the reports theirs to read.
+    own_policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "Mine",
+                "Effect": "Allow",
+                "Principal": {"AWS": _user_arn(INTRUDER)},
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{bucket}/*",
+            }
+        ],
+    }
+    notification = admin.get_bucket_notification_configuration(Bucket=bucket)
+    notification.pop("ResponseMetadata", None)
+    lifecycle = admin.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    owner_enforced = {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    all_blocked = dict.fromkeys(
+        ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True
+    )
+    # Each would undo a guarantee of its own; the other writes are given the bucket's current settings.
+    calls: dict[str, Callable[[], Any]] = {
+        "PutBucketPolicy": lambda: s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(own_policy)),
+        "PutBucketNotification": lambda: s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration=notification
+        ),
+        "PutBucketLifecycleConfiguration": lambda: s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket, LifecycleConfiguration={"Rules": lifecycle}
+        ),
+        "PutBucketVersioning": lambda: s3.put_bucket_versioning(
+            Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
+        ),
+        "PutPublicAccessBlock": lambda: s3.put_public_access_block(
+            Bucket=bucket, PublicAccessBlockConfiguration=all_blocked
+        ),
+        "DeletePublicAccessBlock": lambda: s3.delete_public_access_block(Bucket=bucket),
+        "PutBucketOwnershipControls": lambda: s3.put_bucket_ownership_controls(
+            Bucket=bucket, OwnershipControls=owner_enforced
+        ),
+        "PutBucketEncryption": lambda: s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        ),
+        "DeleteBucketPolicy": lambda: s3.delete_bucket_policy(Bucket=bucket),
+    }
+    for operation, call in calls.items():
+        _refused(call, f"the unlisted user: {operation} on the upload bucket")
+    # The same keys may read the policy, which it leaves open: the refusals above are the policy's.
+    _not_refused(lambda: s3.get_bucket_policy(Bucket=bucket), "the unlisted user: GetBucketPolicy")
+    after = admin.get_bucket_notification_configuration(Bucket=bucket)
+    after.pop("ResponseMetadata", None)
+    assert after == notification
+    assert {"calls refused": len(calls), "calls allowed": 1} == BUCKET_SETTINGS_PROOF.figures
 
 
 def test_the_pipeline_still_runs_through_its_own_doors(run: Stack) -> None:
