@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from bench.core import Benchmark, Context, Result, cpu_timed, median_of, number, ratio, table, timed, verdict
 from bench.inputs import csv_bytes
-from handlers.common.jobs import CHUNK_MAC_KEY, new_mac_key
+from handlers.common.signing import JobKeys
 from handlers.producer import ingest as producer_ingest
 from handlers.producer.ingest import Clock, SegmentResult, Services, Settings, run_segment
 from handlers.producer.job_store import VALIDATE, Checkpoint
@@ -122,14 +122,14 @@ def new_job(size: int) -> dict[str, Any]:
         "uploadedAtMs": 1_764_300_000_000,
         "sequencer": "",
         "checkpoint": Checkpoint(VALIDATE, 0, 0, 0, 0, 0).to_item(),
-        CHUNK_MAC_KEY: new_mac_key(),
     }
 
 
 def produce(data: bytes, settings: Settings, executor: ThreadPoolExecutor) -> _Pass:
     """The whole file through `run_segment`, as one invocation with time to spare would run it."""
     sqs = _SinkSqs()
-    services = Services(_MemoryS3(data), sqs, executor)
+    # A stack's secret as the program draws it (64 characters): the key is derived once per job.
+    services = Services(_MemoryS3(data), sqs, executor, JobKeys(lambda: "s" * 64))
     segment = run_segment(new_job(len(data)), services, settings, Clock(lambda: REMAINING_MS))
     return _Pass(segment, sqs.messages, sqs.body_bytes)
 

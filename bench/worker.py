@@ -39,9 +39,10 @@ from bench.producer_cpu import REMAINING_MS, producer_settings, stack_config
 from bench.stacks import BenchStack, CpuSpan, LogSpan, local_stack
 from handlers.common.chunks import decode
 from handlers.common.jobs import COMPLETE, job_id_for, job_key
+from handlers.common.signing import SECRET_ARN_VARIABLE, JobKeys
 from handlers.producer.ingest import Clock, Services, run_segment
 from handlers.producer.job_store import JobStore, Upload
-from handlers.worker.writes import LATEST_WINS, WRITERS, latest_rows, user_item
+from handlers.worker.writes import LATEST_WINS, WRITERS, latest_rows, latest_wins_values, user_item
 from infra.config import PipelineConfig
 from local.esm import sqs_record
 from local.functions import FunctionHost, InvocationResult
@@ -180,7 +181,11 @@ def queued_job(stack: BenchStack, config: PipelineConfig, rows: int, name: str) 
     assert lease.acquired and lease.job is not None, f"{name}: the new job's lease was not ours"
     sqs, clock = _CapturedSqs(), Clock(lambda: REMAINING_MS)
     with ThreadPoolExecutor(4, thread_name_prefix="bench-send") as executor:
-        segment = run_segment(lease.job, Services(s3, sqs, executor), producer_settings(config), clock)
+        # Signed as the producer signs: with the key derived from the stack's secret (read as the administrator).
+        secret_arn = stack.functions.producer.environment[SECRET_ARN_VARIABLE]
+        keys = JobKeys.in_secrets_manager(secret_arn, client=lambda: target.client("secretsmanager"))
+        services = Services(s3, sqs, executor, keys)
+        segment = run_segment(lease.job, services, producer_settings(config), clock)
     if not segment.finished or segment.checkpoint.rows_valid != rows:
         raise RuntimeError(f"{name}: the producer packed {segment.checkpoint.rows_valid} of {rows} rows")
     store.queue(job_id, owner, segment.summary)
@@ -262,6 +267,7 @@ def put_ceiling(stack: BenchStack, worker: DeployedWorker, bodies: Sequence[str]
     GIL with the emulator they measure, and the ceiling would be the client's, not the emulator's.
     A plain child (`python -c`), not multiprocessing, which would re-import the caller's main module."""
     credentials = stack.emulator.assume_role(worker.spec.role_arn, "bench-worker-ceiling")
+    now_ms = int(time.time() * 1000)
     puts = {
         "endpoint_url": stack.emulator.endpoint_url,
         "region": stack.target.region,
@@ -271,7 +277,7 @@ def put_ceiling(stack: BenchStack, worker: DeployedWorker, bodies: Sequence[str]
         "requests": [
             {
                 "Item": user_item(chunk, row),
-                "ExpressionAttributeValues": {":version": {"S": chunk.version_of(row)}},
+                "ExpressionAttributeValues": latest_wins_values(chunk.version_of(row), now_ms),
             }
             for chunk in map(decode, bodies)
             for row in latest_rows(chunk)[0]

@@ -14,6 +14,7 @@ from infra.function import FunctionDefaults
 from infra.observability import Observability, ObservabilityArgs
 from infra.producer import Producer, ProducerArgs
 from infra.queue import IngestQueue, IngestQueueArgs
+from infra.signing import SigningSecret, SigningSecretArgs
 from infra.storage import UploadStorage, UploadStorageArgs
 from infra.tables import Tables, TablesArgs
 from infra.worker import Worker, WorkerArgs
@@ -35,6 +36,7 @@ class Pipeline(pulumi.ComponentResource):
     storage: UploadStorage
     queue: IngestQueue
     tables: Tables
+    signing: SigningSecret
     producer: Producer
     worker: Worker
     api: QueryApi
@@ -100,6 +102,9 @@ class Pipeline(pulumi.ComponentResource):
             ),
             child,
         )
+        # The producer signs chunks with keys derived from this secret, the worker checks them: its
+        # policy names both roles, so it is declared once they exist (below).
+        self.signing = SigningSecret(f"{name}-chunk-signing", SigningSecretArgs(deployers=deployers, tags=tags), child)
         bucket, queue, users, jobs = self.storage.bucket, self.queue.queue, self.tables.users, self.tables.jobs
         self.producer = Producer(
             f"{name}-producer",
@@ -118,6 +123,7 @@ class Pipeline(pulumi.ComponentResource):
                 rows_per_message=cfg.rows_per_message,
                 max_message_bytes=cfg.max_message_bytes,
                 job_ttl_days=cfg.job_ttl_days,
+                signing_secret_arn=self.signing.arn,
                 sizing=cfg.producer,
                 defaults=defaults,
                 deployers=deployers,
@@ -139,6 +145,7 @@ class Pipeline(pulumi.ComponentResource):
                 batch_size=cfg.worker_batch_size,
                 batching_window_seconds=cfg.worker_batching_window_seconds,
                 max_concurrency=cfg.worker_max_concurrency,
+                signing_secret_arn=self.signing.arn,
                 sizing=cfg.worker,
                 defaults=defaults,
             ),
@@ -148,6 +155,7 @@ class Pipeline(pulumi.ComponentResource):
         self.queue.restrict_access(
             senders=[self.producer.role.arn, *cfg.queue_redrive_principals], consumers=[self.worker.function.role]
         )
+        self.signing.restrict_access(readers=[self.producer.role.arn, self.worker.function.role])
         self.api = QueryApi(
             f"{name}-api",
             QueryApiArgs(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from handlers.common.signing import SECRET_ARN_VARIABLE
 from infra.config import FunctionSizing
 from infra.function import FunctionDefaults, ServiceFunction, ServiceFunctionArgs
 from infra.iam import deny_unless_principal, statement
@@ -51,6 +52,8 @@ class ProducerArgs:
     """The queue's maximum message size: the producer's budget for one message and one send call."""
     job_ttl_days: int
     """Days before a job record expires (0: never)."""
+    signing_secret_arn: pulumi.Input[str]
+    """The secret each job's chunk key is derived from (`infra/signing.py`)."""
     sizing: FunctionSizing
     """Memory and timeout."""
     defaults: FunctionDefaults
@@ -108,6 +111,7 @@ class Producer(pulumi.ComponentResource):
                     "MAX_MESSAGE_BYTES": str(args.max_message_bytes),
                     "JOB_TTL_DAYS": str(args.job_ttl_days),
                     "MAX_UPLOAD_BYTES": str(args.max_upload_bytes),
+                    SECRET_ARN_VARIABLE: args.signing_secret_arn,
                 },
                 statements=lambda own_arn: [
                     statement("ReadUploads", ["s3:GetObject", "s3:GetObjectVersion"], [uploads]),
@@ -116,6 +120,8 @@ class Producer(pulumi.ComponentResource):
                     statement("SendChunks", ["sqs:SendMessage"], [args.queue_arn]),
                     # Create the job once (conditional put), then lease, checkpoint and finish it.
                     statement("TrackJobs", ["dynamodb:PutItem", "dynamodb:UpdateItem"], [args.jobs_table_arn]),
+                    # The secret its chunks' keys are derived from (read once per environment).
+                    statement("ReadSigningSecret", ["secretsmanager:GetSecretValue"], [args.signing_secret_arn]),
                     # A file longer than one invocation continues in an asynchronous self-invocation.
                     statement("ContinueLongFiles", ["lambda:InvokeFunction"], [own_arn]),
                     # The on-failure destination is written with the function's own role.

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from handlers.common.signing import SECRET_ARN_VARIABLE
 from infra.config import FunctionSizing
 from infra.function import FunctionDefaults, ServiceFunction, ServiceFunctionArgs
 from infra.iam import statement
@@ -32,6 +33,8 @@ class WorkerArgs:
     """How long the mapping may wait to fill a batch."""
     max_concurrency: int
     """Maximum concurrent invocations the mapping starts."""
+    signing_secret_arn: pulumi.Input[str]
+    """The secret each job's chunk key is derived from (`infra/signing.py`): chunks are checked with it."""
     sizing: FunctionSizing
     """Memory and timeout."""
     defaults: FunctionDefaults
@@ -59,7 +62,11 @@ class Worker(pulumi.ComponentResource):
                 description="Writes queued row chunks to the users table, latest upload wins",
                 sizing=args.sizing,
                 defaults=args.defaults,
-                environment={"USERS_TABLE": args.users_table_name, "JOBS_TABLE": args.jobs_table_name},
+                environment={
+                    "USERS_TABLE": args.users_table_name,
+                    "JOBS_TABLE": args.jobs_table_name,
+                    SECRET_ARN_VARIABLE: args.signing_secret_arn,
+                },
                 statements=lambda _own_arn: [
                     statement(
                         "ConsumeQueue",
@@ -72,6 +79,8 @@ class Worker(pulumi.ComponentResource):
                     statement("ReadJobs", ["dynamodb:GetItem"], [args.jobs_table_arn]),
                     # Chunk marker + job counters in one transaction, then the conditional finish.
                     statement("CountProgress", ["dynamodb:PutItem", "dynamodb:UpdateItem"], [args.jobs_table_arn]),
+                    # The secret each chunk's MAC is checked with (read once per environment).
+                    statement("ReadSigningSecret", ["secretsmanager:GetSecretValue"], [args.signing_secret_arn]),
                 ],
             ),
             opts=pulumi.ResourceOptions(parent=self),

@@ -863,6 +863,48 @@ def _cloudwatch(call: Call) -> RequestAccess:
     return _unmapped("cloudwatch", op)
 
 
+# Secrets Manager (JSON protocol, `X-Amz-Target: secretsmanager.<Operation>`): each action on the secret
+# the request names, by its full ARN; account-wide ones on `*`
+# (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssecretsmanager.html).
+_SECRETSMANAGER_ACCOUNT_WIDE = {"ListSecrets", "GetRandomPassword"}
+
+
+def _secret_arn(call: Call, secret_id: str) -> str:
+    """The ARN IAM checks a request naming `secret_id` against: the secret's full ARN, whether the
+    request names it by ARN, by partial ARN (without the six characters Secrets Manager appends) or by
+    name. A secret that does not exist is checked as the ARN its name would start (the request is
+    refused unless a policy allows that, and fails in moto if it is allowed)."""
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    # A snapshot of moto's secrets (taken in one step under the GIL): its store scans itself on
+    # every lookup, which another request could change under it.
+    secrets = list(dict.values(secretsmanager_backends[call.account_id][call.region].secrets))
+    for secret in secrets:
+        if secret_id in (secret.arn, secret.name, secret.arn.rsplit("-", 1)[0]):
+            return secret.arn
+    if secret_id.startswith("arn:"):
+        return secret_id
+    return f"arn:aws:secretsmanager:{call.region}:{call.account_id}:secret:{secret_id}"
+
+
+def _secretsmanager(call: Call) -> RequestAccess:
+    """An action on the secret `SecretId` names; BatchGetSecretValue, GetSecretValue on each listed
+    secret too (a batch by filter cannot be mapped before it runs); CreateSecret is the
+    administrator's (unmapped)."""
+    op, body = _target_operation(call), _json_body(call)
+    secret_id = body.get("SecretId")
+    if isinstance(secret_id, str) and secret_id:
+        return RequestAccess(
+            "secretsmanager", op, (Access(f"secretsmanager:{op}", _secret_arn(call, secret_id)),), body=body
+        )
+    if op == "BatchGetSecretValue" and isinstance(body.get("SecretIdList"), list) and not body.get("Filters"):
+        listed = [Access("secretsmanager:GetSecretValue", _secret_arn(call, str(s))) for s in body["SecretIdList"]]
+        return RequestAccess("secretsmanager", op, (Access(f"secretsmanager:{op}", "*"), *listed), body=body)
+    if op in _SECRETSMANAGER_ACCOUNT_WIDE:
+        return RequestAccess("secretsmanager", op, (Access(f"secretsmanager:{op}", "*"),), body=body)
+    return _unmapped("secretsmanager", op)
+
+
 _MAPPERS: dict[str, Callable[[Call], RequestAccess]] = {
     "dynamodb": _dynamodb,
     "sqs": _sqs,
@@ -873,6 +915,7 @@ _MAPPERS: dict[str, Callable[[Call], RequestAccess]] = {
     "logs": _logs,
     "monitoring": _cloudwatch,
     "cloudwatch": _cloudwatch,
+    "secretsmanager": _secretsmanager,
 }
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 
-from local.mocks import Plan, PlanMocks, _auto_name, run_program
+from local.mocks import Plan, PlanMocks, _auto_name, _resolved, run_program
 
 # Why each type the program may declare is not created in the emulator: listed at start-up.
 NOT_EMULATED: Mapping[str, str] = {
@@ -72,6 +72,8 @@ class EmulatorLike:
 
     region: str
     account_id: str
+    resource_policies: dict[str, dict[str, Any]]
+    """Resource policies the emulator's IAM applies, by the ARN of what they protect."""
 
     def client(self, service: str) -> Any:  # pragma: no cover - protocol
         raise NotImplementedError
@@ -334,6 +336,38 @@ def _topic(ctx: DeployContext, name: str, physical: str, inputs: Mapping[str, An
     topic = inputs.get("name") or physical
     arn = ctx.client("sns").create_topic(Name=topic)["TopicArn"]
     return arn, {"name": topic, "arn": arn}
+
+
+# --- Secrets Manager -------------------------------------------------------------------------------
+
+
+def _secret(ctx: DeployContext, name: str, physical: str, inputs: Mapping[str, Any]):
+    secret_name = inputs.get("name") or physical
+    request: dict[str, Any] = {"Name": secret_name}
+    if inputs.get("description"):
+        request["Description"] = inputs["description"]
+    if tags := _tags(inputs):
+        request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+    arn = ctx.client("secretsmanager").create_secret(**request)["ARN"]
+    return arn, {"name": secret_name, "arn": arn}
+
+
+def _secret_version(ctx: DeployContext, name: str, physical: str, inputs: Mapping[str, Any]):
+    created = ctx.client("secretsmanager").put_secret_value(
+        SecretId=inputs["secretId"], SecretString=_resolved(inputs["secretString"])
+    )
+    return f"{inputs['secretId']}|{created['VersionId']}", {"arn": created["ARN"], "versionId": created["VersionId"]}
+
+
+def _secret_policy(ctx: DeployContext, name: str, physical: str, inputs: Mapping[str, Any]):
+    # moto stores a secret's policy without applying it; local mode's authoriser applies it, as it does
+    # the bucket's and the queues'.
+    arn = inputs["secretArn"]
+    ctx.client("secretsmanager").put_resource_policy(
+        SecretId=arn, ResourcePolicy=inputs["policy"], BlockPublicPolicy=bool(inputs.get("blockPublicPolicy"))
+    )
+    ctx.emulator.resource_policies[arn] = json.loads(inputs["policy"])
+    return arn, {}
 
 
 # --- IAM -------------------------------------------------------------------------------------------
@@ -612,6 +646,9 @@ CREATORS: Mapping[str, Creator] = {
     "aws:dynamodb/table:Table": _table,
     "aws:cloudwatch/logGroup:LogGroup": _log_group,
     "aws:sns/topic:Topic": _topic,
+    "aws:secretsmanager/secret:Secret": _secret,
+    "aws:secretsmanager/secretVersion:SecretVersion": _secret_version,
+    "aws:secretsmanager/secretPolicy:SecretPolicy": _secret_policy,
     "aws:iam/role:Role": _role,
     "aws:iam/rolePolicy:RolePolicy": _role_policy,
     "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive": _exclusive_attachments,

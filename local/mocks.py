@@ -14,6 +14,8 @@ import json
 import logging
 import re
 import runpy
+import secrets
+import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +50,8 @@ class DeclaredResource:
     """URNs of the resources it explicitly depends on."""
     aliases: tuple[str, ...] = ()
     """Earlier logical names it answers to (`pulumi.Alias(name=...)`): state under them is kept."""
+    ignore_changes: tuple[str, ...] = ()
+    """Inputs a later `pulumi up` leaves as they were first deployed (`ignore_changes`)."""
 
 
 @dataclass
@@ -100,6 +104,8 @@ class PlanMocks(pulumi.runtime.Mocks):
             return {"region": self.region, "name": self.region, "id": self.region}, []
         if args.token == "aws:iam/getSessionContext:getSessionContext":
             return _session_context(args.args["arn"]), []
+        if args.token == "aws:secretsmanager/getRandomPassword:getRandomPassword":
+            return {"randomPassword": _random_password(args.args), "id": self.region}, []
         raise NotImplementedError(f"no mock for invoke {args.token}")
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
@@ -150,9 +156,35 @@ class PlanMocks(pulumi.runtime.Mocks):
             return {"name": physical, "value": hashlib.sha256(urn.encode()).hexdigest()[:40]}
         if typ == "aws:cloudwatch/metricAlarm:MetricAlarm":
             return {"arn": f"arn:aws:cloudwatch:{region}:{account}:alarm:{physical}"}
+        if typ == "aws:secretsmanager/secret:Secret":
+            # Secrets Manager appends a hyphen and six random characters to the name in the ARN
+            # (https://docs.aws.amazon.com/secretsmanager/latest/userguide/troubleshoot.html#ARN_secretnamehyphen).
+            suffix = hashlib.sha256(urn.encode()).hexdigest()[:6]
+            arn = f"arn:aws:secretsmanager:{region}:{account}:secret:{physical}-{suffix}"
+            return {"name": physical, "arn": arn, "id": arn}
+        if typ == "aws:secretsmanager/secretVersion:SecretVersion":
+            version = hashlib.sha256(urn.encode()).hexdigest()[:32]
+            return {"arn": inputs["secretId"], "versionId": version, "id": f"{inputs['secretId']}|{version}"}
         if typ == "aws:cloudwatch/dashboard:Dashboard":
             return {"dashboardArn": f"arn:aws:cloudwatch::{account}:dashboard/{inputs['dashboardName']}"}
         return {}
+
+
+def _random_password(args: Mapping[str, Any]) -> str:
+    """A fresh value as Secrets Manager's GetRandomPassword draws it: `passwordLength` characters
+    (32 by default) of letters, digits and punctuation, less the classes the call excludes
+    (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_GetRandomPassword.html)."""
+    alphabet = "".join(
+        chars
+        for flag, chars in (
+            ("excludeLowercase", string.ascii_lowercase),
+            ("excludeUppercase", string.ascii_uppercase),
+            ("excludeNumbers", string.digits),
+            ("excludePunctuation", string.punctuation),
+        )
+        if not args.get(flag)
+    )
+    return "".join(secrets.choice(alphabet) for _ in range(int(args.get("passwordLength") or 32)))
 
 
 def _session_context(arn: str) -> dict[str, Any]:
@@ -209,6 +241,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     retain_on_delete=bool(request.retainOnDelete),
                     dependencies=tuple(request.dependencies),
                     aliases=tuple(a.spec.name for a in request.aliases if a.HasField("spec") and a.spec.name),
+                    ignore_changes=tuple(request.ignoreChanges),
                 )
             )
         return response

@@ -14,14 +14,16 @@ version replace a higher one. `tiebreak` orders two uploads of the same millisec
 the order chunks are delivered in.
 
 Signed: the message carries one attribute, `chunkMac` (String): the hex HMAC-SHA256 of the body's
-exact bytes under its job's key, a 32-byte secret the producer makes when it creates the job and
-keeps on the job record (`jobs.CHUNK_MAC_KEY`, never shown by the API or the command). Everything
-else a chunk carries is public or derivable (`GET /jobs/{id}` shows the upload time, sequencer and
-version): a principal able to put a message on the queue's way (the DLQ and a redrive, say) could
-copy a real job's fields and write rows no upload held. The MAC makes a chunk the producer's: the
-worker checks it against the key on the job record before anything else, so a chunk without one,
-with one made under another key, or with a body changed by a byte is refused whole. One HMAC per
-chunk, whatever its rows; a redelivered or redriven chunk keeps its attribute, and so its MAC.
+exact bytes under its job's key, HMAC-SHA256(the stack's signing secret, jobId)
+(`handlers/common/signing.py`). Only the producer's and the worker's roles (and the deployers) may
+read the secret, and the key is stored nowhere: not on the job record, in its index or in a backup.
+Everything else a chunk carries is public or derivable (`GET /jobs/{id}` shows the upload time,
+sequencer and version): a principal able to put a message on the queue's way (the DLQ and a
+redrive, or a direct invocation of the worker) could copy a real job's fields and write rows no
+upload held. The MAC makes a chunk the producer's: the worker checks it before anything else, so a
+chunk without one, with one made under any other key, or with a body changed by a byte is refused
+whole. One HMAC per chunk, whatever its rows; a redelivered or redriven chunk keeps its attribute,
+and so its MAC.
 """
 
 from __future__ import annotations
@@ -135,6 +137,13 @@ def row_version(uploaded_at_ms: int, tiebreak: str, row: int) -> str:
     if not 0 < row < ROW_SPACE:
         raise ValueError(f"row number {row} outside 1..{ROW_SPACE - 1}")
     return f"{uploaded_at_ms:015d}:{tiebreak}:{row:010d}"
+
+
+def versions_after(uploaded_at_ms: int) -> str:
+    """A string that every version of an upload later than `uploaded_at_ms` compares above, and every
+    version of that time or earlier below: the time's 15 digits, then `;`, the character after the
+    `:` that ends a version's time."""
+    return f"{uploaded_at_ms:015d};"
 
 
 def decode(body: str) -> Chunk:

@@ -14,7 +14,9 @@ the marker that chunk 42 was counted. Job record attributes:
 | `extraColumns` | producer | header columns that were ignored |
 | `error` | producer | why the job `FAILED` |
 | `recentPk`, `recentSk` | producer | the job's place in the `recent-jobs` index (internal) |
-| `chunkMacKey` | producer | the job's 32-byte secret its chunks are signed with (`chunks.sign`; internal) |
+
+No attribute holds anything a chunk could be signed with: a job's key is derived from the stack's
+signing secret when needed (`handlers/common/signing.py`), so reading this table gives no key.
 
 The `recent-jobs` index lists jobs newest first (`GET /jobs`): see `recent_jobs_keys`.
 """
@@ -24,13 +26,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-from boto3.dynamodb.types import Binary
 
 from handlers.common.dynamo import from_wire
 from handlers.common.retry import call_with_backoff
@@ -52,12 +51,7 @@ RECENT_JOBS_PARTITION = JOB_SK
 # a total order and a page token names exactly one position.
 RECENT_JOBS_POSITION = re.compile(r"(?P<ms>[0-9]{15})#(?P<jobId>[0-9a-f]{32})")
 
-# The job's secret key for its chunks' MACs (`chunks.sign`): made once, when the job is created.
-CHUNK_MAC_KEY = "chunkMacKey"
-MAC_KEY_BYTES = 32
-
-# Bookkeeping the producer keeps on the record for itself; not part of the public job view. The
-# key above all: anyone who reads it can sign chunks of the job.
+# Bookkeeping the producer keeps on the record for itself; not part of the public job view.
 INTERNAL_ATTRIBUTES = frozenset(
     {
         "sk",
@@ -68,7 +62,6 @@ INTERNAL_ATTRIBUTES = frozenset(
         "expiresAt",
         RECENT_JOBS_PK,
         RECENT_JOBS_SK,
-        CHUNK_MAC_KEY,
     }
 )
 
@@ -76,19 +69,6 @@ INTERNAL_ATTRIBUTES = frozenset(
 def job_id_for(bucket: str, key: str, version_id: str) -> str:
     """One job per object version, whatever event announces it, however often."""
     return hashlib.sha256(f"s3://{bucket}/{key}?versionId={version_id}".encode()).hexdigest()[:32]
-
-
-def new_mac_key() -> bytes:
-    """A job's key for its chunks' MACs: 32 bytes from the operating system's secure source."""
-    return secrets.token_bytes(MAC_KEY_BYTES)
-
-
-def mac_key(job: dict[str, Any]) -> bytes | None:
-    """The job record's key for its chunks' MACs; None if it has none (or not one the producer made).
-    A record read with a boto3 resource holds it as a `Binary`."""
-    value = job.get(CHUNK_MAC_KEY)
-    raw = value.value if isinstance(value, Binary) else value
-    return raw if isinstance(raw, bytes) and len(raw) == MAC_KEY_BYTES else None
 
 
 def job_key(job_id: str) -> dict[str, str]:

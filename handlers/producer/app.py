@@ -38,6 +38,7 @@ from botocore.exceptions import ClientError
 from handlers.common.aws import client_config
 from handlers.common.jobs import job_id_for, try_finish
 from handlers.common.retry import call_with_backoff
+from handlers.common.signing import SECRET_ARN_VARIABLE, JobKeys
 from handlers.producer.csv_stream import FileProblem
 from handlers.producer.events import Announced, RefusedEvent, UploadFilter, announced_upload, iso_ms, upload_time_ms
 from handlers.producer.ingest import Clock, Services, Settings, run_segment
@@ -68,6 +69,7 @@ lambda_client = boto3.client("lambda", config=client_config())
 _jobs_table = boto3.resource("dynamodb", config=client_config()).Table(JOBS_TABLE)
 store = JobStore(_jobs_table)
 executor = ThreadPoolExecutor(max_workers=SENDS_IN_FLIGHT, thread_name_prefix="send")
+job_keys = JobKeys.in_secrets_manager(os.environ[SECRET_ARN_VARIABLE])  # read when the first chunk is signed
 
 
 class JobBusy(RuntimeError):
@@ -229,7 +231,9 @@ def _release(job_id: str, owner: str) -> None:
 
 def _advance(job: dict[str, Any], owner: str, clock: Clock) -> dict[str, Any]:
     job_id = job["jobId"]
-    services = Services(s3, sqs, executor, on_send_retry=lambda: metrics.add_metric("SendRetries", MetricUnit.Count, 1))
+    services = Services(
+        s3, sqs, executor, job_keys, on_send_retry=lambda: metrics.add_metric("SendRetries", MetricUnit.Count, 1)
+    )
     try:
         result = run_segment(job, services, SETTINGS, clock)
     except FileProblem as problem:

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from handlers.common.chunks import ROW_SPACE, Chunk, Row, Source, upload_tiebreak
-from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS, mac_key
+from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS
+from handlers.common.signing import JobKeys
 from handlers.producer.csv_stream import FileProblem, Record, iter_records
 from handlers.producer.job_store import INGEST, VALIDATE, Checkpoint
 from handlers.producer.packing import Budgets, ChunkPacker
@@ -90,6 +91,8 @@ class Services:
     s3: Any
     sqs: Any
     executor: ThreadPoolExecutor
+    keys: JobKeys
+    """Each job's key for its chunks' MACs (the stack's signing secret, read on first use)."""
     on_send_retry: Callable[[], None] = lambda: None
 
 
@@ -162,9 +165,6 @@ def _ingest(
     source = Source(bucket=job["bucket"], key=job["key"], versionId=job["versionId"])
     expires_at = int(job["expiresAt"]) if job.get("expiresAt") is not None else None
     tiebreak = upload_tiebreak(job.get("sequencer", ""), job["jobId"])
-    key = mac_key(job)
-    if key is None:  # the store makes one with the record, or with the lease this segment holds
-        raise RuntimeError(f"job {job['jobId']} has no key to sign its chunks with")
 
     def make_chunk(number: int, rows: tuple[Row, ...]) -> Chunk:
         return Chunk(
@@ -185,7 +185,7 @@ def _ingest(
         services.executor,
         settings.budgets.batch_bytes,
         on_retry=services.on_send_retry,
-        mac_key=key,
+        mac_key=services.keys.for_job(job["jobId"]),
     )
     report = RejectsReport(header)
     cp = replace(checkpoint)

@@ -7,16 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from handlers.common.dynamo import from_wire, plain
-from handlers.common.jobs import (
-    CHUNK_MAC_KEY,
-    FAILED,
-    PARSING,
-    QUEUED,
-    job_key,
-    new_mac_key,
-    recent_jobs_keys,
-    utc_now,
-)
+from handlers.common.jobs import FAILED, PARSING, QUEUED, job_key, recent_jobs_keys, utc_now
 
 
 @dataclass
@@ -115,8 +106,6 @@ class JobStore:
             "rowsSuperseded": 0,
             "leaseUntil": 0,
             "checkpoint": Checkpoint(VALIDATE, 0, 0, 0, 0, 0).to_item(),
-            # Made once, with the record: every chunk of the job is signed with it (chunks.sign).
-            CHUNK_MAC_KEY: new_mac_key(),
         }
         if expires_at is not None:
             item["expiresAt"] = expires_at
@@ -129,22 +118,18 @@ class JobStore:
     def acquire(self, job_id: str, owner: str, now_ms: int, lease_until_ms: int) -> Lease:
         """Take the job's lease if it is still parsing and its lease is free, expired, or already
         `owner`'s: Lambda retries an asynchronous event with the same request id, so the retry
-        of an invocation that died holding the lease takes its own lease over at once.
-
-        A job created before chunks were signed gets its key here, with its first lease since;
-        a job's key, once made, never changes (its chunks already sent are signed with it)."""
+        of an invocation that died holding the lease takes its own lease over at once."""
         try:
             job = self._table.update_item(
                 Key=job_key(job_id),
-                UpdateExpression="SET leaseOwner = :owner, leaseUntil = :until, #macKey = if_not_exists(#macKey, :key)",
+                UpdateExpression="SET leaseOwner = :owner, leaseUntil = :until",
                 ConditionExpression="#status = :parsing AND (leaseUntil < :now OR leaseOwner = :owner)",
-                ExpressionAttributeNames={"#status": "status", "#macKey": CHUNK_MAC_KEY},
+                ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     ":owner": owner,
                     ":until": lease_until_ms,
                     ":now": now_ms,
                     ":parsing": PARSING,
-                    ":key": new_mac_key(),
                 },
                 ReturnValues="ALL_NEW",
                 # The job as it stands when the lease is not ours: no second read, no read units.

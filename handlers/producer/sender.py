@@ -21,7 +21,7 @@ class SendFailed(RuntimeError):
 
 class ChunkSender:
     """Groups chunks into batches and sends them on a small pool, `max_in_flight` at a time; each
-    chunk signed with its job's key (`mac_key`), its MAC in a message attribute."""
+    chunk signed with its job's key (`mac_key`, from `signing.JobKeys`), its MAC in a message attribute."""
 
     def __init__(
         self,

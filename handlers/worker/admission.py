@@ -2,16 +2,30 @@
 
 Only the producer's role may send to the queue (its policy), but the worker does not rely on
 that alone: a message can reach the queue another way (a principal allowed to send to the DLQ,
-then a redrive). First, the chunk must be the producer's: its message carries the MAC of its exact
-body under its job's key, which only the producer and the jobs table's readers know
-(`check_mac`). Every field a chunk carries besides its rows is public or derivable, so without
-the MAC a copy of a real job's fields with rows of anyone's choice would pass every other check.
-Then it must match its job record — the job exists, and the chunk carries the job's upload time,
-source object, tiebreak and expiry, a chunk number within the job's count once that is known, and
-row numbers within its rows — and every row must pass the same field rules the producer applied.
-A chunk that fails is refused whole, before any row is written: its message fails, and after
-`maxReceiveCount` deliveries it rests in the DLQ, never in the table. Reasons name fields and
-numbers, never a value.
+then a redrive), and a principal allowed to invoke the worker can hand it an SQS-shaped event of
+its own. First, the chunk must be the producer's: its message carries the MAC of its exact body
+under its job's key, HMAC-SHA256(the stack's signing secret, jobId) (`check_mac`,
+`handlers/common/signing.py`). Only the producer's and the worker's roles and the deployers may read
+that secret, and no table holds the key, so reading the jobs table, its index or a backup of them
+gives nothing to sign with. Every field a chunk carries besides its rows is public or derivable, so
+without the MAC a copy of a real job's fields with rows of anyone's choice would pass every other
+check.
+
+Then its job: a chunk of a finished job (`COMPLETE` or `COMPLETE_WITH_REJECTS`) is acknowledged
+and nothing of it is written (`sealed`). That is safe because a job finishes only when every chunk
+the producer sent has been counted (`jobs.try_finish`: `status = QUEUED AND chunksDone =
+chunksTotal`, one marker per chunk number), and the worker counts a chunk only after every row of
+it was written (`progress.ProgressCounter.count` runs after `UserWriter.write` returned): a
+finished job's chunks have all been written, so a redelivery has nothing left to do. And it closes
+the table to a finished job's chunks even for whoever learned its key.
+
+Otherwise the chunk must match its job record — the job exists, and the chunk carries the job's
+upload time, source object, tiebreak and expiry, a chunk number within the job's count once that
+is known, and row numbers within its rows —, its upload time must not be later than now plus the
+clock skew AWS tolerates (`check_upload_time`), and every row must pass the same field rules the
+producer applied. A chunk that fails is refused whole, before any row is written: its message
+fails, and after `maxReceiveCount` deliveries it rests in the DLQ, never in the table. Reasons name
+fields and numbers, never a value.
 
 A chunk of a `FAILED` job is still written: a job can fail (a segment that made no progress) after
 some of its chunks were sent, and those rows are the upload's as much as any other.
@@ -24,14 +38,27 @@ from typing import Any
 
 from handlers.common.chunks import ROW_SPACE, Chunk, upload_tiebreak, verify_mac
 from handlers.common.dynamo import plain
-from handlers.common.jobs import CHUNK_MAC_KEY, job_key, mac_key
+from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS, job_key
 from handlers.common.retry import RetryCounter, call_with_backoff
 from handlers.common.validation import InvalidValue, normalize_email, normalize_name, normalize_phone
+
+# How far ahead of the worker's clock an upload time may be. A real one is at most the object's
+# LastModified + 999 ms (handlers/producer/events.py), a time S3's clock set, and AWS holds its
+# own services' clocks and its callers' to 15 minutes: a request dated more than 15 minutes in the
+# future is refused (RequestExpired,
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/CommonErrors.html). A chunk
+# dated later was not made from an upload; a stored row dated later was planted (writes.py).
+MAX_CLOCK_SKEW_MS = 15 * 60 * 1000
+_SKEW_TEXT = "15 minutes"
+
+# A finished job: every chunk the producer sent was written, then counted (see the module's docstring).
+SEALED = frozenset({COMPLETE, COMPLETE_WITH_REJECTS})
 
 # What the check needs of a job record; the rest (checkpoint, header) is not read. Every name goes
 # through a placeholder: several (`status`, `key`, `bucket`) are DynamoDB reserved words.
 _ATTRIBUTES = (
     "jobId",
+    "status",
     "bucket",
     "key",
     "versionId",
@@ -40,7 +67,6 @@ _ATTRIBUTES = (
     "expiresAt",
     "chunksTotal",
     "rowsTotal",
-    CHUNK_MAC_KEY,
 )
 _PROJECTION = ", ".join(f"#a{i}" for i in range(len(_ATTRIBUTES)))
 _NAMES = {f"#a{i}": name for i, name in enumerate(_ATTRIBUTES)}
@@ -50,18 +76,26 @@ class ChunkRefused(ValueError):
     """A chunk that does not match its job, or holds a row that breaks a field rule."""
 
 
-def check_mac(chunk: Chunk, body: str, mac: str | None, job: dict[str, Any] | None) -> None:
-    """The chunk is the producer's: `mac`, the one its message carries, is its body's MAC under the
-    key on its job's record (`job`, or None if there is none)."""
-    if job is None:
-        raise ChunkRefused(f"chunk {chunk.chunk} names job {chunk.jobId}, which has no record")
-    key = mac_key(job)
-    if key is None:
-        raise ChunkRefused(f"chunk {chunk.chunk}: job {chunk.jobId} has no key to check its MAC with")
+def check_mac(chunk: Chunk, body: str, mac: str | None, key: bytes) -> None:
+    """The chunk is the producer's: `mac`, the one its message carries, is its body's MAC under
+    `key`, its job's key (`signing.JobKeys.for_job(chunk.jobId)`)."""
     if mac is None:
         raise ChunkRefused(f"chunk {chunk.chunk} of job {chunk.jobId} carries no MAC")
     if not verify_mac(body, mac, key):
         raise ChunkRefused(f"chunk {chunk.chunk}: its MAC does not match job {chunk.jobId}'s key")
+
+
+def sealed(job: dict[str, Any] | None) -> bool:
+    """Whether `job` (its record, or None) is finished: its chunks are acknowledged, never written."""
+    return job is not None and job.get("status") in SEALED
+
+
+def check_upload_time(chunk: Chunk, now_ms: int) -> None:
+    """The chunk's upload time is not later than `now_ms` plus the clock skew AWS tolerates."""
+    if chunk.uploadedAtMs > now_ms + MAX_CLOCK_SKEW_MS:
+        raise ChunkRefused(
+            f"chunk {chunk.chunk} of job {chunk.jobId}: uploadedAtMs is more than {_SKEW_TEXT} ahead of the clock"
+        )
 
 
 def check_rows(chunk: Chunk) -> None:

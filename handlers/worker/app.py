@@ -8,6 +8,7 @@ neighbours; a message that keeps failing reaches the DLQ after `maxReceiveCount`
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -22,7 +23,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from handlers.common.aws import client_config
 from handlers.common.chunks import MAC_ATTRIBUTE, Chunk, MalformedChunk, decode
 from handlers.common.retry import RetryCounter
-from handlers.worker.admission import ChunkRefused, JobLookup, check_against_job, check_mac, check_rows
+from handlers.common.signing import SECRET_ARN_VARIABLE, JobKeys
+from handlers.worker.admission import (
+    ChunkRefused,
+    JobLookup,
+    check_against_job,
+    check_mac,
+    check_rows,
+    check_upload_time,
+    sealed,
+)
 from handlers.worker.progress import ProgressCounter
 from handlers.worker.writes import WRITERS, UserWriter
 
@@ -44,6 +54,7 @@ _puts = boto3.client("dynamodb", config=client_config(max_pool_connections=WRITE
 writer = UserWriter(_puts, USERS_TABLE, ThreadPoolExecutor(WRITERS, thread_name_prefix="put"))
 progress = ProgressCounter(_dynamodb.meta.client, JOBS_TABLE)
 jobs = JobLookup(_dynamodb.meta.client, JOBS_TABLE)
+job_keys = JobKeys.in_secrets_manager(os.environ[SECRET_ARN_VARIABLE])  # read when the first chunk is checked
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
@@ -53,6 +64,8 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     retries = RetryCounter()
     try:
         chunk = _admitted(record, seconds_left, retries)
+        if chunk is None:
+            return
         try:
             outcome = writer.write(chunk, seconds_left, retries)
             counted = progress.count(chunk, outcome, seconds_left, retries)
@@ -73,20 +86,32 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
         logger.remove_keys(["jobId", "chunk"])  # the next message's lines must not carry this job
 
 
-def _admitted(record: SQSRecord, seconds_left: Callable[[], float], retries: RetryCounter) -> Chunk:
-    """The message's chunk, decoded and checked (`admission`): its MAC first, against the key on the
-    job record it is checked against anyway (one read, one HMAC per chunk). A message refused is
-    logged with its id and the reason (never a value) and fails."""
+def _admitted(record: SQSRecord, seconds_left: Callable[[], float], retries: RetryCounter) -> Chunk | None:
+    """The message's chunk, decoded and checked (`admission`), or None for a chunk of a finished job,
+    acknowledged without writing anything. Its MAC first, under the job's key derived from the stack's
+    secret (one HMAC per chunk, the secret read once per environment): a forged message costs no read.
+    Then its job record, read once. A message refused is logged with its id and the reason (never a
+    value) and fails; so does one that could not be checked (the secret or the record unreadable),
+    and it is delivered again."""
     try:
         chunk = decode(record.body)
         logger.append_keys(jobId=chunk.jobId, chunk=chunk.chunk)
+        check_mac(chunk, record.body, _carried_mac(record), job_keys.for_job(chunk.jobId))
         job = jobs.get(chunk.jobId, seconds_left, retries)
-        check_mac(chunk, record.body, _carried_mac(record), job)
+        if sealed(job):
+            logger.info(
+                "job already complete: chunk acknowledged, nothing written", extra={"messageId": record.message_id}
+            )
+            return None
         check_rows(chunk)
         check_against_job(chunk, job)
+        check_upload_time(chunk, int(time.time() * 1000))
     except (MalformedChunk, ChunkRefused) as refused:
         what = "malformed message" if isinstance(refused, MalformedChunk) else "chunk refused"
         logger.error(what, extra={"messageId": record.message_id, "reason": str(refused)})
+        raise
+    except Exception as error:
+        logger.error("chunk not checked", extra={"messageId": record.message_id, "error": repr(error)})
         raise
     return chunk
 

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from handlers.common.chunks import Chunk, Row
+from handlers.common.chunks import Chunk, Row, versions_after
 from handlers.common.jobs import utc_now
 from handlers.common.retry import RetryCounter, call_with_backoff
+from handlers.worker.admission import MAX_CLOCK_SKEW_MS
 
 # A row replaces the stored item only if the item is absent or not newer. Re-applying the same
-# version rewrites identical data: harmless, so redelivered chunks are safe.
-LATEST_WINS = "attribute_not_exists(email) OR rowVersion <= :version"
+# version rewrites identical data: harmless, so redelivered chunks are safe. A stored version dated
+# later than now plus the clock skew AWS tolerates was planted (a forged upload time, before chunks
+# were checked for one: admission.check_upload_time), not uploaded; it would otherwise win for ever,
+# so any real row replaces it. Versions are fixed-width strings, compared byte-wise (chunks.row_version).
+LATEST_WINS = "attribute_not_exists(email) OR rowVersion <= :version OR rowVersion > :farFuture"
+
+
+def latest_wins_values(version: str, now_ms: int) -> dict[str, dict[str, str]]:
+    """`LATEST_WINS`'s values, in wire format, for a row of `version` written at `now_ms`."""
+    return {":version": {"S": version}, ":farFuture": {"S": versions_after(now_ms + MAX_CLOCK_SKEW_MS)}}
 
 
 # Concurrent writes per invocation: enough to keep DynamoDB busy, within one connection pool.
@@ -79,7 +89,8 @@ class UserWriter:
 
     def write(self, chunk: Chunk, seconds_left: Callable[[], float], retries: RetryCounter) -> WriteOutcome:
         rows, superseded = latest_rows(chunk)
-        futures = [self._executor.submit(self._put, chunk, row, seconds_left, retries) for row in rows]
+        now_ms = int(time.time() * 1000)
+        futures = [self._executor.submit(self._put, chunk, row, now_ms, seconds_left, retries) for row in rows]
         errors, written = [], 0
         for future in futures:
             try:
@@ -90,7 +101,9 @@ class UserWriter:
             raise RowsUnwritten(f"{len(errors)} of {len(rows)} rows unwritten: {errors[0]!r}") from errors[0]
         return WriteOutcome(written=written, superseded=superseded + len(rows) - written)
 
-    def _put(self, chunk: Chunk, row: Row, seconds_left: Callable[[], float], retries: RetryCounter) -> int:
+    def _put(
+        self, chunk: Chunk, row: Row, now_ms: int, seconds_left: Callable[[], float], retries: RetryCounter
+    ) -> int:
         """1 if written, 0 if a newer version is already stored."""
         try:
             call_with_backoff(
@@ -98,7 +111,7 @@ class UserWriter:
                     TableName=self._table,
                     Item=user_item(chunk, row),
                     ConditionExpression=LATEST_WINS,
-                    ExpressionAttributeValues={":version": {"S": chunk.version_of(row)}},
+                    ExpressionAttributeValues=latest_wins_values(chunk.version_of(row), now_ms),
                 ),
                 seconds_left,
                 on_retry=retries,

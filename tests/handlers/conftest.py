@@ -5,12 +5,15 @@ from __future__ import annotations
 import importlib
 import io
 import logging
+import secrets
+import string
 from collections.abc import Iterator
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from handlers.common.signing import SECRET_ARN_VARIABLE
 from infra.tables import RECENT_JOBS
 from tests.handlers.harness import Deployment, global_index_request
 
@@ -66,6 +69,11 @@ def deployment(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterat
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         queue_url = sqs.create_queue(QueueName="csv-ingest-test-chunks")["QueueUrl"]
         users, jobs = _create_tables(dynamodb)
+        # The stack's chunk signing secret, as infra/signing.py draws it: 64 letters and digits.
+        signing_secret = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(64))
+        secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
+            Name="csv-ingest-test-chunk-signing", SecretString=signing_secret
+        )["ARN"]
         for name, value in {
             "UPLOAD_BUCKET": bucket,
             "UPLOADS_PREFIX": "uploads/",
@@ -79,6 +87,7 @@ def deployment(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterat
             "MAX_MESSAGE_BYTES": "1048576",
             "MAX_UPLOAD_BYTES": str(64 * 1024 * 1024),
             "JOB_TTL_DAYS": "30",
+            SECRET_ARN_VARIABLE: secret_arn,
             "AWS_LAMBDA_FUNCTION_NAME": "csv-ingest-producer",
             "POWERTOOLS_METRICS_NAMESPACE": "CsvIngest",
             "POWERTOOLS_SERVICE_NAME": "test",
@@ -96,6 +105,8 @@ def deployment(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterat
             queue_url=queue_url,
             users_table=users,
             jobs_table=jobs,
+            signing_secret=signing_secret,
+            signing_secret_arn=secret_arn,
             **modules,
         )
         deployment.real_continue_job = modules["producer"].continue_job

@@ -23,6 +23,7 @@ from urllib.parse import quote_plus
 
 from botocore.exceptions import ClientError
 
+from handlers.common.signing import JobKeys
 from infra.tables import GlobalIndex
 from local.esm import message_attribute
 
@@ -113,6 +114,10 @@ class Deployment:
     queue_url: str
     users_table: str
     jobs_table: str
+    signing_secret: str
+    """The value of the stack's chunk signing secret (in moto's Secrets Manager)."""
+    signing_secret_arn: str
+    """Its ARN, as the functions' environment names it."""
     producer: ModuleType
     worker: ModuleType
     query: ModuleType
@@ -220,6 +225,11 @@ class Deployment:
         for start in range(0, len(deliveries), batch_size):
             failed += self.deliver(deliveries[start : start + batch_size])
         return failed
+
+    def job_key(self, job_id: str) -> bytes:
+        """The key the job's chunks are signed with, derived from the stack's secret as the producer
+        derives it (only a reader of the secret can)."""
+        return JobKeys(lambda: self.signing_secret).for_job(job_id)
 
     # -- tables and API --------------------------------------------------------------------------
     def job(self, job_id: str) -> dict[str, Any]:

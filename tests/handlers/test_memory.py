@@ -10,7 +10,7 @@ import gc
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 
-from handlers.common.jobs import CHUNK_MAC_KEY, new_mac_key
+from handlers.common.signing import JobKeys
 from handlers.producer.ingest import Clock, Services, Settings, run_segment
 from handlers.producer.job_store import Checkpoint
 from handlers.producer.packing import Budgets
@@ -73,7 +73,6 @@ def ingest(rows: int, executor: ThreadPoolExecutor) -> tuple[int, int]:
         "uploadedAtMs": 1,
         "objectSize": len(HEADER) + rows * ROW_BYTES,
         "checkpoint": Checkpoint("VALIDATE", 0, 0, 0, 0, 0).to_item(),
-        CHUNK_MAC_KEY: new_mac_key(),
     }
     settings = Settings(
         queue_url="q",
@@ -86,7 +85,7 @@ def ingest(rows: int, executor: ThreadPoolExecutor) -> tuple[int, int]:
     gc.collect()  # both runs start from the same heap: no garbage left over from the one before
     tracemalloc.reset_peak()
     start = tracemalloc.get_traced_memory()[0]
-    result = run_segment(job, Services(s3, sqs, executor), settings, Clock(lambda: 900_000))
+    result = run_segment(job, Services(s3, sqs, executor, JobKeys(lambda: "s" * 64)), settings, Clock(lambda: 900_000))
     peak = tracemalloc.get_traced_memory()[1] - start
     assert result.finished and result.checkpoint.rows_valid == rows - len(range(0, rows, 50))
     assert s3.report_bytes > 0

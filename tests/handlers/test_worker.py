@@ -1,21 +1,37 @@
 """Worker against moto: latest upload wins under any delivery order; nothing lost; counted once."""
 
+import base64
 import csv
+import hashlib
+import hmac
 import io
 import json
 import random
+import secrets
 import threading
 import time
 
 import pytest
+from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.types import Binary
 from botocore.exceptions import ClientError
 
-from handlers.common.chunks import MAC_ATTRIBUTE, Chunk, Row, Source, decode, mac_attributes, sign, upload_tiebreak
+from handlers.common.chunks import (
+    MAC_ATTRIBUTE,
+    Chunk,
+    Row,
+    Source,
+    decode,
+    mac_attributes,
+    row_version,
+    sign,
+    upload_tiebreak,
+)
 from handlers.common.dynamo import plain
-from handlers.common.jobs import CHUNK_MAC_KEY, job_id_for
+from handlers.common.signing import JobKeys
 from handlers.common.validation import normalize_email
-from handlers.producer.job_store import Upload
 from handlers.worker.admission import check_against_job, check_rows
+from infra.tables import RECENT_JOBS
 from tests.handlers.harness import FakeContext, Faulty, first, throttling
 from tests.handlers.test_signals import emf
 
@@ -121,19 +137,13 @@ def forged(deployment, message, change):
     with its job's own key, as if the producer had made it: the checks past the MAC are a second
     line, against a producer that made a wrong chunk."""
     body = json.loads(message["Body"])
-    key = job_mac_key(deployment, body["jobId"])
     change(body)
-    return signed({**message, "MessageId": "forged"}, json.dumps(body), key)
+    return signed({**message, "MessageId": "forged"}, json.dumps(body), deployment.job_key(body["jobId"]))
 
 
 def signed(message, body, key):
     """`message` with `body`, and the MAC attribute `key` makes for it."""
     return {**message, "Body": body, "MessageAttributes": mac_attributes(sign(body, key))}
-
-
-def job_mac_key(deployment, job_id):
-    """A job's key, read from the jobs table (as only a reader of that table can)."""
-    return bytes(deployment.job(job_id)[CHUNK_MAC_KEY])
 
 
 def set_row(field, value):
@@ -210,7 +220,7 @@ def test_a_chunk_copying_a_real_jobs_public_fields_with_rows_of_the_forgers_choi
     assert deployment.drain() == []
     before = deployment.users()
     status, public, _ = deployment.api(f"/jobs/{job_id}", resource="/jobs/{jobId}")
-    assert status == 200 and CHUNK_MAC_KEY not in public, "the API never shows the key"
+    assert status == 200
     # The forger knows every field but the key (expiresAt, hidden by the API, is derivable to the
     # second from uploadedAtMs and jobTtlDays: taken from the record here, the worst case).
     record = deployment.job(job_id)
@@ -271,41 +281,188 @@ def test_a_mac_made_with_another_jobs_key_is_refused(deployment, log_lines):
     deployment.receive_all()
     body = message["Body"].replace('"Ann"', '"Mallory"')
     logs = log_lines(deployment.worker)
-    crossed = signed({**message, "MessageId": "crossed"}, body, job_mac_key(deployment, other_job))
+    crossed = signed({**message, "MessageId": "crossed"}, body, deployment.job_key(other_job))
     assert deployment.deliver([crossed]) == ["crossed"]
     assert deployment.users() == {}
     [refused] = refusal_reasons(logs)
     assert "MAC does not match" in refused and job_id in refused
 
 
-def test_a_chunk_whose_job_has_no_key_is_refused(deployment, log_lines):
+def stored_values(item):
+    """Every value an item holds, nested maps and lists included, as a reader of the table gets it."""
+    if isinstance(item, dict):
+        return [value for nested in item.values() for value in stored_values(nested)]
+    if isinstance(item, list | set | tuple):
+        return [value for nested in item for value in stored_values(nested)]
+    return [item]
+
+
+def as_key_material(value):
+    """A stored value as a forger would try it as a key: its bytes."""
+    raw = value.value if isinstance(value, Binary) else value
+    return raw if isinstance(raw, bytes) else str(raw).encode()
+
+
+def test_a_job_record_holds_no_key_to_sign_its_chunks_with(deployment):
+    # GIVEN a job the producer queued and the worker finished
+    job_id = deployment.upload("uploads/a.csv", TWO_USERS)
+    assert deployment.drain() == []
+    key = deployment.job_key(job_id)
+    # WHEN a principal allowed to read the jobs table reads the record, and its index entry (what the
+    # query function's role reads, and what a point-in-time backup holds)
+    record = deployment.job(job_id)
+    [indexed] = deployment.dynamodb.Table(deployment.jobs_table).query(
+        IndexName=RECENT_JOBS.name,
+        KeyConditionExpression=Key(RECENT_JOBS.hash_key).eq(record[RECENT_JOBS.hash_key]),
+    )["Items"]
+    # THEN neither holds the key, in any form, nor the secret it is derived from, nor any bytes at all
+    for item in (record, indexed):
+        values = stored_values(item)
+        assert not [value for value in values if isinstance(value, Binary | bytes)], "no binary attribute"
+        texts = [str(value) for value in values]
+        for secret in (key.hex(), base64.b64encode(key).decode(), deployment.signing_secret):
+            assert not [text for text in texts if secret in text]
+        assert "chunkMacKey" not in item
+
+
+def test_a_chunk_signed_with_any_value_read_from_the_jobs_table_is_refused(deployment, log_lines):
+    # GIVEN a job still waiting for its chunk, and everything a reader of the jobs table can read of it
     job_id = deployment.upload("uploads/a.csv", TWO_USERS)
     [message] = deployment.receive_all()
-    deployment.force_job_status(job_id, "QUEUED", CHUNK_MAC_KEY)
+    record = deployment.job(job_id)
+    candidates = {as_key_material(value) for value in stored_values(record)}
+    candidates |= {hmac.new(value, job_id.encode(), hashlib.sha256).digest() for value in candidates}
+    # WHEN a chunk of the forger's rows is signed with each: every value as the key, and as the secret
+    # a key is derived from
+    body = message["Body"].replace('"Ann"', '"Mallory"')
+    forgeries = [
+        signed({**message, "MessageId": f"forged-{n}"}, body, candidate) for n, candidate in enumerate(candidates)
+    ]
     logs = log_lines(deployment.worker)
-    assert deployment.deliver([message]) == [message["MessageId"]]
+    failed = deployment.deliver(forgeries)
+    # THEN every one is refused for its MAC, and nothing is written
+    assert sorted(failed) == sorted(forgery["MessageId"] for forgery in forgeries)
+    assert deployment.users() == {}
+    reasons = refusal_reasons(logs)
+    assert len(reasons) == len(forgeries) and all("MAC does not match" in reason for reason in reasons)
+    assert deployment.deliver([message]) == []  # the producer's own chunk, signed with the derived key
+    assert deployment.users()["ann@example.com"]["name"] == "Ann"
+
+
+@pytest.mark.parametrize(
+    "forger_key",
+    [
+        lambda job_id: secrets.token_bytes(32),
+        lambda job_id: JobKeys(lambda: "a-guessed-secret-" * 4).for_job(job_id),
+        lambda job_id: JobKeys(lambda: secrets.token_urlsafe(48)).for_job(job_id),
+        lambda job_id: hashlib.sha256(job_id.encode()).digest(),
+    ],
+    ids=["random bytes", "the derivation under a guessed secret", "another stack's secret", "a hash of the job id"],
+)
+def test_a_chunk_signed_with_a_key_not_derived_from_the_stack_secret_is_refused(deployment, log_lines, forger_key):
+    job_id = deployment.upload("uploads/a.csv", TWO_USERS)
+    [message] = deployment.receive_all()
+    body = message["Body"].replace('"Ann"', '"Mallory"')
+    logs = log_lines(deployment.worker)
+    assert deployment.deliver([signed({**message, "MessageId": "forged"}, body, forger_key(job_id))]) == ["forged"]
     assert deployment.users() == {}
     [refused] = refusal_reasons(logs)
-    assert "has no key" in refused and job_id in refused
+    assert "MAC does not match" in refused and job_id in refused
 
 
-def test_a_job_created_without_a_key_gets_one_when_next_leased_and_its_chunks_are_written(deployment):
-    # GIVEN a job record as a producer before chunk MACs created it: no key
-    response = deployment.put("uploads/old.csv", TWO_USERS)
-    event = deployment.s3_event("uploads/old.csv", response)
-    job_id = job_id_for(deployment.bucket, "uploads/old.csv", response["VersionId"])
-    upload = Upload(deployment.bucket, "uploads/old.csv", response["VersionId"], len(TWO_USERS), "", 1, "")
-    assert deployment.producer.store.create(job_id, upload, None)
-    deployment.dynamodb.Table(deployment.jobs_table).update_item(
-        Key={"jobId": job_id, "sk": "JOB"}, UpdateExpression=f"REMOVE {CHUNK_MAC_KEY}"
-    )
-    # WHEN the producer works on it (a repeated event finds it)
-    deployment.run_producer(event)
-    # THEN it has a key, and its chunks, signed with it, are written
-    assert len(job_mac_key(deployment, job_id)) == 32
-    assert deployment.drain() == []
-    assert set(deployment.users()) == {"ann@example.com", "bob@example.com"}
+def test_a_chunk_of_a_finished_job_is_acknowledged_and_writes_nothing(deployment, log_lines):
+    # GIVEN a finished job: every chunk written, then counted (a job completes only when its last chunk is)
+    job_id = deployment.upload("uploads/a.csv", TWO_USERS)
+    [message] = deployment.receive_all()
+    assert deployment.deliver([message]) == []
     assert deployment.job(job_id)["status"] == "COMPLETE"
+    before = deployment.users()
+    # WHEN a chunk of it arrives again, signed with its key — redelivered, or forged with a leaked key
+    logs = log_lines(deployment.worker)
+    leaked = forged(deployment, message, set_row("name", "Mallory"))
+    failed = deployment.deliver([message, leaked])
+    # THEN both are acknowledged (not retried, not dead-lettered) and no row is written
+    assert failed == []
+    assert deployment.users() == before
+    lines = [json.loads(line) for line in logs.getvalue().splitlines()]
+    sealed = [line for line in lines if line["message"] == "job already complete: chunk acknowledged, nothing written"]
+    assert [line["jobId"] for line in sealed] == [job_id, job_id]
+    job = deployment.job(job_id)
+    assert (job["chunksDone"], job["rowsWritten"], job["status"]) == (1, 2, "COMPLETE")
+
+
+def test_a_chunk_of_a_job_that_completed_with_rejects_is_acknowledged_and_writes_nothing(deployment):
+    job_id = deployment.upload("uploads/a.csv", TWO_USERS + "Nobody,not-an-email,\n")
+    [message] = deployment.receive_all()
+    assert deployment.deliver([message]) == []
+    assert deployment.job(job_id)["status"] == "COMPLETE_WITH_REJECTS"
+    before = deployment.users()
+    assert deployment.deliver([forged(deployment, message, set_row("name", "Mallory"))]) == []
+    assert deployment.users() == before
+
+
+def test_a_chunk_of_a_failed_job_is_still_written(deployment):
+    # A job can fail after some of its chunks were sent: those rows are the upload's.
+    job_id = deployment.upload("uploads/a.csv", TWO_USERS)
+    [message] = deployment.receive_all()
+    deployment.force_job_status(job_id, "FAILED")
+    assert deployment.deliver([message]) == []
+    assert set(deployment.users()) == {"ann@example.com", "bob@example.com"}
+
+
+FAR_FUTURE_MS = 4_070_908_800_000  # 2099-01-01T00:00:00Z
+
+
+def test_a_chunk_dated_past_the_clock_skew_is_refused_before_any_write(deployment, log_lines):
+    # GIVEN a job whose record carries an upload time in 2099 (as a forged eventTime gave one before the
+    # producer held upload times within LastModified's second), and its chunk, signed
+    job_id = deployment.upload("uploads/a.csv", TWO_USERS)
+    [message] = deployment.receive_all()
+    deployment.force_job_status(job_id, "QUEUED", uploadedAtMs=FAR_FUTURE_MS)
+    future = forged(deployment, message, lambda body: body.update(uploadedAtMs=FAR_FUTURE_MS))
+    logs = log_lines(deployment.worker)
+    # WHEN it is delivered THEN it is refused, naming the rule, and nothing is written
+    assert deployment.deliver([future]) == ["forged"]
+    assert deployment.users() == {}
+    [refused] = refusal_reasons(logs)
+    assert "uploadedAtMs" in refused and "15 minutes" in refused and job_id in refused
+    assert str(FAR_FUTURE_MS) not in refused
+
+
+def test_a_chunk_dated_within_the_clock_skew_is_written(deployment):
+    # S3's clock and the worker's may disagree by a little: an upload time minutes ahead is still an upload.
+    job_id = deployment.upload("uploads/a.csv", TWO_USERS)
+    [message] = deployment.receive_all()
+    ahead = int(time.time() * 1000) + 10 * 60 * 1000
+    deployment.force_job_status(job_id, "QUEUED", uploadedAtMs=ahead)
+    assert deployment.deliver([forged(deployment, message, lambda body: body.update(uploadedAtMs=ahead))]) == []
+    assert deployment.users()["ann@example.com"]["rowVersion"].startswith(f"{ahead:015d}:")
+
+
+def plant(deployment, email, uploaded_at_ms):
+    """A users item as a chunk dated `uploaded_at_ms` left it (a forged upload time, before the fix)."""
+    version = row_version(uploaded_at_ms, "F" * 32 + "0" * 32, 1)
+    deployment.dynamodb.Table(deployment.users_table).put_item(
+        Item={"email": email, "name": "Planted", "rowVersion": version, "jobId": "0" * 32, "row": 1}
+    )
+
+
+def test_a_row_planted_with_a_far_future_version_is_replaced_by_the_next_real_upload(deployment):
+    plant(deployment, "ann@example.com", FAR_FUTURE_MS)
+    job_id = deployment.upload("uploads/a.csv", TWO_USERS)
+    assert deployment.drain() == []
+    item = deployment.users()["ann@example.com"]
+    assert (item["name"], item["jobId"]) == ("Ann", job_id)
+    assert (deployment.job(job_id)["rowsWritten"], deployment.job(job_id)["rowsSuperseded"]) == (2, 0)
+
+
+def test_a_row_dated_within_the_clock_skew_still_wins_over_an_older_upload(deployment):
+    # Only a version past now + the skew is taken for planted: a newer real one keeps winning.
+    plant(deployment, "ann@example.com", int(time.time() * 1000) + 60_000)
+    job_id = deployment.upload("uploads/a.csv", TWO_USERS)
+    assert deployment.drain() == []
+    assert deployment.users()["ann@example.com"]["name"] == "Planted"
+    assert (deployment.job(job_id)["rowsWritten"], deployment.job(job_id)["rowsSuperseded"]) == (1, 1)
 
 
 def test_chunks_of_a_job_still_parsing_are_written_without_a_chunk_count(deployment):

@@ -52,6 +52,7 @@ def test_environment_names_exactly_the_resources_each_function_uses(dev):
     users = outputs("aws:dynamodb/table:Table", "csv-ingest-data-users", "name")
     jobs = outputs("aws:dynamodb/table:Table", "csv-ingest-data-jobs", "name")
     bucket = outputs("aws:s3/bucket:Bucket", "csv-ingest-uploads", "bucket")
+    signing_secret = outputs("aws:secretsmanager/secret:Secret", "csv-ingest-chunk-signing", "arn")
     expected = {
         PRODUCER: {
             "UPLOAD_BUCKET": bucket,
@@ -64,8 +65,9 @@ def test_environment_names_exactly_the_resources_each_function_uses(dev):
             "MAX_MESSAGE_BYTES": "1048576",
             "JOB_TTL_DAYS": "30",
             "MAX_UPLOAD_BYTES": str(5 * 1024**3),
+            "CHUNK_SIGNING_SECRET_ARN": signing_secret,
         },
-        WORKER: {"USERS_TABLE": users, "JOBS_TABLE": jobs},
+        WORKER: {"USERS_TABLE": users, "JOBS_TABLE": jobs, "CHUNK_SIGNING_SECRET_ARN": signing_secret},
         QUERY: {"USERS_TABLE": users, "JOBS_TABLE": jobs, "JOBS_INDEX": "recent-jobs"},
     }
     services = {PRODUCER: "producer", WORKER: "worker", QUERY: "query"}

@@ -10,6 +10,7 @@ from tests.infra.support import function, grants, policy
 
 BUCKET, QUEUE = "aws:s3/bucket:Bucket", "aws:sqs/queue:Queue"
 TABLE, LOGS = "aws:dynamodb/table:Table", "aws:cloudwatch/logGroup:LogGroup"
+SECRET = "aws:secretsmanager/secret:Secret"
 
 
 def _arns(plan):
@@ -23,6 +24,7 @@ def _arns(plan):
         "jobs": out(TABLE, "csv-ingest-data-jobs"),
         "producer": function(plan, "csv-ingest-producer").outputs["arn"],
         "failed_events": out(QUEUE, "csv-ingest-producer-failed-events"),
+        "signing_secret": out(SECRET, "csv-ingest-chunk-signing"),
     }
 
 
@@ -42,6 +44,7 @@ def test_producer_reads_uploads_writes_reports_sends_chunks_tracks_jobs_and_cont
         ("dynamodb:UpdateItem", a["jobs"]),
         ("lambda:InvokeFunction", a["producer"]),
         ("sqs:SendMessage", a["failed_events"]),
+        ("secretsmanager:GetSecretValue", a["signing_secret"]),
     }
 
 
@@ -55,6 +58,7 @@ def test_worker_consumes_the_queue_reads_jobs_and_writes_users_and_progress(dev)
         ("dynamodb:GetItem", a["jobs"]),
         ("dynamodb:PutItem", a["jobs"]),
         ("dynamodb:UpdateItem", a["jobs"]),
+        ("secretsmanager:GetSecretValue", a["signing_secret"]),
     }
 
 

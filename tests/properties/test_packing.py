@@ -21,7 +21,7 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from handlers.common.chunks import MAC_ATTRIBUTE, ROW_SPACE, Chunk, Row, Source, decode, upload_tiebreak
-from handlers.common.jobs import CHUNK_MAC_KEY, MAC_KEY_BYTES, mac_key
+from handlers.common.signing import JobKeys
 from handlers.common.validation import MAX_EMAIL_LENGTH, MAX_NAME_LENGTH
 from handlers.producer.packing import (
     API_MAX_BATCH_BYTES,
@@ -37,6 +37,8 @@ from tests.evidence import Proof
 from tests.properties.test_validation import REASONS
 
 SECTION = "Properties"
+# Chunks signed as the producer signs them: with the job's key derived from a stack's secret.
+KEYS = JobKeys(lambda: "s" * 64)
 PROOFS = [
     ROW_SIZE := Proof(
         "RELIABILITY",
@@ -139,7 +141,6 @@ def envelopes(draw: st.DrawFn) -> dict[str, Any]:
         "uploadedAtMs": draw(st.integers(0, 10**15 - 1)),
         "sequencer": draw(st.text("0123456789ABCDEF", max_size=20)),
         "expiresAt": draw(st.one_of(st.none(), st.integers(0, 2**40))),
-        CHUNK_MAC_KEY: draw(st.binary(min_size=MAC_KEY_BYTES, max_size=MAC_KEY_BYTES)),
     }
 
 
@@ -239,7 +240,6 @@ def test_packing_then_unpacking_is_the_identity_within_sqs_limits(examples, exec
             "uploadedAtMs": 10**15 - 1,
             "sequencer": "F" * 20,
             "expiresAt": 2**40,
-            CHUNK_MAC_KEY: b"\xff" * MAC_KEY_BYTES,
         },
         first_chunk=10**6,
         rows_per_chunk=250,
@@ -263,7 +263,8 @@ def test_packing_then_unpacking_is_the_identity_within_sqs_limits(examples, exec
         assert all(0 < len(chunk.rows) <= rows_per_chunk for chunk in chunks)
 
         sqs = RecordingSqs()
-        sender = ChunkSender(sqs, "queue", lambda: 60.0, executor, budgets.batch_bytes, mac_key=mac_key(job))
+        key = KEYS.for_job(job["jobId"])
+        sender = ChunkSender(sqs, "queue", lambda: 60.0, executor, budgets.batch_bytes, mac_key=key)
         for chunk in chunks:
             sender.send(chunk)
         sender.flush()
@@ -282,7 +283,7 @@ def test_packing_then_unpacking_is_the_identity_within_sqs_limits(examples, exec
             assert body.isascii()
             assert len(body) <= budgets.chunk_bytes and message_bytes(entry) <= max_message_bytes
             received = decode(body)
-            check_mac(received, body, entry["MessageAttributes"][MAC_ATTRIBUTE]["StringValue"], job)
+            check_mac(received, body, entry["MessageAttributes"][MAC_ATTRIBUTE]["StringValue"], key)
             check_rows(received)
             check_against_job(received, job)
             assert received == chunk

@@ -33,6 +33,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from bench.stacks import PipelineFunctions
+from handlers.common.signing import SECRET_ARN_VARIABLE
 from local import authz
 from local.emulator import Credentials, Emulator
 from local.mocks import ACCOUNT_ID
@@ -69,6 +70,7 @@ EXPECTED_RUN: dict[str, set[tuple[str, str]]] = {
         ("sqs:SendMessage", "the chunks queue"),
         ("dynamodb:PutItem", "the jobs table"),
         ("dynamodb:UpdateItem", "the jobs table"),
+        ("secretsmanager:GetSecretValue", "the signing secret"),
         ("logs:CreateLogStream", "its own log group"),
         ("logs:PutLogEvents", "its own log group"),
     },
@@ -79,6 +81,7 @@ EXPECTED_RUN: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:PutItem", "the jobs table"),
         ("dynamodb:UpdateItem", "the jobs table"),
         ("dynamodb:PutItem", "the users table"),
+        ("secretsmanager:GetSecretValue", "the signing secret"),
         ("logs:CreateLogStream", "its own log group"),
         ("logs:PutLogEvents", "its own log group"),
     },
@@ -173,6 +176,10 @@ class Stack:
         return self.functions.query.environment["JOBS_INDEX"]
 
     @property
+    def signing_secret(self) -> str:
+        return self.functions.producer.environment[SECRET_ARN_VARIABLE]
+
+    @property
     def registry(self) -> Registry:
         assert self.local.registry is not None
         return self.local.registry
@@ -203,6 +210,8 @@ class Stack:
             return (queues | tables | functions)[resource]
         if resource == bucket_arn:
             return "the bucket"
+        if resource == self.signing_secret:
+            return "the signing secret"
         if resource.startswith(f"{bucket_arn}/{self.outputs['uploadsPrefix']}"):
             return "an upload"
         if resource.startswith(f"{bucket_arn}/{self.reports_prefix}"):
@@ -333,7 +342,7 @@ RUN_PROOF = Proof(
         "each role made exactly its expected calls (action and resource), every one allowed; "
         "the emulator refused or could not map no request of theirs"
     ),
-    figures={"distinct producer calls": 7, "distinct worker calls": 8, "distinct query calls": 6, "calls denied": 0},
+    figures={"distinct producer calls": 8, "distinct worker calls": 9, "distinct query calls": 6, "calls denied": 0},
     test="test_each_function_makes_exactly_its_calls_and_none_is_denied",
 )
 GRANTS_PROOF = Proof(
@@ -346,7 +355,7 @@ GRANTS_PROOF = Proof(
         "cannot reach (continuation, failure destination, an event without versionId, the event source's "
         "attribute check)"
     ),
-    figures={"grants checked": 25},
+    figures={"grants checked": 27},
     test="test_every_grant_of_each_role_is_used",
 )
 DENIED_PROOFS = {
@@ -378,8 +387,9 @@ DENIED_PROOFS = {
             "query",
             "reading or deleting an upload, reading a rejects report, listing the bucket, writing or deleting "
             "users, updating jobs, scanning or querying the jobs table itself, sending or receiving chunks, "
-            "invoking the producer, the producer's log group, IAM (its own policy), assuming the producer's role",
-            15,
+            "reading the chunk signing secret, invoking the producer, the producer's log group, IAM (its own "
+            "policy), assuming the producer's role",
+            16,
         ),
     )
 }
@@ -687,6 +697,12 @@ FORBIDDEN: dict[str, list[Attempt]] = {
             "sqs:ReceiveMessage",
             "the chunks queue",
             lambda s, p: _sqs(s, p).receive_message(QueueUrl=s.outputs["queueUrl"], WaitTimeSeconds=0),
+        ),
+        # It reads job records, never the secret their chunks' keys derive from.
+        Attempt(
+            "secretsmanager:GetSecretValue",
+            "the signing secret",
+            lambda s, p: s.client(p, "secretsmanager").get_secret_value(SecretId=s.signing_secret),
         ),
         *COMMON,
     ],
