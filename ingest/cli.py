@@ -11,7 +11,7 @@ import sys
 from typing import TextIO
 
 from ingest.commands import COMMANDS
-from ingest.output import for_people
+from ingest.output import escape_uncaught, for_people
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,6 +27,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+    # An exception no command catches is reported by Python once `for_people` has given stderr back,
+    # on the raw stream: its message may hold a stack's value (a key, a name), so it is escaped too.
+    escape_uncaught()
     root = parser()
     options = root.parse_args(argv)
     with for_people(out or sys.stdout) as shown_out:  # no control character of a stack's reaches a terminal raw

@@ -15,7 +15,13 @@ escaped (`\x1b`, `\x9b`, `\u202e`), and `--json` carries them as `\u` escapes:
   with every control escaped but the line breaks it writes itself. A new command cannot forget it.
 - `shown()` escapes a value completely, tab and newline included (in a cell they are data): the
   tables do it to every cell and header, and commands do it to a stack's value in a line of prose.
-- `console()`'s rich console escapes the text of whatever it renders, its own styles aside.
+- `console()`'s rich console escapes the text of whatever it renders, its own styles aside, and
+  drops any hyperlink from a style: no command makes one, so one is always markup from a stack.
+- rich reads markup (`[link=URL]`, `[conceal]`) in a string given to a progress column or a status
+  line, whatever the console says: `progress()` and `status()` give it `shown()` text instead (a
+  file's name or a job's status shows as written), so a command builds its live displays with them.
+- `escape_uncaught()` (`ingest.cli.main`) reports an exception no command caught, in any thread, as
+  Python does but escaped: Python prints it after `for_people` has given stderr back.
 - `to_json()` is what `print_json` writes: `json.dumps` escapes C0 itself; DEL, C1 and bidi
   controls it would leave raw (`ensure_ascii=False`) are written as `\u` escapes too.
 
@@ -32,13 +38,18 @@ import io
 import json
 import re
 import sys
+import threading
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from types import TracebackType
 from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 from rich import box
 from rich.console import Console, ConsoleOptions, RenderableType
+from rich.progress import Progress, ProgressColumn, Task, TextColumn
 from rich.segment import Segment
+from rich.status import Status
 from rich.table import Table
 from rich.text import Text
 
@@ -121,17 +132,56 @@ def _safe(stream: TextIO) -> TextIO:
     return stream if isinstance(stream, TerminalSafe) else TerminalSafe(stream)
 
 
+def escape_uncaught() -> None:
+    """Report an exception no command caught, in the main thread or another, as Python does (its
+    traceback on stderr) with every control character escaped but the line breaks.
+
+    Python reports an uncaught exception after `for_people` has given stderr back, on the raw
+    stream, and its message may hold a stack's value (a key, a name, a line a library quoted)."""
+    sys.excepthook = _report_uncaught
+    threading.excepthook = _report_thread_failure
+
+
+def _report_uncaught(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
+    _report("".join(traceback.format_exception(kind, error, trace)))
+
+
+def _report_thread_failure(failure: threading.ExceptHookArgs) -> None:
+    # As `threading.excepthook` does: a thread ended by SystemExit ends quietly.
+    if failure.exc_type is SystemExit:
+        return
+    name = failure.thread.name if failure.thread is not None else threading.get_ident()
+    trace = traceback.format_exception(failure.exc_type, failure.exc_value, failure.exc_traceback)
+    _report(f"Exception in thread {name}:\n" + "".join(trace))
+
+
+def _report(text: str) -> None:
+    if sys.stderr is None:  # pythonw, or a daemon with no stderr: nowhere to report, as Python
+        return
+    stream = _safe(sys.stderr)
+    stream.write(text)
+    stream.flush()
+
+
 class _EscapingConsole(Console):
     """A rich console that escapes control characters in the text it renders (a value that reached a
     table, a progress bar or a status line unescaped), never in its own control codes (styles, cursor
-    moves of live displays), which are separate segments."""
+    moves of live displays), which are separate segments. A style's hyperlink is dropped: no command
+    makes one, so one is markup that came with a stack's text (`[link=URL]` in a name), and a
+    terminal would show that text opening an address of someone else's choosing."""
 
     def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
         for segment in super().render(renderable, options):
-            if segment.control or not _CONTROL_BUT_NEWLINE.search(segment.text):
+            text, style, control = segment
+            if control:
                 yield segment
-            else:
-                yield Segment(_lines_shown(segment.text), segment.style, segment.control)
+                continue
+            if style is not None and style.link:
+                style = style.update_link(None)
+            elif not _CONTROL_BUT_NEWLINE.search(text):
+                yield segment
+                continue
+            yield Segment(_lines_shown(text), style)
 
 
 def console(stream: TextIO | None = None) -> Console:
@@ -150,6 +200,39 @@ def console(stream: TextIO | None = None) -> Console:
         width=None if terminal else UNWRAPPED_WIDTH,
         soft_wrap=not terminal,
     )
+
+
+def progress(*columns: str | ProgressColumn, stream: TextIO) -> Progress:
+    """A live progress display on `stream` (through `console`). A string is a column of plain text, a
+    template of the task's fields (`"uploading {task.description}"`): what they hold is shown as
+    written, never read as markup. A `TextColumn` is refused, as it reads markup by default."""
+    if any(isinstance(column, TextColumn) for column in columns):
+        raise TypeError("progress(): give a text column as its template string, never as a TextColumn")
+    return Progress(
+        *(_PlainTextColumn(column, markup=False) if isinstance(column, str) else column for column in columns),
+        console=console(stream),
+    )
+
+
+class _PlainTextColumn(TextColumn):
+    """A text column whose fields show as written: never markup, and `shown()` before rich measures
+    the line (escaped only when printed, an ESC's four characters would be cut from the line's end)."""
+
+    def render(self, task: Task) -> Text:
+        return Text(shown(self.text_format.format(task=task)), style=self.style, justify=self.justify)
+
+
+class _PlainStatus(Status):
+    """A status line whose text, given or updated, is plain text (rich reads a string as markup)."""
+
+    def update(self, status: RenderableType | None = None, **changes: Any) -> None:
+        super().update(Text(shown(status)) if isinstance(status, str) else status, **changes)
+
+
+def status(message: str, stream: TextIO) -> Status:
+    """A status line with a spinner on `stream` (through `console`), while a `with` block runs; its
+    text, and the text `update()` gives it, shown as written (`shown()`)."""
+    return _PlainStatus(Text(shown(message)), console=console(stream))
 
 
 def print_json(value: Any, out: TextIO) -> None:

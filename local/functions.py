@@ -63,6 +63,10 @@ PATH = "/usr/local/bin:/usr/bin:/bin"
 EXIT_WAIT_SECONDS = 1.0
 # How long close() waits for running invocations to see their process killed and dispose of it.
 CLOSE_WAIT_SECONDS = 5.0
+# A local stack's state is its user's alone: the outputs' keys, logs naming jobs and uploads' keys,
+# the functions' code and whatever a function writes (a scratch file may hold an uploaded cell).
+# Folders are made 0700 and files 0600; processes that run a stack create under umask 077.
+OWNER_ONLY_FOLDER, OWNER_ONLY_FILE, OWNER_ONLY_UMASK = 0o700, 0o600, 0o077
 
 _logger = logging.getLogger(__name__)
 
@@ -124,7 +128,7 @@ def runtime_libraries(target: Path) -> Path:
     It plays Lambda's /var/runtime: on sys.path after the task root, so an archive's own copy of a
     library wins, and a library neither provides fails to import, as on AWS.
     """
-    target.mkdir(parents=True)
+    target.mkdir(mode=OWNER_ONLY_FOLDER, parents=True)
     for name in RUNTIME_DISTRIBUTIONS:
         dist = importlib.metadata.distribution(name)
         tops = {file.parts[0] for file in dist.files or () if file.parts[0] not in ("..", "__pycache__")}
@@ -422,11 +426,11 @@ class FunctionHost:
         self._log = log
         self._source = source or CodeSource()
         self._kills = kills
-        work_dir.mkdir(parents=True, exist_ok=True)
-        self._dir = Path(tempfile.mkdtemp(prefix=f"{spec.name}-", dir=work_dir))
+        work_dir.mkdir(mode=OWNER_ONLY_FOLDER, parents=True, exist_ok=True)
+        self._dir = Path(tempfile.mkdtemp(prefix=f"{spec.name}-", dir=work_dir))  # 0700
         try:
             self._home = self._dir / "home"
-            self._home.mkdir()
+            self._home.mkdir(mode=OWNER_ONLY_FOLDER)
             self._runtime_dir = runtime_libraries(self._dir / "runtime")
             self._code = self._unpack(spec.archive)
         except BaseException:
@@ -633,6 +637,8 @@ class FunctionHost:
                 pass_fds=(request_read, response_write),
                 # Its own session: Ctrl-C reaches the host, which then stops its processes in order.
                 start_new_session=True,
+                # What the function writes (its bytecode, its scratch files) is its owner's alone.
+                umask=OWNER_ONLY_UMASK,
             )  # fmt: skip
         except BaseException:
             for fd in (request_write, response_read):

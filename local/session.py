@@ -29,7 +29,7 @@ from local.async_invoke import LAMBDA_RETRY_DELAYS, AsyncInvoker
 from local.deployer import Deployment, Revocation, deploy
 from local.emulator import Credentials, Emulator, InvokeRequest, InvokeResponse
 from local.esm import QueuePoller
-from local.functions import FunctionHost, InvocationResult
+from local.functions import OWNER_ONLY_FILE, OWNER_ONLY_FOLDER, FunctionHost, InvocationResult
 from local.log_shipping import LogShipper
 from local.project import PROJECT, stack_region, stack_settings
 from local.registry import FunctionSpec, NotEmulated, Registry, permits_invoke
@@ -105,7 +105,7 @@ class LogSink:
         self._lock = threading.Lock()
         self._files: dict[str, TextIO] = {}
         self._closed = False
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=OWNER_ONLY_FOLDER, parents=True, exist_ok=True)
 
     def line(self, source: str, text: str) -> None:
         with self._lock:
@@ -113,7 +113,7 @@ class LogSink:
                 return
             handle = self._files.get(source)
             if handle is None:
-                handle = self._files[source] = (self._folder / f"{source}.log").open("a", encoding="utf-8")
+                handle = self._files[source] = _owner_only_log(self._folder / f"{source}.log")
             handle.write(text + "\n")
             handle.flush()
             self._out.write(f"[{source}] {text}\n")
@@ -125,6 +125,13 @@ class LogSink:
             for handle in self._files.values():
                 handle.close()
             self._files.clear()
+
+
+def _owner_only_log(path: Path) -> TextIO:
+    """A log file to append to, readable by its owner only: its lines name jobs and the keys of
+    uploads. The mode is given when the file is created (a chmod after would leave a moment when
+    anyone could open it)."""
+    return open(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, OWNER_ONLY_FILE), "a", encoding="utf-8")
 
 
 @dataclass
@@ -205,7 +212,9 @@ class LocalStack:
             )
         if self.state.exists():
             shutil.rmtree(self.state)
-        self.state.mkdir(parents=True)
+        # Another user of this machine must not list or open what it will hold: the outputs (the API
+        # keys, the administrator's keys), the logs, the functions' code and scratch files.
+        self.state.mkdir(mode=OWNER_ONLY_FOLDER, parents=True)
 
     def _bound_gateway(self, port: int) -> ApiGateway:
         """An API Gateway listening on 127.0.0.1:`port`, answering 503 until its API is set."""

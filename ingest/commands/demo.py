@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ingest.commands.jobs import show_job, show_jobs
-from ingest.commands.local import EXIT_INTERRUPTED, EXIT_USAGE, INTERRUPTED, interrupt, start_errors
+from ingest.commands.local import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    INTERRUPTED,
+    interrupt,
+    owner_only_from_now,
+    start_errors,
+)
 from ingest.commands.rejects import show_rejects
 from ingest.commands.upload import EXIT_TIMEOUT, JobTimeout, upload_file, wait_for_job
 from ingest.commands.upload import render_summary as render_job_summary
@@ -100,6 +107,7 @@ def _rows(text: str) -> int:
 def _run(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:
     from local.session import LocalOptions, LocalStack
 
+    owner_only_from_now()
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     began = time.monotonic()

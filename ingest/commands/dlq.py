@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from botocore.exceptions import ClientError
 
-from ingest.output import console, guarded, print_json, shown, table
+from ingest.output import guarded, print_json, shown, status, table
 from ingest.targets import Target, TargetError, add_target_options, resolve_target
 
 DEFAULT_PEEK = 10
@@ -170,11 +170,11 @@ def _run_redrive(options: argparse.Namespace, parser: argparse.ArgumentParser, o
 
 def show_redrive(target: Target, timeout: float, as_json: bool, out: TextIO) -> int:
     """Redrive with a live status line on stderr (on a terminal), then the result; the exit code says how it ended."""
-    with console(sys.stderr).status("starting the move back to the queue…") as status:
+    with status("starting the move back to the queue…", sys.stderr) as line:
         result = redrive(
             target,
             timeout=timeout,
-            progress=lambda now: status.update(f"moving messages back: {now.moved} of {now.to_move} moved"),
+            progress=lambda now: line.update(f"moving messages back: {now.moved} of {now.to_move} moved"),
         )
     if as_json:
         print_json(result.to_json(), out)

@@ -191,10 +191,21 @@ def wait_for_interrupt() -> None:
         writer.close()
 
 
+def owner_only_from_now() -> None:
+    """What this process and the functions it runs create from now on is its user's alone (umask
+    077): it runs a local stack, whose state folder holds secrets, logs and code a function writes.
+    `LocalStack` gives the folders and files it names their modes itself; the umask covers what
+    others create in them (the archives `zipfile` unpacks, bytecode, a function's scratch files)."""
+    from local.functions import OWNER_ONLY_UMASK
+
+    os.umask(OWNER_ONLY_UMASK)
+
+
 def up(options: LocalOptions, out: TextIO) -> int:
     """Start the stack, print what is running, serve until Ctrl-C or SIGTERM; stop everything."""
     from local.session import LocalStack
 
+    owner_only_from_now()
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     stack = LocalStack(options, out)

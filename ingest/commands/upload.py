@@ -30,10 +30,8 @@ from typing import Any, TextIO
 from rich.progress import (
     BarColumn,
     DownloadColumn,
-    Progress,
     ProgressColumn,
     Task,
-    TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
@@ -41,7 +39,7 @@ from rich.text import Text
 
 from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS, FAILED, PARSING, job_id_for
 from ingest.api import segment, unexpected
-from ingest.output import console, fail, guarded, print_json, shown
+from ingest.output import fail, guarded, print_json, progress, shown
 from ingest.targets import Target, TargetError, add_target_options, resolve_target
 
 EXIT_FAILED = 1
@@ -302,13 +300,13 @@ class _TransferBar:
 
     def __init__(self, name: str, size: int, shown: bool) -> None:
         self._progress = (
-            Progress(
-                TextColumn("uploading {task.description}"),
+            progress(
+                "uploading {task.description}",  # the file's name, as written
                 BarColumn(),
                 DownloadColumn(),
                 TransferSpeedColumn(),
                 TimeRemainingColumn(),
-                console=console(sys.stderr),
+                stream=sys.stderr,
             )
             if shown
             else None
@@ -373,14 +371,14 @@ class _JobBar:
 
     def __init__(self, job_id: str, shown: bool, out: TextIO) -> None:
         self._progress = (
-            Progress(
-                TextColumn("{task.description}"),
+            progress(
+                "{task.description}",  # the job's status, as the stack holds it
                 BarColumn(),
-                TextColumn("{task.completed:,.0f}/{task.fields[of]} rows"),
+                "{task.completed:,.0f}/{task.fields[of]} rows",
                 _RowsPerSecond(),
                 TimeRemainingColumn(),
-                TextColumn("{task.fields[rejected]:,} rejected"),
-                console=console(out),
+                "{task.fields[rejected]:,} rejected",
+                stream=out,
             )
             if shown
             else None
@@ -401,7 +399,7 @@ class _JobBar:
         total = int(job.get("rowsValid") or 0) if counted else None
         self._progress.update(
             self._task,
-            description=f"job {self._job_id[:8]} {shown(job['status'])}",
+            description=f"job {self._job_id[:8]} {job['status']}",  # the column shows it as written
             total=total,
             completed=rows_done(job),
             of="?" if total is None else f"{total:,}",

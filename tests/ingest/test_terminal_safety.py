@@ -6,7 +6,12 @@ or answer for `pulumi` chooses bytes that `list`, `get`, `jobs`, `rejects` and `
 terminal acts on ESC sequences (clear the screen, set the title, OSC-8 links that show one text and
 open another address), on C1 controls (U+009B is CSI on its own) and reorders text around bidi
 overrides. Each command runs in its own process against a local stack holding such values, as a
-user runs it; one runs in a pty, where rich prints for a terminal.
+user runs it; two run in a pty, where rich prints for a terminal (a table; the live bars of `upload
+--wait`, where rich would read `[link=…]` in a file name or a job's status as markup for an OSC-8
+link). An exception no command catches is reported escaped too.
+
+The stack is started under umask 022 (files 0644 and folders 0755 by default): the modes its state
+folder holds are then local mode's own, not the test runner's.
 """
 
 from __future__ import annotations
@@ -23,17 +28,23 @@ import struct
 import subprocess
 import sys
 import termios
-import time
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.progress import TextColumn
+from rich.text import Text
 
+from handlers.common.jobs import COMPLETE_WITH_REJECTS, QUEUED, job_key
+from ingest.commands.upload import MULTIPART_THRESHOLD
+from ingest.output import console, progress, status
 from local.session import LocalOptions, LocalStack
 from local.state import OUTPUTS_FILE
 from tests.evidence import Proof
 from tests.ingest.conftest import local_command, run_ingest
-from tests.local.support import REPO_ROOT, LocalStackProcess, job_id_for
+from tests.local.support import REPO_ROOT, LocalStackProcess, job_id_for, start_local, stop_local, wait_for
 
 # What a hostile cell may hold: each is a valid name (the rules trim blanks and bound the length only).
 PAYLOADS = {
@@ -58,6 +69,11 @@ SHOWN = {
 UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # What rich itself sends a terminal for its styles (bold headers): SGR sequences, and nothing else.
 RICH_STYLE = re.compile(r"\x1b\[[0-9;]*m")
+# What rich's live displays send besides: hide and show the cursor, and, to redraw, a carriage return
+# then up one line and erase it.
+RICH_LIVE = re.compile(r"\x1b\[\?25[lh]|\r(?=\x1b\[2K)|\x1b\[[0-9]*[AK]")
+# What an OSC-8 hyperlink starts with: the text shown opens another address.
+OSC_8 = "\x1b]8;"
 # An S3 key may hold any UTF-8 character, controls included:
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html
 HOSTILE_KEY_NAME = "terminal/\x1b]0;key title\x07\x9b2Jkey.csv"
@@ -102,6 +118,24 @@ PROOFS = [
     ),
 ]
 TABLES, JSON_DOCUMENTS = PROOFS
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProcess]:
+    """conftest's stack, started under umask 022 (which `local up` and its functions inherit)."""
+    previous = os.umask(0o022)
+    try:
+        running = start_local(
+            tmp_path_factory.mktemp("ingest-state"),
+            "--set",
+            "workerBatchingWindowSeconds=0",
+            "--retry-delays",
+            "1,2",
+        )
+    finally:
+        os.umask(previous)
+    yield running
+    stop_local(running)
 
 
 def assert_terminal_safe(text: str, where: str) -> None:
@@ -217,21 +251,12 @@ def test_json_carries_every_control_escaped_and_parses_to_the_stored_values(
 
 
 def test_in_a_terminal_a_table_sends_only_richs_own_styles(stack: LocalStackProcess, planted: dict[str, Any]) -> None:
-    # GIVEN a pseudo-terminal wide enough for every row on one line, as a user's terminal is
-    primary, secondary = pty.openpty()
-    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 1000, 0, 0))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NO_COLOR"))}
-    env.update(TERM="xterm-256color", COLUMNS="1000")
-    command = [sys.executable, "-m", "ingest", "list", "--all", "--local", "--stack", stack.stack]
-    command += ["--state-dir", str(stack.state_root)]
-    # WHEN `list` prints its table there
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=secondary, stdout=secondary, stderr=secondary)
-    os.close(secondary)
-    received = _read_all(primary, process)
-    os.close(primary)
+    # WHEN `list` prints its table in a terminal
+    terminal = _Terminal("list", "--all", *_local_flags(stack))
+    received = terminal.finish()
 
     # THEN the terminal got rich's styles (so it printed for a terminal), and no other control
-    assert process.returncode == 0, received
+    assert terminal.process.returncode == 0, received
     assert RICH_STYLE.search(received), "no styles: the command did not print for a terminal"
     text = RICH_STYLE.sub("", received).replace("\r\n", "\n")  # the terminal driver turns \n into \r\n
     assert_terminal_safe(text, "list in a pty")
@@ -239,18 +264,224 @@ def test_in_a_terminal_a_table_sends_only_richs_own_styles(stack: LocalStackProc
         assert SHOWN[label] in text, label
 
 
-def _read_all(primary: int, process: subprocess.Popen[bytes], timeout: float = 120) -> str:
-    chunks, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline:
+# A job's status rewritten by whoever may write the jobs table: rich markup for a link, and an ESC.
+HOSTILE_STATUS = "[link=http://evil.example/]x[/link]\x1b[2J"
+# A file's name cannot hold a '/': its link is a mailto: one, left open (rich styles the rest).
+HOSTILE_FILE_NAME = "\x1b]0;owned title\x07[link=mailto:owner@evil.example]click here.csv"
+
+
+def test_following_an_upload_in_a_terminal_shows_markup_as_text_and_makes_no_link(
+    stack: LocalStackProcess, tmp_path: Path
+) -> None:
+    # GIVEN a file named with markup, large enough to go up in parts behind a transfer bar (one valid
+    # row, then one record too long to read), and the worker held so that its job waits QUEUED. It goes
+    # up under a plain key: local mode's CreateMultipartUpload fails (500) on a key holding ESC or BEL.
+    path = tmp_path / HOSTILE_FILE_NAME
+    with path.open("wb") as file:
+        file.write(b"name,mail\nLink Person,link.person@escape.example.com\n")
+        file.write(b"x" * MULTIPART_THRESHOLD + b"\n")
+    dynamodb, table = stack.client("dynamodb"), stack.outputs["jobsTableName"]
+    stack.hold_receives("worker")
+    # WHEN `upload --wait` follows it in a terminal while its status is rewritten into markup
+    terminal = _Terminal("upload", str(path), "--key", "terminal/bars.csv", "--wait", *_local_flags(stack))
+    try:
         try:
-            chunk = os.read(primary, 65536)
-        except OSError:  # EIO: every writer of the terminal closed it
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    process.wait(timeout=max(deadline - time.monotonic(), 1))
-    return b"".join(chunks).decode("utf-8", errors="replace")
+            job_id = wait_for(lambda: _job_id_in(terminal.text()), 120, "the upload's job id")
+            wait_for(lambda: (stack.job(job_id) or {}).get("status") == QUEUED, 120, f"job {job_id} queued")
+            _set_status(dynamodb, table, job_id, QUEUED, HOSTILE_STATUS)
+            wait_for(lambda: "http://evil.example/" in terminal.text(), 60, "the rewritten status on the bar")
+            _set_status(dynamodb, table, job_id, HOSTILE_STATUS, QUEUED)
+        finally:
+            stack.clear_faults()
+    finally:
+        received = terminal.finish()
+
+    # THEN no link reached the terminal, only rich's own controls did, and the markup shows as text
+    assert terminal.process.returncode == 0, received
+    assert OSC_8 not in received, received
+    assert RICH_STYLE.search(received), "no styles: the command did not print for a terminal"
+    text = RICH_LIVE.sub("", RICH_STYLE.sub("", received)).replace("\r\n", "\n")
+    assert_terminal_safe(text, "upload --wait in a pty")
+    transfer_bar = "uploading \\x1b]0;owned title\\x07[link=mailto:owner@evil.example]click here.csv"
+    assert transfer_bar in text
+    assert f"job {job_id[:8]} [link=http://evil.example/]x[/link]\\x1b[2J" in text  # the job's bar
+    assert f"Job {job_id}: {COMPLETE_WITH_REJECTS}" in text
+
+
+def _local_flags(stack: LocalStackProcess) -> tuple[str, ...]:
+    return ("--local", "--stack", stack.stack, "--state-dir", str(stack.state_root))
+
+
+def _job_id_in(text: str) -> str | None:
+    found = re.search(r"job ([0-9a-f]{32})", text)
+    return found.group(1) if found else None
+
+
+def _set_status(dynamodb: Any, table: str, job_id: str, was: str, now: str) -> None:
+    dynamodb.update_item(
+        TableName=table,
+        Key={name: {"S": value} for name, value in job_key(job_id).items()},
+        UpdateExpression="SET #status = :now",
+        ConditionExpression="#status = :was",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":now": {"S": now}, ":was": {"S": was}},
+    )
+
+
+class _Terminal:
+    """`python -m ingest ARGS` in a pseudo-terminal 1000 columns wide, as a user's; what it sends is
+    read as it comes (a live display blocks once the terminal's buffer is full)."""
+
+    def __init__(self, *args: str) -> None:
+        primary, secondary = pty.openpty()
+        fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 1000, 0, 0))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NO_COLOR"))}
+        env.update(TERM="xterm-256color", COLUMNS="1000")
+        command = [sys.executable, "-m", "ingest", *args]
+        try:
+            self.process = subprocess.Popen(
+                command, cwd=REPO_ROOT, env=env, stdin=secondary, stdout=secondary, stderr=secondary
+            )
+        finally:
+            os.close(secondary)
+        self._primary = primary
+        self._chunks: list[bytes] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self._primary, 65536)
+            except OSError:  # EIO: every writer of the terminal closed it
+                return
+            if not chunk:
+                return
+            with self._lock:
+                self._chunks.append(chunk)
+
+    def text(self) -> str:
+        with self._lock:
+            return b"".join(self._chunks).decode("utf-8", errors="replace")
+
+    def finish(self, timeout: float = 300) -> str:
+        """Everything the command sent, once it has exited (killed after `timeout` seconds)."""
+        try:
+            self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            self._reader.join(10)
+            os.close(self._primary)
+        return self.text()
+
+
+class _Screen(io.StringIO):
+    """What a terminal receives."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def screen(monkeypatch: pytest.MonkeyPatch) -> _Screen:
+    """A terminal rich prints colour and live displays for (what these variables would change it)."""
+    monkeypatch.setenv("TERM", "xterm-256color")
+    for name in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS"):
+        monkeypatch.delenv(name, raising=False)
+    return _Screen()
+
+
+def test_a_status_line_and_a_progress_bar_show_markup_as_written(screen: _Screen) -> None:
+    # GIVEN a live display of each kind a command builds, whose text is a stack's
+    bar = progress("{task.description}", stream=screen)
+    # WHEN each shows it, and the status line is given it again
+    bar.start()
+    bar.add_task(HOSTILE_STATUS, total=None)
+    bar.stop()
+    with status(HOSTILE_STATUS, screen) as line:
+        line.update(HOSTILE_STATUS)
+
+    # THEN it was printed for a terminal (styled), made no link, and shows as written
+    received = screen.getvalue()
+    assert RICH_STYLE.search(received), "no styles: not printed for a terminal"
+    assert OSC_8 not in received, received
+    assert received.count("[link=http://evil.example/]x[/link]\\x1b[2J") >= 2, received
+
+
+def test_a_link_in_any_renderable_never_reaches_the_terminal(screen: _Screen) -> None:
+    # A renderable a future command makes with markup of a stack's: the console keeps its styles, no link.
+    console(screen).print(Text.from_markup("[link=http://evil.example/]x[/link] [bold]bold[/bold]"))
+
+    received = screen.getvalue()
+    assert RICH_STYLE.search(received), "no styles: not printed for a terminal"
+    assert OSC_8 not in received, received
+    assert RICH_STYLE.sub("", received) == "x bold\n"
+
+
+def test_a_progress_display_refuses_a_column_that_reads_markup() -> None:
+    with pytest.raises(TypeError, match="TextColumn"):
+        progress(TextColumn("{task.description}"), stream=io.StringIO())
+
+
+# A failure no command catches, in the real command (`python -m ingest`): finding the stack raises an
+# exception whose message holds a value of the stack's, as a library's error may.
+UNCAUGHT = r"""
+import runpy
+import ingest.targets
+
+def deployed_target(stack):
+    raise RuntimeError("the stack answered \x1b]0;owned title\x07\x9b2J\u202e")
+
+ingest.targets.deployed_target = deployed_target
+runpy.run_module("ingest", run_name="__main__", alter_sys=True)
+"""
+# The same value in a thread's exception, raised once the command has returned.
+UNCAUGHT_IN_A_THREAD = r"""
+import runpy, sys, threading, time
+import ingest.targets
+from ingest.output import TerminalSafe
+
+def fail_later():
+    while isinstance(sys.stderr, TerminalSafe):  # until the command has given stderr back
+        time.sleep(0.01)
+    raise RuntimeError("the stack answered \x1b]0;owned title\x07\x9b2J\u202e")
+
+def deployed_target(stack):
+    threading.Thread(target=fail_later, name="late").start()
+    raise ingest.targets.TargetError("no such stack")
+
+ingest.targets.deployed_target = deployed_target
+runpy.run_module("ingest", run_name="__main__", alter_sys=True)
+"""
+UNCAUGHT_SHOWN = "RuntimeError: the stack answered \\x1b]0;owned title\\x07\\x9b2J\\u202e\n"
+
+
+def _run_python(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return subprocess.run(
+        [sys.executable, "-c", script, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_failure_no_command_caught_is_reported_escaped() -> None:
+    result = _run_python(UNCAUGHT, "list", "--stack", "dev")
+
+    assert result.returncode == 1, result.stderr  # Python's exit code for an uncaught exception
+    assert result.stderr.startswith("Traceback (most recent call last):\n"), result.stderr
+    assert_terminal_safe(result.stderr, "the uncaught exception's report")
+    assert result.stderr.endswith(UNCAUGHT_SHOWN), result.stderr
+
+
+def test_a_threads_failure_after_the_command_returned_is_reported_escaped() -> None:
+    result = _run_python(UNCAUGHT_IN_A_THREAD, "list", "--stack", "dev")
+
+    assert result.returncode == 2, result.stderr  # the command's own exit code
+    assert result.stderr.startswith("error: no such stack\nException in thread late:\nTraceback"), result.stderr
+    assert_terminal_safe(result.stderr, "the thread's exception report")
+    assert result.stderr.endswith(UNCAUGHT_SHOWN), result.stderr
 
 
 def test_an_error_line_from_the_stacks_tools_is_shown_escaped(tmp_path: Path) -> None:
@@ -299,22 +530,34 @@ def test_the_banners_env_line_exports_the_secrets(stack: LocalStackProcess) -> N
     assert f"export INGEST_API_KEY={stack.outputs['apiKey']}" in ran.stdout.splitlines()
 
 
-def test_only_the_owner_reads_a_file_of_the_state_folder_that_holds_a_secret(stack: LocalStackProcess) -> None:
+def test_only_the_owner_reads_a_file_of_the_state_folder_that_holds_a_secret(
+    stack: LocalStackProcess, planted: dict[str, Any]
+) -> None:
+    # GIVEN a stack started under umask 022 that has run (`planted`: a file ingested, every function ran)
     secrets = [stack.outputs["apiKey"].encode(), stack.outputs["awsSecretAccessKey"].encode()]
-    holding = []
-    for folder, _, files in os.walk(stack.state):  # links (the runtime's libraries) are not followed
-        for name in files:
+    holding: list[tuple[str, int]] = []
+    modes: dict[str, tuple[int, int]] = {}  # every file and folder: its mode, and its owner's alone
+    for folder, subfolders, files in os.walk(stack.state):  # links (the runtime's libraries) are not followed
+        for name in [*subfolders, *files]:
             path = Path(folder) / name
-            if path.is_symlink() or not path.is_file():
-                continue
             try:
-                content = path.read_bytes()
+                if path.is_symlink():
+                    continue
+                mode, owners = stat.S_IMODE(path.stat().st_mode), 0o700 if path.is_dir() else 0o600
+                modes[str(path.relative_to(stack.state))] = (mode, owners)
+                content = path.read_bytes() if path.is_file() else b""
             except FileNotFoundError:  # a function's scratch file, gone since the walk listed it
                 continue
             if any(secret in content for secret in secrets):
-                holding.append((str(path.relative_to(stack.state)), stat.S_IMODE(path.stat().st_mode)))
+                holding.append((str(path.relative_to(stack.state)), mode))
 
+    # THEN the secrets are in outputs.json alone, and nothing in the folder is another user's to read:
+    # the folder and every folder in it 0700, every file 0600 (the logs name jobs and uploads' keys)
     assert holding == [(OUTPUTS_FILE, 0o600)]
+    assert stat.S_IMODE(stack.state.stat().st_mode) == 0o700
+    assert any(name.startswith("logs/") and name.endswith(".log") for name in modes), sorted(modes)[:20]
+    wider = {name: oct(mode) for name, (mode, owners) in modes.items() if mode != owners}
+    assert not wider, f"{len(wider)} of {len(modes)} wider than their owner's: {sorted(wider.items())[:20]}"
 
 
 def test_outputs_json_never_exists_with_wider_permissions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
