@@ -925,3 +925,118 @@ def request_access(call: Call) -> RequestAccess:
     if mapper is None:
         return _unmapped(call.service, _target_operation(call) or call.method)  # a path may hold names
     return mapper(call)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Requests that set or remove a resource-based policy
+
+
+@dataclass(frozen=True)
+class PolicyChange:
+    """What a request does to one resource's policy, applied once the request succeeds: the requests
+    after it are judged by the policy as it now is, as on AWS."""
+
+    resource: str
+    """The ARN the policy is kept under (`resource_policy_key`)."""
+    document: dict[str, Any] | None
+    """The new policy; None: the resource has none any more."""
+
+
+class MalformedPolicy(ValueError):
+    """A policy that is not a JSON object: refused before it is stored, as AWS refuses it."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        """The service's error code for it."""
+
+
+# Reads the policy text a request sets from the request (None: the request leaves the policy alone).
+_PolicyText = Callable[[Call, RequestAccess], str | None]
+
+
+@dataclass(frozen=True)
+class _PolicyWriter:
+    """How one IAM action's requests change the policy of the resource they are checked on."""
+
+    text: _PolicyText | None
+    """Where the request carries the new policy; None: the request removes the policy."""
+    malformed: str
+    """The service's error code for a policy that is not a JSON object."""
+    empty_removes: bool = False
+    """An empty policy removes it (SQS's `Policy` attribute)."""
+
+
+def _sqs_policy_attribute(call: Call, access: RequestAccess) -> str | None:
+    """The `Policy` attribute of SetQueueAttributes or CreateQueue: `Attributes` in the JSON protocol,
+    `Attribute.N.Name`/`Attribute.N.Value` in the query protocol."""
+    attributes = access.body.get("Attributes")
+    if isinstance(attributes, Mapping):
+        text = attributes.get("Policy")
+        return text if isinstance(text, str) else None
+    for name, value in access.body.items():
+        if name.startswith("Attribute.") and name.endswith(".Name") and value == "Policy":
+            return str(access.body.get(name.removesuffix(".Name") + ".Value", ""))
+    return None
+
+
+def _request_body(call: Call, access: RequestAccess) -> str:
+    return call.body.decode("utf-8", "replace")
+
+
+def _json_field(name: str) -> _PolicyText:
+    """A JSON request's field holding the policy (Secrets Manager's `ResourcePolicy`)."""
+
+    def text(call: Call, access: RequestAccess) -> str | None:
+        value = access.body.get(name)
+        return value if isinstance(value, str) else None
+
+    return text
+
+
+# By IAM action, with the service's error code for a malformed policy (SetQueueAttributes:
+# InvalidAttributeValue, an empty Policy removing it,
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html;
+# PutBucketPolicy: MalformedPolicy, https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html;
+# PutResourcePolicy: MalformedPolicyDocumentException,
+# https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_PutResourcePolicy.html). Deleting a
+# queue or a bucket deletes its policy: one made again under its name starts with none. A service
+# whose requests `request_access` maps adds its entries here. SNS has none: topic policies are not
+# emulated, and no SNS request of anyone but the administrator is mapped, so none is allowed.
+POLICY_WRITERS: dict[str, _PolicyWriter] = {
+    "sqs:setqueueattributes": _PolicyWriter(_sqs_policy_attribute, "InvalidAttributeValue", empty_removes=True),
+    "sqs:createqueue": _PolicyWriter(_sqs_policy_attribute, "InvalidAttributeValue", empty_removes=True),
+    "sqs:deletequeue": _PolicyWriter(None, "InvalidAttributeValue"),
+    "s3:putbucketpolicy": _PolicyWriter(_request_body, "MalformedPolicy"),
+    "s3:deletebucketpolicy": _PolicyWriter(None, "MalformedPolicy"),
+    "s3:deletebucket": _PolicyWriter(None, "MalformedPolicy"),
+    "secretsmanager:putresourcepolicy": _PolicyWriter(
+        _json_field("ResourcePolicy"), "MalformedPolicyDocumentException"
+    ),
+    "secretsmanager:deleteresourcepolicy": _PolicyWriter(None, "MalformedPolicyDocumentException"),
+}
+
+
+def policy_change(call: Call, access: RequestAccess) -> PolicyChange | None:
+    """The resource policy this request sets or removes, if it does; raises MalformedPolicy for a policy
+    that is not a JSON object (its text is not repeated: a policy may hold anything a caller typed)."""
+    for needed in access.accesses:
+        writer = POLICY_WRITERS.get(needed.action.lower())
+        if writer is None:
+            continue
+        resource = resource_policy_key(needed.resource)
+        if writer.text is None:
+            return PolicyChange(resource, None)
+        text = writer.text(call, access)
+        if text is None:
+            return None
+        if not text and writer.empty_removes:
+            return PolicyChange(resource, None)
+        try:
+            document = json.loads(text)
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            raise MalformedPolicy(writer.malformed, f"the policy for {resource} is not a JSON policy document")
+        return PolicyChange(resource, document)
+    return None

@@ -8,10 +8,18 @@ gets wrong or leaves out (`../shared/reference/MOTO-NOTES.md`, `/tmp/localmode/R
   much as an IAM user's or a role session's, header-signed or presigned, within its time; a request
   from a web browser (an `Origin` or `Sec-Fetch-*` header) is refused before anything else, and no
   answer carries a CORS header, so a web page the user visits can neither call the emulator nor read
-  an answer.
+  an answer. The administrator's secret is made anew for each emulator (`local up`): it is in the
+  running stack's outputs, nowhere in the repository.
+- Routing: a verified request is served by the moto backend of the service its signature names, as
+  AWS serves it from that service's endpoint; moto's own guess (the first `Credential=` of the
+  header, the path, an `Action` in the body) is never asked, and moto's own endpoints (`/moto-api`,
+  instance metadata) answer nobody. What IAM checks and what moto does are read from one request
+  for one service.
 - IAM: every request not signed by the local administrator is authorised by `local.authz` (moto's
-  own enforcement stays off). Unknown keys, bad signatures and denials answer in the service's own
-  error shape.
+  own enforcement stays off), against the resource policies as they are now: a request that sets or
+  removes a bucket's or a queue's policy changes what the next request is judged by. Unknown keys,
+  bad signatures and denials answer in the service's own error shape. A message move task runs with
+  its caller's identity (`local.message_moves`).
 - Atomicity: moto is not safe under concurrent requests, so ONE process-wide lock serialises every
   call into it, response body included. Nothing waits while holding it: an SQS long poll becomes
   short polls outside the lock, an injected delay sleeps outside it, and a Lambda Invoke never enters
@@ -32,6 +40,7 @@ import json
 import queue
 import random
 import re
+import secrets
 import socket
 import sys
 import threading
@@ -43,8 +52,14 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote, unquote, urlencode
 
+from moto import backend_index
 from moto.moto_api._internal.models import moto_api_backend
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.moto_server.werkzeug_app import (
+    SIGNING_ALIASES,
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from local import authz, message_moves, moto_patches, sigv4
@@ -60,12 +75,20 @@ class Credentials:
     session_token: str | None = None
 
 
-ADMIN_CREDENTIALS = Credentials("LOCALADMIN0000000000", "local-admin-secret-for-the-emulator-only")
-"""The local administrator (like the account root: every request signed with it is allowed).
+ADMIN_ACCESS_KEY_ID = "LOCALADMIN0000000000"
+"""The local administrator's access key id (like the account root: every request signed with its
+secret is allowed). An id names a key, it proves nothing: it stays the same from one `local up` to
+the next, while the secret is each emulator's own (`new_admin`)."""
 
-Fixed and documented on purpose: the emulator listens on 127.0.0.1 only, and users' own tools
-(`aws --endpoint-url …`) need a key it accepts. It is no AWS key and works nowhere else.
-"""
+
+def new_admin() -> Credentials:
+    """The administrator of one emulator: `ADMIN_ACCESS_KEY_ID` and a random secret (256 bits).
+
+    Anyone who can read the repository, or another stack's outputs, could sign as the administrator of
+    a running stack with a fixed secret; a secret made for each stack is known only to the process that
+    runs it and to its outputs file, readable by its owner only (`local.session`). Users' own tools
+    (`aws --endpoint-url …`) get it from `local outputs --show-secrets` or its `--env` line."""
+    return Credentials(ADMIN_ACCESS_KEY_ID, secrets.token_urlsafe(32))
 
 
 @dataclass(frozen=True)
@@ -202,6 +225,15 @@ MAX_LONG_POLL_SECONDS = 20
 # local mode's function hosts keep one session for their whole life.
 SESSION_SECONDS = 12 * 60 * 60
 FAULTS_PATH = "/_local/faults"
+# The paths moto's server answers itself, whatever the request's signature, before any service:
+# its API (`/moto-api/…`: reset every backend, dump every resource, seed its generators) and EC2's
+# instance metadata (`DomainDispatcherApplication.get_application` in moto/moto_server/werkzeug_app.py).
+# Nobody reaches them through the emulator, the local administrator included: local mode resets moto
+# in-process (`Emulator.stop`), never over HTTP. A bucket named `moto-api` cannot be used locally.
+MOTO_INTERNAL_PATHS = ("/moto-api", "/favicon.ico", "/latest/meta-data/", "/latest/api/")
+MOTO_INTERNAL_REFUSED = "local mode's emulator serves AWS's APIs only, not moto's own endpoints"
+# A signing name: lower-case letters, digits and hyphens (`s3`, `dynamodb`, `execute-api`).
+_SIGNING_NAME = re.compile(r"[a-z0-9-]+")
 
 # moto keeps its state in process-wide backends and is not atomic: one lock for every emulator.
 _MOTO_LOCK = threading.Lock()
@@ -433,7 +465,9 @@ def fault_to_json(fault: AnyFault) -> dict[str, Any]:
 class FaultsEndpoint:
     """Another process's emulator faults, over `POST/GET /_local/faults` signed as the administrator."""
 
-    def __init__(self, endpoint_url: str, credentials: Credentials = ADMIN_CREDENTIALS) -> None:
+    def __init__(self, endpoint_url: str, credentials: Credentials) -> None:
+        """`credentials`: the administrator's, from the running stack's outputs (`awsAccessKeyId`,
+        `awsSecretAccessKey`) or the `Emulator` object."""
         self.url = endpoint_url.rstrip("/") + FAULTS_PATH
         self.credentials = credentials
 
@@ -639,10 +673,11 @@ class Emulator:
     def __init__(self, region: str, account_id: str = "123456789012") -> None:
         self.region = region
         self.account_id = account_id
-        self.admin = ADMIN_CREDENTIALS
+        self.admin = new_admin()
         self.endpoint_url = ""
         self.resource_policies: dict[str, dict[str, Any]] = {}
-        """Bucket and queue policies by the bucket's or queue's ARN (bucket policies never go into moto)."""
+        """Resource-based policies by the ARN they protect (`authz.resource_policy_key`): the program's at
+        deploy (bucket policies never go into moto), then as requests that set or remove one succeed."""
         self.on_invoke: Callable[[InvokeRequest], InvokeResponse] | None = None
         self.s3_events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.faults = Faults()
@@ -654,6 +689,8 @@ class Emulator:
         moto_patches.install()
         moto_patches.route_s3_events(account_id, self.s3_events)
         self._moto = DomainDispatcherApplication(create_backend_app)
+        self._apps: dict[str, Any] = {}
+        """moto's WSGI app by signing name."""
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._session: Any = None
@@ -813,6 +850,8 @@ class Emulator:
         if _from_a_browser(headers):
             return _json_response(403, {"message": BROWSER_REFUSED})
         request = sigv4.Request.of(environ["REQUEST_METHOD"], _target(environ), headers, body)
+        if environ.get("PATH_INFO", "").startswith(MOTO_INTERNAL_PATHS):
+            return _json_response(403, {"message": MOTO_INTERNAL_REFUSED})
         if environ.get("PATH_INFO") == FAULTS_PATH:
             return self._faults_endpoint(request)
         try:
@@ -825,6 +864,10 @@ class Emulator:
         identity, refusal = self._authenticate(signature, request)
         if refusal is not None:
             return refusal
+        app = self._app(signature.service)
+        if app is None:
+            message = f"local mode serves no AWS service signed as {signature.service!r}"
+            return error_response(signature.service, headers, 400, "NotEmulated", message)
         call = authz.Call(
             service=signature.service,
             region=signature.region,
@@ -856,13 +899,63 @@ class Emulator:
                 return error_response(call.service, headers, status, fault.error_code, "injected fault")
         if call.service == "lambda" and access.operation == "Invoke":
             return self._invoke(call, caller_arn)
+        try:
+            change = authz.policy_change(call, access)
+        except authz.MalformedPolicy as malformed:
+            return error_response(call.service, headers, 400, malformed.code, str(malformed))
         environ["HTTP_X_MOTO_ACCOUNT_ID"] = self.account_id
         origin = moto_patches.RequestOrigin(principal_id=origin_id, source_ip=environ.get("REMOTE_ADDR", "127.0.0.1"))
         if call.service == "sqs" and access.operation == "ReceiveMessage":
-            return self._receive_messages(environ, call, access, origin)
+            return self._receive_messages(app, environ, call, access, origin)
         if call.service == "sqs" and access.operation in message_moves.OPERATIONS:
-            return self._message_move(call, access)
-        return self._call_moto(environ, body, origin)
+            return self._message_move(call, access, self._caller(identity, signature, call.region))
+        response = self._call_moto(app, environ, body, origin)
+        if change is not None and 200 <= response.status < 300:
+            self._apply(change)
+        return response
+
+    def _app(self, service: str) -> Any | None:
+        """moto's app for the service a verified signature names (None: moto has none).
+
+        A signature's credential scope names the service it was computed for
+        (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-authentication-methods.html),
+        and AWS serves a request from the endpoint of one service, refusing a signature scoped to
+        another ("Credential should be scoped to correct service", as quoted in
+        https://github.com/aws/aws-sdk-go-v2/issues/163). The emulator, one endpoint for all, serves a
+        request from the backend of the service its signature is scoped to: the one moto's
+        server picks for `<signing name>.<region>.amazonaws.com` (its `SIGNING_ALIASES` and
+        `backend_url_patterns`). Nothing else of the request (a second `Credential=`, the path, an
+        `Action` in a form body, the Host header) can send it elsewhere, so the service `local.authz`
+        judged it for is the service that runs it."""
+        found = self._apps.get(service)
+        if found is not None or not _SIGNING_NAME.fullmatch(service):
+            return found
+        host = f"https://{SIGNING_ALIASES.get(service, service)}.{self.region}.amazonaws.com"
+        backend = next((name for name, pattern in backend_index.backend_url_patterns if pattern.match(host)), None)
+        if backend is None:
+            return None
+        with self._moto.lock:  # moto's server makes each backend's app once, under this lock
+            found = self._moto.app_instances.get(backend)
+            if found is None:
+                found = self._moto.app_instances[backend] = self._moto.create_app(backend)
+        self._apps[service] = found
+        return found
+
+    def _apply(self, change: authz.PolicyChange) -> None:
+        """A request that set or removed a resource's policy succeeded: the next request is judged by it."""
+        if change.document is None:
+            self.resource_policies.pop(change.resource, None)
+        else:
+            self.resource_policies[change.resource] = change.document
+
+    def _caller(self, identity: authz.Identity | None, signature: sigv4.Signature, region: str) -> message_moves.Caller:
+        """Whoever sent a message move request, to act in its name: its keys, and its rights checked."""
+        if identity is None:
+            return message_moves.Caller(sqs=self.client("sqs"), denial=lambda accesses: None)
+        keys = Credentials(signature.access_key_id, identity.secret_access_key, signature.session_token)
+        return message_moves.Caller(
+            sqs=self.client("sqs", keys), denial=lambda accesses: self._denial(identity, accesses, region)
+        )
 
     def _authenticate(
         self, signature: sigv4.Signature, request: sigv4.Request
@@ -904,12 +997,20 @@ class Emulator:
                 "local mode cannot map this request to IAM actions, so it is denied"
             )
             return error_response(call.service, call.headers, status, code, message)
-        for needed in access.accesses:
-            verdict = self._authorize(identity, needed, call.region)
+        message = self._denial(identity, access.accesses, call.region)
+        if message is not None:
+            return error_response(call.service, call.headers, status, code, message)
+        return None
+
+    def _denial(self, identity: authz.Identity, accesses: Iterable[authz.Access], region: str) -> str | None:
+        """AWS's message for the first of `accesses` the caller is not allowed, reported to the log; None
+        when every one is allowed."""
+        for needed in accesses:
+            verdict = self._authorize(identity, needed, region)
             if not verdict.allowed:
                 message = authz.denial_message(identity, needed.action, needed.resource, verdict)
                 self.log(f"denied: {message}")
-                return error_response(call.service, call.headers, status, code, message)
+                return message
         return None
 
     @staticmethod
@@ -920,8 +1021,10 @@ class Emulator:
             return _QUERY_ACCESS_DENIED
         return _ACCESS_DENIED.get(call.service, _ACCESS_DENIED_DEFAULT)
 
-    def _call_moto(self, environ: dict[str, Any], body: bytes, origin: moto_patches.RequestOrigin) -> _Response:
-        """One request into moto, under the lock, its response read in full before the lock is released."""
+    def _call_moto(
+        self, app: Any, environ: dict[str, Any], body: bytes, origin: moto_patches.RequestOrigin
+    ) -> _Response:
+        """One request into moto's `app`, under the lock, its response read in full before the lock is released."""
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         captured: list[Any] = []
@@ -934,7 +1037,7 @@ class Emulator:
         with _MOTO_LOCK:
             moto_patches.set_request_origin(origin)
             try:
-                result = self._moto(environ, start_response)
+                result = app(environ, start_response)
                 try:
                     chunks = b"".join(result)
                 finally:
@@ -947,7 +1050,12 @@ class Emulator:
         return _Response(int(status.split(" ", 1)[0]), _without_cors(headers), b"".join(written) + chunks)
 
     def _receive_messages(
-        self, environ: dict[str, Any], call: authz.Call, access: authz.RequestAccess, origin: moto_patches.RequestOrigin
+        self,
+        app: Any,
+        environ: dict[str, Any],
+        call: authz.Call,
+        access: authz.RequestAccess,
+        origin: moto_patches.RequestOrigin,
     ) -> _Response:
         """SQS long polling as short polls outside the lock, until a message arrives or the wait ends."""
         params = dict(access.body)
@@ -970,17 +1078,17 @@ class Emulator:
             short_poll.update(QUERY_STRING="", CONTENT_TYPE="application/x-www-form-urlencoded")
         deadline = time.monotonic() + wait
         while True:
-            response = self._call_moto(dict(short_poll), body, origin)
+            response = self._call_moto(app, dict(short_poll), body, origin)
             if response.status != 200 or _has_messages(response.body) or time.monotonic() >= deadline:
                 return response
             time.sleep(min(LONG_POLL_INTERVAL_SECONDS, max(0.0, deadline - time.monotonic())))
 
-    def _message_move(self, call: authz.Call, access: authz.RequestAccess) -> _Response:
+    def _message_move(self, call: authz.Call, access: authz.RequestAccess, caller: message_moves.Caller) -> _Response:
         """SQS message move tasks (moto has none): `local.message_moves`, JSON protocol only."""
         if not _is_json_protocol("sqs", call.headers):
             return error_response("sqs", call.headers, 400, "InvalidAction", "message move tasks: JSON protocol only")
         try:
-            return _json_response(200, self._moves.handle(access.operation, dict(access.body)))
+            return _json_response(200, self._moves.handle(access.operation, dict(access.body), caller))
         except message_moves.MoveRefused as refused:
             return error_response("sqs", call.headers, 400, refused.code, str(refused))
         except Exception as error:  # e.g. a source queue that does not exist

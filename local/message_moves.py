@@ -7,6 +7,14 @@ Locally the move runs in a thread of its own, through the emulator like any clie
 receive, send and delete takes the emulator's lock in turn, never the whole move). Without a
 `DestinationArn` the destination is the queue whose redrive policy names this DLQ: AWS remembers
 each message's source queue; a DLQ shared by several queues is refused here rather than guessed.
+
+A move acts in its caller's name. Starting one needs, besides sqs:StartMessageMoveTask, the rights
+to receive, delete and read the attributes of the source queue and to send to the destination
+(https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-configure-dead-letter-queue-redrive.html):
+a caller without one of them is refused with AccessDenied before anything moves, and the task's
+receives, sends and deletes are made with the caller's own keys, so each batch is judged by the
+caller's policies and the queues' policies as they are then. A right withdrawn mid-move fails the task.
+Only what SQS knows by itself (queue URLs, which queue a DLQ serves) is read as the administrator.
 """
 
 from __future__ import annotations
@@ -15,11 +23,33 @@ import base64
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from local.authz import Access
+
 OPERATIONS = frozenset({"StartMessageMoveTask", "ListMessageMoveTasks", "CancelMessageMoveTask"})
+
+
+def needed(source_arn: str, destination_arn: str) -> tuple[Access, ...]:
+    """What the caller of StartMessageMoveTask must be allowed besides that action (the page above)."""
+    return (
+        Access("sqs:ReceiveMessage", source_arn),
+        Access("sqs:DeleteMessage", source_arn),
+        Access("sqs:GetQueueAttributes", source_arn),
+        Access("sqs:SendMessage", destination_arn),
+    )
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asked for a move, to act in its name."""
+
+    sqs: Any
+    """An SQS client of the emulator signing with the caller's keys."""
+    denial: Callable[[Sequence[Access]], str | None]
+    """AWS's message for the first of these the caller may not do, None when it may do them all."""
 
 
 class MoveRefused(ValueError):
@@ -66,10 +96,10 @@ class MessageMoves:
         self._tasks: list[MoveTask] = []
         self._lock = threading.Lock()
 
-    def handle(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+    def handle(self, operation: str, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
         """Answer one of `OPERATIONS` (the JSON protocol's response body); raises MoveRefused."""
         if operation == "StartMessageMoveTask":
-            return {"TaskHandle": self.start(params["SourceArn"], params.get("DestinationArn")).handle}
+            return {"TaskHandle": self.start(params["SourceArn"], params.get("DestinationArn"), caller).handle}
         if operation == "ListMessageMoveTasks":
             limit = int(params.get("MaxResults", 1))
             with self._lock:
@@ -82,21 +112,26 @@ class MessageMoves:
         task.cancel.set()
         return {"ApproximateNumberOfMessagesMoved": task.moved}
 
-    def start(self, source_arn: str, destination_arn: str | None) -> MoveTask:
+    def start(self, source_arn: str, destination_arn: str | None, caller: Caller) -> MoveTask:
         sqs = self._sqs()
+        destination = destination_arn or self._source_of(sqs, source_arn)
+        denial = caller.denial(needed(source_arn, destination))
+        if denial is not None:
+            raise MoveRefused("AccessDenied", denial)
         with self._lock:
             if any(t.source_arn == source_arn and t.status == "RUNNING" for t in self._tasks):
                 raise MoveRefused("InvalidParameterValue", f"a message move task is already running on {source_arn}")
-        destination = destination_arn or self._source_of(sqs, source_arn)
         handle = base64.b64encode(json.dumps({"source": source_arn, "at": time.time_ns()}).encode()).decode()
         task = MoveTask(handle, source_arn, destination, started_ms=int(time.time() * 1000))
-        waiting = sqs.get_queue_attributes(
-            QueueUrl=self._url(sqs, source_arn), AttributeNames=["ApproximateNumberOfMessages"]
-        )
+        source, target = self._url(sqs, source_arn), self._url(sqs, destination)
+        waiting = caller.sqs.get_queue_attributes(QueueUrl=source, AttributeNames=["ApproximateNumberOfMessages"])
         task.to_move = int(waiting["Attributes"]["ApproximateNumberOfMessages"])
         with self._lock:
             self._tasks.append(task)
-        threading.Thread(target=self._move, args=(task,), name="sqs-message-move", daemon=True).start()
+        thread = threading.Thread(
+            target=self._move, args=(task, caller.sqs, source, target), name="sqs-message-move", daemon=True
+        )
+        thread.start()
         return task
 
     @staticmethod
@@ -120,10 +155,9 @@ class MessageMoves:
             )
         return sources[0]
 
-    def _move(self, task: MoveTask) -> None:
-        sqs = self._sqs()
+    def _move(self, task: MoveTask, sqs: Any, source: str, destination: str) -> None:
+        """Receive, send on, delete, batch by batch, with the caller's client `sqs`."""
         try:
-            source, destination = self._url(sqs, task.source_arn), self._url(sqs, task.destination_arn)
             while not task.cancel.is_set():
                 messages = sqs.receive_message(
                     QueueUrl=source, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=30

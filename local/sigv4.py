@@ -69,6 +69,7 @@ _QUERY_PARAMETERS = (
     "X-Amz-SignedHeaders",
     "X-Amz-Signature",
 )
+_AUTHENTICATION_PARAMETERS = frozenset({*_QUERY_PARAMETERS, "X-Amz-Security-Token"})
 # A session token may be added after signing: "Some services require only that you add
 # X-Amz-Security-Token at the end, after you calculate the signature" (the IAM page above).
 _MAY_GO_UNSIGNED = frozenset({"x-amz-security-token"})
@@ -168,10 +169,18 @@ def parse(request: Request) -> Signature | None:
     """The request's SigV4 authentication; None when it carries none. Raises Refused when it carries
     some that is not of SigV4's form."""
     authorization = request.headers.get("authorization")
-    in_query = {name: value for name, value in _query_pairs(request.query) if name in _QUERY_PARAMETERS}
+    pairs = [(name, value) for name, value in _query_pairs(request.query) if name in _AUTHENTICATION_PARAMETERS]
+    in_query = {name: value for name, value in pairs if name in _QUERY_PARAMETERS}
     if authorization is None and not in_query:
         return None
     service, presigned = _claimed_service(authorization, in_query), authorization is None
+    if len(pairs) != len({name for name, _ in pairs}):  # one read by the verifier, another by moto
+        raise Refused(
+            Failure.MALFORMED,
+            "Each query-string authentication parameter (X-Amz-*) may be given once",
+            service=service,
+            presigned=presigned,
+        )
     if authorization is not None and in_query:
         raise Refused(
             Failure.MALFORMED,
@@ -229,6 +238,14 @@ def _query_pairs(query: str) -> list[tuple[str, str]]:
 
 
 _SCOPE = re.compile(r"/\d{8}/[^/,\s]+/([^/,\s]+)/aws4_request")
+# "There is no comma between the algorithm and Credential, but the other elements must be separated
+# by commas" (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-authentication-methods.html),
+# a space after each comma as every SDK writes it, or none. Signed header names are lower-case, joined
+# by `;`; the signature is 64 lower-case hex digits (the IAM page on signed requests above).
+_AUTHORIZATION = re.compile(
+    ALGORITHM + r" Credential=(?P<credential>[^,\s]+), *SignedHeaders=(?P<headers>[a-z0-9-]+(?:;[a-z0-9-]+)*)"
+    r", *Signature=(?P<signature>[0-9a-f]{64})"
+)
 
 
 def _claimed_service(authorization: str | None, in_query: Mapping[str, str]) -> str:
@@ -239,21 +256,22 @@ def _claimed_service(authorization: str | None, in_query: Mapping[str, str]) -> 
 
 
 def _authorization_fields(authorization: str, service: str) -> dict[str, str]:
-    """`AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…` (no comma after the algorithm)."""
-    algorithm, _, rest = authorization.strip().partition(" ")
+    """`AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`, exactly: each field once, in that
+    order, nothing else. A header read loosely is a header two readers may read differently: moto
+    picks its service from the first `Credential=` it finds, so a second one would have the request
+    verified for one service and served by another."""
+    algorithm, _, _ = authorization.strip().partition(" ")
     if algorithm != ALGORITHM:
         raise Refused(Failure.MALFORMED, f"local mode accepts {ALGORITHM} signatures only", service=service)
-    fields = {}
-    for part in rest.split(","):
-        name, _, value = part.strip().partition("=")
-        fields[name] = value
-    if not all(fields.get(name) for name in ("Credential", "SignedHeaders", "Signature")):
+    matched = _AUTHORIZATION.fullmatch(authorization.strip())
+    if matched is None:
         raise Refused(
             Failure.MALFORMED,
-            "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature'.",
+            "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature', each once and in "
+            f"that order: {ALGORITHM} Credential=..., SignedHeaders=..., Signature=...",
             service=service,
         )
-    return fields
+    return {"Credential": matched["credential"], "SignedHeaders": matched["headers"], "Signature": matched["signature"]}
 
 
 def _iso_timestamp(http_date: str | None) -> str:

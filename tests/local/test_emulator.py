@@ -506,7 +506,7 @@ def test_a_fault_with_a_period_ends_with_it(emulator: Emulator) -> None:
 
 
 def test_delivery_and_kill_faults_travel_over_the_endpoint_with_what_they_did(emulator: Emulator) -> None:
-    endpoint = FaultsEndpoint(emulator.endpoint_url)
+    endpoint = FaultsEndpoint(emulator.endpoint_url, emulator.admin)
     delivery = DeliveryFault("sqs", "worker", duplicate=True, reorder=True, seed=3, times=2)
     kill = KillFault("producer", after_seconds=1.5, times=2)
     endpoint.clear()
@@ -543,7 +543,7 @@ def test_delivery_and_kill_faults_travel_over_the_endpoint_with_what_they_did(em
     ],
 )
 def test_a_fault_that_could_never_apply_is_refused(emulator: Emulator, body: dict[str, Any]) -> None:
-    endpoint = FaultsEndpoint(emulator.endpoint_url)
+    endpoint = FaultsEndpoint(emulator.endpoint_url, emulator.admin)
     with pytest.raises(urllib.error.HTTPError) as refused:
         endpoint._send("POST", body)
     assert refused.value.code == 400
@@ -551,7 +551,7 @@ def test_a_fault_that_could_never_apply_is_refused(emulator: Emulator, body: dic
 
 
 def test_fault_endpoint_serves_the_admin_only(emulator: Emulator) -> None:
-    endpoint = FaultsEndpoint(emulator.endpoint_url)
+    endpoint = FaultsEndpoint(emulator.endpoint_url, emulator.admin)
     fault = Fault("s3", "GetObject", error_code="InternalError", times=3)
     endpoint.add(fault)
     assert endpoint.list() == [fault] == emulator.faults.list()

@@ -495,7 +495,7 @@ def test_a_tampered_chunk_is_refused(emulator: Emulator, upload: tuple[str, str]
 
 
 def test_the_fault_endpoint_takes_a_fresh_administrator_signature(emulator: Emulator) -> None:
-    endpoint = FaultsEndpoint(emulator.endpoint_url)
+    endpoint = FaultsEndpoint(emulator.endpoint_url, emulator.admin)
     endpoint.clear()
     with clock_at(datetime.now(UTC) - timedelta(minutes=20)):
         stale = header_signed(emulator.admin, "local", "POST", f"{emulator.endpoint_url}/_local/faults", b"{}")

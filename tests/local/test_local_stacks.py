@@ -107,6 +107,14 @@ def test_dev_and_prod_run_at_once_on_their_own_ports(dev_and_prod: tuple[LocalSt
         assert '"apiUrl": "' + running.outputs["apiUrl"] in printed.stdout
 
 
+def test_each_running_stack_has_an_administrator_secret_of_its_own(
+    dev_and_prod: tuple[LocalStackProcess, LocalStackProcess],
+) -> None:
+    dev, prod = dev_and_prod
+    assert dev.outputs["awsAccessKeyId"] == prod.outputs["awsAccessKeyId"]
+    assert dev.outputs["awsSecretAccessKey"] != prod.outputs["awsSecretAccessKey"]
+
+
 def test_prod_api_in_iam_mode_wants_a_signature_of_an_identity_allowed_to_invoke(
     dev_and_prod: tuple[LocalStackProcess, LocalStackProcess],
 ) -> None:
