@@ -104,7 +104,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         try:
             results.append(start_upload(record, context))
         except RefusedEvent as refused:  # its values stay out of the log: it may be forged
-            logger.warning("upload event refused: nothing written", extra={"rule": refused.rule})
+            # Its reason is the rule and a fixed text (AWS's error code at most), never a value.
+            logger.warning(
+                "upload event refused: nothing written", extra={"rule": refused.rule, "reason": str(refused)}
+            )
             metrics.add_metric("RefusedUploadEvents", MetricUnit.Count, 1)
             failures.append(refused)
         except Exception as error:  # the other records still run; the event is retried after
@@ -171,8 +174,11 @@ def _head(announced: Announced) -> dict[str, Any]:
     try:
         return s3.head_object(Bucket=announced.bucket, Key=announced.key, **version)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in _NOT_READABLE:
-            raise RefusedEvent("object", "the object version it names does not exist or is not readable") from None
+        code = error.response.get("Error", {}).get("Code")
+        if code in _NOT_READABLE:
+            # S3's answer is said (a 403 is also what a role without s3:GetObject meets), not the key.
+            detail = f"the object version it names does not exist or is not readable (HeadObject answered {code})"
+            raise RefusedEvent("object", detail) from None
         raise
 
 

@@ -42,9 +42,10 @@ def run_command(*args: str, cwd: Path = REPO_ROOT, timeout: float = 90) -> subpr
 
 # service → (the statement revoked, the function that needs it, the action refused)
 # service: (the statement revoked, the function refused, the action, the error the function meets, as
-# AWS reports it: a HEAD request's refusal has no body, so S3's is a bare 403).
+# AWS reports it: a HEAD request's refusal has no body, so S3's is a bare 403, which the producer
+# names when it refuses the event).
 REVOKED = {
-    "s3": ("producer=ReadUploads", "producer", "s3:GetObject", "(403) when calling the HeadObject operation"),
+    "s3": ("producer=ReadUploads", "producer", "s3:GetObject", "not readable (HeadObject answered 403)"),
     "sqs": ("producer=SendChunks", "producer", "sqs:SendMessage", "(AccessDenied) when calling the SendMessageBatch"),
     "dynamodb": ("worker=WriteUsers", "worker", "dynamodb:PutItem", "(AccessDeniedException) when calling the PutItem"),
 }
