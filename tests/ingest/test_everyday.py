@@ -358,15 +358,11 @@ def test_rejects_read_by_a_principal_the_stack_does_not_list_names_the_setting_t
     stack: LocalStackProcess, tmp_path: Path
 ) -> None:
     # An analyst whose own policy allows every S3 action, on a deployed stack listing no report reader.
-    iam = stack.client("iam")
-    iam.create_user(UserName="analyst")
-    everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
-    iam.put_user_policy(UserName="analyst", PolicyName="all-of-s3", PolicyDocument=json.dumps(everything))
-    key = iam.create_access_key(UserName="analyst")["AccessKey"]
+    analyst = stack.iam_user("analyst", {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}).credentials
     job = upload_and_wait(stack, write_csv(tmp_path / "unreadable.csv", ["name,mail", "Bad Mail,nope@"]))
     outputs = {k: v for k, v in stack.outputs.items() if k not in LOCAL_ONLY_OUTPUTS}
     env = _deployed_environment(stack, _stub_pulumi(tmp_path / "bin", outputs))
-    env.update(AWS_ACCESS_KEY_ID=key["AccessKeyId"], AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"])
+    env.update(AWS_ACCESS_KEY_ID=analyst.access_key_id, AWS_SECRET_ACCESS_KEY=analyst.secret_access_key)
 
     refused = run_ingest("rejects", job["jobId"], "--stack", "dev", env=env)
 
@@ -380,18 +376,11 @@ def test_dead_letters_peeked_at_by_a_principal_the_stack_does_not_list_names_the
 ) -> None:
     # An operator whose own policy allows every SQS and Logs action, on a deployed stack listing no
     # queueRedrivePrincipals: the DLQ's policy refuses it, and the command says which setting lists operators.
-    iam = stack.client("iam")
-    name = "operator-unlisted"
-    iam.create_user(UserName=name)
-    everything = {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": ["sqs:*", "logs:*"], "Resource": "*"}],
-    }
-    iam.put_user_policy(UserName=name, PolicyName="all-of-sqs", PolicyDocument=json.dumps(everything))
-    key = iam.create_access_key(UserName=name)["AccessKey"]
+    everything = {"Effect": "Allow", "Action": ["sqs:*", "logs:*"], "Resource": "*"}
+    operator = stack.iam_user("operator-unlisted", everything).credentials
     outputs = {k: v for k, v in stack.outputs.items() if k not in LOCAL_ONLY_OUTPUTS}
     env = _deployed_environment(stack, _stub_pulumi(tmp_path / "bin", outputs))
-    env.update(AWS_ACCESS_KEY_ID=key["AccessKeyId"], AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"])
+    env.update(AWS_ACCESS_KEY_ID=operator.access_key_id, AWS_SECRET_ACCESS_KEY=operator.secret_access_key)
 
     refused = run_ingest("dlq", "peek", "--stack", "dev", env=env)
 

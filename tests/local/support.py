@@ -1,7 +1,8 @@
 """Local mode from the outside: start `python -m ingest local up` in a subprocess, talk to it, stop it.
 
 Tests here reach the running stack the way a user does: boto3 against the emulator's endpoint with
-the outputs' administrator keys, and HTTP against the API. Never by calling handler code.
+the outputs' administrator keys or an IAM user's (`iam_user`), and HTTP against the API. Never by
+calling handler code.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
+
+from local import emulator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 90
@@ -65,6 +68,39 @@ class ApiResponse:
     headers: Mapping[str, str]
 
 
+@dataclass(frozen=True)
+class IamUser:
+    """An IAM user of the account, made by the local administrator, with an access key of its own."""
+
+    arn: str
+    credentials: emulator.Credentials
+    endpoint_url: str
+    region: str
+
+    def client(self, service: str, **config: Any) -> Any:
+        """A boto3 client of the emulator with the user's keys; `config` as botocore's `Config` takes it."""
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=self.credentials.access_key_id,
+            aws_secret_access_key=self.credentials.secret_access_key,
+            config=Config(**config),
+        )
+
+
+def iam_user(iam: Any, name: str, *statements: dict[str, Any]) -> IamUser:
+    """User `name`, made with the administrator's IAM client `iam` (of a running stack or an in-process
+    emulator), with an inline policy of these statements (none: no policy at all) and an access key."""
+    arn = iam.create_user(UserName=name)["User"]["Arn"]
+    if statements:
+        document = {"Version": "2012-10-17", "Statement": list(statements)}
+        iam.put_user_policy(UserName=name, PolicyName="own", PolicyDocument=json.dumps(document))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    credentials = emulator.Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+    return IamUser(arn, credentials, iam.meta.endpoint_url, iam.meta.region_name)
+
+
 @dataclass
 class LocalStackProcess:
     """A stack running in local mode in a subprocess."""
@@ -89,6 +125,10 @@ class LocalStackProcess:
             aws_secret_access_key=self.outputs["awsSecretAccessKey"],
             config=Config(retries={"mode": "standard", "max_attempts": 3}),
         )
+
+    def iam_user(self, name: str, *statements: dict[str, Any]) -> IamUser:
+        """A new IAM user of the stack's account whose own policy is these statements, and its keys."""
+        return iam_user(self.client("iam"), name, *statements)
 
     def api(
         self,

@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from local import authz
 from local.emulator import Credentials, Emulator
 from tests.local.conftest import ACCOUNT, REGION
+from tests.local.support import iam_user
 
 PRODUCER = f"arn:aws:iam::{ACCOUNT}:role/producer"
 WORKER = f"arn:aws:iam::{ACCOUNT}:role/worker"
@@ -462,14 +463,9 @@ def test_role_key_with_a_wrong_session_token_is_refused(emulator: Emulator) -> N
 
 
 def test_iam_user_keys_are_principals_with_their_policies(emulator: Emulator) -> None:
-    iam, name = emulator.client("iam"), unique("user")
+    name = unique("user")
     table = create_table(emulator, unique("t"))
-    iam.create_user(UserName=name)
-    iam.put_user_policy(
-        UserName=name, PolicyName="p", PolicyDocument=json.dumps(policy(allow("dynamodb:PutItem", table)))
-    )
-    key = iam.create_access_key(UserName=name)["AccessKey"]
-    user = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+    user = iam_user(emulator.client("iam"), name, allow("dynamodb:PutItem", table)).credentials
 
     emulator.client("dynamodb", user).put_item(TableName=table.rsplit("/", 1)[1], Item=item("a"))
 
@@ -555,13 +551,8 @@ def signed_headers(
 
 
 def api_user(emulator: Emulator, resource: str) -> tuple[str, Credentials]:
-    iam, name = emulator.client("iam"), unique("caller")
-    arn = iam.create_user(UserName=name)["User"]["Arn"]
-    iam.put_user_policy(
-        UserName=name, PolicyName="invoke", PolicyDocument=json.dumps(policy(allow("execute-api:Invoke", resource)))
-    )
-    key = iam.create_access_key(UserName=name)["AccessKey"]
-    return arn, Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+    caller = iam_user(emulator.client("iam"), unique("caller"), allow("execute-api:Invoke", resource))
+    return caller.arn, caller.credentials
 
 
 def test_signed_request_by_an_allowed_user_passes(emulator: Emulator) -> None:

@@ -23,6 +23,7 @@ from local import sigv4
 from local.emulator import Credentials, Emulator, Fault
 from tests.evidence import Proof
 from tests.local.conftest import REGION
+from tests.local.support import iam_user
 from tests.local.test_emulator_signatures import Answer, boto, send
 
 DOCUMENT = b"name,mail\nAnn,ann@routes.test\n"
@@ -105,12 +106,8 @@ def allow(actions: Any, resources: Any) -> dict[str, Any]:
 
 def user(emulator: Emulator, *statements: dict[str, Any]) -> tuple[str, Credentials]:
     """An IAM user with these statements (none: no policy at all), and its keys."""
-    iam, name = emulator.client("iam"), unique("user")
-    arn = iam.create_user(UserName=name)["User"]["Arn"]
-    if statements:
-        iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(policy(*statements)))
-    key = iam.create_access_key(UserName=name)["AccessKey"]
-    return arn, Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+    created = iam_user(emulator.client("iam"), unique("user"), *statements)
+    return created.arn, created.credentials
 
 
 def bucket_with_upload(emulator: Emulator) -> str:
@@ -321,9 +318,8 @@ def test_a_message_move_runs_with_the_callers_rights(emulator: Emulator) -> None
     iam = emulator.client("iam")
     # The redrive principal: a user the DLQ's policy lets receive and delete.
     redrive_name = unique("redrive")
-    redrive_arn = iam.create_user(UserName=redrive_name)["User"]["Arn"]
-    key = iam.create_access_key(UserName=redrive_name)["AccessKey"]
-    redriver = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+    redrive = iam_user(iam, redrive_name)
+    redrive_arn, redriver = redrive.arn, redrive.credentials
 
     # 1. An intruder allowed sqs:* moves the dead letters into a queue of its own.
     _, _, dlq_url, dlq_arn = dead_letter_queue(emulator, redrive_arn)

@@ -38,6 +38,7 @@ from local.emulator import Credentials, Emulator, FaultsEndpoint
 from local.registry import ApiMethod, InvokePermission, RestApiSpec
 from tests.evidence import Proof
 from tests.local.conftest import REGION
+from tests.local.support import iam_user
 
 ZERO_SIGNATURE = "0" * 64
 EVIL_ORIGIN = "http://evil.example"
@@ -220,12 +221,8 @@ def role_credentials(emulator: Emulator) -> Credentials:
 
 
 def user_credentials(emulator: Emulator) -> Credentials:
-    iam, name = emulator.client("iam"), unique("user")
-    iam.create_user(UserName=name)
-    allow_all = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-    iam.put_user_policy(UserName=name, PolicyName="all", PolicyDocument=json.dumps(allow_all))
-    key = iam.create_access_key(UserName=name)["AccessKey"]
-    return Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+    allow_all = {"Effect": "Allow", "Action": "*", "Resource": "*"}
+    return iam_user(emulator.client("iam"), unique("user"), allow_all).credentials
 
 
 def wrong_secret(credentials: Credentials) -> Credentials:

@@ -120,16 +120,9 @@ def test_prod_api_in_iam_mode_wants_a_signature_of_an_identity_allowed_to_invoke
     dev_and_prod: tuple[LocalStackProcess, LocalStackProcess],
 ) -> None:
     _, prod = dev_and_prod
-    iam = prod.client("iam")
-    iam.create_user(UserName="analyst")
-    iam.put_user_policy(
-        UserName="analyst",
-        PolicyName="invoke-api",
-        PolicyDocument='{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke",'
-        ' "Resource": "arn:aws:execute-api:*:*:*/v1/GET/users"}]}',
-    )
-    key = iam.create_access_key(UserName="analyst")["AccessKey"]
-    credentials = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+    invoke = {"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "arn:aws:execute-api:*:*:*/v1/GET/users"}
+    analyst = prod.iam_user("analyst", invoke).credentials
+    credentials = Credentials(analyst.access_key_id, analyst.secret_access_key)
     region = prod.outputs["awsRegion"]
 
     def signed(method: str, path: str) -> int:

@@ -43,9 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from handlers.common.chunks import Chunk, Row, Source, decode, mac_attributes, sign, upload_tiebreak
@@ -77,6 +75,8 @@ VICTIM, NEWCOMER = "ann@forged-chunk.test", "mallory@forged-chunk.test"
 FORGED_NAME = "Mallory Forged"
 UPLOAD = csv_bytes(("name", "mail", "phone"), [("Ann Real", VICTIM, ""), ("Bob Real", "bob@forged-chunk.test", "")])
 DENIED_CODES = {"AccessDenied", "AccessDeniedException"}
+# The jobs-table reader's clients: one attempt each (a refusal is the answer sought), time for the worker to answer.
+ONE_TRY: dict[str, Any] = {"retries": {"max_attempts": 1}, "read_timeout": 120}
 
 FORGED_CHUNK = Proof(
     "SECURITY",
@@ -136,23 +136,8 @@ class Forger:
 def forger(local: LocalStackProcess) -> Forger:
     url = local.outputs["deadLetterQueueUrl"]
     arn = local.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    iam = local.client("iam")
-    iam.create_user(UserName=ATTACKER)
-    send_only = {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": arn}],
-    }
-    iam.put_user_policy(UserName=ATTACKER, PolicyName="send-to-dlq", PolicyDocument=json.dumps(send_only))
-    key = iam.create_access_key(UserName=ATTACKER)["AccessKey"]
-    sqs = boto3.client(
-        "sqs",
-        endpoint_url=local.outputs["awsEndpointUrl"],
-        region_name=local.outputs["awsRegion"],
-        aws_access_key_id=key["AccessKeyId"],
-        aws_secret_access_key=key["SecretAccessKey"],
-        config=Config(retries={"max_attempts": 1}),
-    )
-    return Forger(sqs, url)
+    attacker = local.iam_user(ATTACKER, {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": arn})
+    return Forger(attacker.client("sqs", retries={"max_attempts": 1}), url)
 
 
 def forged_chunk(public: dict[str, Any], expires_at: int | None) -> Chunk:
@@ -274,22 +259,6 @@ def test_a_forged_chunk_redriven_to_the_worker_is_refused_for_its_mac_and_rests_
 # --- a reader of the jobs table, invoking the worker -----------------------------------------------
 
 
-def user_client(local: LocalStackProcess, user: str, policy: dict[str, Any], service: str) -> Any:
-    """A client of `service` with the keys of a new IAM user whose own policy is `policy`."""
-    iam = local.client("iam")
-    iam.create_user(UserName=user)
-    iam.put_user_policy(UserName=user, PolicyName="own", PolicyDocument=json.dumps(policy))
-    key = iam.create_access_key(UserName=user)["AccessKey"]
-    return boto3.client(
-        service,
-        endpoint_url=local.outputs["awsEndpointUrl"],
-        region_name=local.outputs["awsRegion"],
-        aws_access_key_id=key["AccessKeyId"],
-        aws_secret_access_key=key["SecretAccessKey"],
-        config=Config(retries={"max_attempts": 1}, read_timeout=120),
-    )
-
-
 def leaves(value: Any) -> list[Any]:
     """Every scalar an item holds, nested maps and lists included."""
     if isinstance(value, dict):
@@ -335,20 +304,17 @@ def test_a_reader_of_the_jobs_table_cannot_sign_a_chunk_nor_read_the_secret(loca
     worker_arn = mapping["FunctionArn"]
     account = queue_arn.split(":")[4]
     table_arn = f"arn:aws:dynamodb:{local.outputs['awsRegion']}:{account}:table/{local.outputs['jobsTableName']}"
-    reader_policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": ["dynamodb:GetItem", "dynamodb:Query"],
-                "Resource": [table_arn, f"{table_arn}/index/{RECENT_JOBS_INDEX}"],
-            },
-            {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": worker_arn},
-        ],
-    }
-    dynamodb = user_client(local, TABLE_READER, reader_policy, "dynamodb")
-    invoker = user_client(local, f"{TABLE_READER}-invoke", reader_policy, "lambda")
-    secret_asker = user_client(local, f"{TABLE_READER}-secret", reader_policy, "secretsmanager")
+    reader_statements = [
+        {
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:Query"],
+            "Resource": [table_arn, f"{table_arn}/index/{RECENT_JOBS_INDEX}"],
+        },
+        {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": worker_arn},
+    ]
+    dynamodb = local.iam_user(TABLE_READER, *reader_statements).client("dynamodb", **ONE_TRY)
+    invoker = local.iam_user(f"{TABLE_READER}-invoke", *reader_statements).client("lambda", **ONE_TRY)
+    secret_asker = local.iam_user(f"{TABLE_READER}-secret", *reader_statements).client("secretsmanager", **ONE_TRY)
 
     # WHEN the reader reads the job's record and its index entry …
     record = dynamodb.get_item(
@@ -394,11 +360,8 @@ def test_a_reader_of_the_jobs_table_cannot_sign_a_chunk_nor_read_the_secret(loca
         SECRET_ARN_VARIABLE
     ]
     secret_name = local.client("secretsmanager").describe_secret(SecretId=secret_arn)["Name"]
-    everything = {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}],
-    }
-    allowed_by_itself = user_client(local, SECRET_READER, everything, "secretsmanager")
+    everything = {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}
+    allowed_by_itself = local.iam_user(SECRET_READER, everything).client("secretsmanager", **ONE_TRY)
     denied, by_the_secret = 0, 0
     for asker in (secret_asker, allowed_by_itself):
         for secret_id in (secret_arn, secret_name):

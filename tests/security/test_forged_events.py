@@ -26,9 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from tests.evidence import Proof
 from tests.local.support import LocalStackProcess, csv_bytes, job_id_for, local_stack, wait_for
@@ -106,23 +104,9 @@ def forger(local: LocalStackProcess) -> Forger:
     bucket = local.outputs["bucketName"]
     [target] = local.client("s3").get_bucket_notification_configuration(Bucket=bucket)["LambdaFunctionConfigurations"]
     producer_arn = target["LambdaFunctionArn"]
-    iam = local.client("iam")
-    iam.create_user(UserName=ATTACKER)
-    invoke_only = {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": producer_arn}],
-    }
-    iam.put_user_policy(UserName=ATTACKER, PolicyName="invoke-producer", PolicyDocument=json.dumps(invoke_only))
-    key = iam.create_access_key(UserName=ATTACKER)["AccessKey"]
-    client = boto3.client(
-        "lambda",
-        endpoint_url=local.outputs["awsEndpointUrl"],
-        region_name=local.outputs["awsRegion"],
-        aws_access_key_id=key["AccessKeyId"],
-        aws_secret_access_key=key["SecretAccessKey"],
-        config=Config(retries={"max_attempts": 1}, read_timeout=300),
-    )
-    return Forger(client, producer_arn)
+    invoke_only = {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": producer_arn}
+    attacker = local.iam_user(ATTACKER, invoke_only)
+    return Forger(attacker.client("lambda", retries={"max_attempts": 1}, read_timeout=300), producer_arn)
 
 
 def forged_event(local: LocalStackProcess, key: str, version_id: str, sequencer: str = "0055AED6DCD90281E5") -> dict:

@@ -21,7 +21,6 @@ roles' denial tests fail.
 from __future__ import annotations
 
 import io
-import json
 import os
 import threading
 import urllib.parse
@@ -40,7 +39,7 @@ from local.mocks import ACCOUNT_ID
 from local.registry import FunctionSpec, Registry
 from local.session import LocalOptions, LocalStack
 from tests.evidence import Proof
-from tests.local.support import csv_bytes, http, job_id_for, wait_for
+from tests.local.support import csv_bytes, http, iam_user, job_id_for, wait_for
 
 PARTS = ("producer", "worker", "query")
 REPORT_READER = "report-reader"
@@ -732,12 +731,7 @@ def test_calls_a_role_must_not_make_are_denied(stack: Stack, part: str) -> None:
 
 def _user_allowed_all_of_s3(emulator: Emulator, name: str) -> Credentials:
     """An IAM user of the account whose own policy allows every S3 action on everything, and its keys."""
-    iam = emulator.client("iam")
-    iam.create_user(UserName=name)
-    everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
-    iam.put_user_policy(UserName=name, PolicyName="all-of-s3", PolicyDocument=json.dumps(everything))
-    key = iam.create_access_key(UserName=name)["AccessKey"]
-    return Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+    return iam_user(emulator.client("iam"), name, {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}).credentials
 
 
 @pytest.mark.usefixtures("run")

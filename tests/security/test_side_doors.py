@@ -35,7 +35,7 @@ from local.emulator import Credentials, Emulator
 from local.mocks import ACCOUNT_ID
 from local.session import LocalOptions, LocalStack
 from tests.evidence import Proof
-from tests.local.support import csv_bytes, job_id_for, wait_for
+from tests.local.support import csv_bytes, iam_user, job_id_for, wait_for
 
 INTRUDER = "side-door-intruder"
 """An IAM user listed nowhere, whose own policy allows every SQS and S3 action on everything."""
@@ -105,15 +105,8 @@ class Stack:
 
 def _user(emulator: Emulator, name: str) -> Credentials:
     """An IAM user whose own policy allows every SQS and S3 action on everything, and its keys."""
-    iam = emulator.client("iam")
-    iam.create_user(UserName=name)
-    everything = {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": ["sqs:*", "s3:*"], "Resource": "*"}],
-    }
-    iam.put_user_policy(UserName=name, PolicyName="all-of-sqs-and-s3", PolicyDocument=json.dumps(everything))
-    key = iam.create_access_key(UserName=name)["AccessKey"]
-    return Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+    everything = {"Effect": "Allow", "Action": ["sqs:*", "s3:*"], "Resource": "*"}
+    return iam_user(emulator.client("iam"), name, everything).credentials
 
 
 def _user_arn(name: str) -> str:
