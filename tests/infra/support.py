@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from local.mocks import DeclaredResource, Plan
+from local.mocks import ACCOUNT_ID, DeclaredResource, Plan, PlanMocks
 
 FUNCTION = "aws:lambda/function:Function"
 
@@ -56,3 +56,18 @@ def queue_policy(plan: Plan, queue_name: str) -> dict[str, Any]:
 def role_arn(plan: Plan, function_name: str) -> str:
     """The execution role ARN of a function (by the function's logical name)."""
     return plan.one("aws:iam/role:Role", f"{function_name}-role").outputs["arn"]
+
+
+# `pulumi up` run from a session of a CI role: the deployers' exemptions must name the role, whose ARN
+# is what aws:PrincipalArn carries for every session of it, never the session's own ARN.
+CI_DEPLOYER = f"arn:aws:iam::{ACCOUNT_ID}:role/ci-deploy"
+
+
+class AssumedRoleDeployer(PlanMocks):
+    """The program's mocks, with the caller a session of the `ci-deploy` role."""
+
+    def call(self, args):
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            arn = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/ci-deploy/run-4711"
+            return {"accountId": ACCOUNT_ID, "arn": arn, "userId": "AROAEXAMPLE:run-4711", "id": ACCOUNT_ID}, []
+        return super().call(args)

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from local.mocks import ACCOUNT_ID, PlanMocks, run_program
-from tests.infra.support import DEPLOYER, function, queue_policy, role_arn, statement
+from local.mocks import run_program
+from tests.infra.support import CI_DEPLOYER, DEPLOYER, AssumedRoleDeployer, function, queue_policy, role_arn, statement
 
 QUEUE, DLQ = "csv-ingest-chunks", "csv-ingest-chunks-dlq"
 FAILED_EVENTS = "csv-ingest-producer-failed-events"
@@ -86,7 +86,6 @@ def test_operators_listed_for_dlq_redrive_may_send_too(plan_with):
 
 
 PRODUCER, WORKER = "csv-ingest-producer", "csv-ingest-worker"
-CI_DEPLOYER = "arn:aws:iam::123456789012:role/ci-deploy"
 # Besides the messages themselves: a principal allowed these could take the queue's denies away.
 ADMINISTRATION = ["sqs:SetQueueAttributes", "sqs:AddPermission", "sqs:RemovePermission", "sqs:DeleteQueue"]
 
@@ -143,19 +142,9 @@ def test_only_the_deploying_principal_may_change_or_delete_the_queues(request, s
     assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [DEPLOYER]}}, name
 
 
-class _AssumedRoleDeployer(PlanMocks):
-    """`pulumi up` run by a session of a role, as CI or SSO runs it."""
-
-    def call(self, args):
-        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            arn = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/ci-deploy/run-4711"
-            return {"accountId": ACCOUNT_ID, "arn": arn, "userId": "AROAEXAMPLE:run-4711", "id": ACCOUNT_ID}, []
-        return super().call(args)
-
-
 def test_a_deploying_role_session_is_exempt_by_its_role_not_by_the_session():
     # aws:PrincipalArn is the role's ARN for every session of it; the session's ARN would match no request.
-    plan = run_program("dev", mocks_factory=_AssumedRoleDeployer)
+    plan = run_program("dev", mocks_factory=AssumedRoleDeployer)
     for name in (QUEUE, DLQ):
         deny = statement(queue_policy(plan, name), "OnlyDeployersAdminister")
         assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [CI_DEPLOYER]}}, name

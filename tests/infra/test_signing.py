@@ -7,8 +7,8 @@ import string
 import pytest
 
 from infra.signing import SECRET_ADMINISTRATION
-from local.mocks import ACCOUNT_ID, PlanMocks, run_program
-from tests.infra.support import DEPLOYER, function, role_arn, statement
+from local.mocks import run_program
+from tests.infra.support import CI_DEPLOYER, DEPLOYER, AssumedRoleDeployer, function, role_arn, statement
 
 SECRET, VERSION, POLICY = (
     "aws:secretsmanager/secret:Secret",
@@ -17,7 +17,6 @@ SECRET, VERSION, POLICY = (
 )
 NAME = "csv-ingest-chunk-signing"
 PRODUCER, WORKER, QUERY = "csv-ingest-producer", "csv-ingest-worker", "csv-ingest-api-fn"
-CI_DEPLOYER = "arn:aws:iam::123456789012:role/ci-deploy"
 
 
 def secret_arn(plan):
@@ -108,19 +107,9 @@ def test_the_principals_listed_as_deployers_read_and_change_it_too(plan_with):
     assert administer == {"ArnNotEquals": {"aws:PrincipalArn": [DEPLOYER, CI_DEPLOYER]}}
 
 
-class _AssumedRoleDeployer(PlanMocks):
-    """`pulumi up` run from a session of a CI role."""
-
-    def call(self, args):
-        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            arn = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/ci-deploy/run-4711"
-            return {"accountId": ACCOUNT_ID, "arn": arn, "userId": "AROAEXAMPLE:run-4711", "id": ACCOUNT_ID}, []
-        return super().call(args)
-
-
 def test_a_deploying_role_session_reads_it_by_its_role():
     # The provider reads the version back as the deploying session; aws:PrincipalArn is its role's ARN.
-    plan = run_program("dev", mocks_factory=_AssumedRoleDeployer)
+    plan = run_program("dev", mocks_factory=AssumedRoleDeployer)
     read = statement(secret_policy(plan), "OnlyPipelineReads")["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
     assert read[-1] == CI_DEPLOYER
 
