@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from handlers.query.routes import GET_RESOURCES
+from handlers.query.routes import GET_RESOURCES, PRIVATE_HEADERS
 from infra.config import AUTH_MODES, FunctionSizing
 from infra.function import FunctionDefaults, ServiceFunction, ServiceFunctionArgs
 from infra.iam import assume_role_policy, policy_document, statement
@@ -40,13 +40,12 @@ METHODS: tuple[tuple[str, str], ...] = (
     *((f"{parent}/{part}" if parent else part, "ANY") for parent, part in ROUTES),
 )
 # API Gateway's own answers carry the headers the function puts on each of its answers
-# (handlers/query/app.py's PRIVATE): its 403 for a missing key or an IAM denial can name the
+# (handlers/query/routes.py's PRIVATE_HEADERS): its 403 for a missing key or an IAM denial can name the
 # resource path, an email among them, so no cache may keep it, and no browser may read a body as
 # another type. Each response type API Gateway writes falls back to DEFAULT_4XX or DEFAULT_5XX when
 # not customised itself (https://docs.aws.amazon.com/apigateway/latest/developerguide/supported-gateway-response-types.html),
 # so these two cover the 403s, 413, 429s, 502 and 504 alike, each keeping its own status and body.
 GATEWAY_RESPONSE_TYPES = ("DEFAULT_4XX", "DEFAULT_5XX")
-GATEWAY_RESPONSE_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 # One JSON object per request: what an operator needs to trace a call to its Lambda invocation.
 ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -232,7 +231,7 @@ class QueryApi(pulumi.ComponentResource):
         # responses change. `triggers` redeploys on a change; `depends_on` only orders the snapshot
         # after them (https://www.pulumi.com/registry/packages/aws/api-docs/apigateway/deployment/).
         fingerprint = hashlib.sha256(
-            json.dumps([ROUTES, METHODS, args.auth, GATEWAY_RESPONSE_TYPES, GATEWAY_RESPONSE_HEADERS]).encode()
+            json.dumps([ROUTES, METHODS, args.auth, GATEWAY_RESPONSE_TYPES, PRIVATE_HEADERS]).encode()
         ).hexdigest()
         return aws.apigateway.Deployment(
             f"{name}-deployment",
@@ -246,9 +245,7 @@ class QueryApi(pulumi.ComponentResource):
         # A header's value is a static one between single quotes; a bare one would name a request
         # parameter (https://www.pulumi.com/registry/packages/aws/api-docs/apigateway/response/,
         # https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-gateway-response-using-the-console.html).
-        parameters = {
-            f"gatewayresponse.header.{name}": f"'{value}'" for name, value in GATEWAY_RESPONSE_HEADERS.items()
-        }
+        parameters = {f"gatewayresponse.header.{name}": f"'{value}'" for name, value in PRIVATE_HEADERS.items()}
         return [
             aws.apigateway.Response(
                 f"{self._name}-{response_type.lower().replace('_', '-')}",

@@ -10,7 +10,7 @@
   generic 500, logged with the request id.
 
 Every answer of the function, errors included, carries `Cache-Control: no-store` and
-`X-Content-Type-Options: nosniff` (`PRIVATE`).
+`X-Content-Type-Options: nosniff` (`routes.PRIVATE_HEADERS`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from handlers.common.aws import client_config
 from handlers.common.dynamo import plain
 from handlers.common.jobs import RECENT_JOBS_PARTITION, RECENT_JOBS_PK, job_key, public_view
 from handlers.common.validation import InvalidValue, normalize_email
-from handlers.query.routes import GET_RESOURCES
+from handlers.query.routes import GET_RESOURCES, PRIVATE_HEADERS
 from handlers.query.tokens import BY_EMAIL, BY_UPLOAD_TIME, InvalidToken, PageKey, decode_token, encode_token
 
 DEFAULT_LIMIT, MAX_LIMIT = 25, 100
@@ -45,12 +45,6 @@ JOB_ID = re.compile(r"[0-9a-f]{32}")
 # is told from a known one asked with another method (405) by the gateway's routing, not by a
 # second reading of the path here.
 
-# Every answer may carry personal data (a user, a page of users) or be an error about a request
-# that did: no cache, the browser's or a proxy's, may keep it (`no-store`), and no browser may read
-# its JSON as another type (`nosniff`: a cell sniffed as HTML would run). OWASP's REST Security
-# Cheat Sheet asks for both on every API response:
-# https://cheatsheetseries.owasp.org/cheatsheets/REST_Security_Cheat_Sheet.html#security-headers
-PRIVATE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 logger = Logger()
 app = APIGatewayRestResolver()
@@ -210,5 +204,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # REST resolver answers in `multiValueHeaders`, which API Gateway's proxy output format reads
     # (and prefers to `headers` for a name in both):
     # https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-lambda-proxy-integrations.html#api-gateway-simple-proxy-for-lambda-output-format
-    response.setdefault("multiValueHeaders", {}).update({name: [value] for name, value in PRIVATE.items()})
+    response.setdefault("multiValueHeaders", {}).update({name: [value] for name, value in PRIVATE_HEADERS.items()})
     return response

@@ -252,6 +252,6 @@ def test_the_deployment_snapshots_the_gateway_responses(dev, plan_with, monkeypa
     assert responses, "no gateway response declared"
     for response in responses:
         assert response.urn in deployment.dependencies, f"{response.name} is deployed after the snapshot"
-    monkeypatch.setattr(infra.api, "GATEWAY_RESPONSE_HEADERS", {"Cache-Control": "no-store"})
+    monkeypatch.setattr(infra.api, "PRIVATE_HEADERS", {"Cache-Control": "no-store"})
     changed = plan_with().one("aws:apigateway/deployment:Deployment", f"{API}-deployment").inputs["triggers"]
     assert changed["routes"] != deployment.inputs["triggers"]["routes"]
