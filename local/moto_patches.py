@@ -33,6 +33,8 @@ other version: a moto upgrade must re-read the code each patch replaces before t
    entry) on every request to find the service; the listing is made once (14% of a request). It
    also lists a response class's methods (`inspect.getmembers`) on every request to check the
    action exists; the list is kept per class (3% of the emulator's CPU in `python -m bench`).
+7. PartiQL. moto crashes on `?` parameters, ignores an UPDATE's condition and lets an INSERT
+   overwrite: `local.partiql` runs the forms local mode implements as AWS does and refuses the rest.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def install() -> None:
         _install_bucket_policies()
         _install_batch_write_checks()
         _install_routing()
+        _install_partiql()
         _installed = True
 
 
@@ -449,3 +452,12 @@ def _install_routing() -> None:
     backends.list_of_moto_modules = lambda: modules
     # A class's methods do not change either; callers only test membership.
     responses.method_names_from_class = functools.cache(responses.method_names_from_class)
+
+
+# 7. PartiQL --------------------------------------------------------------------------------------
+
+
+def _install_partiql() -> None:
+    from local import partiql
+
+    partiql.install()
