@@ -29,6 +29,8 @@ from enum import Enum
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
+from local import partiql
+
 ADMIN = "admin"
 """What `principal_of` answers for the local administrator's key."""
 
@@ -507,11 +509,15 @@ class RequestAccess:
     """False: the request could not be mapped to IAM actions, and a non-administrator is denied."""
     body: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     """The parsed parameters (JSON or form), for callers that look at one (SQS WaitTimeSeconds)."""
+    statements: tuple[Access, ...] = ()
+    """A PartiQL batch's accesses, one per statement in order, each checked on its own while the batch
+    runs (`local.partiql`): a denied statement fails alone, the request does not."""
 
     @property
     def names(self) -> frozenset[str]:
         """The operation and its IAM action names without service prefix (what a Fault may name)."""
-        return frozenset({self.operation, *(a.action.split(":", 1)[1] for a in self.accesses)} - {""})
+        actions = {a.action.split(":", 1)[1] for a in (*self.accesses, *self.statements)}
+        return frozenset({self.operation, *actions} - {""})
 
 
 def _unmapped(service: str, operation: str) -> RequestAccess:
@@ -569,6 +575,22 @@ def _dynamodb(call: Call) -> RequestAccess:
                     return _unmapped("dynamodb", op)
                 accesses.append(Access(f"dynamodb:{_DYNAMODB_ITEM_ACTIONS[kind]}", table(spec["TableName"])))
         return RequestAccess("dynamodb", op, tuple(accesses), body=body)
+    if op in ("BatchExecuteStatement", "ExecuteStatement"):
+        # Each statement needs dynamodb:PartiQL<Verb> on its table or index
+        # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ql-iam.html). A batch's
+        # statements are checked one by one as they run: AccessDenied is one of a statement's own
+        # error codes (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchStatementError.html).
+        requests = (body.get("Statements") or []) if op == "BatchExecuteStatement" else [body]
+        statements = []
+        for request in requests:
+            found = partiql.target(request.get("Statement", "")) if isinstance(request, dict) else None
+            if found is None:
+                return _unmapped("dynamodb", op)
+            action, name, index = found
+            statements.append(Access(action, table(name, index)))
+        if op == "ExecuteStatement":
+            return RequestAccess("dynamodb", op, tuple(statements), body=body)
+        return RequestAccess("dynamodb", op, (), body=body, statements=tuple(statements))
     if op in ("BatchWriteItem", "BatchGetItem"):
         tables = body.get("RequestItems") or {}
         return RequestAccess("dynamodb", op, tuple(Access(f"dynamodb:{op}", table(t)) for t in tables), body=body)

@@ -27,8 +27,13 @@ gets wrong or leaves out (`../shared/reference/MOTO-NOTES.md`, `/tmp/localmode/R
 - Faults: tests inject throttling, errors and delays per service and action, to all or a seeded
   fraction of requests (`Fault`), duplicated and reordered deliveries of the event sources
   (`DeliveryFault`, applied by `local.esm` and the S3 notification pump) and functions' processes
-  killed mid-invocation (`KillFault`, applied by `local.functions`), in-process or over HTTP
+  killed mid-invocation (`KillFault`, applied by `local.functions`) and statements of a PartiQL batch
+  answering their own error (`StatementFault`, applied by `local.partiql`), in-process or over HTTP
   (`POST /_local/faults`, administrator only).
+- PartiQL: `BatchExecuteStatement` and `ExecuteStatement` run the worker's forms (`INSERT … VALUE
+  {'a': ?, …}`, `UPDATE … SET/REMOVE … WHERE key = ? AND comparisons with ?`) as AWS does, each
+  statement atomic with its own error and its own IAM check (`PartiQLInsert`/`PartiQLUpdate` on its
+  table); any other form is refused by name (`local.partiql`).
 - moto's internals are patched where they differ from AWS (`local.moto_patches`).
 """
 
@@ -62,7 +67,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from local import authz, message_moves, moto_patches, sigv4
+from local import authz, message_moves, moto_patches, partiql, sigv4
 
 # ---------------------------------------------------------------------------------------------
 # Public values
@@ -186,12 +191,47 @@ class KillFault:
     """How many invocations are killed."""
 
 
-AnyFault = Fault | DeliveryFault | KillFault
-_F = TypeVar("_F", Fault, DeliveryFault, KillFault)
-FAULT_KINDS: dict[str, type[Fault] | type[DeliveryFault] | type[KillFault]] = {
+@dataclass(frozen=True)
+class StatementFault:
+    """A statement of a PartiQL batch (`BatchExecuteStatement`) answering its own error while the
+    others run, as DynamoDB reports a throttled or failed statement in its `BatchStatementError`
+    (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchStatementError.html)
+    instead of failing the request. `local.partiql` asks for each statement it is about to run."""
+
+    table: str | None = None
+    """Only statements on tables whose name contains this text (None: every table)."""
+    error_code: str = "ThrottlingError"
+    """One of BatchStatementError's codes (`STATEMENT_ERROR_CODES`)."""
+    rate: float = 1.0
+    """The fraction of matching statements hit, drawn from a generator seeded with `seed`: the same
+    statements in the same order are hit the same way."""
+    seed: int = 0
+    times: int | None = None
+    """How many matching statements it looks at (None: until cleared or `seconds` have passed)."""
+    seconds: float | None = None
+
+
+# https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchStatementError.html
+STATEMENT_ERROR_CODES = (
+    "ConditionalCheckFailed",
+    "ItemCollectionSizeLimitExceeded",
+    "RequestLimitExceeded",
+    "ValidationError",
+    "ProvisionedThroughputExceeded",
+    "TransactionConflict",
+    "ThrottlingError",
+    "InternalServerError",
+    "ResourceNotFound",
+    "AccessDenied",
+    "DuplicateItem",
+)
+AnyFault = Fault | DeliveryFault | KillFault | StatementFault
+_F = TypeVar("_F", Fault, DeliveryFault, KillFault, StatementFault)
+FAULT_KINDS: dict[str, type[Fault] | type[DeliveryFault] | type[KillFault] | type[StatementFault]] = {
     "request": Fault,
     "delivery": DeliveryFault,
     "kill": KillFault,
+    "statement": StatementFault,
 }
 DELIVERY_SOURCES = ("sqs", "s3")
 
@@ -250,8 +290,13 @@ def _check(fault: AnyFault) -> None:
     seconds = getattr(fault, "seconds", None)
     if seconds is not None and seconds <= 0:
         raise ValueError(f"a fault lasts a positive number of seconds, not seconds={seconds}")
-    if isinstance(fault, Fault) and not 0 < fault.rate <= 1:
+    if isinstance(fault, Fault | StatementFault) and not 0 < fault.rate <= 1:
         raise ValueError(f"a fault's rate is in (0, 1], not rate={fault.rate}")
+    if isinstance(fault, StatementFault) and fault.error_code not in STATEMENT_ERROR_CODES:
+        raise ValueError(
+            f"a statement fault answers one of BatchStatementError's codes ({', '.join(STATEMENT_ERROR_CODES)}), "
+            f"not {fault.error_code!r}"
+        )
     if isinstance(fault, DeliveryFault):
         if fault.source not in DELIVERY_SOURCES:
             raise ValueError(f"a delivery fault's source is one of {', '.join(DELIVERY_SOURCES)}, not {fault.source!r}")
@@ -351,6 +396,20 @@ class Faults:
                 if entry.rng.random() < fault.rate:
                     entry.applied += 1
                     return fault
+        return None
+
+    def statement(self, table: str) -> str | None:
+        """The error code of the first statement fault that matches a statement on `table` and hits it."""
+        now = time.monotonic()
+        with self._lock:
+            for entry, fault in self._live(StatementFault, now):
+                if fault.table is not None and fault.table not in table:
+                    continue
+                if entry.left is not None:
+                    entry.left -= 1
+                if entry.rng.random() < fault.rate:
+                    entry.applied += 1
+                    return fault.error_code
         return None
 
     def delivery(self, source: str, function_name: str) -> DeliveryOrder | None:
@@ -909,7 +968,8 @@ class Emulator:
             return self._receive_messages(app, environ, call, access, origin)
         if call.service == "sqs" and access.operation in message_moves.OPERATIONS:
             return self._message_move(call, access, self._caller(identity, signature, call.region))
-        response = self._call_moto(app, environ, body, origin)
+        guard = self._statement_guard(identity, call, access) if access.statements else None
+        response = self._call_moto(app, environ, body, origin, guard)
         if change is not None and 200 <= response.status < 300:
             self._apply(change)
         return response
@@ -1021,10 +1081,30 @@ class Emulator:
             return _QUERY_ACCESS_DENIED
         return _ACCESS_DENIED.get(call.service, _ACCESS_DENIED_DEFAULT)
 
+    def _statement_guard(
+        self, identity: authz.Identity | None, call: authz.Call, access: authz.RequestAccess
+    ) -> partiql.Guard:
+        """What `local.partiql` may run of a PartiQL batch: each statement's IAM check (AWS reports a
+        denied statement as its own `AccessDenied`, a code of `BatchStatementError`) and the statement
+        faults."""
+
+        def denied(index: int) -> str | None:
+            if identity is None:
+                return None
+            return self._denial(identity, (access.statements[index],), call.region)
+
+        return partiql.Guard(denied=denied, fault=self.faults.statement)
+
     def _call_moto(
-        self, app: Any, environ: dict[str, Any], body: bytes, origin: moto_patches.RequestOrigin
+        self,
+        app: Any,
+        environ: dict[str, Any],
+        body: bytes,
+        origin: moto_patches.RequestOrigin,
+        guard: partiql.Guard | None = None,
     ) -> _Response:
-        """One request into moto's `app`, under the lock, its response read in full before the lock is released."""
+        """One request into moto's `app`, under the lock, its response read in full before the lock is
+        released; `guard` says what a PartiQL batch's statements may do (`local.partiql`)."""
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         captured: list[Any] = []
@@ -1036,6 +1116,7 @@ class Emulator:
 
         with _MOTO_LOCK:
             moto_patches.set_request_origin(origin)
+            partiql.set_guard(guard)
             try:
                 result = app(environ, start_response)
                 try:
@@ -1046,6 +1127,7 @@ class Emulator:
                         close()
             finally:
                 moto_patches.set_request_origin(None)
+                partiql.set_guard(None)
         status, headers = captured
         return _Response(int(status.split(" ", 1)[0]), _without_cors(headers), b"".join(written) + chunks)
 

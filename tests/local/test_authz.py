@@ -254,6 +254,37 @@ def test_dynamodb_query_on_an_index_is_checked_on_the_index() -> None:
     assert accesses(request) == [("dynamodb:Query", f"{TABLE}/index/byJob")]
 
 
+def test_partiql_statements_need_their_verbs_action_on_their_table() -> None:
+    statements = [
+        {"Statement": "INSERT INTO \"users\" VALUE {'email': ?}", "Parameters": [{"S": "a"}]},
+        {"Statement": 'UPDATE "jobs" SET "a" = ? WHERE "jobId" = ?', "Parameters": [{"S": "a"}, {"S": "b"}]},
+        {"Statement": 'delete from users where "email" = ?', "Parameters": [{"S": "a"}]},
+    ]
+    batch = authz.request_access(
+        call("dynamodb", body={"Statements": statements}, **{"x-amz-target": "DynamoDB_20120810.BatchExecuteStatement"})
+    )
+    single = authz.request_access(
+        call(
+            "dynamodb",
+            body={"Statement": 'SELECT * FROM "users"."byJob" WHERE "jobId" = ?'},
+            **{"x-amz-target": "DynamoDB_20120810.ExecuteStatement"},
+        )
+    )
+
+    jobs = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/jobs"
+    # A batch's statements are checked one by one as they run (each may fail alone); the request needs nothing more.
+    assert accesses(batch) == []
+    assert [(a.action, a.resource) for a in batch.statements] == [
+        ("dynamodb:PartiQLInsert", TABLE),
+        ("dynamodb:PartiQLUpdate", jobs),
+        ("dynamodb:PartiQLDelete", TABLE),
+    ]
+    assert accesses(single) == [("dynamodb:PartiQLSelect", f"{TABLE}/index/byJob")]
+    unreadable = {"Statements": [*statements, {"Statement": "UPSERT users"}]}
+    target = {"x-amz-target": "DynamoDB_20120810.BatchExecuteStatement"}
+    assert not authz.request_access(call("dynamodb", body=unreadable, **target)).mapped
+
+
 def test_sqs_batches_need_the_single_message_action() -> None:
     body = {"QueueUrl": f"http://127.0.0.1:4566/{ACCOUNT}/chunks", "Entries": []}
     json_call = call("sqs", body=body, **{"x-amz-target": "AmazonSQS.SendMessageBatch"})
@@ -488,12 +519,12 @@ def test_admin_always_passes_even_a_bucket_policy_moto_stores(emulator: Emulator
 def test_unmapped_request_by_a_role_is_denied_and_logged(emulator: Emulator, capfd: pytest.CaptureFixture[str]) -> None:
     table = create_table(emulator, unique("t"))
     _, session = role_session(emulator, allow("dynamodb:*", "*"))
-    statement = f'SELECT * FROM "{table.rsplit("/", 1)[1]}"'
+    statement = {"Statement": f'UPSERT "{table.rsplit("/", 1)[1]}"'}  # no verb IAM knows
 
-    code = error_code(lambda: emulator.client("dynamodb", session).execute_statement(Statement=statement))
+    code = error_code(lambda: emulator.client("dynamodb", session).batch_execute_statement(Statements=[statement]))
 
     assert code == "AccessDeniedException"
-    assert "unmapped request dynamodb ExecuteStatement" in capfd.readouterr().err
+    assert "unmapped request dynamodb BatchExecuteStatement" in capfd.readouterr().err
 
 
 def test_iam_calls_by_a_role_are_evaluated_against_its_policy(emulator: Emulator) -> None:
