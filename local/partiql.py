@@ -68,6 +68,7 @@ DUPLICATE_KEYS = "Provided list of item keys contains duplicates"
 MIXED = "Read and write requests together in the same batch is not supported."
 RESOURCE_NOT_FOUND = "Requested resource not found"
 PARAMETER_COUNT = "Number of parameters in request and statement don't match."
+NOT_A_NUMBER = "A value provided cannot be converted into a number"
 KEY_EQUALITY = "Where clause does not contain a mandatory equality on all key attributes"
 _READ_VERBS = {"SELECT", "EXISTS"}
 _WRITE_VERBS = {"INSERT", "UPDATE", "DELETE"}
@@ -539,6 +540,18 @@ class _Bound:
     key: dict[str, Mapping[str, Any]]
 
 
+def _well_formed(attribute: Mapping[str, Any]) -> bool:
+    """Whether a parameter's numbers are numbers (the comparisons and the key read them)."""
+    if not isinstance(attribute, Mapping) or len(attribute) != 1:
+        return False
+    kind, value = _type_and_value(attribute)
+    numbers = [value] if kind == "N" else value if kind == "NS" else []
+    try:
+        return all(_number(number).is_finite() for number in numbers)
+    except (ArithmeticError, TypeError, ValueError):
+        return False
+
+
 def _key_type(attribute: Mapping[str, Any]) -> str:
     return _type_and_value(attribute)[0]
 
@@ -547,6 +560,8 @@ def _bind(backend: Any, statement: Statement, parameters: Sequence[Mapping[str, 
     """The statement's table and key, checked as AWS checks them, or its StatementError."""
     if len(parameters) != statement.parameters:
         raise StatementError("ValidationError", PARAMETER_COUNT)
+    if not all(_well_formed(parameter) for parameter in parameters):
+        raise StatementError("ValidationError", NOT_A_NUMBER)
     table = backend.tables.get(statement.table)
     if table is None:
         raise StatementError("ResourceNotFound", RESOURCE_NOT_FOUND)

@@ -296,6 +296,17 @@ def test_a_key_of_the_wrong_type_is_that_statements_validation_error(emulator: E
     assert "Type mismatch for key email expected: S actual: N" in responses[0]["Error"]["Message"]
 
 
+def test_a_number_that_is_not_one_is_that_statements_validation_error(emulator: Emulator, table: str) -> None:
+    batch(emulator, insert(table, "a@example.com", 1))
+    stale = update(table, "a@example.com", 2)
+    stale["Parameters"][-2] = {"N": "not a number"}
+
+    responses = batch(emulator, stale, insert(table, "b@example.com", 1))
+
+    assert codes(responses) == ["ValidationError", None]
+    assert stored(emulator, table, "a@example.com") == row("a@example.com", 1)
+
+
 def test_a_statement_on_a_missing_table_is_resource_not_found(emulator: Emulator, table: str) -> None:
     responses = batch(emulator, insert(f"{table}-gone", "a@example.com", 1), insert(table, "a@example.com", 1))
 
