@@ -1,10 +1,13 @@
 """Reading CSV records with exact byte offsets, from any record boundary."""
 
+import csv
 import io
+import itertools
+from pathlib import Path
 
 import pytest
 
-from handlers.producer.csv_stream import MAX_RECORD_BYTES, FileProblem, iter_records
+from handlers.producer.csv_stream import BOM, MAX_RECORD_BYTES, FileProblem, iter_records
 
 
 class Trickle(io.BytesIO):
@@ -164,3 +167,125 @@ def test_a_record_too_long_even_to_skip_fails_the_file(monkeypatch):
     monkeypatch.setattr("handlers.producer.csv_stream.MAX_SKIPPED_RECORD_BYTES", 3_000_000)
     with pytest.raises(FileProblem, match="not a CSV of rows: the record starting on line 2 is over 3000000 bytes"):
         list(iter_records(io.BytesIO(b"name,mail\n" + b"x" * 3_000_001 + b"\nBob,bob@example.com\n")))
+
+
+# --- the reader against an independent computation, at every block boundary ----------------------
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
+# What the reader says of each corpus file that is not UTF-8 CSV, word for word.
+CORPUS_PROBLEMS = {
+    "bare_cr_line_endings.csv": "not CSV: new-line character seen in unquoted field - do you need to open the file in"
+    " universal-newline mode? (record starting on line 1)",
+    "gzip_as_csv.csv": "not a text CSV file: NUL byte at byte offset 3 (line 1); save the file as UTF-8 CSV",
+    "invalid_utf8_late.csv": "not UTF-8: byte 0xe9 at byte offset 106 (line 4) is not valid UTF-8",
+    "latin1.csv": "not UTF-8: byte 0xeb at byte offset 18 (line 2) is not valid UTF-8",
+    "nul_byte.csv": "not a text CSV file: NUL byte at byte offset 54 (line 3); save the file as UTF-8 CSV",
+    "pdf_as_csv.csv": "not UTF-8: byte 0xe2 at byte offset 10 (line 2) is not valid UTF-8",
+    "png_as_csv.csv": "not UTF-8: byte 0x89 at byte offset 0 (line 1) is not valid UTF-8",
+    "text_after_closing_quote.csv": "not CSV: ',' expected after '\"' (record starting on line 2)",
+    "unbalanced_quote.csv": "not CSV: unexpected end of data (record starting on line 3)",
+    "utf16.csv": "not a text CSV file: NUL byte at byte offset 3 (line 1); save the file as UTF-8 CSV",
+    "xlsx_like_zip_header.csv": "not a text CSV file: NUL byte at byte offset 4 (line 1); save the file as UTF-8 CSV",
+    "zip_as_csv.csv": "not a text CSV file: NUL byte at byte offset 5 (line 1); save the file as UTF-8 CSV",
+}
+
+
+def reference_records(data: bytes) -> list[tuple[list[str], int, int, int]]:
+    """Each record's fields, first line, end offset and end line, computed independently of the
+    reader: `csv.reader` fed one physical line (split on LF only) at a time, a line's end offset
+    the sum of the byte lengths before it."""
+    start = len(BOM) if data.startswith(BOM) else 0
+    lines = io.BytesIO(data[start:]).readlines()
+    ends = list(itertools.accumulate(map(len, lines), initial=start))
+    reader = csv.reader((line.decode("utf-8") for line in lines), strict=True)
+    records, lines_before = [], 0
+    for fields in reader:
+        records.append((fields, lines_before + 1, ends[reader.line_num], reader.line_num))
+        lines_before = reader.line_num
+    return records
+
+
+def read_records(data: bytes, read_size: int) -> list[tuple[list[str], int, int, int]]:
+    return [(r.fields, r.line, r.end_offset, r.end_line) for r in iter_records(Trickle(data, read_size))]
+
+
+def read_problem(data: bytes, read_size: int) -> str:
+    with pytest.raises(FileProblem) as problem:
+        list(iter_records(Trickle(data, read_size)))
+    return str(problem.value)
+
+
+@pytest.mark.parametrize("path", sorted(CORPUS.glob("*.csv")), ids=lambda path: path.name)
+@pytest.mark.parametrize("read_size", [1, 2, 3, 5, 64, 1 << 16])
+def test_every_corpus_file_reads_as_the_independent_computation_says(monkeypatch, path, read_size):
+    monkeypatch.setattr("handlers.producer.csv_stream.READ_SIZE", read_size)
+    data = path.read_bytes()
+    if path.name in CORPUS_PROBLEMS:
+        assert read_problem(data, read_size) == CORPUS_PROBLEMS[path.name]
+    else:
+        assert read_records(data, read_size) == reference_records(data)
+
+
+# Records whose bytes a block boundary can split badly: a character of 2, 3 and 4 bytes, a quoted
+# newline, a CRLF, a quoted CRLF, a BOM, an empty line, a last line without a line end.
+SPLITS = (
+    BOM
+    + b"name,mail,notes\r\n"
+    + "Émile,e@example.fr,中文\r\n".encode()
+    + b'"two\nlines",t@example.com,"crlf\r\ninside"\n'
+    + b"\n"
+    + '😀,s@example.com,"a ""quote"""\r\n'.encode()
+    + b"last,l@example.com,end"
+)
+
+
+@pytest.mark.parametrize("read_size", range(1, len(SPLITS) + 1))
+def test_a_block_boundary_anywhere_in_a_record_changes_nothing(monkeypatch, read_size):
+    monkeypatch.setattr("handlers.producer.csv_stream.READ_SIZE", read_size)
+    assert read_records(SPLITS, read_size) == reference_records(SPLITS)
+
+
+@pytest.mark.parametrize("read_size", range(1, len(SPLITS) + 1))
+def test_resuming_after_each_record_with_any_block_size_reads_the_same_tail(monkeypatch, read_size):
+    monkeypatch.setattr("handlers.producer.csv_stream.READ_SIZE", read_size)
+    expected = reference_records(SPLITS)
+    for i, (_fields, _line, end_offset, end_line) in enumerate(expected):
+        tail = [
+            (r.fields, r.line, r.end_offset, r.end_line)
+            for r in iter_records(Trickle(SPLITS[end_offset:], read_size), end_offset, end_line)
+        ]
+        assert tail == expected[i + 1 :], f"resumed after record {i + 1}"
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (b"\xff", "not UTF-8: byte 0xff at byte offset {offset} (line 3) is not valid UTF-8"),
+        (b"\xc3", "not UTF-8: byte 0xc3 at byte offset {offset} (line 3) is not valid UTF-8"),  # cut short
+        (b"\x00", "not a text CSV file: NUL byte at byte offset {offset} (line 3); save the file as UTF-8 CSV"),
+    ],
+)
+@pytest.mark.parametrize("read_size", [1, 2, 3, 4, 7, 16, 1 << 16])
+def test_a_bad_byte_is_named_by_offset_and_line_whatever_the_block_size(monkeypatch, bad, reason, read_size):
+    monkeypatch.setattr("handlers.producer.csv_stream.READ_SIZE", read_size)
+    before = "name,mail\nÉmile,é@example.fr\nAnn".encode()
+    data = before + bad + b",a@example.com\nBob,b@example.com\n"
+    assert read_problem(data, read_size) == reason.format(offset=len(before))
+
+
+@pytest.mark.parametrize("read_size", [1, 3, 8, 19, 20, 21, 40, 1 << 16])
+@pytest.mark.parametrize("slack", [-1, 0, 1])
+def test_the_record_limit_holds_exactly_at_block_boundaries(monkeypatch, read_size, slack):
+    # Records of 20 bytes, the limit at 19, 20 or 21 bytes, and blocks ending inside, at and after a record.
+    data = b"name,mail,n\n" + b"".join(b"Ann,a%d@example.co,%d\n" % (i, i) for i in range(10))
+    sizes = [len(line) for line in data.splitlines(keepends=True)][1:]
+    assert set(sizes) == {20}
+    limit = 20 + slack
+    monkeypatch.setattr("handlers.producer.csv_stream.READ_SIZE", read_size)
+    monkeypatch.setattr("handlers.producer.csv_stream.MAX_RECORD_BYTES", limit)
+    records = list(iter_records(Trickle(data, read_size)))
+    expected = reference_records(data)
+    assert [(r.line, r.end_offset, r.end_line) for r in records] == [e[1:] for e in expected]
+    assert [(r.fields, r.oversized) for r in records[1:]] == [
+        ([], 20) if limit < 20 else (fields, 0) for fields, *_ in expected[1:]
+    ]
