@@ -472,9 +472,27 @@ class CallCount:
     body_bytes: int = 0
     units_64k: int = 0
     """Each request's body in 64 KiB chunks, rounded up (how SQS bills a request)."""
+    items: int = 0
+    """What DynamoDB bills a batch by: its statements (`BatchExecuteStatement`), keys (`BatchGetItem`)
+    or requests (`BatchWriteItem`); one for any other request."""
 
-    def plus(self, body_bytes: int) -> CallCount:
-        return CallCount(self.calls + 1, self.body_bytes + body_bytes, self.units_64k + max(1, -(-body_bytes // 65536)))
+    def plus(self, body_bytes: int, items: int = 1) -> CallCount:
+        units = max(1, -(-body_bytes // 65536))
+        return CallCount(self.calls + 1, self.body_bytes + body_bytes, self.units_64k + units, self.items + items)
+
+
+def batch_items(access: authz.RequestAccess) -> int:
+    """How many items or statements a DynamoDB batch carries (`CallCount.items`); one for anything else."""
+    if access.service != "dynamodb":
+        return 1
+    if access.operation == "BatchExecuteStatement":
+        return len(access.statements)
+    requests = access.body.get("RequestItems")
+    if access.operation == "BatchGetItem" and isinstance(requests, dict):
+        return sum(len(spec.get("Keys") or []) for spec in requests.values() if isinstance(spec, dict))
+    if access.operation == "BatchWriteItem" and isinstance(requests, dict):
+        return sum(len(entries) for entries in requests.values() if isinstance(entries, list))
+    return 1
 
 
 class CallCounter:
@@ -485,10 +503,11 @@ class CallCounter:
         self._lock = threading.Lock()
         self._counts: dict[tuple[str, str, str], CallCount] = {}
 
-    def record(self, caller: str, service: str, operation: str, body_bytes: int) -> None:
-        key = (caller, service, operation)
+    def record(self, caller: str, service: str, access: authz.RequestAccess, body_bytes: int) -> None:
+        key = (caller, service, access.operation)
+        items = batch_items(access)
         with self._lock:
-            self._counts[key] = self._counts.get(key, CallCount()).plus(body_bytes)
+            self._counts[key] = self._counts.get(key, CallCount()).plus(body_bytes, items)
 
     def snapshot(self) -> dict[tuple[str, str, str], CallCount]:
         with self._lock:
@@ -941,13 +960,13 @@ class Emulator:
         access = authz.request_access(call)
         if identity is None:
             principal, caller_arn, origin_id = authz.ADMIN, None, f"AWS:{self.account_id}"
-            self.calls.record("admin", call.service, access.operation, len(body))
+            self.calls.record("admin", call.service, access, len(body))
         else:
             refusal = self._refusal(identity, call, access)
             if refusal is not None:
                 return refusal
             principal, caller_arn = f"{identity.arn} {identity.caller_arn}", identity.arn
-            self.calls.record(identity.arn.rsplit("/", 1)[-1], call.service, access.operation, len(body))
+            self.calls.record(identity.arn.rsplit("/", 1)[-1], call.service, access, len(body))
             origin_id = f"AWS:{identity.unique_id}"
         fault = self.faults.take(call.service, access.names, principal)
         if fault is not None:

@@ -389,6 +389,35 @@ def test_calls_are_counted_by_role_service_and_operation(emulator: Emulator) -> 
     assert not [key for key in counts if key[0] == role and key[2] == "CreateQueue"]
 
 
+def test_dynamodb_batches_are_counted_by_the_items_they_carry(emulator: Emulator) -> None:
+    """What DynamoDB bills a batch by (bench `cost`): a BatchGetItem's keys, a BatchExecuteStatement's
+    statements, a BatchWriteItem's requests."""
+    arn, session = role_session(emulator, {"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"})
+    role, name = arn.rsplit("/", 1)[-1], unique("counted")
+    emulator.client("dynamodb").create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb = emulator.client("dynamodb", session)
+
+    dynamodb.batch_write_item(RequestItems={name: [{"PutRequest": {"Item": {"k": {"S": f"w{i}"}}}} for i in range(4)]})
+    dynamodb.batch_get_item(RequestItems={name: {"Keys": [{"k": {"S": f"w{i}"}} for i in range(3)]}})
+    dynamodb.batch_execute_statement(
+        Statements=[
+            {"Statement": f"INSERT INTO \"{name}\" VALUE {{'k': ?}}", "Parameters": [{"S": f"s{i}"}]} for i in range(5)
+        ]
+    )
+    dynamodb.get_item(TableName=name, Key={"k": {"S": "w0"}})
+
+    counts = emulator.calls.snapshot()
+    assert counts[(role, "dynamodb", "BatchWriteItem")].items == 4
+    assert counts[(role, "dynamodb", "BatchGetItem")].items == 3
+    assert counts[(role, "dynamodb", "BatchExecuteStatement")].items == 5
+    assert counts[(role, "dynamodb", "GetItem")].items == 1
+
+
 # --- faults ------------------------------------------------------------------------------------
 
 
