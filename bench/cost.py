@@ -4,7 +4,12 @@ Prices are us-east-1, arm64, on-demand, without free tiers; each is a named cons
 The figures scale the largest file of the run to 1,000,000 rows. What the model assumes:
 - DynamoDB items under 1 KB (one write unit per PutItem/UpdateItem; a transactional write of two
   items costs 2 × 2 units), reads strongly consistent under 4 KB (one read unit per GetItem);
-  `BatchWriteItem` costs one unit per item, and the naive design writes every row once.
+  `BatchWriteItem` costs one unit per item it carries. A `BatchExecuteStatement` costs one write unit
+  per statement, whether it wrote or its condition failed: "If a conditional write fails … it still
+  consumes write capacity" (DYNAMODB_CONDITIONAL_URL), and a DuplicateItem INSERT is counted the same
+  way (the emulator counts every statement sent, so a throttled one that is retried is counted twice: a
+  figure a little high, never low). `BatchGetItem`'s keys are eventually consistent reads of items under
+  4 KB: half a read unit each (DYNAMODB_READ_CONSISTENCY_URL).
 - SQS receives that return messages are counted as the delete batches that follow them (the
   emulator also counts the event source's empty polls, which run for as long as the local run
   lasts; on AWS an idle mapping's polls cost a fixed amount per month, not per row).
@@ -29,6 +34,15 @@ from bench.projection import DYNAMODB_LATENCY_MS, cpu_share
 # https://aws.amazon.com/dynamodb/pricing/on-demand/ (us-east-1, since the November 2024 price cut)
 DYNAMODB_WRITE_UNIT = 0.625 / 1e6
 DYNAMODB_READ_UNIT = 0.125 / 1e6
+DYNAMODB_CONDITIONAL_URL = (
+    "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithItems.html"
+    "#WorkingWithItems.ConditionalUpdate"
+)
+DYNAMODB_READ_CONSISTENCY_URL = (
+    "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html"
+)
+EVENTUALLY_CONSISTENT_READ_UNITS = 0.5
+"""An eventually consistent read of an item up to 4 KB costs half a read unit."""
 # https://aws.amazon.com/sqs/pricing/ (standard queue; "each 64 KB chunk of a payload is billed as 1 request")
 SQS_REQUEST = 0.40 / 1e6
 # https://aws.amazon.com/lambda/pricing/ (arm64, first 7.5 billion GB-seconds a month)
@@ -69,7 +83,10 @@ def estimate(run: Mapping[str, Any]) -> dict[str, Any]:
     functions = run["functions"].values()
     seconds = {part: lambda_seconds(part, f, calls) for part, f in run["functions"].items()}
     write_units = sum(count("dynamodb", op) * units for op, units in _WRITE_UNITS.items())
-    write_units += ROWS if count("dynamodb", "BatchWriteItem") else 0
+    write_units += count("dynamodb", "BatchWriteItem", "BatchExecuteStatement", field="items")
+    read_units = count("dynamodb", "GetItem") + EVENTUALLY_CONSISTENT_READ_UNITS * count(
+        "dynamodb", "BatchGetItem", field="items"
+    )
     quantities = {
         S3_PUTS: (
             count("s3", "PutObject", "UploadPart", "CreateMultipartUpload"),
@@ -86,7 +103,7 @@ def estimate(run: Mapping[str, Any]) -> dict[str, Any]:
             LAMBDA_GB_SECOND_ARM,
         ),
         DYNAMODB_WRITES: (write_units, DYNAMODB_WRITE_UNIT),
-        DYNAMODB_READS: (count("dynamodb", "GetItem"), DYNAMODB_READ_UNIT),
+        DYNAMODB_READS: (read_units, DYNAMODB_READ_UNIT),
         LOGS_GB: (sum(f["log_bytes"] for f in functions) * scale / 1e9, LOGS_INGESTED_GB),
     }
     lines = {

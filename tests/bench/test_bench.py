@@ -85,6 +85,33 @@ def test_the_cost_model_prices_one_write_unit_per_row_at_the_floor() -> None:
     assert cost["dollars"] == pytest.approx(ROWS * DYNAMODB_WRITE_UNIT)
 
 
+def test_the_cost_model_prices_batches_by_the_statements_and_keys_they_carry() -> None:
+    # 1,000 rows: their hints read in 10 BatchGetItems of 100 keys (eventually consistent, half a unit
+    # each), then 40 BatchExecuteStatements of 25 statements, one of which failed its condition (it
+    # still consumes a write unit), and a GetItem of the job (strongly consistent, one unit).
+    rows = 1000
+    run = {
+        "rows": rows,
+        "calls": [
+            {"caller": "worker", "service": "dynamodb", "operation": "BatchGetItem", "calls": 10, "items": 1000},
+            {
+                "caller": "worker",
+                "service": "dynamodb",
+                "operation": "BatchExecuteStatement",
+                "calls": 40,
+                "items": 1001,
+            },
+            {"caller": "worker", "service": "dynamodb", "operation": "GetItem", "calls": 1, "items": 1},
+        ],
+        "functions": {},
+    }
+
+    cost = estimate(run)
+
+    assert cost["lines"]["DynamoDB write units"]["quantity"] == pytest.approx(1001 * ROWS / rows)
+    assert cost["lines"]["DynamoDB read units"]["quantity"] == pytest.approx((0.5 * 1000 + 1) * ROWS / rows)
+
+
 def test_a_functions_time_on_aws_is_its_cpu_at_its_vcpu_share_plus_its_own_calls_in_rounds() -> None:
     worker = {"memory_mb": 256, "cpu_seconds": 1.0, "concurrent_calls": {"PutItem": 16}}
     calls = [
