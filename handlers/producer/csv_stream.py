@@ -6,10 +6,18 @@ physical line at a time from its source and never reads ahead of the record it r
 counting the bytes of the lines handed to it gives the offset of each record boundary, quoted
 newlines included.
 
+This is the producer's hot path, so the lines go to `csv.reader` a read block at a time: a block
+of whole lines is checked (no NUL byte, valid UTF-8) and decoded with one call each, split on LF
+by `io.StringIO`, and the offsets where its lines end are summed in C (`itertools.accumulate`);
+a record's end is then an index into them (`csv.reader.line_num`). A block holding a bad byte is
+handed out one line at a time, so that the problem is named by its offset and line, after the
+records before it, exactly where a line-by-line reader would name it.
+
 Memory is bounded while a record is read, not after: the line source refuses to hand `csv.reader`
-more than `MAX_RECORD_BYTES` of one record. A longer record (one huge cell, or a crafted record of
-many quoted fields holding newlines) is then skipped to its end by a byte scanner that follows
-the same quoting rules, and comes out as an `oversized` record with no fields: at worst a rejected
+a block once the record being read has passed `MAX_RECORD_BYTES`, nor to buffer a longer
+unfinished line. A record over the limit (one huge cell, or a crafted record of many quoted fields
+holding newlines) is skipped to its end by a byte scanner that follows the same quoting rules,
+from its first byte, and comes out as an `oversized` record with no fields: at worst a rejected
 row, never a broken file and never an unbounded buffer. So the reader holds at most one record
 (up to the limit) plus one read block.
 """
@@ -18,10 +26,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Protocol
+from itertools import accumulate, chain
+from typing import NamedTuple, Protocol
 
 READ_SIZE = 64 * 1024
 # The longest record read into memory. A valid row's known cells are at most ~0.5 KB, so this
@@ -32,6 +41,10 @@ MAX_RECORD_BYTES = 1024 * 1024
 # interrupted for a checkpoint, so a record this long costs a few seconds of the margin an
 # invocation keeps; a longer one is not a CSV of rows, and fails the file.
 MAX_SKIPPED_RECORD_BYTES = 256 * 1024 * 1024
+# The most lines handed to csv.reader at once: each costs a string and an offset (about 100 bytes)
+# until the block is read, which for very short lines (a crafted record of quoted newlines) would
+# be many times the block's own size. A file of rows has far longer lines, and blocks of READ_SIZE.
+MAX_BLOCK_LINES = 2048
 BOM = b"\xef\xbb\xbf"
 # No field can outgrow the record limit, so csv's own field limit (131,072 characters by
 # default) must not fail a file first: one large cell is a row matter, not a file matter.
@@ -46,8 +59,7 @@ class ByteStream(Protocol):
     def read(self, size: int = ..., /) -> bytes: ...
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """One CSV record: its fields, the line it starts on, and the offset and line count just past it.
 
     `oversized` is the byte length of a record longer than `MAX_RECORD_BYTES`, which was skipped
@@ -67,8 +79,12 @@ class Record:
         return not self.oversized and not "".join(self.fields).strip()
 
 
-@dataclass
-class _Position:
+RecordTuple = tuple[list[str], int, int, int, int, bool]
+"""A `Record` as `records` yields it, with its `blank` appended: a plain tuple, since the producer
+reads millions of them."""
+
+
+class _Position(NamedTuple):
     offset: int
     line: int
 
@@ -78,92 +94,135 @@ class _Oversized(Exception):
 
 
 class _Lines:
-    """Decoded physical lines (ends kept) for `csv.reader`, advancing `position` as each is handed
-    out. The buffer keeps the current record's bytes from its first line, so an oversized record
-    can be re-scanned from its start."""
+    """Decoded physical lines (ends kept) for `csv.reader`, a block at a time, and where each ends.
 
-    def __init__(self, stream: ByteStream, position: _Position) -> None:
+    After each block is handed out, `ends[k]` is the byte offset just past its k-th line (`ends[0]`
+    where it starts), `block_first` the number of lines this generator handed out before it and
+    `block_line` the physical lines before it; so a record `csv.reader` ends at its line number `n`
+    ends at `ends[n - block_first]`, after `block_line + n - block_first` lines. The reader moves
+    `record_start` at every record boundary; the buffer keeps the bytes from there, so an oversized
+    record can be re-scanned from its start."""
+
+    def __init__(self, stream: ByteStream, offset: int, line: int) -> None:
         self._stream = stream
-        self.position = position
         self._buffer = b""
+        self._buffer_offset = offset  # the file offset of the buffer's first byte
         self._next = 0  # index in the buffer of the next line to hand out
-        self._record = 0  # index in the buffer where the current record starts
-        self._record_offset, self._record_line = position.offset, position.line
-        self._at_start = position.offset == 0
+        self._one_at_a_time = 0  # below this index (a block with a bad byte), lines go out one by one
+        self.record_start = offset
+        self.line = line  # physical lines handed out
+        self.ends = [offset]
+        self.block_first = 0
+        self.block_line = line
+        self._at_start = offset == 0
         self._eof = False
 
-    def start_record(self) -> int:
-        """Mark the next line as the start of a record; the number of lines before it."""
-        self._record = self._next
-        self._record_offset = self.position.offset
-        self._record_line = line = self.position.line
-        return line
-
-    def lines(self) -> Iterator[str]:
-        """The lines, from where the last generator stopped. A generator, since this is the
-        producer's hot path (one step per physical line); it ends with `_Oversized` when a record
-        passes the limit, and a new one continues after `skip_record`."""
-        position = self.position
+    def blocks(self) -> Iterator[list[str]]:
+        """The lines, from where the last generator stopped, a list per block (for
+        `itertools.chain.from_iterable`); ends with `_Oversized` when the record being read passes
+        the limit, and a new one continues after `skip_record`."""
+        handed = 0
+        self._skip_bom()
         while True:
-            buffer, next_line = self._buffer, self._next
-            while (end := buffer.find(b"\n", next_line) + 1) != 0:
-                if end - self._record > MAX_RECORD_BYTES:
-                    raise _Oversized
-                raw = buffer[next_line:end]
-                self._next = next_line = end
-                if b"\x00" in raw or not raw.isascii():
-                    yield _decode(raw, position)  # checks NUL bytes and UTF-8, naming the offset
-                else:
-                    position.offset += len(raw)
-                    position.line += 1
-                    yield raw.decode("ascii")
-            if len(buffer) - self._record > MAX_RECORD_BYTES:
-                raise _Oversized
-            if not self._fill():
-                break
-        if self._next < len(self._buffer):  # a last line with no newline
-            raw, self._next = self._buffer[self._next :], len(self._buffer)
-            yield _decode(raw, position)
+            start = self._next
+            end = self._block_end(start)
+            if end == start:
+                if self._eof:
+                    return
+                if len(self._buffer) - (self.record_start - self._buffer_offset) > MAX_RECORD_BYTES:
+                    raise _Oversized  # an unfinished line already makes the record too long
+                self._fill()
+                continue
+            lines = self._checked_block(start, end) if start >= self._one_at_a_time else None
+            if lines is None:  # a bad byte in the block: its lines one at a time, as they are checked
+                self._one_at_a_time = max(self._one_at_a_time, end)
+                end = self._buffer.find(b"\n", start) + 1 or end
+                lines = [self._checked_line(start, end)]
+            self._next = end
+            self.block_first, self.block_line = handed, self.line
+            handed += len(lines)
+            self.line += len(lines)
+            yield lines
 
-    def _fill(self) -> bool:
-        """Read one more block, dropping what is before the current record; False at the end."""
-        if self._eof:
-            return False
+    def _block_end(self, start: int) -> int:
+        """Just past the buffer's last whole line (at the end of the stream, past its last bytes),
+        or, when that is more than `MAX_BLOCK_LINES` lines, past an earlier line."""
+        buffer = self._buffer
+        end = buffer.rfind(b"\n", start) + 1
+        if end == 0:
+            return len(buffer) if self._eof else start
+        while buffer.count(b"\n", start, end) > MAX_BLOCK_LINES:
+            end = buffer.rfind(b"\n", start, (start + end) // 2) + 1 or buffer.find(b"\n", start) + 1
+        return end
+
+    def _checked_block(self, start: int, end: int) -> list[str] | None:
+        """The block's lines, with `ends` set; None if a byte in it is NUL or not UTF-8."""
+        offset = self._buffer_offset + start
+        if offset - self.record_start > MAX_RECORD_BYTES:
+            raise _Oversized  # the record was already too long before this block
+        block = self._buffer[start:end]
+        if b"\x00" in block:
+            return None
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        lines = io.StringIO(text, newline="\n").readlines()  # split on LF alone, as csv.reader is fed
+        sizes = map(len, lines) if block.isascii() else map(len, map(str.encode, lines))
+        self.ends = list(accumulate(sizes, initial=offset))
+        return lines
+
+    def _checked_line(self, start: int, end: int) -> str:
+        """One line, checked against the record limit before its bytes, as they would be read."""
+        offset = self._buffer_offset + start
+        if self._buffer_offset + end - self.record_start > MAX_RECORD_BYTES:
+            raise _Oversized
+        text = _decode(self._buffer[start:end], _Position(offset, self.line))
+        self.ends = [offset, self._buffer_offset + end]
+        return text
+
+    def _fill(self) -> None:
+        """Read one more block, dropping what is before the current record."""
         block = self._stream.read(READ_SIZE)
-        keep = min(self._record, self._next)
+        keep = self.record_start - self._buffer_offset
         self._buffer = self._buffer[keep:] + block
-        self._record -= keep
+        self._buffer_offset += keep
         self._next -= keep
-        if not block:
-            self._eof = True
-        if self._at_start and (len(self._buffer) >= len(BOM) or self._eof):
-            self._at_start = False
-            # Only the file's first bytes can be a BOM: after short reads, a first line under three
-            # bytes may already be handed out, and the buffer then starts with the next record.
-            if self.position.offset == 0 and self._buffer.startswith(BOM):
-                self._next += len(BOM)
-                self._record = self._next
-                self.position.offset += len(BOM)
-                self._record_offset += len(BOM)
-        return bool(block)
+        self._one_at_a_time = max(0, self._one_at_a_time - keep)
+        self._eof = not block
 
-    def skip_record(self) -> int:
-        """Consume the current (oversized) record to its end, checking its bytes are UTF-8 text;
-        its length in bytes. The position moves past it."""
+    def _skip_bom(self) -> None:
+        """Only the file's first bytes can be a BOM, looked for once at least three are read."""
+        while self._at_start and len(self._buffer) < len(BOM) and not self._eof:
+            self._fill()
+        if self._at_start and self._buffer.startswith(BOM):
+            self._next = len(BOM)
+            self.record_start = self.ends[0] = len(BOM)
+        self._at_start = False
+
+    def past_limit(self, lines: int) -> bool:
+        """Whether the record being read, up to the `lines`-th line this generator handed out, is
+        over the limit (where a line-by-line reader would not have read that far)."""
+        return self.ends[lines - self.block_first] - self.record_start > MAX_RECORD_BYTES
+
+    def skip_record(self, lines_before: int) -> int:
+        """Consume the current (oversized) record to its end, from its first byte, checking its
+        bytes are UTF-8 text; its length in bytes. `lines_before` are the physical lines before
+        it. The position moves past it."""
         scanner = _RecordScanner()
         decoder = codecs.getincrementaldecoder("utf-8")()
-        start, length, newlines = _Position(self._record_offset, self._record_line), 0, 0
-        data = self._buffer[self._record :]
-        self._buffer, self._next, self._record = b"", 0, 0
+        length, newlines = 0, 0
+        data = self._buffer[self.record_start - self._buffer_offset :]
+        self._buffer, self._next, self._one_at_a_time = b"", 0, 0
         while True:
             end = scanner.feed(data)
             piece = data if end == -1 else data[:end]
-            _check_text(piece, decoder, start.line + newlines + 1)
+            _check_text(piece, decoder, lines_before + newlines + 1)
             length += len(piece)
             newlines += piece.count(b"\n")
             if length > MAX_SKIPPED_RECORD_BYTES:
                 raise FileProblem(
-                    f"not a CSV of rows: the record starting on line {start.line + 1} is over"
+                    f"not a CSV of rows: the record starting on line {lines_before + 1} is over"
                     f" {MAX_SKIPPED_RECORD_BYTES} bytes"
                 )
             if end != -1:
@@ -173,9 +232,9 @@ class _Lines:
             if not data:
                 self._eof = True
                 break
-        scanner.finish(start.line + 1)
-        self.position.offset = start.offset + length
-        self.position.line = start.line + newlines + (0 if end != -1 or piece.endswith(b"\n") else 1)
+        scanner.finish(lines_before + 1)
+        self.record_start = self._buffer_offset = self.record_start + length
+        self.line = lines_before + newlines + (0 if end != -1 or piece.endswith(b"\n") else 1)
         return length
 
 
@@ -258,6 +317,8 @@ class _RecordScanner:
 
 
 def _decode(raw: bytes, position: _Position) -> str:
+    """A line's text; `FileProblem` naming the offset and line (`position`: where the line starts)
+    of a NUL byte or of bytes that are not UTF-8."""
     if (nul := raw.find(b"\x00")) != -1:
         # Valid UTF-8, but no text file holds one: a UTF-16 export or a binary file (e.g. .xlsx).
         raise FileProblem(
@@ -265,38 +326,48 @@ def _decode(raw: bytes, position: _Position) -> str:
             " save the file as UTF-8 CSV"
         )
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         bad = position.offset + error.start
         raise FileProblem(
             f"not UTF-8: byte 0x{raw[error.start]:02x} at byte offset {bad} (line {position.line + 1})"
             " is not valid UTF-8"
         ) from None
-    position.offset += len(raw)
-    position.line += 1
-    return text
 
 
-def iter_records(stream: ByteStream, start_offset: int = 0, start_line: int = 0) -> Iterator[Record]:
-    """Records of `stream`, which holds the object's bytes from `start_offset` on.
+def records(stream: ByteStream, start_offset: int = 0, start_line: int = 0) -> Iterator[RecordTuple]:
+    """Records of `stream`, which holds the object's bytes from `start_offset` on, as tuples.
 
     `start_line` is the number of physical lines before `start_offset`. Raises `FileProblem` for
     bytes that are not UTF-8 and for text that is not CSV (unbalanced quotes, NUL bytes, …).
     """
-    lines = _Lines(stream, _Position(start_offset, start_line))
-    position = lines.position
-    reader = csv.reader(lines.lines(), strict=True)
+    lines = _Lines(stream, start_offset, start_line)
+    first_line = start_line + 1
     while True:
-        first_line = lines.start_record() + 1
+        reader = csv.reader(chain.from_iterable(lines.blocks()), strict=True)
         try:
-            fields = next(reader)
-        except StopIteration:
+            for fields in reader:
+                last = reader.line_num - lines.block_first
+                end_offset = lines.ends[last]
+                if end_offset - lines.record_start > MAX_RECORD_BYTES:
+                    raise _Oversized  # read whole within one block, but still skipped as if unread
+                end_line = lines.block_line + last
+                # `Record.blank`, written out: this runs once per record.
+                yield fields, first_line, end_offset, end_line, 0, not "".join(fields).strip()
+                lines.record_start, first_line = end_offset, end_line + 1
             return
         except _Oversized:
-            size = lines.skip_record()
-            reader = csv.reader(lines.lines(), strict=True)  # the old one holds half a record
-            yield Record(fields=[], line=first_line, end_offset=position.offset, end_line=position.line, oversized=size)
-            continue
+            size = lines.skip_record(first_line - 1)
         except csv.Error as error:
-            raise FileProblem(f"not CSV: {error} (record starting on line {first_line})") from None
-        yield Record(fields=fields, line=first_line, end_offset=position.offset, end_line=position.line)
+            if not lines.past_limit(reader.line_num):
+                raise FileProblem(f"not CSV: {error} (record starting on line {first_line})") from None
+            size = lines.skip_record(first_line - 1)
+        # The old reader holds half a record: a new one continues after it.
+        yield [], first_line, lines.record_start, lines.line, size, False
+        first_line = lines.line + 1
+
+
+def iter_records(stream: ByteStream, start_offset: int = 0, start_line: int = 0) -> Iterator[Record]:
+    """`records` as `Record`s."""
+    for fields, line, end_offset, end_line, oversized, _blank in records(stream, start_offset, start_line):
+        yield Record(fields, line, end_offset, end_line, oversized)
