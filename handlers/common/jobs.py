@@ -104,7 +104,7 @@ def try_finish(client: Any, table: str, job_id: str, seconds_left: Callable[[], 
     Both the producer (after queueing, or on a retry that finds the job queued) and the worker
     (after counting a chunk, or on a redelivery of a counted one) call this; the condition on
     `status = QUEUED` makes exactly one call succeed, and a call lost to an error is made again by
-    the retry. `client` is a DynamoDB client from a boto3 resource (native Python values).
+    the retry. `client` takes native Python values (`handlers.common.aws.items_client`).
 
     A job that counted more chunks than its producer sent can never finish: a chunk that was not
     the producer's got counted while the job was still parsing (before its chunk count was known,

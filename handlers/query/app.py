@@ -15,6 +15,7 @@ Every answer of the function, errors included, carries `Cache-Control: no-store`
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable
@@ -22,15 +23,12 @@ from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
-import boto3
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError, ServiceError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from boto3.dynamodb.conditions import Key
 
-from handlers.common.aws import client_config
+from handlers.common.aws import Table, client_config, items_client
 from handlers.common.dynamo import plain
 from handlers.common.jobs import RECENT_JOBS_PARTITION, RECENT_JOBS_PK, job_key, public_view
 from handlers.common.validation import InvalidValue, normalize_email
@@ -47,7 +45,6 @@ JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 
 logger = Logger()
-app = APIGatewayRestResolver()
 
 USERS_TABLE = os.environ["USERS_TABLE"]
 JOBS_TABLE = os.environ["JOBS_TABLE"]
@@ -55,17 +52,101 @@ JOBS_TABLE = os.environ["JOBS_TABLE"]
 JOBS_INDEX = os.environ["JOBS_INDEX"]
 # What a `/jobs` page token is bound to: the index, so a `/users` token is refused there.
 JOBS_INDEX_SCOPE = f"{JOBS_TABLE}/index/{JOBS_INDEX}"
-_dynamodb = boto3.resource("dynamodb", config=client_config())
-users = _dynamodb.Table(USERS_TABLE)
-jobs = _dynamodb.Table(JOBS_TABLE)
+_dynamodb = items_client(client_config())
+users = Table(_dynamodb, USERS_TABLE)
+jobs = Table(_dynamodb, JOBS_TABLE)
 
 
-class Missing(ServiceError):
-    """404 for an absent user or job. (Powertools routes its own `NotFoundError` to the
-    unknown-route handler, which must tell 404 from 405 by path alone.)"""
+class HttpError(Exception):
+    """An answer other than 200: its status and a message that never repeats the caller's input."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class BadRequest(HttpError):
+    def __init__(self, message: str) -> None:
+        super().__init__(400, message)
+
+
+class Missing(HttpError):
+    """404 for an absent user or job, or a path no route serves."""
 
     def __init__(self, message: str) -> None:
         super().__init__(404, message)
+
+
+class Request:
+    """The parts of API Gateway's proxy event (REST, payload 1.0) a route reads."""
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        self.event = event
+
+    @property
+    def resource(self) -> str:
+        return self.event["resource"]
+
+    @property
+    def method(self) -> str:
+        return self.event["httpMethod"]
+
+    def query(self, name: str) -> str | None:
+        return (self.event.get("queryStringParameters") or {}).get(name)
+
+
+# --- routing -----------------------------------------------------------------------------------
+# Routes match the request's path as Powertools' `APIGatewayRestResolver` matched it when it routed
+# this API: a `<name>` segment is one or more URI characters (RFC 3986's unreserved and sub-delims,
+# ':' and '@', and what API Gateway hands over decoded: '%<> []{}|^'), never '/'; trailing slashes
+# are ignored; the method compared in upper case; routes without a parameter tried first. The
+# resolver itself is not imported: its package (every resolver and every event class Powertools
+# has) was a third of this function's cold start, for four GET routes.
+_SEGMENT = r"[-._~()'!*:@,;=+&$%<> \[\]{}|^\w]+"
+_ROUTES: list[tuple[re.Pattern[str], Callable[..., dict[str, Any]]]] = []
+
+
+def get(rule: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
+    """Serve GET on `rule` (`/users/<email>`): the route is called with the request and its segments."""
+
+    def register(route: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+        segments = re.sub(r"<(\w+)>", lambda name: f"(?P<{name[1]}>{_SEGMENT})", rule.rstrip("/"))
+        pattern = re.compile(f"^{segments}/*$")
+        _ROUTES.append((pattern, route))
+        _ROUTES.sort(key=lambda entry: bool(entry[0].groupindex))  # stable: static ones first
+        return route
+
+    return register
+
+
+def resolve(event: dict[str, Any]) -> dict[str, Any]:
+    """The proxy response for `event`: its route's JSON, or an error answered as JSON."""
+    method, path = event["httpMethod"].upper(), event["path"]
+    request = Request(event)
+    try:
+        for pattern, route in _ROUTES if method == "GET" else ():
+            if matched := pattern.match(path):
+                return answer(200, route(request, **matched.groupdict()))
+        return not_found(request)
+    except HttpError as error:
+        return _error(error.status, error.message)
+    except Exception:
+        logger.exception("unexpected error")  # carries the request id (correlation id) and the trace
+        return _error(500, "internal error")
+
+
+def answer(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """A proxy response whose body is `body` as compact JSON. The REST API reads headers from
+    `multiValueHeaders` (and prefers them to `headers` for a name in both); every answer, errors
+    included, carries `PRIVATE_HEADERS`:
+    https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-lambda-proxy-integrations.html#api-gateway-simple-proxy-for-lambda-output-format"""
+    every = {"Content-Type": "application/json", **(headers or {}), **PRIVATE_HEADERS}
+    return {
+        "statusCode": status,
+        "body": json.dumps(body, separators=(",", ":")),
+        "isBase64Encoded": False,
+        "multiValueHeaders": {name: [value] for name, value in every.items()},
+    }
 
 
 def user_view(item: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +162,7 @@ def parse_limit(raw: str | None) -> int:
         return DEFAULT_LIMIT
     if not re.fullmatch(r"[0-9]{1,3}", raw) or not 1 <= int(raw) <= MAX_LIMIT:
         # The value is not repeated: a caller's input never comes back in an error.
-        raise BadRequestError(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}")
     return int(raw)
 
 
@@ -89,22 +170,22 @@ def no_route(method: str) -> str:
     return f"no route {method} here; the API serves GET {', '.join(GET_RESOURCES)}"
 
 
-def routed_to(resource: str) -> None:
-    """Serve a route only when API Gateway routed the request to its resource: the resolver
-    matches the raw path its own way (`%2F` is no separator, `/users//` is `/users`), the gateway
-    another (`/users/a%2Fb` and `/users//` reach `/{proxy+}`), and the gateway's routing is the API."""
-    if app.current_event.resource != resource:
-        raise Missing(no_route(app.current_event.http_method))
+def routed_to(request: Request, resource: str) -> None:
+    """Serve a route only when API Gateway routed the request to its resource: the path is matched
+    its own way here (`%2F` is no separator, `/users//` is `/users`), the gateway's another
+    (`/users/a%2Fb` and `/users//` reach `/{proxy+}`), and the gateway's routing is the API."""
+    if request.resource != resource:
+        raise Missing(no_route(request.method))
 
 
-@app.get("/users/<email>")
-def get_user(email: str) -> dict[str, Any]:
-    routed_to("/users/{email}")
+@get("/users/<email>")
+def get_user(request: Request, email: str) -> dict[str, Any]:
+    routed_to(request, "/users/{email}")
     try:
         # A path segment is percent-encoded, and '+' in it is a plus (emails may hold one), not a space.
         key = normalize_email(unquote(email))
     except InvalidValue as invalid:
-        raise BadRequestError(str(invalid)) from None
+        raise BadRequest(str(invalid)) from None
     item = users.get_item(Key={"email": key}).get("Item")
     if item is None:
         raise Missing("no user with that email")  # errors never repeat personal data
@@ -112,32 +193,36 @@ def get_user(email: str) -> dict[str, Any]:
 
 
 def page_of(
-    read: Callable[..., dict[str, Any]], scope: str, key: PageKey, view: Callable[[dict[str, Any]], dict[str, Any]]
+    request: Request,
+    read: Callable[..., dict[str, Any]],
+    scope: str,
+    key: PageKey,
+    view: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> dict[str, Any]:
     """One page of a listing, `?limit=&startKey=` taken from the request: `read` is the table's
     scan or query, called with `Limit` and the token's `ExclusiveStartKey`."""
-    request: dict[str, Any] = {"Limit": parse_limit(app.current_event.get_query_string_value("limit"))}
-    token = app.current_event.get_query_string_value("startKey")
+    page_request: dict[str, Any] = {"Limit": parse_limit(request.query("limit"))}
+    token = request.query("startKey")
     if token:
         try:
-            request["ExclusiveStartKey"] = decode_token(scope, token, key)
+            page_request["ExclusiveStartKey"] = decode_token(scope, token, key)
         except InvalidToken as invalid:
-            raise BadRequestError(str(invalid)) from None
-    page = read(**request)
+            raise BadRequest(str(invalid)) from None
+    page = read(**page_request)
     items = [view(item) for item in page.get("Items", [])]
     last = page.get("LastEvaluatedKey")
     return {"items": items, "count": len(items), "nextToken": encode_token(scope, last, key) if last else None}
 
 
-@app.get("/users")
-def list_users() -> dict[str, Any]:
-    routed_to("/users")
-    return page_of(users.scan, USERS_TABLE, BY_EMAIL, user_view)
+@get("/users")
+def list_users(request: Request) -> dict[str, Any]:
+    routed_to(request, "/users")
+    return page_of(request, users.scan, USERS_TABLE, BY_EMAIL, user_view)
 
 
-@app.get("/jobs")
-def list_jobs() -> dict[str, Any]:
-    routed_to("/jobs")
+@get("/jobs")
+def list_jobs(request: Request) -> dict[str, Any]:
+    routed_to(request, "/jobs")
     # Only job records carry the index's keys (chunk markers do not), all under one partition
     # value, sorted by upload time: read backwards, the newest first. Never a scan of the table.
     newest_first = partial(
@@ -146,12 +231,12 @@ def list_jobs() -> dict[str, Any]:
         KeyConditionExpression=Key(RECENT_JOBS_PK).eq(RECENT_JOBS_PARTITION),
         ScanIndexForward=False,
     )
-    return page_of(newest_first, JOBS_INDEX_SCOPE, BY_UPLOAD_TIME, job_view)
+    return page_of(request, newest_first, JOBS_INDEX_SCOPE, BY_UPLOAD_TIME, job_view)
 
 
-@app.get("/jobs/<jobId>")
-def get_job(jobId: str) -> dict[str, Any]:  # noqa: N803 (route parameter name)
-    routed_to("/jobs/{jobId}")
+@get("/jobs/<jobId>")
+def get_job(request: Request, jobId: str) -> dict[str, Any]:  # noqa: N803 (route parameter name)
+    routed_to(request, "/jobs/{jobId}")
     job_id = unquote(jobId)
     # Job ids are 32 hex digits; anything else cannot exist (and DynamoDB refuses keys over 2 KB).
     # Only a well-formed id is repeated in the error: anything else in its place may be what the
@@ -164,45 +249,23 @@ def get_job(jobId: str) -> dict[str, Any]:  # noqa: N803 (route parameter name)
     return job_view(item)
 
 
-def _error(status: int, message: str) -> Response:
-    return Response(
-        status_code=status, content_type=content_types.APPLICATION_JSON, body={"statusCode": status, "message": message}
-    )
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    return answer(status, {"statusCode": status, "message": message}, headers)
 
 
-@app.not_found
-def not_found(_error_: NotFoundError) -> Response:
+def not_found(request: Request) -> dict[str, Any]:
     """The request reached the function but none of its routes. Messages name the resource
     template, never the path: a path holds an email."""
-    resource, method = app.current_event.resource, app.current_event.http_method
+    resource, method = request.resource, request.method
     if resource not in GET_RESOURCES:
         return _error(404, no_route(method))
     if method == "GET":
         # The gateway routed a GET to one of ours, but its path parameter is not one the route can
         # read (a character no email or job id holds): the caller's input is at fault.
         return _error(400, f"the path is not a valid {resource}")
-    response = _error(405, f"{method} is not allowed on {resource}; use GET")
-    response.headers["Allow"] = "GET"
-    return response
-
-
-@app.exception_handler(ServiceError)
-def service_error(error: ServiceError) -> Response:
-    return _error(error.status_code, error.msg)
-
-
-@app.exception_handler(Exception)
-def unexpected(error: Exception) -> Response:
-    logger.exception("unexpected error")  # carries the request id (correlation id) and the trace
-    return _error(500, "internal error")
+    return _error(405, f"{method} is not allowed on {resource}; use GET", {"Allow": "GET"})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response = app.resolve(event, context)
-    # Here, once, after routes, error handlers and the not-found handler alike have answered. The
-    # REST resolver answers in `multiValueHeaders`, which API Gateway's proxy output format reads
-    # (and prefers to `headers` for a name in both):
-    # https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-lambda-proxy-integrations.html#api-gateway-simple-proxy-for-lambda-output-format
-    response.setdefault("multiValueHeaders", {}).update({name: [value] for name, value in PRIVATE_HEADERS.items()})
-    return response
+    return resolve(event)

@@ -1,0 +1,210 @@
+"""What a cold start pays for: each handler's import makes the clients its first invocation calls and
+nothing else (no boto3 resource layer, no client for a rare path, no Powertools resolver package),
+and the resource-free DynamoDB access reads and writes items exactly as boto3's resource does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from decimal import Decimal
+from pathlib import Path
+
+import boto3
+import pytest
+from boto3.dynamodb.conditions import Attr, Key
+from moto import mock_aws
+
+from handlers.common.aws import OnFirstUse, Table, client_config, items_client
+
+REPO = Path(__file__).resolve().parents[2]
+REGION = "eu-west-1"
+# Every variable a handler reads at import (infra/*.py sets them on AWS); nothing is called.
+ENVIRONMENT = {
+    "USERS_TABLE": "users",
+    "JOBS_TABLE": "jobs",
+    "JOBS_INDEX": "recent-jobs",
+    "QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/chunks",
+    "UPLOAD_BUCKET": "uploads",
+    "UPLOADS_PREFIX": "uploads/",
+    "UPLOADS_SUFFIX": ".csv",
+    "REPORTS_PREFIX": "reports/",
+    "ROWS_PER_MESSAGE": "200",
+    "MAX_MESSAGE_BYTES": "1048576",
+    "MAX_UPLOAD_BYTES": "1073741824",
+    "CHUNK_SIGNING_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:signing-AbCdEf",
+    "AWS_LAMBDA_FUNCTION_NAME": "producer",
+    "AWS_REGION": REGION,
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",  # nothing listens: an import that calls AWS fails
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+# Records, in a fresh interpreter, every client and resource the handler's import makes.
+_PROBE = """
+import json, sys
+import boto3.session, botocore.session
+made = {"clients": [], "resources": []}
+create_client, resource = botocore.session.Session.create_client, boto3.session.Session.resource
+def recording_client(self, service_name, *args, **kwargs):
+    made["clients"].append(service_name)
+    return create_client(self, service_name, *args, **kwargs)
+def recording_resource(self, service_name, *args, **kwargs):
+    made["resources"].append(service_name)
+    return resource(self, service_name, *args, **kwargs)
+botocore.session.Session.create_client = recording_client
+boto3.session.Session.resource = recording_resource
+import importlib
+importlib.import_module(sys.argv[1])
+made["modules"] = sorted(sys.modules)
+print(json.dumps(made))
+"""
+
+
+def imported(module: str) -> dict[str, list[str]]:
+    """The clients and resources made, and the modules loaded, by importing `module` afresh."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, module],
+        env={**ENVIRONMENT, "PATH": os.environ.get("PATH", "")},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize(
+    ("module", "clients"),
+    [
+        # An upload's first invocation: HeadObject, the job record, the chunks' sends. Lambda's
+        # client (a continuation) is made when a file first outlasts an invocation.
+        ("handlers.producer.app", ["dynamodb", "s3", "sqs"]),
+        ("handlers.query.app", ["dynamodb"]),
+    ],
+)
+def test_a_handler_makes_at_import_the_clients_of_its_first_invocation_only(module, clients):
+    made = imported(module)
+    assert sorted(set(made["clients"])) == clients
+    assert made["resources"] == [], "boto3's resource layer loads a model of its own that no call needs"
+    # The signing secret is read when the first chunk is signed or checked, never at import.
+    assert "secretsmanager" not in made["clients"]
+
+
+def test_the_query_function_loads_no_powertools_resolver():
+    """Its four GET routes do not need the package of every resolver and event class Powertools has."""
+    modules = imported("handlers.query.app")["modules"]
+    assert [m for m in modules if m.startswith("aws_lambda_powertools.event_handler")] == []
+    assert [m for m in modules if m.startswith("aws_lambda_powertools.utilities.data_classes")] == []
+
+
+# -- items_client and Table: the resource's behaviour without the resource ------------------------
+
+
+@pytest.fixture
+def tables(monkeypatch):
+    """One moto table, reached both through boto3's resource and through `items_client` + `Table`."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        resource = boto3.resource("dynamodb", region_name=REGION)
+        resource.create_table(
+            TableName="things",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk")],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield resource.Table("things"), Table(items_client(client_config()), "things")
+
+
+ITEM = {
+    "pk": "p",
+    "sk": "a",
+    "count": 3,
+    "ratio": Decimal("0.25"),
+    "tags": {"x", "y"},
+    "nested": {"list": [1, "two", None, True], "map": {"k": Decimal("-7")}},
+}
+
+
+def test_an_item_written_and_read_through_table_is_what_the_resource_writes_and_reads(tables):
+    resource_table, table = tables
+    table.put_item(Item=ITEM)
+    assert table.get_item(Key={"pk": "p", "sk": "a"})["Item"] == ITEM
+    assert resource_table.get_item(Key={"pk": "p", "sk": "a"})["Item"] == ITEM, "stored as the resource stores it"
+    resource_table.put_item(Item={**ITEM, "sk": "b"})
+    assert table.get_item(Key={"pk": "p", "sk": "b"})["Item"] == {**ITEM, "sk": "b"}
+
+
+def test_conditions_and_updates_go_through_table_as_through_the_resource(tables):
+    resource_table, table = tables
+    for sk in ("a", "b", "c"):
+        table.put_item(Item={**ITEM, "sk": sk})
+    query = {"KeyConditionExpression": Key("pk").eq("p") & Key("sk").gt("a"), "ScanIndexForward": False}
+    assert [i["sk"] for i in table.query(**query)["Items"]] == ["c", "b"]
+    assert table.query(**query)["Items"] == resource_table.query(**query)["Items"]
+    assert [i["sk"] for i in table.scan(FilterExpression=Attr("sk").eq("b"))["Items"]] == ["b"]
+    updated = table.update_item(
+        Key={"pk": "p", "sk": "a"},
+        UpdateExpression="SET #count = #count + :one",
+        ExpressionAttributeNames={"#count": "count"},
+        ExpressionAttributeValues={":one": 1},
+        ReturnValues="ALL_NEW",
+    )["Attributes"]
+    assert updated["count"] == 4
+    with pytest.raises(table.meta.client.exceptions.ConditionalCheckFailedException):
+        table.put_item(Item=ITEM, ConditionExpression="attribute_not_exists(pk)")
+    table.delete_item(Key={"pk": "p", "sk": "a"})
+    assert "Item" not in resource_table.get_item(Key={"pk": "p", "sk": "a"})
+
+
+def test_table_leaves_the_callers_values_unchanged(tables):
+    _, table = tables
+    item = {"pk": "p", "sk": "a", "nested": {"n": 1}}
+    table.put_item(Item=item)
+    assert item == {"pk": "p", "sk": "a", "nested": {"n": 1}}
+
+
+def test_other_dynamodb_clients_keep_the_wire_format(tables):
+    """The serializing handlers are registered on the items client's own events only."""
+    _, table = tables
+    table.put_item(Item=ITEM)
+    plain_client = boto3.client("dynamodb", region_name=REGION)
+    assert plain_client.get_item(TableName="things", Key={"pk": {"S": "p"}, "sk": {"S": "a"}})["Item"]["count"] == {
+        "N": "3"
+    }
+
+
+# -- OnFirstUse ------------------------------------------------------------------------------------
+
+
+def test_a_client_on_first_use_is_made_once_whichever_thread_comes_first():
+    made, go = [], threading.Event()
+
+    class Client:
+        def invoke(self) -> str:
+            return "invoked"
+
+    def make() -> Client:
+        go.wait(5)
+        made.append(1)
+        return Client()
+
+    lazy = OnFirstUse(make)
+    assert made == [], "nothing is made before a call"
+    answers: list[str] = []
+    threads = [threading.Thread(target=lambda: answers.append(lazy.invoke())) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    go.set()
+    for thread in threads:
+        thread.join(10)
+    assert (answers, len(made)) == (["invoked"] * 8, 1)
