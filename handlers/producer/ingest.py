@@ -25,11 +25,12 @@ from typing import Any
 from handlers.common.chunks import ROW_SPACE, Chunk, Row, Source, upload_tiebreak
 from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS
 from handlers.common.signing import JobKeys
-from handlers.producer.csv_stream import FileProblem, Record, iter_records
+from handlers.common.validation import InvalidValue
+from handlers.producer.csv_stream import FileProblem, RecordTuple, records
 from handlers.producer.job_store import INGEST, VALIDATE, Checkpoint
-from handlers.producer.packing import Budgets, ChunkPacker
+from handlers.producer.packing import Budgets, ChunkPacker, encode_row, encoded_chunks
 from handlers.producer.reports import RejectsReport, part_key, report_prefix
-from handlers.producer.rows import Header, Rejected, oversized, parse_header, validate_row
+from handlers.producer.rows import Header, Rejected, normalized, parse_header
 from handlers.producer.sender import ChunkSender
 
 # A chunk closes once it spans this many bytes of the file, full or not: the segment can then
@@ -96,14 +97,14 @@ class Services:
     on_send_retry: Callable[[], None] = lambda: None
 
 
-def _records(services: Services, job: dict[str, Any], offset: int, line: int) -> Iterator[Record]:
+def _records(services: Services, job: dict[str, Any], offset: int, line: int) -> Iterator[RecordTuple]:
     """The object's records from `offset` on, read as a stream (a range request)."""
     if offset >= int(job["objectSize"]):
         return iter(())
     body = services.s3.get_object(
         Bucket=job["bucket"], Key=job["key"], VersionId=job["versionId"], Range=f"bytes={offset}-"
     )["Body"]
-    return iter_records(body, offset, line)
+    return records(body, offset, line)
 
 
 def run_segment(job: dict[str, Any], services: Services, settings: Settings, clock: Clock) -> SegmentResult:
@@ -130,31 +131,32 @@ def _validate(job: dict[str, Any], checkpoint: Checkpoint, services: Services, c
         header_record, cp.blank_lines = _first_row(records)
         if header_record is None:
             raise FileProblem("empty file: no header row")
-        if header_record.oversized:
-            raise FileProblem(f"header row is {header_record.oversized} bytes long; not a header")
-        cp.header = parse_header(header_record.fields).to_dict()
-        cp.offset = cp.data_offset = header_record.end_offset
-        cp.line = cp.data_line = header_record.end_line
-    for record in records:
-        if not record.blank:
-            cp.row += 1
-            if cp.row >= ROW_SPACE:
+        fields, _line, end_offset, end_line, size, _blank = header_record
+        if size:
+            raise FileProblem(f"header row is {size} bytes long; not a header")
+        cp.header = parse_header(fields).to_dict()
+        cp.offset = cp.data_offset = end_offset
+        cp.line = cp.data_line = end_line
+    row = cp.row
+    for _fields, _line, end_offset, end_line, _size, blank in records:
+        if not blank:
+            row += 1
+            if row >= ROW_SPACE:
                 raise FileProblem(f"too many rows: at most {ROW_SPACE - 1} data rows per file")
-        cp.offset, cp.line = record.end_offset, record.end_line
         if clock.low():
-            return cp
+            return replace(cp, offset=end_offset, line=end_line, row=row)
     return replace(cp, phase=INGEST, offset=cp.data_offset, line=cp.data_line, row=0)
 
 
-def _first_row(records: Iterator[Record]) -> tuple[Record | None, int]:
+def _first_row(records: Iterator[RecordTuple]) -> tuple[RecordTuple | None, int]:
     """The first record that is not blank (the header), and the blank lines before it: blank lines
     count as `blankLines` wherever they are (README "CSV rules"), not only after the header."""
-    blank = 0
+    blank_lines = 0
     for record in records:
-        if not record.blank:
-            return record, blank
-        blank += 1
-    return None, blank
+        if not record[-1]:
+            return record, blank_lines
+        blank_lines += 1
+    return None, blank_lines
 
 
 def _ingest(
@@ -177,7 +179,10 @@ def _ingest(
             rows=rows,
         )
 
-    packer = ChunkPacker(make_chunk, checkpoint.chunk, settings.rows_per_message, settings.budgets.chunk_bytes)
+    # Rows are encoded once, as they are packed, and a chunk's body is one join of them in its envelope.
+    packer = ChunkPacker(
+        encoded_chunks(make_chunk), checkpoint.chunk, settings.rows_per_message, settings.budgets.chunk_bytes, len
+    )
     sender = ChunkSender(
         services.sqs,
         settings.queue_url,
@@ -189,38 +194,38 @@ def _ingest(
     )
     report = RejectsReport(header)
     cp = replace(checkpoint)
-    parsed = rejected = 0
+    # The checkpoint's counters as locals while the records go by (this loop runs once per record),
+    # written back below.
+    offset, lines, row, valid, rejected, blank_lines = cp.offset, cp.line, cp.row, 0, 0, 0
     opened_at = 0  # where the open chunk's first row starts
     try:
-        for record in _records(services, job, cp.offset, cp.line):
-            if record.blank:
-                cp.blank_lines += 1
+        for fields, line, end_offset, end_line, size, blank in _records(services, job, offset, lines):
+            if blank:
+                blank_lines += 1
             else:
-                cp.row += 1
-                parsed += 1
-                result = (
-                    oversized(cp.row, record.line, record.oversized)
-                    if record.oversized
-                    else validate_row(header, record.fields, cp.row, record.line)
-                )
-                if isinstance(result, Rejected):
-                    report.add(result)
-                    cp.rows_rejected += 1
+                row += 1
+                try:
+                    encoded = encode_row(row, *normalized(header, fields, size))
+                except InvalidValue as invalid:
+                    report.add(Rejected(row, line, str(invalid), fields))
                     rejected += 1
                 else:
-                    cp.rows_valid += 1
+                    valid += 1
                     if packer.empty:
-                        opened_at = cp.offset
-                    if chunk := packer.add(result):
+                        opened_at = offset
+                    if chunk := packer.add(encoded):
                         sender.send(chunk)
-            cp.offset, cp.line = record.end_offset, record.end_line
-            if cp.offset - opened_at >= MAX_CHUNK_SPAN_BYTES and (chunk := packer.flush()):
+            offset, lines = end_offset, end_line
+            if offset - opened_at >= MAX_CHUNK_SPAN_BYTES and (chunk := packer.flush()):
                 sender.send(chunk)
             if packer.empty and (clock.low(sender.drain_seconds()) or report.full):
                 break
         else:
             if chunk := packer.flush():
                 sender.send(chunk)
+        cp.offset, cp.line, cp.row, cp.blank_lines = offset, lines, row, cp.blank_lines + blank_lines
+        cp.rows_valid += valid
+        cp.rows_rejected += rejected
         finished = packer.empty and cp.offset >= int(job["objectSize"])
         cp.chunk = packer.next_chunk
         sender.flush()
@@ -231,6 +236,7 @@ def _ingest(
             )
     finally:
         report.close()
+    parsed = valid + rejected
     result = SegmentResult(cp, finished, rows_parsed=parsed, rows_rejected=rejected, chunks_sent=sender.sent)
     if finished:
         result.summary = _summary(job, cp, header, settings)

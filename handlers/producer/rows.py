@@ -94,7 +94,11 @@ class Rejected:
 
 def oversized(row: int, line: int, size: int) -> Rejected:
     """A record too long to read (`csv_stream.MAX_RECORD_BYTES`): rejected unread."""
-    return Rejected(row, line, f"record is {size} bytes long; records over {MAX_RECORD_BYTES} bytes are not read", [])
+    return Rejected(row, line, _oversized_reason(size), [])
+
+
+def _oversized_reason(size: int) -> str:
+    return f"record is {size} bytes long; records over {MAX_RECORD_BYTES} bytes are not read"
 
 
 def column_name(cell: str, position: int) -> str:
@@ -160,16 +164,26 @@ def parse_header(fields: list[str]) -> Header:
     )
 
 
+def normalized(header: Header, fields: list[str], oversized: int = 0) -> tuple[str, str, str | None]:
+    """A row's email, name and phone, normalised; `InvalidValue` with the first reason it fails:
+    too long to have been read (`oversized` is its size), a width other than the header's, then
+    each known cell's rule (mail, name, phone)."""
+    if oversized:
+        raise InvalidValue(_oversized_reason(oversized))
+    if len(fields) != header.width:
+        raise InvalidValue(f"has {len(fields)} fields; the header has {header.width}")
+    phone = header.phone
+    return (
+        normalize_email(fields[header.mail]),
+        normalize_name(fields[header.name]),
+        None if phone is None else normalize_phone(fields[phone]),
+    )
+
+
 def validate_row(header: Header, fields: list[str], row: int, line: int) -> Row | Rejected:
     """A normalised `Row`, or the `Rejected` row with the first reason it fails."""
-    if len(fields) != header.width:
-        return Rejected(row, line, f"has {len(fields)} fields; the header has {header.width}", fields)
     try:
-        return Row(
-            row=row,
-            email=normalize_email(fields[header.mail]),
-            name=normalize_name(fields[header.name]),
-            phone=None if header.phone is None else normalize_phone(fields[header.phone]),
-        )
+        email, name, phone = normalized(header, fields)
     except InvalidValue as invalid:
         return Rejected(row, line, str(invalid), fields)
+    return Row(row=row, email=email, name=name, phone=phone)

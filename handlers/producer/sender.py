@@ -7,9 +7,9 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from handlers.common.chunks import MAC_ATTRIBUTE_BYTES, Chunk, mac_attributes, sign
+from handlers.common.chunks import MAC_ATTRIBUTE_BYTES, mac_attributes, sign
 from handlers.common.retry import OutOfTime, call_with_backoff, delays
-from handlers.producer.packing import MAX_BATCH_ENTRIES
+from handlers.producer.packing import MAX_BATCH_ENTRIES, Encodable
 
 SENDS_IN_FLIGHT = 4
 """SendMessageBatch requests a producer keeps in flight: its executor's size (`app.executor`)."""
@@ -45,7 +45,7 @@ class ChunkSender:
         self._slowest = 0.0
         self.sent = 0
 
-    def send(self, chunk: Chunk) -> None:
+    def send(self, chunk: Encodable) -> None:
         body = chunk.encode()
         # SQS counts the attribute towards the message's size, and so towards the call's.
         size = len(body.encode()) + MAC_ATTRIBUTE_BYTES

@@ -6,7 +6,7 @@ import random
 import pytest
 
 from handlers.common.chunks import MAC_ATTRIBUTE_BYTES, Chunk, Row, Source
-from handlers.producer.packing import MAX_BATCH_ENTRIES, Budgets, ChunkPacker, row_bytes
+from handlers.producer.packing import MAX_BATCH_ENTRIES, Budgets, ChunkPacker, encode_row, encoded_chunks, row_bytes
 
 DEFAULT = Budgets.for_queue(1024 * 1024)
 
@@ -93,3 +93,26 @@ def test_row_bytes_is_the_length_of_the_rows_json(name, phone):
     row = Row(1234567, "ada.lovelace+tag@example.co.uk", name, phone)
 
     assert row_bytes(row) == len(json.dumps(row.to_json(), separators=(",", ":")))
+
+
+def tricky_rows(count, seed):
+    rng = random.Random(seed)
+    names = [*TRICKY_CELLS, "😀" * 256]  # the longest JSON a valid row's name gets
+    phones = [None, "+441234567890", 'odd"phone']
+    return [Row(i, rng.choice(TRICKY_CELLS), rng.choice(names), rng.choice(phones)) for i in range(1, count + 1)]
+
+
+@pytest.mark.parametrize("max_message_bytes", [65_536, 262_144, 1_048_576])
+@pytest.mark.parametrize("rows_per_chunk", [1, 7, 200])
+@pytest.mark.parametrize("start", [0, 99_999_999])
+def test_encoded_rows_pack_into_the_very_chunks_rows_do(max_message_bytes, rows_per_chunk, start):
+    # The producer packs rows encoded once (encode_row) into bodies joined in their envelope: the same
+    # boundaries and the same bytes as packing the Rows into Chunks and encoding those.
+    budget = Budgets.for_queue(max_message_bytes).chunk_bytes
+    all_rows = tricky_rows(600, seed=rows_per_chunk)
+    chunks = pack(all_rows, rows_per_chunk, start=start, budgets=Budgets.for_queue(max_message_bytes))
+    packer = ChunkPacker(encoded_chunks(make_chunk), start, rows_per_chunk, budget, len)
+    encoded = [c for r in all_rows if (c := packer.add(encode_row(r.row, r.email, r.name, r.phone)))]
+    encoded += [last] if (last := packer.flush()) else []
+    assert [(c.chunk, c.encode()) for c in encoded] == [(c.chunk, c.encode()) for c in chunks]
+    assert len(chunks) > 1
