@@ -73,8 +73,15 @@ class Worker(pulumi.ComponentResource):
                         ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
                         [args.queue_arn],
                     ),
-                    # Conditional puts: a row never replaces a newer version of itself.
-                    statement("WriteUsers", ["dynamodb:PutItem"], [args.users_table_arn]),
+                    # The stored versions of a chunk's emails (BatchGetItem), then conditional PartiQL
+                    # INSERTs and UPDATEs in batches: a row never replaces a newer version of itself.
+                    # BatchExecuteStatement needs each statement's own action on its table
+                    # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ql-iam.html).
+                    statement(
+                        "WriteUsers",
+                        ["dynamodb:BatchGetItem", "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate"],
+                        [args.users_table_arn],
+                    ),
                     # Each chunk is checked against its job record (consistent read) before its rows are written.
                     statement("ReadJobs", ["dynamodb:GetItem"], [args.jobs_table_arn]),
                     # Chunk marker + job counters in one transaction, then the conditional finish.

@@ -34,6 +34,13 @@ TRANSIENT_CODES = frozenset(
     }
 )
 
+# A PartiQL batch's statements each answer their own error code, without the `Exception` suffix
+# (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchStatementError.html). These
+# may succeed when sent again; the others (a failed condition, a duplicate, a refusal) never will as
+# they are.
+STATEMENT_THROTTLING_CODES = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"})
+STATEMENT_RETRYABLE_CODES = STATEMENT_THROTTLING_CODES | {"InternalServerError", "TransactionConflict"}
+
 
 class OutOfTime(RuntimeError):
     """Retries would run past the time this invocation has left."""
@@ -49,6 +56,11 @@ class RetryCounter:
     def __call__(self, error: BaseException) -> None:
         self.retries += 1
         self.throttles += is_throttle(error)
+
+    def count_statement(self, code: str) -> None:
+        """A statement (or a read) sent again, after the code its batch answered for it."""
+        self.retries += 1
+        self.throttles += code in STATEMENT_THROTTLING_CODES
 
 
 def error_code(error: BaseException) -> str | None:

@@ -48,10 +48,10 @@ JOBS_TABLE = os.environ["JOBS_TABLE"]
 # Our code retries (with backoff, within the invocation's time) so it can count retries and
 # throttles; botocore's own retries would hide them.
 _dynamodb = boto3.resource("dynamodb", config=client_config(attempts=1))
-# The rows' puts, most of the worker's work: a low-level client and items built in wire format
-# (`writes.user_item`), one connection per writer thread.
-_puts = boto3.client("dynamodb", config=client_config(max_pool_connections=WRITERS, attempts=1, validate=False))
-writer = UserWriter(_puts, USERS_TABLE, ThreadPoolExecutor(WRITERS, thread_name_prefix="put"))
+# The rows' reads and batched writes, most of the worker's work: a low-level client and parameters
+# built in wire format (`writes._Values`), one connection per call in flight.
+_rows = boto3.client("dynamodb", config=client_config(max_pool_connections=WRITERS, attempts=1, validate=False))
+writer = UserWriter(_rows, USERS_TABLE, ThreadPoolExecutor(WRITERS, thread_name_prefix="rows"))
 progress = ProgressCounter(_dynamodb.meta.client, JOBS_TABLE)
 jobs = JobLookup(_dynamodb.meta.client, JOBS_TABLE)
 job_keys = JobKeys.in_secrets_manager(os.environ[SECRET_ARN_VARIABLE])  # read when the first chunk is checked

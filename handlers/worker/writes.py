@@ -1,34 +1,117 @@
-"""Write a chunk's rows to the users table: latest version wins, whatever the delivery order."""
+"""Write a chunk's rows to the users table in batches: latest version wins, whatever the delivery order.
+
+Two steps, every write conditional:
+
+1. Hints. `BatchGetItem` reads the stored `rowVersion` of the chunk's emails (key and version only,
+   eventually consistent: a hint may be stale, the writes' conditions decide). A row whose very version
+   is stored was written by an earlier delivery: written. A row older than the stored version is
+   superseded without a write: it costs half a read unit, where a failed condition costs a write unit.
+2. Writes. PartiQL `BatchExecuteStatement`, at most 25 statements a call, calls in parallel: `INSERT`
+   for an email believed absent (DynamoDB refuses it with `DuplicateItem` if the key exists), `UPDATE …
+   WHERE email = ? AND (LATEST_WINS)` for one believed older or planted. Each statement succeeds or fails
+   on its own (`Error.Code`): see `UserWriter._settle`.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from handlers.common.chunks import Chunk, Row, versions_after
 from handlers.common.jobs import utc_now
-from handlers.common.retry import RetryCounter, call_with_backoff
+from handlers.common.retry import (
+    STATEMENT_RETRYABLE_CODES,
+    RetryCounter,
+    call_with_backoff,
+    delays,
+)
 from handlers.worker.admission import MAX_CLOCK_SKEW_MS
 
-# A row replaces the stored item only if the item is absent or not newer. Re-applying the same
-# version rewrites identical data: harmless, so redelivered chunks are safe. A stored version dated
-# later than now plus the clock skew AWS tolerates was planted (a forged upload time, before chunks
-# were checked for one: admission.check_upload_time), not uploaded; it would otherwise win for ever,
-# so any real row replaces it. Versions are fixed-width strings, compared byte-wise (chunks.row_version).
-LATEST_WINS = "attribute_not_exists(email) OR rowVersion <= :version OR rowVersion > :farFuture"
+# A row replaces the stored item only if the item is not newer. Re-applying the same version rewrites
+# identical data: harmless, so redelivered chunks are safe. A stored version dated later than now plus
+# the clock skew AWS tolerates was planted (a forged upload time, before chunks were checked for one:
+# admission.check_upload_time), not uploaded; it would otherwise win for ever, so any real row replaces
+# it. Versions are fixed-width strings, compared byte-wise (chunks.row_version), as DynamoDB compares S.
+# The UPDATE's WHERE clause after its key; its parameters are `latest_wins_values`.
+LATEST_WINS = '"rowVersion" <= ? OR "rowVersion" > ?'
+
+WireValue = dict[str, str]
+"""An attribute value in DynamoDB's wire format (`{"S": "…"}`), as the low-level client sends it."""
+WireItem = dict[str, WireValue]
+"""An item in wire format."""
 
 
-def latest_wins_values(version: str, now_ms: int) -> dict[str, dict[str, str]]:
-    """`LATEST_WINS`'s values, in wire format, for a row of `version` written at `now_ms`."""
-    return {":version": {"S": version}, ":farFuture": {"S": versions_after(now_ms + MAX_CLOCK_SKEW_MS)}}
+def latest_wins_values(version: str, now_ms: int) -> list[WireValue]:
+    """`LATEST_WINS`'s parameters, in wire format, for a row of `version` written at `now_ms`."""
+    return [{"S": version}, {"S": versions_after(now_ms + MAX_CLOCK_SKEW_MS)}]
 
 
-# Concurrent writes per invocation: enough to keep DynamoDB busy, within one connection pool.
-WRITERS = 16
+# BatchExecuteStatement runs at most 25 statements a call, all writes or all reads
+# (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ql-reference.multiplestatements.batching.html).
+MAX_STATEMENTS = 25
+# BatchGetItem reads at most 100 items a call, or answers ValidationException
+# (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html).
+MAX_KEYS = 100
+# Calls in flight per invocation: a chunk of 200 rows is 8 calls of 25 statements, sent at once.
+WRITERS = 8
+
+# The item's attributes, in the order of a row's parameters (`_Values`): the key, then what an UPDATE
+# sets, `row` the only number; `phone` last, absent when the row has none.
+_ATTRIBUTES = (
+    "email",
+    "name",
+    "rowVersion",
+    "uploadedAt",
+    "updatedAt",
+    "jobId",
+    "sourceBucket",
+    "sourceKey",
+    "sourceVersionId",
+    "row",
+)
+_PHONE = "phone"
+
+
+@dataclass(frozen=True)
+class Statements:
+    """The four statements the worker sends to `table`, with `?` for every value (never a literal).
+
+    Syntax: INSERT INTO table VALUE item
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ql-reference.insert.html) and
+    UPDATE table [SET | REMOVE] path [= data] […] WHERE condition
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ql-reference.update.html). An
+    UPDATE sets every attribute and removes `phone` when the row has none, so the item it leaves is the
+    one an INSERT of the same row makes."""
+
+    insert: str
+    insert_with_phone: str
+    update: str
+    update_with_phone: str
+
+    @classmethod
+    def for_table(cls, table: str) -> Statements:
+        def insert(attributes: tuple[str, ...]) -> str:
+            return f'INSERT INTO "{table}" VALUE {{{", ".join(f"{_quoted(name)}: ?" for name in attributes)}}}'
+
+        def update(phone: str) -> str:
+            sets = " ".join(f'SET "{name}" = ?' for name in _ATTRIBUTES[1:])
+            return f'UPDATE "{table}" {sets} {phone} WHERE "email" = ? AND ({LATEST_WINS})'
+
+        return cls(
+            insert=insert(_ATTRIBUTES),
+            insert_with_phone=insert((*_ATTRIBUTES, _PHONE)),
+            update=update(f'REMOVE "{_PHONE}"'),
+            update_with_phone=update(f'SET "{_PHONE}" = ?'),
+        )
+
+
+def _quoted(name: str) -> str:
+    # A PartiQL tuple's keys are string literals, in single quotes.
+    return f"'{name}'"
 
 
 class RowsUnwritten(RuntimeError):
@@ -44,8 +127,7 @@ class WriteOutcome:
 def latest_rows(chunk: Chunk) -> tuple[list[Row], int]:
     """One row per email, the highest version; and how many rows lost to a later one in the chunk.
 
-    Also keeps any single request from naming one key twice.
-    """
+    Also keeps any batch from naming one key twice (a ValidationException for BatchExecuteStatement)."""
     latest: dict[str, Row] = {}
     for row in chunk.rows:
         if row.email not in latest or row.row > latest[row.email].row:
@@ -53,69 +135,249 @@ def latest_rows(chunk: Chunk) -> tuple[list[Row], int]:
     return list(latest.values()), len(chunk.rows) - len(latest)
 
 
-WireItem = dict[str, dict[str, str]]
-"""An item in DynamoDB's wire format (`{"name": {"S": "…"}}`), as the low-level client sends it."""
+class _Values:
+    """A chunk's rows as statement parameters, in wire format, built directly (boto3's resource layer
+    walks every value of every call: a tenth of a write's CPU when the worker wrote item by item).
+    What every row of the chunk shares is one object, made once."""
+
+    def __init__(self, chunk: Chunk, now_ms: int) -> None:
+        self.chunk = chunk
+        uploaded_at = datetime.fromtimestamp(chunk.uploadedAtMs / 1000, UTC).isoformat(timespec="milliseconds")
+        source = chunk.source
+        self._shared = [
+            {"S": uploaded_at},
+            {"S": utc_now()},
+            {"S": chunk.jobId},
+            {"S": source.bucket},
+            {"S": source.key},
+            {"S": source.versionId},
+        ]
+        self.far_future = versions_after(now_ms + MAX_CLOCK_SKEW_MS)
+        self._far_future = {"S": self.far_future}
+
+    def insert(self, row: Row, version: str) -> list[WireValue]:
+        values = [{"S": row.email}, {"S": row.name}, {"S": version}, *self._shared, {"N": str(row.row)}]
+        if row.phone is not None:
+            values.append({"S": row.phone})
+        return values
+
+    def update(self, row: Row, version: str) -> list[WireValue]:
+        values = [{"S": row.name}, {"S": version}, *self._shared, {"N": str(row.row)}]
+        if row.phone is not None:
+            values.append({"S": row.phone})
+        values += ({"S": row.email}, {"S": version}, self._far_future)  # the key, then LATEST_WINS's
+        return values
 
 
-def user_item(chunk: Chunk, row: Row) -> WireItem:
-    """The users table's item for `row`, in wire format: every attribute a string but `row`, a number.
+def user_item(chunk: Chunk, row: Row, now_ms: int | None = None) -> WireItem:
+    """The users table's item for `row`, in wire format, as its INSERT writes it (and its UPDATE leaves
+    it): every attribute a string but `row`, a number."""
+    values = _Values(chunk, int(time.time() * 1000) if now_ms is None else now_ms).insert(row, chunk.version_of(row))
+    return dict(zip((*_ATTRIBUTES, _PHONE), values, strict=False))
 
-    Built here rather than by boto3's resource layer, whose serializer walks every parameter of every
-    call (bench `worker`: a tenth of a put's CPU, and the worker's CPU is most of its cost on AWS)."""
-    item: WireItem = {
-        "email": {"S": row.email},
-        "name": {"S": row.name},
-        "rowVersion": {"S": chunk.version_of(row)},
-        "uploadedAt": {"S": datetime.fromtimestamp(chunk.uploadedAtMs / 1000, UTC).isoformat(timespec="milliseconds")},
-        "updatedAt": {"S": utc_now()},
-        "jobId": {"S": chunk.jobId},
-        "sourceBucket": {"S": chunk.source.bucket},
-        "sourceKey": {"S": chunk.source.key},
-        "sourceVersionId": {"S": chunk.source.versionId},
-        "row": {"N": str(row.row)},
-    }
-    if row.phone is not None:
-        item["phone"] = {"S": row.phone}
-    return item
+
+@dataclass(frozen=True)
+class _Write:
+    """One row's statement to send: an INSERT, or an UPDATE under LATEST_WINS."""
+
+    row: Row
+    version: str
+    insert: bool
+
+
+@dataclass
+class _Round:
+    """What statements came to: rows written, rows superseded, statements to send again with the code
+    that sent each back, and the codes that fail the chunk."""
+
+    written: int = 0
+    superseded: int = 0
+    again: list[tuple[_Write, str]] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
 
 
 class UserWriter:
-    """Conditional puts on a bounded pool, each retried with backoff while time remains.
+    """Hints, then conditional statements in batches, on a bounded pool; whatever AWS sends back to
+    be tried again is retried with backoff while the invocation has time.
 
-    `client` is a low-level DynamoDB client (items go out in wire format, `user_item`)."""
+    `client` is a low-level DynamoDB client (parameters go out in wire format, `_Values`)."""
 
     def __init__(self, client: Any, table: str, executor: ThreadPoolExecutor) -> None:
         self._client, self._table, self._executor = client, table, executor
+        self._statements = Statements.for_table(table)
 
     def write(self, chunk: Chunk, seconds_left: Callable[[], float], retries: RetryCounter) -> WriteOutcome:
         rows, superseded = latest_rows(chunk)
         now_ms = int(time.time() * 1000)
-        futures = [self._executor.submit(self._put, chunk, row, now_ms, seconds_left, retries) for row in rows]
-        errors, written = [], 0
-        for future in futures:
-            try:
-                written += future.result()
-            except Exception as error:  # collected: every other row still gets its chance
-                errors.append(error)
-        if errors:
-            raise RowsUnwritten(f"{len(errors)} of {len(rows)} rows unwritten: {errors[0]!r}") from errors[0]
-        return WriteOutcome(written=written, superseded=superseded + len(rows) - written)
+        values = _Values(chunk, now_ms)
+        stored = self._stored_versions([row.email for row in rows], seconds_left, retries)
+        written, pending = 0, []
+        for row in rows:
+            version = chunk.version_of(row)
+            hint = stored.get(row.email)
+            if hint is None:
+                pending.append(_Write(row, version, insert=True))
+            elif hint == version:
+                written += 1  # this very row, written by an earlier delivery
+            elif version < hint < values.far_future:
+                superseded += 1  # a later upload's row is stored: no write
+            else:
+                pending.append(_Write(row, version, insert=False))  # older, or planted
+        done = self._execute(pending, values, seconds_left, retries)
+        return WriteOutcome(written=written + done.written, superseded=superseded + done.superseded)
 
-    def _put(
-        self, chunk: Chunk, row: Row, now_ms: int, seconds_left: Callable[[], float], retries: RetryCounter
-    ) -> int:
-        """1 if written, 0 if a newer version is already stored."""
-        try:
-            call_with_backoff(
-                lambda: self._client.put_item(
-                    TableName=self._table,
-                    Item=user_item(chunk, row),
-                    ConditionExpression=LATEST_WINS,
-                    ExpressionAttributeValues=latest_wins_values(chunk.version_of(row), now_ms),
-                ),
-                seconds_left,
-                on_retry=retries,
+    # --- hints -----------------------------------------------------------------------------------
+
+    def _stored_versions(
+        self, emails: list[str], seconds_left: Callable[[], float], retries: RetryCounter
+    ) -> dict[str, str]:
+        """Each stored email's `rowVersion` ("" for an item without one: any row's UPDATE then decides)."""
+        groups = [emails[start : start + MAX_KEYS] for start in range(0, len(emails), MAX_KEYS)]
+        futures = [self._executor.submit(self._read, group, seconds_left, retries) for group in groups]
+        stored: dict[str, str] = {}
+        for future in futures:
+            stored.update(future.result())
+        return stored
+
+    def _read(self, emails: list[str], seconds_left: Callable[[], float], retries: RetryCounter) -> dict[str, str]:
+        # Eventually consistent (BatchGetItem's default): half the read units of a strongly consistent
+        # read (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html),
+        # and a stale hint costs at most one more statement. Names through placeholders, as every
+        # projection here (reserved words).
+        request: dict[str, Any] = {
+            self._table: {
+                "Keys": [{"email": {"S": email}} for email in emails],
+                "ProjectionExpression": "#e, #v",
+                "ExpressionAttributeNames": {"#e": "email", "#v": "rowVersion"},
+            }
+        }
+        stored: dict[str, str] = {}
+        backoff = delays()
+        while True:
+            answer = call_with_backoff(
+                lambda request=request: self._client.batch_get_item(RequestItems=request), seconds_left, retries
             )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            return 0
-        return 1
+            for item in answer.get("Responses", {}).get(self._table, ()):
+                stored[item["email"]["S"]] = item.get("rowVersion", {}).get("S", "")
+            # Keys left unread (throughput, size or an internal failure) come back in UnprocessedKeys,
+            # to be asked again with exponential backoff (API_BatchGetItem.html).
+            request = answer.get("UnprocessedKeys") or {}
+            if not request:
+                return stored
+            _wait(backoff, seconds_left, "UnprocessedKeys")
+            retries.count_statement("UnprocessedKeys")
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    def _execute(
+        self, pending: list[_Write], values: _Values, seconds_left: Callable[[], float], retries: RetryCounter
+    ) -> _Round:
+        total = _Round()
+        backoff = delays()
+        while pending:
+            calls = [pending[start : start + MAX_STATEMENTS] for start in range(0, len(pending), MAX_STATEMENTS)]
+            futures = [self._executor.submit(self._send, call, values, seconds_left, retries) for call in calls]
+            rounds, errors = [], []
+            for call, future in zip(calls, futures, strict=True):
+                try:
+                    rounds.append(self._settle(call, future.result()))
+                except Exception as error:  # collected: every other call still counts what it wrote
+                    errors.append(error)
+            pending, waits = [], []
+            for done in rounds:
+                total.written += done.written
+                total.superseded += done.superseded
+                total.failed += done.failed
+                for write, code in done.again:
+                    pending.append(write)
+                    retries.count_statement(code)
+                    if code in STATEMENT_RETRYABLE_CODES:
+                        waits.append(code)
+            if errors:
+                raise RowsUnwritten(
+                    f"rows of {len(errors)} of {len(calls)} calls unwritten: {errors[0]!r}"
+                ) from errors[0]
+            if total.failed:
+                # Codes only: a statement's message may quote a value.
+                raise RowsUnwritten(f"{len(total.failed)} rows unwritten: statement errors {sorted(set(total.failed))}")
+            if waits:
+                _wait(backoff, seconds_left, waits[0])
+            elif pending and seconds_left() <= 0:
+                raise RowsUnwritten(f"{len(pending)} rows unwritten: out of time")
+        return total
+
+    def _send(
+        self, call: list[_Write], values: _Values, seconds_left: Callable[[], float], retries: RetryCounter
+    ) -> list[dict[str, Any]]:
+        statements = self._statements
+        request = []
+        for write in call:
+            row = write.row
+            if write.insert:
+                statement = statements.insert if row.phone is None else statements.insert_with_phone
+                request.append({"Statement": statement, "Parameters": values.insert(row, write.version)})
+            else:
+                statement = statements.update if row.phone is None else statements.update_with_phone
+                # ALL_OLD: a failed condition returns the stored item, at no read cost
+                # (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchStatementRequest.html).
+                request.append(
+                    {
+                        "Statement": statement,
+                        "Parameters": values.update(row, write.version),
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                )
+        # A call refused whole (throttled, a server error) is sent again whole.
+        answer = call_with_backoff(
+            lambda: self._client.batch_execute_statement(Statements=request), seconds_left, retries
+        )
+        responses = answer["Responses"]
+        if len(responses) != len(call):
+            raise RowsUnwritten(f"{len(responses)} responses to {len(call)} statements")
+        return responses
+
+    @staticmethod
+    def _settle(call: list[_Write], responses: list[dict[str, Any]]) -> _Round:
+        """Each statement's outcome, `Responses[i]` answering `Statements[i]`. Codes:
+        https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchStatementError.html.
+
+        - none: written.
+        - ConditionalCheckFailed: the UPDATE's key is absent (no `Item`): sent again as an INSERT; or
+          its `Item` (ALL_OLD) holds this very version (an earlier delivery wrote it): written; or a
+          later one: superseded. The failed condition still consumed a write unit
+          (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html),
+          which the hints spare a row known to be superseded.
+        - DuplicateItem: the INSERT's key was inserted meanwhile: sent again as an UPDATE, whose
+          condition decides.
+        - throttling and transient codes (`STATEMENT_RETRYABLE_CODES`): sent again after a wait.
+        - anything else fails the chunk, by code."""
+        done = _Round()
+        for write, response in zip(call, responses, strict=True):
+            error = response.get("Error")
+            if error is None:
+                done.written += 1
+                continue
+            code = error.get("Code", "None")
+            if code == "ConditionalCheckFailed" and not write.insert:
+                item = error.get("Item")
+                if item is None:
+                    done.again.append((_Write(write.row, write.version, insert=True), code))
+                elif item.get("rowVersion", {}).get("S") == write.version:
+                    done.written += 1
+                else:
+                    done.superseded += 1
+            elif code == "DuplicateItem" and write.insert:
+                done.again.append((_Write(write.row, write.version, insert=False), code))
+            elif code in STATEMENT_RETRYABLE_CODES:
+                done.again.append((write, code))
+            else:
+                done.failed.append(code)
+        return done
+
+
+def _wait(backoff: Iterator[float], seconds_left: Callable[[], float], code: str) -> None:
+    """Sleep the next backoff delay, or raise `RowsUnwritten` if it would not fit in the time left."""
+    delay = next(backoff)
+    if delay >= seconds_left():
+        raise RowsUnwritten(f"gave up retrying after {code}: out of time")
+    time.sleep(delay)

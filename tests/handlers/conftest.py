@@ -15,6 +15,7 @@ from moto import mock_aws
 
 from handlers.common.signing import SECRET_ARN_VARIABLE
 from infra.tables import RECENT_JOBS
+from local import partiql
 from tests.handlers.harness import Deployment, global_index_request
 
 REGION = "eu-west-1"
@@ -60,6 +61,9 @@ def _create_tables(dynamodb: object) -> tuple[str, str]:
 @pytest.fixture
 def deployment(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
     """Bucket (versioned), queue, tables; the three handlers imported with their environment."""
+    # moto runs no PartiQL condition (MOTO-NOTES): the worker's statements run as AWS runs them, by
+    # local mode's engine, in this process's mock as in the emulator.
+    partiql.install()
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)

@@ -488,12 +488,113 @@ def test_a_job_that_counted_a_chunk_its_producer_never_sent_fails_instead_of_wai
     assert job["error"].startswith("more chunks were counted than the producer sent")
 
 
-def test_throttled_writes_are_retried_counted_and_nothing_is_lost(deployment, monkeypatch, capsys):
+# --- faults in the write path: whole calls, single statements, stale hints -------------------------
+
+
+def statement_email(statement) -> str:
+    """The email a statement writes: an INSERT's first parameter, an UPDATE's key (third from last)."""
+    parameters = statement["Parameters"]
+    return (parameters[0] if statement["Statement"].startswith("INSERT") else parameters[-3])["S"]
+
+
+class StatementFaults:
+    """The real client, except that BatchExecuteStatement answers some statements with an error of
+    their own, without running them, as DynamoDB answers a throttled statement inside a batch: `fault`
+    is given each statement and returns a BatchStatementError code or None (run it)."""
+
+    def __init__(self, real, fault):
+        self.real, self._fault, self.faults = real, fault, 0
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def batch_execute_statement(self, Statements, **kwargs):  # noqa: N803 (boto3's parameter name)
+        codes = [self._fault(statement) for statement in Statements]
+        run = [statement for statement, code in zip(Statements, codes, strict=True) if code is None]
+        answers = iter(self.real.batch_execute_statement(Statements=run, **kwargs)["Responses"] if run else ())
+        self.faults += sum(code is not None for code in codes)
+        return {
+            "Responses": [
+                next(answers) if code is None else {"Error": {"Code": code, "Message": "injected"}} for code in codes
+            ]
+        }
+
+
+def stored_versions(deployment) -> dict[str, str]:
+    """Every stored email's rowVersion now: what a read made at this moment answers."""
+    return {email: item["rowVersion"] for email, item in deployment.users().items()}
+
+
+class StaleHints:
+    """The real client, except that BatchGetItem answers as an eventually consistent read may: with the
+    versions stored at an earlier moment (`earlier`, from `stored_versions`)."""
+
+    def __init__(self, real, earlier: dict[str, str]):
+        self.real, self._earlier = real, earlier
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def batch_get_item(self, RequestItems):  # noqa: N803 (boto3's parameter name)
+        [(table, request)] = RequestItems.items()
+        emails = [key["email"]["S"] for key in request["Keys"]]
+        items = [{"email": {"S": e}, "rowVersion": {"S": self._earlier[e]}} for e in emails if e in self._earlier]
+        return {"Responses": {table: items}, "UnprocessedKeys": {}}
+
+
+class Recorded:
+    """The real client (or a faulty one), recording each call: its operation and how many statements or
+    keys it carried; each call may take `delay` seconds longer, while counting how many run at once."""
+
+    def __init__(self, real, delay: float = 0.0):
+        self.real, self._delay, self._lock = real, delay, threading.Lock()
+        self.calls: list[tuple[str, int]] = []
+        self.running = self.most = 0
+
+    def __getattr__(self, name):
+        attribute = getattr(self.real, name)
+        if name in ("batch_get_item", "batch_execute_statement", "put_item", "update_item", "get_item"):
+            return lambda **kwargs: self._call(name, attribute, kwargs)
+        return attribute
+
+    def _call(self, name, attribute, kwargs):
+        size = len(kwargs["Statements"]) if "Statements" in kwargs else 1
+        if "RequestItems" in kwargs:
+            [request] = kwargs["RequestItems"].values()
+            size = len(request["Keys"])
+        with self._lock:
+            self.calls.append((name, size))
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            time.sleep(self._delay)
+            return attribute(**kwargs)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+    def operations(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for name, _size in self.calls:
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def largest(self, name: str) -> int:
+        return max(size for operation, size in self.calls if operation == name)
+
+
+def record_writes(deployment, monkeypatch, delay: float = 0.0) -> Recorded:
+    recorded = Recorded(deployment.worker.writer._client, delay)
+    monkeypatch.setattr(deployment.worker.writer, "_client", recorded)
+    return recorded
+
+
+def test_throttled_statements_are_sent_again_counted_and_nothing_is_lost(deployment, monkeypatch, capsys):
     rng = random.Random(3)
     bodies = make_uploads(rng, files=2, rows=30, emails=40)
     job_ids = upload_in_order(deployment, bodies)
-    flaky = Faulty(
-        deployment.worker.writer._client, "put_item", lambda _kw: throttling("PutItem") if rng.random() < 0.3 else None
+    flaky = StatementFaults(
+        deployment.worker.writer._client, lambda _statement: "ThrottlingError" if rng.random() < 0.3 else None
     )
     monkeypatch.setattr(deployment.worker.writer, "_client", flaky)
     capsys.readouterr()
@@ -504,16 +605,43 @@ def test_throttled_writes_are_retried_counted_and_nothing_is_lost(deployment, mo
     assert metrics["WriteRetries"] >= metrics["WriteThrottles"]
     stored = {email: (item["name"], item.get("phone")) for email, item in deployment.users().items()}
     assert stored == oracle(bodies)
+    for job_id in job_ids:
+        job = deployment.job(job_id)
+        assert job["status"] == "COMPLETE"
+        assert job["rowsWritten"] + job["rowsSuperseded"] == job["rowsValid"] == 30
+
+
+def test_throttled_calls_are_retried_counted_and_nothing_is_lost(deployment, monkeypatch, capsys):
+    rng = random.Random(4)
+    bodies = make_uploads(rng, files=2, rows=30, emails=40)
+    job_ids = upload_in_order(deployment, bodies)
+    reads = Faulty(
+        deployment.worker.writer._client,
+        "batch_get_item",
+        lambda _kw: throttling("BatchGetItem") if rng.random() < 0.3 else None,
+    )
+    writes = Faulty(
+        reads,
+        "batch_execute_statement",
+        lambda _kw: throttling("BatchExecuteStatement", "ThrottlingException") if rng.random() < 0.3 else None,
+    )
+    monkeypatch.setattr(deployment.worker.writer, "_client", writes)
+    capsys.readouterr()
+    assert deployment.drain() == []
+    assert reads.faults > 0 and writes.faults > 0
+    metrics = emf(capsys.readouterr().out)
+    assert metrics["WriteThrottles"] == reads.faults + writes.faults
+    stored = {email: (item["name"], item.get("phone")) for email, item in deployment.users().items()}
+    assert stored == oracle(bodies)
     assert all(deployment.job(job_id)["status"] == "COMPLETE" for job_id in job_ids)
 
 
 def test_rows_unwritten_when_time_runs_out_fail_their_message_and_succeed_later(deployment, monkeypatch):
     job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\nStuck,stuck@example.com,\n")
     [message] = deployment.receive_all()
-    flaky = Faulty(
+    flaky = StatementFaults(
         deployment.worker.writer._client,
-        "put_item",
-        lambda kw: throttling("PutItem") if kw["Item"]["email"] == {"S": "stuck@example.com"} else None,
+        lambda statement: "ThrottlingError" if statement_email(statement) == "stuck@example.com" else None,
     )
     monkeypatch.setattr(deployment.worker.writer, "_client", flaky)
     short = FakeContext(function_name="worker", remaining_ms=4_000, step_ms=300)
@@ -523,17 +651,18 @@ def test_rows_unwritten_when_time_runs_out_fail_their_message_and_succeed_later(
     monkeypatch.setattr(deployment.worker.writer, "_client", flaky.real)  # throttling is over
     assert deployment.deliver([message]) == []
     assert set(deployment.users()) == {"a@example.com", "stuck@example.com"}
-    assert deployment.job(job_id)["status"] == "COMPLETE"
+    job = deployment.job(job_id)
+    assert (job["status"], job["rowsWritten"], job["rowsSuperseded"]) == ("COMPLETE", 2, 0)
 
 
 def test_a_write_the_role_may_not_make_fails_its_message_and_logs_why(deployment, monkeypatch, log_lines):
     deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\n")
     [message] = deployment.receive_all()
     denied = ClientError(
-        {"Error": {"Code": "AccessDeniedException", "Message": "not authorized to perform: dynamodb:PutItem"}},
-        "PutItem",
+        {"Error": {"Code": "AccessDeniedException", "Message": "not authorized to perform: dynamodb:PartiQLInsert"}},
+        "BatchExecuteStatement",
     )
-    refusing = Faulty(deployment.worker.writer._client, "put_item", lambda _kwargs: denied)
+    refusing = Faulty(deployment.worker.writer._client, "batch_execute_statement", lambda _kwargs: denied)
     monkeypatch.setattr(deployment.worker.writer, "_client", refusing)
     logs = log_lines(deployment.worker)
 
@@ -541,8 +670,119 @@ def test_a_write_the_role_may_not_make_fails_its_message_and_logs_why(deployment
 
     [failure] = [json.loads(line) for line in logs.getvalue().splitlines() if '"chunk failed"' in line]
     assert failure["messageId"] == message["MessageId"]
-    assert "AccessDeniedException" in failure["error"] and "dynamodb:PutItem" in failure["error"]
+    assert "AccessDeniedException" in failure["error"] and "dynamodb:PartiQLInsert" in failure["error"]
     assert "a@example.com" not in logs.getvalue()
+
+
+def refuse_statements_of(deployment, monkeypatch, email: str, code: str) -> StatementFaults:
+    refusing = StatementFaults(
+        deployment.worker.writer._client, lambda statement: code if statement_email(statement) == email else None
+    )
+    monkeypatch.setattr(deployment.worker.writer, "_client", refusing)
+    return refusing
+
+
+def test_a_statement_error_that_is_not_retryable_fails_the_chunk_naming_its_code_only(
+    deployment, monkeypatch, log_lines
+):
+    job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\nB,b@example.com,\n")
+    [message] = deployment.receive_all()
+    refuse_statements_of(deployment, monkeypatch, "b@example.com", "AccessDenied")  # e.g. no PartiQLInsert
+    logs = log_lines(deployment.worker)
+
+    assert deployment.deliver([message]) == [message["MessageId"]]
+
+    [failure] = [json.loads(line) for line in logs.getvalue().splitlines() if '"chunk failed"' in line]
+    assert "AccessDenied" in failure["error"]
+    assert "example.com" not in logs.getvalue()
+    assert set(deployment.users()) == {"a@example.com"}, "the other statements of the batch still ran"
+    assert deployment.job(job_id)["chunksDone"] == 0, "a failed chunk is not counted"
+
+
+def test_a_chunk_that_failed_halfway_is_counted_whole_when_delivered_again(deployment, monkeypatch):
+    job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\nB,b@example.com,\n")
+    [message] = deployment.receive_all()
+    refusing = refuse_statements_of(deployment, monkeypatch, "b@example.com", "ValidationError")
+    assert deployment.deliver([message]) == [message["MessageId"]]
+    monkeypatch.setattr(deployment.worker.writer, "_client", refusing.real)
+    recorded = record_writes(deployment, monkeypatch)
+
+    assert deployment.deliver([message]) == []
+
+    job = deployment.job(job_id)
+    assert (job["status"], job["rowsWritten"], job["rowsSuperseded"]) == ("COMPLETE", 2, 0)
+    # a@'s hint is its own version: written by the first delivery, counted without a write.
+    assert [call for call in recorded.calls if call[0] == "batch_execute_statement"] == [("batch_execute_statement", 1)]
+
+
+def test_an_email_inserted_after_its_hint_was_read_is_updated_instead(deployment, monkeypatch):
+    upload_dated(deployment, "uploads/old.csv", HEADER + "Old Ann,ann@example.com,123456\n", 0)
+    before = stored_versions(deployment)  # nothing yet
+    assert deployment.drain() == []
+    newer = upload_dated(deployment, "uploads/new.csv", HEADER + "New Ann,ann@example.com,\n", 500)
+    monkeypatch.setattr(deployment.worker.writer, "_client", StaleHints(deployment.worker.writer._client, before))
+    recorded = record_writes(deployment, monkeypatch)
+
+    assert deployment.drain() == []
+
+    item = deployment.users()["ann@example.com"]
+    assert (item["name"], item.get("phone"), item["jobId"]) == ("New Ann", None, newer)
+    assert (deployment.job(newer)["rowsWritten"], deployment.job(newer)["rowsSuperseded"]) == (1, 0)
+    # The INSERT met DuplicateItem; the UPDATE that followed wrote.
+    assert recorded.operations()["batch_execute_statement"] == 2
+
+
+def test_an_email_inserted_by_a_later_upload_after_its_hint_was_read_is_superseded(deployment, monkeypatch):
+    older = upload_dated(deployment, "uploads/old.csv", HEADER + "Old Ann,ann@example.com,\n", 0)
+    old_messages = deployment.receive_all()
+    before = stored_versions(deployment)  # nothing yet
+    upload_dated(deployment, "uploads/new.csv", HEADER + "New Ann,ann@example.com,\n", 500)
+    assert deployment.drain() == []
+    monkeypatch.setattr(deployment.worker.writer, "_client", StaleHints(deployment.worker.writer._client, before))
+
+    assert deployment.deliver(old_messages) == []
+
+    assert deployment.users()["ann@example.com"]["name"] == "New Ann"
+    assert (deployment.job(older)["rowsWritten"], deployment.job(older)["rowsSuperseded"]) == (0, 1)
+
+
+def test_a_row_whose_hint_is_older_than_what_is_stored_by_now_is_superseded(deployment, monkeypatch):
+    upload_dated(deployment, "uploads/a.csv", HEADER + "A,ann@example.com,\n", 0)
+    assert deployment.drain() == []
+    earlier = stored_versions(deployment)  # A's version
+    middle = upload_dated(deployment, "uploads/b.csv", HEADER + "B,ann@example.com,\n", 300)
+    b_messages = deployment.receive_all()
+    upload_dated(deployment, "uploads/c.csv", HEADER + "C,ann@example.com,\n", 600)
+    assert deployment.drain() == []
+    monkeypatch.setattr(deployment.worker.writer, "_client", StaleHints(deployment.worker.writer._client, earlier))
+    recorded = record_writes(deployment, monkeypatch)
+
+    assert deployment.deliver(b_messages) == []
+
+    assert deployment.users()["ann@example.com"]["name"] == "C"
+    assert (deployment.job(middle)["rowsWritten"], deployment.job(middle)["rowsSuperseded"]) == (0, 1)
+    # The UPDATE's condition failed and returned C's item (ALL_OLD): nothing more to ask.
+    assert recorded.operations()["batch_execute_statement"] == 1
+
+
+def test_a_row_written_since_its_hint_was_read_is_counted_written(deployment, monkeypatch):
+    upload_dated(deployment, "uploads/a.csv", HEADER + "A,ann@example.com,\n", 0)
+    assert deployment.drain() == []
+    earlier = stored_versions(deployment)  # A's version
+    later = upload_dated(deployment, "uploads/b.csv", HEADER + "B,ann@example.com,\n", 300)
+    [message] = deployment.receive_all()
+    # B's row is written, then its count keeps failing until the invocation runs out of time.
+    throttle_progress(deployment, monkeypatch, "transact_write_items", times=10_000)
+    short = FakeContext(function_name="worker", remaining_ms=3_000)
+    assert deployment.deliver([message], short) == [message["MessageId"]]
+    assert deployment.users()["ann@example.com"]["name"] == "B"
+    monkeypatch.setattr(deployment.worker.progress, "_client", deployment.worker.progress._client.real)
+    monkeypatch.setattr(deployment.worker.writer, "_client", StaleHints(deployment.worker.writer._client, earlier))
+
+    assert deployment.deliver([message]) == []
+
+    job = deployment.job(later)
+    assert (job["status"], job["rowsWritten"], job["rowsSuperseded"]) == ("COMPLETE", 1, 0)
 
 
 def throttle_progress(deployment, monkeypatch, operation: str, times: int) -> None:
@@ -605,30 +845,109 @@ def test_uploads_of_the_same_millisecond_have_one_winner_whatever_the_order(depl
     assert deployment.users()["ann@example.com"]["name"] == winner[1]
 
 
-class Slow:
-    """The real client, but PutItem takes a moment, while counting how many run at once."""
+# --- requests: a chunk's rows in batches -------------------------------------------------------------
 
-    def __init__(self, real):
-        self.real, self.running, self.most, self._lock = real, 0, 0, threading.Lock()
+CHUNK_ROWS = 200
+
+
+def rows_body(name: str, phone: str = "") -> str:
+    """CHUNK_ROWS rows, one per email u0…u199@example.com, named `name` and a number."""
+    return HEADER + "".join(f"{name} {i},u{i}@example.com,{phone}\n" for i in range(CHUNK_ROWS))
+
+
+def test_a_fresh_chunk_of_200_rows_is_written_in_10_requests_of_at_most_25_statements(deployment, monkeypatch):
+    deployment.set_rows_per_message(CHUNK_ROWS)
+    job_id = deployment.upload("uploads/a.csv", rows_body("U"))
+    recorded = record_writes(deployment, monkeypatch)
+
+    assert deployment.drain() == []
+
+    assert len(deployment.users()) == CHUNK_ROWS
+    job = deployment.job(job_id)
+    assert (job["status"], job["rowsWritten"], job["rowsSuperseded"]) == ("COMPLETE", CHUNK_ROWS, 0)
+    assert recorded.operations() == {"batch_get_item": 2, "batch_execute_statement": 8}
+    assert recorded.largest("batch_execute_statement") <= 25
+    assert recorded.largest("batch_get_item") <= 100
+    assert len(recorded.calls) / CHUNK_ROWS <= 0.08
+
+
+def test_a_chunk_whose_every_email_is_stored_older_is_updated_in_batches(deployment, monkeypatch):
+    deployment.set_rows_per_message(CHUNK_ROWS)
+    upload_dated(deployment, "uploads/old.csv", rows_body("Old", phone="+15550000000"), 0)
+    assert deployment.drain() == []
+    newer = upload_dated(deployment, "uploads/new.csv", rows_body("New"), 500)
+    recorded = record_writes(deployment, monkeypatch)
+
+    assert deployment.drain() == []
+
+    users = deployment.users()
+    assert {(item["name"], item.get("phone"), item["jobId"]) for item in users.values()} == {
+        (f"New {i}", None, newer) for i in range(CHUNK_ROWS)
+    }, "each item is the new row's, its old phone removed"
+    job = deployment.job(newer)
+    assert (job["status"], job["rowsWritten"], job["rowsSuperseded"]) == ("COMPLETE", CHUNK_ROWS, 0)
+    assert recorded.largest("batch_execute_statement") <= 25
+    assert len(recorded.calls) / CHUNK_ROWS <= 0.12
+
+
+def test_rows_of_an_older_upload_delivered_last_are_superseded_without_a_write(deployment, monkeypatch):
+    deployment.set_rows_per_message(CHUNK_ROWS)
+    older = upload_dated(deployment, "uploads/old.csv", rows_body("Old"), 0)
+    old_messages = deployment.receive_all()
+    upload_dated(deployment, "uploads/new.csv", rows_body("New"), 500)
+    assert deployment.drain() == []
+    recorded = record_writes(deployment, monkeypatch)
+
+    assert deployment.deliver(old_messages) == []
+
+    assert recorded.operations() == {"batch_get_item": 2}, "a read each 100 rows, no write"
+    job = deployment.job(older)
+    assert (job["status"], job["rowsWritten"], job["rowsSuperseded"]) == ("COMPLETE", 0, CHUNK_ROWS)
+    assert {item["name"] for item in deployment.users().values()} == {f"New {i}" for i in range(CHUNK_ROWS)}
+
+
+class Unprocessed:
+    """The real client, except that the first `times` BatchGetItem calls read only the first half of
+    the keys asked and return the rest in UnprocessedKeys, as DynamoDB does when a read runs out of
+    throughput or size."""
+
+    def __init__(self, real, times: int):
+        self.real, self.left = real, times
 
     def __getattr__(self, name):
         return getattr(self.real, name)
 
-    def put_item(self, **kwargs):
-        with self._lock:
-            self.running += 1
-            self.most = max(self.most, self.running)
-        time.sleep(0.01)
-        with self._lock:
-            self.running -= 1
-        return self.real.put_item(**kwargs)
+    def batch_get_item(self, RequestItems):  # noqa: N803 (boto3's parameter name)
+        [(table, request)] = RequestItems.items()
+        keys = request["Keys"]
+        if self.left <= 0 or len(keys) < 2:
+            return self.real.batch_get_item(RequestItems=RequestItems)
+        self.left -= 1
+        half = len(keys) // 2
+        answer = self.real.batch_get_item(RequestItems={table: {**request, "Keys": keys[:half]}})
+        return {**answer, "UnprocessedKeys": {table: {**request, "Keys": keys[half:]}}}
 
 
-def test_a_chunks_rows_are_written_concurrently_within_the_pool(deployment, monkeypatch):
-    deployment.set_rows_per_message(100)
-    deployment.upload("uploads/a.csv", HEADER + "".join(f"U{i},u{i}@example.com,\n" for i in range(100)))
-    slow = Slow(deployment.worker.writer._client)
-    monkeypatch.setattr(deployment.worker.writer, "_client", slow)
+def test_hints_left_unprocessed_are_read_again_and_still_spare_the_writes(deployment, monkeypatch):
+    deployment.set_rows_per_message(CHUNK_ROWS)
+    older = upload_dated(deployment, "uploads/old.csv", rows_body("Old"), 0)
+    old_messages = deployment.receive_all()
+    upload_dated(deployment, "uploads/new.csv", rows_body("New"), 500)
     assert deployment.drain() == []
-    assert 1 < slow.most <= deployment.worker.WRITERS
-    assert len(deployment.users()) == 100
+    monkeypatch.setattr(deployment.worker.writer, "_client", Unprocessed(deployment.worker.writer._client, times=2))
+    recorded = record_writes(deployment, monkeypatch)
+
+    assert deployment.deliver(old_messages) == []
+
+    assert recorded.operations() == {"batch_get_item": 4}
+    job = deployment.job(older)
+    assert (job["rowsWritten"], job["rowsSuperseded"]) == (0, CHUNK_ROWS)
+
+
+def test_a_chunks_calls_are_sent_concurrently_within_the_pool(deployment, monkeypatch):
+    deployment.set_rows_per_message(CHUNK_ROWS)
+    deployment.upload("uploads/a.csv", rows_body("U"))
+    recorded = record_writes(deployment, monkeypatch, delay=0.05)
+    assert deployment.drain() == []
+    assert 1 < recorded.most <= deployment.worker.WRITERS
+    assert len(deployment.users()) == CHUNK_ROWS
