@@ -47,7 +47,8 @@ REPORT_READER = "report-reader"
 PROBE_SESSION = "least-privilege-probe"
 """The session name of the test's own role sessions: their calls are never mistaken for the functions'."""
 DENIED_CODES = {"AccessDenied", "AccessDeniedException"}
-# Valid and rejected rows, so the run writes users and a rejects report.
+# Valid and rejected rows, so the run writes users and a rejects report. One of its users is already
+# stored, by an older upload (`OLDER_ANN`), so the worker both inserts and updates.
 ROWS = csv_bytes(
     ["name", "mail", "phone"],
     [
@@ -58,6 +59,11 @@ ROWS = csv_bytes(
     ],
 )
 UPLOAD_NAME = "least-privilege.csv"
+OLDER_ANN = {
+    "email": {"S": "ann@least-privilege.test"},
+    "name": {"S": "Ann, as an older upload left her"},
+    "rowVersion": {"S": f"{1:015d}:{'0' * 64}:{1:010d}"},
+}
 RUN_TIMEOUT_SECONDS = 60
 
 # --- what each role does in a run: (IAM action, resource label) ------------------------------------
@@ -79,7 +85,9 @@ EXPECTED_RUN: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:GetItem", "the jobs table"),
         ("dynamodb:PutItem", "the jobs table"),
         ("dynamodb:UpdateItem", "the jobs table"),
-        ("dynamodb:PutItem", "the users table"),
+        ("dynamodb:BatchGetItem", "the users table"),
+        ("dynamodb:PartiQLInsert", "the users table"),
+        ("dynamodb:PartiQLUpdate", "the users table"),
         ("secretsmanager:GetSecretValue", "the signing secret"),
         ("logs:CreateLogStream", "its own log group"),
         ("logs:PutLogEvents", "its own log group"),
@@ -288,6 +296,7 @@ def run(stack: Stack) -> None:
     """The pipeline on a small file (users written, rows rejected), then every API route read; done
     once every expected kind of call has happened (a refusal of any of them fails at once)."""
     stack.upload_key = stack.outputs["uploadsPrefix"] + UPLOAD_NAME
+    stack.emulator.client("dynamodb").put_item(TableName=_users(stack), Item=OLDER_ANN)
     version = stack.emulator.client("s3").put_object(Bucket=stack.bucket, Key=stack.upload_key, Body=ROWS)["VersionId"]
     job_id = job_id_for(stack.bucket, stack.upload_key, version)
 
@@ -334,14 +343,15 @@ RUN_PROOF = Proof(
     "Least privilege",
     "each function runs with its own role",
     injected=(
-        "a 4-row upload (2 rows rejected) through the dev stack in local mode, then every API route read; "
+        "a 4-row upload (2 rows rejected, 1 of its users stored by an older upload) through the dev stack in "
+        "local mode, then every API route read; "
         "every IAM decision the emulator took recorded"
     ),
     held=(
         "each role made exactly its expected calls (action and resource), every one allowed; "
         "the emulator refused or could not map no request of theirs"
     ),
-    figures={"distinct producer calls": 8, "distinct worker calls": 9, "distinct query calls": 6, "calls denied": 0},
+    figures={"distinct producer calls": 8, "distinct worker calls": 11, "distinct query calls": 6, "calls denied": 0},
     test="test_each_function_makes_exactly_its_calls_and_none_is_denied",
 )
 GRANTS_PROOF = Proof(
@@ -354,7 +364,7 @@ GRANTS_PROOF = Proof(
         "cannot reach (continuation, failure destination, an event without versionId, the event source's "
         "attribute check)"
     ),
-    figures={"grants checked": 27},
+    figures={"grants checked": 29},
     test="test_every_grant_of_each_role_is_used",
 )
 DENIED_PROOFS = {
@@ -377,10 +387,11 @@ DENIED_PROOFS = {
         ),
         (
             "worker",
-            "sending chunks, purging the queue, the DLQ's messages, scanning or querying jobs, reading, updating "
-            "or deleting users, deleting jobs, reading or deleting an upload, reading a rejects report, "
-            "invoking the producer, the producer's log group, IAM (its own policy), assuming the producer's role",
-            17,
+            "sending chunks, purging the queue, the DLQ's messages, scanning or querying jobs, reading, putting, "
+            "updating or deleting users outside PartiQL, deleting jobs, reading or deleting an upload, reading a "
+            "rejects report, invoking the producer, the producer's log group, IAM (its own policy), assuming the "
+            "producer's role",
+            18,
         ),
         (
             "query",
@@ -622,6 +633,11 @@ FORBIDDEN: dict[str, list[Attempt]] = {
             "dynamodb:GetItem",
             "the users table",
             lambda s, p: _dynamodb(s, p).get_item(TableName=_users(s), Key=_item("email", "ann@least-privilege.test")),
+        ),
+        Attempt(
+            "dynamodb:PutItem",
+            "the users table",
+            lambda s, p: _dynamodb(s, p).put_item(TableName=_users(s), Item=_item("email", "x@least-privilege.test")),
         ),
         Attempt(
             "dynamodb:UpdateItem",
