@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from handlers.common.aws import client_config
+from handlers.common.aws import client_config, items_client
 from handlers.common.chunks import MAC_ATTRIBUTE, Chunk, MalformedChunk, decode
 from handlers.common.retry import RetryCounter
 from handlers.common.signing import SECRET_ARN_VARIABLE, JobKeys
@@ -46,14 +46,15 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 USERS_TABLE = os.environ["USERS_TABLE"]
 JOBS_TABLE = os.environ["JOBS_TABLE"]
 # Our code retries (with backoff, within the invocation's time) so it can count retries and
-# throttles; botocore's own retries would hide them.
-_dynamodb = boto3.resource("dynamodb", config=client_config(attempts=1))
+# throttles; botocore's own retries would hide them. The job record and its counters in plain
+# Python values, as boto3's DynamoDB resource gives them, without the resource layer's model.
+_items = items_client(client_config(attempts=1))
 # The rows' reads and batched writes, most of the worker's work: a low-level client and parameters
 # built in wire format (`writes._Values`), one connection per call in flight.
 _rows = boto3.client("dynamodb", config=client_config(max_pool_connections=WRITERS, attempts=1, validate=False))
 writer = UserWriter(_rows, USERS_TABLE, ThreadPoolExecutor(WRITERS, thread_name_prefix="rows"))
-progress = ProgressCounter(_dynamodb.meta.client, JOBS_TABLE)
-jobs = JobLookup(_dynamodb.meta.client, JOBS_TABLE)
+progress = ProgressCounter(_items, JOBS_TABLE)
+jobs = JobLookup(_items, JOBS_TABLE)
 job_keys = JobKeys.in_secrets_manager(os.environ[SECRET_ARN_VARIABLE])  # read when the first chunk is checked
 
 

@@ -86,6 +86,8 @@ def imported(module: str) -> dict[str, list[str]]:
         # An upload's first invocation: HeadObject, the job record, the chunks' sends. Lambda's
         # client (a continuation) is made when a file first outlasts an invocation.
         ("handlers.producer.app", ["dynamodb", "s3", "sqs"]),
+        # The job record, the progress counter and the rows' reads and writes: DynamoDB only.
+        ("handlers.worker.app", ["dynamodb"]),
         ("handlers.query.app", ["dynamodb"]),
     ],
 )
