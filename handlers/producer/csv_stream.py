@@ -28,8 +28,11 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Iterator
-from itertools import accumulate, chain
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from itertools import accumulate, chain, islice, repeat
+from operator import add, sub
 from typing import NamedTuple, Protocol
 
 READ_SIZE = 64 * 1024
@@ -117,31 +120,40 @@ class _Lines:
         self._at_start = offset == 0
         self._eof = False
 
-    def blocks(self) -> Iterator[list[str]]:
-        """The lines, from where the last generator stopped, a list per block (for
-        `itertools.chain.from_iterable`); ends with `_Oversized` when the record being read passes
-        the limit, and a new one continues after `skip_record`."""
-        handed = 0
+    def next_block(self) -> LineRecords | list[str] | None:
+        """The next block: `LineRecords`, or lines for `csv.reader` (with `ends` and `block_line`
+        set); None at the end. Raises `_Oversized` when the record being read passes the limit
+        (`skip_record` then)."""
         self._skip_bom()
         while True:
             start = self._next
             end = self._block_end(start)
             if end == start:
                 if self._eof:
-                    return
+                    return None
                 if len(self._buffer) - (self.record_start - self._buffer_offset) > MAX_RECORD_BYTES:
                     raise _Oversized  # an unfinished line already makes the record too long
                 self._fill()
                 continue
-            lines = self._checked_block(start, end) if start >= self._one_at_a_time else None
-            if lines is None:  # a bad byte in the block: its lines one at a time, as they are checked
+            block = self._checked_block(start, end) if start >= self._one_at_a_time else None
+            if block is None:  # a bad byte in the block: its lines one at a time, as they are checked
                 self._one_at_a_time = max(self._one_at_a_time, end)
                 end = self._buffer.find(b"\n", start) + 1 or end
-                lines = [self._checked_line(start, end)]
+                block = [self._checked_line(start, end)]
             self._next = end
-            self.block_first, self.block_line = handed, self.line
-            handed += len(lines)
-            self.line += len(lines)
+            self.block_line = self.line
+            self.line += len(block.contents if isinstance(block, LineRecords) else block)
+            return block
+
+    def feed(self, first: list[str]) -> Iterator[list[str]]:
+        """Lines for one `csv.reader` (for `itertools.chain.from_iterable`): the block `first`,
+        then the next ones as long as the reader is inside a record; it ends where a block starts
+        at a record boundary (the reader then ends too)."""
+        self.block_first, handed = 0, len(first)
+        yield first
+        while self.record_start < self._buffer_offset + self._next and (lines := self.next_block()) is not None:
+            assert not isinstance(lines, LineRecords), "a block inside a record is never LineRecords"
+            self.block_first, handed = handed, handed + len(lines)
             yield lines
 
     def _block_end(self, start: int) -> int:
@@ -155,8 +167,9 @@ class _Lines:
             end = buffer.rfind(b"\n", start, (start + end) // 2) + 1 or buffer.find(b"\n", start) + 1
         return end
 
-    def _checked_block(self, start: int, end: int) -> list[str] | None:
-        """The block's lines, with `ends` set; None if a byte in it is NUL or not UTF-8."""
+    def _checked_block(self, start: int, end: int) -> LineRecords | list[str] | None:
+        """The block as `LineRecords` if it is such, else its lines with `ends` set; None if a byte
+        in it is NUL or not UTF-8."""
         offset = self._buffer_offset + start
         if offset - self.record_start > MAX_RECORD_BYTES:
             raise _Oversized  # the record was already too long before this block
@@ -167,6 +180,8 @@ class _Lines:
             text = block.decode("utf-8")
         except UnicodeDecodeError:
             return None
+        if offset == self.record_start and (records := _line_records(text, block, offset, self.line)) is not None:
+            return records
         lines = io.StringIO(text, newline="\n").readlines()  # split on LF alone, as csv.reader is fed
         sizes = map(len, lines) if block.isascii() else map(len, map(str.encode, lines))
         self.ends = list(accumulate(sizes, initial=offset))
@@ -335,36 +350,139 @@ def _decode(raw: bytes, position: _Position) -> str:
         ) from None
 
 
-def records(stream: ByteStream, start_offset: int = 0, start_line: int = 0) -> Iterator[RecordTuple]:
-    """Records of `stream`, which holds the object's bytes from `start_offset` on, as tuples.
+@dataclass(frozen=True)
+class LineRecords:
+    """The records of one block read whole, one per line, none over the limit, no quote in them and
+    a CR only before an LF: each line is one record, its fields its text split at commas (what
+    `csv.reader` reads from such a line, and it cannot fail on one). The producer handles such a
+    block at once (almost every block of a file of rows is one), any other record by itself."""
+
+    text: str
+    contents: list[str]
+    """Each line without its LF."""
+    ends: list[int]
+    """The offset where the block starts, then where each line ends."""
+    lines_before: int
+
+    @cached_property
+    def fields(self) -> list[list[str]]:
+        # A CR is only ever a line's last character, before its LF: csv.reader drops it with the LF.
+        contents = self.contents if "\r" not in self.text else [content.removesuffix("\r") for content in self.contents]
+        fields = list(map(str.split, contents, repeat(",")))
+        if "" in contents:  # an empty line: csv.reader reads no field at all
+            fields = [cells if content else [] for cells, content in zip(fields, contents, strict=True)]
+        return fields
+
+    def end_lines(self) -> range:
+        """The line count just past each record."""
+        return range(self.lines_before + 1, self.lines_before + len(self.contents) + 1)
+
+    @cached_property
+    def maybe_blank(self) -> bool:
+        """Whether a line could be a blank record, one of spaces and commas only: a pattern finds
+        any between two others, the first and last are looked at."""
+        edges = (self.contents[0], self.contents[-1])
+        return any(map(_blank_line, edges)) or _BLANK_INNER_LINE.search(self.text) is not None
+
+    def blank(self) -> Iterable[bool]:
+        """Whether each record is `Record.blank`."""
+        if not self.maybe_blank:
+            return repeat(False, len(self.contents))
+        return [not "".join(fields).strip() for fields in self.fields]
+
+    def records(self) -> Iterator[RecordTuple]:
+        lines = self.end_lines()
+        return zip(self.fields, lines, islice(self.ends, 1, None), lines, repeat(0), self.blank())
+
+    def after(self, count: int) -> LineRecords:
+        """The records after the first `count`."""
+        text = self.text[sum(map(len, self.contents[:count])) + count :]
+        return LineRecords(text, self.contents[count:], self.ends[count:], self.lines_before + count)
+
+
+def _line_records(text: str, block: bytes, offset: int, lines_before: int) -> LineRecords | None:
+    """`block` (decoded: `text`), starting at a record boundary, as `LineRecords`, if it is such."""
+    if '"' in text or ("\r" in text and text.count("\r") != text.count("\r\n")):
+        return None
+    contents = text.split("\n")
+    if text.endswith("\n"):
+        contents.pop()
+    sizes = map(len, contents) if block.isascii() else map(len, map(str.encode, contents))
+    ends = list(accumulate(map(add, sizes, repeat(1)), initial=offset))  # each line and its LF
+    if not text.endswith("\n"):
+        ends[-1] -= 1  # the file's last line, with no LF
+    if len(block) > MAX_RECORD_BYTES and max(map(sub, ends[1:], ends)) > MAX_RECORD_BYTES:
+        return None
+    return LineRecords(text, contents, ends, lines_before)
+
+
+# A line end, a line of spaces and commas only (or several), a line end: a superset of the blank
+# records after a block's first line and before its last (a literal first, so the search is quick).
+_BLANK_INNER_LINE = re.compile(r"\n[\s,]*\n")
+
+
+def _blank_line(line: str) -> bool:
+    return not line.replace(",", "").strip()
+
+
+def blocks(stream: ByteStream, start_offset: int = 0, start_line: int = 0) -> Iterator[LineRecords | RecordTuple]:
+    """Records of `stream`, which holds the object's bytes from `start_offset` on: whole blocks of
+    `LineRecords`, and every other record by itself as a tuple.
 
     `start_line` is the number of physical lines before `start_offset`. Raises `FileProblem` for
     bytes that are not UTF-8 and for text that is not CSV (unbalanced quotes, NUL bytes, …).
     """
     lines = _Lines(stream, start_offset, start_line)
-    first_line = start_line + 1
     while True:
-        reader = csv.reader(chain.from_iterable(lines.blocks()), strict=True)
         try:
-            for fields in reader:
-                last = reader.line_num - lines.block_first
-                end_offset = lines.ends[last]
-                if end_offset - lines.record_start > MAX_RECORD_BYTES:
-                    raise _Oversized  # read whole within one block, but still skipped as if unread
-                end_line = lines.block_line + last
-                # `Record.blank`, written out: this runs once per record.
-                yield fields, first_line, end_offset, end_line, 0, not "".join(fields).strip()
-                lines.record_start, first_line = end_offset, end_line + 1
-            return
+            block = lines.next_block()
         except _Oversized:
-            size = lines.skip_record(first_line - 1)
-        except csv.Error as error:
-            if not lines.past_limit(reader.line_num):
-                raise FileProblem(f"not CSV: {error} (record starting on line {first_line})") from None
-            size = lines.skip_record(first_line - 1)
-        # The old reader holds half a record: a new one continues after it.
-        yield [], first_line, lines.record_start, lines.line, size, False
-        first_line = lines.line + 1
+            yield _skipped(lines, lines.line + 1)
+            continue
+        if block is None:
+            return
+        if isinstance(block, LineRecords):
+            yield block
+            lines.record_start = block.ends[-1]
+        else:
+            yield from _read_records(lines, block)
+
+
+def _read_records(lines: _Lines, block: list[str]) -> Iterator[RecordTuple]:
+    """The records `csv.reader` reads from `block` on, up to a record boundary at a block's start."""
+    first_line = lines.block_line + 1
+    reader = csv.reader(chain.from_iterable(lines.feed(block)), strict=True)
+    try:
+        for fields in reader:
+            last = reader.line_num - lines.block_first
+            end_offset = lines.ends[last]
+            if end_offset - lines.record_start > MAX_RECORD_BYTES:
+                raise _Oversized  # read whole within one block, but still skipped as if unread
+            end_line = lines.block_line + last
+            yield fields, first_line, end_offset, end_line, 0, not "".join(fields).strip()  # `Record.blank`
+            lines.record_start, first_line = end_offset, end_line + 1
+    except _Oversized:
+        yield _skipped(lines, first_line)
+    except csv.Error as error:
+        if not lines.past_limit(reader.line_num):
+            raise FileProblem(f"not CSV: {error} (record starting on line {first_line})") from None
+        yield _skipped(lines, first_line)
+
+
+def _skipped(lines: _Lines, first_line: int) -> RecordTuple:
+    """The oversized record starting on `first_line`, skipped to its end."""
+    size = lines.skip_record(first_line - 1)
+    return [], first_line, lines.record_start, lines.line, size, False
+
+
+def records_of(block: LineRecords | RecordTuple) -> Iterable[RecordTuple]:
+    """The records of one item of `blocks`."""
+    return block.records() if isinstance(block, LineRecords) else (block,)
+
+
+def records(stream: ByteStream, start_offset: int = 0, start_line: int = 0) -> Iterator[RecordTuple]:
+    """`blocks`, record by record."""
+    return chain.from_iterable(map(records_of, blocks(stream, start_offset, start_line)))
 
 
 def iter_records(stream: ByteStream, start_offset: int = 0, start_line: int = 0) -> Iterator[Record]:

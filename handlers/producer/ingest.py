@@ -17,20 +17,22 @@ chunk boundaries are the same however the file is split into segments.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from itertools import chain, islice
 from typing import Any
 
 from handlers.common.chunks import ROW_SPACE, Chunk, Row, Source, upload_tiebreak
 from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS
 from handlers.common.signing import JobKeys
 from handlers.common.validation import InvalidValue
-from handlers.producer.csv_stream import FileProblem, RecordTuple, records
+from handlers.producer.csv_stream import FileProblem, LineRecords, RecordTuple, blocks, records_of
 from handlers.producer.job_store import INGEST, VALIDATE, Checkpoint
-from handlers.producer.packing import Budgets, ChunkPacker, encode_row, encoded_chunks
+from handlers.producer.packing import Budgets, ChunkPacker, EncodedChunk, encode_row, encode_rows, encoded_chunks
 from handlers.producer.reports import RejectsReport, part_key, report_prefix
-from handlers.producer.rows import Header, Rejected, normalized, parse_header
+from handlers.producer.rows import Header, Rejected, normalized, normalized_rows, parse_header
 from handlers.producer.sender import ChunkSender
 
 # A chunk closes once it spans this many bytes of the file, full or not: the segment can then
@@ -65,6 +67,15 @@ class Clock:
         handed over still needs (sends in flight: the margin alone does not cover slow ones)."""
         return self._remaining_ms() / 1000 < self.margin + draining
 
+    def first_low(self, records: int) -> int | None:
+        """`low()` after each of `records` records already read, as a segment looks after each: the
+        number of the first after which time is low (1 for the first), or None."""
+        remaining_ms, margin = self._remaining_ms, self.margin
+        for record in range(1, records + 1):
+            if remaining_ms() / 1000 < margin:
+                return record
+        return None
+
     def seconds_until_low(self) -> float:
         return max(0.0, self._remaining_ms() / 1000 - self.margin)
 
@@ -97,14 +108,17 @@ class Services:
     on_send_retry: Callable[[], None] = lambda: None
 
 
-def _records(services: Services, job: dict[str, Any], offset: int, line: int) -> Iterator[RecordTuple]:
-    """The object's records from `offset` on, read as a stream (a range request)."""
+Block = LineRecords | RecordTuple
+
+
+def _blocks(services: Services, job: dict[str, Any], offset: int, line: int) -> Iterator[Block]:
+    """The object's records from `offset` on (`csv_stream.blocks`), read as a stream (a range request)."""
     if offset >= int(job["objectSize"]):
         return iter(())
     body = services.s3.get_object(
         Bucket=job["bucket"], Key=job["key"], VersionId=job["versionId"], Range=f"bytes={offset}-"
     )["Body"]
-    return records(body, offset, line)
+    return blocks(body, offset, line)
 
 
 def run_segment(job: dict[str, Any], services: Services, settings: Settings, clock: Clock) -> SegmentResult:
@@ -125,10 +139,10 @@ def run_segment(job: dict[str, Any], services: Services, settings: Settings, clo
 
 def _validate(job: dict[str, Any], checkpoint: Checkpoint, services: Services, clock: Clock) -> Checkpoint:
     """Read to the end (or until time is low) checking encoding, CSV syntax and the header."""
-    records = _records(services, job, checkpoint.offset, checkpoint.line)
+    read = _blocks(services, job, checkpoint.offset, checkpoint.line)
     cp = replace(checkpoint)
     if cp.header is None:
-        header_record, cp.blank_lines = _first_row(records)
+        header_record, cp.blank_lines, rest = _first_row(read)
         if header_record is None:
             raise FileProblem("empty file: no header row")
         fields, _line, end_offset, end_line, size, _blank = header_record
@@ -137,26 +151,47 @@ def _validate(job: dict[str, Any], checkpoint: Checkpoint, services: Services, c
         cp.header = parse_header(fields).to_dict()
         cp.offset = cp.data_offset = end_offset
         cp.line = cp.data_line = end_line
+        read = chain(rest, read)
     row = cp.row
-    for _fields, _line, end_offset, end_line, _size, blank in records:
-        if not blank:
-            row += 1
-            if row >= ROW_SPACE:
-                raise FileProblem(f"too many rows: at most {ROW_SPACE - 1} data rows per file")
-        if clock.low():
-            return replace(cp, offset=end_offset, line=end_line, row=row)
+    # One look at the clock per record, as in the ingest pass: a segment stops at any record.
+    for block in read:
+        if isinstance(block, LineRecords) and not block.maybe_blank and row + len(block.contents) < ROW_SPACE:
+            # Rows only, one per line: nothing to check but the time.
+            if (stop := clock.first_low(len(block.contents))) is not None:
+                return replace(cp, offset=block.ends[stop], line=block.lines_before + stop, row=row + stop)
+            row += len(block.contents)
+            continue
+        for end_offset, end_line, blank in _boundaries(block):
+            if not blank:
+                row += 1
+                if row >= ROW_SPACE:
+                    raise FileProblem(f"too many rows: at most {ROW_SPACE - 1} data rows per file")
+            if clock.low():
+                return replace(cp, offset=end_offset, line=end_line, row=row)
     return replace(cp, phase=INGEST, offset=cp.data_offset, line=cp.data_line, row=0)
 
 
-def _first_row(records: Iterator[RecordTuple]) -> tuple[RecordTuple | None, int]:
-    """The first record that is not blank (the header), and the blank lines before it: blank lines
-    count as `blankLines` wherever they are (README "CSV rules"), not only after the header."""
+def _boundaries(block: Block) -> Iterable[tuple[int, int, bool]]:
+    """Where each record of a block ends (offset, lines) and whether it is blank: no CSV parsing for
+    `LineRecords`, which are one record per line."""
+    if isinstance(block, LineRecords):
+        return zip(islice(block.ends, 1, None), block.end_lines(), block.blank(), strict=True)
+    _fields, _line, end_offset, end_line, _size, blank = block
+    return ((end_offset, end_line, blank),)
+
+
+def _first_row(read: Iterator[Block]) -> tuple[RecordTuple | None, int, list[Block]]:
+    """The first record that is not blank (the header), the blank lines before it, and the rest of
+    its block: blank lines count as `blankLines` wherever they are (README "CSV rules"), not only
+    after the header."""
     blank_lines = 0
-    for record in records:
-        if not record[-1]:
-            return record, blank_lines
-        blank_lines += 1
-    return None, blank_lines
+    for block in read:
+        for index, record in enumerate(records_of(block), 1):
+            if not record[-1]:
+                rest = [block.after(index)] if isinstance(block, LineRecords) and index < len(block.contents) else []
+                return record, blank_lines, rest
+            blank_lines += 1
+    return None, blank_lines, []
 
 
 def _ingest(
@@ -194,38 +229,18 @@ def _ingest(
     )
     report = RejectsReport(header)
     cp = replace(checkpoint)
-    # The checkpoint's counters as locals while the records go by (this loop runs once per record),
-    # written back below.
-    offset, lines, row, valid, rejected, blank_lines = cp.offset, cp.line, cp.row, 0, 0, 0
-    opened_at = 0  # where the open chunk's first row starts
+    progress = _Progress(header, cp, packer, sender, report, clock)
     try:
-        for fields, line, end_offset, end_line, size, blank in _records(services, job, offset, lines):
-            if blank:
-                blank_lines += 1
-            else:
-                row += 1
-                try:
-                    encoded = encode_row(row, *normalized(header, fields, size))
-                except InvalidValue as invalid:
-                    report.add(Rejected(row, line, str(invalid), fields))
-                    rejected += 1
-                else:
-                    valid += 1
-                    if packer.empty:
-                        opened_at = offset
-                    if chunk := packer.add(encoded):
-                        sender.send(chunk)
-            offset, lines = end_offset, end_line
-            if offset - opened_at >= MAX_CHUNK_SPAN_BYTES and (chunk := packer.flush()):
-                sender.send(chunk)
-            if packer.empty and (clock.low(sender.drain_seconds()) or report.full):
+        for block in _blocks(services, job, cp.offset, cp.line):
+            if progress.take(block):
                 break
         else:
             if chunk := packer.flush():
                 sender.send(chunk)
-        cp.offset, cp.line, cp.row, cp.blank_lines = offset, lines, row, cp.blank_lines + blank_lines
-        cp.rows_valid += valid
-        cp.rows_rejected += rejected
+        cp.offset, cp.line, cp.row = progress.offset, progress.lines, progress.row
+        cp.blank_lines += progress.blank_lines
+        cp.rows_valid += progress.valid
+        cp.rows_rejected += progress.rejected
         finished = packer.empty and cp.offset >= int(job["objectSize"])
         cp.chunk = packer.next_chunk
         sender.flush()
@@ -236,11 +251,88 @@ def _ingest(
             )
     finally:
         report.close()
+    valid, rejected = progress.valid, progress.rejected
     parsed = valid + rejected
     result = SegmentResult(cp, finished, rows_parsed=parsed, rows_rejected=rejected, chunks_sent=sender.sent)
     if finished:
         result.summary = _summary(job, cp, header, settings)
     return result
+
+
+class _Progress:
+    """The ingest pass through the records: where it is, what it counted, and when to stop. After
+    each record: a chunk that spans `MAX_CHUNK_SPAN_BYTES` of the file closes, and whenever no
+    chunk is open, the segment looks at its clock (and at its report's size) to stop there."""
+
+    def __init__(
+        self,
+        header: Header,
+        checkpoint: Checkpoint,
+        packer: ChunkPacker[str, EncodedChunk],
+        sender: ChunkSender,
+        report: RejectsReport,
+        clock: Clock,
+    ) -> None:
+        self._header, self._packer, self._sender, self._report, self._clock = header, packer, sender, report, clock
+        self.offset, self.lines, self.row = checkpoint.offset, checkpoint.line, checkpoint.row
+        self.valid = self.rejected = self.blank_lines = 0
+        self._opened_at = 0  # where the open chunk's first row starts
+
+    def take(self, block: Block) -> bool:
+        """Take a block's records (a block of valid rows at once); True to stop after the last taken."""
+        if isinstance(block, LineRecords):
+            values = None if block.maybe_blank else normalized_rows(self._header, block.fields)
+            if values is not None:
+                return self._valid_rows(encode_rows(self.row + 1, *values), block.ends, block.lines_before)
+        for fields, line, end_offset, end_line, size, blank in records_of(block):
+            if self._record(fields, line, size, blank, end_offset, end_line):
+                return True
+        return False
+
+    def _record(self, fields: list[str], line: int, size: int, blank: bool, end_offset: int, end_line: int) -> bool:
+        if blank:
+            self.blank_lines += 1
+        else:
+            self.row += 1
+            try:
+                encoded = encode_row(self.row, *normalized(self._header, fields, size))
+            except InvalidValue as invalid:
+                self._report.add(Rejected(self.row, line, str(invalid), fields))
+                self.rejected += 1
+            else:
+                self.valid += 1
+                if self._packer.empty:
+                    self._opened_at = self.offset
+                if chunk := self._packer.add(encoded):
+                    self._sender.send(chunk)
+        self.offset, self.lines = end_offset, end_line
+        return self._after_record()
+
+    def _valid_rows(self, encoded: list[str], ends: list[int], lines_before: int) -> bool:
+        """Rows that are all valid, each one line, the k-th ending at `ends[k + 1]`: taken as
+        `_record` takes them, a chunk at a time."""
+        taken = 0
+        while taken < len(encoded):
+            if self._packer.empty:
+                self._opened_at = ends[taken]
+            # The first row whose end is `MAX_CHUNK_SPAN_BYTES` past the chunk's start closes it.
+            spanning = bisect_left(ends, self._opened_at + MAX_CHUNK_SPAN_BYTES, taken + 1)
+            start = taken
+            taken, chunk = self._packer.add_many(encoded, taken, min(len(encoded), spanning))
+            self.row += taken - start
+            self.valid += taken - start
+            self.offset, self.lines = ends[taken], lines_before + taken
+            if chunk:
+                self._sender.send(chunk)
+            if (chunk or taken == spanning) and self._after_record():
+                return True
+        return False
+
+    def _after_record(self) -> bool:
+        """Close a chunk that spans enough of the file; whether to stop here."""
+        if self.offset - self._opened_at >= MAX_CHUNK_SPAN_BYTES and (chunk := self._packer.flush()):
+            self._sender.send(chunk)
+        return self._packer.empty and (self._clock.low(self._sender.drain_seconds()) or self._report.full)
 
 
 def _summary(job: dict[str, Any], cp: Checkpoint, header: Header, settings: Settings) -> dict[str, Any]:

@@ -17,10 +17,19 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from handlers.common.chunks import Row
-from handlers.common.validation import InvalidValue, normalize_email, normalize_name, normalize_phone
+from handlers.common.validation import (
+    InvalidValue,
+    normalize_email,
+    normalize_emails,
+    normalize_name,
+    normalize_names,
+    normalize_phone,
+    normalize_phones,
+)
 from handlers.producer.csv_stream import MAX_RECORD_BYTES, FileProblem
 
 REQUIRED = ("name", "mail")
@@ -178,6 +187,21 @@ def normalized(header: Header, fields: list[str], oversized: int = 0) -> tuple[s
         normalize_name(fields[header.name]),
         None if phone is None else normalize_phone(fields[phone]),
     )
+
+
+def normalized_rows(header: Header, rows: list[list[str]]) -> tuple[list[str], list[str], list[str | None]] | None:
+    """`normalized` of every row at once, by column, or None when a row would be rejected (then
+    `normalized`, row by row, says which and why)."""
+    if not rows or set(map(len, rows)) != {header.width}:
+        return None
+    emails = normalize_emails(list(map(itemgetter(header.mail), rows)))
+    names = normalize_names(list(map(itemgetter(header.name), rows)))
+    if emails is None or names is None:
+        return None
+    if header.phone is None:
+        return emails, names, [None] * len(emails)
+    phones = normalize_phones(list(map(itemgetter(header.phone), rows)))
+    return None if phones is None else (emails, names, phones)
 
 
 def validate_row(header: Header, fields: list[str], row: int, line: int) -> Row | Rejected:
