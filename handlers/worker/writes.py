@@ -193,7 +193,36 @@ class _Round:
     written: int = 0
     superseded: int = 0
     again: list[tuple[_Write, str]] = field(default_factory=list)
+    reread: list[_Write] = field(default_factory=list)
+    """Rows whose UPDATE failed its condition without saying what is stored: read again, then settled."""
     failed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Plan:
+    """What hints say of rows: written already, superseded, or a statement to send (`again`)."""
+
+    written: int = 0
+    superseded: int = 0
+    again: list[_Write] = field(default_factory=list)
+
+
+def _plan(rows: list[tuple[Row, str]], stored: dict[str, str], far_future: str) -> _Plan:
+    """Each (row, version) against its email's stored version (`stored`): this very version is stored
+    (an earlier delivery wrote it): written; a later upload's, not planted: superseded, no write; none:
+    an INSERT; an older or planted one: an UPDATE, whose condition decides."""
+    plan = _Plan()
+    for row, version in rows:
+        hint = stored.get(row.email)
+        if hint is None:
+            plan.again.append(_Write(row, version, insert=True))
+        elif hint == version:
+            plan.written += 1
+        elif version < hint < far_future:
+            plan.superseded += 1
+        else:
+            plan.again.append(_Write(row, version, insert=False))
+    return plan
 
 
 class UserWriter:
@@ -211,44 +240,38 @@ class UserWriter:
         now_ms = int(time.time() * 1000)
         values = _Values(chunk, now_ms)
         stored = self._stored_versions([row.email for row in rows], seconds_left, retries)
-        written, pending = 0, []
-        for row in rows:
-            version = chunk.version_of(row)
-            hint = stored.get(row.email)
-            if hint is None:
-                pending.append(_Write(row, version, insert=True))
-            elif hint == version:
-                written += 1  # this very row, written by an earlier delivery
-            elif version < hint < values.far_future:
-                superseded += 1  # a later upload's row is stored: no write
-            else:
-                pending.append(_Write(row, version, insert=False))  # older, or planted
-        done = self._execute(pending, values, seconds_left, retries)
-        return WriteOutcome(written=written + done.written, superseded=superseded + done.superseded)
+        planned = _plan([(row, chunk.version_of(row)) for row in rows], stored, values.far_future)
+        done = self._execute(planned.again, values, seconds_left, retries)
+        written, superseded = planned.written + done.written, superseded + planned.superseded + done.superseded
+        return WriteOutcome(written=written, superseded=superseded)
 
     # --- hints -----------------------------------------------------------------------------------
 
     def _stored_versions(
-        self, emails: list[str], seconds_left: Callable[[], float], retries: RetryCounter
+        self, emails: list[str], seconds_left: Callable[[], float], retries: RetryCounter, consistent: bool = False
     ) -> dict[str, str]:
         """Each stored email's `rowVersion` ("" for an item without one: any row's UPDATE then decides)."""
         groups = [emails[start : start + MAX_KEYS] for start in range(0, len(emails), MAX_KEYS)]
-        futures = [self._executor.submit(self._read, group, seconds_left, retries) for group in groups]
+        futures = [self._executor.submit(self._read, group, seconds_left, retries, consistent) for group in groups]
         stored: dict[str, str] = {}
         for future in futures:
             stored.update(future.result())
         return stored
 
-    def _read(self, emails: list[str], seconds_left: Callable[[], float], retries: RetryCounter) -> dict[str, str]:
-        # Eventually consistent (BatchGetItem's default): half the read units of a strongly consistent
-        # read (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html),
-        # and a stale hint costs at most one more statement. Names through placeholders, as every
-        # projection here (reserved words).
+    def _read(
+        self, emails: list[str], seconds_left: Callable[[], float], retries: RetryCounter, consistent: bool
+    ) -> dict[str, str]:
+        # Hints are eventually consistent (BatchGetItem's default): half the read units of a strongly
+        # consistent read (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html),
+        # and a stale hint costs at most one more statement. A row read again after its UPDATE failed
+        # without the stored item (`_Round.reread`) is read strongly consistent: what it sees is what the
+        # next statement meets. Names through placeholders, as every projection here (reserved words).
         request: dict[str, Any] = {
             self._table: {
                 "Keys": [{"email": {"S": email}} for email in emails],
                 "ProjectionExpression": "#e, #v",
                 "ExpressionAttributeNames": {"#e": "email", "#v": "rowVersion"},
+                "ConsistentRead": consistent,
             }
         }
         stored: dict[str, str] = {}
@@ -283,11 +306,12 @@ class UserWriter:
                     rounds.append(self._settle(call, future.result()))
                 except Exception as error:  # collected: every other call still counts what it wrote
                     errors.append(error)
-            pending, waits = [], []
+            pending, waits, reread = [], [], []
             for done in rounds:
                 total.written += done.written
                 total.superseded += done.superseded
                 total.failed += done.failed
+                reread += done.reread
                 for write, code in done.again:
                     pending.append(write)
                     retries.count_statement(code)
@@ -300,11 +324,26 @@ class UserWriter:
             if total.failed:
                 # Codes only: a statement's message may quote a value.
                 raise RowsUnwritten(f"{len(total.failed)} rows unwritten: statement errors {sorted(set(total.failed))}")
+            if reread:
+                planned = self._reread(reread, values, seconds_left, retries)
+                total.written += planned.written
+                total.superseded += planned.superseded
+                pending += planned.again
             if waits:
                 _wait(backoff, seconds_left, waits[0])
             elif pending and seconds_left() <= 0:
                 raise RowsUnwritten(f"{len(pending)} rows unwritten: out of time")
         return total
+
+    def _reread(
+        self, rows: list[_Write], values: _Values, seconds_left: Callable[[], float], retries: RetryCounter
+    ) -> _Plan:
+        """Rows whose UPDATE failed its condition without the stored item, settled from a strongly
+        consistent read of what is stored now (the same rules as the hints: `_plan`)."""
+        for _ in rows:
+            retries.count_statement("ConditionalCheckFailed")
+        stored = self._stored_versions([write.row.email for write in rows], seconds_left, retries, consistent=True)
+        return _plan([(write.row, write.version) for write in rows], stored, values.far_future)
 
     def _send(
         self, call: list[_Write], values: _Values, seconds_left: Callable[[], float], retries: RetryCounter
@@ -342,10 +381,11 @@ class UserWriter:
         https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchStatementError.html.
 
         - none: written.
-        - ConditionalCheckFailed: the UPDATE's key is absent (no `Item`): sent again as an INSERT; or
-          its `Item` (ALL_OLD) holds this very version (an earlier delivery wrote it): written; or a
-          later one: superseded. The failed condition still consumed a write unit
-          (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html),
+        - ConditionalCheckFailed: its `Item` (ALL_OLD) holds this very version (an earlier delivery
+          wrote it): written; or a later one: superseded. Without an `Item` (the key is absent, or a
+          DynamoDB that leaves it out: a capture by another emulator's authors says batches do) the row
+          is read again, strongly consistent, and settled from what is stored (`_reread`). The failed
+          condition still consumed a write unit (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html),
           which the hints spare a row known to be superseded.
         - DuplicateItem: the INSERT's key was inserted meanwhile: sent again as an UPDATE, whose
           condition decides.
@@ -361,7 +401,7 @@ class UserWriter:
             if code == "ConditionalCheckFailed" and not write.insert:
                 item = error.get("Item")
                 if item is None:
-                    done.again.append((_Write(write.row, write.version, insert=True), code))
+                    done.reread.append(write)
                 elif item.get("rowVersion", {}).get("S") == write.version:
                     done.written += 1
                 else:

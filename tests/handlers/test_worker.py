@@ -537,9 +537,29 @@ class StaleHints:
 
     def batch_get_item(self, RequestItems):  # noqa: N803 (boto3's parameter name)
         [(table, request)] = RequestItems.items()
+        if request.get("ConsistentRead"):  # a strongly consistent read answers what is stored now
+            return self.real.batch_get_item(RequestItems=RequestItems)
         emails = [key["email"]["S"] for key in request["Keys"]]
         items = [{"email": {"S": e}, "rowVersion": {"S": self._earlier[e]}} for e in emails if e in self._earlier]
         return {"Responses": {table: items}, "UnprocessedKeys": {}}
+
+
+class WithoutOldItems:
+    """The real client, except that a statement's ConditionalCheckFailed comes back without its `Item`,
+    whatever ReturnValuesOnConditionCheckFailure asked: a capture of DynamoDB made by another emulator's
+    authors (dynoxide) found BatchExecuteStatement answering so, where AWS's page says ALL_OLD sets it."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def batch_execute_statement(self, **kwargs):
+        answer = self.real.batch_execute_statement(**kwargs)
+        for response in answer["Responses"]:
+            response.get("Error", {}).pop("Item", None)
+        return answer
 
 
 class Recorded:
@@ -763,6 +783,28 @@ def test_a_row_whose_hint_is_older_than_what_is_stored_by_now_is_superseded(depl
     assert (deployment.job(middle)["rowsWritten"], deployment.job(middle)["rowsSuperseded"]) == (0, 1)
     # The UPDATE's condition failed and returned C's item (ALL_OLD): nothing more to ask.
     assert recorded.operations()["batch_execute_statement"] == 1
+
+
+def test_a_failed_condition_answered_without_the_stored_item_is_read_again_and_settled(deployment, monkeypatch):
+    # As the previous test, on a DynamoDB that answers a failed condition without its Item: the row is
+    # read again, strongly consistent, and settled from what is stored (C, a later upload's), never sent
+    # as an INSERT it would fail, then an UPDATE, for ever.
+    upload_dated(deployment, "uploads/a.csv", HEADER + "A,ann@example.com,\n", 0)
+    assert deployment.drain() == []
+    earlier = stored_versions(deployment)  # A's version
+    middle = upload_dated(deployment, "uploads/b.csv", HEADER + "B,ann@example.com,\n", 300)
+    b_messages = deployment.receive_all()
+    upload_dated(deployment, "uploads/c.csv", HEADER + "C,ann@example.com,\n", 600)
+    assert deployment.drain() == []
+    real = deployment.worker.writer._client
+    monkeypatch.setattr(deployment.worker.writer, "_client", StaleHints(WithoutOldItems(real), earlier))
+    recorded = record_writes(deployment, monkeypatch)
+
+    assert deployment.deliver(b_messages) == []
+
+    assert deployment.users()["ann@example.com"]["name"] == "C"
+    assert (deployment.job(middle)["rowsWritten"], deployment.job(middle)["rowsSuperseded"]) == (0, 1)
+    assert recorded.operations() == {"batch_get_item": 2, "batch_execute_statement": 1}
 
 
 def test_a_row_written_since_its_hint_was_read_is_counted_written(deployment, monkeypatch):
