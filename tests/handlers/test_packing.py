@@ -6,7 +6,15 @@ import random
 import pytest
 
 from handlers.common.chunks import MAC_ATTRIBUTE_BYTES, Chunk, Row, Source
-from handlers.producer.packing import MAX_BATCH_ENTRIES, Budgets, ChunkPacker, encode_row, encoded_chunks, row_bytes
+from handlers.producer.packing import (
+    MAX_BATCH_ENTRIES,
+    Budgets,
+    ChunkPacker,
+    encode_row,
+    encode_rows,
+    encoded_chunks,
+    row_bytes,
+)
 
 DEFAULT = Budgets.for_queue(1024 * 1024)
 
@@ -116,3 +124,33 @@ def test_encoded_rows_pack_into_the_very_chunks_rows_do(max_message_bytes, rows_
     encoded += [last] if (last := packer.flush()) else []
     assert [(c.chunk, c.encode()) for c in encoded] == [(c.chunk, c.encode()) for c in chunks]
     assert len(chunks) > 1
+
+
+@pytest.mark.parametrize("max_message_bytes", [65_536, 1_048_576])
+@pytest.mark.parametrize("rows_per_chunk", [1, 3, 200])
+@pytest.mark.parametrize("step", [1, 2, 5, 64, 1000])
+def test_adding_rows_many_at_a_time_closes_chunks_where_one_at_a_time_does(max_message_bytes, rows_per_chunk, step):
+    budget = Budgets.for_queue(max_message_bytes).chunk_bytes
+    encoded = [encode_row(r.row, r.email, r.name, r.phone) for r in tricky_rows(700, seed=step)]
+    one = ChunkPacker(encoded_chunks(make_chunk), 0, rows_per_chunk, budget, len)
+    expected = [(i, c.encode()) for i, row in enumerate(encoded) if (c := one.add(row))]
+    many = ChunkPacker(encoded_chunks(make_chunk), 0, rows_per_chunk, budget, len)
+    closed, taken = [], 0
+    while taken < len(encoded):
+        taken, chunk = many.add_many(encoded, taken, min(len(encoded), taken + step))
+        if chunk:
+            closed.append((taken - 1, chunk.encode()))  # the index of the row that closed it
+    assert closed == expected
+    assert (many.empty, many.next_chunk) == (one.empty, one.next_chunk)
+    assert (last := many.flush()) is None or last.encode() == one.flush().encode()
+
+
+@pytest.mark.parametrize("phones", [[None] * 4, ["+441234567890", None, 'odd"phone', "0123456"], ["1"] * 4])
+@pytest.mark.parametrize("names", [["Ada"] * 4, ["Ada", 'say "hi"', "é", "tab\there"], ["\x7f", "😀", "", "a\\b"]])
+def test_rows_encoded_by_column_are_each_rows_json(names, phones):
+    emails = ["a@b.co", "c@d.co", "Ünï@x.co", "e@f.co"]
+    rows = [
+        Row(1000 + i, email, name, phone)
+        for i, (email, name, phone) in enumerate(zip(emails, names, phones, strict=True))
+    ]
+    assert encode_rows(1000, emails, names, phones) == [json.dumps(r.to_json(), separators=(",", ":")) for r in rows]
