@@ -366,12 +366,28 @@ class LineRecords:
 
     @cached_property
     def fields(self) -> list[list[str]]:
-        # A CR is only ever a line's last character, before its LF: csv.reader drops it with the LF.
-        contents = self.contents if "\r" not in self.text else [content.removesuffix("\r") for content in self.contents]
-        fields = list(map(str.split, contents, repeat(",")))
-        if "" in contents:  # an empty line: csv.reader reads no field at all
-            fields = [cells if content else [] for cells, content in zip(fields, contents, strict=True)]
+        fields = list(map(str.split, self._cells_text, repeat(",")))
+        if "" in self._cells_text:  # an empty line: csv.reader reads no field at all
+            fields = [cells if content else [] for cells, content in zip(fields, self._cells_text, strict=True)]
         return fields
+
+    def cells(self, width: int) -> list[str] | None:
+        """Every record's fields in one list, record after record, if each has `width` of them
+        (then field k of record r is at `r * width + k`); else None. No list per record."""
+        if "" in self._cells_text or not self.contents:
+            return None
+        commas = list(map(str.count, self._cells_text, repeat(",")))
+        if min(commas) != width - 1 or max(commas) != width - 1:
+            return None
+        return ",".join(self._cells_text).split(",")
+
+    @cached_property
+    def _cells_text(self) -> list[str]:
+        """Each line without its line end: a CR is only ever a line's last character, before its
+        LF, and csv.reader drops it with the LF."""
+        if "\r" not in self.text:
+            return self.contents
+        return [content.removesuffix("\r") for content in self.contents]
 
     def end_lines(self) -> range:
         """The line count just past each record."""

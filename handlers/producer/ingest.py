@@ -281,7 +281,8 @@ class _Progress:
     def take(self, block: Block) -> bool:
         """Take a block's records (a block of valid rows at once); True to stop after the last taken."""
         if isinstance(block, LineRecords):
-            values = None if block.maybe_blank else normalized_rows(self._header, block.fields)
+            cells = None if block.maybe_blank else block.cells(self._header.width)
+            values = None if cells is None else normalized_rows(self._header, cells)
             if values is not None:
                 return self._valid_rows(encode_rows(self.row + 1, *values), block.ends, block.lines_before)
         for fields, line, end_offset, end_line, size, blank in records_of(block):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 from handlers.common.chunks import Row
@@ -189,18 +188,18 @@ def normalized(header: Header, fields: list[str], oversized: int = 0) -> tuple[s
     )
 
 
-def normalized_rows(header: Header, rows: list[list[str]]) -> tuple[list[str], list[str], list[str | None]] | None:
-    """`normalized` of every row at once, by column, or None when a row would be rejected (then
-    `normalized`, row by row, says which and why)."""
-    if not rows or set(map(len, rows)) != {header.width}:
-        return None
-    emails = normalize_emails(list(map(itemgetter(header.mail), rows)))
-    names = normalize_names(list(map(itemgetter(header.name), rows)))
+def normalized_rows(header: Header, cells: list[str]) -> tuple[list[str], list[str], list[str | None]] | None:
+    """`normalized` of rows given as one list of cells, row after row (each of the header's width),
+    by column; or None when a row would be rejected (then `normalized`, row by row, says which and
+    why)."""
+    width = header.width
+    emails = normalize_emails(cells[header.mail :: width])
+    names = normalize_names(cells[header.name :: width])
     if emails is None or names is None:
         return None
     if header.phone is None:
         return emails, names, [None] * len(emails)
-    phones = normalize_phones(list(map(itemgetter(header.phone), rows)))
+    phones = normalize_phones(cells[header.phone :: width])
     return None if phones is None else (emails, names, phones)
 
 
