@@ -13,6 +13,12 @@ next invocation resumes there and produces exactly the chunks a single pass woul
 never spans more than `MAX_CHUNK_SPAN_BYTES` of the file, so such a boundary always comes soon,
 however many rejected rows follow a valid one; and since that rule depends on the file alone,
 chunk boundaries are the same however the file is split into segments.
+
+Both passes take a block of one-line records (`csv_stream.LineRecords`: almost every block of a
+file of rows) at once: the validation pass only looks at its clock once per record, and the ingest
+pass normalises, encodes and packs a block of valid rows by column, a chunk at a time. Any other
+record (quoted, blank, rejected, oversized) is taken by itself. Both ways give the same chunks,
+checkpoints and reports (tests/handlers/test_producer_blocks.py).
 """
 
 from __future__ import annotations
@@ -172,8 +178,7 @@ def _validate(job: dict[str, Any], checkpoint: Checkpoint, services: Services, c
 
 
 def _boundaries(block: Block) -> Iterable[tuple[int, int, bool]]:
-    """Where each record of a block ends (offset, lines) and whether it is blank: no CSV parsing for
-    `LineRecords`, which are one record per line."""
+    """Where each record of a block ends (offset, lines) and whether it is blank."""
     if isinstance(block, LineRecords):
         return zip(islice(block.ends, 1, None), block.end_lines(), block.blank(), strict=True)
     _fields, _line, end_offset, end_line, _size, blank = block
