@@ -11,7 +11,10 @@ of whole lines is checked (no NUL byte, valid UTF-8) and decoded with one call e
 by `io.StringIO`, and the offsets where its lines end are summed in C (`itertools.accumulate`);
 a record's end is then an index into them (`csv.reader.line_num`). A block holding a bad byte is
 handed out one line at a time, so that the problem is named by its offset and line, after the
-records before it, exactly where a line-by-line reader would name it.
+records before it, exactly where a line-by-line reader would name it. A block that starts at a
+record boundary and holds no quote (nor a CR but before an LF) needs no `csv.reader` at all: each
+of its lines is one record, its fields the line split at commas; `blocks` gives such a block whole
+(`LineRecords`), for the producer to check and pack at once.
 
 Memory is bounded while a record is read, not after: the line source refuses to hand `csv.reader`
 a block once the record being read has passed `MAX_RECORD_BYTES`, nor to buffer a longer

@@ -90,9 +90,7 @@ FILES = {
 
 
 @pytest.mark.parametrize("name", FILES)
-@pytest.mark.parametrize(
-    ("read_size", "span", "step_ms"), [(1 << 16, 1 << 20, 0), (700, 120, 2_000), (4096, 250, 700)]
-)
+@pytest.mark.parametrize(("read_size", "span", "step_ms"), [(1 << 16, 1 << 20, 0), (700, 120, 2_000), (4096, 250, 700)])
 def test_blocks_taken_at_once_give_what_records_taken_one_by_one_give(monkeypatch, name, read_size, span, step_ms):
     data = FILES[name].encode()
     monkeypatch.setattr("handlers.producer.csv_stream.READ_SIZE", read_size)
