@@ -8,7 +8,9 @@ producer's continuation, the signing secret's reader) when first used, once (`On
 What a cold start pays for a client is botocore loading the service's model. The DynamoDB tables are
 reached through `items_client` and `Table`, not boto3's DynamoDB resource: the same calls and the
 same plain Python values, without the resource layer, whose model and generated classes cost a
-cold start about 25 ms and serve nothing the handlers call.
+cold start about 25 ms and serve nothing the handlers call. A function that needs nothing of boto3
+but its clients (the query function) makes its client with botocore alone (`botocore_client`):
+boto3's import, s3transfer's with it, is another 15–35 ms of its cold start.
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import boto3
-from boto3.dynamodb.transform import TransformationInjector, copy_dynamodb_params
+import botocore.session
 from botocore.config import Config
 
 
@@ -41,6 +42,10 @@ def items_client(config: Config) -> Any:
     condition objects from `boto3.dynamodb.conditions`): exactly the client a boto3 DynamoDB resource
     makes (`resource.meta.client`), with the four handlers boto3 registers on it
     (`boto3.dynamodb.transform.DynamoDBHighLevelResource`), minus the resource layer itself."""
+    # Imported here, not with this module: the query function uses this module without boto3.
+    import boto3
+    from boto3.dynamodb.transform import TransformationInjector, copy_dynamodb_params
+
     client = boto3.client("dynamodb", config=config)
     events = client.meta.events  # this client's own copy: other clients stay in wire format
     # The caller's parameters are copied before being serialized in place.
@@ -60,6 +65,13 @@ def items_client(config: Config) -> Any:
     return client
 
 
+def botocore_client(service: str, config: Config) -> Any:
+    """A low-level client made by a botocore session of its own, as `boto3.client` makes one (boto3
+    customizes no client but S3's), in wire format. A new session per call, as boto3's default one
+    is made per process: the credentials a session resolves are kept with it."""
+    return botocore.session.get_session().create_client(service, config=config)
+
+
 class TableMeta:
     """What callers read of a table's `meta`: the client its calls go through."""
 
@@ -70,7 +82,8 @@ class TableMeta:
 class Table:
     """One table's item calls, as boto3's `Table` resource makes them: the client's call with
     `TableName` filled in (a `TableName` passed in wins, as there) and its response returned as is.
-    `client` is an `items_client`, so items are plain Python values."""
+    Items are what `client` takes: plain Python values for an `items_client`, the wire format for a
+    `botocore_client`."""
 
     def __init__(self, client: Any, name: str) -> None:
         self.name = name

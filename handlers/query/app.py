@@ -26,10 +26,9 @@ from urllib.parse import unquote
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from boto3.dynamodb.conditions import Key
 
-from handlers.common.aws import Table, client_config, items_client
-from handlers.common.dynamo import plain
+from handlers.common.aws import Table, botocore_client, client_config
+from handlers.common.dynamo import from_wire, to_wire_key
 from handlers.common.jobs import RECENT_JOBS_PARTITION, RECENT_JOBS_PK, job_key, public_view
 from handlers.common.validation import InvalidValue, normalize_email
 from handlers.query.routes import GET_RESOURCES, PRIVATE_HEADERS
@@ -52,7 +51,9 @@ JOBS_TABLE = os.environ["JOBS_TABLE"]
 JOBS_INDEX = os.environ["JOBS_INDEX"]
 # What a `/jobs` page token is bound to: the index, so a `/users` token is refused there.
 JOBS_INDEX_SCOPE = f"{JOBS_TABLE}/index/{JOBS_INDEX}"
-_dynamodb = items_client(client_config())
+# Low-level, in wire format: keys go out through `to_wire_key`, items come back through `from_wire`
+# (plain Python values), so that nothing of boto3 is imported (`handlers/common/aws.py`).
+_dynamodb = botocore_client("dynamodb", client_config())
 users = Table(_dynamodb, USERS_TABLE)
 jobs = Table(_dynamodb, JOBS_TABLE)
 
@@ -150,11 +151,11 @@ def answer(status: int, body: dict[str, Any], headers: dict[str, str] | None = N
 
 
 def user_view(item: dict[str, Any]) -> dict[str, Any]:
-    return {field: plain(item.get(field)) for field in USER_FIELDS}
+    return {field: item.get(field) for field in USER_FIELDS}
 
 
 def job_view(item: dict[str, Any]) -> dict[str, Any]:
-    return plain(public_view(item))
+    return public_view(item)
 
 
 def parse_limit(raw: str | None) -> int:
@@ -186,7 +187,7 @@ def get_user(request: Request, email: str) -> dict[str, Any]:
         key = normalize_email(unquote(email))
     except InvalidValue as invalid:
         raise BadRequest(str(invalid)) from None
-    item = users.get_item(Key={"email": key}).get("Item")
+    item = from_wire(users.get_item(Key=to_wire_key({"email": key})).get("Item"))
     if item is None:
         raise Missing("no user with that email")  # errors never repeat personal data
     return user_view(item)
@@ -205,12 +206,12 @@ def page_of(
     token = request.query("startKey")
     if token:
         try:
-            page_request["ExclusiveStartKey"] = decode_token(scope, token, key)
+            page_request["ExclusiveStartKey"] = to_wire_key(decode_token(scope, token, key))
         except InvalidToken as invalid:
             raise BadRequest(str(invalid)) from None
     page = read(**page_request)
-    items = [view(item) for item in page.get("Items", [])]
-    last = page.get("LastEvaluatedKey")
+    items = [view(from_wire(item) or {}) for item in page.get("Items", [])]
+    last = from_wire(page.get("LastEvaluatedKey"))
     return {"items": items, "count": len(items), "nextToken": encode_token(scope, last, key) if last else None}
 
 
@@ -228,7 +229,9 @@ def list_jobs(request: Request) -> dict[str, Any]:
     newest_first = partial(
         jobs.query,
         IndexName=JOBS_INDEX,
-        KeyConditionExpression=Key(RECENT_JOBS_PK).eq(RECENT_JOBS_PARTITION),
+        KeyConditionExpression="#partition = :partition",
+        ExpressionAttributeNames={"#partition": RECENT_JOBS_PK},
+        ExpressionAttributeValues={":partition": {"S": RECENT_JOBS_PARTITION}},
         ScanIndexForward=False,
     )
     return page_of(request, newest_first, JOBS_INDEX_SCOPE, BY_UPLOAD_TIME, job_view)
@@ -243,7 +246,7 @@ def get_job(request: Request, jobId: str) -> dict[str, Any]:  # noqa: N803 (rout
     # caller should not see again (an email typed in the wrong route).
     if not JOB_ID.fullmatch(job_id):
         raise Missing("no job with that id")
-    item = jobs.get_item(Key=job_key(job_id)).get("Item")
+    item = from_wire(jobs.get_item(Key=to_wire_key(job_key(job_id))).get("Item"))
     if item is None:
         raise Missing(f"no job {job_id}")
     return job_view(item)

@@ -15,9 +15,11 @@ from pathlib import Path
 import boto3
 import pytest
 from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.types import TypeDeserializer
 from moto import mock_aws
 
 from handlers.common.aws import OnFirstUse, Table, client_config, items_client
+from handlers.common.dynamo import from_wire, plain
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
@@ -45,20 +47,22 @@ ENVIRONMENT = {
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     "AWS_EC2_METADATA_DISABLED": "true",
 }
-# Records, in a fresh interpreter, every client and resource the handler's import makes.
+# Records, in a fresh interpreter, every client made and every model loaded by the handler's import
+# (boto3's resource layer loads a `resources-1` model of its own). Botocore only: boto3 is the
+# handler's to import or not.
 _PROBE = """
 import json, sys
-import boto3.session, botocore.session
-made = {"clients": [], "resources": []}
-create_client, resource = botocore.session.Session.create_client, boto3.session.Session.resource
+import botocore.loaders, botocore.session
+made = {"clients": [], "models": []}
+create_client, load_model = botocore.session.Session.create_client, botocore.loaders.Loader.load_service_model
 def recording_client(self, service_name, *args, **kwargs):
     made["clients"].append(service_name)
     return create_client(self, service_name, *args, **kwargs)
-def recording_resource(self, service_name, *args, **kwargs):
-    made["resources"].append(service_name)
-    return resource(self, service_name, *args, **kwargs)
+def recording_model(self, service_name, type_name, *args, **kwargs):
+    made["models"].append(type_name)
+    return load_model(self, service_name, type_name, *args, **kwargs)
 botocore.session.Session.create_client = recording_client
-boto3.session.Session.resource = recording_resource
+botocore.loaders.Loader.load_service_model = recording_model
 import importlib
 importlib.import_module(sys.argv[1])
 made["modules"] = sorted(sys.modules)
@@ -67,7 +71,7 @@ print(json.dumps(made))
 
 
 def imported(module: str) -> dict[str, list[str]]:
-    """The clients and resources made, and the modules loaded, by importing `module` afresh."""
+    """The clients made, the models loaded and the modules imported by importing `module` afresh."""
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, module],
         env={**ENVIRONMENT, "PATH": os.environ.get("PATH", "")},
@@ -94,16 +98,40 @@ def imported(module: str) -> dict[str, list[str]]:
 def test_a_handler_makes_at_import_the_clients_of_its_first_invocation_only(module, clients):
     made = imported(module)
     assert sorted(set(made["clients"])) == clients
-    assert made["resources"] == [], "boto3's resource layer loads a model of its own that no call needs"
+    assert "resources-1" not in made["models"], "boto3's resource layer loads a model of its own that no call needs"
     # The signing secret is read when the first chunk is signed or checked, never at import.
     assert "secretsmanager" not in made["clients"]
 
 
-def test_the_query_function_loads_no_powertools_resolver():
-    """Its four GET routes do not need the package of every resolver and event class Powertools has."""
+def test_the_query_function_loads_neither_a_powertools_resolver_nor_boto3():
+    """Its four GET routes do not need the package of every resolver and event class Powertools has,
+    and its one client, in wire format, needs botocore only: boto3 would bring s3transfer with it."""
     modules = imported("handlers.query.app")["modules"]
     assert [m for m in modules if m.startswith("aws_lambda_powertools.event_handler")] == []
     assert [m for m in modules if m.startswith("aws_lambda_powertools.utilities.data_classes")] == []
+    assert [m for m in modules if m.split(".")[0] in ("boto3", "s3transfer")] == []
+
+
+def test_from_wire_reads_every_attribute_type_as_boto3s_deserializer_does():
+    wire = {
+        "s": {"S": "Zoë"},
+        "n": {"N": "42"},
+        "fraction": {"N": "-0.125"},
+        "big": {"N": "12345678901234567890123456789012345678"},
+        "yes": {"BOOL": True},
+        "none": {"NULL": True},
+        "bytes": {"B": b"\x00\xff"},
+        "map": {"M": {"inner": {"L": [{"N": "1"}, {"S": "two"}, {"M": {}}]}}},
+        "strings": {"SS": ["b", "a"]},
+        "numbers": {"NS": ["2", "1.5"]},
+    }
+    boto3s = plain({k: TypeDeserializer().deserialize(v) for k, v in wire.items()})
+    ours = from_wire(wire)
+    for name in ("strings", "numbers"):  # sets: their order is the set's, in both
+        assert sorted(ours.pop(name)) == sorted(boto3s.pop(name)), name
+    assert ours == boto3s
+    assert type(ours["n"]) is int and type(ours["fraction"]) is float
+    assert from_wire(None) is None
 
 
 # -- items_client and Table: the resource's behaviour without the resource ------------------------
