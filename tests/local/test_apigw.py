@@ -275,7 +275,9 @@ def test_text_body_is_a_string_and_binary_body_is_base64(serve):
 
 
 def test_powertools_rest_resolver_routes_the_event():
-    """The query function is a Powertools `APIGatewayRestResolver`: its routes must resolve our event."""
+    """A function written the common way, on Powertools' `APIGatewayRestResolver`, resolves the gateway's
+    event (the query function routes its paths itself since its cold start was trimmed; the event is
+    still AWS's proxy event, which Powertools' resolver reads as AWS's own)."""
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
     app = APIGatewayRestResolver()
