@@ -16,8 +16,6 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers.common.aws import client_config, items_client
@@ -33,6 +31,7 @@ from handlers.worker.admission import (
     check_upload_time,
     sealed,
 )
+from handlers.worker.batch import SqsRecord, partial_batch_response
 from handlers.worker.progress import ProgressCounter
 from handlers.worker.writes import WRITERS, UserWriter
 
@@ -41,7 +40,6 @@ RESPONSE_MARGIN_SECONDS = 2.0
 
 logger = Logger()
 metrics = Metrics()
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 USERS_TABLE = os.environ["USERS_TABLE"]
 JOBS_TABLE = os.environ["JOBS_TABLE"]
@@ -58,7 +56,7 @@ jobs = JobLookup(_items, JOBS_TABLE)
 job_keys = JobKeys.in_secrets_manager(os.environ[SECRET_ARN_VARIABLE])  # read when the first chunk is checked
 
 
-def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+def record_handler(record: SqsRecord, lambda_context: LambdaContext) -> None:
     def seconds_left() -> float:
         return lambda_context.get_remaining_time_in_millis() / 1000 - RESPONSE_MARGIN_SECONDS
 
@@ -87,7 +85,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
         logger.remove_keys(["jobId", "chunk"])  # the next message's lines must not carry this job
 
 
-def _admitted(record: SQSRecord, seconds_left: Callable[[], float], retries: RetryCounter) -> Chunk | None:
+def _admitted(record: SqsRecord, seconds_left: Callable[[], float], retries: RetryCounter) -> Chunk | None:
     """The message's chunk, decoded and checked (`admission`), or None for a chunk of a finished job,
     acknowledged without writing anything. Its MAC first, under the job's key derived from the stack's
     secret (one HMAC per chunk, the secret read once per environment): a forged message costs no read.
@@ -117,11 +115,11 @@ def _admitted(record: SQSRecord, seconds_left: Callable[[], float], retries: Ret
     return chunk
 
 
-def _carried_mac(record: SQSRecord) -> str | None:
+def _carried_mac(record: SqsRecord) -> str | None:
     """The MAC the message carries: its `chunkMac` attribute, if a String. Lambda's SQS event gives
     an attribute's value only under the key of its type (`stringValue` or `binaryValue`,
     https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html), so it is read with `get`."""
-    attribute = record.message_attributes[MAC_ATTRIBUTE]
+    attribute = record.message_attributes.get(MAC_ATTRIBUTE)
     if attribute is None or attribute.get("dataType") != "String":
         return None
     value = attribute.get("stringValue")
@@ -131,4 +129,4 @@ def _carried_mac(record: SQSRecord) -> str | None:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    return partial_batch_response(event, lambda record: record_handler(record, context))

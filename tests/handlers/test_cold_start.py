@@ -112,6 +112,14 @@ def test_the_query_function_loads_neither_a_powertools_resolver_nor_boto3():
     assert [m for m in modules if m.split(".")[0] in ("boto3", "s3transfer")] == []
 
 
+def test_the_worker_loads_neither_powertools_batch_utility_nor_its_event_classes():
+    """A partial batch response is a loop of ours (`handlers/worker/batch.py`): Powertools' batch
+    utility brings every event class it has, and asyncio, into the cold start."""
+    modules = imported("handlers.worker.app")["modules"]
+    assert [m for m in modules if m.startswith("aws_lambda_powertools.utilities.batch")] == []
+    assert [m for m in modules if m.startswith("aws_lambda_powertools.utilities.data_classes")] == []
+
+
 def test_from_wire_reads_every_attribute_type_as_boto3s_deserializer_does():
     wire = {
         "s": {"S": "Zoë"},
