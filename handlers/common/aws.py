@@ -8,9 +8,9 @@ producer's continuation, the signing secret's reader) when first used, once (`On
 What a cold start pays for a client is botocore loading the service's model. The DynamoDB tables are
 reached through `items_client` and `Table`, not boto3's DynamoDB resource: the same calls and the
 same plain Python values, without the resource layer, whose model and generated classes cost a
-cold start about 25 ms and serve nothing the handlers call. A function that needs nothing of boto3
-but its clients (the query function) makes its client with botocore alone (`botocore_client`):
-boto3's import, s3transfer's with it, is another 15–35 ms of its cold start.
+cold start about 25 ms and serve nothing the handlers call. No handler imports boto3: its clients are
+botocore's (`botocore_client`), from one session, and boto3's import, s3transfer's with it, would be
+another 15–50 ms of each cold start.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from typing import Any
 
 import botocore.session
 from botocore.config import Config
+
+from handlers.common.items import register_items
 
 
 def client_config(max_pool_connections: int = 10, attempts: int = 3, *, validate: bool = True) -> Config:
@@ -38,38 +40,28 @@ def client_config(max_pool_connections: int = 10, attempts: int = 3, *, validate
 
 
 def items_client(config: Config) -> Any:
-    """A DynamoDB client that takes and returns items as plain Python values (numbers as `Decimal`,
-    condition objects from `boto3.dynamodb.conditions`): exactly the client a boto3 DynamoDB resource
-    makes (`resource.meta.client`), with the four handlers boto3 registers on it
-    (`boto3.dynamodb.transform.DynamoDBHighLevelResource`), minus the resource layer itself."""
-    # Imported here, not with this module: the query function uses this module without boto3.
-    import boto3
-    from boto3.dynamodb.transform import TransformationInjector, copy_dynamodb_params
-
-    client = boto3.client("dynamodb", config=config)
-    events = client.meta.events  # this client's own copy: other clients stay in wire format
-    # The caller's parameters are copied before being serialized in place.
-    events.register("provide-client-params.dynamodb", copy_dynamodb_params, unique_id="dynamodb-create-params-copy")
-    injector = TransformationInjector()
-    events.register(
-        "before-parameter-build.dynamodb",
-        injector.inject_condition_expressions,
-        unique_id="dynamodb-condition-expression",
-    )
-    events.register(
-        "before-parameter-build.dynamodb", injector.inject_attribute_value_input, unique_id="dynamodb-attr-value-input"
-    )
-    events.register(
-        "after-call.dynamodb", injector.inject_attribute_value_output, unique_id="dynamodb-attr-value-output"
-    )
+    """A DynamoDB client that takes and returns items as plain Python values (numbers as `Decimal`):
+    the client a boto3 DynamoDB resource makes (`resource.meta.client`), its values serialized and
+    deserialized as boto3 does (`handlers.common.items`), without the resource layer nor boto3."""
+    client = botocore_client("dynamodb", config)
+    register_items(client.meta.events)  # this client's own copy: other clients stay in wire format
     return client
 
 
+_session: botocore.session.Session | None = None
+_session_lock = threading.Lock()
+
+
 def botocore_client(service: str, config: Config) -> Any:
-    """A low-level client made by a botocore session of its own, as `boto3.client` makes one (boto3
-    customizes no client but S3's), in wire format. A new session per call, as boto3's default one
-    is made per process: the credentials a session resolves are kept with it."""
-    return botocore.session.get_session().create_client(service, config=config)
+    """A low-level client in wire format, made by botocore alone as `boto3.client` makes one (boto3
+    customizes no client but S3's, with its transfer methods, which no handler calls). All of them
+    from one botocore session per process, as boto3's default session: the credentials it resolves
+    and the endpoint data it loads are loaded once. Made under a lock: a session is not thread-safe."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = botocore.session.get_session()
+        return _session.create_client(service, config=config)
 
 
 class TableMeta:

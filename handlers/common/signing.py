@@ -20,9 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import boto3
-
-from handlers.common.aws import client_config
+from handlers.common.aws import botocore_client, client_config
 
 # The environment variable that names the secret's ARN (set by infra/producer.py and infra/worker.py).
 SECRET_ARN_VARIABLE = "CHUNK_SIGNING_SECRET_ARN"
@@ -44,7 +42,7 @@ class JobKeys:
     @classmethod
     def in_secrets_manager(cls, secret_arn: str, client: Callable[[], Any] | None = None) -> JobKeys:
         """Keys from the secret `secret_arn` names, read with GetSecretValue (its current version) by a
-        client made when it is first needed: `client()`, or boto3's standard one for the function."""
+        client made when it is first needed: `client()`, or botocore's standard one for the function."""
 
         def read() -> str:
             secrets_manager = client() if client is not None else _default_client()
@@ -72,4 +70,4 @@ class JobKeys:
 
 def _default_client() -> Any:
     # Made when first needed: a handler that never reads the secret never loads Secrets Manager's model.
-    return boto3.client("secretsmanager", config=client_config())
+    return botocore_client("secretsmanager", client_config())

@@ -29,13 +29,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from handlers.common.aws import OnFirstUse, Table, client_config, items_client
+from handlers.common.aws import OnFirstUse, Table, botocore_client, client_config, items_client
 from handlers.common.jobs import job_id_for, try_finish
 from handlers.common.retry import call_with_backoff
 from handlers.common.signing import SECRET_ARN_VARIABLE, JobKeys
@@ -65,9 +64,9 @@ JOB_TTL_DAYS = int(os.environ.get("JOB_TTL_DAYS", "0"))
 
 # The clients an upload's first invocation calls (S3's HeadObject, the job record, the chunks'
 # sends); Lambda's only when a file outlasts an invocation.
-s3 = boto3.client("s3", config=client_config())
-sqs = boto3.client("sqs", config=client_config())
-lambda_client = OnFirstUse(lambda: boto3.client("lambda", config=client_config()))
+s3 = botocore_client("s3", client_config())
+sqs = botocore_client("sqs", client_config())
+lambda_client = OnFirstUse(lambda: botocore_client("lambda", client_config()))
 _jobs_table = Table(items_client(client_config()), JOBS_TABLE)
 store = JobStore(_jobs_table)
 executor = ThreadPoolExecutor(max_workers=SENDS_IN_FLIGHT, thread_name_prefix="send")

@@ -13,12 +13,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from handlers.common.aws import client_config, items_client
+from handlers.common.aws import botocore_client, client_config, items_client
 from handlers.common.chunks import MAC_ATTRIBUTE, Chunk, MalformedChunk, decode
 from handlers.common.retry import RetryCounter
 from handlers.common.signing import SECRET_ARN_VARIABLE, JobKeys
@@ -49,7 +48,7 @@ JOBS_TABLE = os.environ["JOBS_TABLE"]
 _items = items_client(client_config(attempts=1))
 # The rows' reads and batched writes, most of the worker's work: a low-level client and parameters
 # built in wire format (`writes._Values`), one connection per call in flight.
-_rows = boto3.client("dynamodb", config=client_config(max_pool_connections=WRITERS, attempts=1, validate=False))
+_rows = botocore_client("dynamodb", client_config(max_pool_connections=WRITERS, attempts=1, validate=False))
 writer = UserWriter(_rows, USERS_TABLE, ThreadPoolExecutor(WRITERS, thread_name_prefix="rows"))
 progress = ProgressCounter(_items, JOBS_TABLE)
 jobs = JobLookup(_items, JOBS_TABLE)

@@ -15,9 +15,10 @@ from pathlib import Path
 import boto3
 import pytest
 from boto3.dynamodb.conditions import Attr, Key
-from boto3.dynamodb.types import TypeDeserializer
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from moto import mock_aws
 
+from handlers.common import items
 from handlers.common.aws import OnFirstUse, Table, client_config, items_client
 from handlers.common.dynamo import from_wire, plain
 
@@ -118,6 +119,53 @@ def test_the_worker_loads_neither_powertools_batch_utility_nor_its_event_classes
     modules = imported("handlers.worker.app")["modules"]
     assert [m for m in modules if m.startswith("aws_lambda_powertools.utilities.batch")] == []
     assert [m for m in modules if m.startswith("aws_lambda_powertools.utilities.data_classes")] == []
+
+
+@pytest.mark.parametrize("module", ["handlers.producer.app", "handlers.worker.app"])
+def test_the_producer_and_the_worker_import_neither_boto3_nor_s3transfer(module):
+    """Their clients are botocore's and their items plain Python through `handlers.common.items`:
+    boto3 would bring s3transfer (and multiprocessing) into the cold start for none of their calls."""
+    modules = imported(module)["modules"]
+    assert [m for m in modules if m.split(".")[0] in ("boto3", "s3transfer")] == []
+
+
+VALUES = [
+    None,
+    True,
+    0,
+    -12,
+    Decimal("3.14"),
+    Decimal("1E+125"),
+    "Zoë",
+    "",
+    b"\x00\xff",
+    bytearray(b"ab"),
+    Binary(b"cd"),
+    {"a", "b"},
+    {1, Decimal("2.5")},
+    {b"x", b"y"},
+    [1, "two", None, [False]],
+    ("tuple", 1),
+    {"map": {"inner": [Decimal("-0.125")]}, "set": {"s"}},
+]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=[f"value{n}" for n in range(len(VALUES))])
+def test_a_value_goes_to_the_wire_and_back_as_boto3s_serializer_and_deserializer_take_it(value):
+    wire = items.to_wire(value)
+    assert wire == TypeSerializer().serialize(value)
+    assert items.from_wire(wire) == TypeDeserializer().deserialize(wire)
+
+
+@pytest.mark.parametrize(
+    "value", [1.5, Decimal("NaN"), Decimal("Infinity"), Decimal("1.000000000000000000000000000000000000001"), object()]
+)
+def test_a_value_boto3_refuses_is_refused_with_the_same_error(value):
+    with pytest.raises(Exception) as boto3s:
+        TypeSerializer().serialize(value)
+    with pytest.raises(type(boto3s.value)) as ours:
+        items.to_wire(value)
+    assert str(ours.value) == str(boto3s.value)
 
 
 def test_from_wire_reads_every_attribute_type_as_boto3s_deserializer_does():
