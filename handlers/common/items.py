@@ -132,9 +132,18 @@ def register_items(events: Any) -> None:
     events.register("after-call.dynamodb", _deserialized, unique_id="dynamodb-attr-value-output")
 
 
+class _Unremembered(dict[int, Any]):
+    """A `deepcopy` memo that remembers nothing: an object the parameters hold twice is copied twice,
+    so that serializing one copy in place leaves the other as the caller wrote it (boto3's
+    `_ForgetfulDict`)."""
+
+    def __setitem__(self, key: int, value: Any) -> None:
+        pass
+
+
 def _copied(params: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """The caller's parameters, copied before they are serialized in place."""
-    return copy.deepcopy(params)
+    return copy.deepcopy(params, memo=_Unremembered())
 
 
 def _serialized(params: dict[str, Any], model: Any, **kwargs: Any) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.transform import TransformationInjector, copy_dynamodb_params
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from moto import mock_aws
 
@@ -294,3 +295,19 @@ def test_a_client_on_first_use_is_made_once_whichever_thread_comes_first():
     for thread in threads:
         thread.join(10)
     assert (answers, len(made)) == (["invoked"] * 8, 1)
+
+
+def test_a_value_given_twice_in_one_call_is_serialized_once_in_each_place(tables):
+    """The parameters are copied as boto3 copies them, every reference apart: serializing one place
+    in place must not serialize the other twice."""
+    _, table = tables
+    model = table.meta.client.meta.service_model.operation_model("TransactGetItems")
+    key = {"pk": "p", "sk": "a"}
+    params = {"TransactItems": [{"Get": {"TableName": "things", "Key": key}}] * 2}
+    ours = items._copied(params)
+    items._serialized(ours, model)
+    boto3s = copy_dynamodb_params(params)
+    TransformationInjector().inject_attribute_value_input(boto3s, model)
+    assert ours == boto3s
+    assert ours["TransactItems"][1]["Get"]["Key"] == {"pk": {"S": "p"}, "sk": {"S": "a"}}
+    assert params["TransactItems"][0]["Get"]["Key"] == {"pk": "p", "sk": "a"}, "the caller's values unchanged"
