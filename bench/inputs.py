@@ -21,15 +21,16 @@ _LAST = ("Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Thompson", "Li
 _DOMAINS = ("example.com", "example.org", "example.net", "mail.example")
 
 
-def rows(count: int, *, seed: int = SEED, distinct: int | None = None) -> Iterator[str]:
-    """`count` CSV lines (no header, no line ending): row i has email number i mod `distinct`."""
+def rows(count: int, *, seed: int = SEED, distinct: int | None = None, first: int = 0) -> Iterator[str]:
+    """`count` CSV lines (no header, no line ending): row i has email number `first` + i mod `distinct`
+    (files made with `first` far enough apart share no email)."""
     chooser = random.Random(seed)
     for index in range(count):
-        number = index if distinct is None else index % distinct
-        first, last = chooser.choice(_FIRST), chooser.choice(_LAST)
+        number = first + (index if distinct is None else index % distinct)
+        given, family = chooser.choice(_FIRST), chooser.choice(_LAST)
         domain = _DOMAINS[number % len(_DOMAINS)]
         phone = f"+4420{chooser.randrange(10**7, 10**8)}"
-        yield f"{first} {last},{first.lower()}.{last.lower()}.{number}@{domain},{phone}"
+        yield f"{given} {family},{given.lower()}.{family.lower()}.{number}@{domain},{phone}"
 
 
 def write_csv(path: Path, count: int, *, seed: int = SEED, distinct: int | None = None) -> Path:
@@ -48,9 +49,10 @@ def write_csv(path: Path, count: int, *, seed: int = SEED, distinct: int | None 
     return path
 
 
-def csv_bytes(count: int, *, seed: int = SEED, distinct: int | None = None) -> bytes:
+def csv_bytes(count: int, *, seed: int = SEED, distinct: int | None = None, first: int = 0) -> bytes:
     """The same file in memory (for inputs that fit)."""
-    return (HEADER + "\n" + "".join(line + "\n" for line in rows(count, seed=seed, distinct=distinct))).encode()
+    lines = rows(count, seed=seed, distinct=distinct, first=first)
+    return (HEADER + "\n" + "".join(line + "\n" for line in lines)).encode()
 
 
 def main(argv: list[str] | None = None) -> int:

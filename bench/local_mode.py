@@ -9,8 +9,9 @@ session as the functions' calls are (so each request pays the emulator's authori
 do), and the empty-queue and single-thread figures again as the administrator, whose requests skip
 it: SQS SendMessageBatch and ReceiveMessage + DeleteMessageBatch on a queue holding ~0 messages and
 one holding many (the SQS patch of `local.moto_patches` must keep the rate at depth close to the
-rate at empty), and the worker's conditional PutItem from 1 thread and from the worker's maximum
-concurrency.
+rate at empty), and a conditional PutItem of one item (the emulator's rate for one-item conditional
+writes; the worker itself writes PartiQL statements in batches, whose rate is benchmark `worker`'s
+ceiling) from 1 thread and from the worker's maximum concurrency.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from local.emulator import Credentials, Emulator
 SQS_BATCH = 10
 MESSAGE_BODY = "x" * 256
 """Small bodies: the depth is what is measured, and 100,000 messages must fit in moto's memory."""
-# The worker's own condition (handlers/worker/writes.py): absent, or not newer than this row.
+# A latest-wins condition on one item: absent, or not newer than this row (the worker's statements
+# carry theirs in an UPDATE's WHERE: handlers/worker/writes.py).
 LATEST_WINS = "attribute_not_exists(email) OR rowVersion <= :version"
 SCRATCH = "bench-emulator"
 # The emulator's most a depth may slow a call by and still count as "holds": the patch made
@@ -155,7 +157,7 @@ class Scratch:
 
 
 def _role(emulator: Emulator, queue_arns: list[str], table_arn: str) -> str:
-    """A role trusting Lambda, with the worker's and producer's actions on the scratch resources only."""
+    """A role trusting Lambda, with the functions' queue actions and PutItem, on the scratch resources only."""
     trust = {
         "Version": "2012-10-17",
         "Statement": [
@@ -180,7 +182,8 @@ def _role(emulator: Emulator, queue_arns: list[str], table_arn: str) -> str:
 
 
 def conditional_puts(dynamodb: Any, table: str, puts: int, threads: int, first: int) -> dict[str, Any]:
-    """`puts` new users written with the worker's condition from `threads` threads sharing one client."""
+    """`puts` new users written one item a call, each under a latest-wins condition, from `threads`
+    threads sharing one client."""
 
     def put(number: int) -> None:
         dynamodb.put_item(
@@ -222,7 +225,7 @@ def measure_emulator(ctx: Context, stack: BenchStack) -> dict[str, Any]:
     fill = rate_of(deep // SQS_BATCH, lambda: deep_queue.send_batches(deep // SQS_BATCH))
     at_depth = queue_rates(deep_queue, rounds)
     threads = worker_concurrency(stack)
-    ctx.progress(f"local_mode: DynamoDB conditional PutItem, 1 and {threads} threads")
+    ctx.progress(f"local_mode: DynamoDB one-item conditional PutItem, 1 and {threads} threads")
     dynamodb = scratch.client("dynamodb", role)
     admin_dynamodb = scratch.client("dynamodb", None)
     return {
@@ -296,7 +299,7 @@ def render(result: Result) -> str:
         ],
     )
     put_table = table(
-        ["PutItem (worker's condition)", "threads", "ops/s", "ms/op (wall / ops)"],
+        ["conditional PutItem (one item)", "threads", "ops/s", "ms/op (wall / ops)"],
         [
             ("role", puts["one"]["threads"], puts["one"]["ops_per_s"], puts["one"]["ms_per_op"]),
             ("role", puts["worker"]["threads"], puts["worker"]["ops_per_s"], puts["worker"]["ms_per_op"]),

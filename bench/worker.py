@@ -9,13 +9,21 @@ finishes the job as it would on AWS. Each batch of `workerBatchSize` messages be
 invoked with them from as many threads as the mapping's maximum concurrency. Nothing else runs: the
 figure is the worker's, not the producer's or the queue's.
 
-The emulator's requests are counted by caller role, so the worker's DynamoDB calls per row and per
-chunk are counted, not inferred. The CPU time of the worker's processes (read from /proc) is the
-worker's own cost per chunk, the emulator's time excluded; the projection scales it to a Lambda.
+Each repeat writes one file twice: first into a table without its emails (fresh: every row an INSERT
+statement), then uploaded again, a newer version of every row (present: every row an UPDATE under
+`LATEST_WINS`). Each file's emails are its own (`inputs.rows(first=…)`), so the warm-up and the
+repeats never meet each other's.
 
-The ceiling is the best any worker could do on this emulator: the same conditional PutItems (the
-worker's items and `LATEST_WINS`) issued directly with the worker role's credentials from as many
-threads as the worker's concurrency, in a process of their own, measured in the same run.
+The emulator's requests are counted by caller role, so the worker's DynamoDB calls per row and per
+chunk, and the statements and keys its batches carry, are counted, not inferred. The CPU time of the
+worker's processes (read from /proc) is the worker's own cost per chunk, the emulator's time
+excluded; the projection scales it to a Lambda.
+
+The ceiling is the best any worker could do on this emulator: the same BatchExecuteStatement calls,
+25 statements each, the UPDATE of every row of the run at the version just stored (so every
+condition holds and every statement writes; the worker's own request builder, `statement_request`),
+sent directly with the worker role's credentials from as many threads as the worker's concurrency,
+in a process of their own, measured in the same run.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.core import Benchmark, Context, Result, median_of, number, ratio, table, timed
+from bench.core import Benchmark, Context, Result, median_of, number, ratio, table, timed, verdict
 from bench.inputs import csv_bytes
 from bench.producer_cpu import REMAINING_MS, producer_settings, stack_config
 from bench.stacks import BenchStack, CpuSpan, LogSpan, local_stack
@@ -42,7 +50,14 @@ from handlers.common.jobs import COMPLETE, job_id_for, job_key
 from handlers.common.signing import SECRET_ARN_VARIABLE, JobKeys
 from handlers.producer.ingest import Clock, Services, run_segment
 from handlers.producer.job_store import JobStore, Upload
-from handlers.worker.writes import LATEST_WINS, WRITERS, latest_rows, latest_wins_values, user_item
+from handlers.worker.writes import (
+    MAX_STATEMENTS,
+    WRITERS,
+    Statements,
+    _Values,
+    latest_rows,
+    statement_request,
+)
 from infra.config import PipelineConfig
 from local.esm import sqs_record
 from local.functions import FunctionHost, InvocationResult
@@ -53,6 +68,11 @@ STACK = "dev"
 # Where the benchmark's CSVs are put: outside the uploads prefix, so no S3 notification starts the
 # producer on them (the benchmark runs the producer's code itself, into a capture).
 BENCH_PREFIX = "bench/worker/"
+CASES = ("fresh", "present")
+"""The table the worker writes into: without the file's emails, or holding every one (an older upload)."""
+# Issue 18's targets: DynamoDB requests per row (every operation of the worker's role), worker CPU per row.
+TARGET_CALLS_PER_ROW = {"fresh": 0.08, "present": 0.12}
+TARGET_CPU_US_PER_ROW = 150.0
 
 
 def sizes(ctx: Context, config: PipelineConfig, source: QueueEventSource) -> int:
@@ -155,9 +175,10 @@ class QueuedJob:
         return [message.body for message in self.messages]
 
 
-def queued_job(stack: BenchStack, config: PipelineConfig, rows: int, name: str) -> QueuedJob:
-    """A job of `rows` seeded rows: created, parsed into chunks and marked queued by the producer's code."""
-    target, data = stack.target, csv_bytes(rows)
+def queued_job(stack: BenchStack, config: PipelineConfig, rows: int, name: str, first: int) -> QueuedJob:
+    """A job of `rows` seeded rows, emails numbered from `first`: created, parsed into chunks and marked
+    queued by the producer's code."""
+    target, data = stack.target, csv_bytes(rows, first=first)
     s3 = target.client("s3")
     key = f"{BENCH_PREFIX}{name}.csv"
     bucket = target.outputs["bucketName"]
@@ -222,8 +243,10 @@ class WorkerRun:
     """Lambda's billed duration over the run (REPORT lines): the worker's wall time, waiting included."""
     calls: dict[str, int]
     """The worker role's DynamoDB calls by operation."""
-    put_bytes: int
-    """The request bodies of its PutItems (an item on the wire, type tags and condition included)."""
+    items: dict[str, int]
+    """What its calls carried, by operation: a BatchExecuteStatement's statements, a BatchGetItem's keys."""
+    statement_bytes: int
+    """The request bodies of its BatchExecuteStatements (statements, parameters and types, as sent)."""
 
 
 def run_worker(stack: BenchStack, worker: DeployedWorker, job: QueuedJob) -> WorkerRun:
@@ -254,68 +277,75 @@ def run_worker(stack: BenchStack, worker: DeployedWorker, job: QueuedJob) -> Wor
         local_cpu_seconds=local_cpu,
         billed_ms=log.runs().billed_ms,
         calls={operation: count.calls for operation, count in ours.items()},
-        put_bytes=ours["PutItem"].body_bytes if "PutItem" in ours else 0,
+        items={operation: count.items for operation, count in ours.items()},
+        statement_bytes=ours["BatchExecuteStatement"].body_bytes if "BatchExecuteStatement" in ours else 0,
     )
 
 
-def put_ceiling(stack: BenchStack, worker: DeployedWorker, bodies: Sequence[str]) -> float:
-    """Seconds to put the rows of `bodies` as the worker does (its items, its condition, its role),
-    from as many threads as the worker's concurrency. The items carry versions already stored, so
-    every condition holds and every put writes, as the worker's first delivery does.
+def statement_ceiling(stack: BenchStack, worker: DeployedWorker, bodies: Sequence[str]) -> float:
+    """Seconds to write the rows of `bodies` as the worker writes a row already stored (its UPDATE
+    statement, built by the worker's own `statement_request`, 25 to a BatchExecuteStatement, a chunk's
+    rows together, its role), from as many threads as the worker's concurrency. The statements carry
+    the versions just stored, so every condition holds and every statement writes.
 
     The threads run in a process of their own, as the worker's do: in this one they would share the
     GIL with the emulator they measure, and the ceiling would be the client's, not the emulator's.
     A plain child (`python -c`), not multiprocessing, which would re-import the caller's main module."""
     credentials = stack.emulator.assume_role(worker.spec.role_arn, "bench-worker-ceiling")
+    statements = Statements.for_table(stack.target.outputs["usersTableName"])
     now_ms = int(time.time() * 1000)
-    puts = {
+    calls = []
+    for chunk in map(decode, bodies):
+        values = _Values(chunk, now_ms)
+        requests = [
+            statement_request(statements, values, row, chunk.version_of(row), insert=False)
+            for row in latest_rows(chunk)[0]
+        ]
+        calls += [requests[start : start + MAX_STATEMENTS] for start in range(0, len(requests), MAX_STATEMENTS)]
+    batches = {
         "endpoint_url": stack.emulator.endpoint_url,
         "region": stack.target.region,
         "credentials": vars(credentials),
-        "table": stack.target.outputs["usersTableName"],
         "threads": worker.source.max_concurrency,
-        "requests": [
-            {
-                "Item": user_item(chunk, row),
-                "ExpressionAttributeValues": latest_wins_values(chunk.version_of(row), now_ms),
-            }
-            for chunk in map(decode, bodies)
-            for row in latest_rows(chunk)[0]
-        ],
+        "calls": calls,
     }
     child = subprocess.run(
-        [sys.executable, "-c", f"import {__name__} as m; m.send_puts()"],
-        input=json.dumps(puts),
+        [sys.executable, "-c", f"import {__name__} as m; m.send_statements()"],
+        input=json.dumps(batches),
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
         check=False,
     )
     if child.returncode != 0:
-        raise RuntimeError(f"worker: the ceiling's puts failed:\n{child.stderr}")
+        raise RuntimeError(f"worker: the ceiling's statements failed:\n{child.stderr}")
     return float(child.stdout)
 
 
-def send_puts() -> None:
-    """In the child: the puts read from stdin, from their threads; prints the seconds they took."""
+def send_statements() -> None:
+    """In the child: the BatchExecuteStatement calls read from stdin, from their threads; prints the
+    seconds they took. A statement that did not write fails the ceiling (it would not be the same work)."""
     import boto3
     from botocore.config import Config
 
-    puts = json.load(sys.stdin)
+    batches = json.load(sys.stdin)
     session = boto3.session.Session(
-        aws_access_key_id=puts["credentials"]["access_key_id"],
-        aws_secret_access_key=puts["credentials"]["secret_access_key"],
-        aws_session_token=puts["credentials"]["session_token"],
-        region_name=puts["region"],
+        aws_access_key_id=batches["credentials"]["access_key_id"],
+        aws_secret_access_key=batches["credentials"]["secret_access_key"],
+        aws_session_token=batches["credentials"]["session_token"],
+        region_name=batches["region"],
     )
-    config = Config(retries={"mode": "standard"}, max_pool_connections=puts["threads"])
-    dynamodb = session.client("dynamodb", endpoint_url=puts["endpoint_url"], config=config)
+    config = Config(retries={"mode": "standard"}, max_pool_connections=batches["threads"])
+    dynamodb = session.client("dynamodb", endpoint_url=batches["endpoint_url"], config=config)
 
-    def put(request: dict[str, Any]) -> None:
-        dynamodb.put_item(TableName=puts["table"], ConditionExpression=LATEST_WINS, **request)
+    def send(call: list[dict[str, Any]]) -> list[str]:
+        responses = dynamodb.batch_execute_statement(Statements=call)["Responses"]
+        return [response["Error"].get("Code", "?") for response in responses if "Error" in response]
 
-    with ThreadPoolExecutor(puts["threads"]) as pool:
-        seconds, _ = timed(lambda: list(pool.map(put, puts["requests"])))
+    with ThreadPoolExecutor(batches["threads"]) as pool:
+        seconds, errors = timed(lambda: [code for codes in pool.map(send, batches["calls"]) for code in codes])
+    if errors:
+        raise SystemExit(f"{len(errors)} statements did not write: {sorted(set(errors))}")
     print(seconds)
 
 
@@ -329,101 +359,185 @@ def run(ctx: Context) -> Result:
         rows = sizes(ctx, config, worker.source)
         concurrency = worker.source.max_concurrency
         ctx.progress(f"worker: warming {concurrency} environments")
-        warm_up = queued_job(stack, config, concurrency * config.rows_per_message, "warm-up")
+        warm_rows = concurrency * config.rows_per_message
+        warm_up = queued_job(stack, config, warm_rows, "warm-up", first=0)
         worker.invoke_all(worker.events(warm_up.messages, per_event=1))  # one chunk per environment
-        runs, ceilings = [], []
+        runs: dict[str, list[WorkerRun]] = {case: [] for case in CASES}
+        ceilings = []
         for repeat in range(ctx.repeats):
-            ctx.progress(f"worker: {rows:,} rows, run {repeat + 1} of {ctx.repeats}")
-            job = queued_job(stack, config, rows, f"run-{repeat}")
-            runs.append(run_worker(stack, worker, job))
-            ceilings.append(put_ceiling(stack, worker, job.bodies))
+            first = warm_rows + repeat * rows  # emails no other job of the run has
+            for case in CASES:  # the same emails again: a newer upload of every row
+                ctx.progress(f"worker: {rows:,} rows, {case} table, run {repeat + 1} of {ctx.repeats}")
+                job = queued_job(stack, config, rows, f"run-{repeat}-{case}", first=first)
+                runs[case].append(run_worker(stack, worker, job))
+            ceilings.append(statement_ceiling(stack, worker, job.bodies))
     return _result(config, worker, runs, ceilings)
 
 
-def _result(config: PipelineConfig, worker: DeployedWorker, runs: list[WorkerRun], ceilings: list[float]) -> Result:
-    median = sorted(runs, key=lambda run: run.seconds)[len(runs) // 2]
+def _case(run_list: list[WorkerRun], ceiling_rows_per_second: float) -> Result:
+    """One case's figures from its median run (by wall time)."""
+    median = sorted(run_list, key=lambda run: run.seconds)[len(run_list) // 2]
     rows, chunks = median.rows, median.chunks
-    puts = median.calls.get("PutItem", 0)
-    ceiling_seconds = median_of(ceilings)
+    statements = median.items.get("BatchExecuteStatement", 0)
+    calls_per_row = sum(median.calls.values()) / rows
+    cpu_us_per_row = median.worker_cpu_seconds * 1e6 / rows
     rows_per_second = rows / median.seconds
-    ceiling_rows_per_second = puts / ceiling_seconds
     return {
-        "stack": STACK,
-        "rows": rows,
-        "chunks": chunks,
-        "runs": len(runs),
-        "rows_per_message": config.rows_per_message,
-        "batch_size": worker.source.batch_size,
-        "concurrency": worker.source.max_concurrency,
-        "writers": WRITERS,
-        "memory_mb": worker.spec.memory_mb,
         "invocations": median.invocations,
         "cold_starts": median.cold_starts,
         "worker_seconds": round(median.seconds, 3),
         "rows_per_second": round(rows_per_second, 1),
-        "dynamodb_calls": median.calls,
-        "dynamodb_calls_per_row": {op: round(n / rows, 4) for op, n in median.calls.items()},
-        "dynamodb_calls_per_chunk": {op: round(n / chunks, 3) for op, n in median.calls.items()},
-        "put_request_bytes": round(median.put_bytes / puts) if puts else 0,
-        "ceiling_puts": puts,
-        "ceiling_threads": worker.source.max_concurrency,
-        "ceiling_seconds": round(ceiling_seconds, 3),
-        "ceiling_rows_per_second": round(ceiling_rows_per_second, 1),
         "ratio_to_ceiling": round(rows_per_second / ceiling_rows_per_second, 3),
+        "dynamodb_calls": median.calls,
+        "dynamodb_items": median.items,
+        "dynamodb_calls_per_row": {op: round(n / rows, 4) for op, n in median.calls.items()},
+        "dynamodb_calls_per_row_total": round(calls_per_row, 4),
+        "dynamodb_calls_per_chunk": {op: round(n / chunks, 3) for op, n in median.calls.items()},
+        "statements_per_row": round(statements / rows, 4),
+        "statement_bytes": round(median.statement_bytes / statements) if statements else 0,
         "per_chunk": {
             "worker_cpu_ms": round(median.worker_cpu_seconds * 1000 / chunks, 3),
             "local_cpu_ms": round(median.local_cpu_seconds * 1000 / chunks, 3),
             "billed_ms": round(median.billed_ms / chunks, 3),
         },
-        "worker_cpu_us_per_row": round(median.worker_cpu_seconds * 1e6 / rows, 2),
+        "worker_cpu_us_per_row": round(cpu_us_per_row, 2),
         "samples": [
-            {"seconds": round(run.seconds, 3), "rows_per_second": round(run.rows / run.seconds, 1)} for run in runs
+            {"seconds": round(run.seconds, 3), "rows_per_second": round(run.rows / run.seconds, 1)} for run in run_list
         ],
-        "ceiling_samples_rows_per_second": [round(puts / seconds, 1) for seconds in ceilings],
     }
 
 
+def _result(
+    config: PipelineConfig, worker: DeployedWorker, runs: dict[str, list[WorkerRun]], ceilings: list[float]
+) -> Result:
+    any_run = runs[CASES[0]][0]
+    rows, chunks = any_run.rows, any_run.chunks
+    ceiling_seconds = median_of(ceilings)
+    ceiling_rows_per_second = rows / ceiling_seconds
+    return {
+        "stack": STACK,
+        "rows": rows,
+        "chunks": chunks,
+        "runs": len(ceilings),
+        "rows_per_message": config.rows_per_message,
+        "batch_size": worker.source.batch_size,
+        "concurrency": worker.source.max_concurrency,
+        "writers": WRITERS,
+        "max_statements": MAX_STATEMENTS,
+        "memory_mb": worker.spec.memory_mb,
+        "cases": {case: _case(runs[case], ceiling_rows_per_second) for case in CASES},
+        "ceiling_statements": rows,
+        "ceiling_threads": worker.source.max_concurrency,
+        "ceiling_seconds": round(ceiling_seconds, 3),
+        "ceiling_rows_per_second": round(ceiling_rows_per_second, 1),
+        "ceiling_samples_rows_per_second": [round(rows / seconds, 1) for seconds in ceilings],
+    }
+
+
+CASE_TEXT = {
+    "fresh": "fresh table (every row an INSERT)",
+    "present": "every email present, older (every row an UPDATE)",
+}
+
+
 def render(result: Result) -> str:
-    calls = result["dynamodb_calls_per_row"]
-    per_chunk = result["per_chunk"]
+    cases = result["cases"]
     intro = (
         f"The worker's code in its function host (the {result['stack']} stack: up to {result['concurrency']}"
-        f" invocations at once, {result['batch_size']} messages of {result['rows_per_message']} rows each,"
-        f" {result['writers']} concurrent PutItems per invocation) writing {result['rows']:,} rows in"
-        f" {result['chunks']} chunks ({result['invocations']} invocations) packed"
-        f" by the producer's code, into the emulator; median of {result['runs']} runs, warm environments"
-        f" ({result['cold_starts']} cold starts in the median run). The ceiling is the same"
-        f" {result['ceiling_puts']:,} conditional PutItems (the worker's items and condition) sent directly with the"
-        f" worker's role from {result['ceiling_threads']} threads, one per environment, of one process of their own"
-        " (as the worker's environments are), in the same run. The emulator serves one request at a time"
-        " (benchmark `local_mode`: 5 threads put at about the rate of 1), so more threads would not raise it."
+        f" invocations at once, {result['batch_size']} messages of {result['rows_per_message']} rows each;"
+        f" per invocation, its hints read by BatchGetItem and its rows written by PartiQL statements,"
+        f" {result['max_statements']} to a BatchExecuteStatement, {result['writers']} calls in flight) writing"
+        f" {result['rows']:,} rows in {result['chunks']} chunks packed by the producer's code, into the emulator;"
+        f" median of {result['runs']} runs, warm environments. Each run writes one file twice: into a table"
+        " without its emails (fresh), then a newer upload of the same file (every email present, older)."
+        f" The ceiling is the same BatchExecuteStatement calls, the {result['ceiling_statements']:,} rows'"
+        f" UPDATE statements ({result['max_statements']} a call, built by the worker's own `statement_request`,"
+        " at the versions just stored, so every statement writes), sent directly with the worker's role from"
+        f" {result['ceiling_threads']} threads, one per environment, of one process of their own (as the"
+        " worker's environments are), in the same run. The emulator serves one request at a time (benchmark"
+        " `local_mode`), so more threads would not raise it."
     )
     rates = table(
-        ["measure", "worker", "emulator ceiling", "ratio"],
+        ["table", "rows per second", "seconds", "÷ emulator ceiling", "cold starts"],
         [
             [
-                "rows per second",
-                number(result["rows_per_second"]),
+                CASE_TEXT[case],
+                number(cases[case]["rows_per_second"]),
+                number(cases[case]["worker_seconds"]),
+                ratio(cases[case]["rows_per_second"], result["ceiling_rows_per_second"]),
+                cases[case]["cold_starts"],
+            ]
+            for case in CASES
+        ]
+        + [
+            [
+                "emulator ceiling (UPDATEs only)",
                 number(result["ceiling_rows_per_second"]),
-                ratio(result["rows_per_second"], result["ceiling_rows_per_second"]),
-            ],
-            ["seconds", number(result["worker_seconds"]), number(result["ceiling_seconds"]), ""],
+                number(result["ceiling_seconds"]),
+                "",
+                "",
+            ]
         ],
     )
-    operations = table(
-        ["DynamoDB operation (worker role)", "calls per row", f"calls per chunk of {result['rows_per_message']}"],
-        [[op, calls[op], result["dynamodb_calls_per_chunk"][op]] for op in sorted(calls)],
+    targets = table(
+        ["target", *CASES, "verdict"],
+        [
+            [
+                f"DynamoDB requests per row ≤ {TARGET_CALLS_PER_ROW['fresh']:g} fresh,"
+                f" ≤ {TARGET_CALLS_PER_ROW['present']:g} present",
+                *(number(cases[case]["dynamodb_calls_per_row_total"]) for case in CASES),
+                verdict(all(cases[c]["dynamodb_calls_per_row_total"] <= TARGET_CALLS_PER_ROW[c] for c in CASES)),
+            ],
+            [
+                f"worker CPU µs per row ≤ {TARGET_CPU_US_PER_ROW:g}",
+                *(number(cases[case]["worker_cpu_us_per_row"]) for case in CASES),
+                verdict(all(cases[c]["worker_cpu_us_per_row"] <= TARGET_CPU_US_PER_ROW for c in CASES)),
+            ],
+        ],
+    )
+    operations = sorted({op for case in CASES for op in cases[case]["dynamodb_calls_per_row"]})
+    per_row = table(
+        [
+            "DynamoDB operation (worker role)",
+            *(f"calls per row, {case}" for case in CASES),
+            *(f"per chunk of {result['rows_per_message']}, {case}" for case in CASES),
+        ],
+        [
+            [
+                op,
+                *(cases[case]["dynamodb_calls_per_row"].get(op, 0) for case in CASES),
+                *(cases[case]["dynamodb_calls_per_chunk"].get(op, 0) for case in CASES),
+            ]
+            for op in operations
+        ]
+        + [
+            [
+                "total",
+                *(cases[case]["dynamodb_calls_per_row_total"] for case in CASES),
+                *(round(cases[case]["dynamodb_calls_per_row_total"] * result["rows_per_message"], 3) for case in CASES),
+            ]
+        ],
+    )
+    statements = (
+        "Statements per row: "
+        + ", ".join(
+            f"{case} {number(cases[case]['statements_per_row'])} ({cases[case]['statement_bytes']:,} bytes each)"
+            for case in CASES
+        )
+        + "; a statement's bytes are its BatchExecuteStatement's body ÷ its statements (text, parameters, types)."
     )
     costs = table(
-        ["per chunk", "ms", "what it is"],
+        ["per chunk", *(f"ms, {case}" for case in CASES), "what it is"],
         [
-            ["worker CPU", per_chunk["worker_cpu_ms"], "the worker's processes (/proc): its own work, no emulator"],
-            ["local mode CPU", per_chunk["local_cpu_ms"], "this process meanwhile: the emulator serving it"],
-            ["billed duration", per_chunk["billed_ms"], "REPORT lines: the worker's wall time, waits included"],
+            [label, *(cases[case]["per_chunk"][key] for case in CASES), text]
+            for key, label, text in (
+                ("worker_cpu_ms", "worker CPU", "the worker's processes (/proc): its own work, no emulator"),
+                ("local_cpu_ms", "local mode CPU", "this process meanwhile: the emulator serving it"),
+                ("billed_ms", "billed duration", "REPORT lines: the worker's wall time, waits included"),
+            )
         ],
     )
-    put_size = f"A PutItem request (item, condition and types, as sent) is {result['put_request_bytes']:,} bytes."
-    return "\n\n".join([intro, rates, operations, put_size, costs])
+    return "\n\n".join([intro, rates, targets, per_row, statements, costs])
 
 
 BENCHMARK = Benchmark(name="worker", title="Worker: writing chunks into DynamoDB", run=run, render=render)

@@ -7,7 +7,8 @@ designs run on the same runtime) and the stack transformation that deploys them 
 with the article's batching (10 messages a batch, a 5 s window): everything else — bucket, queue,
 roles, table, the mapping's concurrency — is the program's own, so the comparison measures the
 design, not a different setup. The one grant the article's worker needs and
-ours does not (`dynamodb:BatchWriteItem`) is added where the program grants `dynamodb:PutItem`.
+ours does not (`dynamodb:BatchWriteItem`) is added where the program grants a write of items:
+`dynamodb:PutItem`, or `dynamodb:PartiQLInsert` (our worker's write to the users table).
 
 Lives in bench/ only: nothing in the program or local mode knows about it.
 """
@@ -43,9 +44,13 @@ def build_archive(folder: Path) -> Path:
     return archive
 
 
+WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:PartiQLInsert"}
+"""Grants to write a new item: where the program gives one, the naive worker gets BatchWriteItem too."""
+
+
 def transformation(archive: Path) -> pulumi.ResourceTransformation:
     """Swap the producer's and worker's code for the naive handlers, batch the queue's messages as the
-    article does, and allow BatchWriteItem where PutItem is allowed."""
+    article does, and allow BatchWriteItem where items may be written (`WRITE_ACTIONS`)."""
     function_type, policy_type = "aws:lambda/function:Function", "aws:iam/rolePolicy:RolePolicy"
     mapping_type = "aws:lambda/eventSourceMapping:EventSourceMapping"
 
@@ -79,6 +84,6 @@ def _with_batch_writes(document: str) -> str:
     for statement in policy.get("Statement", []):
         actions = statement.get("Action")
         actions = [actions] if isinstance(actions, str) else actions or []
-        if "dynamodb:PutItem" in actions:
+        if WRITE_ACTIONS & set(actions):
             statement["Action"] = [*actions, "dynamodb:BatchWriteItem"]
     return json.dumps(policy)

@@ -176,6 +176,23 @@ def user_item(chunk: Chunk, row: Row, now_ms: int | None = None) -> WireItem:
     return dict(zip((*_ATTRIBUTES, _PHONE), values, strict=False))
 
 
+def statement_request(
+    statements: Statements, values: _Values, row: Row, version: str, *, insert: bool
+) -> dict[str, Any]:
+    """`row`'s statement at `version`, as BatchExecuteStatement takes it: an INSERT, or an UPDATE under
+    LATEST_WINS that returns the stored item when its condition fails."""
+    if insert:
+        statement = statements.insert if row.phone is None else statements.insert_with_phone
+        return {"Statement": statement, "Parameters": values.insert(row, version)}
+    # ALL_OLD: a failed condition returns the stored item, at no read cost
+    # (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchStatementRequest.html).
+    return {
+        "Statement": statements.update if row.phone is None else statements.update_with_phone,
+        "Parameters": values.update(row, version),
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+
+
 @dataclass(frozen=True)
 class _Write:
     """One row's statement to send: an INSERT, or an UPDATE under LATEST_WINS."""
@@ -348,24 +365,9 @@ class UserWriter:
     def _send(
         self, call: list[_Write], values: _Values, seconds_left: Callable[[], float], retries: RetryCounter
     ) -> list[dict[str, Any]]:
-        statements = self._statements
-        request = []
-        for write in call:
-            row = write.row
-            if write.insert:
-                statement = statements.insert if row.phone is None else statements.insert_with_phone
-                request.append({"Statement": statement, "Parameters": values.insert(row, write.version)})
-            else:
-                statement = statements.update if row.phone is None else statements.update_with_phone
-                # ALL_OLD: a failed condition returns the stored item, at no read cost
-                # (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchStatementRequest.html).
-                request.append(
-                    {
-                        "Statement": statement,
-                        "Parameters": values.update(row, write.version),
-                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                    }
-                )
+        request = [
+            statement_request(self._statements, values, write.row, write.version, insert=write.insert) for write in call
+        ]
         # A call refused whole (throttled, a server error) is sent again whole.
         answer = call_with_backoff(
             lambda: self._client.batch_execute_statement(Statements=request), seconds_left, retries

@@ -17,7 +17,15 @@ import pytest
 
 from bench.__main__ import benchmarks
 from bench.cost import DYNAMODB_WRITE_UNIT, ROWS, estimate, lambda_seconds
-from bench.projection import DYNAMODB_LATENCY_MS, LAMBDA_MB_PER_VCPU
+from bench.inputs import rows
+from bench.producer_cpu import stack_config
+from bench.projection import (
+    DYNAMODB_LATENCY_MS,
+    LAMBDA_MB_PER_VCPU,
+    NEW_ON_DEMAND_TABLE_WRITES_PER_SECOND,
+    sequential_requests,
+    users_table_stage,
+)
 from tests.local.support import REPO_ROOT
 
 
@@ -60,13 +68,60 @@ def test_both_designs_wrote_every_row_end_to_end(tiny_run: Path) -> None:
 
     assert {run["design"] for run in runs} == {"ours", "naive"}
     for run in runs:
-        writes = {
-            c["operation"]: c["calls"] for c in run["calls"] if c["caller"] == "worker" and c["service"] == "dynamodb"
-        }
+        writes = {c["operation"]: c for c in run["calls"] if c["caller"] == "worker" and c["service"] == "dynamodb"}
         if run["design"] == "ours":
-            assert writes["PutItem"] == run["rows"]  # one conditional put per row
+            # A fresh table: every row one INSERT statement, 25 to a BatchExecuteStatement; no PutItem.
+            assert writes["BatchExecuteStatement"]["items"] == run["rows"]
+            assert writes["BatchExecuteStatement"]["calls"] * 25 >= run["rows"]
+            assert "PutItem" not in writes
         else:
-            assert writes["BatchWriteItem"] * 10 >= run["rows"]  # ten rows a call at most
+            assert writes["BatchWriteItem"]["calls"] * 10 >= run["rows"]  # ten rows a call at most
+
+
+def test_inputs_numbered_from_elsewhere_share_no_email_and_keep_their_names() -> None:
+    def emails(lines: list[str]) -> set[str]:
+        return {line.split(",")[1] for line in lines}
+
+    default, here, elsewhere = list(rows(50)), list(rows(50, first=0)), list(rows(50, first=50))
+
+    assert here == default  # the inputs of every other benchmark are the same bytes
+    assert not emails(here) & emails(elsewhere)
+    assert [line.split(",")[0] for line in elsewhere] == [line.split(",")[0] for line in here]
+
+
+def test_the_worker_benchmark_writes_every_row_by_one_statement_fresh_and_present(tiny_run: Path) -> None:
+    # The same emails uploaded twice: first into a table without them (every row an INSERT), then a newer
+    # version of each (every row an UPDATE); the ceiling sends one UPDATE per row too. None by PutItem.
+    worker = json.loads(tiny_run.read_text())["benchmarks"]["worker"]
+
+    for case in ("fresh", "present"):
+        measured = worker["cases"][case]
+        assert measured["dynamodb_items"]["BatchExecuteStatement"] == worker["rows"], case
+        assert measured["dynamodb_items"]["BatchGetItem"] == worker["rows"], case  # one hint per row
+        assert "PutItem" not in measured["dynamodb_calls"], case
+    assert worker["ceiling_statements"] == worker["rows"]
+
+
+def test_the_projection_waits_on_batches_in_rounds_of_the_writers() -> None:
+    # A chunk of 200 rows: 2 BatchGetItems at once, then 9 BatchExecuteStatements, 8 at a time (two
+    # rounds), and the admission read, the progress transaction and the finish attempt one by one.
+    per_chunk = {"BatchGetItem": 2.0, "BatchExecuteStatement": 9.0, "GetItem": 1.0, "TransactWriteItems": 1.0}
+    per_chunk["UpdateItem"] = 1.0
+
+    assert sequential_requests(per_chunk, writers=8) == 1 + 2 + 3
+
+
+@pytest.mark.parametrize(("statement_bytes", "units"), [(700, 1), (1024, 1), (1500, 2)])
+def test_the_users_table_allows_its_write_units_over_the_statements_each_row_takes(
+    statement_bytes: int, units: int
+) -> None:
+    config = stack_config("dev")
+    fresh = {"statements_per_row": 1.0, "statement_bytes": statement_bytes}
+
+    stage = users_table_stage(config, {"cases": {"fresh": fresh}})
+
+    assert config.table_billing_mode == "PAY_PER_REQUEST"
+    assert stage.rows_per_second == pytest.approx(NEW_ON_DEMAND_TABLE_WRITES_PER_SECOND / units)
 
 
 def test_the_cost_model_prices_one_write_unit_per_row_at_the_floor() -> None:
