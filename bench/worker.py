@@ -53,8 +53,8 @@ from handlers.producer.job_store import JobStore, Upload
 from handlers.worker.writes import (
     MAX_STATEMENTS,
     WRITERS,
+    ChunkValues,
     Statements,
-    _Values,
     latest_rows,
     statement_request,
 )
@@ -296,7 +296,7 @@ def statement_ceiling(stack: BenchStack, worker: DeployedWorker, bodies: Sequenc
     now_ms = int(time.time() * 1000)
     calls = []
     for chunk in map(decode, bodies):
-        values = _Values(chunk, now_ms)
+        values = ChunkValues(chunk, now_ms)
         requests = [
             statement_request(statements, values, row, chunk.version_of(row), insert=False)
             for row in latest_rows(chunk)[0]

@@ -59,7 +59,7 @@ MAX_KEYS = 100
 # Calls in flight per invocation: a chunk of 200 rows is 8 calls of 25 statements, sent at once.
 WRITERS = 8
 
-# The item's attributes, in the order of a row's parameters (`_Values`): the key, then what an UPDATE
+# The item's attributes, in the order of a row's parameters (`ChunkValues`): the key, then what an UPDATE
 # sets, `row` the only number; `phone` last, absent when the row has none.
 _ATTRIBUTES = (
     "email",
@@ -135,7 +135,7 @@ def latest_rows(chunk: Chunk) -> tuple[list[Row], int]:
     return list(latest.values()), len(chunk.rows) - len(latest)
 
 
-class _Values:
+class ChunkValues:
     """A chunk's rows as statement parameters, in wire format, built directly (boto3's resource layer
     walks every value of every call: a tenth of a write's CPU when the worker wrote item by item).
     What every row of the chunk shares is one object, made once."""
@@ -172,12 +172,14 @@ class _Values:
 def user_item(chunk: Chunk, row: Row, now_ms: int | None = None) -> WireItem:
     """The users table's item for `row`, in wire format, as its INSERT writes it (and its UPDATE leaves
     it): every attribute a string but `row`, a number."""
-    values = _Values(chunk, int(time.time() * 1000) if now_ms is None else now_ms).insert(row, chunk.version_of(row))
+    values = ChunkValues(chunk, int(time.time() * 1000) if now_ms is None else now_ms).insert(
+        row, chunk.version_of(row)
+    )
     return dict(zip((*_ATTRIBUTES, _PHONE), values, strict=False))
 
 
 def statement_request(
-    statements: Statements, values: _Values, row: Row, version: str, *, insert: bool
+    statements: Statements, values: ChunkValues, row: Row, version: str, *, insert: bool
 ) -> dict[str, Any]:
     """`row`'s statement at `version`, as BatchExecuteStatement takes it: an INSERT, or an UPDATE under
     LATEST_WINS that returns the stored item when its condition fails."""
@@ -246,7 +248,7 @@ class UserWriter:
     """Hints, then conditional statements in batches, on a bounded pool; whatever AWS sends back to
     be tried again is retried with backoff while the invocation has time.
 
-    `client` is a low-level DynamoDB client (parameters go out in wire format, `_Values`)."""
+    `client` is a low-level DynamoDB client (parameters go out in wire format, `ChunkValues`)."""
 
     def __init__(self, client: Any, table: str, executor: ThreadPoolExecutor) -> None:
         self._client, self._table, self._executor = client, table, executor
@@ -255,7 +257,7 @@ class UserWriter:
     def write(self, chunk: Chunk, seconds_left: Callable[[], float], retries: RetryCounter) -> WriteOutcome:
         rows, superseded = latest_rows(chunk)
         now_ms = int(time.time() * 1000)
-        values = _Values(chunk, now_ms)
+        values = ChunkValues(chunk, now_ms)
         stored = self._stored_versions([row.email for row in rows], seconds_left, retries)
         planned = _plan([(row, chunk.version_of(row)) for row in rows], stored, values.far_future)
         done = self._execute(planned.again, values, seconds_left, retries)
@@ -310,7 +312,7 @@ class UserWriter:
     # --- writes ----------------------------------------------------------------------------------
 
     def _execute(
-        self, pending: list[_Write], values: _Values, seconds_left: Callable[[], float], retries: RetryCounter
+        self, pending: list[_Write], values: ChunkValues, seconds_left: Callable[[], float], retries: RetryCounter
     ) -> _Round:
         total = _Round()
         backoff = delays()
@@ -353,7 +355,7 @@ class UserWriter:
         return total
 
     def _reread(
-        self, rows: list[_Write], values: _Values, seconds_left: Callable[[], float], retries: RetryCounter
+        self, rows: list[_Write], values: ChunkValues, seconds_left: Callable[[], float], retries: RetryCounter
     ) -> _Plan:
         """Rows whose UPDATE failed its condition without the stored item, settled from a strongly
         consistent read of what is stored now (the same rules as the hints: `_plan`)."""
@@ -363,7 +365,7 @@ class UserWriter:
         return _plan([(write.row, write.version) for write in rows], stored, values.far_future)
 
     def _send(
-        self, call: list[_Write], values: _Values, seconds_left: Callable[[], float], retries: RetryCounter
+        self, call: list[_Write], values: ChunkValues, seconds_left: Callable[[], float], retries: RetryCounter
     ) -> list[dict[str, Any]]:
         request = [
             statement_request(self._statements, values, write.row, write.version, insert=write.insert) for write in call
