@@ -2,7 +2,9 @@
 
 Partial batch responses: only the messages that failed are returned in `batchItemFailures`
 (the event source mapping has `ReportBatchItemFailures`), so one bad message never fails its
-neighbours; a message that keeps failing reaches the DLQ after `maxReceiveCount` deliveries.
+neighbours; a message that keeps failing reaches the DLQ after `maxReceiveCount` deliveries
+(`handlers/worker/batch.py`,
+https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ JOBS_TABLE = os.environ["JOBS_TABLE"]
 # Python values, as boto3's DynamoDB resource gives them, without the resource layer's model.
 _items = items_client(client_config(attempts=1))
 # The rows' reads and batched writes, most of the worker's work: a low-level client and parameters
-# built in wire format (`writes._Values`), one connection per call in flight.
+# built in wire format (`writes.ChunkValues`), one connection per call in flight.
 _rows = botocore_client("dynamodb", client_config(max_pool_connections=WRITERS, attempts=1, validate=False))
 writer = UserWriter(_rows, USERS_TABLE, ThreadPoolExecutor(WRITERS, thread_name_prefix="rows"))
 progress = ProgressCounter(_items, JOBS_TABLE)
