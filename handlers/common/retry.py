@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from botocore.exceptions import ClientError
@@ -48,19 +49,25 @@ class OutOfTime(RuntimeError):
 
 @dataclass
 class RetryCounter:
-    """Counts retries and, among them, throttles (for metrics)."""
+    """Counts retries and, among them, throttles (for metrics). One counter serves a chunk's calls on
+    the worker's pool: each count is taken under a lock (CPython happens to run these `+=` without a
+    thread switch today; nothing promises it)."""
 
     retries: int = 0
     throttles: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __call__(self, error: BaseException) -> None:
-        self.retries += 1
-        self.throttles += is_throttle(error)
+        self._count(is_throttle(error))
 
     def count_statement(self, code: str) -> None:
         """A statement (or a read) sent again, after the code its batch answered for it."""
-        self.retries += 1
-        self.throttles += code in STATEMENT_THROTTLING_CODES
+        self._count(code in STATEMENT_THROTTLING_CODES)
+
+    def _count(self, throttled: bool) -> None:
+        with self._lock:
+            self.retries += 1
+            self.throttles += throttled
 
 
 def error_code(error: BaseException) -> str | None:

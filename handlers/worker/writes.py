@@ -228,8 +228,12 @@ class _Plan:
 
 def _plan(rows: list[tuple[Row, str]], stored: dict[str, str], far_future: str) -> _Plan:
     """Each (row, version) against its email's stored version (`stored`): this very version is stored
-    (an earlier delivery wrote it): written; a later upload's, not planted: superseded, no write; none:
-    an INSERT; an older or planted one: an UPDATE, whose condition decides."""
+    (an earlier delivery wrote it): written; a later upload's, not planted: superseded, no write; an
+    item without a version ("": stored by hand or by a tool of before): superseded too, as LATEST_WINS
+    decides (a comparison with a missing attribute is false,
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.OperatorsAndFunctions.html),
+    so no UPDATE is sent that can only fail; none: an INSERT; an older or planted one: an UPDATE, whose
+    condition decides."""
     plan = _Plan()
     for row, version in rows:
         hint = stored.get(row.email)
@@ -237,7 +241,7 @@ def _plan(rows: list[tuple[Row, str]], stored: dict[str, str], far_future: str) 
             plan.again.append(_Write(row, version, insert=True))
         elif hint == version:
             plan.written += 1
-        elif version < hint < far_future:
+        elif not hint or version < hint < far_future:
             plan.superseded += 1
         else:
             plan.again.append(_Write(row, version, insert=False))
@@ -269,7 +273,7 @@ class UserWriter:
     def _stored_versions(
         self, emails: list[str], seconds_left: Callable[[], float], retries: RetryCounter, consistent: bool = False
     ) -> dict[str, str]:
-        """Each stored email's `rowVersion` ("" for an item without one: any row's UPDATE then decides)."""
+        """Each stored email's `rowVersion` ("" for an item without one, or one not a string: `_plan`)."""
         groups = [emails[start : start + MAX_KEYS] for start in range(0, len(emails), MAX_KEYS)]
         futures = [self._executor.submit(self._read, group, seconds_left, retries, consistent) for group in groups]
         stored: dict[str, str] = {}
@@ -348,6 +352,8 @@ class UserWriter:
                 total.written += planned.written
                 total.superseded += planned.superseded
                 pending += planned.again
+                if planned.again:  # what changed under these rows may change again: wait before resending
+                    waits.append("ConditionalCheckFailed")
             if waits:
                 _wait(backoff, seconds_left, waits[0])
             elif pending and seconds_left() <= 0:

@@ -807,6 +807,25 @@ def test_a_failed_condition_answered_without_the_stored_item_is_read_again_and_s
     assert recorded.operations() == {"batch_get_item": 2, "batch_execute_statement": 1}
 
 
+def test_a_stored_item_without_a_version_supersedes_a_row_at_once_even_without_old_items(deployment, monkeypatch):
+    # An item stored without a rowVersion (written by hand, or by a tool of before) fails LATEST_WINS
+    # (a comparison with a missing attribute is false), as the PutItem's condition did: the row is
+    # superseded from its hint, not sent as an UPDATE that fails, is read again, and is sent again
+    # until the invocation's time runs out.
+    deployment.dynamodb.meta.client.put_item(
+        TableName=deployment.users_table, Item={"email": "ann@example.com", "name": "Legacy"}
+    )
+    job = upload_dated(deployment, "uploads/a.csv", HEADER + "Ann,ann@example.com,\n", 0)
+    monkeypatch.setattr(deployment.worker.writer, "_client", WithoutOldItems(deployment.worker.writer._client))
+    recorded = record_writes(deployment, monkeypatch)
+
+    assert deployment.drain() == []
+
+    assert deployment.users()["ann@example.com"]["name"] == "Legacy"
+    assert (deployment.job(job)["rowsWritten"], deployment.job(job)["rowsSuperseded"]) == (0, 1)
+    assert recorded.operations() == {"batch_get_item": 1}
+
+
 def test_a_row_written_since_its_hint_was_read_is_counted_written(deployment, monkeypatch):
     upload_dated(deployment, "uploads/a.csv", HEADER + "A,ann@example.com,\n", 0)
     assert deployment.drain() == []
