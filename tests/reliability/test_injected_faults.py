@@ -143,6 +143,19 @@ def _ends_as_the_oracle_says(
     return verdict
 
 
+def _windows_spent_ending_as_the_oracle_says(
+    local: LocalStackProcess, uploads: Sequence[Upload], domain: str, kind: str, windows: int
+) -> tuple[Verdict, int]:
+    """Upload, end as the oracle says, and wait for every fault window of `kind` (`windows` requests or
+    statements in all) to be spent; the verdict and how many errors were injected (some, not all)."""
+    job_ids = _upload(local, uploads)
+    verdict = _ends_as_the_oracle_says(local, uploads, job_ids, domain)
+    wait_for(lambda: local.active_faults() == [], 60, "every fault window to be spent")
+    injected = sum(count for _, count in _applied(local, kind))
+    assert 0 < injected < windows
+    return verdict, injected
+
+
 def _applied(local: LocalStackProcess, kind: str) -> list[tuple[dict[str, Any], int]]:
     return [(fault, count) for fault, count in local.applied_faults() if fault["kind"] == kind]
 
@@ -207,13 +220,8 @@ def test_throttling_and_sqs_errors_at_a_rate_lose_nothing(local: LocalStackProce
             service=service, action=action, error_code=code, principal=principal, rate=0.2, times=window, seed=n
         )
 
-    job_ids = _upload(local, uploads)
-    verdict = _ends_as_the_oracle_says(local, uploads, job_ids, domain)
-    wait_for(lambda: local.active_faults() == [], 60, "every error window to be spent")
-
-    injected = sum(count for _, count in _applied(local, "request"))
     windows = sum(window for *_, window in ERROR_WINDOWS)
-    assert 0 < injected < windows
+    verdict, injected = _windows_spent_ending_as_the_oracle_says(local, uploads, domain, "request", windows)
     figures = {"rows uploaded": _rows(uploads), "rows checked": verdict.rows_checked}
     assert {**figures, "calls in the windows": windows, "errors injected": injected} == ERROR_RATES.figures
 
@@ -234,13 +242,8 @@ def test_statements_failing_inside_a_batch_are_sent_again_and_lose_nothing(local
     for n, (code, rate, window) in enumerate(STATEMENT_WINDOWS):
         local.fault(kind="statement", error_code=code, rate=rate, times=window, seed=n)
 
-    job_ids = _upload(local, uploads)
-    verdict = _ends_as_the_oracle_says(local, uploads, job_ids, domain)
-    wait_for(lambda: local.active_faults() == [], 60, "every statement window to be spent")
-
-    injected = sum(count for _, count in _applied(local, "statement"))
     windows = sum(window for *_, window in STATEMENT_WINDOWS)
-    assert 0 < injected < windows
+    verdict, injected = _windows_spent_ending_as_the_oracle_says(local, uploads, domain, "statement", windows)
     assert "WriteThrottles" in local.log("worker")
     figures = {"rows uploaded": _rows(uploads), "rows checked": verdict.rows_checked}
     assert {**figures, "statements in the windows": windows, "errors injected": injected} == STATEMENT_ERRORS.figures
