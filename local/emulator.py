@@ -227,6 +227,8 @@ STATEMENT_ERROR_CODES = (
 )
 AnyFault = Fault | DeliveryFault | KillFault | StatementFault
 _F = TypeVar("_F", Fault, DeliveryFault, KillFault, StatementFault)
+_R = TypeVar("_R", Fault, StatementFault)
+"""The kinds of fault drawn by rate, request by request or statement by statement."""
 FAULT_KINDS: dict[str, type[Fault] | type[DeliveryFault] | type[KillFault] | type[StatementFault]] = {
     "request": Fault,
     "delivery": DeliveryFault,
@@ -384,32 +386,31 @@ class Faults:
     def take(self, service: str, names: Iterable[str], principal: str) -> Fault | None:
         """The first request fault that matches this request and hits it (its `rate`), counted."""
         names = set(names)
+
+        def matches(fault: Fault) -> bool:
+            named = fault.action == "*" or fault.action in names
+            return fault.service == service and named and (fault.principal is None or fault.principal in principal)
+
+        return self._first_hit(Fault, matches)
+
+    def statement(self, table: str) -> str | None:
+        """The error code of the first statement fault that matches a statement on `table` and hits it."""
+        hit = self._first_hit(StatementFault, lambda fault: fault.table is None or fault.table in table)
+        return None if hit is None else hit.error_code
+
+    def _first_hit(self, kind: type[_R], matches: Callable[[_R], bool]) -> _R | None:
+        """The first live fault of `kind` that `matches` and hits (its seeded `rate`): each one matching
+        looks at this request or statement (its `times` counts down), the one that hits counts it."""
         now = time.monotonic()
         with self._lock:
-            for entry, fault in self._live(Fault, now):
-                if fault.service != service or not (fault.action == "*" or fault.action in names):
-                    continue
-                if fault.principal is not None and fault.principal not in principal:
+            for entry, fault in self._live(kind, now):
+                if not matches(fault):
                     continue
                 if entry.left is not None:
                     entry.left -= 1
                 if entry.rng.random() < fault.rate:
                     entry.applied += 1
                     return fault
-        return None
-
-    def statement(self, table: str) -> str | None:
-        """The error code of the first statement fault that matches a statement on `table` and hits it."""
-        now = time.monotonic()
-        with self._lock:
-            for entry, fault in self._live(StatementFault, now):
-                if fault.table is not None and fault.table not in table:
-                    continue
-                if entry.left is not None:
-                    entry.left -= 1
-                if entry.rng.random() < fault.rate:
-                    entry.applied += 1
-                    return fault.error_code
         return None
 
     def delivery(self, source: str, function_name: str) -> DeliveryOrder | None:
