@@ -68,15 +68,20 @@ def update(
     return statement
 
 
-@pytest.fixture
-def table(emulator: Emulator) -> Iterator[str]:
-    name = f"users-{uuid.uuid4().hex[:8]}"
+def create_users_table(emulator: Emulator, name: str) -> str:
+    """A table keyed as the users table is (`email`, a string), as the administrator; its name."""
     emulator.client("dynamodb").create_table(
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "email", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "email", "AttributeType": "S"}],
     )
+    return name
+
+
+@pytest.fixture
+def table(emulator: Emulator) -> Iterator[str]:
+    name = create_users_table(emulator, f"users-{uuid.uuid4().hex[:8]}")
     yield name
     emulator.faults.clear()
 
@@ -434,13 +439,7 @@ def test_a_statement_on_another_table_needs_its_own_grant(emulator: Emulator, ta
         f"inserter-{uuid.uuid4().hex[:8]}",
         {"Effect": "Allow", "Action": ["dynamodb:PartiQLInsert"], "Resource": arn},
     )
-    other = f"{table}-other"
-    emulator.client("dynamodb").create_table(
-        TableName=other,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "email", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "email", "AttributeType": "S"}],
-    )
+    other = create_users_table(emulator, f"{table}-other")
 
     responses = batch(
         emulator, insert(other, "a@example.com", 1), insert(table, "a@example.com", 1), client=user.client("dynamodb")
