@@ -38,8 +38,10 @@ from local.project import PROJECT, REPO_ROOT, stack_settings
 
 T = TypeVar("T")
 
-TARGET_RATIO = 1 / 3
-"""The producer's rows per second, as a fraction of `csv.reader`'s over the same bytes."""
+TARGET_RATIO = 0.2
+"""The producer's rows per second, as a fraction of `csv.reader`'s over the same bytes (issue 18's target)."""
+AIM_RATIO = 1 / 3
+"""What the producer aims at beyond the target: below it, a run is profiled to say where the time goes."""
 PROFILE_ENTRIES = 8
 # An invocation's remaining time, as the Lambda context would give it: ample, so the segment never
 # checkpoints and one call reads the whole file, as the producer does a file that fits its timeout.
@@ -208,8 +210,8 @@ def run(ctx: Context) -> Result:
         rows_per_second, reference_rows_per_second = rows / producer.cpu_seconds, rows / reference.cpu_seconds
         met = rows_per_second >= TARGET_RATIO * reference_rows_per_second
         profile: dict[str, Any] = {}
-        if not met:
-            ctx.progress("producer_cpu: target missed; profiling one more run to say why")
+        if rows_per_second < AIM_RATIO * reference_rows_per_second:
+            ctx.progress("producer_cpu: below the aim; profiling one more run to say why")
             profile = explain(Profile.of(lambda: produce(data, settings, executor)), rows)
     return {
         "rows": rows,
@@ -259,8 +261,8 @@ def render(result: Result) -> str:
                     number(result["rows_per_second"]),
                     number(result["csv_reader_rows_per_second"]),
                     ratio(result["rows_per_second"], result["csv_reader_rows_per_second"]),
-                    f"≥ {result['target_ratio']:.2f}×",
-                    verdict(result["met"]),
+                    f"≥ {TARGET_RATIO:g}× (aim {AIM_RATIO:.2f}×)",
+                    verdict(result["ratio"] >= TARGET_RATIO),
                 ],
                 [
                     "CPU µs per row",
@@ -281,7 +283,7 @@ def render(result: Result) -> str:
             ],
         ),
     ]
-    if not result["met"]:
+    if result["profile"]:
         lines += ["", _missed(result)]
     return "\n".join(lines)
 
@@ -290,8 +292,9 @@ def _missed(result: Result) -> str:
     profile = result["profile"]
     return "\n".join(
         [
-            f"**Target missed**: the producer runs at {result['ratio']:.2f}× csv.reader's rate, not the"
-            f" {result['target_ratio']:.2f}× aimed at. One profiled run makes {profile['calls_per_row']:,} Python"
+            f"**{'Aim' if result['ratio'] >= TARGET_RATIO else 'Target'} missed**: the producer runs at"
+            f" {result['ratio']:.2f}× csv.reader's rate, not the {AIM_RATIO:.2f}× aimed at. One profiled run makes"
+            f" {profile['calls_per_row']:,} Python"
             f" function calls per row, where csv.reader makes about one; the validation pass takes"
             f" {profile['validation_share']:.0%} of it and the ingest pass (parse again, validate, pack, encode)"
             f" {profile['ingest_share']:.0%}. The functions with the most time of their own"
