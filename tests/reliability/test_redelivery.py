@@ -58,7 +58,7 @@ TIMED_OUT = Proof(
     "RELIABILITY",
     "Faults",
     "a worker invocation past its timeout",
-    injected="the worker's first PutItem of a 50-row file stalled 5 s, past its 2 s timeout",
+    injected="the worker's first BatchExecuteStatement of a 50-row file stalled 5 s, past its 2 s timeout",
     held="the invocation was ended at its timeout, its batch came back after the visibility timeout, and the"
     " job completed with every row written",
     figures={"rows uploaded": 50, "rows checked": 49},
@@ -77,7 +77,7 @@ def test_a_worker_past_its_timeout_is_killed_and_its_messages_come_again(local: 
     domain = "slow.example.com"
     upload = Upload("uploads/slow.csv", generate(domain, 50, seed=23))
     # The worker's first write stalls for 5 s: its 2 s timeout ends the invocation first.
-    local.fault(service="dynamodb", action="PutItem", delay_seconds=5, times=1, principal="worker")
+    local.fault(service="dynamodb", action="BatchExecuteStatement", delay_seconds=5, times=1, principal="worker")
     job_id = job_id_for(local.outputs["bucketName"], upload.key, local.upload(upload.key, upload.body))
 
     settle(local, [job_id], timeout=90)
