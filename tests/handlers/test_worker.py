@@ -31,7 +31,6 @@ from handlers.common.dynamo import plain
 from handlers.common.signing import JobKeys
 from handlers.common.validation import normalize_email
 from handlers.worker.admission import check_against_job, check_rows
-from handlers.worker.writes import Presence
 from infra.tables import RECENT_JOBS
 from tests.handlers.harness import FakeContext, Faulty, first, throttling
 from tests.handlers.test_signals import emf
@@ -720,18 +719,12 @@ def test_a_statement_error_that_is_not_retryable_fails_the_chunk_naming_its_code
     assert deployment.job(job_id)["chunksDone"] == 0, "a failed chunk is not counted"
 
 
-def new_environment(deployment) -> None:
-    """The worker as a new environment finds the table: knowing nothing of it, so it reads hints."""
-    deployment.worker.writer.presence = Presence()
-
-
 def test_a_chunk_that_failed_halfway_is_counted_whole_when_delivered_again(deployment, monkeypatch):
     job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\nB,b@example.com,\n")
     [message] = deployment.receive_all()
     refusing = refuse_statements_of(deployment, monkeypatch, "b@example.com", "ValidationError")
     assert deployment.deliver([message]) == [message["MessageId"]]
     monkeypatch.setattr(deployment.worker.writer, "_client", refusing.real)
-    new_environment(deployment)
     recorded = record_writes(deployment, monkeypatch)
 
     assert deployment.deliver([message]) == []
@@ -949,20 +942,12 @@ def test_a_chunk_whose_every_email_is_stored_older_is_updated_in_batches(deploym
     assert len(recorded.calls) / CHUNK_ROWS <= 0.12
 
 
-def an_older_upload_delivered_last(deployment):
-    """A chunk of 200 rows (its job and messages) whose every email a later upload has written since, to
-    a new environment of the worker (it reads hints)."""
+def test_rows_of_an_older_upload_delivered_last_are_superseded_without_a_write(deployment, monkeypatch):
     deployment.set_rows_per_message(CHUNK_ROWS)
     older = upload_dated(deployment, "uploads/old.csv", rows_body("Old"), 0)
     old_messages = deployment.receive_all()
     upload_dated(deployment, "uploads/new.csv", rows_body("New"), 500)
     assert deployment.drain() == []
-    new_environment(deployment)
-    return older, old_messages
-
-
-def test_rows_of_an_older_upload_delivered_last_are_superseded_without_a_write(deployment, monkeypatch):
-    older, old_messages = an_older_upload_delivered_last(deployment)
     recorded = record_writes(deployment, monkeypatch)
 
     assert deployment.deliver(old_messages) == []
@@ -996,7 +981,11 @@ class Unprocessed:
 
 
 def test_hints_left_unprocessed_are_read_again_and_still_spare_the_writes(deployment, monkeypatch):
-    older, old_messages = an_older_upload_delivered_last(deployment)
+    deployment.set_rows_per_message(CHUNK_ROWS)
+    older = upload_dated(deployment, "uploads/old.csv", rows_body("Old"), 0)
+    old_messages = deployment.receive_all()
+    upload_dated(deployment, "uploads/new.csv", rows_body("New"), 500)
+    assert deployment.drain() == []
     monkeypatch.setattr(deployment.worker.writer, "_client", Unprocessed(deployment.worker.writer._client, times=2))
     recorded = record_writes(deployment, monkeypatch)
 
@@ -1014,43 +1003,3 @@ def test_a_chunks_calls_are_sent_concurrently_within_the_pool(deployment, monkey
     assert deployment.drain() == []
     assert 1 < recorded.most <= deployment.worker.WRITERS
     assert len(deployment.users()) == CHUNK_ROWS
-
-
-def test_after_a_chunk_of_new_emails_the_next_is_written_without_hints(deployment, monkeypatch):
-    # Reading hints costs half a read unit a row whatever is stored: when the last chunk's emails were
-    # all new, the next chunk's rows go out as INSERTs at once (8 requests for 200 rows, no read).
-    deployment.set_rows_per_message(CHUNK_ROWS)
-    deployment.upload("uploads/a.csv", rows_body("A"))
-    assert deployment.drain() == []
-    body = HEADER + "".join(f"B {i},b{i}@example.com,\n" for i in range(CHUNK_ROWS))
-    job_id = deployment.upload("uploads/b.csv", body)
-    recorded = record_writes(deployment, monkeypatch)
-
-    assert deployment.drain() == []
-
-    assert len(deployment.users()) == 2 * CHUNK_ROWS
-    job = deployment.job(job_id)
-    assert (job["status"], job["rowsWritten"], job["rowsSuperseded"]) == ("COMPLETE", CHUNK_ROWS, 0)
-    assert recorded.operations() == {"batch_execute_statement": 8}
-
-
-def test_stored_rows_met_without_hints_are_updated_or_superseded_and_the_hints_come_back(deployment, monkeypatch):
-    # After a chunk of new emails (no hints next), a newer upload of the same emails: every INSERT meets
-    # its stored item (DuplicateItem) and becomes an UPDATE under LATEST_WINS; an older upload delivered
-    # last then has its rows superseded, its hints read again since the table held every email.
-    deployment.set_rows_per_message(CHUNK_ROWS)
-    upload_dated(deployment, "uploads/a.csv", rows_body("A"), 0)
-    assert deployment.drain() == []
-    older = upload_dated(deployment, "uploads/b.csv", rows_body("B"), 300)
-    older_messages = deployment.receive_all()
-    newer = upload_dated(deployment, "uploads/c.csv", rows_body("C"), 600)
-    recorded = record_writes(deployment, monkeypatch)
-
-    assert deployment.drain() == []
-    assert recorded.operations() == {"batch_execute_statement": 16}  # 8 of INSERTs, 8 of UPDATEs
-    assert deployment.deliver(older_messages) == []
-
-    assert {item["name"] for item in deployment.users().values()} == {f"C {i}" for i in range(CHUNK_ROWS)}
-    assert (deployment.job(newer)["rowsWritten"], deployment.job(newer)["rowsSuperseded"]) == (CHUNK_ROWS, 0)
-    assert (deployment.job(older)["rowsWritten"], deployment.job(older)["rowsSuperseded"]) == (0, CHUNK_ROWS)
-    assert recorded.operations() == {"batch_execute_statement": 16, "batch_get_item": 2}
