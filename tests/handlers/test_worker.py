@@ -942,12 +942,18 @@ def test_a_chunk_whose_every_email_is_stored_older_is_updated_in_batches(deploym
     assert len(recorded.calls) / CHUNK_ROWS <= 0.12
 
 
-def test_rows_of_an_older_upload_delivered_last_are_superseded_without_a_write(deployment, monkeypatch):
+def an_older_upload_delivered_last(deployment):
+    """A chunk of 200 rows (its job and messages) whose every email a later upload has written since."""
     deployment.set_rows_per_message(CHUNK_ROWS)
     older = upload_dated(deployment, "uploads/old.csv", rows_body("Old"), 0)
     old_messages = deployment.receive_all()
     upload_dated(deployment, "uploads/new.csv", rows_body("New"), 500)
     assert deployment.drain() == []
+    return older, old_messages
+
+
+def test_rows_of_an_older_upload_delivered_last_are_superseded_without_a_write(deployment, monkeypatch):
+    older, old_messages = an_older_upload_delivered_last(deployment)
     recorded = record_writes(deployment, monkeypatch)
 
     assert deployment.deliver(old_messages) == []
@@ -981,11 +987,7 @@ class Unprocessed:
 
 
 def test_hints_left_unprocessed_are_read_again_and_still_spare_the_writes(deployment, monkeypatch):
-    deployment.set_rows_per_message(CHUNK_ROWS)
-    older = upload_dated(deployment, "uploads/old.csv", rows_body("Old"), 0)
-    old_messages = deployment.receive_all()
-    upload_dated(deployment, "uploads/new.csv", rows_body("New"), 500)
-    assert deployment.drain() == []
+    older, old_messages = an_older_upload_delivered_last(deployment)
     monkeypatch.setattr(deployment.worker.writer, "_client", Unprocessed(deployment.worker.writer._client, times=2))
     recorded = record_writes(deployment, monkeypatch)
 
