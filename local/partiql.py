@@ -395,12 +395,15 @@ def parse(statement: str) -> Statement:
     return parser.insert() if first == "INSERT" else parser.update()
 
 
+@functools.lru_cache(maxsize=256)
 def target(statement: str) -> tuple[str, str, str | None] | None:
     """`(IAM action, table name, index name or None)` the statement needs, or None when they cannot
     be read from it.
 
     Read from the text alone, before the statement is run, as IAM decides before DynamoDB runs it:
-    `INSERT INTO t`, `UPDATE t`, `DELETE FROM t`, `SELECT … FROM t`, `EXISTS(SELECT … FROM t …)`."""
+    `INSERT INTO t`, `UPDATE t`, `DELETE FROM t`, `SELECT … FROM t`, `EXISTS(SELECT … FROM t …)`.
+    Cached, as `parse` is: the emulator asks for every statement of every batch, and the worker
+    sends four texts a table."""
     first = verb(statement)
     if first not in ACTIONS:
         return None

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from local import partiql
 from local.emulator import Emulator
+from tests.local.test_partiql import batch, codes, create_users_table, insert
 
 
 def unique(prefix: str) -> str:
@@ -86,3 +88,19 @@ def test_an_item_over_the_size_limit_is_refused_and_one_under_it_is_stored(
     assert "Item size has exceeded the maximum allowed size" in refused.value.response["Error"]["Message"]
     assert "Item" not in dynamodb.get_item(TableName=table, Key={"pk": {"S": "over"}})
     assert len(dynamodb.get_item(TableName=table, Key={"pk": {"S": "under"}})["Item"]) == 3
+
+
+# --- PartiQL statements --------------------------------------------------------------------------
+
+
+def test_a_statement_text_is_read_once_however_many_times_batches_send_it(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = create_users_table(emulator, unique("users"))
+    tokenised = counting(monkeypatch, partiql, "_tokens")
+
+    first = batch(emulator, *(insert(table, f"a{i}@example.com", 1) for i in range(25)))
+    second = batch(emulator, *(insert(table, f"b{i}@example.com", 1) for i in range(25)))
+
+    assert codes(first) == codes(second) == [None] * 25
+    assert tokenised["_tokens"] <= 2  # once for what IAM checks it against, once to run it
