@@ -39,6 +39,12 @@ other version: a moto upgrade must re-read the code each patch replaces before t
    every attribute again each time (`LimitedSizeDict`): an item of n attributes costs n²/2 sizings,
    a quarter of a PartiQL statement's time in local mode. The patch sizes each attribute once, with
    moto's limit checked as each is added.
+9. JSON responses, byte for byte. moto's serializer finds each member of a structure by trying up to
+   a dozen names on the value (aliases of the member's name, its shape's, their snake_case forms),
+   for every member the model lists: ten for every attribute value a DynamoDB response holds, which
+   has one. For a plain dict (what `DynamoResult` makes of every DynamoDB answer) the names tried
+   depend only on the shapes, so the patch lists them once per member and looks up only those; any
+   other value, or a serializer that picks values differently, keeps moto's code.
 """
 
 from __future__ import annotations
@@ -85,6 +91,7 @@ def install() -> None:
         _install_routing()
         _install_partiql()
         _install_items()
+        _install_json_responses()
         _installed = True
 
 
@@ -500,3 +507,69 @@ def _install_items() -> None:
     from moto.dynamodb.models.dynamo_type import Item
 
     Item.__init__ = _item_init
+
+
+# 9. JSON responses ---------------------------------------------------------------------------------
+
+
+_member_names: dict[tuple[int, str], tuple[Any, tuple[str, ...]]] = {}
+"""(id of a structure shape, member) → (the shape, kept alive so its id is not reused; the names
+moto's value picker tries on a plain dict for that member, in its order)."""
+
+
+def _names_tried(picker: Any, structure: Any, member: str, member_shape: Any) -> tuple[str, ...] | None:
+    """The keys moto's `AttributePicker` looks up, in order, for `member` of `structure` on a plain dict;
+    None when one is a dotted path (moto would walk it)."""
+    from moto.core.serialize import AttributePickerContext
+
+    found = _member_names.get((id(structure), member))
+    if found is not None and found[0] is structure:
+        return found[1]
+    context = AttributePickerContext(obj={}, key=member, shape=member_shape)
+    names = tuple(picker.get_possible_keys(context))
+    if any("." in name for name in names):
+        return None
+    _member_names[(id(structure), member)] = (structure, names)
+    return names
+
+
+def _picks_plainly(serializer: Any) -> bool:
+    """Whether the serializer finds members as moto's `AttributePicker` does, with no transformer, so
+    that on a plain dict its lookups depend only on the shapes."""
+    from moto.core.serialize import AttributePicker, ResponseSerializer
+
+    picker = serializer._value_picker
+    return (
+        isinstance(picker, AttributePicker)
+        and type(picker).__call__ is AttributePicker.__call__
+        and not picker.response_transformers
+        and type(serializer).get_value is ResponseSerializer.get_value
+        and type(serializer)._serialize_structure_member is ResponseSerializer._serialize_structure_member
+    )
+
+
+def _serialize_type_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+    """moto's JSON structure serialization; for a plain dict, each member found by the names moto
+    would try, in its order (`_names_tried`), without building a picker context for each."""
+    if shape.is_document_type or type(value) is not dict or not _picks_plainly(self):
+        _original["json_structure"](self, serialized, value, shape, key)
+        return
+    wrapper: Any = self.MAP_TYPE() if key else serialized
+    for member_key, member_shape in shape.members.items():
+        member_shape.parent = shape  # as moto's loop does: its aliases read it
+        names = _names_tried(self._value_picker, shape, member_key, member_shape)
+        if names is None:
+            member_value = self.get_value(value, member_key, member_shape)
+        else:
+            member_value = next((value[name] for name in names if name in value), None)
+        if member_value is not None:
+            self._serialize(wrapper, member_value, member_shape, member_key)
+    if key:
+        self._default_serialize(serialized, wrapper, shape, key)
+
+
+def _install_json_responses() -> None:
+    from moto.core.serialize import BaseJSONSerializer, JSONSerializer
+
+    _original["json_structure"] = BaseJSONSerializer._serialize_type_structure
+    JSONSerializer._serialize_type_structure = _serialize_type_structure

@@ -104,3 +104,101 @@ def test_a_statement_text_is_read_once_however_many_times_batches_send_it(
 
     assert codes(first) == codes(second) == [None] * 25
     assert tokenised["_tokens"] <= 2  # once for what IAM checks it against, once to run it
+
+
+# --- responses -----------------------------------------------------------------------------------
+
+# Every type of attribute value, nested ones too, as moto's models hold them.
+EVERY_TYPE = {
+    "s": {"S": "Ann"},
+    "empty": {"S": ""},
+    "n": {"N": "1.50"},
+    "b": {"B": "AAEC"},
+    "ss": {"SS": ["a", "b"]},
+    "ns": {"NS": ["1", "2.5"]},
+    "bs": {"BS": ["AAE=", "AgM="]},
+    "null": {"NULL": True},
+    "bool": {"BOOL": False},
+    "l": {"L": [{"S": "x"}, {"N": "2"}, {"M": {"k": {"BOOL": True}}}]},
+    "m": {"M": {"inner": {"L": [{"S": "y"}]}, "n": {"N": "3"}}},
+}
+
+
+def moto_item(item: dict[str, Any]) -> dict[str, Any]:
+    """An item as moto's models hold it."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    return {name: DynamoType(value) for name, value in item.items()}
+
+
+def moto_response(operation: str, result: dict[str, Any]) -> bytes:
+    """The body moto's DynamoDB handler answers `result` with (`DynamoResult`, its JSON serializer)."""
+    from moto.core.responses import ActionContext
+    from moto.core.serialize import get_serializer_class
+    from moto.core.utils import get_service_model
+    from moto.dynamodb.responses import DynamoHandler, DynamoResult
+
+    service = get_service_model("dynamodb")
+    context = ActionContext(
+        service, service.operation_model(operation), get_serializer_class("dynamodb", "json"), DynamoHandler()
+    )
+    return DynamoResult(result).execute_result(context)[2]
+
+
+@pytest.mark.parametrize(
+    ("operation", "result"),
+    [
+        ("GetItem", {"Item": moto_item(EVERY_TYPE)}),
+        ("GetItem", {"Item": EVERY_TYPE}),
+        ("BatchGetItem", {"Responses": {"t": [moto_item(EVERY_TYPE), {"s": {"S": "x"}}]}, "UnprocessedKeys": {}}),
+        (
+            "BatchExecuteStatement",
+            {
+                "Responses": [
+                    {"TableName": "t"},
+                    {"Error": {"Code": "ConditionalCheckFailed", "Message": "m", "Item": moto_item(EVERY_TYPE)}},
+                    {"Error": {"Code": "DuplicateItem", "Message": "m"}},
+                ]
+            },
+        ),
+        (
+            "Query",
+            {"Items": [moto_item(EVERY_TYPE)], "Count": 1, "ScannedCount": 1, "LastEvaluatedKey": {"s": {"S": "a"}}},
+        ),
+        ("DescribeTable", {"Table": {"TableName": "t", "KeySchema": [{"AttributeName": "s", "KeyType": "HASH"}]}}),
+    ],
+    ids=["GetItem", "GetItem wire", "BatchGetItem", "BatchExecuteStatement", "Query", "DescribeTable"],
+)
+def test_responses_are_the_bytes_moto_answers(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, operation: str, result: dict[str, Any]
+) -> None:
+    from moto.core.serialize import BaseJSONSerializer, JSONSerializer
+
+    answered = moto_response(operation, result)
+    # moto's own serialization of a structure (local mode's is on the JSON protocol's class)
+    monkeypatch.setattr(JSONSerializer, "_serialize_type_structure", BaseJSONSerializer._serialize_type_structure)
+    assert answered == moto_response(operation, result)
+
+
+def test_a_batch_get_looks_up_no_member_of_a_plain_structure_one_by_one(
+    emulator: Emulator, table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.core.serialize import ResponseSerializer
+
+    dynamodb = emulator.client("dynamodb")
+    for i in range(100):
+        dynamodb.put_item(TableName=table, Item={"pk": {"S": f"k{i}"}, **EVERY_TYPE})
+    looked_up = counting(monkeypatch, ResponseSerializer, "get_value")
+
+    answer = dynamodb.batch_get_item(
+        RequestItems={
+            table: {
+                "Keys": [{"pk": {"S": f"k{i}"}} for i in range(100)],
+                "ProjectionExpression": "#k, #s",
+                "ExpressionAttributeNames": {"#k": "pk", "#s": "s"},
+            }
+        }
+    )
+
+    assert len(answer["Responses"][table]) == 100
+    assert looked_up["get_value"] <= 10  # was ten a value: one per type AttributeValue may hold
