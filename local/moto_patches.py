@@ -38,7 +38,11 @@ other version: a moto upgrade must re-read the code each patch replaces before t
 8. DynamoDB items, at the same answers. moto sizes an item it builds once per attribute added,
    every attribute again each time (`LimitedSizeDict`): an item of n attributes costs n²/2 sizings,
    a quarter of a PartiQL statement's time in local mode. The patch sizes each attribute once, with
-   moto's limit checked as each is added.
+   moto's limit checked as each is added. A projection (GetItem, BatchGetItem, Query) converted the
+   whole item to Python values once for every path projected; the patch converts only the attributes
+   a projection of top-level names picks, the same way, so the same item comes back. One difference:
+   an attribute moto cannot convert (a number of more than 38 digits, which AWS never stores) fails
+   the read only when it is projected.
 9. JSON responses, byte for byte. moto's serializer finds each member of a structure by trying up to
    a dozen names on the value (aliases of the member's name, its shape's, their snake_case forms),
    for every member the model lists: ten for every attribute value a DynamoDB response holds, which
@@ -55,6 +59,7 @@ import itertools
 import json
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -503,10 +508,36 @@ def _item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) 
         dict.__setitem__(self.attrs, key, typed)
 
 
+# moto's form of a list element in a projection path (`find_nested_key`): `a[1]`.
+_LIST_ELEMENT = re.compile(r"(.+)\[(\d+)\]$")
+
+
+def _top_level(projection: list[list[str]]) -> bool:
+    """Whether every path is one attribute name (not `a.b`, nor the list element `a[1]`)."""
+    return all(len(path) == 1 and not _LIST_ELEMENT.match(path[0]) for path in projection)
+
+
+def _project(self: Any, projection: list[list[str]]) -> Any:
+    """moto's `Item.project` (the projected attributes converted to Python values, merged, and back),
+    converting only the attributes a projection of top-level names picks."""
+    from botocore.utils import merge_dicts
+    from moto.dynamodb.models.dynamo_type import Item, deserializer, serializer
+
+    if not _top_level(projection):
+        return _original["project"](self, projection)
+    result: dict[str, Any] = {}
+    for (name,) in projection:
+        if name in self.attrs:  # one path at a time, each converted anew, as moto does
+            merge_dicts(result, {name: deserializer.deserialize(self.attrs[name].to_regular_json())})
+    return Item(hash_key=self.hash_key, range_key=self.range_key, attrs=serializer.serialize(result)["M"])
+
+
 def _install_items() -> None:
     from moto.dynamodb.models.dynamo_type import Item
 
+    _original["project"] = Item.project
     Item.__init__ = _item_init
+    Item.project = _project
 
 
 # 9. JSON responses ---------------------------------------------------------------------------------

@@ -49,6 +49,22 @@ def counting(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> Counter[
     return calls
 
 
+# Every type of attribute value, nested ones too, as moto's models hold them.
+EVERY_TYPE = {
+    "s": {"S": "Ann"},
+    "empty": {"S": ""},
+    "n": {"N": "1.50"},
+    "b": {"B": "AAEC"},
+    "ss": {"SS": ["a", "b"]},
+    "ns": {"NS": ["1", "2.5"]},
+    "bs": {"BS": ["AAE=", "AgM="]},
+    "null": {"NULL": True},
+    "bool": {"BOOL": False},
+    "l": {"L": [{"S": "x"}, {"N": "2"}, {"M": {"k": {"BOOL": True}}}]},
+    "m": {"M": {"inner": {"L": [{"S": "y"}]}, "n": {"N": "3"}}},
+}
+
+
 # --- items ---------------------------------------------------------------------------------------
 
 
@@ -90,6 +106,57 @@ def test_an_item_over_the_size_limit_is_refused_and_one_under_it_is_stored(
     assert len(dynamodb.get_item(TableName=table, Key={"pk": {"S": "under"}})["Item"]) == 3
 
 
+# --- projections ---------------------------------------------------------------------------------
+
+PROJECTIONS = [
+    [["s"], ["n"]],
+    [["m"], ["m"], ["missing"]],
+    [["m", "inner"], ["s"]],
+    [["l[0]"], ["b"]],
+    [["ss"], ["ns"], ["bs"], ["null"], ["bool"], ["empty"]],
+]
+
+
+@pytest.mark.parametrize("projection", PROJECTIONS, ids=str)
+def test_a_projection_is_the_item_moto_projects(emulator: Emulator, projection: list[list[str]]) -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    from local import moto_patches
+
+    # binary values as moto's request parser hands them over: bytes
+    stored = {**EVERY_TYPE, "n": {"N": "0012.50"}, "b": {"B": b"\x00\x01"}, "bs": {"BS": [b"\x00", b"\x02"]}}
+    item = Item(DynamoType({"S": "key"}), None, stored)
+    mine, moto = item.project(projection), moto_patches._original.get("project", Item.project)(item, projection)
+
+    assert mine.to_json() == moto.to_json()
+    assert (mine.hash_key, mine.range_key) == (moto.hash_key, moto.range_key)
+
+
+def test_a_batch_get_converts_only_the_attributes_it_projects(
+    emulator: Emulator, table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    dynamodb = emulator.client("dynamodb")
+    for i in range(100):
+        dynamodb.put_item(TableName=table, Item={"pk": {"S": f"k{i}"}, **EVERY_TYPE})
+    converted = counting(monkeypatch, DynamoType, "to_regular_json")
+
+    answer = dynamodb.batch_get_item(
+        RequestItems={
+            table: {
+                "Keys": [{"pk": {"S": f"k{i}"}} for i in range(100)],
+                "ProjectionExpression": "#k, #s",
+                "ExpressionAttributeNames": {"#k": "pk", "#s": "s"},
+            }
+        }
+    )
+
+    assert sorted(item["pk"]["S"] for item in answer["Responses"][table]) == sorted(f"k{i}" for i in range(100))
+    assert all(item["s"] == EVERY_TYPE["s"] and len(item) == 2 for item in answer["Responses"][table])
+    assert converted["to_regular_json"] <= 200  # was 2,400: every attribute, once for each projected one
+
+
 # --- PartiQL statements --------------------------------------------------------------------------
 
 
@@ -107,21 +174,6 @@ def test_a_statement_text_is_read_once_however_many_times_batches_send_it(
 
 
 # --- responses -----------------------------------------------------------------------------------
-
-# Every type of attribute value, nested ones too, as moto's models hold them.
-EVERY_TYPE = {
-    "s": {"S": "Ann"},
-    "empty": {"S": ""},
-    "n": {"N": "1.50"},
-    "b": {"B": "AAEC"},
-    "ss": {"SS": ["a", "b"]},
-    "ns": {"NS": ["1", "2.5"]},
-    "bs": {"BS": ["AAE=", "AgM="]},
-    "null": {"NULL": True},
-    "bool": {"BOOL": False},
-    "l": {"L": [{"S": "x"}, {"N": "2"}, {"M": {"k": {"BOOL": True}}}]},
-    "m": {"M": {"inner": {"L": [{"S": "y"}]}, "n": {"N": "3"}}},
-}
 
 
 def moto_item(item: dict[str, Any]) -> dict[str, Any]:
