@@ -304,7 +304,8 @@ def authorize(
     `trust_policy`: the resource policy is a role's trust policy (sts:AssumeRole), which must itself
     allow the caller, or allow its account while an identity policy allows too.
     """
-    if evaluate(identity.policies, action, resource, context) is Decision.DENY:
+    by_identity = evaluate(identity.policies, action, resource, context)  # one decision: deny, allow or neither
+    if by_identity is Decision.DENY:
         return Verdict(False, "with an explicit deny in an identity-based policy")
     on_resource = evaluate_resource_policy(resource_policy, identity, action, resource, context)
     if on_resource is Decision.DENY:
@@ -312,7 +313,6 @@ def authorize(
     for limit in identity.limits:
         if evaluate([limit], action, resource, context) is not Decision.ALLOW:
             return Verdict(False, "because no session policy or permissions boundary allows the " + action + " action")
-    by_identity = evaluate(identity.policies, action, resource, context) is Decision.ALLOW
     if trust_policy:
         trusts_account = any(
             statement.get("Effect") == "Allow"
@@ -320,10 +320,10 @@ def authorize(
             and _applies(statement, action, resource, context)
             for statement in _statements(resource_policy or {})
         )
-        if on_resource is Decision.ALLOW or (trusts_account and by_identity):
+        if on_resource is Decision.ALLOW or (trusts_account and by_identity is Decision.ALLOW):
             return Verdict(True)
         return Verdict(False, "because the role's trust policy does not allow it")
-    if by_identity or on_resource is Decision.ALLOW:
+    if by_identity is Decision.ALLOW or on_resource is Decision.ALLOW:
         return Verdict(True)
     return Verdict(False, f"because no identity-based policy allows the {action} action")
 

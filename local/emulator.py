@@ -1082,11 +1082,22 @@ class Emulator:
             return error_response(call.service, call.headers, status, code, message)
         return None
 
-    def _denial(self, identity: authz.Identity, accesses: Iterable[authz.Access], region: str) -> str | None:
+    def _denial(
+        self,
+        identity: authz.Identity,
+        accesses: Iterable[authz.Access],
+        region: str,
+        verdicts: dict[authz.Access, authz.Verdict] | None = None,
+    ) -> str | None:
         """AWS's message for the first of `accesses` the caller is not allowed, reported to the log; None
-        when every one is allowed."""
+        when every one is allowed. `verdicts`: the decisions already made for this caller in this
+        request, by (action, resource), kept there."""
         for needed in accesses:
-            verdict = self._authorize(identity, needed, region)
+            verdict = verdicts.get(needed) if verdicts is not None else None
+            if verdict is None:
+                verdict = self._authorize(identity, needed, region)
+                if verdicts is not None:
+                    verdicts[needed] = verdict
             if not verdict.allowed:
                 message = authz.denial_message(identity, needed.action, needed.resource, verdict)
                 self.log(f"denied: {message}")
@@ -1106,12 +1117,17 @@ class Emulator:
     ) -> partiql.Guard:
         """What `local.partiql` may run of a PartiQL batch: each statement's IAM check (AWS reports a
         denied statement as its own `AccessDenied`, a code of `BatchStatementError`) and the statement
-        faults."""
+        faults.
+
+        Every statement is checked, each denied one answered and logged on its own; the decision for an
+        (action, resource) is made once a request, as its caller, policies and context are one for all
+        its statements (a batch of the worker's names one table and two actions in 25 statements)."""
+        verdicts: dict[authz.Access, authz.Verdict] = {}
 
         def denied(index: int) -> str | None:
             if identity is None:
                 return None
-            return self._denial(identity, (access.statements[index],), call.region)
+            return self._denial(identity, (access.statements[index],), call.region, verdicts)
 
         return partiql.Guard(denied=denied, fault=self.faults.statement)
 

@@ -3,6 +3,7 @@ with the same answers as before they were made cheaper (`local.moto_patches` §8
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -11,9 +12,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from local import partiql
+from local import authz, partiql
 from local.emulator import Emulator
-from tests.local.test_partiql import batch, codes, create_users_table, insert
+from tests.local.conftest import ACCOUNT, REGION
+from tests.local.support import iam_user
+from tests.local.test_partiql import batch, codes, create_users_table, insert, stored, update
 
 
 def unique(prefix: str) -> str:
@@ -254,3 +257,109 @@ def test_a_batch_get_looks_up_no_member_of_a_plain_structure_one_by_one(
 
     assert len(answer["Responses"][table]) == 100
     assert looked_up["get_value"] <= 10  # was ten a value: one per type AttributeValue may hold
+
+
+# --- IAM -----------------------------------------------------------------------------------------
+
+
+def table_arn(table: str) -> str:
+    return f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}"
+
+
+def test_a_batch_is_authorised_once_per_action_and_table_it_needs(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = create_users_table(emulator, unique("users"))
+    user = iam_user(
+        emulator.client("iam"),
+        unique("writer"),
+        {
+            "Effect": "Allow",
+            "Action": ["dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate"],
+            "Resource": table_arn(table),
+        },
+    )
+    batch(emulator, insert(table, "a@example.com", 1))
+    authorised = counting(monkeypatch, authz, "authorize")
+
+    responses = batch(
+        emulator,
+        update(table, "a@example.com", 2),
+        *(insert(table, f"b{i}@example.com", 1) for i in range(24)),
+        client=user.client("dynamodb"),
+    )
+
+    assert codes(responses) == [None] * 25
+    assert authorised["authorize"] == 2  # PartiQLUpdate and PartiQLInsert on the table; was 25
+
+
+def test_one_callers_verdicts_are_not_anothers(emulator: Emulator) -> None:
+    table = create_users_table(emulator, unique("users"))
+    allowed = iam_user(
+        emulator.client("iam"),
+        unique("inserter"),
+        {"Effect": "Allow", "Action": ["dynamodb:PartiQLInsert"], "Resource": table_arn(table)},
+    )
+    refused = iam_user(
+        emulator.client("iam"),
+        unique("reader"),
+        {"Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": table_arn(table)},
+    )
+    statements = [insert(table, f"a{i}@example.com", 1) for i in range(3)]
+
+    first = batch(emulator, *statements, client=allowed.client("dynamodb"))
+    second = batch(
+        emulator, *(insert(table, f"b{i}@example.com", 1) for i in range(3)), client=refused.client("dynamodb")
+    )
+
+    assert codes(first) == [None] * 3
+    assert codes(second) == ["AccessDenied"] * 3
+    assert all(refused.arn in response["Error"]["Message"] for response in second)
+    assert stored(emulator, table, "b0@example.com") is None
+
+
+def test_a_policy_changed_between_two_batches_judges_the_second(emulator: Emulator) -> None:
+    table = create_users_table(emulator, unique("users"))
+    iam, name = emulator.client("iam"), unique("writer")
+    user = iam_user(iam, name, {"Effect": "Allow", "Action": ["dynamodb:PartiQLInsert"], "Resource": table_arn(table)})
+    dynamodb = user.client("dynamodb")
+
+    before = batch(emulator, insert(table, "a@example.com", 1), client=dynamodb)
+    deny = {"Effect": "Deny", "Action": ["dynamodb:PartiQLInsert"], "Resource": table_arn(table)}
+    iam.put_user_policy(
+        UserName=name, PolicyName="deny", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [deny]})
+    )
+    after = batch(emulator, insert(table, "b@example.com", 1), client=dynamodb)
+
+    assert codes(before) == [None]
+    assert codes(after) == ["AccessDenied"]
+    assert "explicit deny" in after[0]["Error"]["Message"]
+
+
+def test_a_callers_identity_policies_are_evaluated_once_per_decision(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    identity = authz.Identity(
+        arn="arn:aws:iam::123456789012:user/u",
+        caller_arn="arn:aws:iam::123456789012:user/u",
+        account_id="123456789012",
+        kind="User",
+        unique_id="AIDAEXAMPLE",
+        secret_access_key="secret",
+        policies=({"Statement": [{"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": "*"}]},),
+    )
+    evaluated = counting(monkeypatch, authz, "evaluate")
+
+    verdicts = [
+        authz.authorize(
+            identity,
+            action,
+            "arn:aws:dynamodb:eu-west-1:123456789012:table/t",
+            None,
+            authz.request_context(identity, REGION),
+        )
+        for action in ("dynamodb:GetItem", "dynamodb:PutItem")
+    ]
+
+    assert [verdict.allowed for verdict in verdicts] == [True, False]
+    assert evaluated["evaluate"] == 2  # one a decision; was two
