@@ -49,6 +49,9 @@ other version: a moto upgrade must re-read the code each patch replaces before t
    has one. For a plain dict (what `DynamoResult` makes of every DynamoDB answer) the names tried
    depend only on the shapes, so the patch lists them once per member and looks up only those; any
    other value, or a serializer that picks values differently, keeps moto's code.
+10. JSON requests, to the same parameters. moto's parser reads a structure by asking the value for
+   every member the model lists (ten for each attribute value, which holds one). For a plain dict
+   the patch asks only for the keys it has, and keeps the members found in the model's order.
 """
 
 from __future__ import annotations
@@ -97,6 +100,7 @@ def install() -> None:
         _install_partiql()
         _install_items()
         _install_json_responses()
+        _install_json_requests()
         _installed = True
 
 
@@ -604,3 +608,48 @@ def _install_json_responses() -> None:
 
     _original["json_structure"] = BaseJSONSerializer._serialize_type_structure
     JSONSerializer._serialize_type_structure = _serialize_type_structure
+
+
+# 10. JSON requests ---------------------------------------------------------------------------------
+
+
+_members_by_json_name: dict[int, tuple[Any, dict[str, tuple[int, str, Any]] | None]] = {}
+"""id of a structure shape → (the shape, kept alive so its id is not reused; its members by the name
+they have in a request's JSON: (position in the model, member name, member shape); None for a document
+type, or when two members share a JSON name: moto's code reads those)."""
+
+
+def _json_members(shape: Any) -> dict[str, tuple[int, str, Any]] | None:
+    found = _members_by_json_name.get(id(shape))
+    if found is not None and found[0] is shape:
+        return found[1]
+    members: dict[str, tuple[int, str, Any]] | None = {}
+    for position, (name, member_shape) in enumerate(shape.members.items()):
+        json_name = member_shape.serialization.get("name", name)
+        if members is None or json_name in members:
+            members = None
+            continue
+        members[json_name] = (position, name, member_shape)
+    _members_by_json_name[id(shape)] = (shape, None if shape.is_document_type else members)
+    return _members_by_json_name[id(shape)][1]
+
+
+def _parse_structure(self: Any, shape: Any, value: Any) -> Any:
+    """moto's JSON structure parsing; for a plain dict, the members it holds (not None, as moto keeps
+    them), parsed in the model's order, without asking it for every member the model lists."""
+    members = _json_members(shape) if type(value) is dict else None
+    if members is None:
+        return _original["json_parse_structure"](self, shape, value)
+    found = [members[key] + (raw,) for key, raw in value.items() if key in members and raw is not None]
+    found.sort()  # the model's order (positions are distinct)
+    parsed = self.MAP_TYPE()
+    for _, name, member_shape, raw in found:
+        parsed[name] = self._parse_shape(member_shape, raw)
+    return parsed
+
+
+def _install_json_requests() -> None:
+    from moto.core.parse import BaseJSONParser, JSONParser
+
+    _original["json_parse_structure"] = BaseJSONParser._parse_structure
+    JSONParser._parse_structure = _parse_structure

@@ -4,6 +4,7 @@ with the same answers as before they were made cheaper (`local.moto_patches` §8
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -174,6 +175,76 @@ def test_a_statement_text_is_read_once_however_many_times_batches_send_it(
 
     assert codes(first) == codes(second) == [None] * 25
     assert tokenised["_tokens"] <= 2  # once for what IAM checks it against, once to run it
+
+
+# --- requests ------------------------------------------------------------------------------------
+
+
+def moto_parse(operation: str, body: dict[str, Any]) -> Any:
+    """The parameters moto's DynamoDB handler reads from a request with this JSON body."""
+    from moto.core.parse import PROTOCOL_PARSERS
+    from moto.core.utils import get_service_model
+    from moto.dynamodb.responses import DynamoHandler
+
+    parser = PROTOCOL_PARSERS["json"](
+        get_service_model("dynamodb").operation_model(operation), map_type=DynamoHandler.PROTOCOL_PARSER_MAP_TYPE
+    )
+    request = {"method": "POST", "values": {}, "headers": {}, "url_path": "/", "url_params": {}}
+    return parser.parse({**request, "body": json.dumps(body).encode()})  # type: ignore[typeddict-item]
+
+
+def calls_made(work: Callable[[], Any]) -> int:
+    """How many Python and built-in functions `work` calls: the interpreter's work, counted exactly."""
+    made = 0
+
+    def count(frame: Any, event: str, arg: Any) -> None:
+        nonlocal made
+        made += event in ("call", "c_call")
+
+    sys.setprofile(count)
+    try:
+        work()
+    finally:
+        sys.setprofile(None)
+    return made
+
+
+def worker_batch(table: str) -> dict[str, Any]:
+    """A BatchExecuteStatement of 25 of the worker's UPDATEs, 11 parameters each."""
+    return {"Statements": [update(table, f"a{i}@example.com", 2) for i in range(25)]}
+
+
+REQUESTS = [
+    ("BatchExecuteStatement", {"Statements": [insert("t", "a@example.com", 1), update("t", "b@example.com", 2)]}),
+    ("PutItem", {"TableName": "t", "Item": EVERY_TYPE, "ReturnValues": "ALL_OLD", "Unknown": {"S": "dropped"}}),
+    ("BatchGetItem", {"RequestItems": {"t": {"Keys": [{"pk": {"S": "a"}}], "ProjectionExpression": "#k"}}}),
+    ("Query", {"TableName": "t", "ExpressionAttributeValues": {":v": {"N": "1"}}, "Limit": 5, "ConsistentRead": True}),
+    ("PutItem", {"TableName": "t", "Item": {"pk": {"S": "a", "N": "1"}, "x": {"NULL": True}, "y": {"Q": "?"}}}),
+    ("PutItem", {"TableName": "t", "Item": {"pk": {"S": None}, "z": {}}}),
+]
+
+
+@pytest.mark.parametrize(("operation", "body"), REQUESTS, ids=[f"{op}-{i}" for i, (op, _) in enumerate(REQUESTS)])
+def test_requests_are_parsed_as_moto_parses_them(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, operation: str, body: dict[str, Any]
+) -> None:
+    from moto.core.parse import BaseJSONParser, JSONParser
+
+    parsed = moto_parse(operation, body)
+    # moto's own parsing of a structure (local mode's is on the JSON protocol's class)
+    monkeypatch.setattr(JSONParser, "_parse_structure", BaseJSONParser._parse_structure)
+    theirs = moto_parse(operation, body)
+
+    assert parsed == theirs
+    assert repr(parsed) == repr(theirs)  # the same members in the same order
+
+
+def test_a_batch_of_the_workers_statements_is_parsed_in_half_the_calls_a_value(emulator: Emulator) -> None:
+    body = worker_batch("users")
+
+    made = calls_made(lambda: moto_parse("BatchExecuteStatement", body))
+
+    assert made <= 15 * 25 * 11  # was 29 a value: every member an attribute value may have, looked for
 
 
 # --- responses -----------------------------------------------------------------------------------
