@@ -506,7 +506,10 @@ def _item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) 
     size = 0
     for key, value in attrs.items():
         typed = DynamoType(value)
-        size += bytesize(key) + typed.size()
+        if typed.type == "S" and type(typed.value) is str:  # `DynamoType.size` of a string, without its type tests
+            size += bytesize(key) + len(typed.value.encode("utf-8"))
+        else:
+            size += bytesize(key) + typed.size()
         if size > ITEM_SIZE_LIMIT:
             raise ItemSizeTooLarge
         dict.__setitem__(self.attrs, key, typed)

@@ -545,12 +545,13 @@ class _Bound:
 
 def _well_formed(attribute: Mapping[str, Any]) -> bool:
     """Whether a parameter's numbers are numbers (the comparisons and the key read them)."""
-    if not isinstance(attribute, Mapping) or len(attribute) != 1:
+    if not (type(attribute) is dict or isinstance(attribute, Mapping)) or len(attribute) != 1:
         return False
     kind, value = _type_and_value(attribute)
-    numbers = [value] if kind == "N" else value if kind == "NS" else []
+    if kind != "N" and kind != "NS":  # no number to read (most of a batch's parameters)
+        return True
     try:
-        return all(_number(number).is_finite() for number in numbers)
+        return all(_number(number).is_finite() for number in ([value] if kind == "N" else value))
     except (ArithmeticError, TypeError, ValueError):
         return False
 

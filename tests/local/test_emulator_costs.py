@@ -247,6 +247,21 @@ def test_a_batch_of_the_workers_statements_is_parsed_in_half_the_calls_a_value(e
     assert made <= 15 * 25 * 11  # was 29 a value: every member an attribute value may have, looked for
 
 
+def test_a_batch_of_the_workers_statements_runs_in_at_most_540_calls_a_statement(emulator: Emulator) -> None:
+    from moto.dynamodb.models import dynamodb_backends
+
+    table = create_users_table(emulator, unique("users"))
+    batch(emulator, *(insert(table, f"a{i}@example.com", 1) for i in range(25)))
+    updates = worker_batch(table)["Statements"]
+    backend = dynamodb_backends[ACCOUNT][REGION]
+
+    made = calls_made(lambda: partiql.batch_execute(backend, updates))
+
+    assert all(stored(emulator, table, f"a{i}@example.com")["rowVersion"] == {"N": "2"} for i in range(25))
+    # was 629: every string parameter searched for numbers, every string attribute sized through moto's type tests
+    assert made <= 540 * 25
+
+
 # --- responses -----------------------------------------------------------------------------------
 
 
