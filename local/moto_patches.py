@@ -47,8 +47,9 @@ other version: a moto upgrade must re-read the code each patch replaces before t
    a dozen names on the value (aliases of the member's name, its shape's, their snake_case forms),
    for every member the model lists: ten for every attribute value a DynamoDB response holds, which
    has one. For a plain dict (what `DynamoResult` makes of every DynamoDB answer) the names tried
-   depend only on the shapes, so the patch lists them once per member and looks up only those; any
-   other value, or a serializer that picks values differently, keeps moto's code.
+   depend only on the shapes, so the patch lists them once per structure and serializes only the
+   members whose names the dict holds; any other value, or a serializer that picks values
+   differently, keeps moto's code.
 10. JSON requests, to the same parameters. moto's parser reads a structure by asking the value for
    every member the model lists (ten for each attribute value, which holds one). For a plain dict
    the patch asks only for the keys it has, and keeps the members found in the model's order.
@@ -550,57 +551,85 @@ def _install_items() -> None:
 # 9. JSON responses ---------------------------------------------------------------------------------
 
 
-_member_names: dict[tuple[int, str], tuple[Any, tuple[str, ...]]] = {}
-"""(id of a structure shape, member) → (the shape, kept alive so its id is not reused; the names
-moto's value picker tries on a plain dict for that member, in its order)."""
+@dataclass(frozen=True)
+class _StructurePlan:
+    """How moto's value picker reads one structure's members from a plain dict."""
+
+    shape: Any
+    """The structure (kept alive, so that the id it is cached under is not reused)."""
+    members: tuple[tuple[str, Any, tuple[str, ...]], ...]
+    """Each member in the model's order: its name, its shape, the keys the picker tries, in order."""
+    trying: dict[str, tuple[int, ...]]
+    """A key → the positions of the members that try it, in order."""
 
 
-def _names_tried(picker: Any, structure: Any, member: str, member_shape: Any) -> tuple[str, ...] | None:
-    """The keys moto's `AttributePicker` looks up, in order, for `member` of `structure` on a plain dict;
-    None when one is a dotted path (moto would walk it)."""
+_NO_PLAN: Any = object()
+_plans: dict[tuple[int, Any], _StructurePlan | None] = {}
+"""(id of a structure shape, how the serializer picks values: `_picking`) → its plan; None for a
+document type, or when a key the picker tries is a dotted path (moto walks it): moto's code serializes
+that structure."""
+
+
+def _plan(shape: Any, picking: tuple[type, tuple[type, ...]], picker: Any) -> _StructurePlan | None:
     from moto.core.serialize import AttributePickerContext
 
-    found = _member_names.get((id(structure), member))
-    if found is not None and found[0] is structure:
-        return found[1]
-    context = AttributePickerContext(obj={}, key=member, shape=member_shape)
-    names = tuple(picker.get_possible_keys(context))
-    if any("." in name for name in names):
-        return None
-    _member_names[(id(structure), member)] = (structure, names)
-    return names
+    found = _plans.get((id(shape), picking), _NO_PLAN)
+    if found is None or (found is not _NO_PLAN and found.shape is shape):
+        return found
+    members = []
+    trying: dict[str, list[int]] = {}
+    for position, (name, member_shape) in enumerate(shape.members.items()):
+        member_shape.parent = shape  # the aliases read it (moto sets it before each lookup)
+        keys = tuple(picker.get_possible_keys(AttributePickerContext(obj={}, key=name, shape=member_shape)))
+        members.append((name, member_shape, keys))
+        for key in keys:
+            trying.setdefault(key, []).append(position)
+    plain = not shape.is_document_type and not any("." in key for key in trying)
+    plan = _StructurePlan(shape, tuple(members), {k: tuple(v) for k, v in trying.items()}) if plain else None
+    _plans[(id(shape), picking)] = plan
+    return plan
 
 
-def _picks_plainly(serializer: Any) -> bool:
-    """Whether the serializer finds members as moto's `AttributePicker` does, with no transformer, so
-    that on a plain dict its lookups depend only on the shapes."""
+def _picking(serializer: Any) -> tuple[type, tuple[type, ...]] | None:
+    """How the serializer finds a member's value, when it does so as moto's `AttributePicker` does,
+    without a transformer: on a plain dict, what it looks up then depends only on the shapes and the
+    picker's class and aliases. None otherwise."""
     from moto.core.serialize import AttributePicker, ResponseSerializer
 
     picker = serializer._value_picker
-    return (
+    plain = (
         isinstance(picker, AttributePicker)
         and type(picker).__call__ is AttributePicker.__call__
         and not picker.response_transformers
         and type(serializer).get_value is ResponseSerializer.get_value
         and type(serializer)._serialize_structure_member is ResponseSerializer._serialize_structure_member
     )
+    return (type(picker), tuple(picker.alias_providers)) if plain else None
 
 
 def _serialize_type_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
-    """moto's JSON structure serialization; for a plain dict, each member found by the names moto
-    would try, in its order (`_names_tried`), without building a picker context for each."""
-    if shape.is_document_type or type(value) is not dict or not _picks_plainly(self):
+    """moto's JSON structure serialization; for a plain dict, only the members that try one of its
+    keys, each with the value of the first key it tries (`_StructurePlan`), in the model's order: the
+    others would find nothing and be left out."""
+    picking = self.__dict__.get("_local_mode_picking", _NO_PLAN)
+    if picking is _NO_PLAN:
+        picking = self.__dict__["_local_mode_picking"] = _picking(self)
+    plan = _plan(shape, picking, self._value_picker) if picking is not None and type(value) is dict else None
+    if plan is None:
         _original["json_structure"](self, serialized, value, shape, key)
         return
     wrapper: Any = self.MAP_TYPE() if key else serialized
-    for member_key, member_shape in shape.members.items():
+    for _, member_shape, _ in plan.members:
         member_shape.parent = shape  # as moto's loop does: its aliases read it
-        names = _names_tried(self._value_picker, shape, member_key, member_shape)
-        if names is None:
-            member_value = self.get_value(value, member_key, member_shape)
-        else:
-            member_value = next((value[name] for name in names if name in value), None)
+    if len(value) == 1:  # an attribute value: its one key is all there is to find
+        (only,) = value
+        found = [(position, value[only]) for position in plan.trying.get(only, ())]
+    else:
+        positions = sorted({position for name in value if name in plan.trying for position in plan.trying[name]})
+        found = [(p, next(value[name] for name in plan.members[p][2] if name in value)) for p in positions]
+    for position, member_value in found:
         if member_value is not None:
+            member_key, member_shape, _ = plan.members[position]
             self._serialize(wrapper, member_value, member_shape, member_key)
     if key:
         self._default_serialize(serialized, wrapper, shape, key)

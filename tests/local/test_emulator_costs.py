@@ -345,6 +345,22 @@ def test_a_batch_get_looks_up_no_member_of_a_plain_structure_one_by_one(
     assert looked_up["get_value"] <= 10  # was ten a value: one per type AttributeValue may hold
 
 
+def test_a_batch_get_of_hints_is_serialized_in_at_most_50_calls_a_value(emulator: Emulator) -> None:
+    hints = [moto_item({"email": {"S": f"a{i}@example.com"}, "rowVersion": {"S": "00000001"}}) for i in range(100)]
+
+    made = calls_made(lambda: moto_response("BatchGetItem", {"Responses": {"users": hints}, "UnprocessedKeys": {}}))
+
+    assert made <= 50 * 200  # was 90: each of the ten members an attribute value may have, looked for
+
+
+def test_a_batch_of_statements_is_answered_in_at_most_50_calls_a_statement(emulator: Emulator) -> None:
+    answers = {"Responses": [{"TableName": "users"}] * 25}
+
+    made = calls_made(lambda: moto_response("BatchExecuteStatement", answers))
+
+    assert made <= 50 * 25  # was 54
+
+
 # --- IAM -----------------------------------------------------------------------------------------
 
 
