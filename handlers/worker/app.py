@@ -23,6 +23,7 @@ from handlers.common.aws import botocore_client, client_config, items_client
 from handlers.common.chunks import MAC_ATTRIBUTE, Chunk, MalformedChunk, decode
 from handlers.common.retry import RetryCounter
 from handlers.common.signing import SECRET_ARN_VARIABLE, JobKeys
+from handlers.common.wire_json import send_as_built
 from handlers.worker.admission import (
     ChunkRefused,
     JobLookup,
@@ -49,8 +50,10 @@ JOBS_TABLE = os.environ["JOBS_TABLE"]
 # Python values, as boto3's DynamoDB resource gives them, without the resource layer's model.
 _items = items_client(client_config(attempts=1))
 # The rows' reads and batched writes, most of the worker's work: a low-level client and parameters
-# built in wire format (`writes.ChunkValues`), one connection per call in flight.
+# built in wire format (`writes.ChunkValues`), sent as the JSON they are (`wire_json`), one connection
+# per call in flight.
 _rows = botocore_client("dynamodb", client_config(max_pool_connections=WRITERS, attempts=1, validate=False))
+send_as_built(_rows)
 writer = UserWriter(_rows, USERS_TABLE, ThreadPoolExecutor(WRITERS, thread_name_prefix="rows"))
 progress = ProgressCounter(_items, JOBS_TABLE)
 jobs = JobLookup(_items, JOBS_TABLE)

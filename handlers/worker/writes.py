@@ -6,6 +6,8 @@ Two steps, every write conditional:
    eventually consistent: a hint may be stale, the writes' conditions decide). A row whose very version
    is stored was written by an earlier delivery: written. A row older than the stored version is
    superseded without a write: it costs half a read unit, where a failed condition costs a write unit.
+   Read when they pay (`Presence`): when most of the environment's last chunk's emails were new, the
+   rows go out as INSERTs without hints, and the few stored ones answer `DuplicateItem`.
 2. Writes. PartiQL `BatchExecuteStatement`, at most 25 statements a call, calls in parallel: `INSERT`
    for an email believed absent (DynamoDB refuses it with `DuplicateItem` if the key exists), `UPDATE …
    WHERE email = ? AND (LATEST_WINS)` for one believed older or planted. Each statement succeeds or fails
@@ -215,6 +217,38 @@ class _Round:
     reread: list[_Write] = field(default_factory=list)
     """Rows whose UPDATE failed its condition without saying what is stored: read again, then settled."""
     failed: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    """INSERTs that met a stored item (`DuplicateItem`): what a chunk written without hints learns of the table."""
+
+
+# Hints or not. A hint is an eventually consistent read, half a read unit ($0.125 per million read units
+# on demand); a row sent without one as an INSERT that meets a stored item costs a failed write, one
+# write unit ($0.625 per million; a failed conditional write still consumes write capacity,
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithItems.html#WorkingWithItems.ConditionalUpdate),
+# and then its UPDATE (https://aws.amazon.com/dynamodb/pricing/on-demand/). Reading costs 0.0625 per
+# row whatever is stored, not reading 0.625 × the fraction of rows stored: below a tenth, not reading is
+# cheaper (and a request per 100 rows fewer).
+HINTS_WORTH_READING_FROM = 0.1
+
+
+@dataclass
+class Presence:
+    """How many of its emails the table held for the environment's last chunk: whether hints pay.
+
+    An environment's first chunk reads them (nothing is known). A chunk read with hints learns it from
+    them, one written without from its `DuplicateItem`s. The chunks of one file, and of files uploaded
+    together, are alike: a new file's emails are new, a corrected file's are stored. Only the cost
+    depends on it: every write is conditional either way."""
+
+    fraction: float = 1.0
+
+    @property
+    def read_hints(self) -> bool:
+        return self.fraction >= HINTS_WORTH_READING_FROM
+
+    def observe(self, rows: int, stored: int) -> None:
+        if rows:
+            self.fraction = stored / rows
 
 
 @dataclass
@@ -257,14 +291,23 @@ class UserWriter:
     def __init__(self, client: Any, table: str, executor: ThreadPoolExecutor) -> None:
         self._client, self._table, self._executor = client, table, executor
         self._statements = Statements.for_table(table)
+        self.presence = Presence()
 
     def write(self, chunk: Chunk, seconds_left: Callable[[], float], retries: RetryCounter) -> WriteOutcome:
         rows, superseded = latest_rows(chunk)
         now_ms = int(time.time() * 1000)
         values = ChunkValues(chunk, now_ms)
-        stored = self._stored_versions([row.email for row in rows], seconds_left, retries)
-        planned = _plan([(row, chunk.version_of(row)) for row in rows], stored, values.far_future)
+        versions = [(row, chunk.version_of(row)) for row in rows]
+        read_hints = self.presence.read_hints
+        if read_hints:
+            stored = self._stored_versions([row.email for row in rows], seconds_left, retries)
+            self.presence.observe(len(rows), len(stored))
+            planned = _plan(versions, stored, values.far_future)
+        else:  # most emails were new last time: each an INSERT, a stored one learnt from its DuplicateItem
+            planned = _Plan(again=[_Write(row, version, insert=True) for row, version in versions])
         done = self._execute(planned.again, values, seconds_left, retries)
+        if not read_hints:
+            self.presence.observe(len(rows), done.duplicates)
         written, superseded = planned.written + done.written, superseded + planned.superseded + done.superseded
         return WriteOutcome(written=written, superseded=superseded)
 
@@ -334,11 +377,12 @@ class UserWriter:
                 total.written += done.written
                 total.superseded += done.superseded
                 total.failed += done.failed
+                total.duplicates += done.duplicates
                 reread += done.reread
                 for write, code in done.again:
                     pending.append(write)
-                    retries.count_statement(code)
                     if code in STATEMENT_RETRYABLE_CODES:
+                        retries.count_statement(code)
                         waits.append(code)
             if errors:
                 raise RowsUnwritten(
@@ -354,10 +398,12 @@ class UserWriter:
                 pending += planned.again
                 if planned.again:  # what changed under these rows may change again: wait before resending
                     waits.append("ConditionalCheckFailed")
+            # A round sent back without a wait holds only UPDATEs of INSERTs that met DuplicateItem (how a
+            # stored email is learnt without hints): sent at once, even inside the response margin, since
+            # an UPDATE never answers DuplicateItem, so such rounds cannot follow one another. Any other
+            # resend waits, and gives up when the wait would not fit in the time left (`_wait`).
             if waits:
                 _wait(backoff, seconds_left, waits[0])
-            elif pending and seconds_left() <= 0:
-                raise RowsUnwritten(f"{len(pending)} rows unwritten: out of time")
         return total
 
     def _reread(
@@ -397,8 +443,8 @@ class UserWriter:
           is read again, strongly consistent, and settled from what is stored (`_reread`). The failed
           condition still consumed a write unit (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html),
           which the hints spare a row known to be superseded.
-        - DuplicateItem: the INSERT's key was inserted meanwhile: sent again as an UPDATE, whose
-          condition decides.
+        - DuplicateItem: the INSERT's key is stored (inserted meanwhile, or met without hints: `Presence`):
+          sent again as an UPDATE at once, whose condition decides.
         - throttling and transient codes (`STATEMENT_RETRYABLE_CODES`): sent again after a wait.
         - anything else fails the chunk, by code."""
         done = _Round()
@@ -417,6 +463,7 @@ class UserWriter:
                 else:
                     done.superseded += 1
             elif code == "DuplicateItem" and write.insert:
+                done.duplicates += 1
                 done.again.append((_Write(write.row, write.version, insert=False), code))
             elif code in STATEMENT_RETRYABLE_CODES:
                 done.again.append((write, code))

@@ -31,6 +31,7 @@ from handlers.common.dynamo import plain
 from handlers.common.signing import JobKeys
 from handlers.common.validation import normalize_email
 from handlers.worker.admission import check_against_job, check_rows
+from handlers.worker.writes import Presence
 from infra.tables import RECENT_JOBS
 from tests.handlers.harness import FakeContext, Faulty, first, throttling
 from tests.handlers.test_signals import emf
@@ -719,12 +720,18 @@ def test_a_statement_error_that_is_not_retryable_fails_the_chunk_naming_its_code
     assert deployment.job(job_id)["chunksDone"] == 0, "a failed chunk is not counted"
 
 
+def new_environment(deployment) -> None:
+    """The worker as a new environment finds the table: knowing nothing of it, so it reads hints."""
+    deployment.worker.writer.presence = Presence()
+
+
 def test_a_chunk_that_failed_halfway_is_counted_whole_when_delivered_again(deployment, monkeypatch):
     job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\nB,b@example.com,\n")
     [message] = deployment.receive_all()
     refusing = refuse_statements_of(deployment, monkeypatch, "b@example.com", "ValidationError")
     assert deployment.deliver([message]) == [message["MessageId"]]
     monkeypatch.setattr(deployment.worker.writer, "_client", refusing.real)
+    new_environment(deployment)
     recorded = record_writes(deployment, monkeypatch)
 
     assert deployment.deliver([message]) == []
@@ -949,6 +956,7 @@ def an_older_upload_delivered_last(deployment):
     old_messages = deployment.receive_all()
     upload_dated(deployment, "uploads/new.csv", rows_body("New"), 500)
     assert deployment.drain() == []
+    new_environment(deployment)
     return older, old_messages
 
 
@@ -1005,3 +1013,60 @@ def test_a_chunks_calls_are_sent_concurrently_within_the_pool(deployment, monkey
     assert deployment.drain() == []
     assert 1 < recorded.most <= deployment.worker.WRITERS
     assert len(deployment.users()) == CHUNK_ROWS
+
+
+def test_after_a_chunk_of_new_emails_the_next_is_written_without_hints(deployment, monkeypatch):
+    # Reading hints costs half a read unit a row whatever is stored: when the last chunk's emails were
+    # all new, the next chunk's rows go out as INSERTs at once (8 requests for 200 rows, no read).
+    deployment.set_rows_per_message(CHUNK_ROWS)
+    deployment.upload("uploads/a.csv", rows_body("A"))
+    assert deployment.drain() == []
+    body = HEADER + "".join(f"B {i},b{i}@example.com,\n" for i in range(CHUNK_ROWS))
+    job_id = deployment.upload("uploads/b.csv", body)
+    recorded = record_writes(deployment, monkeypatch)
+
+    assert deployment.drain() == []
+
+    assert len(deployment.users()) == 2 * CHUNK_ROWS
+    job = deployment.job(job_id)
+    assert (job["status"], job["rowsWritten"], job["rowsSuperseded"]) == ("COMPLETE", CHUNK_ROWS, 0)
+    assert recorded.operations() == {"batch_execute_statement": 8}
+
+
+def test_stored_rows_met_without_hints_are_updated_or_superseded_and_the_hints_come_back(deployment, monkeypatch):
+    # After a chunk of new emails (no hints next), a newer upload of the same emails: every INSERT meets
+    # its stored item (DuplicateItem) and becomes an UPDATE under LATEST_WINS; an older upload delivered
+    # last then has its rows superseded, its hints read again since the table held every email.
+    deployment.set_rows_per_message(CHUNK_ROWS)
+    upload_dated(deployment, "uploads/a.csv", rows_body("A"), 0)
+    assert deployment.drain() == []
+    older = upload_dated(deployment, "uploads/b.csv", rows_body("B"), 300)
+    older_messages = deployment.receive_all()
+    newer = upload_dated(deployment, "uploads/c.csv", rows_body("C"), 600)
+    recorded = record_writes(deployment, monkeypatch)
+
+    assert deployment.drain() == []
+    assert recorded.operations() == {"batch_execute_statement": 16}  # 8 of INSERTs, 8 of UPDATEs
+    assert deployment.deliver(older_messages) == []
+
+    assert {item["name"] for item in deployment.users().values()} == {f"C {i}" for i in range(CHUNK_ROWS)}
+    assert (deployment.job(newer)["rowsWritten"], deployment.job(newer)["rowsSuperseded"]) == (CHUNK_ROWS, 0)
+    assert (deployment.job(older)["rowsWritten"], deployment.job(older)["rowsSuperseded"]) == (0, CHUNK_ROWS)
+    assert recorded.operations() == {"batch_execute_statement": 16, "batch_get_item": 2}
+
+
+def test_rows_met_without_hints_are_written_by_an_invocation_already_past_its_margin(deployment):
+    # A DuplicateItem's UPDATE is sent at once, without a wait, even when the invocation's time left is
+    # already inside the response margin (short timeouts): otherwise a chunk of stored emails written
+    # without hints would fail on every delivery.
+    deployment.set_rows_per_message(CHUNK_ROWS)
+    upload_dated(deployment, "uploads/a.csv", rows_body("A"), 0)
+    assert deployment.drain() == []
+    newer = upload_dated(deployment, "uploads/b.csv", rows_body("B"), 300)
+    [message] = deployment.receive_all()
+
+    inside_margin = FakeContext(function_name="worker", remaining_ms=1_500)
+    assert deployment.deliver([message], inside_margin) == []
+
+    assert {item["name"] for item in deployment.users().values()} == {f"B {i}" for i in range(CHUNK_ROWS)}
+    assert (deployment.job(newer)["rowsWritten"], deployment.job(newer)["rowsSuperseded"]) == (CHUNK_ROWS, 0)
