@@ -28,11 +28,11 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from handlers.common.dynamo import from_wire
 from handlers.common.retry import call_with_backoff
+from handlers.common.timestamps import utc_now
 
 JOB_SK = "JOB"
 CHUNK_SK_PREFIX = "CHUNK#"
@@ -92,10 +92,6 @@ def recent_jobs_start_key(position: str) -> dict[str, str]:
 
 def chunk_key(job_id: str, chunk: int) -> dict[str, str]:
     return {"jobId": job_id, "sk": f"{CHUNK_SK_PREFIX}{chunk:08d}"}
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def try_finish(client: Any, table: str, job_id: str, seconds_left: Callable[[], float]) -> bool:

@@ -38,8 +38,9 @@ from handlers.common.aws import OnFirstUse, Table, botocore_client, client_confi
 from handlers.common.jobs import job_id_for, try_finish
 from handlers.common.retry import call_with_backoff
 from handlers.common.signing import SECRET_ARN_VARIABLE, JobKeys
+from handlers.common.timestamps import iso_ms
 from handlers.producer.csv_stream import FileProblem
-from handlers.producer.events import Announced, RefusedEvent, UploadFilter, announced_upload, iso_ms, upload_time_ms
+from handlers.producer.events import Announced, RefusedEvent, UploadFilter, announced_upload, upload_time_ms
 from handlers.producer.ingest import Clock, Services, Settings, run_segment
 from handlers.producer.job_store import Checkpoint, JobStore, Upload
 from handlers.producer.packing import Budgets

@@ -40,15 +40,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote_plus
+
+from handlers.common.timestamps import EPOCH
 
 # LastModified is sent as an HTTP date (whole seconds): an upload's true time lies within this of it.
 LAST_MODIFIED_PRECISION_MS = 1000
 # S3 compares sequencers as strings after right-padding the shorter with zeros; the tiebreak pads to 32.
 SEQUENCER = re.compile(r"[0-9A-Fa-f]{0,32}")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class RefusedEvent(ValueError):
@@ -122,11 +123,6 @@ def upload_time_ms(event_time_ms: int, last_modified: datetime) -> int:
     return min(max(event_time_ms, floor), floor + LAST_MODIFIED_PRECISION_MS - 1)
 
 
-def iso_ms(ms: int) -> str:
-    """A time in ms as S3 writes `eventTime`: `2026-11-28T10:00:00.123Z`."""
-    return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _event_time_ms(value: Any) -> int:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -139,7 +135,7 @@ def _event_time_ms(value: Any) -> int:
 
 def _ms(moment: datetime) -> int:
     # Integer arithmetic: a float timestamp times 1000 can land a millisecond off.
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
+    return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
 def _text(value: Any) -> str:

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from handlers.common.dynamo import from_wire, plain
-from handlers.common.jobs import FAILED, PARSING, QUEUED, job_key, recent_jobs_keys, utc_now
+from handlers.common.jobs import FAILED, PARSING, QUEUED, job_key, recent_jobs_keys
+from handlers.common.timestamps import utc_now
 
 
 @dataclass

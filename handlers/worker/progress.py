@@ -8,8 +8,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from handlers.common.chunks import Chunk
-from handlers.common.jobs import chunk_key, job_key, try_finish, utc_now
+from handlers.common.jobs import chunk_key, job_key, try_finish
 from handlers.common.retry import RetryCounter, call_with_backoff, is_retryable
+from handlers.common.timestamps import utc_now
 from handlers.worker.writes import WriteOutcome
 
 

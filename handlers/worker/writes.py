@@ -20,17 +20,16 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from handlers.common.chunks import Chunk, Row, versions_after
-from handlers.common.jobs import utc_now
 from handlers.common.retry import (
     STATEMENT_RETRYABLE_CODES,
     RetryCounter,
     call_with_backoff,
     delays,
 )
+from handlers.common.timestamps import iso_ms, utc_now
 from handlers.worker.admission import MAX_CLOCK_SKEW_MS
 
 # A row replaces the stored item only if the item is not newer. Re-applying the same version rewrites
@@ -144,10 +143,9 @@ class ChunkValues:
 
     def __init__(self, chunk: Chunk, now_ms: int) -> None:
         self.chunk = chunk
-        uploaded_at = datetime.fromtimestamp(chunk.uploadedAtMs / 1000, UTC).isoformat(timespec="milliseconds")
         source = chunk.source
         self._shared = [
-            {"S": uploaded_at},
+            {"S": iso_ms(chunk.uploadedAtMs)},
             {"S": utc_now()},
             {"S": chunk.jobId},
             {"S": source.bucket},

@@ -7,6 +7,7 @@ import hmac
 import io
 import json
 import random
+import re
 import secrets
 import threading
 import time
@@ -1070,3 +1071,14 @@ def test_rows_met_without_hints_are_written_by_an_invocation_already_past_its_ma
 
     assert {item["name"] for item in deployment.users().values()} == {f"B {i}" for i in range(CHUNK_ROWS)}
     assert (deployment.job(newer)["rowsWritten"], deployment.job(newer)["rowsSuperseded"]) == (CHUNK_ROWS, 0)
+
+
+def test_an_items_times_are_written_as_the_jobs_are_utc_with_z(deployment):
+    # One format for every timestamp the API answers: ISO 8601 in UTC to the millisecond, with `Z`.
+    job_id = deployment.upload("uploads/a.csv", HEADER + "A,a@example.com,\n")
+    assert deployment.drain() == []
+    item = deployment.users()["a@example.com"]
+    job = deployment.job(job_id)
+    assert item["uploadedAt"] == job["uploadedAt"]
+    for stamp in (item["uploadedAt"], item["updatedAt"], job["startedAt"], job["finishedAt"]):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp), stamp
