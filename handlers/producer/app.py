@@ -22,6 +22,9 @@ error back. Other records of the same event still run first.
 
 from __future__ import annotations
 
+# First: the collector is paused while the rest loads (handlers/common/cold_start.py).
+from handlers.common import cold_start  # isort: skip
+
 import json
 import os
 import time
@@ -270,3 +273,6 @@ def _advance(job: dict[str, Any], owner: str, clock: Clock) -> dict[str, Any]:
 def _advanced(before: dict[str, Any], after: Checkpoint) -> bool:
     """Whether a segment moved the job on: to the next phase, or further into the file."""
     return after.phase != before["phase"] or after.offset > int(before["offset"])
+
+
+cold_start.loaded()  # the last statement of the module: everything above is loaded

@@ -15,6 +15,9 @@ Every answer of the function, errors included, carries `Cache-Control: no-store`
 
 from __future__ import annotations
 
+# First: the collector is paused while the rest loads (handlers/common/cold_start.py).
+from handlers.common import cold_start  # isort: skip
+
 import json
 import os
 import re
@@ -272,3 +275,6 @@ def not_found(request: Request) -> dict[str, Any]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolve(event)
+
+
+cold_start.loaded()  # the last statement of the module: everything above is loaded

@@ -9,6 +9,9 @@ https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html).
 
 from __future__ import annotations
 
+# First: the collector is paused while the rest loads (handlers/common/cold_start.py).
+from handlers.common import cold_start  # isort: skip
+
 import os
 import time
 from collections.abc import Callable
@@ -134,3 +137,6 @@ def _carried_mac(record: SqsRecord) -> str | None:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return partial_batch_response(event, lambda record: record_handler(record, context))
+
+
+cold_start.loaded()  # the last statement of the module: everything above is loaded
