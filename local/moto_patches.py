@@ -53,6 +53,15 @@ other version: a moto upgrade must re-read the code each patch replaces before t
 10. JSON requests, to the same parameters. moto's parser reads a structure by asking the value for
    every member the model lists (ten for each attribute value, which holds one). For a plain dict
    the patch asks only for the keys it has, and keeps the members found in the model's order.
+11. TransactWriteItems, all or nothing. moto deep-copies a table for every operation of a
+   transaction that names it, to put the copy in the table's place if the transaction fails: the
+   worker's transaction (a chunk's marker and its job's counters) copied every marker of the job
+   twice, for each chunk counted. That is O(chunks²) over a job, ~35% of the emulator's CPU under the
+   worker benchmark, and each copy stayed in moto's `instances_tracked` lists for good. The patch
+   backs up only the items a transaction names, as they were or their absence, and puts back exactly
+   those (and the tables' stream records) if it fails; the tables stay the same objects, and moto's
+   own code still runs every operation. It is also all or nothing where moto was not: for a table
+   named by its ARN, and for a request refused part-way through (an item holding two operations).
 """
 
 from __future__ import annotations
@@ -102,6 +111,7 @@ def install() -> None:
         _install_items()
         _install_json_responses()
         _install_json_requests()
+        _install_transactions()
         _installed = True
 
 
@@ -685,3 +695,139 @@ def _install_json_requests() -> None:
 
     _original["json_parse_structure"] = BaseJSONParser._parse_structure
     JSONParser._parse_structure = _parse_structure
+
+
+# 11. TransactWriteItems ----------------------------------------------------------------------------
+
+
+@dataclass
+class _NamedItem:
+    """An item a transaction names, as it was before it ran."""
+
+    table: Any
+    hash_key: Any
+    range_key: Any
+    """None for a table without a range key."""
+    item: Any
+    """A copy (an Update changes moto's item in place), or None: the item was absent."""
+    partition: bool
+    """With a range key: whether moto's dict of the item's partition existed (a read makes an empty one)."""
+
+
+@dataclass
+class _TransactionBackup:
+    """What a transaction can change, as it was: the items it names, their dicts' order where it
+    deletes one (a key put back goes last), and each table's stream records."""
+
+    tables: list[Any]
+    """The tables moto backs up (those named by name): it will deep-copy each."""
+    items: list[_NamedItem]
+    orders: list[tuple[dict[Any, Any], list[Any]]]
+    streams: list[tuple[Any, list[Any], int]]
+    """(stream shard, its list of records, how many there were)."""
+
+    def restore(self) -> None:
+        for named in self.items:
+            table, hash_key, range_key = named.table, named.hash_key, named.range_key
+            if named.item is not None:
+                if range_key is None:
+                    table.items[hash_key] = named.item
+                else:
+                    table.items[hash_key][range_key] = named.item
+            elif range_key is None:
+                table.items.pop(hash_key, None)
+            else:
+                table.items.get(hash_key, {}).pop(range_key, None)
+                if not named.partition:  # made by this transaction: nothing else can be in it
+                    table.items.pop(hash_key, None)
+        for container, order in self.orders:
+            if list(container) != order:
+                entries = [(key, container[key]) for key in order]
+                container.clear()
+                container.update(entries)
+        for shard, records, count in self.streams:
+            del records[count:]
+            shard.items = records  # moto starts a new list once it has sent them to a function
+
+
+def _named_key(table: Any, attributes: Any) -> tuple[Any, Any] | None:
+    """The (hash, range) key moto reads from a Put's item or an operation's key; None if it cannot
+    read one, and so fails the operation before writing anything."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    names = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr is not None else [])
+    values = [attributes.get(name) for name in names] if isinstance(attributes, dict) else []
+    if len(values) != len(names) or not all(isinstance(v, dict) and len(v) == 1 for v in values):
+        return None
+    typed = [DynamoType(value) for value in values]
+    return typed[0], typed[1] if len(typed) == 2 else None
+
+
+def _transaction_backup(backend: Any, transact_items: list[dict[str, Any]]) -> _TransactionBackup:
+    from moto.dynamodb.exceptions import ResourceNotFoundException
+
+    backup = _TransactionBackup([], [], [], [])
+    seen: set[tuple[int, Any, Any]] = set()
+    named_tables: dict[int, Any] = {}
+    for request in transact_items:
+        for kind, operation in request.items():
+            name = operation.get("TableName") if isinstance(operation, dict) else None
+            try:
+                table = backend.get_table(name)  # by name or ARN, as each operation finds it
+            except ResourceNotFoundException:
+                continue  # the operation fails before writing anything
+            named_tables[id(table)] = table
+            if backend.tables.get(name) is table and all(t is not table for t in backup.tables):
+                backup.tables.append(table)
+            key = _named_key(table, operation.get("Item") if kind == "Put" else operation.get("Key"))
+            if key is None or (id(table), *key) in seen:
+                continue
+            seen.add((id(table), *key))
+            hash_key, range_key = key
+            if range_key is None:
+                container, item, partition = table.items, table.items.get(hash_key), False
+            else:
+                container = table.items.get(hash_key)  # not `items[hash_key]`: the defaultdict would make one
+                item = container.get(range_key) if container is not None else None
+                partition = container is not None
+            backup.items.append(_NamedItem(table, hash_key, range_key, deepcopy(item), partition))
+            if kind == "Delete" and item is not None and all(c is not container for c, _ in backup.orders):
+                backup.orders.append((container, list(container)))
+    for table in named_tables.values():
+        if table.stream_shard is not None:
+            backup.streams.append((table.stream_shard, table.stream_shard.items, len(table.stream_shard.items)))
+    return backup
+
+
+def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+    """moto's TransactWriteItems, with the items it names backed up in place of the tables it names.
+
+    AWS: "either all of them succeed, or all of them fail", the operations of one request naming
+    tables by name or ARN, one operation an item
+    (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html,
+    https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Put.html). moto's backup is
+    `copy.deepcopy` of each table, its restore puts the copies in `self.tables`: while it runs, a
+    deep copy of those tables is the table itself (so its restore changes nothing), and any failure,
+    whatever raised it, puts back the items named."""
+    backup = _transaction_backup(self, transact_items)
+    for table in backup.tables:
+        table.__deepcopy__ = functools.partial(_itself, table)  # `copy.deepcopy` looks on the instance
+    try:
+        _original["transact_write"](self, transact_items)
+    except BaseException:
+        backup.restore()
+        raise
+    finally:
+        for table in backup.tables:
+            del table.__deepcopy__
+
+
+def _itself(table: Any, memo: dict[int, Any]) -> Any:
+    return table
+
+
+def _install_transactions() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    _original["transact_write"] = DynamoDBBackend.transact_write_items
+    DynamoDBBackend.transact_write_items = _transact_write_items

@@ -361,6 +361,72 @@ def test_a_batch_of_statements_is_answered_in_at_most_50_calls_a_statement(emula
     assert made <= 50 * 25  # was 54
 
 
+# --- transactions --------------------------------------------------------------------------------
+
+
+def create_jobs_table(emulator: Emulator) -> str:
+    """A table keyed as the jobs table is (`jobId`, `sk`), as the administrator; its name."""
+    name = unique("jobs")
+    emulator.client("dynamodb").create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "jobId", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+    )
+    return name
+
+
+def count_chunk(table: str, chunk: int) -> list[dict[str, Any]]:
+    """The worker's transaction (handlers/worker/progress.py): a chunk's marker, only if absent, and its
+    counts added to the job, only if it exists."""
+    marker = {"jobId": {"S": "job"}, "sk": {"S": f"chunk#{chunk:08d}"}, "rowsWritten": {"N": "200"}}
+    return [
+        {"Put": {"TableName": table, "Item": marker, "ConditionExpression": "attribute_not_exists(jobId)"}},
+        {
+            "Update": {
+                "TableName": table,
+                "Key": {"jobId": {"S": "job"}, "sk": {"S": "job"}},
+                "UpdateExpression": "ADD chunksDone :one, rowsWritten :written",
+                "ConditionExpression": "attribute_exists(jobId)",
+                "ExpressionAttributeValues": {":one": {"N": "1"}, ":written": {"N": "200"}},
+            }
+        },
+    ]
+
+
+def test_a_transaction_copies_no_item_it_does_not_name(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.dynamodb.models.dynamo_type import Item
+
+    table = create_jobs_table(emulator)
+    dynamodb = emulator.client("dynamodb")
+    backend = dynamodb_backends[ACCOUNT][REGION]
+    backend.put_item(table, {"jobId": {"S": "job"}, "sk": {"S": "job"}, "chunksDone": {"N": "500"}})
+    for chunk in range(500):  # the job's markers so far
+        backend.put_item(table, count_chunk(table, chunk)[0]["Put"]["Item"])
+    copied: Counter[str] = Counter()
+    deepcopy = Item.__deepcopy__
+
+    def counted(item: Any, memo: dict[int, Any]) -> Any:
+        copied[item.range_key.value] += 1
+        return deepcopy(item, memo)
+
+    monkeypatch.setattr(Item, "__deepcopy__", counted)
+
+    dynamodb.transact_write_items(TransactItems=count_chunk(table, 500))
+    with pytest.raises(ClientError) as counted_before:  # a redelivered chunk: its marker is there
+        dynamodb.transact_write_items(TransactItems=count_chunk(table, 500))
+
+    job = dynamodb.get_item(TableName=table, Key={"jobId": {"S": "job"}, "sk": {"S": "job"}})["Item"]
+    assert counted_before.value.response["Error"]["Code"] == "TransactionCanceledException"
+    assert job["chunksDone"] == {"N": "501"}
+    # was every item of the table, twice: moto backed up the whole table before each transaction
+    assert set(copied) <= {"job", "chunk#00000500"}
+
+
 # --- IAM -----------------------------------------------------------------------------------------
 
 
