@@ -9,6 +9,8 @@ tests assert on it; `python -m local.plan` prints it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -16,7 +18,8 @@ import re
 import runpy
 import secrets
 import string
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -294,9 +297,39 @@ def run_program(
     logger = logging.getLogger(f"{__name__}.{stack}.{id(plan)}")
     logger.propagate = False
     logger.addHandler(_WarningRecorder(plan))
+    with _event_loop():
+        _run_under_mocks(plan, mocks, logger, settings, transformations)
+    return plan
+
+
+@contextlib.contextmanager
+def _event_loop() -> Iterator[None]:
+    """An asyncio event loop for the Pulumi engine on this thread. The engine runs on the calling
+    thread's loop (`asyncio.get_event_loop()`), which asyncio makes on request for the main thread
+    only: on another (local mode's start-up thread, `ingest.commands.local.start_interruptibly`)
+    one is made here, and closed once the program has run."""
+    if threading.current_thread() is threading.main_thread():
+        yield
+        return
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def _run_under_mocks(
+    plan: Plan,
+    mocks: PlanMocks,
+    logger: logging.Logger,
+    settings: Mapping[str, Any],
+    transformations: Sequence[pulumi.ResourceTransformation],
+) -> None:
     pulumi.runtime.settings.ROOT.set(None)
     pulumi.runtime.set_mocks(
-        mocks, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=_RecordingMonitor(mocks, plan)
+        mocks, project=PROJECT, stack=plan.stack, preview=False, logger=logger, monitor=_RecordingMonitor(mocks, plan)
     )
     pulumi.runtime.set_all_config({key: _config_text(value) for key, value in settings.items()})
 
@@ -315,4 +348,3 @@ def run_program(
         )
 
     program()
-    return plan

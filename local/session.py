@@ -11,13 +11,15 @@ state folder (`outputs.json`, `logs/`), which `python -m ingest local outputs` a
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,11 +31,11 @@ from local.async_invoke import LAMBDA_RETRY_DELAYS, AsyncInvoker
 from local.deployer import Deployment, Revocation, deploy
 from local.emulator import Credentials, Emulator, InvokeRequest, InvokeResponse
 from local.esm import QueuePoller
-from local.functions import OWNER_ONLY_FILE, OWNER_ONLY_FOLDER, FunctionHost, InvocationResult
+from local.functions import OWNER_ONLY_FILE, OWNER_ONLY_FOLDER, FunctionHost, HostClosed, InvocationResult
 from local.log_shipping import LogShipper
 from local.project import PROJECT, stack_region, stack_settings
 from local.registry import FunctionSpec, NotEmulated, Registry, permits_invoke
-from local.state import OUTPUTS_FILE, STATE_ROOT, process_started, running_outputs, state_dir
+from local.state import OUTPUTS_FILE, STATE_ROOT, hold_stack, process_started, state_dir
 
 # Invocations of one function at once when neither the program nor an event source says otherwise.
 DEFAULT_FUNCTION_CONCURRENCY = 10
@@ -45,6 +47,20 @@ class StackRunning(RuntimeError):
 
 class FunctionInitError(RuntimeError):
     """A function's code does not import: names the function, carries its traceback."""
+
+
+class StartInterrupted(RuntimeError):
+    """`stop()` was called while start-up ran: start-up starts nothing more and ends with this."""
+
+
+class PortTaken(OSError):
+    """A port asked for is in use. `setting` names the `LocalOptions` field that asked for it
+    (`api_port`, `emulator_port`), for the command line to name its own option."""
+
+    def __init__(self, message: str, port: int, setting: str) -> None:
+        super().__init__(errno.EADDRINUSE, message)
+        self.port = port
+        self.setting = setting
 
 
 @dataclass(frozen=True)
@@ -163,23 +179,33 @@ class LocalStack:
         self._api_urls: dict[str, str] = {}
         self._spare_gateway: ApiGateway | None = None
         self._stopping = threading.Event()
+        self._parts = threading.Lock()
+        """Held while start-up adds a part `stop()` must end, and by `stop()` as it begins (`_adding`)."""
         self._pump: threading.Thread | None = None
+        self._lock: int | None = None
+        """The stack's lock (`local.state.hold_stack`) once held: the state folder is this process's."""
 
     # --- start-up ---------------------------------------------------------------------------------
 
     def start(self) -> Started:
+        """Start everything, in order. `stop()` may be called from another thread at any point of it:
+        start-up then adds nothing more and ends with `StartInterrupted`."""
         began = time.monotonic()
         options = self.options
         seal_environment()
-        self._claim_state_dir()
-        self.logs = LogSink(self.state / "logs", self.out)
+        with self._adding():
+            self._claim_state_dir()
+            self.logs = LogSink(self.state / "logs", self.out)
         settings = stack_settings(options.stack)  # fails naming the stacks there are
         region = stack_region(options.stack, {**settings, **options.overrides})
-        self.emulator = Emulator(region)
-        self.emulator.log = lambda line: self._log("iam", line)
-        self.emulator.start(options.emulator_port)
-        # `--port` is checked before the program runs: a port in use fails start-up at once.
-        self._spare_gateway = self._bound_gateway(options.api_port)
+        with self._adding():
+            self.emulator = Emulator(region)
+            self.emulator.log = lambda line: self._log("iam", line)
+            with _port_named(options.emulator_port, "emulator_port", "the emulator"):
+                self.emulator.start(options.emulator_port)
+            # `--port` is checked before the program runs: a port in use fails start-up at once.
+            with _port_named(options.api_port, "api_port", "the API"):
+                self._spare_gateway = self._bound_gateway(options.api_port)
         deployment = deploy(
             options.stack,
             self.emulator,
@@ -194,7 +220,8 @@ class LocalStack:
         self._start_event_sources(registry)
         self._start_apis(registry)
         outputs = self._outputs(deployment)
-        self._write_state(outputs, deployment.plan.secret_outputs)
+        with self._adding():  # not after stop() removed it: a state file says the stack runs
+            self._write_state(outputs, deployment.plan.secret_outputs)
         created = [(r.type, r.name) for r in deployment.plan.resources if r.custom]
         emulated = {(t, n) for t, n, _ in deployment.not_emulated}
         return Started(
@@ -204,12 +231,25 @@ class LocalStack:
             seconds=time.monotonic() - began,
         )
 
+    @contextlib.contextmanager
+    def _adding(self) -> Iterator[None]:
+        """Around adding a part `stop()` must end (a folder claimed, a port, a thread, a process host):
+        either `stop()` finds it, or, once `stop()` has begun, it is not added (`StartInterrupted`)."""
+        with self._parts:
+            if self._stopping.is_set():
+                raise StartInterrupted(f"stack {self.options.stack!r}: stopped during start-up")
+            yield
+
     def _claim_state_dir(self) -> None:
-        if running_outputs(self.options.stack, self.options.state_root) is not None:
+        """Hold the stack's lock, then empty its state folder. Refused, it touches nothing: the state
+        folder is another process's, running or starting."""
+        lock = hold_stack(self.options.state_root, self.options.stack)
+        if lock is None:
             raise StackRunning(
                 f"stack {self.options.stack!r} already runs locally (state in {self.state});"
                 " stop it first (Ctrl-C in its terminal)"
             )
+        self._lock = lock
         if self.state.exists():
             shutil.rmtree(self.state)
         # Another user of this machine must not list or open what it will hold: the outputs (the API
@@ -233,12 +273,13 @@ class LocalStack:
 
     def _api_base_url(self, api_id: str) -> str:
         """The local URL of a REST API the program is creating: the first on `--port`, bound before deploying."""
-        if api_id not in self.gateways:
-            gateway = self._spare_gateway or self._bound_gateway(0)
-            self._spare_gateway = None
-            self.gateways[api_id] = gateway
-            self._api_urls[api_id] = f"http://127.0.0.1:{gateway.port}"
-        return self._api_urls[api_id]
+        with self._adding():
+            if api_id not in self.gateways:
+                gateway = self._spare_gateway or self._bound_gateway(0)
+                self._spare_gateway = None
+                self.gateways[api_id] = gateway
+                self._api_urls[api_id] = f"http://127.0.0.1:{gateway.port}"
+            return self._api_urls[api_id]
 
     def _credentials_of(self, spec: FunctionSpec) -> Credentials:
         """Fresh STS credentials of the function's own role, issued by the emulator."""
@@ -260,25 +301,30 @@ class LocalStack:
         by_source = {s.function_arn: s.max_concurrency for s in registry.queue_sources}
         for spec in registry.functions.values():
             concurrency = spec.reserved_concurrency or by_source.get(spec.arn) or DEFAULT_FUNCTION_CONCURRENCY
-            self.hosts[spec.name] = FunctionHost(
-                spec,
-                credentials=lambda spec=spec: self._credentials_of(spec),
-                endpoint_url=self.emulator.endpoint_url,
-                region=registry.region,
-                log=self._function_line,
-                work_dir=work / spec.name,
-                max_concurrency=concurrency,
-                kills=lambda spec=spec: faults.kill_order(spec.name),
+            with self._adding():
+                self.hosts[spec.name] = FunctionHost(
+                    spec,
+                    credentials=lambda spec=spec: self._credentials_of(spec),
+                    endpoint_url=self.emulator.endpoint_url,
+                    region=registry.region,
+                    log=self._function_line,
+                    work_dir=work / spec.name,
+                    max_concurrency=concurrency,
+                    kills=lambda spec=spec: faults.kill_order(spec.name),
+                )
+        with self._adding():
+            self.shipper = LogShipper(
+                lambda spec: self._role_client(spec, "logs"), lambda line: self._log("lambda", line)
             )
-        self.shipper = LogShipper(lambda spec: self._role_client(spec, "logs"), lambda line: self._log("lambda", line))
         self._check_imports()
-        self.invoker = AsyncInvoker(
-            registry.async_configs,
-            self._invoke,
-            self._send_record,
-            log=lambda line: self._log("lambda", line),
-            retry_delays=self.options.retry_delays,
-        )
+        with self._adding():
+            self.invoker = AsyncInvoker(
+                registry.async_configs,
+                self._invoke,
+                self._send_record,
+                log=lambda line: self._log("lambda", line),
+                retry_delays=self.options.retry_delays,
+            )
         self.emulator.on_invoke = self._on_invoke_api_call
 
     def _check_imports(self) -> None:
@@ -288,7 +334,10 @@ class LocalStack:
         for name, host in self.hosts.items():
 
             def warm(name: str = name, host: FunctionHost = host) -> None:
-                error = host.warm()
+                try:
+                    error = host.warm()
+                except HostClosed:  # stop() closed it: start-up ends below
+                    return
                 if error is not None:
                     failures.append((name, error))
 
@@ -297,6 +346,8 @@ class LocalStack:
             threads.append(thread)
         for thread in threads:
             thread.join()
+        if self._stopping.is_set():  # what failed was killed by stop()
+            raise StartInterrupted(f"stack {self.options.stack!r}: stopped during start-up")
         if failures:
             text = "\n".join(f"function {name} does not import:\n{error}" for name, error in failures)
             raise FunctionInitError(text)
@@ -304,8 +355,9 @@ class LocalStack:
     def _start_event_sources(self, registry: Registry) -> None:
         assert self.emulator is not None
         faults = self.emulator.faults
-        self._pump = threading.Thread(target=self._pump_s3_events, name="s3-notifications", daemon=True)
-        self._pump.start()
+        with self._adding():
+            self._pump = threading.Thread(target=self._pump_s3_events, name="s3-notifications", daemon=True)
+            self._pump.start()
         for source in registry.queue_sources:
             spec = registry.function(source.function_arn)
             poller = QueuePoller(
@@ -318,15 +370,17 @@ class LocalStack:
                 log=lambda line: self._log("lambda", line),
                 deliveries=lambda spec=spec: faults.delivery("sqs", spec.name),
             )
-            poller.start()
-            self.pollers.append(poller)
+            with self._adding():
+                poller.start()
+                self.pollers.append(poller)
 
     def _start_apis(self, registry: Registry) -> None:
         for api in registry.apis:
             gateway = self.gateways[api.id]
             gateway.set_permissions(registry.permissions)
             gateway.set_api(api)
-            gateway.start()
+            with self._adding():
+                gateway.start()
 
     # --- the runtime's wiring -------------------------------------------------------------------
 
@@ -437,9 +491,12 @@ class LocalStack:
     # --- shutdown -------------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Stop everything started, in reverse order; safe at any point of start-up."""
-        self._stopping.set()
-        (self.state / OUTPUTS_FILE).unlink(missing_ok=True)
+        """Stop everything started, in reverse order; safe at any point of start-up, also while
+        `start()` runs on another thread (it adds nothing once this has begun)."""
+        with self._parts:
+            self._stopping.set()
+        if self._lock is not None:  # a start refused leaves the state of the stack that runs alone
+            (self.state / OUTPUTS_FILE).unlink(missing_ok=True)
         for gateway in [*self.gateways.values(), *filter(None, [self._spare_gateway])]:
             _quietly(gateway.stop)
         for poller in self.pollers:
@@ -456,6 +513,21 @@ class LocalStack:
             _quietly(self.emulator.stop)
         if self.logs is not None:
             self.logs.close()
+        if self._lock is not None:
+            os.close(self._lock)  # the last step: another start may now take the stack
+            self._lock = None
+
+
+@contextlib.contextmanager
+def _port_named(port: int, setting: str, what: str) -> Iterator[None]:
+    """A port in use, said as such (`PortTaken`, naming the setting that asked for it), not as the
+    socket's `[Errno 98] Address already in use`."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE or isinstance(error, PortTaken):
+            raise
+        raise PortTaken(f"port {port} on 127.0.0.1 is in use: {what} cannot listen there", port, setting) from error
 
 
 def _quietly(step: Callable[[], None]) -> None:

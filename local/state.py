@@ -3,6 +3,7 @@ other tools to find the stack. Written by `local.session`; read here without the
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from dataclasses import dataclass
@@ -17,6 +18,28 @@ OUTPUTS_FILE = "outputs.json"
 
 def state_dir(state_root: Path, stack: str) -> Path:
     return state_root / stack
+
+
+def hold_stack(state_root: Path, stack: str) -> int | None:
+    """Take the lock that says "a process runs this stack locally", for as long as this process holds
+    the descriptor returned (None: another process holds it; nothing is touched then).
+
+    A lock, not the state file: the state file is written once start-up is done, so a second start
+    during the first one's start-up would find none and take the folder over. An advisory `flock`
+    taken with LOCK_NB either succeeds or fails at once, and the kernel releases it when its holder
+    exits however it exits, SIGKILL included (flock(2)). The lock file sits beside the state folder,
+    which start-up empties: a lock file deleted while held would let a second process lock a new one."""
+    state_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(state_root / f"{stack}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
 
 
 def _alive(pid: int) -> bool:

@@ -31,9 +31,12 @@ from ingest.commands.local import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     INTERRUPTED,
+    STOP_TIMEOUT_SECONDS,
     interrupt,
     owner_only_from_now,
     start_errors,
+    start_interruptibly,
+    stop_within,
 )
 from ingest.commands.rejects import show_rejects
 from ingest.commands.upload import EXIT_TIMEOUT, JobTimeout, upload_file, wait_for_job
@@ -105,6 +108,17 @@ def _rows(text: str) -> int:
 
 
 def _run(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:
+    code = _demo(options, out)
+    if code == EXIT_INTERRUPTED:
+        # Start-up may still be running on its thread (`start_interruptibly`), the Pulumi engine's
+        # workers with it: leave without waiting for them, as `local up` does.
+        out.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _demo(options: argparse.Namespace, out: TextIO) -> int:
     from local.session import LocalOptions, LocalStack
 
     owner_only_from_now()
@@ -115,7 +129,7 @@ def _run(options: argparse.Namespace, parser: argparse.ArgumentParser, out: Text
         stack = LocalStack(LocalOptions(stack=STACK, api_port=0, state_root=options.state_dir), quiet)
         try:
             say(out, f"Starting the {STACK} stack in local mode (function logs: {stack.state / 'logs'}) …")
-            started = stack.start()
+            started = start_interruptibly(stack)
             say(out, f"Running: API {started.outputs['apiUrl']}, ready in {started.seconds:.1f} s\n")
             code = guarded(lambda: _tour(options.state_dir, options.rows, began, out), "demo")
         except KeyboardInterrupt:
@@ -132,7 +146,7 @@ def _run(options: argparse.Namespace, parser: argparse.ArgumentParser, out: Text
             # A second Ctrl-C or SIGTERM while stopping must not cut the shutdown short.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            stack.stop()
+            stop_within(stack, STOP_TIMEOUT_SECONDS)
     say(out, "Local mode stopped. To keep a stack running and try the commands yourself: make up (README, Use it).")
     return code
 

@@ -169,26 +169,78 @@ def interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def wait_for_interrupt() -> None:
-    """Block until a signal handler raises (`interrupt`: Ctrl-C, SIGTERM).
+def wait_for_interrupt(done: threading.Event | None = None) -> None:
+    """Block until a signal handler raises (`interrupt`: Ctrl-C, SIGTERM), or until `done` is set
+    (by any thread).
 
     The kernel may deliver a signal to any thread, and Python runs the handler in the main thread
     only once that thread runs bytecode again: sleeping in `signal.pause()` then sleeps through it
     (seen: SIGTERM ignored while the pollers were busy). The wakeup fd is written whichever thread
     the signal lands on, so the main thread wakes and runs the handler."""
-    reader, writer = socket.socketpair()
-    reader.setblocking(False)
-    writer.setblocking(False)
-    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-    try:
-        while True:
-            select.select([reader], [], [])
+    with _Wakeup() as wakeup:
+        if done is not None:
+            wakeup.when_set(done)
+        wakeup.wait(done)
+
+
+class _Wakeup:
+    """What the main thread sleeps on: a socket pair written by a signal (the wakeup fd) or by another
+    thread (`wake`)."""
+
+    def __enter__(self) -> _Wakeup:
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+        self._previous = signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
+        return self
+
+    def when_set(self, event: threading.Event) -> None:
+        """Wake the sleeper once `event` is set (a thread that watches it)."""
+        threading.Thread(target=lambda: (event.wait(), self.wake()), name="wakeup", daemon=True).start()
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):  # full (a wake-up is pending anyway) or already closed
+            self._writer.send(b"\0")
+
+    def wait(self, done: threading.Event | None) -> None:
+        while done is None or not done.is_set():
+            select.select([self._reader], [], [])
             with contextlib.suppress(BlockingIOError):  # another wake-up already drained it
-                reader.recv(4096)
-    finally:
-        signal.set_wakeup_fd(previous)
-        reader.close()
-        writer.close()
+                self._reader.recv(4096)
+
+    def __exit__(self, *_exc: object) -> None:
+        signal.set_wakeup_fd(self._previous)
+        self._reader.close()
+        self._writer.close()
+
+
+def start_interruptibly(stack: LocalStack) -> Started:
+    """`stack.start()`, with Ctrl-C and SIGTERM heard at any point of it: start-up runs on a thread of
+    its own while this one, the main thread, waits for it or for a signal.
+
+    Python runs a signal's handler in the main thread, and the handler's KeyboardInterrupt is raised
+    wherever that thread is. Start-up runs the Pulumi engine, whose asyncio loop drops a callback the
+    interrupt lands in (one that hands an RPC's result back to a registration, which then waits for
+    ever) and which, having caught the interrupt, waits for every registration before raising it
+    again: a `local up` that never ended (issue 19). Here the interrupt lands in this wait; the caller
+    then calls `stack.stop()`, and start-up, still running on its thread, adds nothing more
+    (`LocalStack.start`) and is left behind when the command leaves."""
+    done = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def start() -> None:
+        try:
+            outcome["started"] = stack.start()
+        except BaseException as error:  # raised again in the main thread
+            outcome["error"] = error
+        finally:
+            done.set()
+
+    threading.Thread(target=start, name="start-up", daemon=True).start()
+    wait_for_interrupt(done)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["started"]
 
 
 def owner_only_from_now() -> None:
@@ -213,7 +265,7 @@ def up(options: LocalOptions, out: TextIO) -> int:
     # On stderr, so that stdout stays what start-up prints; from here on Ctrl-C stops cleanly.
     print(f"local mode: starting stack {options.stack!r} (Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
-        started = stack.start()
+        started = start_interruptibly(stack)
         running = running_outputs(options.stack, options.state_root)  # the state file start() just wrote
         out.write(render_started(options, started, running.secrets if running else frozenset(started.outputs)))
         out.flush()

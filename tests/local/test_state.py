@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from local.state import OUTPUTS_FILE, process_started, running_outputs, state_dir
+from local.state import OUTPUTS_FILE, hold_stack, process_started, running_outputs, state_dir
 
 
 def _write(root: Path, **state: object) -> None:
@@ -35,3 +35,19 @@ def test_a_state_whose_process_is_gone_is_not_a_running_stack(tmp_path: Path) ->
     _write(tmp_path, pid=2**22 + 1)  # above Linux's largest pid
 
     assert running_outputs("dev", tmp_path) is None
+
+
+def test_a_stack_is_held_by_one_process_at_a_time_and_free_once_let_go(tmp_path: Path) -> None:
+    first = hold_stack(tmp_path, "dev")
+    assert first is not None
+    try:
+        assert hold_stack(tmp_path, "dev") is None  # a second start, refused at once
+        other = hold_stack(tmp_path, "prod")  # another stack is another lock
+        assert other is not None
+        os.close(other)
+    finally:
+        os.close(first)
+
+    again = hold_stack(tmp_path, "dev")
+    assert again is not None
+    os.close(again)
