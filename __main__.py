@@ -1,11 +1,19 @@
 """csv-ingest: deploy the serverless CSV ingestion pipeline of this stack (`pulumi up`)."""
 
 import pulumi
+from pulumi.runtime.config import CONFIG, get_config_env
 
 from infra.config import load_config
 from infra.pipeline import Pipeline, PipelineArgs
 
-config = load_config(pulumi.Config("csv-ingest").get)
+NAMESPACE = "csv-ingest"
+# Every key the stack sets, whatever its namespace: `pulumi up` hands them to the program as JSON in
+# PULUMI_CONFIG (what get_config_env reads; Pulumi's Python language host sets it), mocks through
+# set_all_config (CONFIG). Ours are validated whole: a misspelled one must not go unread.
+stack_keys = {*CONFIG.get(), *get_config_env()}
+config = load_config(
+    pulumi.Config(NAMESPACE).get, [key.split(":", 1)[1] for key in stack_keys if key.startswith(f"{NAMESPACE}:")]
+)
 pipeline = Pipeline(
     "csv-ingest",
     PipelineArgs(config=config, tags={"project": "csv-ingest", "stack": pulumi.get_stack()}),

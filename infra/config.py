@@ -8,9 +8,10 @@ rendered from the same declarations (`render_reference_table`), and a test keeps
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -321,10 +322,7 @@ def _snake(key: str) -> str:
 
 def parse_settings(raw: Mapping[str, Any]) -> PipelineConfig:
     """Build the validated config from raw values keyed by setting key (missing keys take defaults)."""
-    known = {s.key for s in SETTINGS}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"unknown setting csv-ingest:{unknown[0]}; known settings: {', '.join(sorted(known))}")
+    _refuse_unknown(raw)
     values = {_snake(s.key): s.parse(raw[s.key]) if raw.get(s.key) is not None else s.default for s in SETTINGS}
     sizing = {
         fn: FunctionSizing(values.pop(f"{fn}_memory_mb"), values.pop(f"{fn}_timeout_seconds"))
@@ -363,10 +361,35 @@ def _check_relations(config: PipelineConfig) -> None:
         raise ConfigError(f"csv-ingest:alarmEmail = {config.alarm_email!r} is not an email address")
 
 
-def load_config(get: Callable[[str], Any]) -> PipelineConfig:
-    """Read every setting through `get` (e.g. `pulumi.Config("csv-ingest").get`) and validate it."""
+def load_config(get: Callable[[str], Any], keys: Iterable[str] = ()) -> PipelineConfig:
+    """Read every setting through `get` (e.g. `pulumi.Config("csv-ingest").get`) and validate it.
+
+    `keys` are the keys the stack sets under `csv-ingest:` (Pulumi reads a key only when asked for
+    it, so a misspelled one would otherwise go unread): one the program does not know stops it."""
+    _refuse_unknown(keys)
     raw = {s.key: get(s.key) for s in SETTINGS}
     return parse_settings({key: value for key, value in raw.items() if value is not None})
+
+
+def _refuse_unknown(keys: Iterable[str]) -> None:
+    """A ConfigError naming each key no setting declares, with the known key closest to it."""
+    known = {s.key.lower(): s.key for s in SETTINGS}
+    unknown = sorted(set(keys) - set(known.values()))
+    if not unknown:
+        return
+    named = []
+    for key in unknown:
+        # Case is ignored (`WorkerMaxConcurrency` meant ours). Below difflib's usual cutoff (0.6, that of
+        # get_close_matches) a key is like none of ours: the closest is named without presuming it was meant.
+        ratio, closest = max(
+            (difflib.SequenceMatcher(None, key.lower(), lower).ratio(), proper) for lower, proper in known.items()
+        )
+        if ratio >= 0.6:
+            named.append(f"csv-ingest:{key}: did you mean csv-ingest:{closest}?")
+        else:
+            named.append(f"csv-ingest:{key} (the closest known one is csv-ingest:{closest})")
+    what = "unknown setting" if len(named) == 1 else "unknown settings"
+    raise ConfigError(f"{what} {'; '.join(named)} (every setting is listed in README.md, Configuration)")
 
 
 def render_reference_table() -> str:
