@@ -399,14 +399,27 @@ _AWS_ENVIRONMENT = {
 _AWS_SETTINGS_TO_DROP = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 
 
+# The shell's `aws` passes AWS_ENDPOINT_URL as --endpoint-url, which every AWS CLI reads first
+# ("To override any endpoint settings or environment variables for a single command, use the
+# --endpoint-url command line option", https://docs.aws.amazon.com/cli/latest/userguide/cli-configure-endpoints.html
+# and https://docs.aws.amazon.com/cli/v1/userguide/cli-configure-endpoints.html). The variable alone is not
+# enough: aws-cli v1 (1.46 still) sets sqs, emr, rds, docdb, neptune and health commands' endpoint to
+# AWS's own (https://eu-west-1.queue.amazonaws.com) unless --endpoint-url is on the command line
+# (awscli/customizations/overridesslcommonname.py; https://github.com/aws/aws-cli/issues/8737), and
+# aws-cli v2 reads AWS_ENDPOINT_URL only from 2.13.0 (Debian 12 packages 2.9.19). With the variable
+# unset, the function fails rather than reaching AWS.
+_AWS_CLI_FUNCTION = 'aws() { command aws --endpoint-url "${AWS_ENDPOINT_URL:?}" "$@"; }'
+
+
 def environment_lines(outputs: dict[str, Any]) -> list[str]:
     """Shell lines: unset the user's own session token and profile, then export the AWS settings that
-    reach the emulator, and every output as INGEST_<NAME>."""
+    reach the emulator, and every output as INGEST_<NAME>, and make the shell's `aws` send every
+    command to the emulator (`_AWS_CLI_FUNCTION`)."""
     lines = [f"unset {' '.join(_AWS_SETTINGS_TO_DROP)}"]
     for key, value in sorted(outputs.items()):
         names = _AWS_ENVIRONMENT.get(key) or ("INGEST_" + re.sub(r"(?<!^)(?=[A-Z])", "_", key).upper(),)
         lines += [f"export {name}={shlex.quote(_shown(value))}" for name in names]
-    return lines
+    return [*lines, _AWS_CLI_FUNCTION]
 
 
 def show_outputs(stack: str, state_root: Path, *, form: str, show_secrets: bool, out: TextIO) -> int:
