@@ -28,6 +28,7 @@ def benchmarks() -> list[Benchmark]:
     """Every benchmark, in the order they run: the cost model and the projection read the others."""
     from bench import (
         cost,
+        list_all,
         local_mode,
         pipeline,
         producer_cpu,
@@ -45,6 +46,7 @@ def benchmarks() -> list[Benchmark]:
         cost.BENCHMARK,
         projection.BENCHMARK,
         query_api.BENCHMARK,
+        list_all.BENCHMARK,
         local_mode.BENCHMARK,
     ]
 

@@ -37,17 +37,21 @@ import contextlib
 import io
 import json
 import re
+import shlex
 import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderableType
-from rich.progress import Progress, ProgressColumn, Task, TextColumn
+from rich.measure import Measurement
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.segment import Segment
 from rich.status import Status
 from rich.table import Table
@@ -208,10 +212,62 @@ def progress(*columns: str | ProgressColumn, stream: TextIO) -> Progress:
     written, never read as markup. A `TextColumn` is refused, as it reads markup by default."""
     if any(isinstance(column, TextColumn) for column in columns):
         raise TypeError("progress(): give a text column as its template string, never as a TextColumn")
-    return Progress(
+    return _FittedProgress(
         *(_PlainTextColumn(column, markup=False) if isinstance(column, str) else column for column in columns),
         console=console(stream),
     )
+
+
+# The narrowest bar drawn: a narrower one says little, so the columns after it are left out instead.
+MIN_BAR_WIDTH = 10
+# What rich's progress grid puts between two columns.
+_COLUMN_GAP = 1
+
+
+class _FittedProgress(Progress):
+    """A progress display whose lines fit the terminal as it is at each refresh (it may be resized):
+    rich would wrap a column that does not fit onto a second line, which its next frame then cuts
+    (`0:…`, `ro…`). Here the columns show in their order as long as each fits whole, a bar counting
+    `MIN_BAR_WIDTH`; the first that does not fit and those after it are left out, so a display lists
+    its columns from the most to the least needed. The bar takes the room left, up to its own width.
+    Only a first column that alone is wider than the terminal is cut, with an ellipsis."""
+
+    def __init__(self, *columns: ProgressColumn, console: Console) -> None:
+        self._screen = console  # rich renders a first frame before `self.console` can answer
+        super().__init__(*columns, console=console)
+
+    def make_tasks_table(self, tasks: Iterable[Task]) -> Table:
+        rows = [[column(task) for column in self.columns] for task in tasks if task.visible]
+        width = self._screen.width
+        kept: list[int] = []
+        used = 0
+        for index, column in enumerate(self.columns):
+            cells = [row[index] for row in rows]
+            need = MIN_BAR_WIDTH if isinstance(column, BarColumn) else self._widest(cells)
+            need += _COLUMN_GAP if kept else 0
+            if kept and used + need > width:
+                break
+            kept.append(index)
+            used += need
+        room = max(width - used, 0)
+        grid = Table.grid(padding=(0, _COLUMN_GAP))
+        for index in kept:
+            column = self.columns[index]
+            if isinstance(column, BarColumn):
+                most = MIN_BAR_WIDTH + room
+                bar_width = most if column.bar_width is None else min(column.bar_width, most)
+                grid.add_column(width=bar_width, no_wrap=True)
+                for row in rows:
+                    row[index].width = bar_width  # a ProgressBar: drawn this wide
+            else:
+                grid.add_column(no_wrap=True, overflow="ellipsis", max_width=width if index == kept[0] else None)
+        for row in rows:
+            grid.add_row(*(row[index] for index in kept))
+        return grid
+
+    def _widest(self, cells: list[RenderableType]) -> int:
+        options = self._screen.options
+        return max((Measurement.get(self._screen, options, cell).maximum for cell in cells), default=0)
 
 
 class _PlainTextColumn(TextColumn):
@@ -250,6 +306,22 @@ def print_json_array(items: Iterable[Any], out: TextIO) -> None:
     out.flush()
 
 
+def command(*words: str) -> str:
+    """`python -m ingest WORDS` as a line to paste in this directory, for a hint: this interpreter
+    (relative to the working directory when it is under it, `.venv/bin/python`), so that the line runs
+    as printed whether or not a virtual environment is active; each word quoted for a shell."""
+    return shlex.join([_interpreter(), "-m", "ingest", *words])
+
+
+def _interpreter() -> str:
+    executable = Path(sys.executable)
+    try:
+        relative = executable.relative_to(Path.cwd())
+    except ValueError:
+        return str(executable)
+    return str(relative) if relative.parent != Path() else f"./{relative}"
+
+
 def fail(message: str, code: int = 2) -> int:
     """Print `error: message` to stderr and return the exit code. A stack's value in `message` goes
     in `shown()`; the rest keeps its line breaks (a function's traceback), nothing else raw."""
@@ -270,19 +342,61 @@ def guarded(work: Callable[[], int], what: str) -> int:
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO) -> None:
     """An aligned table: a header and one line per row (None shows as an empty cell). Every header
-    and cell is `shown()`, before rich measures it, so that the escaped text keeps the columns aligned."""
-    drawn = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, show_edge=False)
-    for column in columns:
-        drawn.add_column(Text(shown(column)))
-    for row in rows:
-        drawn.add_row(*(Text(shown(cell)) for cell in row))
+    and cell is `shown()`, before it is measured, so that the escaped text keeps the columns aligned.
+
+    On a terminal, rich draws it (bold header, wrapped to the terminal's width). Piped, its lines are
+    rich's own, without the padding after the last column, laid out here: rich takes 0.45 ms a row to
+    lay out what is only padding when nothing wraps, 20 s for a listing of 43,000 users."""
+    headers = [shown(column) for column in columns]
+    cells = [[shown(cell) for cell in row] for row in rows]
     printer = console(out)
-    if printer.is_terminal:
-        printer.print(drawn)
+    if printer.is_terminal or printer.color_system is not None:
+        printer.print(_rich_table(headers, cells))
         return
-    with printer.capture() as captured:  # piped: the same lines without the padding after the last column
-        printer.print(drawn)
-    out.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+    lines = _aligned(headers, cells)
+    if lines is None:  # wider than a piped line: rich wraps it
+        with printer.capture() as captured:
+            printer.print(_rich_table(headers, cells))
+        lines = [line.rstrip() for line in captured.get().splitlines()]
+    out.write("".join(line + "\n" for line in lines))
+
+
+def rich_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
+    """The table `table()` prints, as a rich renderable: every header and cell `shown()`."""
+    return _rich_table([shown(column) for column in columns], [[shown(cell) for cell in row] for row in rows])
+
+
+def _rich_table(headers: Sequence[str], cells: Iterable[Sequence[str]]) -> Table:
+    drawn = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, show_edge=False)
+    for header in headers:
+        drawn.add_column(Text(header))
+    for row in cells:
+        drawn.add_row(*(Text(cell) for cell in row))
+    return drawn
+
+
+# What separates two columns of `_rich_table`: the right padding of one, SIMPLE_HEAD's blank
+# divider and the left padding of the next.
+_COLUMN_SEPARATOR = "   "
+
+
+def _aligned(headers: Sequence[str], cells: Sequence[Sequence[str]]) -> list[str] | None:
+    """`_rich_table`'s lines as rich prints them unwrapped, less their trailing blanks: the header,
+    SIMPLE_HEAD's rule under it, a line per row, each column as wide as its widest cell (in terminal
+    cells, as rich counts them). None when a line would be wider than a piped line."""
+    widths = [cell_len(header) for header in headers]
+    for row in cells:
+        for index, cell in enumerate(row):
+            widths[index] = max(widths[index], cell_len(cell))
+    total = sum(widths) + len(_COLUMN_SEPARATOR) * (len(widths) - 1)
+    if total > UNWRAPPED_WIDTH:
+        return None
+
+    def line(row: Sequence[str]) -> str:
+        padded = (cell + " " * (width - cell_len(cell)) for cell, width in zip(row, widths, strict=True))
+        return _COLUMN_SEPARATOR.join(padded).rstrip()
+
+    return [line(headers), "─" * total, *(line(row) for row in cells)]
 
 
 def fields(record: dict[str, Any], order: Sequence[str], out: TextIO) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -64,12 +65,20 @@ class Target:
     """Where clients get their credentials and settings (local: the emulator's admin keys only)."""
     endpoint_url: str | None = None
     """The emulator's endpoint (local); None for AWS, or whatever the caller's configuration names."""
+    state_root: Path = STATE_ROOT
+    """Where a local stack keeps its state (`--state-dir`, hidden: the default but in tests)."""
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def flags(self) -> str:
-        """The options that name this target again, for a command line to copy."""
-        return f"--local --stack {self.stack}" if self.local else f"--stack {self.stack}"
+        """The options that name this target again, for a command line to copy (the state folder too,
+        when it is not the default: a hint must reach the stack the user chose)."""
+        if not self.local:
+            return shlex.join(["--stack", self.stack])
+        words = ["--local", "--stack", self.stack]
+        if self.state_root.resolve() != STATE_ROOT.resolve():
+            words += ["--state-dir", str(self.state_root)]
+        return shlex.join(words)
 
     def client(self, service: str) -> Any:
         """A boto3 client of `service` in the stack's region (one per service, reused)."""
@@ -138,6 +147,7 @@ def local_target(stack: str, state_root: Path = STATE_ROOT) -> Target:
         stack=stack,
         session=_sealed_session(outputs["awsAccessKeyId"], outputs["awsSecretAccessKey"], outputs["awsRegion"]),
         endpoint_url=outputs["awsEndpointUrl"],
+        state_root=state_root,
     )
 
 

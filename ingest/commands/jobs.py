@@ -13,7 +13,7 @@ import argparse
 from typing import Any, TextIO
 
 from ingest.api import MAX_PAGE, segment, unexpected
-from ingest.output import fail, fields, guarded, print_json, table
+from ingest.output import command, fail, fields, guarded, print_json, table
 from ingest.targets import Target, add_target_options, resolve_target
 
 EXIT_ABSENT = 1
@@ -113,7 +113,7 @@ def show_jobs(target: Target, limit: int, as_json: bool, out: TextIO) -> int:
     if as_json:
         print_json(items, out)
     elif not items:
-        out.write(f"No jobs in {target.label} yet: upload a file (python -m ingest upload FILE {target.flags}).\n")
+        out.write(f"No jobs in {target.label} yet: upload a file ({command('upload', 'FILE')} {target.flags}).\n")
     else:
         table(JOBS_COLUMNS, (_row(item) for item in items), out)
     return 0

@@ -6,6 +6,11 @@ The job (`GET /jobs/{jobId}`) says where its report is (`rejectsReport`, `s3://b
 the report is one CSV part per producer invocation that rejected rows (README "Data formats":
 `row`, `line`, `reason`, then the row's cells of the columns the pipeline reads, as the header
 spells them). The parts are read with the target's credentials: on AWS, the caller's.
+
+A report is made to be opened in a spreadsheet, so the producer prefixes a cell that would run as a
+formula with `'` (`handlers.producer.reports.neutralise`). That escape is the report's: the command
+shows each cell as it was uploaded (`as_uploaded`), in its table (where every cell is still shown
+escaped for the terminal, `ingest.output.table`) and in `--json`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any, TextIO
 from botocore.exceptions import ClientError
 
 from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS, FAILED
+from handlers.producer.reports import neutralise
 from ingest.api import segment, unexpected
 from ingest.output import fail, guarded, print_json, shown, table
 from ingest.targets import Target, TargetError, add_target_options, resolve_target
@@ -124,4 +130,16 @@ def parse_part(text: io.TextIOBase, key: str) -> Iterator[dict[str, Any]]:
             raise TargetError(f"{key}, record {number} after the header: not a report row (row, line, reason, …)")
         row: dict[str, Any] = dict(zip(header, cells, strict=True))
         row["row"], row["line"] = int(row["row"]), int(row["line"])
+        for column in header[len(REPORT_COLUMNS) :]:
+            row[column] = as_uploaded(row[column])
         yield row
+
+
+def as_uploaded(cell: str) -> str:
+    """A report's cell without the `'` the producer put before a would-be formula: a cell is one
+    exactly when it starts with `'` and the rest is a cell `neutralise` prefixes (the rule is the
+    producer's, not restated here). A cell that starts with `'` of its own, before anything but a
+    formula, is kept whole; one that did so before a formula reads as a spreadsheet shows it."""
+    if cell.startswith("'") and neutralise(cell[1:]) == cell:
+        return cell[1:]
+    return cell

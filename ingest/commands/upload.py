@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -39,7 +40,7 @@ from rich.text import Text
 
 from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS, FAILED, PARSING, job_id_for
 from ingest.api import segment, unexpected
-from ingest.output import fail, guarded, print_json, progress, shown
+from ingest.output import command, fail, guarded, print_json, progress, shown
 from ingest.targets import Target, TargetError, add_target_options, resolve_target
 
 EXIT_FAILED = 1
@@ -58,6 +59,15 @@ MULTIPART_THRESHOLD = 16 * 1024 * 1024
 MIN_PART_BYTES = 16 * 1024 * 1024
 MAX_PARTS = 10_000
 PARALLEL_PARTS = 4
+# The counts the human summary shows, when the job has them.
+SUMMARY_COUNTS = (
+    ("rows total", "rowsTotal"),
+    ("valid", "rowsValid"),
+    ("rejected", "rowsRejected"),
+    ("written", "rowsWritten"),
+    ("superseded", "rowsSuperseded"),
+    ("blank lines", "blankLines"),
+)
 # The summary's keys that `--json` always carries (null when the job has not set them).
 SUMMARY_KEYS = (
     "jobId",
@@ -76,15 +86,18 @@ SUMMARY_KEYS = (
 class JobTimeout(Exception):
     """The job did not end within the timeout; `job` is how it stood last (None: never seen)."""
 
-    def __init__(self, job_id: str, timeout: float, job: dict[str, Any] | None) -> None:
+    def __init__(self, target: Target, job_id: str, timeout: float, job: dict[str, Any] | None) -> None:
         self.job_id = job_id
         self.timeout = timeout
         self.job = job
         status = shown(job.get("status")) if job else "not created yet"
-        super().__init__(
-            f"job {job_id} did not end within {timeout:g} s (status: {status});"
-            f" follow it with `python -m ingest job {job_id}`"
-        )
+        hint = follow(target, job_id)
+        super().__init__(f"job {job_id} did not end within {timeout:g} s (status: {status}); follow it with `{hint}`")
+
+
+def follow(target: Target, job_id: str) -> str:
+    """The command that shows the job, as a line to paste: the stack the user chose included."""
+    return f"{command('job', job_id)} {target.flags}"
 
 
 @dataclass(frozen=True)
@@ -147,8 +160,9 @@ def _run(options: argparse.Namespace, parser: argparse.ArgumentParser, out: Text
 
 def _upload(options: argparse.Namespace, out: TextIO) -> int:
     path: Path = options.file
-    if not path.is_file():
-        return fail(f"{path}: no such file")
+    problem = unreadable(path)
+    if problem:
+        return fail(f"{path}: {problem}")
     target = resolve_target(options)
     key = _key(target, upload_name(target, path, options.key))
     uploaded = put(target, path, key, progress=not options.json and sys.stderr.isatty())
@@ -169,10 +183,27 @@ def _upload(options: argparse.Namespace, out: TextIO) -> int:
         return fail(str(timeout), EXIT_TIMEOUT)
     except KeyboardInterrupt:  # the job goes on without us: say how to find it again
         return fail(
-            f"stopped waiting; job {uploaded.job_id} goes on: python -m ingest job {uploaded.job_id} {target.flags}",
-            EXIT_INTERRUPTED,
+            f"stopped waiting; job {uploaded.job_id} goes on: `{follow(target, uploaded.job_id)}`", EXIT_INTERRUPTED
         )
     return _report_job(target, job, options.json, out)
+
+
+def unreadable(path: Path) -> str | None:
+    """Why `path` is not a file to upload (missing, a directory, a pipe, not readable); None when it is."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "no such file"
+    except OSError as error:
+        return f"cannot be read: {error.strerror}"
+    if stat.S_ISDIR(mode):
+        return "is a directory: upload takes one CSV file (give each file of it in turn)"
+    if not stat.S_ISREG(mode):
+        # Its size must be known before the upload (one PUT, or parts), and a pipe's is not.
+        return "is not a regular file (a pipe or a device): save it to a file first"
+    if not os.access(path, os.R_OK):
+        return "cannot be read: permission denied"
+    return None
 
 
 def _report_upload(target: Target, uploaded: Uploaded, as_json: bool, out: TextIO) -> int:
@@ -188,15 +219,15 @@ def _report_upload(target: Target, uploaded: Uploaded, as_json: bool, out: TextI
         )
     else:
         out.write(f"Uploaded s3://{shown(uploaded.bucket)}/{shown(uploaded.key)}\njob {uploaded.job_id}\n")
-        out.write(f"Follow it: python -m ingest job {uploaded.job_id} {target.flags}\n")
+        out.write(f"Follow it: {follow(target, uploaded.job_id)}\n")
     return 0
 
 
 def _report_job(target: Target, job: dict[str, Any], as_json: bool, out: TextIO) -> int:
     if as_json:
         print_json(summary(job), out)
-    else:
-        out.write(render_summary(job, target.flags))
+    else:  # a FAILED job's reason is the error line's below: said once
+        out.write(render_summary(job, target.flags, reason=False))
     if job["status"] == FAILED:
         why = shown(job.get("error")) or "no reason recorded"
         return fail(f"job {shown(job['jobId'])} FAILED: {why}", EXIT_FAILED)
@@ -350,7 +381,7 @@ def wait_for_job(target: Target, job_id: str, *, timeout: float, progress: bool,
             elif response.status != 404:  # 404: the producer has not created the job yet
                 raise unexpected(response, "GET /jobs/{jobId}")
             if time.monotonic() >= deadline:
-                raise JobTimeout(job_id, timeout, job)
+                raise JobTimeout(target, job_id, timeout, job)
             time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
             pause = min(pause * POLL_GROWTH, MAX_POLL_SECONDS)
 
@@ -370,14 +401,15 @@ class _JobBar:
     """The live bar of a job; its total is the valid rows once the producer has counted them all."""
 
     def __init__(self, job_id: str, shown: bool, out: TextIO) -> None:
+        # From the most needed to the least: on a narrow terminal, the last columns are left out.
         self._progress = (
             progress(
                 "{task.description}",  # the job's status, as the stack holds it
                 BarColumn(),
                 "{task.completed:,.0f}/{task.fields[of]} rows",
-                _RowsPerSecond(),
-                TimeRemainingColumn(),
                 "{task.fields[rejected]:,} rejected",
+                TimeRemainingColumn(),
+                _RowsPerSecond(),
                 stream=out,
             )
             if shown
@@ -431,30 +463,24 @@ def summary(job: Mapping[str, Any]) -> dict[str, Any]:
     return {**dict.fromkeys(SUMMARY_KEYS), **job, "durationSeconds": duration_seconds(job)}
 
 
-def render_summary(job: Mapping[str, Any], target_flags: str) -> str:
-    """The human summary: status, the counts, how long it took, where the rejects are (and the
-    `rejects` command that lists them, with `target_flags` naming the stack)."""
+def render_summary(job: Mapping[str, Any], target_flags: str, *, reason: bool = True) -> str:
+    """The human summary: status, the counts the job has, how long it took, a FAILED job's reason
+    (unless `reason` is False: the caller says it), where the rejects are and the `rejects` command
+    that lists them (`target_flags` naming the stack)."""
     summarised = summary(job)
     duration = summarised["durationSeconds"]
     text = {key: shown(value) for key, value in summarised.items()}  # the API's values, escaped for a terminal
     lines = [
         f"Job {text['jobId']}: {text['status']}" + ("" if duration is None else f" in {duration:.1f} s"),
         *(
-            f"  {label:<16}{text[key] or '-':>10}"
-            for label, key in (
-                ("rows total", "rowsTotal"),
-                ("valid", "rowsValid"),
-                ("rejected", "rowsRejected"),
-                ("written", "rowsWritten"),
-                ("superseded", "rowsSuperseded"),
-                ("blank lines", "blankLines"),
-            )
+            f"  {label:<16}{text[key]:>10}"
+            for label, key in SUMMARY_COUNTS
+            if summarised.get(key) is not None  # a count the job never set (it failed first) is left out
         ),
     ]
-    if summarised["status"] == FAILED:
+    if reason and summarised["status"] == FAILED:
         lines.append(f"  reason: {text.get('error') or 'no reason recorded'}")
     if summarised.get("rowsRejected") and summarised.get("rejectsReport"):
-        lines.append(
-            f"  rejects report: {text['rejectsReport']} (python -m ingest rejects {text['jobId']} {target_flags})"
-        )
+        listing = f"{command('rejects', str(summarised['jobId']))} {target_flags}"
+        lines.append(f"  rejects report: {text['rejectsReport']} ({shown(listing)})")
     return "\n".join(lines) + "\n"

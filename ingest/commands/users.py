@@ -10,11 +10,12 @@ following `nextToken` with `--all`. Errors never repeat the email (README "Secur
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 from ingest.api import MAX_PAGE, segment, unexpected
 from ingest.commands.jobs import page_size
-from ingest.output import fail, fields, guarded, print_json, print_json_array, shown, table
+from ingest.output import command, fail, fields, guarded, print_json, print_json_array, shown, table
 from ingest.targets import Target, add_target_options, resolve_target
 
 EXIT_ABSENT = 1
@@ -46,7 +47,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     how_many.add_argument(
         "--limit", type=page_size, default=DEFAULT_LIST, metavar="N", help=f"one page of N (1–{MAX_PAGE}, default 25)"
     )
-    how_many.add_argument("--all", action="store_true", help=f"every user (pages of {MAX_PAGE})")
+    how_many.add_argument("--all", action="store_true", help="every user, in the largest pages the API serves")
     listing.add_argument("--json", action="store_true", help="one JSON array of the users")
     add_target_options(listing)
     listing.set_defaults(run=_run_list)
@@ -72,25 +73,27 @@ def show_user(target: Target, email: str, as_json: bool, out: TextIO) -> int:
 
 
 def _run_list(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:
-    limit = MAX_PAGE if options.all else options.limit
-    return guarded(lambda: show_users(resolve_target(options), limit, options.all, options.json, out), "list")
+    return guarded(lambda: show_users(resolve_target(options), options.limit, options.all, options.json, out), "list")
 
 
 def show_users(target: Target, limit: int, all_pages: bool, as_json: bool, out: TextIO) -> int:
+    """One page of `limit` users, or every user (`all_pages`, in the API's largest pages)."""
     api = target.api()
-    if as_json:
-        print_json_array(api.pages("/users", limit, all_pages), out)
-        return 0
     if all_pages:
-        users, more = list(api.pages("/users", limit, all_pages=True)), False
+        users: Iterable[dict[str, Any]] = api.all_items("/users")
+        more = False
     else:
         page = api.page("/users", limit)
         users, more = page.items, page.next_token is not None
-    if not users:
-        out.write(f"No users in {target.label} yet: upload a file (python -m ingest upload FILE {target.flags}).\n")
+    if as_json:
+        print_json_array(users, out)  # item by item: a full listing is never held whole
         return 0
-    table(LIST_COLUMNS, (_row(user) for user in users), out)
-    out.write(f"{len(users)} user(s)" + ("; there are more: --all lists every one" if more else "") + "\n")
+    listed = list(users)  # a table's columns are as wide as their widest cell: every row first
+    if not listed:
+        out.write(f"No users in {target.label} yet: upload a file ({command('upload', 'FILE')} {target.flags}).\n")
+        return 0
+    table(LIST_COLUMNS, (_row(user) for user in listed), out)
+    out.write(f"{len(listed)} user(s)" + ("; there are more: --all lists every one" if more else "") + "\n")
     return 0
 
 

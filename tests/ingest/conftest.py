@@ -53,16 +53,25 @@ def run_ingest(
     )
 
 
+def user_shell() -> dict[str, str]:
+    """The environment of a user's shell: the runner's, less its AWS_*, plus a user's AWS settings
+    (keys, a profile, an endpoint) that a local command must ignore."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(USER_AWS_ENVIRONMENT)
+    env.update(USER_ENDPOINT)
+    return env
+
+
+def local_flags(stack: LocalStackProcess) -> tuple[str, ...]:
+    """The options that name `stack`: `--local`, its stack and its state folder."""
+    return ("--local", "--stack", stack.stack, "--state-dir", str(stack.state_root))
+
+
 def local_command(
     stack: LocalStackProcess, *args: str, timeout: float = COMMAND_TIMEOUT_SECONDS
 ) -> subprocess.CompletedProcess[str]:
     """`python -m ingest ARGS --local --state-dir …` against `stack`, from a shell holding a user's AWS settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(USER_AWS_ENVIRONMENT)
-    env.update(USER_ENDPOINT)
-    return run_ingest(
-        *args, "--local", "--stack", stack.stack, "--state-dir", str(stack.state_root), env=env, timeout=timeout
-    )
+    return run_ingest(*args, *local_flags(stack), env=user_shell(), timeout=timeout)
 
 
 def write_csv(path: Path, lines: list[str]) -> Path:
