@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import Enum
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote, unquote_to_bytes, urlsplit
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 # A header signature is good for 15 minutes either side of its date, and a presigned URL dated more
@@ -375,9 +375,15 @@ def canonical_request(signature: Signature, request: Request, payload_hash: str)
 def _canonical_uri(path: str, *, s3: bool) -> str:
     """S3: each segment URI-encoded once, as it is (`a//b/../c` names an object). Every other
     service: the path normalised (no `.`, `..` or empty segments) and the path as sent encoded once
-    more, each segment thus encoded twice."""
+    more, each segment thus encoded twice: an `@` sent as is signs as `%40`, one sent as `%40` as
+    `%2540`, as botocore signs them (curl before 8.14 signs the path as sent, unencoded, which AWS
+    refuses as much as this).
+
+    The encoding is of the bytes sent: a server hands the request line over as latin-1 text, one
+    character a byte (http.server; werkzeug's RAW_URI, WSGI's PEP 3333), so raw UTF-8 in a path
+    (AWS's test suite, "get-utf8": `/ሴ` → `/%E1%88%B4`) signs as its bytes."""
     if s3:
-        return "/".join(quote(unquote(segment), safe="~") for segment in path.split("/")) or "/"
+        return "/".join(quote(unquote_to_bytes(_sent(segment)), safe="~") for segment in path.split("/")) or "/"
     segments: list[str] = []
     for segment in path.split("/"):
         if segment == "..":
@@ -386,7 +392,16 @@ def _canonical_uri(path: str, *, s3: bool) -> str:
         elif segment and segment != ".":
             segments.append(segment)
     normalised = "/" + "/".join(segments) + ("/" if segments and path.endswith("/") else "")
-    return quote(normalised, safe="/~")
+    return quote(_sent(normalised), safe="/~")
+
+
+def _sent(text: str) -> bytes:
+    """The bytes a path held on the wire: latin-1 text as servers hand it over; text latin-1 cannot
+    hold (given by a caller, not read off a socket) as UTF-8."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode()
 
 
 def _canonical_query(query: str, *, presigned: bool) -> str:

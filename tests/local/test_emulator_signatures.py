@@ -595,6 +595,61 @@ def test_aws_chunked_upload_example_verifies() -> None:
     sigv4.verify(signature, EXAMPLE_SECRET, request, now=EXAMPLE_TIME)
 
 
+# AWS's SigV4 test suite (https://docs.aws.amazon.com/general/latest/gr/signature-v4-test-suite.html),
+# "get-utf8": `GET /ሴ` signed at 20150830T123600Z in us-east-1 for the service `service`, with the
+# suite's key; its canonical URI is /%E1%88%B4.
+SUITE_SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+
+
+def test_aws_utf8_path_example_verifies_from_the_bytes_sent() -> None:
+    # A server hands the request line over as latin-1 text, one character a byte (http.server, and
+    # werkzeug's RAW_URI: WSGI, PEP 3333): the path is those bytes, whatever they spell.
+    sent = "/ሴ".encode().decode("latin-1")
+    request = sigv4.Request(
+        "GET",
+        sent,
+        "",
+        {
+            "host": "example.amazonaws.com",
+            "x-amz-date": "20150830T123600Z",
+            "authorization": (
+                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
+                "SignedHeaders=host;x-amz-date, "
+                "Signature=8318018e0b0f223aa2bbf98705b62bb787dc9c0e678f255a891fd03141be5d85"
+            ),
+        },
+        b"",
+    )
+    signature = sigv4.parse(request)
+    assert signature is not None
+
+    sigv4.verify(signature, SUITE_SECRET, request, now=datetime(2015, 8, 30, 12, 36, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/users/john@gmail.com",  # an @ sent as is: encoded once here (%40)
+        "/v1/users/john%40gmail.com",  # sent encoded: encoded once more (%2540), "twice" in all
+        "/v1/users/a%20b",
+        "/v1/users/x+y@example.com",
+        "/v1/users/a%2Fb",
+        "/v1/users/%C3%A9@example.com",
+        "/v1/./users/../users/-._~",
+    ],
+)
+def test_a_path_botocore_signs_for_api_gateway_verifies(path: str) -> None:
+    # SigV4 encodes a non-S3 path "twice": botocore encodes the path as sent once more, as the
+    # emulator does; a signer that encodes less (curl before 8.14 signs the path as sent) is refused.
+    url = f"http://127.0.0.1:8080{path}"
+    headers = header_signed(BotoCredentials(EXAMPLE_KEY, EXAMPLE_SECRET), "execute-api", "GET", url)
+    request = sigv4.Request.of("GET", url, {**headers, "Host": "127.0.0.1:8080"}, b"")  # as the wire carries it
+    signature = sigv4.parse(request)
+    assert signature is not None
+
+    sigv4.verify(signature, EXAMPLE_SECRET, request)
+
+
 # --- the local API Gateway ---------------------------------------------------------------------
 
 API_ARN = f"arn:aws:execute-api:{REGION}:123456789012:abc123"
