@@ -376,8 +376,8 @@ def _canonical_uri(path: str, *, s3: bool) -> str:
     """S3: each segment URI-encoded once, as it is (`a//b/../c` names an object). Every other
     service: the path normalised (no `.`, `..` or empty segments) and the path as sent encoded once
     more, each segment thus encoded twice: an `@` sent as is signs as `%40`, one sent as `%40` as
-    `%2540`, as botocore signs them (curl before 8.14 signs the path as sent, unencoded, which AWS
-    refuses as much as this).
+    `%2540`, as botocore signs them (curl 7.88 signs the path as sent, unencoded, and curl 8.9 to 8.13
+    leave an escape such as `%40` as it is: AWS refuses both as much as this).
 
     The encoding is of the bytes sent: a server hands the request line over as latin-1 text, one
     character a byte (http.server; werkzeug's RAW_URI, WSGI's PEP 3333), so raw UTF-8 in a path

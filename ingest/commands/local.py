@@ -115,7 +115,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--env",
         action="store_true",
         help='shell lines (eval "$(…)"): unset the shell\'s AWS session token and profile, export the'
-        " emulator's AWS_* settings and each output as INGEST_<NAME>",
+        " emulator's AWS_* settings and each output as INGEST_<NAME>, and define `aws` to pass"
+        " --endpoint-url $AWS_ENDPOINT_URL (aws-cli v1 sends sqs commands to AWS otherwise)",
     )
     outputs.add_argument("--state-dir", type=Path, default=STATE_ROOT, help=argparse.SUPPRESS)
     outputs.set_defaults(run=_run_outputs)

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from local.sigv4 import MISMATCH_MESSAGE
 from tests.ingest.conftest import USER_ENDPOINT
 from tests.local.support import REPO_ROOT, USER_AWS_ENVIRONMENT, LocalStackProcess, start_local, stop_local, wait_for
 
@@ -139,8 +140,10 @@ def test_every_readme_aws_line_reaches_the_local_stack_and_nothing_else(
     for line in lines:
         ran = in_shell(stack, tmp_path, line, path_first=cli.parent)
         assert ran.returncode == 0, f"{version}: {line}\nstdout: {ran.stdout}\nstderr: {ran.stderr}"
-        if line.startswith("aws sqs get-queue-attributes") and "$INGEST_QUEUE_URL" in line:
-            assert json.loads(ran.stdout)["Attributes"]["QueueArn"].endswith(stack.outputs["queueUrl"].rsplit("/")[-1])
+        if line.startswith("aws sqs get-queue-attributes"):
+            attributes = json.loads(ran.stdout)["Attributes"]
+            if "QueueArn" in line:
+                assert attributes["QueueArn"].endswith(stack.outputs["queueUrl"].rsplit("/")[-1]), attributes
         if line.startswith("aws dynamodb describe-table"):
             assert ran.stdout.strip().endswith(f"table/{stack.outputs['usersTableName']}"), ran.stdout
         if line.startswith("aws logs "):
@@ -185,3 +188,77 @@ def test_an_sdk_reading_only_the_exported_environment_reaches_the_stack(
     assert seen["sqs"].endswith(stack.outputs["queueUrl"].rsplit("/")[-1])
     assert seen["dynamodb"].endswith(f"table/{stack.outputs['usersTableName']}")
     assert seen["logs"] == [stack.outputs["workerLogGroupName"]]
+
+
+# --- curl --aws-sigv4 (item 11) -------------------------------------------------------------------
+# SigV4 encodes a non-S3 path twice: the path as sent, URI-encoded once more (an `@` sent as is signs
+# as %40, one sent as %40 as %2540), as botocore and the emulator do
+# (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html;
+# tests/local/test_emulator_signatures.py). curl before 8.9 signs the path as sent, unencoded; 8.9 to
+# 8.13 encode it once, not an escape already there (`%40`); 8.14 encodes it as SigV4 asks.
+LIBCURL_CLI = Path(__file__).resolve().parent / "libcurl_cli.py"
+
+
+def readme_iam_user_line() -> tuple[str, tuple[int, ...]]:
+    """The README's `curl --aws-sigv4 …/users/EMAIL` line, and the curl version it names as needed."""
+    text = README.read_text()
+    lines = [
+        line
+        for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S)
+        for line in block.splitlines()
+        if line.startswith("curl --aws-sigv4") and "/users/" in line
+    ]
+    needed = re.search(r"curl (\d+)\.(\d+)\.(\d+) or later", text)
+    assert len(lines) == 1 and needed, "the README shows one curl --aws-sigv4 line for a user, and its curl version"
+    return re.sub(r"\s+# .*$", "", lines[0]), tuple(int(part) for part in needed.groups())
+
+
+def curl_version(text: str) -> tuple[int, ...]:
+    """`curl 7.88.1 (…)` or `PycURL/7.49.0 libcurl/8.23.0 …`: libcurl's version."""
+    found = re.search(r"(?:libcurl/|^curl )(\d+)\.(\d+)\.(\d+)", text)
+    assert found, text
+    return tuple(int(part) for part in found.groups())
+
+
+@pytest.mark.parametrize("spelled", ["john@gmail.com", "john%40gmail.com"])
+def test_the_readmes_iam_curl_line_reads_a_user_with_the_curl_it_names(
+    spelled: str, sample_loaded: LocalStackProcess, tmp_path: Path
+) -> None:
+    # GIVEN the README's line, run by a libcurl of the version it names or later
+    line, needed = readme_iam_user_line()
+    version = subprocess.run(
+        [sys.executable, str(LIBCURL_CLI), "--version"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert curl_version(version) >= needed, version
+    curl = f'curl() {{ {shlex.quote(sys.executable)} {shlex.quote(str(LIBCURL_CLI))} "$@"; }}'
+
+    # WHEN the user's email is given as is, or percent-encoded
+    ran = in_shell(sample_loaded, tmp_path, f"{curl}\n{line.replace('john@gmail.com', spelled)}")
+
+    # THEN the API answers with the user
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["email"] == "john@gmail.com", ran.stdout
+
+
+@pytest.mark.parametrize("spelled", ["john@gmail.com", "john%40gmail.com"])
+def test_the_systems_curl_gets_what_the_readme_says_for_its_version(
+    spelled: str, sample_loaded: LocalStackProcess, tmp_path: Path
+) -> None:
+    # The curl installed here (Debian 12's is 7.88.1): answered if it is of the version the README
+    # names, refused as AWS refuses it otherwise.
+    line, needed = readme_iam_user_line()
+    found = shutil.which("curl")
+    if found is None:
+        pytest.skip("no curl on PATH")
+    version = curl_version(subprocess.run([found, "--version"], capture_output=True, text=True, timeout=60).stdout)
+    if version < (7, 75, 0):
+        pytest.skip(f"curl {version} has no --aws-sigv4")
+
+    ran = in_shell(sample_loaded, tmp_path, line.replace("john@gmail.com", spelled))
+
+    assert ran.returncode == 0, ran.stderr
+    answer = json.loads(ran.stdout)
+    if version >= needed:
+        assert answer["email"] == "john@gmail.com", (version, answer)
+    else:
+        assert answer == {"message": MISMATCH_MESSAGE}, (version, answer)

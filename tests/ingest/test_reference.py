@@ -15,9 +15,9 @@ from ingest.reference import EXAMPLE, readme_block, render_reference, subcommand
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 README = REPO_ROOT / "README.md"
-# requirements.txt's packages that only the tests and CI use (tests, lint, benchmarks, the policy linter):
-# never installed with the command.
-DEV_ONLY = {"pytest", "pytest-xdist", "ruff", "py-spy", "hypothesis", "schemathesis", "parliament"}
+# requirements.txt's packages that only the tests and CI use (tests, lint, benchmarks, the policy linter,
+# the AWS CLI and libcurl the README's lines are run with): never installed with the command.
+DEV_ONLY = {"pytest", "pytest-xdist", "ruff", "py-spy", "hypothesis", "schemathesis", "parliament", "awscli", "pycurl"}
 
 
 def test_readme_command_reference_matches_the_parser():

@@ -640,7 +640,7 @@ def test_aws_utf8_path_example_verifies_from_the_bytes_sent() -> None:
 )
 def test_a_path_botocore_signs_for_api_gateway_verifies(path: str) -> None:
     # SigV4 encodes a non-S3 path "twice": botocore encodes the path as sent once more, as the
-    # emulator does; a signer that encodes less (curl before 8.14 signs the path as sent) is refused.
+    # emulator does; a signer that encodes less (curl 7.88 signs the path as sent) is refused.
     url = f"http://127.0.0.1:8080{path}"
     headers = header_signed(BotoCredentials(EXAMPLE_KEY, EXAMPLE_SECRET), "execute-api", "GET", url)
     request = sigv4.Request.of("GET", url, {**headers, "Host": "127.0.0.1:8080"}, b"")  # as the wire carries it
