@@ -46,8 +46,8 @@ def benchmarks() -> list[Benchmark]:
         cost.BENCHMARK,
         projection.BENCHMARK,
         query_api.BENCHMARK,
-        list_all.BENCHMARK,
         local_mode.BENCHMARK,
+        list_all.BENCHMARK,
     ]
 
 
