@@ -2,8 +2,15 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
-# The API's port of `make up` (another for a second stack at once: make up STACK=prod PORT=8081).
+# The API's port of `make up` (another for a second stack at once: make up STACK=prod PORT=8081), and
+# the emulator's (0: any free one).
 PORT ?= 8080
+EMULATOR_PORT ?= 0
+# What `make up` shows of the log lines, all of which are in .local/STACK/logs/: each job's start and
+# end and every warning and error; LOGS=all every line; LOGS=worker,producer those functions' lines too.
+LOGS ?=
+# More `local up` options, e.g. ARGS="--set apiAuth=iam --revoke worker=WriteUsers".
+ARGS ?=
 # The tool that writes the locks (pip-tools, pinned in requirements-tools.txt), in a venv of its own so
 # the project's venv holds requirements.lock alone.
 TOOLS_VENV ?= .venv-tools
@@ -22,7 +29,7 @@ run: $(VENV)/.installed  ## the demo: dev in local mode, two files uploaded and 
 	$(PY) -m ingest demo
 
 up: $(VENV)/.installed  ## run STACK (default dev) on this machine in local mode, until Ctrl-C
-	$(PY) -m ingest local up --stack $(STACK) --port $(PORT)
+	$(PY) -m ingest local up --from-make --stack $(STACK) --port $(PORT) --emulator-port $(EMULATOR_PORT) $(if $(LOGS),--logs $(LOGS)) $(ARGS)
 
 plan: $(VENV)/.installed  ## print what `pulumi up` would deploy for STACK (default dev)
 	$(PY) -m ingest plan --stack $(STACK)

@@ -40,6 +40,12 @@ from local.state import OUTPUTS_FILE, STATE_ROOT, hold_stack, process_started, s
 # Invocations of one function at once when neither the program nor an event source says otherwise.
 DEFAULT_FUNCTION_CONCURRENCY = 10
 
+# Local mode's own log sources, beside each function's (named as the function): IAM's refusals, the
+# Lambda service's (event sources, asynchronous retries, log shipping), S3's notifications, and the
+# API's access log. Each is a file in the state folder's `logs/`.
+IAM_LOG, LAMBDA_LOG, S3_LOG, API_LOG = "iam", "lambda", "s3", "api"
+LOCAL_SOURCES = frozenset({IAM_LOG, LAMBDA_LOG, S3_LOG, API_LOG})
+
 
 class StackRunning(RuntimeError):
     """The stack already runs locally (another `local up`)."""
@@ -112,12 +118,26 @@ def seal_environment() -> None:
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 
-class LogSink:
-    """Function and runtime log lines: printed with their source as prefix, and kept per source in files."""
+Console = Callable[[str, str], None]
+"""What shows a log line (source, text) on a terminal, after its file has it (`local.console`)."""
 
-    def __init__(self, folder: Path, out: TextIO) -> None:
+
+def every_line(out: TextIO) -> Console:
+    """The console that prints every log line, its source as prefix."""
+
+    def show(source: str, text: str) -> None:
+        out.write(f"[{source}] {text}\n")
+        out.flush()
+
+    return show
+
+
+class LogSink:
+    """Function and runtime log lines: kept per source in files, every one, and handed to a console."""
+
+    def __init__(self, folder: Path, console: Console) -> None:
         self._folder = folder
-        self._out = out
+        self._console = console
         self._lock = threading.Lock()
         self._files: dict[str, TextIO] = {}
         self._closed = False
@@ -132,8 +152,7 @@ class LogSink:
                 handle = self._files[source] = _owner_only_log(self._folder / f"{source}.log")
             handle.write(text + "\n")
             handle.flush()
-            self._out.write(f"[{source}] {text}\n")
-            self._out.flush()
+            self._console(source, text)
 
     def close(self) -> None:
         with self._lock:
@@ -163,9 +182,10 @@ class Started:
 class LocalStack:
     """A stack deployed onto the emulator and running; `stop()` ends everything it started."""
 
-    def __init__(self, options: LocalOptions, out: TextIO) -> None:
+    def __init__(self, options: LocalOptions, out: TextIO, console: Console | None = None) -> None:
+        """Log lines go to the state folder's `logs/` and to `console` (default: every line on `out`)."""
         self.options = options
-        self.out = out
+        self.console = console or every_line(out)
         self.state = state_dir(options.state_root, options.stack)
         self.emulator: Emulator | None = None
         self.registry: Registry | None = None
@@ -195,12 +215,12 @@ class LocalStack:
         seal_environment()
         with self._adding():
             self._claim_state_dir()
-            self.logs = LogSink(self.state / "logs", self.out)
+            self.logs = LogSink(self.state / "logs", self.console)
         settings = stack_settings(options.stack)  # fails naming the stacks there are
         region = stack_region(options.stack, {**settings, **options.overrides})
         with self._adding():
             self.emulator = Emulator(region)
-            self.emulator.log = lambda line: self._log("iam", line)
+            self.emulator.log = lambda line: self._log(IAM_LOG, line)
             with _port_named(options.emulator_port, "emulator_port", "the emulator"):
                 self.emulator.start(options.emulator_port)
             # `--port` is checked before the program runs: a port in use fails start-up at once.
@@ -266,7 +286,7 @@ class LocalStack:
             invoke=self._invoke_for_api,
             permissions=[],
             iam_authorizer=self.emulator.authorize_signed,
-            log=lambda line: self._log("api", line),
+            log=lambda line: self._log(API_LOG, line),
         )
         gateway.bind(port)
         return gateway
@@ -314,7 +334,7 @@ class LocalStack:
                 )
         with self._adding():
             self.shipper = LogShipper(
-                lambda spec: self._role_client(spec, "logs"), lambda line: self._log("lambda", line)
+                lambda spec: self._role_client(spec, "logs"), lambda line: self._log(LAMBDA_LOG, line)
             )
         self._check_imports()
         with self._adding():
@@ -322,7 +342,7 @@ class LocalStack:
                 registry.async_configs,
                 self._invoke,
                 self._send_record,
-                log=lambda line: self._log("lambda", line),
+                log=lambda line: self._log(LAMBDA_LOG, line),
                 retry_delays=self.options.retry_delays,
             )
         self.emulator.on_invoke = self._on_invoke_api_call
@@ -367,7 +387,7 @@ class LocalStack:
                 queue_url=registry.queue_urls[source.queue_arn],
                 region=registry.region,
                 invoke=lambda spec, event: self._invoke(spec, event, None),
-                log=lambda line: self._log("lambda", line),
+                log=lambda line: self._log(LAMBDA_LOG, line),
                 deliveries=lambda spec=spec: faults.delivery("sqs", spec.name),
             )
             with self._adding():
@@ -438,13 +458,14 @@ class LocalStack:
             try:
                 spec = self.registry.function(function_arn)
             except LookupError as error:
-                self._log("s3", f"notification for an unknown function dropped: {error}")
+                self._log(S3_LOG, f"notification for an unknown function dropped: {error}")
                 continue
             bucket = event["Records"][0]["s3"]["bucket"]["arn"]
             if not permits_invoke(
                 self.registry.permissions, spec.name, "s3.amazonaws.com", bucket, self.emulator.account_id
             ):
-                self._log("s3", f"{spec.name}: S3 may not invoke it (no lambda:InvokeFunction permission for {bucket})")
+                denied = f"{spec.name}: S3 may not invoke it (no lambda:InvokeFunction permission for {bucket})"
+                self._log(S3_LOG, denied)
                 continue
             self.invoker.submit(spec, event)
             order = self.emulator.faults.delivery("s3", spec.name)

@@ -1,6 +1,6 @@
 """`ingest local`: run a stack on this machine, and read the outputs of one running.
 
-    python -m ingest local up [--stack dev] [--port N] [--set key=value ...] [--revoke ROLE=SID ...]
+    python -m ingest local up [--stack dev] [--port N] [--set key=value ...] [--revoke ROLE=SID ...] [--logs [NAMES]]
     python -m ingest local outputs [--stack dev] [--json | --env] [--show-secrets]
 
 `local up` deploys the stack's own program onto the emulator and runs it until Ctrl-C or SIGTERM
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
+import dataclasses
 import json
 import os
 import re
@@ -23,10 +23,12 @@ import socket
 import sys
 import threading
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from infra.config import ConfigError
+from ingest.job_lines import JobSummary
 from local.state import STATE_ROOT, running_outputs
 
 if TYPE_CHECKING:
@@ -39,6 +41,80 @@ if TYPE_CHECKING:
 EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 1
 EXIT_INTERRUPTED = 130
+
+DEFAULT_STACK = "dev"
+DEFAULT_PORT = 8080
+
+
+@dataclass(frozen=True)
+class UpCommand:
+    """`local up` as the user started it, for hints that start it again with something changed: the
+    line they print is the user's own command (`python -m ingest local up …`, or `make up …` with
+    make's variables when `make up` ran it), with that change, to copy as it is."""
+
+    stack: str = DEFAULT_STACK
+    port: int = DEFAULT_PORT
+    emulator_port: int = 0
+    sets: tuple[str, ...] = ()
+    revokes: tuple[str, ...] = ()
+    retry_delays: tuple[float, ...] | None = None
+    logs: tuple[str, ...] = ()
+    state_root: Path = STATE_ROOT
+    from_make: bool = False
+
+    @classmethod
+    def of(cls, options: argparse.Namespace) -> UpCommand:
+        return cls(
+            stack=options.stack,
+            port=options.port,
+            emulator_port=options.emulator_port,
+            sets=tuple(options.set),
+            revokes=tuple(options.revoke),
+            retry_delays=options.retry_delays,
+            logs=tuple(options.logs),
+            state_root=options.state_dir,
+            from_make=options.from_make,
+        )
+
+    def line(self, **changes: Any) -> str:
+        """This command with `changes` (fields of this class), as one line to paste in this directory;
+        a field changed is on it even where its value is the default."""
+        changed = dataclasses.replace(self, **changes)
+        return changed._make_line(set(changes)) if self.from_make else changed._line(set(changes))
+
+    def _options(self) -> list[str]:
+        """The options `make up` passes as ARGS (the Makefile's own variables aside)."""
+        words = [w for item in self.sets for w in ("--set", item)]
+        words += [w for item in self.revokes for w in ("--revoke", item)]
+        if self.retry_delays is not None:
+            words += ["--retry-delays", ",".join(f"{delay:g}" for delay in self.retry_delays)]
+        if Path(self.state_root).resolve() != STATE_ROOT.resolve():
+            words += ["--state-dir", str(self.state_root)]
+        return words
+
+    def _line(self, explicit: set[str]) -> str:
+        words = [_interpreter(), "-m", "ingest", "local", "up", "--stack", self.stack, "--port", str(self.port)]
+        if self.emulator_port or "emulator_port" in explicit:
+            words += ["--emulator-port", str(self.emulator_port)]
+        if self.logs:
+            words += ["--logs", ",".join(self.logs)]
+        return shlex.join([*words, *self._options()])
+
+    def _make_line(self, explicit: set[str]) -> str:
+        """`make up` with the variables that differ from the Makefile's defaults (the same as the
+        command's) or were changed; ARGS carries the other options."""
+        words = ["make", "up"]
+        if self.stack != DEFAULT_STACK or "stack" in explicit:
+            words.append(f"STACK={shlex.quote(self.stack)}")
+        if self.port != DEFAULT_PORT or "port" in explicit:
+            words.append(f"PORT={self.port}")
+        if self.emulator_port or "emulator_port" in explicit:
+            words.append(f"EMULATOR_PORT={self.emulator_port}")
+        if self.logs:
+            words.append(f"LOGS={shlex.quote(','.join(self.logs))}")
+        if self._options():
+            words.append(f"ARGS={shlex.quote(shlex.join(self._options()))}")
+        return " ".join(words)
 
 
 def start_errors() -> tuple[type[Exception], ...]:
@@ -71,6 +147,28 @@ def _delays(text: str) -> tuple[float, ...]:
     return delays
 
 
+# The ports a socket can bind: 0 (any free one) to 65535 (https://docs.python.org/3/library/socket.html
+# checks the same: "bind(): port must be 0-65535").
+_LAST_PORT = 65535
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= _LAST_PORT:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a port from 0 (any free one) to {_LAST_PORT}")
+    return port
+
+
+def _words(text: str) -> tuple[str, ...]:
+    words = tuple(word.strip() for word in text.split(","))
+    if not all(words):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected names, comma-separated (e.g. worker,producer)")
+    return words
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     """`ingest local up` and `ingest local outputs`."""
     local = commands.add_parser("local", help="run a stack on this machine, on an AWS emulator").add_subparsers(
@@ -82,9 +180,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Deploy the stack's own program onto an AWS emulator on 127.0.0.1 and run it until Ctrl-C.",
         epilog="example: python -m ingest local up --stack dev --port 8080",
     )
-    up.add_argument("--stack", default="dev", help="the stack whose Pulumi.<stack>.yaml to use (default: dev)")
-    up.add_argument("--port", type=int, default=8080, help="the API's port on 127.0.0.1 (default 8080; 0: any free)")
-    up.add_argument("--emulator-port", type=int, default=0, help="the emulator's port (default: any free)")
+    up.add_argument("--stack", default=DEFAULT_STACK, help="the stack whose Pulumi.<stack>.yaml to use (default: dev)")
+    up.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT, help="the API's port on 127.0.0.1 (default 8080; 0: any free)"
+    )
+    up.add_argument("--emulator-port", type=_port, default=0, help="the emulator's port (default: any free)")
     up.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a stack setting")
     up.add_argument(
         "--revoke",
@@ -100,6 +200,19 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="S,S",
         help="seconds before each asynchronous retry (default: Lambda's 60,120)",
     )
+    up.add_argument(
+        "--logs",
+        type=_words,
+        nargs="?",
+        const=("all",),
+        default=(),
+        metavar="NAMES",
+        help="show every log line as it comes (alone), or those of the functions and sources whose names hold one"
+        " of NAMES (e.g. worker,producer); by default each job's start and end and every warning and error."
+        " Every line is in .local/<stack>/logs/ either way",
+    )
+    # Set by `make up`: its hints then name make's variables (PORT=N), which is what the user typed.
+    up.add_argument("--from-make", action="store_true", help=argparse.SUPPRESS)
     up.add_argument("--state-dir", type=Path, default=STATE_ROOT, help=argparse.SUPPRESS)
     up.set_defaults(run=_run_up)
     outputs = local.add_parser(
@@ -140,7 +253,7 @@ def _run_up(options: argparse.Namespace, parser: argparse.ArgumentParser, out: T
         state_root=options.state_dir,
         retry_delays=options.retry_delays or LAMBDA_RETRY_DELAYS,
     )
-    code = up(local_options, out)
+    code = up(local_options, out, UpCommand.of(options))
     # Everything this command started is stopped. Leave at once: the interpreter's own shutdown
     # would join the Pulumi engine's idle threads (seconds) and flush streams whose locks a
     # daemon thread frozen mid-write may hold (a hang that ignores Ctrl-C).
@@ -254,21 +367,26 @@ def owner_only_from_now() -> None:
     os.umask(OWNER_ONLY_UMASK)
 
 
-def up(options: LocalOptions, out: TextIO) -> int:
-    """Start the stack, print what is running, serve until Ctrl-C or SIGTERM; stop everything."""
+def up(options: LocalOptions, out: TextIO, command: UpCommand | None = None) -> int:
+    """Start the stack, print what is running, serve until Ctrl-C or SIGTERM; stop everything.
+    `command` is how the user started it, for the hints (and what of the logs to show)."""
+    from local.console import Console, source_matcher
     from local.session import LocalStack
 
+    command = command or UpCommand(stack=options.stack, port=options.api_port, state_root=options.state_root)
     owner_only_from_now()
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
-    stack = LocalStack(options, out)
+    console = Console(out, full=source_matcher(command.logs), summary=JobSummary())
+    stack = LocalStack(options, out, console)
     started = None
     # On stderr, so that stdout stays what start-up prints; from here on Ctrl-C stops cleanly.
     print(f"local mode: starting stack {options.stack!r} (Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
         started = start_interruptibly(stack)
         running = running_outputs(options.stack, options.state_root)  # the state file start() just wrote
-        out.write(render_started(options, started, running.secrets if running else frozenset(started.outputs)))
+        secrets = running.secrets if running else frozenset(started.outputs)
+        out.write(render_started(options, started, secrets, command, stack.state / "logs"))
         out.flush()
         wait_for_interrupt()
     except KeyboardInterrupt:
@@ -283,8 +401,7 @@ def up(options: LocalOptions, out: TextIO) -> int:
             return EXIT_INTERRUPTED
         if not isinstance(error, start_errors()):
             raise
-        hint = " (choose another with --port N, or --port 0 for any free one)" if _port_taken(error) else ""
-        print(f"error: {error}{hint}", file=sys.stderr)
+        print(f"error: {start_error(error, command)}", file=sys.stderr)
         return EXIT_USAGE
     finally:
         # A second Ctrl-C or SIGTERM while stopping must not cut the shutdown short.
@@ -294,8 +411,18 @@ def up(options: LocalOptions, out: TextIO) -> int:
     return 0
 
 
-def _port_taken(error: BaseException) -> bool:
-    return isinstance(error, OSError) and error.errno == errno.EADDRINUSE
+def start_error(error: Exception, command: UpCommand) -> str:
+    """What stopped start-up, for the user: a port in use says which setting to change and how, as a
+    command to copy; an OSError says its own words, without Python's `[Errno N]`."""
+    from local.session import PortTaken
+
+    if isinstance(error, PortTaken):
+        field = {"api_port": "port", "emulator_port": "emulator_port"}[error.setting]
+        return f"{error.strerror}; start it on another port (0: any free one): {command.line(**{field: 0})}"
+    if isinstance(error, OSError) and error.strerror:
+        where = f" ({error.filename})" if error.filename else ""
+        return f"{error.strerror}{where}"
+    return str(error)
 
 
 # How long stopping may take before the command leaves anyway, saying so (a part that does not stop
@@ -312,8 +439,11 @@ def stop_within(stack: LocalStack, seconds: float) -> None:
         print(f"local mode: stopping took over {seconds:g} s; leaving without waiting further", file=sys.stderr)
 
 
-def render_started(options: LocalOptions, started: Started, secrets: frozenset[str]) -> str:
-    """What start-up prints: endpoints, resources, what is not emulated, outputs, first commands.
+def render_started(
+    options: LocalOptions, started: Started, secrets: frozenset[str], command: UpCommand, logs: Path
+) -> str:
+    """What start-up prints: endpoints, resources, what is not emulated, outputs, first commands, what
+    to try next, and what of the log lines (in `logs`) follows.
 
     The `secrets` outputs (the API keys, the local administrator's secret key) show as `[secret]`: a
     terminal's scrollback, a service manager's journal or a CI log keeps what start-up prints, and
@@ -340,10 +470,52 @@ def render_started(options: LocalOptions, started: Started, secrets: frozenset[s
         "",
         *_first_commands(options, outputs),
         "",
-        "Function logs follow. Ctrl-C stops everything.",
+        *_next_commands(command, outputs),
+        "",
+        _what_follows(command, logs),
         "",
     ]
     return "\n".join(lines)
+
+
+# What `--revoke` shows best: the worker's writes refused (its chunks then fail into the DLQ).
+_REVOCATION_EXAMPLE = "worker=WriteUsers"
+
+
+def _next_commands(command: UpCommand, outputs: dict[str, Any]) -> list[str]:
+    """Restarts worth trying: a setting changed (the API's other authentication), a permission taken
+    away, each this command with one option more."""
+    other_auth = "apiAuth=iam" if outputs.get("apiKey") else "apiAuth=apiKey"
+    return [
+        "Next, Ctrl-C and start again with a setting changed, or without a permission to see what fails:",
+        f"  {command.line(sets=(*command.sets, other_auth))}",
+        f"  {command.line(revokes=(*command.revokes, _REVOCATION_EXAMPLE))}",
+    ]
+
+
+def _what_follows(command: UpCommand, logs: Path) -> str:
+    """The line before the log lines: which follow, where all of them are, how to see them all."""
+    folder = _relative(logs)
+    if "all" in command.logs:
+        return f"Log lines follow (also in {folder}/). Ctrl-C stops everything."
+    every = f"every line here: {command.line(logs=('all',))}"
+    if command.logs:
+        named = ", ".join(command.logs)
+        return (
+            f"The log lines of {named} follow, with each job's start and end and every warning and error;"
+            f" all of them are in {folder}/ ({every}). Ctrl-C stops everything."
+        )
+    return (
+        f"Each job's start and end and every warning and error follow; every log line is in {folder}/"
+        f" ({every}). Ctrl-C stops everything."
+    )
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _shown(value: Any) -> str:

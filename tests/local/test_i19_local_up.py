@@ -5,16 +5,37 @@ Every test runs the real command in a process of its own."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+import pty
+import re
+import shlex
 import signal
+import socket
+import struct
 import subprocess
 import sys
+import termios
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
 
-from tests.local.support import REPO_ROOT, LocalStackProcess, local_processes, start_local, stop_local, wait_for
+from tests.local.support import (
+    REPO_ROOT,
+    LocalStackProcess,
+    csv_bytes,
+    local_processes,
+    start_local,
+    stop_local,
+    wait_for,
+)
 from tests.local.test_local_stacks import finished
 
 # Imports take seconds on a loaded machine (a fresh clone compiles every module first).
@@ -81,3 +102,254 @@ def test_a_start_during_another_ones_start_up_is_refused_and_harms_nothing(tmp_p
         first.send_signal(signal.SIGTERM)
         assert finished(first, 60)[0] is not None
     assert not local_processes(str(tmp_path))
+
+
+# --- 8: the terminal shows each job's start and end and every warning and error; --logs every line -----
+
+
+class Terminal:
+    """`python -m ingest local up ARGS` whose stdout and stderr are a terminal (a pty, 80 columns), as
+    `make up` runs in one; what it prints is read as it comes. `stop()` ends it as Ctrl-C does."""
+
+    def __init__(self, state_root: Path, *args: str) -> None:
+        primary, secondary = pty.openpty()
+        fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NO_COLOR"))}
+        env.update(TERM="xterm-256color", PYTHONUNBUFFERED="1")
+        command = [sys.executable, "-m", "ingest", "local", "up", "--port", "0", "--state-dir", str(state_root)]
+        try:
+            self.process = subprocess.Popen(
+                [*command, *args], cwd=REPO_ROOT, env=env, stdin=secondary, stdout=secondary, stderr=secondary
+            )
+        finally:
+            os.close(secondary)
+        self.state_root = state_root
+        self._primary = primary
+        self._chunks: list[bytes] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self._primary, 65536)
+            except OSError:  # EIO: every writer of the terminal closed it
+                return
+            if not chunk:
+                return
+            with self._lock:
+                self._chunks.append(chunk)
+
+    def text(self) -> str:
+        with self._lock:
+            return b"".join(self._chunks).decode("utf-8", errors="replace").replace("\r\n", "\n")
+
+    def ready(self) -> LocalStackProcess:
+        """The stack, once started (its outputs as `start_local` reads them)."""
+        outputs = self.state_root / "dev" / "outputs.json"
+
+        def started() -> dict[str, Any] | None:
+            assert self.process.poll() is None, self.text()
+            return json.loads(outputs.read_text())["outputs"] if outputs.exists() else None
+
+        running = LocalStackProcess(self.process, "dev", self.state_root, self.state_root / "unused")  # type: ignore[arg-type]
+        running.outputs = wait_for(started, COMMAND_TIMEOUT_SECONDS, "local up to start", interval=0.5)
+        return running
+
+    def stop(self) -> str:
+        """Ctrl-C; everything it printed once it has ended (killed if it does not, 90 s on)."""
+        try:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGINT)
+            self.process.wait(90)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            self._reader.join(10)
+            os.close(self._primary)
+        return self.text()
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[Terminal]:
+    running = Terminal(tmp_path)
+    yield running
+    running.stop()
+    assert not local_processes(str(tmp_path))
+
+
+def test_the_terminal_shows_each_jobs_start_and_end_and_the_warnings_not_every_log_line(terminal: Terminal) -> None:
+    stack = terminal.ready()
+    # GIVEN two uploads, one that completes and one whose header fails it, and a request refused
+    stack.upload("uploads/good.csv", csv_bytes(["name", "mail"], [[f"U{n}", f"u{n}@example.com"] for n in range(50)]))
+    stack.upload("uploads/bad.csv", b"a,b\n1,2\n")
+    forged = boto3.client(
+        "s3",
+        endpoint_url=stack.outputs["awsEndpointUrl"],
+        region_name=stack.outputs["awsRegion"],
+        aws_access_key_id=stack.outputs["awsAccessKeyId"],
+        aws_secret_access_key="not-the-secret",
+    )
+    with pytest.raises(ClientError):
+        forged.list_buckets()
+    wait_for(lambda: terminal.text().count(" finished: ") == 2, 180, "both jobs to end on the terminal")
+
+    # THEN the terminal has a line for each job's start and end and one for the refusal …
+    shown = terminal.text().split("Ctrl-C stops everything.", 1)[1]
+    lines = [line for line in shown.splitlines() if line.strip()]
+    assert (
+        len([line for line in lines if re.fullmatch(r"job [0-9a-f]{32} started: uploads/\w+\.csv \(\S+ bytes\)", line)])
+        == 2
+    )
+    assert any(
+        re.fullmatch(r"job [0-9a-f]{32} finished: COMPLETE: 50 rows, 50 valid, 0 rejected", line) for line in lines
+    )
+    assert any(re.fullmatch(r"job [0-9a-f]{32} finished: FAILED: incomplete header: .*", line) for line in lines)
+    assert any(line.startswith("[iam] refused a request signed with") for line in lines)
+    assert len(lines) == 5, shown
+    # … and every line is still in the log files.
+    assert "START RequestId:" in stack.log("producer") and "REPORT RequestId:" in stack.log("worker")
+    assert '"message":"chunk written"' in stack.log("worker")
+
+
+# --- 9: the banner's next steps, and its line for every log line, work when copied -------------------
+
+
+def _hinted(banner: str, marker: str) -> list[str]:
+    """The command lines the banner prints after the line holding `marker` (indented, up to a blank line)."""
+    after = banner.split(marker, 1)[1].split("\n", 1)[1]
+    return [line.strip() for line in after.split("\n\n", 1)[0].splitlines()]
+
+
+def _run_hint(line: str, state_root: Path) -> LocalStackProcess:
+    """Start the stack with a command line the banner printed, exactly as printed; returns once ready."""
+    assert str(state_root) in line  # the hint keeps this test's state folder: it runs no stack of the user's
+    console = state_root / "hinted.txt"
+    with console.open("wb") as sink:
+        process = subprocess.Popen(shlex.split(line), cwd=REPO_ROOT, stdout=sink, stderr=subprocess.STDOUT)
+    running = LocalStackProcess(process, "dev", state_root, console)
+
+    def ready() -> dict[str, Any] | None:
+        assert process.poll() is None, running.console_text()
+        outputs = state_root / "dev" / "outputs.json"
+        return json.loads(outputs.read_text())["outputs"] if outputs.exists() else None
+
+    try:
+        running.outputs = wait_for(ready, COMMAND_TIMEOUT_SECONDS, f"{line} to start", interval=0.5)
+    except BaseException:
+        stop_local(running)
+        raise
+    return running
+
+
+def test_the_banners_next_steps_and_every_line_hint_work_when_copied(tmp_path: Path) -> None:
+    first = start_local(tmp_path)
+    assert stop_local(first) == 0
+    banner = first.console_text()
+    next_steps = _hinted(banner, "Next, Ctrl-C and start again")
+    every_line = re.search(r"every line here: (.+)\)\. Ctrl-C stops everything\.", banner)
+    assert every_line is not None, banner
+    assert any("--set apiAuth=iam" in line for line in next_steps), banner
+    assert any("--revoke worker=WriteUsers" in line for line in next_steps), banner
+
+    for line in next_steps:
+        running = _run_hint(line, tmp_path)
+        try:
+            if "--set apiAuth=iam" in line:  # the setting took: the API wants signatures, not keys
+                assert "apiKey" not in running.outputs
+                assert running.api("/users?limit=1", key=None).status == 403
+        finally:
+            assert stop_local(running) == 0
+
+    running = _run_hint(every_line.group(1), tmp_path)
+    try:
+        assert running.api("/users?limit=1").status == 200
+        wait_for(lambda: "] REPORT RequestId:" in running.console_text(), 30, "the query's log lines on the console")
+    finally:
+        assert stop_local(running) == 0
+    assert not local_processes(str(tmp_path))
+
+
+# --- 5 and 6: a port in use names the option to change, as a command that works; a port out of range --
+
+
+@contextlib.contextmanager
+def taken_port() -> Iterator[int]:
+    """A port of 127.0.0.1 some other program listens on."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
+
+
+def port_error(stderr: str) -> str:
+    """The one line that says why start-up stopped (after the line that says it starts)."""
+    lines = [line for line in stderr.splitlines() if not line.startswith(("local mode: starting", "make: *** "))]
+    assert len(lines) == 1 and lines[0].startswith("error: port "), stderr
+    assert "[Errno" not in lines[0]
+    return lines[0]
+
+
+def start_hint(error: str) -> str:
+    """The command line a port-in-use error says to run instead."""
+    return error.split("(0: any free one): ", 1)[1]
+
+
+@pytest.mark.parametrize(("option", "what"), [("--port", "the API"), ("--emulator-port", "the emulator")])
+def test_a_port_in_use_says_which_option_sets_it_as_a_command_that_works(
+    tmp_path: Path, option: str, what: str
+) -> None:
+    with taken_port() as port:
+        refused = ingest("local", "up", "--port", "0", option, str(port), "--state-dir", str(tmp_path))
+    assert refused.returncode == 2, refused.stderr
+    error = port_error(refused.stderr)
+    assert error.startswith(f"error: port {port} on 127.0.0.1 is in use: {what} cannot listen there;")
+
+    hint = start_hint(error)
+
+    assert f"{option} 0" in hint
+    assert stop_local(_run_hint(hint, tmp_path)) == 0
+    assert not local_processes(str(tmp_path))
+
+
+def test_under_make_up_a_port_in_use_says_make_up_port_n(tmp_path: Path) -> None:
+    # `make up` as the user runs it, but never (re)building the venv the tests run in (`-o`: "do not
+    # remake the file", https://www.gnu.org/software/make/manual/make.html#Options-Summary).
+    make = ["make", "--no-print-directory", "-o", ".venv/.installed"]
+    with taken_port() as port:
+        refused = subprocess.run(
+            [*make, "up", f"PORT={port}", f"ARGS=--state-dir {tmp_path}"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_SECONDS,
+        )
+    assert refused.returncode != 0
+
+    hint = start_hint(port_error(refused.stderr))  # make adds a line of its own: the recipe failed
+
+    assert hint == f"make up PORT=0 ARGS='--state-dir {tmp_path}'"
+    started = subprocess.Popen(
+        [*make, *shlex.split(hint)[1:]],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: (tmp_path / "dev" / "outputs.json").exists(), COMMAND_TIMEOUT_SECONDS, "make up to start")
+    finally:
+        os.killpg(started.pid, signal.SIGTERM)  # make and the command it runs, as Ctrl-C reaches both
+        started.communicate(timeout=60)
+    assert not local_processes(str(tmp_path))
+
+
+@pytest.mark.parametrize("option", ["--port", "--emulator-port"])
+def test_a_port_out_of_range_is_one_line_and_exit_2(tmp_path: Path, option: str) -> None:
+    refused = ingest("local", "up", option, "99999", "--state-dir", str(tmp_path))
+
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1 and refused.stderr.startswith("error: "), refused.stderr
+    assert "'99999': expected a port from 0 (any free one) to 65535" in refused.stderr
