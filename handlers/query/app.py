@@ -37,7 +37,12 @@ from handlers.common.validation import InvalidValue, normalize_email
 from handlers.query.routes import GET_RESOURCES, PRIVATE_HEADERS
 from handlers.query.tokens import BY_EMAIL, BY_UPLOAD_TIME, InvalidToken, PageKey, decode_token, encode_token
 
-DEFAULT_LIMIT, MAX_LIMIT = 25, 100
+# A page of at most 500: a full listing goes in few requests, each costing the same whatever it holds,
+# and a page stays within what a synchronous invocation may answer (6 MB,
+# https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html) however its fields are
+# escaped: at worst about 10 KB a user, and a Scan reads at most 1 MB a call
+# (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Scan.html).
+DEFAULT_LIMIT, MAX_LIMIT = 25, 500
 USER_FIELDS = ("email", "name", "phone", "updatedAt", "uploadedAt", "sourceKey", "jobId", "row")
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 # The API's resources that serve GET (infra/api.py declares them, each with `ANY` beside its GET):

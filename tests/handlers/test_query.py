@@ -84,10 +84,21 @@ def test_default_page_size_is_25(deployment):
 
 
 @pytest.mark.parametrize("path", ["/users", "/jobs"])
-@pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "2.5", "²", "①", "0010"])
-def test_limit_outside_1_to_100_is_400(loaded, path, limit):
+@pytest.mark.parametrize("limit", ["0", "501", "-1", "ten", "2.5", "²", "①", "0010"])
+def test_limit_outside_1_to_500_is_400(loaded, path, limit):
     status, body, _ = loaded.api(path, query={"limit": limit})
-    assert status == 400 and "limit must be a whole number from 1 to 100" in body["message"]
+    assert status == 400 and "limit must be a whole number from 1 to 500" in body["message"]
+
+
+def test_a_full_listing_goes_in_pages_of_up_to_500(deployment):
+    # `ingest list --all` asks for the largest page the API serves: a request costs the same for 1 user
+    # or 500 (issue 19, item 7).
+    deployment.upload("uploads/many.csv", "name,mail\n" + "".join(f"U{i},u{i}@example.com\n" for i in range(501)))
+    assert deployment.drain() == []
+    status, first, _ = deployment.api("/users", query={"limit": "500"})
+    assert (status, first["count"]) == (200, 500) and first["nextToken"] is not None
+    status, last, _ = deployment.api("/users", query={"limit": "500", "startKey": first["nextToken"]})
+    assert (status, last["count"], last["nextToken"]) == (200, 1, None)
 
 
 @pytest.mark.parametrize(

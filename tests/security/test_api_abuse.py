@@ -28,7 +28,7 @@ from tests.local.support import ApiResponse, LocalStackProcess, csv_bytes, http,
 SECTION = "API abuse"
 ROUTES = ("/users", "/users/someone%40example.com", "/jobs", "/jobs/" + "0" * 32)
 BAD_KEYS: tuple[str | None, ...] = (None, "", "not-a-key", "A" * 40)
-LIMITS = ("0", "-1", "101", "99999999999999999999", "-99999999999999999999", "ten", "2.5", "1e2", "0x10", " 5", "①")
+LIMITS = ("0", "-1", "501", "99999999999999999999", "-99999999999999999999", "ten", "2.5", "1e2", "0x10", " 5", "①")
 ODD_EMAILS = (
     "nul%00user@example.com",  # NUL
     "%E2%80%AEmoc.elpmaxe@user",  # right-to-left override
@@ -83,7 +83,7 @@ PROOFS = [
         injected=f"limit = {', '.join(repr(v) for v in LIMITS)} on /users and /jobs",
         held="every request 400 with a JSON message naming the rule, never the value",
         figures={"requests": 2 * len(LIMITS)},
-        test="test_a_limit_outside_1_to_100_is_400",
+        test="test_a_limit_outside_1_to_500_is_400",
     ),
     Proof(
         "SECURITY",
@@ -215,15 +215,15 @@ def test_no_key_or_a_wrong_key_is_403(local: LocalStackProcess) -> None:
     assert sent == PROOF["test_no_key_or_a_wrong_key_is_403"].figures["requests"]
 
 
-def test_a_limit_outside_1_to_100_is_400(local: LocalStackProcess) -> None:
+def test_a_limit_outside_1_to_500_is_400(local: LocalStackProcess) -> None:
     sent = 0
     for path in ("/users", "/jobs"):
         for limit in LIMITS:
             response = send(local, f"{path}?limit={quote(limit)}")
             sent += 1
             message = assert_refused(response, 400, never_repeats=limit.strip() if len(limit.strip()) > 2 else "")
-            assert message == "limit must be a whole number from 1 to 100"
-    assert sent == PROOF["test_a_limit_outside_1_to_100_is_400"].figures["requests"]
+            assert message == "limit must be a whole number from 1 to 500"
+    assert sent == PROOF["test_a_limit_outside_1_to_500_is_400"].figures["requests"]
 
 
 def _b64(raw: bytes) -> str:
