@@ -12,10 +12,13 @@ console shows, of each line:
   service's failed deliveries and retries, S3's dropped notifications, the API's 5xx answers);
 - else nothing: START/END/REPORT, INFO lines, metrics, the API's ordinary requests stay in the files.
 
-A function's structured lines are the JSON objects Powertools for AWS Lambda writes, one a line,
-with `level` and `message` (https://docs.powertools.aws.dev/lambda/python/latest/core/logger/); Lambda's
-own JSON log format names the level `WARN` where Python's logging says `WARNING`
-(https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-advanced.html).
+A function's structured lines are JSON objects with a `level` key: Powertools for AWS Lambda writes
+`level`, `location`, `message`, `timestamp` and the function's keys ("Standard structured keys",
+https://docs.powertools.aws.dev/lambda/python/latest/core/logger/), and Lambda reads a line's level
+from its `level` key, with levels TRACE, DEBUG, INFO, WARN, ERROR and FATAL, INFO where it is missing
+(https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html,
+https://docs.aws.amazon.com/lambda/latest/api/API_LoggingConfig.html); Python's logging says WARNING
+and CRITICAL.
 """
 
 from __future__ import annotations

@@ -315,8 +315,9 @@ def test_a_port_in_use_says_which_option_sets_it_as_a_command_that_works(
 
 
 def test_under_make_up_a_port_in_use_says_make_up_port_n(tmp_path: Path) -> None:
-    # `make up` as the user runs it, but never (re)building the venv the tests run in (`-o`: "do not
-    # remake the file", https://www.gnu.org/software/make/manual/make.html#Options-Summary).
+    # `make up` as the user runs it, but never (re)building the venv the tests run in (`-o FILE` marks
+    # it old: "the file itself will not be remade",
+    # https://www.gnu.org/software/make/manual/html_node/Avoiding-Compilation.html).
     make = ["make", "--no-print-directory", "-o", ".venv/.installed"]
     with taken_port() as port:
         refused = subprocess.run(
