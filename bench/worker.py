@@ -445,7 +445,8 @@ def render(result: Result) -> str:
     intro = (
         f"The worker's code in its function host (the {result['stack']} stack: up to {result['concurrency']}"
         f" invocations at once, {result['batch_size']} messages of {result['rows_per_message']} rows each;"
-        f" per invocation, its hints read by BatchGetItem and its rows written by PartiQL statements,"
+        f" per invocation, its hints read by BatchGetItem when they pay (a job's first chunk in an environment,"
+        " and the next ones while its emails are found stored) and its rows written by PartiQL statements,"
         f" {result['max_statements']} to a BatchExecuteStatement, {result['writers']} calls in flight) writing"
         f" {result['rows']:,} rows in {result['chunks']} chunks packed by the producer's code, into the emulator;"
         f" median of {result['runs']} runs, warm environments. Each run writes one file twice: into a table"

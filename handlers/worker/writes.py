@@ -6,8 +6,9 @@ Two steps, every write conditional:
    eventually consistent: a hint may be stale, the writes' conditions decide). A row whose very version
    is stored was written by an earlier delivery: written. A row older than the stored version is
    superseded without a write: it costs half a read unit, where a failed condition costs a write unit.
-   Read when they pay (`Presence`): when most of the environment's last chunk's emails were new, the
-   rows go out as INSERTs without hints, and the few stored ones answer `DuplicateItem`.
+   Read when they pay (`Presence`): when most of the emails of the job's last chunk this environment
+   wrote were new, the rows go out as INSERTs without hints, and the few stored ones answer
+   `DuplicateItem`.
 2. Writes. PartiQL `BatchExecuteStatement`, at most 25 statements a call, calls in parallel: `INSERT`
    for an email believed absent (DynamoDB refuses it with `DuplicateItem` if the key exists), `UPDATE …
    WHERE email = ? AND (LATEST_WINS)` for one believed older or planted. Each statement succeeds or fails
@@ -17,6 +18,7 @@ Two steps, every write conditional:
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -231,12 +233,13 @@ HINTS_WORTH_READING_FROM = 0.1
 
 @dataclass
 class Presence:
-    """How many of its emails the table held for the environment's last chunk: whether hints pay.
+    """How many of its emails the table held for a job's last chunk this environment wrote: whether
+    hints pay for the job's next one.
 
-    An environment's first chunk reads them (nothing is known). A chunk read with hints learns it from
-    them, one written without from its `DuplicateItem`s. The chunks of one file, and of files uploaded
-    together, are alike: a new file's emails are new, a corrected file's are stored. Only the cost
-    depends on it: every write is conditional either way."""
+    A job's first chunk in an environment reads them (nothing is known). A chunk read with hints learns
+    it from them, one written without from its `DuplicateItem`s. The chunks of one file are alike: a new
+    file's emails are new, a corrected file's are stored; another file says nothing of this one. Only
+    the cost depends on it: every write is conditional either way."""
 
     fraction: float = 1.0
 
@@ -247,6 +250,22 @@ class Presence:
     def observe(self, rows: int, stored: int) -> None:
         if rows:
             self.fraction = stored / rows
+
+
+class JobPresence:
+    """Each job's `Presence`, for the `capacity` jobs this environment wrote last (the oldest forgotten:
+    a job met again after that starts over, reading hints)."""
+
+    def __init__(self, capacity: int = 256) -> None:
+        self._jobs: OrderedDict[str, Presence] = OrderedDict()
+        self._capacity = capacity
+
+    def of(self, job_id: str) -> Presence:
+        presence = self._jobs.pop(job_id, None) or Presence()
+        self._jobs[job_id] = presence
+        if len(self._jobs) > self._capacity:
+            self._jobs.popitem(last=False)
+        return presence
 
 
 @dataclass
@@ -289,23 +308,24 @@ class UserWriter:
     def __init__(self, client: Any, table: str, executor: ThreadPoolExecutor) -> None:
         self._client, self._table, self._executor = client, table, executor
         self._statements = Statements.for_table(table)
-        self.presence = Presence()
+        self.presence = JobPresence()
 
     def write(self, chunk: Chunk, seconds_left: Callable[[], float], retries: RetryCounter) -> WriteOutcome:
         rows, superseded = latest_rows(chunk)
         now_ms = int(time.time() * 1000)
         values = ChunkValues(chunk, now_ms)
         versions = [(row, chunk.version_of(row)) for row in rows]
-        read_hints = self.presence.read_hints
+        presence = self.presence.of(chunk.jobId)
+        read_hints = presence.read_hints
         if read_hints:
             stored = self._stored_versions([row.email for row in rows], seconds_left, retries)
-            self.presence.observe(len(rows), len(stored))
+            presence.observe(len(rows), len(stored))
             planned = _plan(versions, stored, values.far_future)
         else:  # most emails were new last time: each an INSERT, a stored one learnt from its DuplicateItem
             planned = _Plan(again=[_Write(row, version, insert=True) for row, version in versions])
         done = self._execute(planned.again, values, seconds_left, retries)
         if not read_hints:
-            self.presence.observe(len(rows), done.duplicates)
+            presence.observe(len(rows), done.duplicates)
         written, superseded = planned.written + done.written, superseded + planned.superseded + done.superseded
         return WriteOutcome(written=written, superseded=superseded)
 

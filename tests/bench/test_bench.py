@@ -92,10 +92,10 @@ def test_inputs_numbered_from_elsewhere_share_no_email_and_keep_their_names() ->
 def test_the_worker_benchmark_writes_every_row_by_one_statement_fresh_and_present(tiny_run: Path) -> None:
     # The same emails uploaded twice: first into a table without them (every row an INSERT), then a newer
     # version of each (every row an UPDATE); the ceiling sends one UPDATE per row too. None by PutItem.
-    # A chunk reads its hints (a key per row) only if most of its environment's last chunk's emails were
-    # stored (writes.Presence); one sent without them learns a stored email from its INSERT's DuplicateItem,
-    # then sends its UPDATE. So a fresh row takes one statement, and a present one a hint or a DuplicateItem
-    # before its UPDATE.
+    # A chunk reads its hints (a key per row) only if most of the emails of its job's last chunk in its
+    # environment were stored, or it is the job's first there (writes.Presence); one sent without them
+    # learns a stored email from its INSERT's DuplicateItem, then sends its UPDATE. So a fresh row takes
+    # one statement, and a present one a hint or a DuplicateItem before its UPDATE.
     worker = json.loads(tiny_run.read_text())["benchmarks"]["worker"]
     fresh, present, rows = worker["cases"]["fresh"], worker["cases"]["present"], worker["rows"]
 

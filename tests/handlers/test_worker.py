@@ -32,7 +32,7 @@ from handlers.common.dynamo import plain
 from handlers.common.signing import JobKeys
 from handlers.common.validation import normalize_email
 from handlers.worker.admission import check_against_job, check_rows
-from handlers.worker.writes import Presence
+from handlers.worker.writes import JobPresence
 from infra.tables import RECENT_JOBS
 from tests.handlers.harness import FakeContext, Faulty, first, throttling
 from tests.handlers.test_signals import emf
@@ -723,7 +723,7 @@ def test_a_statement_error_that_is_not_retryable_fails_the_chunk_naming_its_code
 
 def new_environment(deployment) -> None:
     """The worker as a new environment finds the table: knowing nothing of it, so it reads hints."""
-    deployment.worker.writer.presence = Presence()
+    deployment.worker.writer.presence = JobPresence()
 
 
 def test_a_chunk_that_failed_halfway_is_counted_whole_when_delivered_again(deployment, monkeypatch):
@@ -1016,44 +1016,72 @@ def test_a_chunks_calls_are_sent_concurrently_within_the_pool(deployment, monkey
     assert len(deployment.users()) == CHUNK_ROWS
 
 
-def test_after_a_chunk_of_new_emails_the_next_is_written_without_hints(deployment, monkeypatch):
-    # Reading hints costs half a read unit a row whatever is stored: when the last chunk's emails were
-    # all new, the next chunk's rows go out as INSERTs at once (8 requests for 200 rows, no read).
+def new_rows_body(name: str) -> str:
+    """CHUNK_ROWS rows of emails rows_body's are not (n0…n199@example.com)."""
+    return HEADER + "".join(f"{name} {i},n{i}@example.com,\n" for i in range(CHUNK_ROWS))
+
+
+def then(first: str, second: str) -> str:
+    """Two bodies as one file: `first`'s rows, then `second`'s."""
+    return first + second.removeprefix(HEADER)
+
+
+def test_after_a_chunk_of_new_emails_the_jobs_next_is_written_without_hints(deployment, monkeypatch):
+    # Reading hints costs half a read unit a row whatever is stored: once a job's chunk found its emails
+    # all new, the job's next chunk goes out as INSERTs at once (8 requests for 200 rows, no read).
     deployment.set_rows_per_message(CHUNK_ROWS)
-    deployment.upload("uploads/a.csv", rows_body("A"))
-    assert deployment.drain() == []
-    body = HEADER + "".join(f"B {i},b{i}@example.com,\n" for i in range(CHUNK_ROWS))
+    body = then(new_rows_body("N"), HEADER + "".join(f"B {i},b{i}@example.com,\n" for i in range(CHUNK_ROWS)))
     job_id = deployment.upload("uploads/b.csv", body)
+    recorded = record_writes(deployment, monkeypatch)
+
+    assert deployment.drain(batch_size=1) == []
+
+    assert len(deployment.users()) == 2 * CHUNK_ROWS
+    job = deployment.job(job_id)
+    assert (job["status"], job["rowsWritten"], job["rowsSuperseded"]) == ("COMPLETE", 2 * CHUNK_ROWS, 0)
+    assert recorded.operations() == {"batch_get_item": 2, "batch_execute_statement": 16}
+
+
+def test_a_jobs_first_chunk_reads_hints_whatever_another_jobs_found(deployment, monkeypatch):
+    # Another file says nothing of this one: a corrected file uploaded after a new one has its hints read,
+    # so its stored rows go out as UPDATEs at once (10 requests), not as INSERTs refused one by one.
+    deployment.set_rows_per_message(CHUNK_ROWS)
+    upload_dated(deployment, "uploads/a.csv", rows_body("A"), 0)
+    assert deployment.drain() == []
+    upload_dated(deployment, "uploads/n.csv", new_rows_body("N"), 100)
+    assert deployment.drain() == []  # its emails were all new: its environment would skip hints for it
+    corrected = upload_dated(deployment, "uploads/c.csv", rows_body("C"), 200)
     recorded = record_writes(deployment, monkeypatch)
 
     assert deployment.drain() == []
 
-    assert len(deployment.users()) == 2 * CHUNK_ROWS
-    job = deployment.job(job_id)
-    assert (job["status"], job["rowsWritten"], job["rowsSuperseded"]) == ("COMPLETE", CHUNK_ROWS, 0)
-    assert recorded.operations() == {"batch_execute_statement": 8}
+    assert recorded.operations() == {"batch_get_item": 2, "batch_execute_statement": 8}
+    assert (deployment.job(corrected)["rowsWritten"], deployment.job(corrected)["rowsSuperseded"]) == (CHUNK_ROWS, 0)
 
 
 def test_stored_rows_met_without_hints_are_updated_or_superseded_and_the_hints_come_back(deployment, monkeypatch):
-    # After a chunk of new emails (no hints next), a newer upload of the same emails: every INSERT meets
-    # its stored item (DuplicateItem) and becomes an UPDATE under LATEST_WINS; an older upload delivered
-    # last then has its rows superseded, its hints read again since the table held every email.
+    # A job whose first chunk's emails were new sends its second without hints: every INSERT of a stored
+    # email meets DuplicateItem and becomes an UPDATE under LATEST_WINS. An older upload delivered last
+    # has its own first chunk's hints read: its rows are superseded without a write.
     deployment.set_rows_per_message(CHUNK_ROWS)
     upload_dated(deployment, "uploads/a.csv", rows_body("A"), 0)
     assert deployment.drain() == []
     older = upload_dated(deployment, "uploads/b.csv", rows_body("B"), 300)
     older_messages = deployment.receive_all()
-    newer = upload_dated(deployment, "uploads/c.csv", rows_body("C"), 600)
+    newer = upload_dated(deployment, "uploads/c.csv", then(new_rows_body("N"), rows_body("C")), 600)
     recorded = record_writes(deployment, monkeypatch)
 
-    assert deployment.drain() == []
-    assert recorded.operations() == {"batch_execute_statement": 16}  # 8 of INSERTs, 8 of UPDATEs
+    assert deployment.drain(batch_size=1) == []
+    # the first chunk: 2 reads and 8 calls of INSERTs; the second: 8 of INSERTs, then 8 of UPDATEs
+    assert recorded.operations() == {"batch_get_item": 2, "batch_execute_statement": 24}
     assert deployment.deliver(older_messages) == []
 
-    assert {item["name"] for item in deployment.users().values()} == {f"C {i}" for i in range(CHUNK_ROWS)}
-    assert (deployment.job(newer)["rowsWritten"], deployment.job(newer)["rowsSuperseded"]) == (CHUNK_ROWS, 0)
+    assert {item["name"] for email, item in deployment.users().items() if email.startswith("u")} == {
+        f"C {i}" for i in range(CHUNK_ROWS)
+    }
+    assert (deployment.job(newer)["rowsWritten"], deployment.job(newer)["rowsSuperseded"]) == (2 * CHUNK_ROWS, 0)
     assert (deployment.job(older)["rowsWritten"], deployment.job(older)["rowsSuperseded"]) == (0, CHUNK_ROWS)
-    assert recorded.operations() == {"batch_execute_statement": 16, "batch_get_item": 2}
+    assert recorded.operations() == {"batch_get_item": 4, "batch_execute_statement": 24}
 
 
 def test_rows_met_without_hints_are_written_by_an_invocation_already_past_its_margin(deployment):
@@ -1063,14 +1091,17 @@ def test_rows_met_without_hints_are_written_by_an_invocation_already_past_its_ma
     deployment.set_rows_per_message(CHUNK_ROWS)
     upload_dated(deployment, "uploads/a.csv", rows_body("A"), 0)
     assert deployment.drain() == []
-    newer = upload_dated(deployment, "uploads/b.csv", rows_body("B"), 300)
-    [message] = deployment.receive_all()
+    newer = upload_dated(deployment, "uploads/b.csv", then(new_rows_body("N"), rows_body("B")), 300)
 
-    inside_margin = FakeContext(function_name="worker", remaining_ms=1_500)
-    assert deployment.deliver([message], inside_margin) == []
+    by_chunk = sorted(deployment.receive_all(), key=lambda message: json.loads(message["Body"])["chunk"])
+    for message in by_chunk:  # the new emails (hints read: none stored), then the stored ones (no hints)
+        inside_margin = FakeContext(function_name="worker", remaining_ms=1_500)
+        assert deployment.deliver([message], inside_margin) == []
 
-    assert {item["name"] for item in deployment.users().values()} == {f"B {i}" for i in range(CHUNK_ROWS)}
-    assert (deployment.job(newer)["rowsWritten"], deployment.job(newer)["rowsSuperseded"]) == (CHUNK_ROWS, 0)
+    assert {item["name"] for email, item in deployment.users().items() if email.startswith("u")} == {
+        f"B {i}" for i in range(CHUNK_ROWS)
+    }
+    assert (deployment.job(newer)["rowsWritten"], deployment.job(newer)["rowsSuperseded"]) == (2 * CHUNK_ROWS, 0)
 
 
 def test_an_items_times_are_written_as_the_jobs_are_utc_with_z(deployment):
