@@ -3,7 +3,7 @@
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env
 
-from infra.config import load_config
+from infra.config import ConfigError, load_config
 from infra.pipeline import Pipeline, PipelineArgs
 
 NAMESPACE = "csv-ingest"
@@ -11,9 +11,20 @@ NAMESPACE = "csv-ingest"
 # PULUMI_CONFIG (what get_config_env reads; Pulumi's Python language host sets it), mocks through
 # set_all_config (CONFIG). Ours are validated whole: a misspelled one must not go unread.
 stack_keys = {*CONFIG.get(), *get_config_env()}
-config = load_config(
-    pulumi.Config(NAMESPACE).get, [key.split(":", 1)[1] for key in stack_keys if key.startswith(f"{NAMESPACE}:")]
-)
+
+
+class SettingsRefused(ConfigError, pulumi.RunError):
+    """A stack setting refused. A `RunError`: `pulumi up` ends with its message alone, no traceback
+    (https://www.pulumi.com/docs/reference/pkg/python/pulumi/#pulumi.RunError); a `ConfigError`: local
+    mode, which runs this program itself, reports it as one line like every other."""
+
+
+try:
+    config = load_config(
+        pulumi.Config(NAMESPACE).get, [key.split(":", 1)[1] for key in stack_keys if key.startswith(f"{NAMESPACE}:")]
+    )
+except ConfigError as refused:
+    raise SettingsRefused(str(refused)) from None
 pipeline = Pipeline(
     "csv-ingest",
     PipelineArgs(config=config, tags={"project": "csv-ingest", "stack": pulumi.get_stack()}),

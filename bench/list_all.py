@@ -59,7 +59,7 @@ def reference(stack: BenchStack) -> dict[str, Any]:
     """The same users in pages of `MAX_PAGE`, as the command read them before."""
     api = stack.target.api()
     log = LogSpan(stack.log_file(stack.functions.query.name))
-    seconds, users = timed(lambda: sum(1 for _ in api.pages("/users", MAX_PAGE, all_pages=True)))
+    seconds, users = timed(lambda: sum(1 for _ in api.all_items("/users", MAX_PAGE)))
     return {"seconds": seconds, "users": users, "pages": log.runs().invocations}
 
 

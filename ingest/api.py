@@ -116,10 +116,9 @@ class ApiClient:
     def _page_response(self, path: str, limit: int, start: str | None = None) -> ApiResponse:
         return self.get(path, {"limit": str(limit), **({"startKey": start} if start else {})})
 
-    def all_items(self, path: str) -> Iterator[dict[str, Any]]:
-        """Every item of a listing route, in pages of `LISTING_PAGE` (of `MAX_PAGE` from an API that
-        serves no larger ones), following `nextToken` as `startKey`."""
-        limit = LISTING_PAGE
+    def all_items(self, path: str, limit: int = LISTING_PAGE) -> Iterator[dict[str, Any]]:
+        """Every item of a listing route, in pages of `limit` (of `MAX_PAGE` from an API that serves no
+        larger ones), following `nextToken` as `startKey`."""
         first = self._page_response(path, limit)
         if first.status == 400 and limit > MAX_PAGE:
             limit = MAX_PAGE
@@ -130,16 +129,6 @@ class ApiClient:
             if not page.next_token:
                 return
             page = self.page(path, limit, page.next_token)
-
-    def pages(self, path: str, limit: int, all_pages: bool) -> Iterator[dict[str, Any]]:
-        """The items of the first page of `limit`, or of every page (following `nextToken` as `startKey`)."""
-        start: str | None = None
-        while True:
-            page = self.page(path, limit, start)
-            yield from page.items
-            if not all_pages or not page.next_token:
-                return
-            start = page.next_token
 
 
 def _page(response: ApiResponse, path: str) -> Page:

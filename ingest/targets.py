@@ -75,10 +75,7 @@ class Target:
         when it is not the default: a hint must reach the stack the user chose)."""
         if not self.local:
             return shlex.join(["--stack", self.stack])
-        words = ["--local", "--stack", self.stack]
-        if self.state_root.resolve() != STATE_ROOT.resolve():
-            words += ["--state-dir", str(self.state_root)]
-        return shlex.join(words)
+        return shlex.join(["--local", *stack_words(self.stack, self.state_root)])
 
     def client(self, service: str) -> Any:
         """A boto3 client of `service` in the stack's region (one per service, reused)."""
@@ -132,11 +129,25 @@ def resolve_target(options: argparse.Namespace) -> Target:
     return deployed_target(options.stack)
 
 
+def stack_words(stack: str, state_root: Path) -> list[str]:
+    """`--stack` for a local stack, and `--state-dir` when its state is not in the default folder: what
+    a hint's command needs to reach the stack the user chose."""
+    return ["--stack", stack, *state_dir_words(state_root)]
+
+
+def state_dir_words(state_root: Path) -> list[str]:
+    """`--state-dir` when `state_root` is not the default folder; nothing when it is."""
+    return ["--state-dir", str(state_root)] if Path(state_root).resolve() != STATE_ROOT.resolve() else []
+
+
 def local_target(stack: str, state_root: Path = STATE_ROOT) -> Target:
     running = running_outputs(stack, state_root)
     if running is None:
+        from ingest.output import command  # here: ingest.output imports this module's TargetError
+
         raise TargetError(
-            f"stack {stack} is not running locally: start it with `python -m ingest local up --stack {stack}`"
+            f"stack {stack} is not running locally: start it with"
+            f" `{command('local', 'up', *stack_words(stack, state_root))}`"
         )
     outputs = running.outputs
     return Target(

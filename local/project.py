@@ -3,6 +3,7 @@ the command line's everyday commands start fast."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,16 @@ from infra.config import ConfigError
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT: str = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())["name"]
 """The project's name, as `pulumi` reads it from Pulumi.yaml (the namespace of its config keys)."""
+# "Stack names may only contain alphanumeric characters, hyphens, underscores, or periods"
+# (https://www.pulumi.com/docs/iac/concepts/stacks/).
+STACK_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def stack_settings(stack: str) -> dict[str, Any]:
-    """The `config:` map of `Pulumi.<stack>.yaml`; fails naming the file if there is none."""
+    """The `config:` map of `Pulumi.<stack>.yaml`; fails naming the file if there is none, or if `stack`
+    is not a stack's name (it names state folders and locks too: `dev/`, `..` or `` must never reach them)."""
     path = REPO_ROOT / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
+    if not STACK_NAME.fullmatch(stack) or stack in (".", "..") or not path.is_file():
         stacks = sorted(p.name.split(".")[1] for p in REPO_ROOT.glob("Pulumi.*.yaml"))
         raise FileNotFoundError(f"no stack {stack!r}: {path.name} does not exist (stacks: {', '.join(stacks)})")
     return dict((yaml.safe_load(path.read_text()) or {}).get("config") or {})

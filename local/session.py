@@ -203,6 +203,8 @@ class LocalStack:
         """Held while start-up adds a part `stop()` must end, and by `stop()` as it begins (`_adding`)."""
         self._pump: threading.Thread | None = None
         self._lock: int | None = None
+        self.published = False
+        """Its outputs are written: the stack is ready for users and tools (`outputs.json`)."""
         """The stack's lock (`local.state.hold_stack`) once held: the state folder is this process's."""
 
     # --- start-up ---------------------------------------------------------------------------------
@@ -213,10 +215,11 @@ class LocalStack:
         began = time.monotonic()
         options = self.options
         seal_environment()
+        # The stack first: its name names the lock and the folder claimed (`dev/`, `..` must never).
+        settings = stack_settings(options.stack)  # fails naming the stacks there are
         with self._adding():
             self._claim_state_dir()
             self.logs = LogSink(self.state / "logs", self.console)
-        settings = stack_settings(options.stack)  # fails naming the stacks there are
         region = stack_region(options.stack, {**settings, **options.overrides})
         with self._adding():
             self.emulator = Emulator(region)
@@ -242,6 +245,7 @@ class LocalStack:
         outputs = self._outputs(deployment)
         with self._adding():  # not after stop() removed it: a state file says the stack runs
             self._write_state(outputs, deployment.plan.secret_outputs)
+            self.published = True
         created = [(r.type, r.name) for r in deployment.plan.resources if r.custom]
         emulated = {(t, n) for t, n, _ in deployment.not_emulated}
         return Started(

@@ -109,7 +109,7 @@ def _run_jobs(options: argparse.Namespace, parser: argparse.ArgumentParser, out:
 
 
 def show_jobs(target: Target, limit: int, as_json: bool, out: TextIO) -> int:
-    items = list(target.api().pages("/jobs", limit, all_pages=False))
+    items = target.api().page("/jobs", limit).items
     if as_json:
         print_json(items, out)
     elif not items:

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from infra.config import ConfigError
 from ingest.job_lines import JobSummary
+from ingest.output import command
+from ingest.targets import stack_words, state_dir_words
 from local.state import STATE_ROOT, running_outputs
 
 if TYPE_CHECKING:
@@ -88,17 +90,15 @@ class UpCommand:
         words += [w for item in self.revokes for w in ("--revoke", item)]
         if self.retry_delays is not None:
             words += ["--retry-delays", ",".join(f"{delay:g}" for delay in self.retry_delays)]
-        if Path(self.state_root).resolve() != STATE_ROOT.resolve():
-            words += ["--state-dir", str(self.state_root)]
-        return words
+        return words + state_dir_words(self.state_root)
 
     def _line(self, explicit: set[str]) -> str:
-        words = [_interpreter(), "-m", "ingest", "local", "up", "--stack", self.stack, "--port", str(self.port)]
+        words = ["local", "up", "--stack", self.stack, "--port", str(self.port)]
         if self.emulator_port or "emulator_port" in explicit:
             words += ["--emulator-port", str(self.emulator_port)]
         if self.logs:
             words += ["--logs", ",".join(self.logs)]
-        return shlex.join([*words, *self._options()])
+        return command(*words, *self._options())
 
     def _make_line(self, explicit: set[str]) -> str:
         """`make up` with the variables that differ from the Makefile's defaults (the same as the
@@ -390,11 +390,14 @@ def up(options: LocalOptions, out: TextIO, command: UpCommand | None = None) -> 
         out.flush()
         wait_for_interrupt()
     except KeyboardInterrupt:
+        # Ready once its outputs are written (what users and tools wait for), even if Ctrl-C came before
+        # start-up had handed back what it started.
+        ready = started is not None or stack.published
         print(
-            "\nlocal mode: stopping" if started else "\nlocal mode: interrupted during start-up; stopping",
+            "\nlocal mode: stopping" if ready else "\nlocal mode: interrupted during start-up; stopping",
             file=sys.stderr,
         )
-        return 0 if started else EXIT_INTERRUPTED
+        return 0 if ready else EXIT_INTERRUPTED
     except Exception as error:
         if INTERRUPTED.is_set():  # the interrupt surfaced as another error: it is still an interrupt
             print("\nlocal mode: interrupted during start-up; stopping", file=sys.stderr)
@@ -525,20 +528,7 @@ def _shown(value: Any) -> str:
 def outputs_command(options: LocalOptions, form: str) -> str:
     """`local outputs FORM` for the stack `options` started, as a line to paste in this directory: this
     interpreter, the stack, and the state folder when it is not the default one."""
-    words = [_interpreter(), "-m", "ingest", "local", "outputs", "--stack", options.stack]
-    if Path(options.state_root).resolve() != STATE_ROOT.resolve():
-        words += ["--state-dir", str(options.state_root)]
-    return shlex.join([*words, form])
-
-
-def _interpreter() -> str:
-    """This Python, relative to the working directory when it is under it (`.venv/bin/python`)."""
-    executable = Path(sys.executable)
-    try:
-        relative = executable.relative_to(Path.cwd())
-    except ValueError:
-        return str(executable)
-    return str(relative) if relative.parent != Path() else f"./{relative}"
+    return command("local", "outputs", *stack_words(options.stack, options.state_root), form)
 
 
 def _first_commands(options: LocalOptions, outputs: dict[str, Any]) -> list[str]:
@@ -599,7 +589,8 @@ def show_outputs(stack: str, state_root: Path, *, form: str, show_secrets: bool,
     running = running_outputs(stack, state_root)
     if running is None:
         print(
-            f"error: stack {stack!r} is not running locally (start it with: python -m ingest local up --stack {stack})",
+            f"error: stack {stack!r} is not running locally"
+            f" (start it with: {command('local', 'up', *stack_words(stack, state_root))})",
             file=sys.stderr,
         )
         return EXIT_NOT_RUNNING

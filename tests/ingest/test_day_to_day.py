@@ -8,13 +8,10 @@ import fcntl
 import io
 import json
 import os
-import pty
 import re
 import signal
-import struct
 import subprocess
 import sys
-import termios
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +26,7 @@ from ingest import api, output
 from ingest.output import console
 from tests.ingest.conftest import COMMAND_TIMEOUT_SECONDS, local_command, local_flags, run_ingest, user_shell, write_csv
 from tests.local.support import REPO_ROOT, LocalStackProcess
+from tests.pty_command import PtyCommand
 
 # What a shell reports for a command a closed pipe ended (128 + SIGPIPE), as for `cat` or `grep`.
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
@@ -376,50 +374,16 @@ def test_rejects_shows_the_cells_as_uploaded_and_the_report_keeps_its_spreadshee
     assert ",'+15550000007" in report and "'=HYPERLINK" in report and "'\t-2 Tabbed" in report
 
 
-class _Terminal:
-    """`python -m ingest ARGS` in a pseudo-terminal `columns` wide; what it sends, read as it comes."""
+class _Terminal(PtyCommand):
+    """`python -m ingest ARGS` in a pseudo-terminal `columns` wide."""
 
     def __init__(self, columns: int, *args: str) -> None:
-        primary, secondary = pty.openpty()
-        fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
         env = {k: v for k, v in user_shell().items() if k not in ("NO_COLOR", "COLUMNS", "LINES")}
         env["TERM"] = "xterm-256color"
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "ingest", *args],
-                cwd=REPO_ROOT,
-                env=env,
-                stdin=secondary,
-                stdout=secondary,
-                stderr=secondary,
-            )
-        finally:
-            os.close(secondary)
-        self._primary = primary
-        self._chunks: list[bytes] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        super().__init__([sys.executable, "-m", "ingest", *args], env, columns=columns)
 
-    def _read(self) -> None:
-        while True:
-            try:
-                chunk = os.read(self._primary, 65536)
-            except OSError:  # EIO: every writer of the terminal closed it
-                return
-            if not chunk:
-                return
-            self._chunks.append(chunk)
-
-    def finish(self, timeout: float = COMMAND_TIMEOUT_SECONDS) -> str:
-        try:
-            self.process.wait(timeout)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
-            self._reader.join(10)
-            os.close(self._primary)
-        return b"".join(self._chunks).decode("utf-8", errors="replace")
+    def finish(self, timeout: float = COMMAND_TIMEOUT_SECONDS, *, interrupt: bool = False) -> str:
+        return super().finish(timeout, interrupt=interrupt)
 
 
 def test_the_live_bar_fits_an_80_column_terminal_to_its_last_frame(stack: LocalStackProcess, tmp_path: Path) -> None:

@@ -478,9 +478,8 @@ def test_a_local_stack_that_is_not_running_exits_2_saying_how_to_start_it(tmp_pa
     result = run_ingest("get", "ann@example.com", "--local", "--stack", "prod", "--state-dir", str(tmp_path))
 
     assert result.returncode == 2
-    assert result.stderr == (
-        "error: stack prod is not running locally: start it with `python -m ingest local up --stack prod`\n"
-    )
+    hint = f"{Path(sys.executable).relative_to(REPO_ROOT)} -m ingest local up --stack prod --state-dir {tmp_path}"
+    assert result.stderr == f"error: stack prod is not running locally: start it with `{hint}`\n"
 
 
 @pytest.mark.parametrize("command", ["upload", "job", "jobs", "get", "list", "rejects"])

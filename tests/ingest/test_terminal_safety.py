@@ -16,19 +16,14 @@ folder holds are then local mode's own, not the test runner's.
 
 from __future__ import annotations
 
-import fcntl
 import io
 import json
 import os
-import pty
 import re
 import shlex
 import stat
-import struct
 import subprocess
 import sys
-import termios
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,6 +40,7 @@ from local.state import OUTPUTS_FILE
 from tests.evidence import Proof
 from tests.ingest.conftest import local_command, run_ingest
 from tests.local.support import REPO_ROOT, LocalStackProcess, job_id_for, start_local, stop_local, wait_for
+from tests.pty_command import PtyCommand
 
 # What a hostile cell may hold: each is a valid name (the rules trim blanks and bound the length only).
 PAYLOADS = {
@@ -328,54 +324,16 @@ def _set_status(dynamodb: Any, table: str, job_id: str, was: str, now: str) -> N
     )
 
 
-class _Terminal:
-    """`python -m ingest ARGS` in a pseudo-terminal 1000 columns wide, as a user's; what it sends is
-    read as it comes (a live display blocks once the terminal's buffer is full)."""
+class _Terminal(PtyCommand):
+    """`python -m ingest ARGS` in a pseudo-terminal 1000 columns wide, as a user's."""
 
     def __init__(self, *args: str) -> None:
-        primary, secondary = pty.openpty()
-        fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 1000, 0, 0))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NO_COLOR"))}
         env.update(TERM="xterm-256color", COLUMNS="1000")
-        command = [sys.executable, "-m", "ingest", *args]
-        try:
-            self.process = subprocess.Popen(
-                command, cwd=REPO_ROOT, env=env, stdin=secondary, stdout=secondary, stderr=secondary
-            )
-        finally:
-            os.close(secondary)
-        self._primary = primary
-        self._chunks: list[bytes] = []
-        self._lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        super().__init__([sys.executable, "-m", "ingest", *args], env, columns=1000)
 
-    def _read(self) -> None:
-        while True:
-            try:
-                chunk = os.read(self._primary, 65536)
-            except OSError:  # EIO: every writer of the terminal closed it
-                return
-            if not chunk:
-                return
-            with self._lock:
-                self._chunks.append(chunk)
-
-    def text(self) -> str:
-        with self._lock:
-            return b"".join(self._chunks).decode("utf-8", errors="replace")
-
-    def finish(self, timeout: float = 300) -> str:
-        """Everything the command sent, once it has exited (killed after `timeout` seconds)."""
-        try:
-            self.process.wait(timeout)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
-            self._reader.join(10)
-            os.close(self._primary)
-        return self.text()
+    def finish(self, timeout: float = 300, *, interrupt: bool = False) -> str:
+        return super().finish(timeout, interrupt=interrupt)
 
 
 class _Screen(io.StringIO):

@@ -172,7 +172,9 @@ class Outcome:
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProcess]:
     # dev, with a worker that does not wait for batches to fill and chunks of 1,000 rows: the rules
     # the corpus checks do not depend on chunking, and the 200,000-row file then takes 200 chunks.
+    # Every log line on its console too (`--logs`): the terminal's full stream is searched as well.
     settings = ("--set", "workerBatchingWindowSeconds=0", "--set", "rowsPerMessage=1000", "--retry-delays", "1,2")
+    settings += ("--logs",)
     with local_stack(tmp_path_factory.mktemp("corpus"), *settings) as running:
         yield running
 
