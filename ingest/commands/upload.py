@@ -168,12 +168,11 @@ def _upload(options: argparse.Namespace, out: TextIO) -> int:
     uploaded = put(target, path, key, progress=not options.json and sys.stderr.isatty())
     if not options.wait:
         return _report_upload(target, uploaded, options.json, out)
-    if not options.json:
-        out.write(
-            f"Uploaded {shown(path)} as s3://{shown(uploaded.bucket)}/{shown(uploaded.key)}: job {uploaded.job_id}\n"
-        )
-        out.flush()
-    try:
+    try:  # from here the job exists: an interrupt at any point says how to find it again
+        if not options.json:
+            where = f"s3://{shown(uploaded.bucket)}/{shown(uploaded.key)}"
+            out.write(f"Uploaded {shown(path)} as {where}: job {uploaded.job_id}\n")
+            out.flush()
         job = wait_for_job(
             target, uploaded.job_id, timeout=options.timeout, progress=not options.json and out.isatty(), out=out
         )

@@ -17,22 +17,12 @@ from local import authz, partiql
 from local.emulator import Emulator
 from tests.local.conftest import ACCOUNT, REGION
 from tests.local.support import iam_user
+from tests.local.test_emulator import create_table
 from tests.local.test_partiql import batch, codes, create_users_table, insert, stored, update
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def create_table(emulator: Emulator) -> str:
-    name = unique("costs")
-    emulator.client("dynamodb").create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-    )
-    return name
 
 
 @pytest.fixture
@@ -136,25 +126,31 @@ def test_a_projection_is_the_item_moto_projects(emulator: Emulator, projection: 
     assert (mine.hash_key, mine.range_key) == (moto.hash_key, moto.range_key)
 
 
+def hundred_items_of_every_type(emulator: Emulator, table: str) -> Any:
+    """`table` holding k0…k99, each with an attribute of every type; the client that wrote them."""
+    dynamodb = emulator.client("dynamodb")
+    for i in range(100):
+        dynamodb.put_item(TableName=table, Item={"pk": {"S": f"k{i}"}, **EVERY_TYPE})
+    return dynamodb
+
+
+def projected_keys_and_strings(table: str) -> dict[str, Any]:
+    """A BatchGetItem of the 100 items, each projected to its key and its string."""
+    keys = [{"pk": {"S": f"k{i}"}} for i in range(100)]
+    return {
+        table: {"Keys": keys, "ProjectionExpression": "#k, #s", "ExpressionAttributeNames": {"#k": "pk", "#s": "s"}}
+    }
+
+
 def test_a_batch_get_converts_only_the_attributes_it_projects(
     emulator: Emulator, table: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from moto.dynamodb.models.dynamo_type import DynamoType
 
-    dynamodb = emulator.client("dynamodb")
-    for i in range(100):
-        dynamodb.put_item(TableName=table, Item={"pk": {"S": f"k{i}"}, **EVERY_TYPE})
+    dynamodb = hundred_items_of_every_type(emulator, table)
     converted = counting(monkeypatch, DynamoType, "to_regular_json")
 
-    answer = dynamodb.batch_get_item(
-        RequestItems={
-            table: {
-                "Keys": [{"pk": {"S": f"k{i}"}} for i in range(100)],
-                "ProjectionExpression": "#k, #s",
-                "ExpressionAttributeNames": {"#k": "pk", "#s": "s"},
-            }
-        }
-    )
+    answer = dynamodb.batch_get_item(RequestItems=projected_keys_and_strings(table))
 
     assert sorted(item["pk"]["S"] for item in answer["Responses"][table]) == sorted(f"k{i}" for i in range(100))
     assert all(item["s"] == EVERY_TYPE["s"] and len(item) == 2 for item in answer["Responses"][table])
@@ -326,20 +322,10 @@ def test_a_batch_get_looks_up_no_member_of_a_plain_structure_one_by_one(
 ) -> None:
     from moto.core.serialize import ResponseSerializer
 
-    dynamodb = emulator.client("dynamodb")
-    for i in range(100):
-        dynamodb.put_item(TableName=table, Item={"pk": {"S": f"k{i}"}, **EVERY_TYPE})
+    dynamodb = hundred_items_of_every_type(emulator, table)
     looked_up = counting(monkeypatch, ResponseSerializer, "get_value")
 
-    answer = dynamodb.batch_get_item(
-        RequestItems={
-            table: {
-                "Keys": [{"pk": {"S": f"k{i}"}} for i in range(100)],
-                "ProjectionExpression": "#k, #s",
-                "ExpressionAttributeNames": {"#k": "pk", "#s": "s"},
-            }
-        }
-    )
+    answer = dynamodb.batch_get_item(RequestItems=projected_keys_and_strings(table))
 
     assert len(answer["Responses"][table]) == 100
     assert looked_up["get_value"] <= 10  # was ten a value: one per type AttributeValue may hold

@@ -233,6 +233,9 @@ def _run_hint(line: str, state_root: Path) -> LocalStackProcess:
 
 def test_the_banners_next_steps_and_every_line_hint_work_when_copied(tmp_path: Path) -> None:
     first = start_local(tmp_path)
+    # The banner is printed once start-up has handed back what it started, just after the outputs
+    # (what start_local waits for) are written.
+    wait_for(lambda: "Ctrl-C stops everything." in first.console_text(), COMMAND_TIMEOUT_SECONDS, "the banner")
     assert stop_local(first) == 0
     banner = first.console_text()
     next_steps = _hinted(banner, "Next, Ctrl-C and start again")
