@@ -6,10 +6,11 @@ so that the figures are the API's, not its 429s. Two references run in the same 
 threads: the function host invoked directly with the same proxy events (the gateway's overhead is
 the difference), and requests the gateway refuses itself (no API key: its HTTP front alone).
 
-(b) Each handler module imported in a fresh `python -I -S -B` from the function's own archive, with
-the function's environment, less a bare interpreter started the same way. `-B` because Lambda's
-task root is read-only and our archives hold no bytecode: every cold start compiles the handler
-and bundled library sources. The same import with bytecode cached is shown beside it.
+(b) Each handler module imported in a fresh `python -I -S -B` of the function's runtime (its
+interpreter, `infra.interpreters`) from the function's own archive, with the function's environment,
+less a bare interpreter started the same way. `-B` because Lambda's task root is read-only: what a
+cold start compiles is not kept. The archive as shipped holds the runtime's bytecode; the same
+import from its sources alone is shown beside it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 from bench import inputs
 from bench.core import Benchmark, Context, Result, largest_first, median_of, note_lines, number, table, timed, verdict
 from bench.stacks import BenchStack, ingest, local_stack
+from infra.interpreters import Interpreter, find_interpreter
 from ingest.api import ApiClient, segment
 from local.apigw import Request, Routes, proxy_event
 from local.functions import runtime_libraries
@@ -203,12 +205,15 @@ def measure_api(ctx: Context, stack: BenchStack, emails: Sequence[str]) -> dict[
 
 @dataclass(frozen=True)
 class ImportProbe:
-    """A function's archive unpacked as Lambda's task root, imported in fresh isolated interpreters."""
+    """A function's archive unpacked as Lambda's task root, imported in fresh isolated interpreters of its
+    runtime. `shipped`: the archive as deployed, its bytecode included; otherwise its sources alone."""
 
     spec: FunctionSpec
     task_root: Path
     runtime_dir: Path
     endpoint_url: str
+    interpreter: Interpreter
+    shipped: bool
 
     def environment(self) -> dict[str, str]:
         """The function's variables and what boto3 reads at import on Lambda; dummy keys (nothing is called)."""
@@ -228,16 +233,15 @@ class ImportProbe:
             "TZ": ":UTC",
         }
 
-    def seconds(self, statement: str, *, bytecode: bool) -> float:
+    def seconds(self, statement: str) -> float:
         """Wall time of one fresh interpreter running `statement` after putting the task root on sys.path."""
-        seconds, _ = timed(lambda: self._run(statement, bytecode=bytecode))
+        seconds, _ = timed(lambda: self._run(statement))
         return seconds
 
-    def import_profile(self, *, bytecode: bool) -> dict[str, float]:
+    def import_profile(self) -> dict[str, float]:
         """Milliseconds of the handler's import spent in each top-level package's own modules (`-X
         importtime`, self times summed), largest first: where a cold start's import goes."""
-        self._check_bytecode(bytecode)
-        stderr = self._run(f"import {self.module}", bytecode=bytecode, flags=("-X", "importtime"))
+        stderr = self._run(f"import {self.module}", flags=("-X", "importtime"))
         by_package: dict[str, float] = {}
         for line in stderr.splitlines():
             fields = line.removeprefix("import time:").split("|")
@@ -248,34 +252,50 @@ class ImportProbe:
             by_package[package] = by_package.get(package, 0.0) + int(fields[0]) / 1000
         return dict(largest_first(by_package))
 
-    def _run(self, statement: str, *, bytecode: bool, flags: tuple[str, ...] = ()) -> str:
+    def warm_runtime(self, statement: str) -> None:
+        """Run `statement` once letting the interpreter write bytecode, for the runtime libraries it imports:
+        Lambda's /var/runtime ships with theirs. Never for the task root, which Lambda cannot write."""
+        self._run(statement, write_bytecode=True)
+
+    def _run(self, statement: str, *, flags: tuple[str, ...] = (), write_bytecode: bool = False) -> str:
         """Run `statement` in one fresh interpreter after putting the task root on sys.path; its stderr."""
-        isolation = ["-I", "-S"] if bytecode else ["-I", "-S", "-B"]
+        self._check_bytecode()
+        # -B, as on Lambda: its task root is read-only, so nothing a run compiles is kept for the next.
+        isolation = ["-I", "-S"] if write_bytecode else ["-I", "-S", "-B"]
         code = f"import sys; sys.path[:0] = [{str(self.task_root)!r}, {str(self.runtime_dir)!r}]; {statement}"
-        command = [sys.executable, *isolation, *flags, "-c", code]
-        done = subprocess.run(command, env=self.environment(), cwd=self.task_root, capture_output=True)
+        command = [str(self.interpreter.executable), *isolation, *flags, "-c", code]
+        done = subprocess.run(command, env=self.environment(), cwd=self.runtime_dir, capture_output=True)
         stderr = done.stderr.decode(errors="replace")
         if done.returncode != 0:
             raise RuntimeError(f"{self.spec.name}: import failed:\n{stderr[-2000:]}")
         return stderr
 
-    def median_ms(self, statement: str, repeats: int, *, bytecode: bool) -> float:
-        self._check_bytecode(bytecode)
-        return median_of(self.seconds(statement, bytecode=bytecode) for _ in range(repeats)) * 1000
+    def median_ms(self, statement: str, repeats: int) -> float:
+        return median_of(self.seconds(statement) for _ in range(repeats)) * 1000
 
-    def _check_bytecode(self, bytecode: bool) -> None:
-        """A compiled import reads no bytecode: `-B` only stops the interpreter from writing it, and
-        one left in the task root by a cached run would be read."""
-        if not bytecode and next(self.task_root.rglob("__pycache__"), None) is not None:
-            raise RuntimeError(f"{self.spec.name}: bytecode in the task root, so an import would not compile")
+    def _check_bytecode(self) -> None:
+        """The task root holds the runtime's bytecode exactly when it stands for the shipped archive: `-B`
+        only stops the interpreter from writing bytecode, and a file left there would be read."""
+        found = next(self.task_root.rglob(f"*.{self.interpreter.cache_tag}.pyc"), None) is not None
+        if found != self.shipped:
+            held = "holds bytecode" if found else f"holds no {self.interpreter.cache_tag} bytecode"
+            kind = "the shipped archive" if self.shipped else "sources alone"
+            raise RuntimeError(f"{self.spec.name}: the task root {held}, so an import would not measure {kind}")
 
     @property
     def module(self) -> str:
         return self.spec.handler.rpartition(".")[0]
 
 
-def probes(ctx: Context, stack: BenchStack) -> dict[str, ImportProbe]:
-    """One probe per handler package, each over its own unpacked archive; one runtime folder shared."""
+def _unpack(archive: Path, task_root: Path, *, bytecode: bool) -> Path:
+    with zipfile.ZipFile(archive) as unpacked:
+        names = [name for name in unpacked.namelist() if bytecode or not name.endswith(".pyc")]
+        unpacked.extractall(task_root, members=names)
+    return task_root
+
+
+def probes(ctx: Context, stack: BenchStack) -> dict[str, tuple[ImportProbe, ImportProbe]]:
+    """Per handler package, a probe of its shipped archive and one of its sources alone; one runtime folder."""
     local = stack.local
     assert local.registry is not None
     root = ctx.work / "query_api-imports"
@@ -284,39 +304,50 @@ def probes(ctx: Context, stack: BenchStack) -> dict[str, ImportProbe]:
     for spec in local.registry.functions.values():
         if spec.package not in HANDLER_PACKAGES or spec.package in found:
             continue
-        task_root = root / spec.package
-        with zipfile.ZipFile(spec.archive) as archive:
-            archive.extractall(task_root)
-        found[spec.package] = ImportProbe(spec, task_root, runtime_dir, stack.emulator.endpoint_url)
-    return found
+        interpreter = find_interpreter(spec.runtime)
+        found[spec.package] = tuple(
+            ImportProbe(
+                spec,
+                _unpack(spec.archive, root / spec.package / kind, bytecode=shipped),
+                runtime_dir,
+                stack.emulator.endpoint_url,
+                interpreter,
+                shipped,
+            )
+            for kind, shipped in (("shipped", True), ("sources", False))
+        )
+    return found  # type: ignore[return-value]
 
 
 def measure_imports(ctx: Context, stack: BenchStack) -> dict[str, Any]:
     found = probes(ctx, stack)
     repeats = ctx.repeats
-    any_probe = next(iter(found.values()))
-    bare_ms = any_probe.median_ms("pass", repeats, bytecode=False)
+    any_probe = next(iter(found.values()))[0]
+    # The runtime's boto3 compiled once, as Lambda's /var/runtime ships it.
+    any_probe.warm_runtime(BOTO3_FLOOR)
+    bare_ms = any_probe.median_ms("pass", repeats)
     handlers = {}
     for package in HANDLER_PACKAGES:
-        probe = found[package]
-        ctx.progress(f"query_api: importing {probe.module} in {repeats} fresh interpreters")
-        compiled_ms = probe.median_ms(f"import {probe.module}", repeats, bytecode=False) - bare_ms
-        # Profiled while the task root holds no bytecode: after the cached runs it would be read.
-        profile = list(probe.import_profile(bytecode=False).items())[:6]
-        probe.seconds(f"import {probe.module}", bytecode=True)  # writes the bytecode the next ones read
-        cached_ms = probe.median_ms(f"import {probe.module}", repeats, bytecode=True) - bare_ms
+        shipped, sources = found[package]
+        ctx.progress(
+            f"query_api: importing {shipped.module} in {repeats} fresh interpreters ({shipped.interpreter.runtime})"
+        )
+        statement = f"import {shipped.module}"
+        shipped_ms = shipped.median_ms(statement, repeats) - bare_ms
+        sources_ms = sources.median_ms(statement, repeats) - bare_ms
         handlers[package] = {
-            "module": probe.module,
-            "import_ms": round(compiled_ms, 1),
-            "import_cached_ms": round(cached_ms, 1),
-            "met": compiled_ms < IMPORT_TARGET_MS,
-            "profile_ms": {package: round(ms, 1) for package, ms in profile},
+            "module": shipped.module,
+            "import_ms": round(shipped_ms, 1),
+            "import_sources_ms": round(sources_ms, 1),
+            "met": shipped_ms < IMPORT_TARGET_MS,
+            "profile_ms": {package: round(ms, 1) for package, ms in list(shipped.import_profile().items())[:6]},
         }
     # The reference: what any handler that talks to DynamoDB pays before its own code, the runtime's
     # boto3 imported and one client made (the handlers make theirs at import, as Lambda advises).
-    floor_ms = any_probe.median_ms(BOTO3_FLOOR, repeats, bytecode=True) - bare_ms
+    floor_ms = any_probe.median_ms(BOTO3_FLOOR, repeats) - bare_ms
     return {
         "repeats": repeats,
+        "interpreter": f"{any_probe.interpreter.runtime} (CPython {any_probe.interpreter.version_text})",
         "bare_interpreter_ms": round(bare_ms, 1),
         "boto3_client_ms": round(floor_ms, 1),
         "target_ms": IMPORT_TARGET_MS,
@@ -354,13 +385,13 @@ def render(result: Result) -> str:
         ],
     )
     import_table = table(
-        ["handler", "module", "import ms (compiled, as Lambda)", "import ms (bytecode cached)", "target"],
+        ["handler", "module", "import ms (as shipped)", "import ms (sources alone)", "target"],
         [
             (
                 package,
                 f"`{imports[package]['module']}`",
                 imports[package]["import_ms"],
-                imports[package]["import_cached_ms"],
+                imports[package]["import_sources_ms"],
                 f"< {number(imports['target_ms'])} ms: {verdict(imports[package]['met'])}",
             )
             for package in HANDLER_PACKAGES
@@ -382,11 +413,14 @@ def render(result: Result) -> str:
         " function is called: the HTTP server, routing and key check only.",
     ]
     import_notes = [
-        f"Each handler module imported in a fresh `python -I -S` from its function's unpacked archive, with the"
-        f" function's environment; median of {imports['repeats']}, less a bare interpreter started the same way"
-        f" ({number(imports['bare_interpreter_ms'])} ms).",
-        "Compiled: run with `-B`, as on Lambda, whose task root is read-only: the archives hold no bytecode, so"
-        " every cold start compiles the handler and bundled library sources. Cached: after one run wrote it.",
+        f"Each handler module imported in a fresh `python -I -S -B` of the function's runtime"
+        f" ({imports['interpreter']}) from its function's unpacked archive, with the function's environment;"
+        f" median of {imports['repeats']}, less a bare interpreter started the same way"
+        f" ({number(imports['bare_interpreter_ms'])} ms). `-B`: Lambda's task root is read-only, so a cold start"
+        " keeps nothing it compiles.",
+        "As shipped: the archive as deployed, with the bytecode the runtime's interpreter compiled into it"
+        " (`infra/bytecode.py`). Sources alone: the same archive without it, so the handler and the bundled"
+        " libraries are compiled at import, as every cold start did before.",
     ]
     profiles = [
         (package, _largest(imports[package]["profile_ms"]))
@@ -394,7 +428,7 @@ def render(result: Result) -> str:
         if imports[package].get("profile_ms")
     ]
     where = (
-        "Where a compiled import's time goes (`-X importtime`, one run per handler; the time of each package's"
+        "Where a shipped import's time goes (`-X importtime`, one run per handler; the time of each package's"
         " own modules, so `handlers` includes making the boto3 clients at import, which loads botocore's service"
         " models):\n\n" + table(["handler", "largest shares, ms"], profiles)
         if profiles

@@ -72,8 +72,10 @@ class ServiceFunction(pulumi.ComponentResource):
     def __init__(self, name: str, args: ServiceFunctionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("csv-ingest:compute:ServiceFunction", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        archive = build_archive(args.package)
         defaults, tags = args.defaults, dict(args.defaults.tags)
+        archive = build_archive(args.package, defaults.runtime)
+        if archive.without_bytecode is not None:
+            pulumi.log.warn(f"{name}: {archive.without_bytecode}", resource=self)
 
         self.log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs", retention_in_days=defaults.log_retention_days, tags=tags, opts=child

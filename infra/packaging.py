@@ -11,6 +11,12 @@ architecture that we cannot check here against the pinned package version, while
 installed files is that version by construction, and costs about 1 MB zipped.
 The runtime's own boto3 is used: it ships with every Python runtime, and the handlers call only
 long-stable APIs (S3 GetObject/PutObject, SQS SendMessageBatch, DynamoDB item and transaction calls).
+
+Every `.py` of an archive ships with its bytecode, compiled by the declared runtime's interpreter
+(`infra.bytecode`): Lambda's task root is read-only, so without it each cold start compiles every
+module it imports. Where that interpreter is not installed, the archive holds sources alone and
+`FunctionArchive.without_bytecode` says why; the program warns with it (it deploys and runs, but
+each cold start compiles).
 """
 
 from __future__ import annotations
@@ -26,9 +32,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.bytecode import CompileError, compiled
+from infra.interpreters import InterpreterNotFound, find_interpreter
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HANDLERS_DIR = REPO_ROOT / "handlers"
 BUILD_DIR = REPO_ROOT / ".build"
+# Compiled modules, by interpreter version and source (infra.bytecode): shared by every build.
+BYTECODE_CACHE = BUILD_DIR / "bytecode"
 # Every installed version, pinned with hashes (pip-compile, from requirements.txt).
 LOCK_FILE = REPO_ROOT / "requirements.lock"
 # `name==version` or `name[extras]==version` at the start of a line of a pip requirements file.
@@ -54,6 +65,8 @@ class FunctionArchive:
     path: Path
     sha256: str
     entries: tuple[str, ...]
+    without_bytecode: str | None = None
+    """Why the archive holds sources alone (its runtime's interpreter is not installed), or None."""
 
 
 def _is_handler_source(path: Path) -> bool:
@@ -136,20 +149,40 @@ def archive_entries(function: str) -> list[tuple[str, Path]]:
     return sorted(entries.items())
 
 
-def build_archive(function: str, build_dir: Path = BUILD_DIR) -> FunctionArchive:
-    """Write `<build_dir>/<function>.zip` for `handlers/<function>` and return it with its hash."""
+def _with_bytecode(paths: dict[str, Path], runtime: str) -> tuple[list[tuple[str, bytes]], str | None]:
+    """Each entry's bytes and, for each `.py`, its bytecode for `runtime`; or the sources alone and why not."""
+    sources = [(name, path.read_bytes()) for name, path in paths.items()]
+    try:
+        interpreter = find_interpreter(runtime)
+    except InterpreterNotFound as missing:
+        return sources, f"the archive holds no bytecode, so each cold start compiles it: {missing}"
+    modules = [(name, paths[name], data) for name, data in sources if name.endswith(".py")]
+    try:
+        bytecode = compiled(modules, interpreter, BYTECODE_CACHE)
+    except CompileError as error:
+        raise PackagingError(str(error)) from None
+    return sorted([*sources, *bytecode.items()]), None
+
+
+def build_archive(function: str, runtime: str, build_dir: Path = BUILD_DIR) -> FunctionArchive:
+    """Write `<build_dir>/<function>.zip` for `handlers/<function>` on `runtime` (`python3.13`) and return it."""
     build_dir.mkdir(parents=True, exist_ok=True)
     target = build_dir / f"{function}.zip"
-    entries = archive_entries(function)
+    entries, without_bytecode = _with_bytecode(dict(archive_entries(function)), runtime)
     # Written beside the target and renamed over it: a program run at the same time (two stacks
     # planned or started at once) reads either the old archive or the new one, never half of one.
     partial = build_dir / f".{function}.{os.getpid()}.{threading.get_ident()}.zip"
     with zipfile.ZipFile(partial, "w") as archive:
-        for name, source in entries:
+        for name, data in entries:
             info = zipfile.ZipInfo(name, date_time=_FIXED_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16  # rw-r--r--, whatever the checkout's umask
-            archive.writestr(info, source.read_bytes(), compresslevel=9)
+            archive.writestr(info, data, compresslevel=9)
     digest = base64.b64encode(hashlib.sha256(partial.read_bytes()).digest()).decode()
     os.replace(partial, target)
-    return FunctionArchive(path=target, sha256=digest, entries=tuple(name for name, _ in entries))
+    return FunctionArchive(
+        path=target,
+        sha256=digest,
+        entries=tuple(name for name, _ in entries),
+        without_bytecode=without_bytecode,
+    )

@@ -102,8 +102,8 @@ class CodeSource:
     """
 
     root: Path = HANDLERS_DIR
-    build: Callable[[str, Path], FunctionArchive] = build_archive
-    """Builds the archive of a handler package (`spec.package`) into a folder (the host's own)."""
+    build: Callable[[str, str, Path], FunctionArchive] = build_archive
+    """Builds the archive of a handler package (`spec.package`) for a runtime into a folder (the host's own)."""
 
     def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
         """Every `.py` file under the root with its mtime and size: cheap, and changes with any edit."""
@@ -769,7 +769,7 @@ class FunctionHost:
         try:
             # Into the host's own folder: the program's .build/ stays as it built it, and two stacks
             # running the same function never write one file at once.
-            archive = self._source.build(self.spec.package, self._dir / "build")
+            archive = self._source.build(self.spec.package, self.spec.runtime, self._dir / "build")
             if archive.sha256 == self._code.sha256:
                 return None
             code = self._unpack(archive.path)

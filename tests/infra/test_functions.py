@@ -91,7 +91,7 @@ def test_functions_log_json_to_their_own_log_group_with_retention(dev, prod, nam
 @pytest.mark.parametrize(("name", "package"), [(PRODUCER, "producer"), (WORKER, "worker"), (QUERY, "query")])
 def test_functions_deploy_their_own_archive_under_its_hash(dev, name, package):
     fn = function(dev, name).inputs
-    archive = build_archive(package)
+    archive = build_archive(package, fn["runtime"])
     assert fn["handler"] == f"handlers.{package}.app.handler"
     assert fn["code"].path == str(archive.path)
     assert fn["codeSha256"] == archive.sha256

@@ -2,12 +2,21 @@
 
 import importlib.metadata
 import re
+import subprocess
 import zipfile
+from pathlib import PurePosixPath
 
 import pytest
 
+import infra.interpreters as interpreters
 import infra.packaging as packaging
+from infra.config import load_config
+from infra.interpreters import find_interpreter
 from infra.packaging import PackagingError, build_archive
+from local.project import PROJECT, stack_settings
+
+# The runtime the program declares for dev; this machine has its interpreter (pyenv).
+RUNTIME = load_config(lambda key: stack_settings("dev").get(f"{PROJECT}:{key}")).runtime
 
 
 @pytest.fixture
@@ -57,16 +66,28 @@ def _lock(tmp_path, monkeypatch, *pins):
 
 @pytest.mark.parametrize("package", ["producer", "worker", "query"])
 def test_archive_holds_the_function_its_shared_code_and_no_other_function(tmp_path, package):
-    archive = build_archive(package, tmp_path)
+    archive = build_archive(package, RUNTIME, tmp_path)
     names = set(zipfile.ZipFile(archive.path).namelist())
     assert {"handlers/__init__.py", "handlers/common/__init__.py", f"handlers/{package}/app.py"} <= names
     others = {"producer", "worker", "query"} - {package}
     assert not [n for n in names if n.split("/")[:2] in (["handlers", o] for o in others)]
-    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+
+
+def test_every_module_ships_with_the_bytecode_of_the_declared_runtime_and_no_other(tmp_path):
+    tag = find_interpreter(RUNTIME).cache_tag
+    names = set(zipfile.ZipFile(build_archive("worker", RUNTIME, tmp_path).path).namelist())
+    sources = {n for n in names if n.endswith(".py")}
+    bytecode = {n for n in names if n.endswith(".pyc")}
+    # PEP 3147: a module's bytecode is in __pycache__ beside it, named for the interpreter that reads it.
+    expected = {
+        (PurePosixPath(n).parent / "__pycache__" / f"{PurePosixPath(n).stem}.{tag}.pyc").as_posix() for n in sources
+    }
+    assert bytecode == expected
+    assert not [n for n in names if "__pycache__" in n and n not in bytecode]
 
 
 def test_archive_bundles_powertools_at_the_tested_version(tmp_path):
-    archive = build_archive("worker", tmp_path)
+    archive = build_archive("worker", RUNTIME, tmp_path)
     with zipfile.ZipFile(archive.path) as zf:
         names = zf.namelist()
         assert "aws_lambda_powertools/__init__.py" in names
@@ -76,8 +97,8 @@ def test_archive_bundles_powertools_at_the_tested_version(tmp_path):
 
 
 def test_unchanged_code_builds_the_same_bytes_and_hash(tmp_path):
-    first = build_archive("producer", tmp_path / "a")
-    second = build_archive("producer", tmp_path / "b")
+    first = build_archive("producer", RUNTIME, tmp_path / "a")
+    second = build_archive("producer", RUNTIME, tmp_path / "b")
     assert first.sha256 == second.sha256
     assert first.path.read_bytes() == second.path.read_bytes()
     with zipfile.ZipFile(first.path) as zf:
@@ -85,9 +106,9 @@ def test_unchanged_code_builds_the_same_bytes_and_hash(tmp_path):
 
 
 def test_changed_code_changes_the_hash(tmp_path, handlers):
-    before = build_archive("worker", tmp_path / "out")
+    before = build_archive("worker", RUNTIME, tmp_path / "out")
     (handlers / "worker" / "app.py").write_text("X = 2\n")
-    after = build_archive("worker", tmp_path / "out")
+    after = build_archive("worker", RUNTIME, tmp_path / "out")
     assert before.sha256 != after.sha256
 
 
@@ -97,13 +118,13 @@ def test_a_stray_file_in_a_handler_folder_fails_the_build_naming_it(tmp_path, ha
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("SECRET=1\n")
     with pytest.raises(PackagingError, match=re.escape(f"handlers/worker/{stray} is not handler code")):
-        build_archive("worker", tmp_path / "out")
+        build_archive("worker", RUNTIME, tmp_path / "out")
     (handlers / "worker" / stray).unlink()
     shared = handlers / "common" / stray
     shared.parent.mkdir(parents=True, exist_ok=True)
     shared.write_text("SECRET=1\n")
     with pytest.raises(PackagingError, match=re.escape(f"handlers/common/{stray}")):
-        build_archive("worker", tmp_path / "out")
+        build_archive("worker", RUNTIME, tmp_path / "out")
 
 
 def test_only_python_sources_and_py_typed_are_taken_from_handlers(tmp_path, handlers):
@@ -112,8 +133,8 @@ def test_only_python_sources_and_py_typed_are_taken_from_handlers(tmp_path, hand
     (handlers / "worker" / "__pycache__" / "app.cpython-313.pyc").write_bytes(b"\0")
     (handlers / "query").mkdir()
     (handlers / "query" / "data.csv").write_text("another function's folder is not packaged\n")
-    names = set(build_archive("worker", tmp_path / "out").entries)
-    handler_names = {n for n in names if n.startswith("handlers/")}
+    names = set(build_archive("worker", RUNTIME, tmp_path / "out").entries)
+    handler_names = {n for n in names if n.startswith("handlers/") and not n.endswith(".pyc")}
     assert handler_names == {
         "handlers/__init__.py",
         "handlers/common/__init__.py",
@@ -125,8 +146,8 @@ def test_only_python_sources_and_py_typed_are_taken_from_handlers(tmp_path, hand
 
 def test_libraries_are_taken_exactly_as_their_record_lists_them(tmp_path, handlers, library):
     (library / "fakelib" / "stray.txt").write_text("not installed by pip\n")
-    names = set(build_archive("worker", tmp_path / "out").entries)
-    assert {n for n in names if not n.startswith("handlers/")} == {
+    names = set(build_archive("worker", RUNTIME, tmp_path / "out").entries)
+    assert {n for n in names if not n.startswith("handlers/") and not n.endswith(".pyc")} == {
         "fakelib/__init__.py",
         "fakelib-1.0.dist-info/METADATA",
     }
@@ -135,7 +156,7 @@ def test_libraries_are_taken_exactly_as_their_record_lists_them(tmp_path, handle
 def test_a_library_file_changed_since_install_fails_the_build(tmp_path, handlers, library):
     (library / "fakelib" / "__init__.py").write_text("VERSION = 2  # patched in place\n")
     with pytest.raises(PackagingError, match=re.escape("fakelib: fakelib/__init__.py differs from its RECORD")):
-        build_archive("worker", tmp_path / "out")
+        build_archive("worker", RUNTIME, tmp_path / "out")
 
 
 def test_a_library_file_missing_from_the_install_fails_the_build(tmp_path, handlers, library):
@@ -143,7 +164,7 @@ def test_a_library_file_missing_from_the_install_fails_the_build(tmp_path, handl
     with pytest.raises(
         PackagingError, match=re.escape("fakelib: fakelib/__init__.py is in its RECORD but not installed")
     ):
-        build_archive("worker", tmp_path / "out")
+        build_archive("worker", RUNTIME, tmp_path / "out")
 
 
 def test_a_bundled_library_at_another_version_than_the_lock_fails_the_build(tmp_path, monkeypatch, handlers, library):
@@ -151,13 +172,13 @@ def test_a_bundled_library_at_another_version_than_the_lock_fails_the_build(tmp_
     with pytest.raises(
         PackagingError, match=re.escape("fakelib 1.0 is installed but requirements.lock pins fakelib==1.1")
     ):
-        build_archive("worker", tmp_path / "out")
+        build_archive("worker", RUNTIME, tmp_path / "out")
 
 
 def test_a_bundled_library_the_lock_does_not_pin_fails_the_build(tmp_path, monkeypatch, handlers, library):
     _lock(tmp_path, monkeypatch, "otherlib==1.0")
     with pytest.raises(PackagingError, match=re.escape("fakelib is bundled but requirements.lock does not pin it")):
-        build_archive("worker", tmp_path / "out")
+        build_archive("worker", RUNTIME, tmp_path / "out")
 
 
 def test_the_lock_pins_every_requirement_at_its_version_with_hashes():
@@ -171,3 +192,59 @@ def test_the_lock_pins_every_requirement_at_its_version_with_hashes():
     assert len(pins) == len(locked)
     unhashed = [lines[i] for i in pins if not lines[i + 1].lstrip().startswith("--hash=sha256:")]
     assert not unhashed, f"requirements.lock pins without hashes: {unhashed}"
+
+
+def test_the_runtimes_interpreter_imports_the_archives_bytecode_not_its_source(tmp_path, handlers):
+    archive = build_archive("worker", RUNTIME, tmp_path / "out")
+    task_root = tmp_path / "task"
+    zipfile.ZipFile(archive.path).extractall(task_root)
+    # The source no longer says what the bytecode does: what runs is what was compiled.
+    (task_root / "handlers" / "worker" / "app.py").write_text("raise SystemExit('compiled from the source')\n")
+
+    code = f"import sys; sys.path.insert(0, {str(task_root)!r}); import handlers.worker.app as m; print(m.X)"
+    imported = subprocess.run(
+        [str(find_interpreter(RUNTIME).executable), "-I", "-S", "-B", "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert (imported.returncode, imported.stdout) == (0, "1\n"), imported.stderr
+
+
+def test_code_the_declared_runtime_cannot_compile_fails_the_build_naming_the_file(tmp_path, handlers):
+    # A type alias statement compiles on 3.12 and later: on a python3.11 function it would fail to import.
+    (handlers / "worker" / "app.py").write_text("type Rows = list[dict[str, str]]\n")
+    build_archive("worker", "python3.12", tmp_path / "newer")
+
+    with pytest.raises(PackagingError, match=re.escape("handlers/worker/app.py does not compile on python3.11 (3.11.")):
+        build_archive("worker", "python3.11", tmp_path / "older")
+
+
+def test_bytecode_compiled_afresh_gives_the_same_bytes(tmp_path, monkeypatch):
+    monkeypatch.setattr(packaging, "BYTECODE_CACHE", tmp_path / "cache-a")
+    first = build_archive("worker", RUNTIME, tmp_path / "a")
+    monkeypatch.setattr(packaging, "BYTECODE_CACHE", tmp_path / "cache-b")
+    second = build_archive("worker", RUNTIME, tmp_path / "b")
+
+    assert first.path.read_bytes() == second.path.read_bytes()
+
+
+def test_without_the_runtimes_interpreter_the_archive_holds_sources_and_says_how_to_install_it(
+    tmp_path, monkeypatch, handlers
+):
+    nowhere = tmp_path / "no-pythons"
+    nowhere.mkdir()
+    for variable in ("PATH", "PYENV_ROOT", "UV_PYTHON_INSTALL_DIR"):
+        monkeypatch.setenv(variable, str(nowhere))
+    interpreters.find_interpreter.cache_clear()
+    try:
+        archive = build_archive("worker", RUNTIME, tmp_path / "out")
+    finally:
+        interpreters.find_interpreter.cache_clear()
+
+    assert not [name for name in archive.entries if name.endswith(".pyc")]
+    version = RUNTIME.removeprefix("python")
+    assert archive.without_bytecode is not None
+    assert f"no Python {version} for the {RUNTIME} runtime" in archive.without_bytecode
+    assert f"install it with `pyenv install {version}` or `uv python install {version}`" in archive.without_bytecode

@@ -25,14 +25,18 @@ import pytest
 
 import infra.packaging
 import local.functions
+from infra.config import load_config
 from infra.packaging import FunctionArchive, PackagingError, build_archive
 from local.emulator import Faults, KillFault, KillOrder
 from local.functions import CodeSource, FunctionHost, HostClosed, InvocationResult
+from local.project import PROJECT, stack_settings
 from local.registry import FunctionSpec
 
 REGION = "eu-west-1"
 PACKAGE = "handlers_local_test"
 HANDLER = f"{PACKAGE}.app.handler"
+# The runtime the program declares for dev.
+RUNTIME = load_config(lambda key: stack_settings("dev").get(f"{PROJECT}:{key}")).runtime
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
 # One test handler; the event's "action" picks what it does.
@@ -131,7 +135,7 @@ class Code:
         (package / "__init__.py").write_text("")
         (package / "app.py").write_text(app)
 
-    def build(self, _package: str, build_dir: Path) -> FunctionArchive:
+    def build(self, _package: str, _runtime: str, build_dir: Path) -> FunctionArchive:
         if self.refusal is not None:
             raise PackagingError(self.refusal)
         self.builds += 1
@@ -182,7 +186,7 @@ def _spec(archive: Path, *, handler: str = HANDLER, timeout: int = 3, **environm
         arn=f"arn:aws:lambda:{REGION}:123456789012:function:test-fn",
         role_arn="arn:aws:iam::123456789012:role/test-fn",
         handler=handler,
-        runtime="python3.12",
+        runtime=RUNTIME,
         archive=archive,
         code_sha256=_sha256(archive),
         environment=environment,
@@ -211,7 +215,9 @@ class Harness:
         kills: Callable[[], KillOrder | None] | None = None,
     ) -> FunctionHost:
         self.code.write(app)
-        spec = _spec(self.code.build(PACKAGE, self.code.root.parent).path, timeout=timeout, TABLE="users-table")
+        spec = _spec(
+            self.code.build(PACKAGE, RUNTIME, self.code.root.parent).path, timeout=timeout, TABLE="users-table"
+        )
         host = FunctionHost(
             spec,
             credentials=self.credentials,
@@ -536,7 +542,7 @@ def test_the_environment_is_lambdas_and_nothing_of_the_callers(
     assert environ["TABLE"] == "users-table"
     assert (environ["AWS_ACCESS_KEY_ID"], environ["AWS_SESSION_TOKEN"]) == ("ASIALOCAL0001", "token-1")
     assert environ["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
-    assert environ["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.12"
+    assert environ["AWS_EXECUTION_ENV"] == f"AWS_Lambda_{RUNTIME}"
     assert environ["AWS_CONFIG_FILE"] == environ["AWS_SHARED_CREDENTIALS_FILE"] == os.devnull
     assert Path(environ["HOME"]).is_relative_to(harness.work_dir) and result.payload["home"] == []
     # Task root first (it is the working directory too), then the runtime's libraries, then the stdlib.
@@ -666,7 +672,7 @@ def _api_event(path: str, query: dict[str, str] | None = None, resource: str = "
 
 @pytest.fixture(scope="module")
 def query_archive(tmp_path_factory: pytest.TempPathFactory) -> FunctionArchive:
-    return build_archive("query", tmp_path_factory.mktemp("build"))
+    return build_archive("query", RUNTIME, tmp_path_factory.mktemp("build"))
 
 
 def test_the_real_query_archive_runs_in_the_isolated_runtime(
