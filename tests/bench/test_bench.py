@@ -28,6 +28,8 @@ from bench.projection import (
 )
 from tests.local.support import REPO_ROOT
 
+pytestmark = pytest.mark.long(seconds=300)
+
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -24,6 +24,8 @@ from tests.handlers.harness import (
     throttling,
 )
 
+pytestmark = pytest.mark.long(seconds=80)
+
 HEADER = "name,mail,phone\n"
 
 

@@ -9,6 +9,8 @@ from handlers.common.jobs import INTERNAL_ATTRIBUTES
 from tests.handlers.harness import SAMPLE_CSV
 from tests.handlers.test_tokens import hand_made
 
+pytestmark = pytest.mark.long(seconds=70)
+
 # What GET /jobs/{jobId} and GET /jobs must never show: the producer's bookkeeping, the index keys
 # and the key that signs the job's chunks, as the job record's declaration lists them.
 INTERNAL = INTERNAL_ATTRIBUTES

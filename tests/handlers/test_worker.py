@@ -37,6 +37,8 @@ from infra.tables import RECENT_JOBS
 from tests.handlers.harness import FakeContext, Faulty, first, throttling
 from tests.handlers.test_signals import emf
 
+pytestmark = pytest.mark.long(seconds=70)
+
 HEADER = "name,mail,phone\n"
 
 

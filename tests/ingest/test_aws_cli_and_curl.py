@@ -29,6 +29,8 @@ from local.sigv4 import MISMATCH_MESSAGE
 from tests.ingest.conftest import USER_ENDPOINT
 from tests.local.support import REPO_ROOT, USER_AWS_ENVIRONMENT, LocalStackProcess, start_local, stop_local, wait_for
 
+pytestmark = pytest.mark.long(seconds=70)
+
 README = REPO_ROOT / "README.md"
 SAMPLE = REPO_ROOT / "tests" / "data" / "users.csv"
 SHELL_TIMEOUT_SECONDS = 180

@@ -28,6 +28,8 @@ from tests.ingest.conftest import COMMAND_TIMEOUT_SECONDS, local_command, local_
 from tests.local.support import REPO_ROOT, LocalStackProcess
 from tests.pty_command import PtyCommand
 
+pytestmark = pytest.mark.long(seconds=90)
+
 # What a shell reports for a command a closed pipe ended (128 + SIGPIPE), as for `cat` or `grep`.
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 # The pipe's capacity, made small (F_SETPIPE_SZ) so that the command still has output to write once

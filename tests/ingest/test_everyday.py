@@ -26,6 +26,8 @@ from local.mocks import ACCOUNT_ID
 from tests.ingest.conftest import USER_ENDPOINT, local_command, run_ingest, write_csv
 from tests.local.support import REPO_ROOT, USER_AWS_ENVIRONMENT, LocalStackProcess, local_stack
 
+pytestmark = pytest.mark.long(seconds=100)
+
 SUMMARY_KEYS = {
     "jobId",
     "status",

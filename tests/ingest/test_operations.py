@@ -26,6 +26,8 @@ from tests.local.support import (
     wait_for,
 )
 
+pytestmark = pytest.mark.long(seconds=140)
+
 # --- plan -------------------------------------------------------------------------------------------
 
 

@@ -42,6 +42,8 @@ from tests.ingest.conftest import local_command, run_ingest
 from tests.local.support import REPO_ROOT, LocalStackProcess, job_id_for, start_local, stop_local, wait_for
 from tests.pty_command import PtyCommand
 
+pytestmark = pytest.mark.long(seconds=120)
+
 # What a hostile cell may hold: each is a valid name (the rules trim blanks and bound the length only).
 PAYLOADS = {
     "clear screen (CSI)": "\x1b[2J\x1b[31mScreen Cleared",

@@ -37,6 +37,8 @@ from tests.input.corpus import (
 from tests.input.stack import reasons, report_rows, users_by_domain
 from tests.local.support import LocalStackProcess, job_id_for, local_stack
 
+pytestmark = pytest.mark.long(seconds=120)
+
 # The biggest generated file (hundreds of thousands of rows) needs minutes on a shared machine.
 JOB_TIMEOUT_SECONDS = 420
 # After every triggering upload has ended, an upload that was going to start a job would have.

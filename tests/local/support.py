@@ -265,18 +265,24 @@ def start_local(
     with console.open("wb") as sink:
         process = subprocess.Popen(command, cwd=cwd, stdout=sink, stderr=subprocess.STDOUT, env=_clean_environment())
     running = LocalStackProcess(process=process, stack=stack, state_root=state_root, console=console)
+    return wait_until_started(running, timeout, f"local mode ({stack}) to start")
+
+
+def wait_until_started(running: LocalStackProcess, timeout: float, what: str) -> LocalStackProcess:
+    """Wait until a started `local up` has published its outputs (and read them); stop it if it never does."""
     outputs_file = running.state / "outputs.json"
 
     def ready() -> dict[str, Any] | None:
-        if process.poll() is not None:
-            raise AssertionError(f"local mode exited with {process.returncode}:\n{running.console_text()[-4000:]}")
+        if running.process.poll() is not None:
+            code = running.process.returncode
+            raise AssertionError(f"local mode exited with {code}:\n{running.console_text()[-4000:]}")
         try:
             return json.loads(outputs_file.read_text())["outputs"]
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
     try:
-        running.outputs = wait_for(ready, timeout, f"local mode ({stack}) to start", interval=0.2)
+        running.outputs = wait_for(ready, timeout, what, interval=0.2)
     except BaseException:
         stop_local(running)
         raise

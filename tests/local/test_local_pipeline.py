@@ -26,6 +26,8 @@ from tests.local.support import (
     wait_for,
 )
 
+pytestmark = pytest.mark.long(seconds=100)
+
 SAMPLE = REPO_ROOT / "tests" / "data" / "users.csv"
 
 

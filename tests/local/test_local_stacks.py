@@ -31,6 +31,8 @@ from tests.local.support import (
     wait_for,
 )
 
+pytestmark = pytest.mark.long(seconds=290)
+
 ROWS = csv_bytes(["name", "mail", "phone"], [["Ann", "ann@example.com", ""], ["Bob", "bob@example.com", ""]])
 
 

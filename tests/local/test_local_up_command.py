@@ -30,9 +30,12 @@ from tests.local.support import (
     start_local,
     stop_local,
     wait_for,
+    wait_until_started,
 )
 from tests.local.test_local_stacks import finished
 from tests.pty_command import PtyCommand
+
+pytestmark = pytest.mark.long(seconds=350)
 
 # Imports take seconds on a loaded machine (a fresh clone compiles every module first).
 COMMAND_TIMEOUT_SECONDS = 120
@@ -216,50 +219,7 @@ def _run_hint(line: str, state_root: Path) -> LocalStackProcess:
     console = state_root / "hinted.txt"
     with console.open("wb") as sink:
         process = subprocess.Popen(shlex.split(line), cwd=REPO_ROOT, stdout=sink, stderr=subprocess.STDOUT)
-    running = LocalStackProcess(process, "dev", state_root, console)
-
-    def ready() -> dict[str, Any] | None:
-        assert process.poll() is None, running.console_text()
-        outputs = state_root / "dev" / "outputs.json"
-        return json.loads(outputs.read_text())["outputs"] if outputs.exists() else None
-
-    try:
-        running.outputs = wait_for(ready, COMMAND_TIMEOUT_SECONDS, f"{line} to start", interval=0.5)
-    except BaseException:
-        stop_local(running)
-        raise
-    return running
-
-
-def test_the_banners_next_steps_and_every_line_hint_work_when_copied(tmp_path: Path) -> None:
-    first = start_local(tmp_path)
-    # The banner is printed once start-up has handed back what it started, just after the outputs
-    # (what start_local waits for) are written.
-    wait_for(lambda: "Ctrl-C stops everything." in first.console_text(), COMMAND_TIMEOUT_SECONDS, "the banner")
-    assert stop_local(first) == 0
-    banner = first.console_text()
-    next_steps = _hinted(banner, "Next, Ctrl-C and start again")
-    every_line = re.search(r"every line here: (.+)\)\. Ctrl-C stops everything\.", banner)
-    assert every_line is not None, banner
-    assert any("--set apiAuth=iam" in line for line in next_steps), banner
-    assert any("--revoke worker=WriteUsers" in line for line in next_steps), banner
-
-    for line in next_steps:
-        running = _run_hint(line, tmp_path)
-        try:
-            if "--set apiAuth=iam" in line:  # the setting took: the API wants signatures, not keys
-                assert "apiKey" not in running.outputs
-                assert running.api("/users?limit=1", key=None).status == 403
-        finally:
-            assert stop_local(running) == 0
-
-    running = _run_hint(every_line.group(1), tmp_path)
-    try:
-        assert running.api("/users?limit=1").status == 200
-        wait_for(lambda: "] REPORT RequestId:" in running.console_text(), 30, "the query's log lines on the console")
-    finally:
-        assert stop_local(running) == 0
-    assert not local_processes(str(tmp_path))
+    return wait_until_started(LocalStackProcess(process, "dev", state_root, console), COMMAND_TIMEOUT_SECONDS, line)
 
 
 # --- 5 and 6: a port in use names the option to change, as a command that works; a port out of range --

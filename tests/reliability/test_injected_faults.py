@@ -22,6 +22,8 @@ from tests.evidence import Proof
 from tests.local.support import LocalStackProcess, job_id_for, local_stack, wait_for
 from tests.reliability.oracle import Upload, Verdict, expect, generate, settle, verify
 
+pytestmark = pytest.mark.long(seconds=140)
+
 SETTINGS = (
     "--set",
     "rowsPerMessage=20",

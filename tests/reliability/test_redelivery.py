@@ -29,6 +29,8 @@ from tests.ingest.conftest import local_command
 from tests.local.support import LocalStackProcess, dead_letter_count, job_id_for, local_stack, wait_for
 from tests.reliability.oracle import Upload, expect, generate, settle, stored_job, stored_users, verify
 
+pytestmark = pytest.mark.long(seconds=100)
+
 SETTINGS = (
     "--set",
     "workerTimeoutSeconds=2",

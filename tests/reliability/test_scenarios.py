@@ -24,6 +24,8 @@ from tests.evidence import Proof
 from tests.local.support import LocalStackProcess, job_id_for, local_stack
 from tests.reliability.oracle import Upload, expect, generate, settle, stored_job, verify
 
+pytestmark = pytest.mark.long(seconds=60)
+
 SETTINGS = (
     "--set",
     "producerTimeoutSeconds=10",

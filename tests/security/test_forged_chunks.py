@@ -58,6 +58,8 @@ from tests.evidence import Proof
 from tests.ingest.conftest import local_command
 from tests.local.support import LocalStackProcess, csv_bytes, dead_letter_count, job_id_for, local_stack, wait_for
 
+pytestmark = pytest.mark.long(seconds=70)
+
 SECTION = "Forged input"
 ATTACKER = "chunk-forger"
 TABLE_READER, SECRET_READER = "jobs-table-reader", "secret-reader"
