@@ -28,11 +28,8 @@ from typing import Any, TextIO
 
 from ingest.commands.jobs import show_job, show_jobs
 from ingest.commands.local import (
-    EXIT_INTERRUPTED,
     EXIT_USAGE,
-    INTERRUPTED,
     STOP_TIMEOUT_SECONDS,
-    interrupt,
     owner_only_from_now,
     start_errors,
     start_interruptibly,
@@ -42,6 +39,7 @@ from ingest.commands.rejects import show_rejects
 from ingest.commands.upload import EXIT_TIMEOUT, JobTimeout, upload_file, wait_for_job
 from ingest.commands.upload import render_summary as render_job_summary
 from ingest.commands.users import show_user, show_users
+from ingest.interrupts import EXIT_INTERRUPTED, INTERRUPTED, interrupt
 from ingest.output import fail, guarded, shown
 from ingest.targets import Target, local_target
 from local.project import REPO_ROOT

@@ -11,15 +11,12 @@ in `local/`; this module is only the command line over it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import os
 import re
-import select
 import shlex
 import signal
-import socket
 import sys
 import threading
 from collections import defaultdict
@@ -28,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from infra.config import ConfigError
+from ingest.interrupts import EXIT_INTERRUPTED, INTERRUPTED, interrupt, wait_for_interrupt
 from ingest.job_lines import JobSummary
 from ingest.output import command
 from ingest.targets import stack_words, state_dir_words
@@ -42,7 +40,6 @@ if TYPE_CHECKING:
 # Exit codes: 2 for what the user can fix (bad option, setting, stack, port), 1 when a stack is not running.
 EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 1
-EXIT_INTERRUPTED = 130
 
 DEFAULT_STACK = "dev"
 DEFAULT_PORT = 8080
@@ -270,62 +267,6 @@ def _run_outputs(options: argparse.Namespace, parser: argparse.ArgumentParser, o
         show_secrets=options.show_secrets,
         out=out,
     )
-
-
-INTERRUPTED = threading.Event()
-"""Set once Ctrl-C or SIGTERM arrived: whatever error start-up then ends with, it was interrupted."""
-
-
-def interrupt(signum: int, frame: Any) -> None:
-    """Ctrl-C and SIGTERM: stop. The KeyboardInterrupt can land anywhere (even inside an import,
-    which then fails with another error), so the event records that it came."""
-    INTERRUPTED.set()
-    raise KeyboardInterrupt
-
-
-def wait_for_interrupt(done: threading.Event | None = None) -> None:
-    """Block until a signal handler raises (`interrupt`: Ctrl-C, SIGTERM), or until `done` is set
-    (by any thread).
-
-    The kernel may deliver a signal to any thread, and Python runs the handler in the main thread
-    only once that thread runs bytecode again: sleeping in `signal.pause()` then sleeps through it
-    (seen: SIGTERM ignored while the pollers were busy). The wakeup fd is written whichever thread
-    the signal lands on, so the main thread wakes and runs the handler."""
-    with _Wakeup() as wakeup:
-        if done is not None:
-            wakeup.when_set(done)
-        wakeup.wait(done)
-
-
-class _Wakeup:
-    """What the main thread sleeps on: a socket pair written by a signal (the wakeup fd) or by another
-    thread (`wake`)."""
-
-    def __enter__(self) -> _Wakeup:
-        self._reader, self._writer = socket.socketpair()
-        self._reader.setblocking(False)
-        self._writer.setblocking(False)
-        self._previous = signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
-        return self
-
-    def when_set(self, event: threading.Event) -> None:
-        """Wake the sleeper once `event` is set (a thread that watches it)."""
-        threading.Thread(target=lambda: (event.wait(), self.wake()), name="wakeup", daemon=True).start()
-
-    def wake(self) -> None:
-        with contextlib.suppress(OSError):  # full (a wake-up is pending anyway) or already closed
-            self._writer.send(b"\0")
-
-    def wait(self, done: threading.Event | None) -> None:
-        while done is None or not done.is_set():
-            select.select([self._reader], [], [])
-            with contextlib.suppress(BlockingIOError):  # another wake-up already drained it
-                self._reader.recv(4096)
-
-    def __exit__(self, *_exc: object) -> None:
-        signal.set_wakeup_fd(self._previous)
-        self._reader.close()
-        self._writer.close()
 
 
 def start_interruptibly(stack: LocalStack) -> Started:

@@ -40,12 +40,12 @@ from rich.text import Text
 
 from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS, FAILED, PARSING, job_id_for
 from ingest.api import segment, unexpected
+from ingest.interrupts import EXIT_INTERRUPTED, interruptible, wait_or_interrupt
 from ingest.output import command, fail, guarded, print_json, progress, shown
 from ingest.targets import Target, TargetError, add_target_options, resolve_target
 
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 3
-EXIT_INTERRUPTED = 130
 DEFAULT_TIMEOUT_SECONDS = 900
 # Polls start quick (a small file is done in well under a second) and slow down to one a second:
 # on AWS each poll is a request to the API and an invocation of the query function.
@@ -369,8 +369,9 @@ def wait_for_job(target: Target, job_id: str, *, timeout: float, progress: bool,
     deadline = time.monotonic() + timeout
     job: dict[str, Any] | None = None
     pause = FIRST_POLL_SECONDS
-    with _JobBar(job_id, progress, out) as show:
+    with interruptible() as interrupted, _JobBar(job_id, progress, out) as show:
         while True:
+            wait_or_interrupt(interrupted, 0)  # an interrupt Python dropped mid-poll ends the wait here
             response = api.get(f"/jobs/{segment(job_id)}")
             if response.status == 200:
                 job = response.body
@@ -381,7 +382,7 @@ def wait_for_job(target: Target, job_id: str, *, timeout: float, progress: bool,
                 raise unexpected(response, "GET /jobs/{jobId}")
             if time.monotonic() >= deadline:
                 raise JobTimeout(target, job_id, timeout, job)
-            time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
+            wait_or_interrupt(interrupted, min(pause, max(deadline - time.monotonic(), 0)))
             pause = min(pause * POLL_GROWTH, MAX_POLL_SECONDS)
 
 

@@ -192,3 +192,15 @@ def test_a_refused_call_raises_as_botocore_makes_it(aws_credentials):
     with pytest.raises(ClientError) as raised:
         made.batch_execute_statement(Statements=BATCH)
     assert raised.value.response["Error"] == {"Code": "ValidationException", "Message": "too many"}
+
+
+def test_a_stored_blob_is_read_as_its_base64_text_where_botocore_decodes_it(aws_credentials):
+    # The module's documented difference: callers read strings only, and a blob (someone else's
+    # attribute) stays the JSON's base64 text rather than botocore's bytes.
+    answer = {"Responses": {"users": [{"email": {"S": "a@example.com"}, "photo": {"B": "AAE="}}]}}
+    read = []
+    for as_built in (False, True):
+        made, _ = client(aws_credentials, as_built=as_built, answer=answer)
+        read.append(made.batch_get_item(RequestItems=READ)["Responses"]["users"][0]["photo"])
+
+    assert read == [{"B": b"\x00\x01"}, {"B": "AAE="}]

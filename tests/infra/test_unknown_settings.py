@@ -17,6 +17,7 @@ import yaml
 
 from infra.config import ConfigError, load_config, parse_settings
 from local.project import stack_settings
+from tests.ingest.conftest import run_ingest
 from tests.local.support import REPO_ROOT, local_processes, start_local, stop_local
 
 COMMAND_TIMEOUT_SECONDS = 180
@@ -25,18 +26,6 @@ TYPO_MESSAGE = (
     "unknown setting csv-ingest:workerMaxConcurency: did you mean csv-ingest:workerMaxConcurrency?"
     " (every setting is listed in README.md, Configuration)"
 )
-
-
-def ingest(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PULUMI_CONFIG"))}
-    return subprocess.run(
-        [sys.executable, "-m", "ingest", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_SECONDS,
-    )
 
 
 @pytest.fixture
@@ -92,14 +81,14 @@ def test_load_config_refuses_an_unknown_key_the_stack_sets() -> None:
 
 
 def test_a_misspelled_set_stops_the_plan() -> None:
-    result = ingest("plan", "--stack", "dev", "--set", f"{TYPO}=3")
+    result = run_ingest("plan", "--stack", "dev", "--set", f"{TYPO}=3")
 
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == f"error: {TYPO_MESSAGE}\n"
 
 
 def test_a_misspelled_key_in_the_stack_file_stops_the_plan(project_with_typo: Path) -> None:
-    result = ingest("plan", "--stack", "dev", cwd=project_with_typo)
+    result = run_ingest("plan", "--stack", "dev", cwd=project_with_typo)
 
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == f"error: {TYPO_MESSAGE}\n"
@@ -107,7 +96,7 @@ def test_a_misspelled_key_in_the_stack_file_stops_the_plan(project_with_typo: Pa
 
 def test_other_namespaces_are_not_ours() -> None:
     # aws:region and a provider's settings are Pulumi's and the providers' to check.
-    result = ingest("plan", "--stack", "dev", "--set", "aws:skipMetadataApiCheck=true")
+    result = run_ingest("plan", "--stack", "dev", "--set", "aws:skipMetadataApiCheck=true")
 
     assert result.returncode == 0, result.stderr
 

@@ -38,14 +38,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProces
 
 
 def run_ingest(
-    *args: str, env: Mapping[str, str] | None = None, timeout: float = COMMAND_TIMEOUT_SECONDS
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = COMMAND_TIMEOUT_SECONDS,
+    cwd: Path = REPO_ROOT,
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m ingest ARGS` in a process of its own, with `env` (default: the runner's, less any AWS_*)."""
+    """`python -m ingest ARGS` in a process of its own, in `cwd` (a checkout), with `env` (default: the
+    runner's, less any AWS_* and Pulumi's PULUMI_CONFIG*, which would change what a stack reads)."""
     if env is None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PULUMI_CONFIG"))}
     return subprocess.run(
         [sys.executable, "-m", "ingest", *args],
-        cwd=REPO_ROOT,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,

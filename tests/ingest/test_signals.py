@@ -1,4 +1,4 @@
-"""`local up` waits for Ctrl-C or SIGTERM however the kernel delivers it."""
+"""The commands hear Ctrl-C and SIGTERM however the kernel delivers them and wherever they land."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.local.support import REPO_ROOT
 SIGNAL_ON_ANOTHER_THREAD = textwrap.dedent(
     """
     import signal, threading, time
-    from ingest.commands.local import interrupt, wait_for_interrupt
+    from ingest.interrupts import interrupt, wait_for_interrupt
 
     signal.signal(signal.SIGTERM, interrupt)
 
@@ -36,3 +36,45 @@ def test_a_signal_delivered_to_another_thread_still_stops_the_wait() -> None:
     )
 
     assert finished.stdout.strip() == "interrupted", finished.stderr
+
+
+# Ctrl-C landing where Python drops the KeyboardInterrupt its handler raises (a finalizer run during
+# a poll: "Exception ignored in …"), stood for by a poll that catches it.
+INTERRUPT_DROPPED_MID_POLL = textwrap.dedent(
+    """
+    import io, os, signal, time
+    from ingest.api import ApiResponse
+    from ingest.commands.upload import JobTimeout, wait_for_job
+
+    class DroppingApi:
+        def get(self, path):
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.5)  # the handler runs here and raises
+            except KeyboardInterrupt:
+                pass  # dropped, as Python drops one raised inside __del__
+            return ApiResponse(200, {"jobId": "j", "status": "QUEUED"})
+
+    class Target:
+        flags = "--local --stack dev"
+        label = "dev (local)"
+
+        def api(self):
+            return DroppingApi()
+
+    try:
+        wait_for_job(Target(), "j", timeout=5, progress=False, out=io.StringIO())
+    except KeyboardInterrupt:
+        print("interrupted")
+    except JobTimeout:
+        print("waited on until the timeout")
+    """
+)
+
+
+def test_an_interrupt_python_drops_mid_poll_still_ends_the_wait() -> None:
+    finished = subprocess.run(
+        [sys.executable, "-c", INTERRUPT_DROPPED_MID_POLL], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+
+    assert finished.stdout.strip() == "interrupted", finished.stdout + finished.stderr
