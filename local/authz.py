@@ -11,14 +11,20 @@ a crash on `Service` trust principals), so local mode leaves it off and decides 
 
 The evaluator follows AWS's same-account logic: allowed iff an identity policy or the resource policy
 allows (the resource policy naming this principal, not only its account), and no applicable policy
-denies explicitly. Limits: no policy variables (`${...}` matches literally), no `Date*`, `IpAddress`
-or `Binary*` operators (treated as unknown: an Allow carrying one never matches, a Deny always
-applies — fail closed), no SCPs, no cross-account access.
+denies explicitly. Conditions follow IAM's condition operators page: every operator it lists (string,
+numeric, date on ISO 8601 or epoch values, Bool, Binary, IP address, ARN, `...IfExists`, `Null`) with
+its `ForAnyValue:`/`ForAllValues:` qualifiers, and policy variables in `Resource`/`NotResource` and
+condition values (`${aws:username}`, `${aws:PrincipalTag/...}`, defaults, `${*}`/`${?}`/`${$}`). A
+form IAM does not document (an unknown operator or qualifier, a malformed variable) is refused when
+the policy is written (`unsupported_forms`), naming the statement, rather than silently allowed or
+denied. Limits: `aws:SourceIp` is absent from the context (an `IpAddress` condition on it does not
+match, a `NotIpAddress` one does, as AWS treats an absent key), no SCPs, no cross-account access.
 """
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import re
 import xml.etree.ElementTree as ElementTree
@@ -45,15 +51,59 @@ class Decision(Enum):
     """No statement applies: an implicit deny unless another policy allows."""
 
 
+# A policy value once its variables are replaced: (text, is the policy's own text) segments. Wildcards
+# apply in the policy's own text only; a variable's value, and `${*}`, `${?}`, `${$}`, are literal.
+Segments = tuple[tuple[str, bool], ...]
+
+
 @functools.lru_cache(maxsize=8192)
-def _glob(pattern: str, ignore_case: bool) -> re.Pattern[str]:
+def _glob(segments: Segments, ignore_case: bool) -> re.Pattern[str]:
     """IAM wildcards: `*` any run of characters (`/` and `:` included), `?` one; nothing else is special."""
-    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    parts = (
+        ".*" if c == "*" and own else "." if c == "?" and own else re.escape(c) for text, own in segments for c in text
+    )
     return re.compile("".join(parts), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
 def glob_match(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
-    return _glob(pattern, ignore_case).fullmatch(value) is not None
+    return _glob(((pattern, True),), ignore_case).fullmatch(value) is not None
+
+
+# `${key}` or `${key, 'default'}` (a quote doubled inside the default), spaces around either ignored; the
+# key's name is case-insensitive (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html,
+# "Specifying default values" and "Special characters").
+_VARIABLE = re.compile(r"\$\{\s*([^\s,'{}]+)\s*(?:,\s*'((?:[^']|'')*)'\s*)?\}")
+_SPECIAL = frozenset({"*", "?", "$"})
+
+
+def _resolve(text: str, context: RequestContext) -> Segments | None:
+    """A policy value with its variables replaced from the request context; None when one has no value
+    (absent, or a multivalued key) and no default: "If AWS cannot resolve a variable this might cause the
+    entire statement to be invalid" (reference_policies_variables.html, above): the statement does not
+    match, whatever its effect."""
+    if "${" not in text:
+        return ((text, True),)
+    segments: list[tuple[str, bool]] = []
+    at = 0
+    for variable in _VARIABLE.finditer(text):
+        segments.append((text[at : variable.start()], True))
+        name, default = variable.group(1), variable.group(2)
+        values = None if name in _SPECIAL else context.get(name)
+        if name in _SPECIAL:
+            segments.append((name, False))
+        elif values is not None and len(values) == 1:
+            segments.append((values[0], False))
+        elif default is not None:
+            segments.append((default.replace("''", "'"), False))
+        else:
+            return None
+        at = variable.end()
+    segments.append((text[at:], True))
+    return tuple(segments)
+
+
+def _joined(segments: Segments) -> str:
+    return "".join(text for text, _ in segments)
 
 
 def arn_match(pattern: str, arn: str) -> bool:
@@ -81,6 +131,37 @@ def _numeric(compare: Callable[[float, float], bool]) -> Callable[[str, str], bo
     return matches
 
 
+def _instant(text: str) -> datetime | None:
+    """A date condition value: ISO 8601 (a date, or a date and time with `Z` or an offset) or epoch
+    seconds, as the condition operators page allows
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_Date)."""
+    try:
+        return datetime.fromtimestamp(float(text), UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _date(compare: Callable[[datetime, datetime], bool]) -> Callable[[str, str], bool]:
+    def matches(wanted: str, actual: str) -> bool:
+        wanted_at, actual_at = _instant(wanted), _instant(actual)
+        return wanted_at is not None and actual_at is not None and compare(actual_at, wanted_at)
+
+    return matches
+
+
+def _in_network(wanted: str, actual: str) -> bool:
+    """`IpAddress`: the context's address within the policy's CIDR block (or address), IPv4 or IPv6."""
+    try:
+        return ipaddress.ip_address(actual) in ipaddress.ip_network(wanted, strict=False)
+    except ValueError:
+        return False
+
+
 # Operator → (does one policy value match one context value, is the operator negated).
 _OPERATORS: dict[str, tuple[Callable[[str, str], bool], bool]] = {
     "StringEquals": (lambda wanted, actual: wanted == actual, False),
@@ -100,7 +181,19 @@ _OPERATORS: dict[str, tuple[Callable[[str, str], bool], bool]] = {
     "NumericLessThanEquals": (_numeric(lambda a, w: a <= w), False),
     "NumericGreaterThan": (_numeric(lambda a, w: a > w), False),
     "NumericGreaterThanEquals": (_numeric(lambda a, w: a >= w), False),
+    "DateEquals": (_date(lambda a, w: a == w), False),
+    "DateNotEquals": (_date(lambda a, w: a == w), True),
+    "DateLessThan": (_date(lambda a, w: a < w), False),
+    "DateLessThanEquals": (_date(lambda a, w: a <= w), False),
+    "DateGreaterThan": (_date(lambda a, w: a > w), False),
+    "DateGreaterThanEquals": (_date(lambda a, w: a >= w), False),
+    "BinaryEquals": (lambda wanted, actual: wanted == actual, False),  # base64 text on both sides
+    "IpAddress": (_in_network, False),
+    "NotIpAddress": (_in_network, True),
 }
+_QUALIFIERS = ("", "ForAnyValue", "ForAllValues")
+_LIKE = frozenset({"StringLike", "StringNotLike"})
+"""Operators whose policy values are patterns: a variable's value is matched literally within them."""
 
 
 @dataclass(frozen=True)
@@ -124,24 +217,41 @@ class RequestContext:
         return self.values.get(key.lower())
 
 
-def _condition_holds(operator: str, key: str, wanted: Any, context: RequestContext) -> bool | None:
-    """One `operator: {key: values}` entry; None when the operator is unknown."""
+def _condition_holds(operator: str, key: str, wanted: Any, context: RequestContext, variables: bool) -> bool | None:
+    """One `operator: {key: values}` entry; None when the operator is not one IAM documents.
+
+    A key absent from the request context
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html,
+    "Important", and reference_policies_condition-single-vs-multi-valued-context-keys.html): `...IfExists`
+    matches; `ForAnyValue:` does not; `ForAllValues:` does; otherwise a negated operator (`StringNotLike`,
+    `NotIpAddress`, `DateNotEquals`…) matches and any other does not.
+    """
     qualifier, _, base = operator.rpartition(":")
+    if not _known_operator(qualifier, base):
+        return None
     if_exists = base.endswith("IfExists")
     base = base.removesuffix("IfExists")
-    wanted_values = [_text(v) for v in _listed(wanted)]
+    resolved = [_resolve(_text(v), context) if variables else ((_text(v), True),) for v in _listed(wanted)]
+    if any(segments is None for segments in resolved):
+        return False
+    patterns = [segments for segments in resolved if segments is not None]
     actual = context.get(key)
     if base == "Null":
-        return all((actual is None) == (w == "true") for w in wanted_values)
-    if base not in _OPERATORS or qualifier not in ("", "ForAnyValue", "ForAllValues"):
-        return None
+        return all((actual is None) == (_joined(w) == "true") for w in patterns)
     compare, negated = _OPERATORS[base]
-    if actual is None:  # AWS: absent keys match IfExists, negated operators and ForAllValues
-        return if_exists or negated or qualifier == "ForAllValues"
+    if actual is None:
+        if if_exists or qualifier == "ForAllValues":
+            return True
+        return False if qualifier == "ForAnyValue" else negated
+
+    def hit(pattern: Segments, value: str) -> bool:
+        if base in _LIKE:
+            return _glob(pattern, False).fullmatch(value) is not None
+        return compare(_joined(pattern), value)
 
     def one(value: str) -> bool:
-        hit = any(compare(w, value) for w in wanted_values)
-        return not hit if negated else hit
+        matched = any(hit(pattern, value) for pattern in patterns)
+        return not matched if negated else matched
 
     if qualifier == "ForAllValues":
         return all(one(value) for value in actual)
@@ -150,19 +260,27 @@ def _condition_holds(operator: str, key: str, wanted: Any, context: RequestConte
     return all(one(value) for value in actual)  # a negated single-valued operator: matches none
 
 
-def _conditions_hold(statement: Mapping[str, Any], context: RequestContext) -> bool:
-    """Every entry must hold; an unknown operator fails closed (an Allow does not apply, a Deny does)."""
+def _known_operator(qualifier: str, base: str) -> bool:
+    """An operator the condition operators page lists (`Null` takes neither a qualifier nor `IfExists`)."""
+    if base == "Null":
+        return qualifier == ""
+    return qualifier in _QUALIFIERS and base.removesuffix("IfExists") in _OPERATORS
+
+
+def _conditions_hold(statement: Mapping[str, Any], context: RequestContext, variables: bool) -> bool:
+    """Every entry must hold; an operator IAM does not document fails closed (an Allow does not apply,
+    a Deny does). `unsupported_forms` refuses such a policy when it is written, so none is evaluated."""
     unknown_means = statement.get("Effect") == "Deny"
     for operator, entries in (statement.get("Condition") or {}).items():
         for key, wanted in entries.items():
-            holds = _condition_holds(operator, key, wanted, context)
+            holds = _condition_holds(operator, key, wanted, context, variables)
             if not (unknown_means if holds is None else holds):
                 return False
     return True
 
 
 def _element_matches(statement: Mapping[str, Any], name: str, value: str, ignore_case: bool) -> bool:
-    """`Action`/`NotAction` or `Resource`/`NotResource`; a statement with neither applies to all."""
+    """`Action`/`NotAction`; a statement with neither applies to all."""
     if name in statement:
         return any(glob_match(p, value, ignore_case=ignore_case) for p in _listed(statement[name]))
     if f"Not{name}" in statement:
@@ -170,15 +288,41 @@ def _element_matches(statement: Mapping[str, Any], name: str, value: str, ignore
     return True
 
 
+def _resource_matches(statement: Mapping[str, Any], resource: str, context: RequestContext, variables: bool) -> bool:
+    """`Resource`/`NotResource`, policy variables replaced; a statement with neither applies to all. A
+    variable without a value matches no ARN in `Resource`, and makes a `NotResource` statement not apply."""
+    for name, negated in (("Resource", False), ("NotResource", True)):
+        if name not in statement:
+            continue
+        matched = False
+        for pattern in _listed(statement[name]):
+            segments = _resolve(pattern, context) if variables else ((pattern, True),)
+            if segments is None:
+                if negated:
+                    return False
+                continue
+            matched = matched or _glob(segments, False).fullmatch(resource) is not None
+        return matched != negated
+    return True
+
+
 def _statements(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return _listed(document.get("Statement") or [])
 
 
-def _applies(statement: Mapping[str, Any], action: str, resource: str, context: RequestContext) -> bool:
+def _variables(document: Mapping[str, Any] | None) -> bool:
+    """Policy variables are replaced in a policy of version 2012-10-17 only; in an older one `${…}` is
+    literal text (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_version.html)."""
+    return (document or {}).get("Version") == "2012-10-17"
+
+
+def _applies(
+    statement: Mapping[str, Any], action: str, resource: str, context: RequestContext, variables: bool
+) -> bool:
     return (
         _element_matches(statement, "Action", action, ignore_case=True)
-        and _element_matches(statement, "Resource", resource, ignore_case=False)
-        and _conditions_hold(statement, context)
+        and _resource_matches(statement, resource, context, variables)
+        and _conditions_hold(statement, context, variables)
     )
 
 
@@ -186,8 +330,9 @@ def evaluate(documents: Iterable[Mapping[str, Any]], action: str, resource: str,
     """Identity-based policies: an explicit Deny wins, then any Allow, else neutral."""
     decision = Decision.NEUTRAL
     for document in documents:
+        variables = _variables(document)
         for statement in _statements(document):
-            if _applies(statement, action, resource, context):
+            if _applies(statement, action, resource, context, variables):
                 if statement.get("Effect") == "Deny":
                     return Decision.DENY
                 if statement.get("Effect") == "Allow":
@@ -213,6 +358,8 @@ class Identity:
     """Its identity-based policies: inline and attached (and its groups', for a user)."""
     limits: tuple[Mapping[str, Any], ...] = ()
     """A session policy and a permissions boundary: each must also allow."""
+    tags: tuple[tuple[str, str], ...] = ()
+    """The user's or role's tags: `aws:PrincipalTag/<key>` in its requests' context."""
 
 
 def _principal_match(statement: Mapping[str, Any], identity: Identity) -> str | None:
@@ -248,7 +395,7 @@ def evaluate_resource_policy(
     decision = Decision.NEUTRAL
     for statement in _statements(document or {}):
         named = _principal_match(statement, identity)
-        if named is None or not _applies(statement, action, resource, context):
+        if named is None or not _applies(statement, action, resource, context, _variables(document)):
             continue
         if statement.get("Effect") == "Deny":
             return Decision.DENY
@@ -275,8 +422,13 @@ def request_context(identity: Identity, region: str) -> RequestContext:
     (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalisawsservice).
     """
     now = datetime.now(UTC)
+    # aws:username is an IAM user's name, absent for a role session; aws:PrincipalTag/<key> one per tag
+    # of the user or role (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html).
+    username = identity.arn.rsplit("/", 1)[-1] if identity.kind == "User" else None
     return RequestContext.of(
+        **{f"aws:PrincipalTag/{key}": value for key, value in identity.tags},
         **{
+            "aws:username": username,
             "aws:SecureTransport": "true",
             "aws:PrincipalIsAWSService": "false",
             "aws:PrincipalArn": identity.arn,
@@ -286,7 +438,7 @@ def request_context(identity: Identity, region: str) -> RequestContext:
             "aws:RequestedRegion": region,
             "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "aws:EpochTime": str(int(now.timestamp())),
-        }
+        },
     )
 
 
@@ -317,7 +469,7 @@ def authorize(
         trusts_account = any(
             statement.get("Effect") == "Allow"
             and _principal_match(statement, identity) == "account"
-            and _applies(statement, action, resource, context)
+            and _applies(statement, action, resource, context, _variables(resource_policy))
             for statement in _statements(resource_policy or {})
         )
         if on_resource is Decision.ALLOW or (trusts_account and by_identity is Decision.ALLOW):
@@ -352,6 +504,32 @@ def resource_policy_key(resource_arn: str) -> str:
     if service == "execute-api":
         return ":".join([*parts[:5], rest.split("/", 1)[0]])
     return resource_arn
+
+
+def unsupported_forms(document: Mapping[str, Any]) -> list[str]:
+    """What of `document` this evaluator cannot judge as IAM documents it, one line per statement
+    naming it (its Sid, or its place): an operator or qualifier the condition operators page does not
+    list, or a `${` that is not a policy variable. Empty: every statement is evaluated as on AWS."""
+    problems = []
+    for place, statement in enumerate(_statements(document), 1):
+        if not isinstance(statement, Mapping):
+            problems.append(f"statement {place} is not a JSON object")
+            continue
+        named = f"statement {statement['Sid']!r}" if statement.get("Sid") else f"statement {place} (no Sid)"
+        texts = [str(p) for name in ("Resource", "NotResource") for p in _listed(statement.get(name, []))]
+        conditions = statement.get("Condition") or {}
+        if not isinstance(conditions, Mapping):
+            problems.append(f"{named}: Condition is not a JSON object")
+            continue
+        for operator, entries in conditions.items():
+            qualifier, _, base = str(operator).rpartition(":")
+            if not _known_operator(qualifier, base):
+                problems.append(f"{named}: condition operator {operator} is not one IAM documents")
+            if isinstance(entries, Mapping):
+                texts += [_text(v) for values in entries.values() for v in _listed(values)]
+        if _variables(document) and any("${" in _VARIABLE.sub("", text) for text in texts):
+            problems.append(f"{named}: a '${{' that is not a policy variable (${{key}} or ${{key, 'default'}})")
+    return problems
 
 
 # ---------------------------------------------------------------------------------------------
@@ -430,6 +608,7 @@ def resolve_identity(account_id: str, partition: str, access_key_id: str, sessio
             secret_access_key=session.secret_access_key,
             policies=tuple(policies),
             limits=tuple(limits),
+            tags=tuple((tag["Key"], tag["Value"]) for tag in (role.tags if role is not None else [])),
         )
     if session_token:
         raise UnknownCredentials("InvalidClientTokenId", INVALID_TOKEN)
@@ -448,6 +627,7 @@ def resolve_identity(account_id: str, partition: str, access_key_id: str, sessio
         secret_access_key=key.secret_access_key,
         policies=tuple(policies),
         limits=tuple(_boundary(iam, getattr(user, "permissions_boundary", None))),
+        tags=tuple((tag["Key"], tag["Value"]) for tag in iam.list_user_tags(user.name)),
     )
 
 
@@ -1039,9 +1219,34 @@ POLICY_WRITERS: dict[str, _PolicyWriter] = {
 }
 
 
+# Request parameters of IAM and STS that carry a policy document (an identity policy, a trust policy, a
+# session policy), refused with MalformedPolicyDocument as those services refuse a policy they cannot read
+# (https://docs.aws.amazon.com/IAM/latest/APIReference/API_PutRolePolicy.html,
+# https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html).
+_POLICY_PARAMETERS = {"iam": ("PolicyDocument", "AssumeRolePolicyDocument"), "sts": ("Policy",)}
+
+
+def _refuse_unsupported(document: Any, code: str, resource: str) -> None:
+    """A policy whose statements this evaluator cannot judge as IAM does is refused, naming them, rather
+    than stored and then silently allowing or denying (`unsupported_forms`)."""
+    problems = unsupported_forms(document) if isinstance(document, Mapping) else []
+    if problems:
+        raise MalformedPolicy(code, f"local mode cannot evaluate the policy for {resource}: " + "; ".join(problems))
+
+
 def policy_change(call: Call, access: RequestAccess) -> PolicyChange | None:
     """The resource policy this request sets or removes, if it does; raises MalformedPolicy for a policy
-    that is not a JSON object (its text is not repeated: a policy may hold anything a caller typed)."""
+    that is not a JSON object (its text is not repeated: a policy may hold anything a caller typed), or
+    one using a form IAM does not document, whether a resource policy or an IAM or STS request's."""
+    for parameter in _POLICY_PARAMETERS.get(call.service, ()):
+        text = access.body.get(parameter)
+        if isinstance(text, str) and text:
+            try:
+                document = json.loads(text)
+            except ValueError:
+                continue  # IAM's own validation refuses it
+            resource = access.accesses[0].resource if access.accesses else call.service
+            _refuse_unsupported(document, "MalformedPolicyDocument", resource)
     for needed in access.accesses:
         writer = POLICY_WRITERS.get(needed.action.lower())
         if writer is None:
@@ -1060,5 +1265,6 @@ def policy_change(call: Call, access: RequestAccess) -> PolicyChange | None:
             document = None
         if not isinstance(document, dict):
             raise MalformedPolicy(writer.malformed, f"the policy for {resource} is not a JSON policy document")
+        _refuse_unsupported(document, writer.malformed, resource)
         return PolicyChange(resource, document)
     return None

@@ -170,7 +170,7 @@ def test_conditions(condition: dict[str, Any], expected: bool) -> None:
 
 
 def test_unknown_operator_fails_closed() -> None:
-    odd = {"DateLessThan": {"aws:CurrentTime": "2100-01-01T00:00:00Z"}}
+    odd = {"StringMatchesRegex": {"aws:PrincipalType": "Assumed.*"}}  # no operator IAM documents
     assert not allowed(
         identity(WORKER, policy(allow("dynamodb:PutItem", TABLE, Condition=odd))), "dynamodb:PutItem", TABLE
     )
