@@ -20,6 +20,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 
+from local.deploy_checks import check_role_trusts_lambda, check_s3_may_invoke, check_sqs_event_source
 from local.mocks import Plan, PlanMocks, _auto_name, _resolved, run_program
 
 # Why each type the program may declare is not created in the emulator: listed at start-up.
@@ -90,6 +91,10 @@ class DeployContext:
     revoked: set[Revocation] = field(default_factory=set)
     not_emulated: list[tuple[str, str, str]] = field(default_factory=list)
     """(type, logical name, why) of every declared resource not created in the emulator."""
+    api_paths: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(REST API id, resource id) → the resource's path, as each resource is created."""
+    api_methods: dict[str, dict[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
+    """REST API id → (path, HTTP method) → the method as `apiSummary` shows it, as each method is created."""
 
     _clients: dict[str, Any] = field(default_factory=dict)
 
@@ -202,6 +207,8 @@ def _notification(ctx: DeployContext, name: str, physical: str, inputs: Mapping[
         ("topics", "topicArn", "TopicConfigurations"),
     ):
         targets = inputs.get(key) or []
+        if key == "lambdaFunctions" and targets:
+            check_s3_may_invoke(ctx.client("lambda"), inputs["bucket"], ctx.account, [t[arn_key] for t in targets])
         if targets:
             configuration[api_key] = [
                 {arn_key[0].upper() + arn_key[1:]: t[arn_key], "Events": list(t["events"]), **_filter_rules(t)}
@@ -429,6 +436,7 @@ def _function(ctx: DeployContext, name: str, physical: str, inputs: Mapping[str,
     }
     if inputs.get("loggingConfig"):
         request["LoggingConfig"] = _pascal(inputs["loggingConfig"])
+    check_role_trusts_lambda(ctx.client("iam"), request["Role"])
     created = ctx.client("lambda").create_function(**request)
     arn = created["FunctionArn"]
     invoke_arn = f"arn:aws:apigateway:{ctx.region}:lambda:path/2015-03-31/functions/{arn}/invocations"
@@ -469,6 +477,7 @@ def _event_source_mapping(ctx: DeployContext, name: str, physical: str, inputs: 
         request["ScalingConfig"] = _pascal(inputs["scalingConfig"])
     if inputs.get("functionResponseTypes"):
         request["FunctionResponseTypes"] = list(inputs["functionResponseTypes"])
+    check_sqs_event_source(ctx.client("sqs"), ctx.client("lambda"), request)
     created = ctx.client("lambda").create_event_source_mapping(**request)
     return created["UUID"], {"uuid": created["UUID"], "functionArn": created.get("FunctionArn")}
 
@@ -499,6 +508,7 @@ def _rest_api(ctx: DeployContext, name: str, physical: str, inputs: Mapping[str,
         tags=_tags(inputs),
     )
     api_id = created["id"]
+    ctx.api_paths[api_id, created["rootResourceId"]] = "/"
     return api_id, {
         "name": api_name,
         "rootResourceId": created["rootResourceId"],
@@ -511,6 +521,7 @@ def _api_resource(ctx: DeployContext, name: str, physical: str, inputs: Mapping[
     created = ctx.client("apigateway").create_resource(
         restApiId=inputs["restApi"], parentId=inputs["parentId"], pathPart=inputs["pathPart"]
     )
+    ctx.api_paths[inputs["restApi"], created["id"]] = created["path"]
     return created["id"], {"path": created["path"]}
 
 
@@ -522,6 +533,11 @@ def _api_method(ctx: DeployContext, name: str, physical: str, inputs: Mapping[st
         authorizationType=inputs.get("authorization", "NONE"),
         apiKeyRequired=bool(inputs.get("apiKeyRequired", False)),
     )
+    path = ctx.api_paths[inputs["restApi"], inputs["resourceId"]]
+    ctx.api_methods.setdefault(inputs["restApi"], {})[path, inputs["httpMethod"]] = {
+        "authorizationType": inputs.get("authorization", "NONE"),
+        "apiKeyRequired": bool(inputs.get("apiKeyRequired", False)),
+    }
     return f"agm-{inputs['restApi']}-{inputs['resourceId']}-{inputs['httpMethod']}", {}
 
 
@@ -541,8 +557,19 @@ def _api_integration(ctx: DeployContext, name: str, physical: str, inputs: Mappi
 
 
 def _api_deployment(ctx: DeployContext, name: str, physical: str, inputs: Mapping[str, Any]):
+    """A deployment is a snapshot of the API's methods as they are when it is created; a stage serves
+    its deployment's snapshot, so a method created after it (not in its `depends_on`, or added
+    without a redeploy) is not served ("After creating your API, you must deploy it to make it
+    callable by your users", https://docs.aws.amazon.com/apigateway/latest/developerguide/how-to-deploy-api.html;
+    `depends_on` and `triggers`, https://www.pulumi.com/registry/packages/aws/api-docs/apigateway/deployment/).
+    The snapshot is kept as GetDeployment's `apiSummary` shows it, path → method → settings
+    (https://docs.aws.amazon.com/apigateway/latest/api/API_GetDeployment.html); `local.registry`
+    serves a stage what its deployment's summary holds."""
     created = ctx.client("apigateway").create_deployment(restApiId=inputs["restApi"])
-    return created["id"], {}
+    summary: dict[str, dict[str, Any]] = {}
+    for (path, method), settings in list(ctx.api_methods.get(inputs["restApi"], {}).items()):
+        summary.setdefault(path, {})[method] = dict(settings)
+    return created["id"], {"apiSummary": summary}
 
 
 def _api_stage(ctx: DeployContext, name: str, physical: str, inputs: Mapping[str, Any]):

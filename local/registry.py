@@ -33,6 +33,7 @@ API_RESOURCE = "aws:apigateway/resource:Resource"
 API_METHOD = "aws:apigateway/method:Method"
 API_INTEGRATION = "aws:apigateway/integration:Integration"
 API_STAGE = "aws:apigateway/stage:Stage"
+API_DEPLOYMENT = "aws:apigateway/deployment:Deployment"
 API_METHOD_SETTINGS = "aws:apigateway/methodSettings:MethodSettings"
 API_USAGE_PLAN = "aws:apigateway/usagePlan:UsagePlan"
 API_KEY = "aws:apigateway/apiKey:ApiKey"
@@ -371,6 +372,7 @@ def _rest_api(plan: Plan, api: DeclaredResource) -> RestApiSpec:
     if len(stages) != 1:
         raise NotEmulated(f"{api.name}: local mode serves exactly one stage per API, found {len(stages)}")
     stage_name = stages[0].inputs["stageName"]
+    methods = _deployed(methods, _deployment_of(mine, stages[0]))
     throttle: Mapping[str, Any] = {}
     for settings in (r for r in mine if r.type == API_METHOD_SETTINGS):
         if settings.inputs.get("stageName") == stage_name and settings.inputs.get("methodPath") == "*/*":
@@ -427,6 +429,22 @@ def _rest_api(plan: Plan, api: DeclaredResource) -> RestApiSpec:
             if r.inputs.get("restApiId") == api_id
         ),
     )
+
+
+def _deployment_of(resources: list[DeclaredResource], stage: DeclaredResource) -> DeclaredResource | None:
+    """The deployment a stage serves (its `deployment` input is the deployment's id)."""
+    return next((r for r in resources if r.type == API_DEPLOYMENT and r.id == stage.inputs.get("deployment")), None)
+
+
+def _deployed(methods: list[ApiMethod], deployment: DeclaredResource | None) -> list[ApiMethod]:
+    """The methods a stage serves: those in its deployment's snapshot (`apiSummary`, path → method,
+    recorded by `local.deployer` as the deployment was created), as API Gateway serves a stage its
+    deployment and nothing declared since. A plan made without the emulator has no snapshot: every
+    declared method then."""
+    summary = None if deployment is None else deployment.outputs.get("apiSummary")
+    if summary is None:
+        return methods
+    return [m for m in methods if m.http_method in (summary.get(m.path) or {})]
 
 
 def permits_invoke(
