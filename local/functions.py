@@ -1,9 +1,10 @@
 """The function host: each Lambda function runs from its own archive, in processes of its own, as Lambda runs it.
 
 A `FunctionHost` is one function's execution environments. Each environment is an OS process
-running `local/bootstrap.py` over the unpacked archive (the bytes `pulumi up` would upload), with
-only the environment Lambda gives a function (its variables, its role's credentials, the emulator
-as `AWS_ENDPOINT_URL`) and only the libraries Lambda's Python runtime provides. A process stays
+running `local/bootstrap.py` on the declared runtime's interpreter over the unpacked archive (the
+bytes `pulumi up` would upload), with only the environment Lambda gives a function (its variables,
+its role's credentials, the emulator as `AWS_ENDPOINT_URL`) and only the libraries Lambda's Python
+runtime provides, in the versions it provides (`local.runtimes`). A process stays
 warm between invocations (module-level state survives); a new one starts when every warm one is
 busy, up to the concurrency the caller allows. An invocation past the function's timeout kills its
 process. When the handler code changes, the archive is rebuilt and new processes run the new code.
@@ -44,6 +45,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from infra.packaging import HANDLERS_DIR, FunctionArchive, build_archive
 from local.registry import FunctionSpec
+from local.runtimes import Runtime, resolve
 
 if TYPE_CHECKING:
     from local.emulator import Credentials, KillOrder
@@ -123,10 +125,12 @@ def archive_sha256(path: Path) -> str:
 
 
 def runtime_libraries(target: Path) -> Path:
-    """A folder of links to the installed distributions Lambda's Python runtime provides, and nothing else.
+    """A folder of links to this venv's copies of the distributions Lambda's Python runtime provides.
 
-    It plays Lambda's /var/runtime: on sys.path after the task root, so an archive's own copy of a
-    library wins, and a library neither provides fails to import, as on AWS.
+    Functions no longer run with it (they get their runtime's own SDK: `local.runtimes`); the query
+    benchmark still measures imports with it. It plays Lambda's /var/runtime: on sys.path after the
+    task root, so an archive's own copy of a library wins, and a library neither provides fails to
+    import, as on AWS.
     """
     target.mkdir(mode=OWNER_ONLY_FOLDER, parents=True)
     for name in RUNTIME_DISTRIBUTIONS:
@@ -410,12 +414,15 @@ class FunctionHost:
         max_concurrency: int = 10,
         source: CodeSource | None = None,
         kills: Callable[[], KillOrder | None] | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
         """`credentials()` is called for every new process (its role's STS credentials); `log(name, line)`
         gets every line the function prints and Lambda's START/END/REPORT lines; archives are unpacked
         under `work_dir` and removed by `close()`. `source` is what hot reload watches and rebuilds
         (the repository's handlers/ by default). `kills()`, asked at the start of every invocation, says
-        whether to kill its process mid-way (`local.emulator.Faults.kill_order`)."""
+        whether to kill its process mid-way (`local.emulator.Faults.kill_order`). `runtime` is what its
+        processes run on (`local.runtimes.resolve(spec.runtime)` by default: the declared runtime's
+        interpreter and SDK)."""
         if max_concurrency < 1:
             raise ValueError(f"{spec.name}: max_concurrency must be at least 1, got {max_concurrency}")
         self.spec = spec
@@ -426,12 +433,13 @@ class FunctionHost:
         self._log = log
         self._source = source or CodeSource()
         self._kills = kills
+        self.runtime = runtime or resolve(spec.runtime)
         work_dir.mkdir(mode=OWNER_ONLY_FOLDER, parents=True, exist_ok=True)
         self._dir = Path(tempfile.mkdtemp(prefix=f"{spec.name}-", dir=work_dir))  # 0700
         try:
             self._home = self._dir / "home"
             self._home.mkdir(mode=OWNER_ONLY_FOLDER)
-            self._runtime_dir = runtime_libraries(self._dir / "runtime")
+            self._runtime_dir = self.runtime.libraries
             self._code = self._unpack(spec.archive)
         except BaseException:
             shutil.rmtree(self._dir, ignore_errors=True)
@@ -627,8 +635,8 @@ class FunctionHost:
         marker = f"\x1f{secrets.token_hex(16)}\x1f"
         try:
             popen = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-u", str(BOOTSTRAP), str(code.task_root), str(self._runtime_dir),
-                 self.spec.handler, str(request_read), str(response_write), marker],
+                [str(self.runtime.executable), "-I", "-S", "-u", str(BOOTSTRAP), str(code.task_root),
+                 str(self._runtime_dir), self.spec.handler, str(request_read), str(response_write), marker],
                 env=environment,
                 cwd=code.task_root,
                 stdin=subprocess.DEVNULL,

@@ -35,6 +35,7 @@ from local.functions import OWNER_ONLY_FILE, OWNER_ONLY_FOLDER, FunctionHost, Ho
 from local.log_shipping import LogShipper
 from local.project import PROJECT, stack_region, stack_settings
 from local.registry import FunctionSpec, NotEmulated, Registry, permits_invoke
+from local.runtimes import Runtime, resolve
 from local.state import OUTPUTS_FILE, STATE_ROOT, hold_stack, process_started, state_dir
 
 # Invocations of one function at once when neither the program nor an event source says otherwise.
@@ -85,6 +86,8 @@ class LocalOptions:
     """Delays before the asynchronous retries (Lambda's by default)."""
     transformations: Sequence[pulumi.ResourceTransformation] = ()
     """Stack transformations applied to the program's resources (`bench/naive/`: the article's design)."""
+    strict: bool = False
+    """Refuse to start rather than run a function on another Python than its runtime's (`RuntimeMissing`)."""
 
 
 # The user's AWS settings: local mode must never pick them up, neither in its own clients nor in the
@@ -177,6 +180,8 @@ class Started:
     created: list[tuple[str, str]]
     not_emulated: list[tuple[str, str, str]]
     seconds: float
+    warnings: list[str] = field(default_factory=list)
+    """One line each: what runs otherwise than on AWS (a runtime's interpreter missing)."""
 
 
 class LocalStack:
@@ -196,6 +201,7 @@ class LocalStack:
         self.shipper: LogShipper | None = None
         self.logs: LogSink | None = None
         self._credentials: dict[str, Credentials] = {}
+        self.warnings: list[str] = []
         self._api_urls: dict[str, str] = {}
         self._spare_gateway: ApiGateway | None = None
         self._stopping = threading.Event()
@@ -253,6 +259,7 @@ class LocalStack:
             created=[c for c in created if c not in emulated],
             not_emulated=deployment.not_emulated,
             seconds=time.monotonic() - began,
+            warnings=list(self.warnings),
         )
 
     @contextlib.contextmanager
@@ -323,6 +330,7 @@ class LocalStack:
         work = self.state / "functions"
         faults = self.emulator.faults
         by_source = {s.function_arn: s.max_concurrency for s in registry.queue_sources}
+        runtimes = self._runtimes(registry)
         for spec in registry.functions.values():
             concurrency = spec.reserved_concurrency or by_source.get(spec.arn) or DEFAULT_FUNCTION_CONCURRENCY
             with self._adding():
@@ -335,6 +343,7 @@ class LocalStack:
                     work_dir=work / spec.name,
                     max_concurrency=concurrency,
                     kills=lambda spec=spec: faults.kill_order(spec.name),
+                    runtime=runtimes[spec.runtime],
                 )
         with self._adding():
             self.shipper = LogShipper(
@@ -350,6 +359,16 @@ class LocalStack:
                 retry_delays=self.options.retry_delays,
             )
         self.emulator.on_invoke = self._on_invoke_api_call
+
+    def _runtimes(self, registry: Registry) -> dict[str, Runtime]:
+        """Each declared runtime's interpreter and SDK, once; a missing interpreter is one warning line
+        (or, under `--strict`, `RuntimeMissing`)."""
+        runtimes = {}
+        for name in sorted({spec.runtime for spec in registry.functions.values()}):
+            runtime = runtimes[name] = resolve(name, strict=self.options.strict)
+            if runtime.fallback is not None:  # printed once, with what start-up prints
+                self.warnings.append(runtime.fallback)
+        return runtimes
 
     def _check_imports(self) -> None:
         """Each function's init phase, once, so that code that does not import stops start-up, named."""

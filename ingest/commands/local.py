@@ -60,6 +60,7 @@ class UpCommand:
     logs: tuple[str, ...] = ()
     state_root: Path = STATE_ROOT
     from_make: bool = False
+    strict: bool = False
 
     @classmethod
     def of(cls, options: argparse.Namespace) -> UpCommand:
@@ -73,6 +74,7 @@ class UpCommand:
             logs=tuple(options.logs),
             state_root=options.state_dir,
             from_make=options.from_make,
+            strict=options.strict,
         )
 
     def line(self, **changes: Any) -> str:
@@ -87,6 +89,8 @@ class UpCommand:
         words += [w for item in self.revokes for w in ("--revoke", item)]
         if self.retry_delays is not None:
             words += ["--retry-delays", ",".join(f"{delay:g}" for delay in self.retry_delays)]
+        if self.strict:
+            words.append("--strict")
         return words + state_dir_words(self.state_root)
 
     def _line(self, explicit: set[str]) -> str:
@@ -119,9 +123,13 @@ def start_errors() -> tuple[type[Exception], ...]:
     of the program local mode does not emulate): exit 2."""
     from local.deployer import DeployError
     from local.registry import NotEmulated
+    from local.runtimes import RuntimeMissing, RuntimeUnavailable
     from local.session import FunctionInitError, StackRunning
 
-    return (ConfigError, FileNotFoundError, StackRunning, DeployError, FunctionInitError, NotEmulated, OSError)
+    return (
+        ConfigError, FileNotFoundError, StackRunning, DeployError, FunctionInitError, NotEmulated, OSError,
+        RuntimeMissing, RuntimeUnavailable,
+    )  # fmt: skip
 
 
 def pairs(items: list[str], option: str, parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -208,6 +216,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         " of NAMES (e.g. worker,producer); by default each job's start and end and every warning and error."
         " Every line is in .local/<stack>/logs/ either way",
     )
+    up.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse to start when a function's runtime (e.g. python3.13) is not installed here, rather than"
+        " run it on this Python",
+    )
     # Set by `make up`: its hints then name make's variables (PORT=N), which is what the user typed.
     up.add_argument("--from-make", action="store_true", help=argparse.SUPPRESS)
     up.add_argument("--state-dir", type=Path, default=STATE_ROOT, help=argparse.SUPPRESS)
@@ -249,6 +263,7 @@ def _run_up(options: argparse.Namespace, parser: argparse.ArgumentParser, out: T
         revocations=revocations,
         state_root=options.state_dir,
         retry_delays=options.retry_delays or LAMBDA_RETRY_DELAYS,
+        strict=options.strict,
     )
     code = up(local_options, out, UpCommand.of(options))
     # Everything this command started is stopped. Leave at once: the interpreter's own shutdown
@@ -399,6 +414,7 @@ def render_started(
     lines = [
         f"csv-ingest {options.stack}: running locally, ready in {started.seconds:.1f} s",
         f"Emulator: {outputs['awsEndpointUrl']} (region {outputs['awsRegion']})",
+        *(f"Warning: {line}" for line in started.warnings),
         "",
         f"Created in the emulator ({len(started.created)}):",
         *(f"  {len(names):3d}  {type_}: {', '.join(names)}" for type_, names in sorted(by_type.items())),

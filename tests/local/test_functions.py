@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.metadata
 import json
 import os
 import re
@@ -26,11 +27,12 @@ import pytest
 import infra.packaging
 import local.functions
 from infra.config import load_config
-from infra.packaging import FunctionArchive, PackagingError, build_archive
+from infra.packaging import FunctionArchive, PackagingError, build_archive, locked_versions
 from local.emulator import Faults, KillFault, KillOrder
 from local.functions import CodeSource, FunctionHost, HostClosed, InvocationResult
 from local.project import PROJECT, stack_settings
 from local.registry import FunctionSpec
+from local.runtimes import SDK_LOCK, sdk_folder
 
 REGION = "eu-west-1"
 PACKAGE = "handlers_local_test"
@@ -111,6 +113,13 @@ def handler(event, context):
         return "listed"
     if action == "version":
         return VERSION
+    if action == "interpreter":
+        import boto3, botocore
+
+        return {"python": list(sys.version_info[:2]), "boto3": boto3.__version__, "botocore": botocore.__file__}
+    if action == "allocate":
+        held = bytearray(event["megabytes"] << 20)  # zero-filled: every page is written, so resident
+        return len(held) >> 20
     raise AssertionError(action)
 """
 
@@ -180,18 +189,26 @@ class CredentialCounter:
             return Credentials(f"ASIALOCAL{self.issued:04d}", "secret", f"token-{self.issued}")
 
 
-def _spec(archive: Path, *, handler: str = HANDLER, timeout: int = 3, **environment: str) -> FunctionSpec:
+def _spec(
+    archive: Path,
+    *,
+    handler: str = HANDLER,
+    timeout: int = 3,
+    runtime: str = RUNTIME,
+    memory_mb: int = 256,
+    **environment: str,
+) -> FunctionSpec:
     return FunctionSpec(
         name="test-fn",
         arn=f"arn:aws:lambda:{REGION}:123456789012:function:test-fn",
         role_arn="arn:aws:iam::123456789012:role/test-fn",
         handler=handler,
-        runtime=RUNTIME,
+        runtime=runtime,
         archive=archive,
         code_sha256=_sha256(archive),
         environment=environment,
         timeout_seconds=timeout,
-        memory_mb=256,
+        memory_mb=memory_mb,
         log_group="/aws/lambda/test-fn",
         reserved_concurrency=None,
     )
@@ -213,11 +230,12 @@ class Harness:
         max_concurrency: int = 10,
         endpoint_url: str = "http://127.0.0.1:9",
         kills: Callable[[], KillOrder | None] | None = None,
+        runtime: str = RUNTIME,
+        memory_mb: int = 256,
     ) -> FunctionHost:
         self.code.write(app)
-        spec = _spec(
-            self.code.build(PACKAGE, RUNTIME, self.code.root.parent).path, timeout=timeout, TABLE="users-table"
-        )
+        archive = self.code.build(PACKAGE, runtime, self.code.root.parent).path
+        spec = _spec(archive, timeout=timeout, runtime=runtime, memory_mb=memory_mb, TABLE="users-table")
         host = FunctionHost(
             spec,
             credentials=self.credentials,
@@ -494,8 +512,42 @@ def test_the_runtime_provides_boto3_and_its_dependencies_only(harness: Harness) 
     for module in ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six"):
         result = host.invoke({"action": "import", "module": module})
         assert result.ok, result.error
-        assert "/runtime/" in result.payload  # from the runtime folder, not the venv's site-packages
+        # From the runtime's own SDK folder, not the venv's site-packages.
+        assert Path(result.payload).is_relative_to(host.runtime.libraries), result.payload
     assert host.invoke({"action": "import", "module": "requests"}).error["errorType"] == "ModuleNotFoundError"
+
+
+def test_a_function_runs_on_its_declared_runtimes_python_with_that_runtimes_sdk(harness: Harness) -> None:
+    runtime = harness.host(runtime="python3.13").invoke({"action": "interpreter"})
+    assert runtime.ok, runtime.error
+    assert runtime.payload["python"] == [3, 13]
+    # The SDK pinned for the runtime (local/runtime-sdk.lock), never the project venv's newer one.
+    assert runtime.payload["boto3"] == locked_versions(SDK_LOCK)["boto3"] != importlib.metadata.version("boto3")
+    assert Path(runtime.payload["botocore"]).is_relative_to(sdk_folder("python3.13"))
+
+
+CGI_APP = "import cgi\n\ndef handler(event, context):\n    return cgi.__name__\n"
+
+
+def test_a_module_python313_removed_fails_on_python313_as_on_lambda(harness: Harness) -> None:
+    result = harness.host(app=CGI_APP, runtime="python3.13").invoke({})
+    assert result.error is not None and result.error["errorType"] == "Runtime.ImportModuleError", result.error
+    assert result.error["errorMessage"] == f"Unable to import module '{PACKAGE}.app': No module named 'cgi'"
+
+
+def test_the_same_module_imports_on_python312(harness: Harness) -> None:
+    result = harness.host(app=CGI_APP, runtime="python3.12").invoke({})
+    assert result.ok, result.error
+    assert result.payload == "cgi"
+
+
+@pytest.mark.parametrize("runtime", ["python3.11", "python3.12", "python3.13"])
+def test_the_bootstrap_runs_on_every_python_runtime(harness: Harness, runtime: str) -> None:
+    host = harness.host(runtime=runtime)
+    first, context = host.invoke({}), host.invoke({"action": "context"})
+    assert first.ok and context.ok, (first.error, context.error)
+    assert first.payload["invocations"] == 1 and context.payload["function_name"] == "test-fn"
+    assert host.invoke({"action": "interpreter"}).payload["python"] == [3, int(runtime.rsplit(".", 1)[1])]
 
 
 def test_the_environment_is_lambdas_and_nothing_of_the_callers(
