@@ -6,12 +6,16 @@ is read only by the interpreter version that wrote it (its name carries the vers
 PEP 3147), hence compiled by the runtime's interpreter (`infra.interpreters`). Each is an
 *unchecked hash-based* pyc (PEP 552): the interpreter reads it without comparing it with its source's
 modification time, which a zip cannot carry exactly (2-second resolution, and our entries' times are
-fixed), and the bytes depend on the source alone, so an archive stays reproducible. Its recorded
-file name is the archive path (`handlers/worker/app.py`), never the checkout's; the import system
-puts the real path in tracebacks (`importlib._bootstrap_external._fix_up_module`).
+fixed), and its bytes depend on the source and the interpreter's version only, so an archive stays
+reproducible: the same on every machine with the same CPython release. (Releases of one minor version
+usually compile alike, but not always: python/cpython#135390 changed 3.13's bytecode in a patch
+release and rolled it back.) Its recorded file
+name is the archive path (`handlers/worker/app.py`), never the checkout's; loading it, the import
+system puts the real path in tracebacks (`_imp._fix_co_filename`, called by
+`importlib._bootstrap_external._compile_bytecode`).
 
-Compiled files are kept in a cache keyed by the interpreter's version, the archive path and the
-source's hash: a rebuild compiles only what changed.
+Compiled files are kept in a cache keyed by the interpreter's version, how they are compiled, the
+archive path and the source's hash: a rebuild compiles only what changed.
 """
 
 from __future__ import annotations
@@ -36,9 +40,12 @@ for source, target, name in json.load(sys.stdin):
         py_compile.compile(source, cfile=target, dfile=name, doraise=True,
                            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
     except py_compile.PyCompileError as error:
-        failed[name] = error.msg.strip().splitlines()[-1]
+        line = getattr(error.exc_value, "lineno", None)
+        failed[name] = (f"line {line}: " if line else "") + error.msg.strip().splitlines()[-1]
 print(json.dumps(failed))
 """
+# What `_COMPILE` makes, in the cache's path: a change to how files are compiled never reuses old ones.
+_COMPILED_AS = "unchecked-hash-opt0"
 _COMPILE_TIMEOUT_SECONDS = 300
 
 
@@ -59,7 +66,7 @@ def _cached_path(cache: Path, name: str, source: bytes) -> Path:
 
 def compiled(sources: Sequence[tuple[str, Path, bytes]], interpreter: Interpreter, cache_dir: Path) -> dict[str, bytes]:
     """The bytecode of each `(archive name, file, its bytes)` source, by the name of its `.pyc` in the archive."""
-    cache = cache_dir / interpreter.version_text
+    cache = cache_dir / interpreter.version_text / _COMPILED_AS
     cache.mkdir(parents=True, exist_ok=True)
     wanted = {name: _cached_path(cache, name, data) for name, _, data in sources}
     missing = [(name, path) for name, path, _ in sources if not wanted[name].is_file()]

@@ -22,7 +22,10 @@ from pathlib import Path
 # A Lambda Python runtime identifier (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html).
 _RUNTIME = re.compile(r"^python(3)\.(\d+)$")
 # What a candidate prints about itself: its real path, its cache tag and its version.
-_ASK = "import sys; print(sys.implementation.name, sys.implementation.cache_tag, *sys.version_info[:3], sys.executable)"
+_ASK = (
+    "import sys; print(sys.implementation.name, sys.implementation.cache_tag, sys.version_info.releaselevel,"
+    " *sys.version_info[:3], sys.executable)"
+)
 _ASK_TIMEOUT_SECONDS = 30
 
 
@@ -81,8 +84,8 @@ def _candidates(major: int, minor: int) -> Iterator[Path]:
     yield from _newest_first(_uv_root().glob(f"cpython-{major}.{minor}.*/bin/{name}"))
 
 
-def _ask(candidate: Path, runtime: str) -> Interpreter | None:
-    """The candidate as an `Interpreter`, or None when it does not run or is another Python."""
+def _ask(candidate: Path, runtime: str) -> Interpreter | str:
+    """The candidate as an `Interpreter`, or why it is not one (it does not run, or is another Python)."""
     try:
         answer = subprocess.run(
             [str(candidate), "-I", "-S", "-c", _ASK],
@@ -91,27 +94,46 @@ def _ask(candidate: Path, runtime: str) -> Interpreter | None:
             timeout=_ASK_TIMEOUT_SECONDS,
             check=False,
         )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    fields = answer.stdout.split(maxsplit=5) if answer.returncode == 0 else []
-    if len(fields) != 6 or fields[0] != "cpython":
-        return None
-    version = (int(fields[2]), int(fields[3]), int(fields[4]))
-    if version[:2] != runtime_version(runtime):
-        return None
-    return Interpreter(runtime, Path(fields[5].strip()), version, fields[1])
+    except subprocess.TimeoutExpired:
+        return f"{candidate} did not answer within {_ASK_TIMEOUT_SECONDS} s"
+    except OSError as error:
+        return f"{candidate} does not run ({error.strerror})"
+    fields = answer.stdout.split(maxsplit=6) if answer.returncode == 0 else []
+    if len(fields) != 7:
+        return f"{candidate} does not run (exit {answer.returncode})"
+    implementation, cache_tag, level = fields[:3]
+    version = (int(fields[3]), int(fields[4]), int(fields[5]))
+    found = f"{candidate} is {implementation} {'.'.join(map(str, version))}"
+    if implementation != "cpython" or version[:2] != runtime_version(runtime):
+        return found
+    # A pre-release writes bytecode of another magic number, which the runtime's final release ignores.
+    if level != "final":
+        return f"{found} {level}, a pre-release"
+    return Interpreter(runtime, Path(fields[6].strip()), version, cache_tag)
 
 
 @functools.cache
-def find_interpreter(runtime: str) -> Interpreter:
-    """The interpreter of `runtime` (`python3.13`); `InterpreterNotFound` says where it looked."""
+def search(runtime: str) -> Interpreter | str:
+    """The interpreter of `runtime`, or why there is none: the outcome is kept for the process, so a
+    missing interpreter is not looked for again (`search.cache_clear()` forgets it)."""
     major, minor = runtime_version(runtime)
+    passed_over = []
     for candidate in _candidates(major, minor):
         found = _ask(candidate, runtime)
-        if found is not None:
+        if isinstance(found, Interpreter):
             return found
-    raise InterpreterNotFound(
+        passed_over.append(found)
+    return (
         f"no Python {major}.{minor} for the {runtime} runtime: looked for python{major}.{minor} on PATH,"
-        f" in {_pyenv_root() / 'versions'} and in {_uv_root()};"
-        f" install it with `pyenv install {major}.{minor}` or `uv python install {major}.{minor}`"
+        f" in {_pyenv_root() / 'versions'} and in {_uv_root()}"
+        + (f" (passed over: {'; '.join(passed_over)})" if passed_over else "")
+        + f"; install it with `pyenv install {major}.{minor}` or `uv python install {major}.{minor}`"
     )
+
+
+def find_interpreter(runtime: str) -> Interpreter:
+    """The interpreter of `runtime` (`python3.13`); `InterpreterNotFound` says where it looked."""
+    found = search(runtime)
+    if isinstance(found, str):
+        raise InterpreterNotFound(found)
+    return found

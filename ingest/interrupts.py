@@ -11,7 +11,7 @@ collected during a poll), Python prints "Exception ignored in …" and drops the
 (https://docs.python.org/3/reference/datamodel.html#object.__del__): a wait that relies on it polls on
 as if nothing had come (the likeliest reading of a full suite run under load in which `upload --wait`
 polled on for five minutes after Ctrl-C; not reproduced on a quiet machine). `interruptible()` records
-that the interrupt came, so a wait's loop checks it at every turn and sleeps on it.
+that the interrupt came, so a wait's loop checks it at every turn (`raise_if_interrupted`).
 """
 
 from __future__ import annotations
@@ -29,19 +29,28 @@ EXIT_INTERRUPTED = 130
 """128 + SIGINT, as a shell reports a command Ctrl-C ended."""
 
 
+class Heard:
+    """Whether an interrupt came: a plain flag, which a signal handler may set where a lock could
+    deadlock (`threading.Event.set` takes a lock the main thread may hold, inside `Event.wait`)."""
+
+    def __init__(self) -> None:
+        self.came = False
+
+
 @contextlib.contextmanager
-def interruptible() -> Iterator[threading.Event]:
-    """While open, Ctrl-C sets the event it yields (and raises `KeyboardInterrupt`, after any handler
-    that was installed before, which may raise its own). Outside the main thread, where no handler can
-    be installed, the event is never set and Ctrl-C stays the main thread's concern."""
-    heard = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
+def interruptible() -> Iterator[Heard]:
+    """While open, Ctrl-C marks what it yields and raises `KeyboardInterrupt`, after any handler that
+    was installed before (which may raise its own). A Ctrl-C the shell had the command ignore (`&` in
+    a non-interactive shell: SIG_IGN inherited) stays ignored. Outside the main thread, where no
+    handler can be installed, nothing is marked and Ctrl-C stays the main thread's concern."""
+    heard = Heard()
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is signal.SIG_IGN:
         yield heard
         return
-    previous = signal.getsignal(signal.SIGINT)
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        heard.set()
+        heard.came = True
         if callable(previous) and previous is not signal.default_int_handler:
             previous(signum, frame)
         raise KeyboardInterrupt
@@ -53,9 +62,9 @@ def interruptible() -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
-def wait_or_interrupt(heard: threading.Event, seconds: float) -> None:
-    """Sleep `seconds`, or raise `KeyboardInterrupt` as soon as an interrupt was heard (even one dropped)."""
-    if heard.wait(seconds):
+def raise_if_interrupted(heard: Heard) -> None:
+    """Raise `KeyboardInterrupt` if an interrupt came, even one whose own exception was dropped."""
+    if heard.came:
         raise KeyboardInterrupt
 
 

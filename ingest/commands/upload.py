@@ -40,7 +40,7 @@ from rich.text import Text
 
 from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS, FAILED, PARSING, job_id_for
 from ingest.api import segment, unexpected
-from ingest.interrupts import EXIT_INTERRUPTED, interruptible, wait_or_interrupt
+from ingest.interrupts import EXIT_INTERRUPTED, interruptible, raise_if_interrupted
 from ingest.output import command, fail, guarded, print_json, progress, shown
 from ingest.targets import Target, TargetError, add_target_options, resolve_target
 
@@ -371,7 +371,7 @@ def wait_for_job(target: Target, job_id: str, *, timeout: float, progress: bool,
     pause = FIRST_POLL_SECONDS
     with interruptible() as interrupted, _JobBar(job_id, progress, out) as show:
         while True:
-            wait_or_interrupt(interrupted, 0)  # an interrupt Python dropped mid-poll ends the wait here
+            raise_if_interrupted(interrupted)  # an interrupt Python dropped mid-poll ends the wait here
             response = api.get(f"/jobs/{segment(job_id)}")
             if response.status == 200:
                 job = response.body
@@ -382,7 +382,7 @@ def wait_for_job(target: Target, job_id: str, *, timeout: float, progress: bool,
                 raise unexpected(response, "GET /jobs/{jobId}")
             if time.monotonic() >= deadline:
                 raise JobTimeout(target, job_id, timeout, job)
-            wait_or_interrupt(interrupted, min(pause, max(deadline - time.monotonic(), 0)))
+            time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
             pause = min(pause * POLL_GROWTH, MAX_POLL_SECONDS)
 
 

@@ -237,14 +237,54 @@ def test_without_the_runtimes_interpreter_the_archive_holds_sources_and_says_how
     nowhere.mkdir()
     for variable in ("PATH", "PYENV_ROOT", "UV_PYTHON_INSTALL_DIR"):
         monkeypatch.setenv(variable, str(nowhere))
-    interpreters.find_interpreter.cache_clear()
+    interpreters.search.cache_clear()
     try:
         archive = build_archive("worker", RUNTIME, tmp_path / "out")
     finally:
-        interpreters.find_interpreter.cache_clear()
+        interpreters.search.cache_clear()
 
     assert not [name for name in archive.entries if name.endswith(".pyc")]
     version = RUNTIME.removeprefix("python")
     assert archive.without_bytecode is not None
     assert f"no Python {version} for the {RUNTIME} runtime" in archive.without_bytecode
     assert f"install it with `pyenv install {version}` or `uv python install {version}`" in archive.without_bytecode
+
+
+def _recorded_name(pyc: bytes) -> str:
+    """The file name a pyc's code object records, read by the runtime's interpreter (its marshal format)."""
+    code = "import marshal, sys; print(marshal.loads(sys.stdin.buffer.read()[16:]).co_filename)"
+    read = subprocess.run(
+        [str(find_interpreter(RUNTIME).executable), "-I", "-S", "-c", code], input=pyc, capture_output=True, check=True
+    )
+    return read.stdout.decode().strip()
+
+
+def test_bytecode_records_the_archive_path_never_the_checkouts(tmp_path):
+    archive = build_archive("worker", RUNTIME, tmp_path)
+    tag = find_interpreter(RUNTIME).cache_tag
+    with zipfile.ZipFile(archive.path) as zf:
+        recorded = _recorded_name(zf.read(f"handlers/worker/__pycache__/app.{tag}.pyc"))
+
+    assert recorded == "handlers/worker/app.py"
+
+
+def test_the_same_source_under_two_names_gets_the_bytecode_of_each_name(tmp_path, monkeypatch, handlers):
+    # Two modules of identical text: each pyc must record its own path, so the cache tells them apart.
+    (handlers / "worker" / "twin.py").write_text((handlers / "worker" / "app.py").read_text())
+    monkeypatch.setattr(packaging, "BYTECODE_CACHE", tmp_path / "cache")
+    archive = build_archive("worker", RUNTIME, tmp_path / "out")
+    tag = find_interpreter(RUNTIME).cache_tag
+    with zipfile.ZipFile(archive.path) as zf:
+        pycs = [zf.read(f"handlers/worker/__pycache__/{module}.{tag}.pyc") for module in ("app", "twin")]
+    names = [_recorded_name(pyc) for pyc in pycs]
+
+    assert names == ["handlers/worker/app.py", "handlers/worker/twin.py"]
+
+
+def test_a_syntax_error_names_the_file_and_line(tmp_path, handlers):
+    (handlers / "worker" / "app.py").write_text("X = 1\nY = 2\nZ = (\n")
+
+    with pytest.raises(PackagingError) as error:
+        build_archive("worker", RUNTIME, tmp_path / "out")
+    assert f"handlers/worker/app.py does not compile on {RUNTIME}" in str(error.value)
+    assert "line 3" in str(error.value)

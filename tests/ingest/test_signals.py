@@ -78,3 +78,55 @@ def test_an_interrupt_python_drops_mid_poll_still_ends_the_wait() -> None:
     )
 
     assert finished.stdout.strip() == "interrupted", finished.stdout + finished.stderr
+
+
+# Ctrl-C while the wait's loop checks whether one came, many times over: the handler must take no
+# lock the loop may hold (a threading.Event's did: 8 hangs in 20 in review).
+INTERRUPT_DURING_THE_CHECK = textwrap.dedent(
+    """
+    import os, signal, threading, time
+    from ingest.interrupts import interruptible, raise_if_interrupted
+
+    for attempt in range(20):
+        threading.Timer(0.01 + attempt / 1000, os.kill, (os.getpid(), signal.SIGINT)).start()
+        try:
+            with interruptible() as heard:
+                while True:
+                    raise_if_interrupted(heard)
+        except KeyboardInterrupt:
+            pass
+    print("interrupted 20 times")
+    """
+)
+
+
+def test_an_interrupt_during_the_loops_check_never_hangs_it() -> None:
+    finished = subprocess.run(
+        [sys.executable, "-c", INTERRUPT_DURING_THE_CHECK], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+
+    assert finished.stdout.strip() == "interrupted 20 times", finished.stdout + finished.stderr
+
+
+# `upload --wait &` in a script: the shell has it ignore Ctrl-C, and the wait keeps ignoring it.
+IGNORED_INTERRUPT = textwrap.dedent(
+    """
+    import os, signal, time
+    from ingest.interrupts import interruptible, raise_if_interrupted
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with interruptible() as heard:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+        raise_if_interrupted(heard)
+    print("still ignored" if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else "handler changed")
+    """
+)
+
+
+def test_a_wait_the_shell_told_to_ignore_ctrl_c_keeps_ignoring_it() -> None:
+    finished = subprocess.run(
+        [sys.executable, "-c", IGNORED_INTERRUPT], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+
+    assert finished.stdout.strip() == "still ignored", finished.stdout + finished.stderr
