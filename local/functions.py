@@ -57,6 +57,9 @@ RUNTIME_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3
 INIT_TIMEOUT_SECONDS = 10.0
 # A stat walk of the handler sources costs well under a millisecond; at most this often is plenty.
 RELOAD_CHECK_SECONDS = 0.5
+# How often a running invocation's memory is read (`_MemoryWatch`): the kernel keeps the peak, so a
+# shorter spike is still seen; this is only how late the kill may come.
+MEMORY_POLL_SECONDS = 0.05
 # How long END waits for the log lines an invocation wrote before it (they come through reader threads).
 LOG_DRAIN_SECONDS = 2.0
 # Lambda's PATH without its own /var/lang/bin and /opt/bin.
@@ -277,6 +280,7 @@ class _Outcome:
     error: dict[str, Any] | None = None
     timed_out: bool = False
     reusable: bool = True
+    out_of_memory: bool = False
 
 
 @dataclass(eq=False)
@@ -344,6 +348,53 @@ class _Process:
         self.popen.wait()
         self.channel.close()
         self.pump.join()
+
+
+class _MemoryWatch:
+    """Lambda's memory limit on one invocation: a process whose peak resident memory passes the
+    function's `memory_mb` is killed, and the invocation fails out of memory.
+
+    Read from the kernel's own high-water mark of the process's resident memory (`VmHWM`, what
+    Lambda's "Max Memory Used" reports), polled while the invocation runs and read once more when
+    it ends, before its answer is accepted: a spike shorter than the polling interval still shows in
+    the mark, so nothing slips through; only the kill may come one interval after the limit was
+    passed. The other ways were tried against this machine and Python: a cgroup's `memory.max` needs
+    cgroup v2 with a delegated subtree (this machine has v1, not writable); `RLIMIT_AS` and
+    `RLIMIT_DATA` count address space, not resident memory (an interpreter reserves far more than it
+    touches), and turn the excess into a `MemoryError` the handler can catch, where Lambda's kill
+    cannot be caught. Only the function's own process is measured, not processes it starts."""
+
+    def __init__(self, process: _Process, limit_mb: int) -> None:
+        self._process = process
+        self._limit_mb = limit_mb
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name=f"memory-{process.pid}", daemon=True)
+        self.peak_mb = 0
+        self.exceeded = False
+
+    def __enter__(self) -> _MemoryWatch:
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stop.wait(MEMORY_POLL_SECONDS) and not self.exceeded:
+            self._check()
+
+    def _check(self) -> None:
+        self.peak_mb = max(self.peak_mb, self._process.peak_memory_mb())
+        if self.peak_mb > self._limit_mb and not self.exceeded:
+            self.exceeded = True
+            self._process.signal_kill()
+
+    def settle(self) -> None:
+        """Stop watching and read the mark a last time (the process is not reaped yet: it is still there)."""
+        self._stop.set()
+        self._thread.join()
+        self._check()
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class _ArmedKill:
@@ -694,11 +745,24 @@ class FunctionHost:
         self._log(name, f"START RequestId: {request_id} Version: $LATEST")
         cold = process.invocations == 0  # its first invocation follows its init, wherever that ran
         process.invocations += 1
-        with _ArmedKill(self._kills() if self._kills is not None else None, process) as kill:
+        with (
+            _ArmedKill(self._kills() if self._kills is not None else None, process) as kill,
+            _MemoryWatch(process, self.spec.memory_mb) as memory_watch,
+        ):
             outcome = self._round_trip(process, data, started + timeout)
+            memory_watch.settle()
             kill.settle(outcome)
         duration_ms = (time.monotonic() - started) * 1000
-        if outcome.timed_out:
+        memory = memory_watch.peak_mb
+        if memory_watch.exceeded:
+            # As Lambda ends it: the runtime killed, whatever it was doing or had answered
+            # (https://repost.aws/knowledge-center/lambda-runtime-error: "Runtime exited with error").
+            reason = "Runtime exited with error: signal: killed"
+            outcome = _Outcome(reusable=False, out_of_memory=True)
+            outcome.error = _error("Runtime.OutOfMemory", f"RequestId: {request_id} Error: {reason}")
+            self._log(name, f"RequestId: {request_id} Error: {reason}")
+            memory = self.spec.memory_mb  # Lambda's process cannot use more: the REPORT says the size
+        elif outcome.timed_out:
             text = f"{_lambda_time(time.time())} {request_id} Task timed out after {timeout:.2f} seconds"
             outcome.error = _error("Sandbox.Timedout", text)
             self._log(name, text)
@@ -708,7 +772,6 @@ class FunctionHost:
             self._log(name, f"RequestId: {request_id} Error: {reason}")
         else:
             process.pump.wait_marks(process.invocations, LOG_DRAIN_SECONDS)
-        memory = process.peak_memory_mb()
         if not outcome.reusable or kill.late:
             process.kill()
         self._log(name, f"END RequestId: {request_id}")
@@ -740,7 +803,9 @@ class FunctionHost:
         ]
         if init_ms is not None:
             fields.append(f"Init Duration: {init_ms:.2f} ms")
-        if outcome.timed_out:
+        if outcome.out_of_memory:
+            fields.append("Status: error\tError Type: Runtime.OutOfMemory")
+        elif outcome.timed_out:
             fields.append("Status: timeout")
         elif not outcome.reusable:
             fields.append("Status: error\tError Type: Runtime.ExitError")

@@ -118,8 +118,11 @@ def handler(event, context):
 
         return {"python": list(sys.version_info[:2]), "boto3": boto3.__version__, "botocore": botocore.__file__}
     if action == "allocate":
-        held = bytearray(event["megabytes"] << 20)  # zero-filled: every page is written, so resident
-        return len(held) >> 20
+        held = b"\x01" * (event["megabytes"] << 20)  # every page written: resident, not only reserved
+        size = len(held) >> 20
+        del held  # a spike: gone before the handler returns
+        time.sleep(event.get("then_sleep", 0))
+        return size
     raise AssertionError(action)
 """
 
@@ -548,6 +551,38 @@ def test_the_bootstrap_runs_on_every_python_runtime(harness: Harness, runtime: s
     assert first.ok and context.ok, (first.error, context.error)
     assert first.payload["invocations"] == 1 and context.payload["function_name"] == "test-fn"
     assert host.invoke({"action": "interpreter"}).payload["python"] == [3, int(runtime.rsplit(".", 1)[1])]
+
+
+def _report(harness: Harness, request_id: str) -> str:
+    return next(line for line in harness.log.text() if line.startswith(f"REPORT RequestId: {request_id}"))
+
+
+@pytest.mark.parametrize("then_sleep", [0, 2], ids=["spike-then-return", "spike-then-work"])
+def test_a_function_past_its_memory_fails_out_of_memory_as_lambda_ends_it(harness: Harness, then_sleep: int) -> None:
+    host = harness.host(memory_mb=128)
+    result = host.invoke({"action": "allocate", "megabytes": 400, "then_sleep": then_sleep})
+
+    assert result.error is not None, result.payload
+    assert result.error["errorType"] == "Runtime.OutOfMemory"
+    assert (
+        result.error["errorMessage"]
+        == f"RequestId: {result.request_id} Error: Runtime exited with error: signal: killed"
+    )
+    report = _report(harness, result.request_id)
+    assert "\tMemory Size: 128 MB\tMax Memory Used: 128 MB\t" in report
+    assert report.endswith("\tStatus: error\tError Type: Runtime.OutOfMemory")
+    assert host.pids == []  # the environment is gone: the next invocation starts a new one
+    assert host.invoke({}).ok
+
+
+def test_a_function_within_its_memory_is_unaffected(harness: Harness) -> None:
+    host = harness.host(memory_mb=256)
+    result = host.invoke({"action": "allocate", "megabytes": 100})
+
+    assert result.ok and result.payload == 100, result.error
+    used = int(re.search(r"Max Memory Used: (\d+) MB", _report(harness, result.request_id)).group(1))
+    assert 100 < used < 256
+    assert "Status" not in _report(harness, result.request_id)
 
 
 def test_the_environment_is_lambdas_and_nothing_of_the_callers(
