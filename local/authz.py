@@ -1121,6 +1121,11 @@ _MAPPERS: dict[str, Callable[[Call], RequestAccess]] = {
 }
 
 
+SERVICES = frozenset(_MAPPERS)
+"""The signing names of the services local mode emulates for a caller other than the administrator: any
+other service's request is answered as not emulated, in its own protocol (`local.protocols`)."""
+
+
 def request_access(call: Call) -> RequestAccess:
     """The IAM actions and resources one request needs; `mapped=False` for what this cannot read."""
     mapper = _MAPPERS.get(call.service)

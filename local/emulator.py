@@ -34,6 +34,10 @@ gets wrong or leaves out (`../shared/reference/MOTO-NOTES.md`, `/tmp/localmode/R
   {'a': ?, …}`, `UPDATE … SET/REMOVE … WHERE key = ? AND comparisons with ?`) as AWS does, each
   statement atomic with its own error and its own IAM check (`PartiQLInsert`/`PartiQLUpdate` on its
   table); any other form is refused by name (`local.partiql`).
+- Service answers as AWS gives them: a missing S3 key is 403 AccessDenied to a caller without
+  s3:ListBucket (`_missing_object`); an unused DynamoDB expression attribute is a ValidationException
+  (`local.dynamodb_expressions`); a service local mode does not emulate answers NotEmulated in its own
+  protocol, which the client parses and stops on (`local.protocols`).
 - moto's internals are patched where they differ from AWS (`local.moto_patches`).
 """
 
@@ -67,7 +71,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from local import authz, message_moves, moto_patches, partiql, sigv4
+from local import authz, dynamodb_expressions, message_moves, moto_patches, partiql, protocols, sigv4
 
 # ---------------------------------------------------------------------------------------------
 # Public values
@@ -944,9 +948,8 @@ class Emulator:
         if refusal is not None:
             return refusal
         app = self._app(signature.service)
-        if app is None:
-            message = f"local mode serves no AWS service signed as {signature.service!r}"
-            return error_response(signature.service, headers, 400, "NotEmulated", message)
+        if app is None or (identity is not None and signature.service not in authz.SERVICES):
+            return self._not_emulated(signature.service, headers, identity, deployable=app is not None)
         call = authz.Call(
             service=signature.service,
             region=signature.region,
@@ -988,11 +991,58 @@ class Emulator:
             return self._receive_messages(app, environ, call, access, origin)
         if call.service == "sqs" and access.operation in message_moves.OPERATIONS:
             return self._message_move(call, access, self._caller(identity, signature, call.region))
+        if call.service == "dynamodb":
+            unused = dynamodb_expressions.unused(access.operation, access.body)
+            if unused is not None:
+                return error_response(call.service, headers, 400, "ValidationException", unused)
         guard = self._statement_guard(identity, call, access) if access.statements else None
         response = self._call_moto(app, environ, body, origin, guard)
         if change is not None and 200 <= response.status < 300:
             self._apply(change)
+        if identity is not None and response.status == 404 and call.service == "s3":
+            return self._missing_object(identity, call, access) or response
         return response
+
+    def _missing_object(
+        self, identity: authz.Identity, call: authz.Call, access: authz.RequestAccess
+    ) -> _Response | None:
+        """S3's answer to a GetObject or HeadObject of a key that does not exist, for a caller without
+        s3:ListBucket on the bucket: 403 AccessDenied, where moto says 404; with that right, moto's 404
+        stands (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html and
+        https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html, "Permissions"): a caller
+        that may not list the bucket learns nothing of which keys it holds. None: moto's answer stands."""
+        if access.operation not in ("GetObject", "HeadObject") or not access.accesses:
+            return None
+        bucket = access.accesses[0].resource.split(":::", 1)[-1].split("/", 1)[0]
+        if not self._bucket_exists(bucket):  # NoSuchBucket: moto's 404 stands, as AWS's does
+            return None
+        message = self._denial(identity, (authz.Access("s3:ListBucket", f"arn:aws:s3:::{bucket}"),), call.region)
+        if message is None:
+            return None
+        refused = error_response("s3", call.headers, 403, "AccessDenied", message)
+        if call.method == "HEAD":  # a HEAD answer has no body: the status alone is the error
+            return _Response(403, [h for h in refused.headers if h[0].lower() != "content-type"], b"")
+        return refused
+
+    def _bucket_exists(self, bucket: str) -> bool:
+        from moto.s3.models import s3_backends
+
+        with _MOTO_LOCK:
+            return bucket in s3_backends[self.account_id][self._partition].buckets
+
+    def _not_emulated(
+        self, service: str, headers: Mapping[str, str], identity: authz.Identity | None, *, deployable: bool
+    ) -> _Response:
+        """A request for a service local mode does not emulate (moto has none, or it is not one
+        `local.authz` judges for a caller other than the administrator): an error in that service's own
+        protocol, which the client parses and stops on, where an answer it could not read would be
+        retried as transient."""
+        served = "the local administrator's requests only, to deploy" if deployable else "no request"
+        message = f"local mode does not emulate {service} (requests signed for {service!r}: it serves {served})"
+        if identity is not None:
+            self.log(f"not emulated: {service} by {identity.caller_arn}")
+        answer = protocols.error(service, headers, 400, "NotEmulated", message)
+        return _Response(answer.status, answer.headers, answer.body)
 
     def _app(self, service: str) -> Any | None:
         """moto's app for the service a verified signature names (None: moto has none).
