@@ -774,7 +774,8 @@ class ApiGateway:
             received_at=received_at,
             identity=identity,
         )
-        return _Served(self._integrate(method.function_arn, event, request.method, resource), resource)
+        timeout = method.integration_timeout_seconds or self._integration_timeout
+        return _Served(self._integrate(method.function_arn, event, request.method, resource, timeout), resource)
 
     def _authorize_iam(
         self, api: RestApiSpec, request: Request, route: Route, identity: dict[str, Any]
@@ -807,8 +808,10 @@ class ApiGateway:
         )
         return None
 
-    def _integrate(self, function_arn: str, event: dict[str, Any], http_method: str, resource: str) -> Reply:
-        """Invoke the function, waiting at most the integration timeout, and map its result."""
+    def _integrate(
+        self, function_arn: str, event: dict[str, Any], http_method: str, resource: str, timeout: float
+    ) -> Reply:
+        """Invoke the function, waiting at most the integration's timeout, and map its result."""
         outcome: list[InvokeOutcome | BaseException] = []
 
         def call() -> None:
@@ -819,7 +822,7 @@ class ApiGateway:
 
         caller = threading.Thread(target=call, name="apigw-integration", daemon=True)
         caller.start()
-        caller.join(self._integration_timeout)
+        caller.join(timeout)
         if not outcome:
             self._log(f"{http_method} {resource}: Execution failed due to a timeout error")
             return INTEGRATION_TIMEOUT

@@ -38,6 +38,63 @@ NOT_EMULATED: Mapping[str, str] = {
     "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy": "recorded; moto does not store or apply it",
 }
 
+# Inputs local mode does not apply, by type: listed at start-up under "not emulated" whenever the
+# program declares one (`<logical name>.<input>`), never dropped in silence. Inputs of these types
+# not named here are applied (the creators and `local.registry` read them).
+NOT_EMULATED_INPUTS: Mapping[str, Mapping[str, str]] = {
+    "aws:lambda/function:Function": {
+        "deadLetterConfig": (
+            "a failed asynchronous event is not sent to the function's dead-letter queue locally; an"
+            " on-failure destination is (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html)"
+        ),
+        "layers": (
+            "layers are not extracted into /opt locally: the function runs its own archive only"
+            " (https://docs.aws.amazon.com/lambda/latest/dg/chapter-layers.html)"
+        ),
+        "vpcConfig": (
+            "no VPC locally: the function reaches the emulator whatever its subnets and security groups"
+            " allow (https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html)"
+        ),
+    },
+}
+# The stage-wide (`*/*`) throttle is applied (`local.apigw`); every other method setting is listed.
+APPLIED_METHOD_SETTINGS = ("throttlingRateLimit", "throttlingBurstLimit")
+_METHOD_SETTINGS_PAGE = "https://docs.aws.amazon.com/apigateway/latest/api/API_MethodSetting.html"
+_METHOD_SETTING_GAPS = {
+    "metricsEnabled": "no CloudWatch metrics are computed locally",
+    "loggingLevel": "no execution logs locally (access logs are written)",
+    "dataTraceEnabled": "no execution logs locally (access logs are written)",
+    "cachingEnabled": "no stage cache locally: every request reaches the function",
+}
+
+
+def not_emulated_inputs(type_: str, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(input, why) for each input of a resource the program declares and local mode does not apply."""
+    if type_ == "aws:apigateway/methodSettings:MethodSettings":
+        return _method_settings_not_emulated(inputs)
+    return [(key, why) for key, why in NOT_EMULATED_INPUTS.get(type_, {}).items() if _declared(inputs.get(key))]
+
+
+def _declared(value: Any) -> bool:
+    """An input set to something: a block of empty lists (`vpcConfig` with no subnets) is not."""
+    if isinstance(value, dict):
+        return any(_declared(v) for v in value.values())
+    return value not in (None, "", [], False, "OFF")
+
+
+def _method_settings_not_emulated(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
+    settings = inputs.get("settings") or {}
+    path = inputs.get("methodPath")
+    if path != "*/*":
+        return [
+            ("settings", f"local mode applies the stage-wide */* settings only, not {path}'s ({_METHOD_SETTINGS_PAGE})")
+        ]
+    return [
+        (f"settings.{key}", f"{_METHOD_SETTING_GAPS.get(key, 'not applied locally')} ({_METHOD_SETTINGS_PAGE})")
+        for key, value in settings.items()
+        if key not in APPLIED_METHOD_SETTINGS and _declared(value)
+    ]
+
 
 @dataclass(frozen=True)
 class Revocation:
@@ -724,6 +781,8 @@ class LocalMocks(PlanMocks):
             resource_id, attributes = creator(self.context, args.name, physical, args.inputs)
         except Exception as error:  # the emulator's refusal, named by resource
             raise DeployError(f"{args.typ} {args.name}: {error}") from error
+        for key, why in not_emulated_inputs(args.typ, args.inputs):
+            self.context.not_emulated.append((args.typ, f"{args.name}.{key}", why))
         if "name" in attributes or args.typ == "aws:s3/bucket:Bucket":
             self.physical_names[urn] = attributes.get("name") or attributes["bucket"]
         return resource_id, {**args.inputs, **attributes}

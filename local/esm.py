@@ -24,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
+from local.event_filters import matches_any
 from local.registry import FunctionSpec, QueueEventSource
 
 if TYPE_CHECKING:
@@ -189,6 +190,7 @@ class QueuePoller:
                 self._log(f"{self._spec.name}: event source {self.source.uuid} cannot receive: {error}")
                 self._stop.wait(5)
                 continue
+            batch = self._filtered(batch)
             if not batch:
                 self._stop.wait(_IDLE_PAUSE_SECONDS)
                 continue
@@ -198,12 +200,26 @@ class QueuePoller:
             else:
                 self._deliver_with_fault(batch, order)
 
+    def _filtered(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The messages the mapping's filter criteria let through; the others are deleted from the
+        queue unseen, as Lambda does for SQS (`local.event_filters`)."""
+        if not self.source.filters:
+            return batch
+        kept, dropped = [], []
+        for message in batch:
+            record = sqs_record(message, self.source.queue_arn, self._region)
+            (kept if matches_any(self.source.filters, record) else dropped).append(message)
+        if dropped:
+            self._log(f"{self._spec.name}: {len(dropped)} of {len(batch)} messages match no filter; deleted")
+            self._delete(dropped)
+        return kept
+
     def _deliver_with_fault(self, batch: list[dict[str, Any]], order: DeliveryOrder) -> None:
         """One batch as a delivery fault asks: after the batch waiting behind it, records shuffled,
         and/or to two invocations at once."""
         batches = [batch]
         if order.reorder:
-            later = self._receive(self.source.batch_size, 0)
+            later = self._filtered(self._receive(self.source.batch_size, 0))
             batches = [later, batch] if later else batches
         for each in batches:
             copies = [list(each) for _ in range(2 if order.duplicate else 1)]
@@ -239,9 +255,13 @@ class QueuePoller:
                 f"{self._spec.name}: {len(failed)} of {len(batch)} messages failed; they return after the"
                 " visibility timeout"
             )
-        for start in range(0, len(done), 10):
+        self._delete(done)
+
+    def _delete(self, messages: list[dict[str, Any]]) -> None:
+        """Delete received messages, ten to a request."""
+        for start in range(0, len(messages), 10):
             entries = [
-                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done[start : start + 10])
+                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages[start : start + 10])
             ]
             try:
                 response = self._sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=entries)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local.event_filters import UnsupportedPattern, parse_patterns
 from local.mocks import DeclaredResource, Plan
 
 
@@ -98,6 +99,8 @@ class QueueEventSource:
     max_concurrency: int
     report_batch_item_failures: bool
     enabled: bool
+    filters: tuple[Mapping[str, Any], ...] = ()
+    """`FilterCriteria` patterns (`local.event_filters`): a message none matches is deleted unseen."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,10 @@ class ApiMethod:
     integration_type: str | None
     function_arn: str | None
     """The function a Lambda integration calls, from its URI."""
+    integration_timeout_seconds: float | None = None
+    """The integration's `timeoutMilliseconds`, if set; else the gateway's 29 s ("Custom timeout
+    between 50 and 29,000 milliseconds. The default value is 29,000 milliseconds or 29 seconds",
+    `timeoutInMillis` of https://docs.aws.amazon.com/apigateway/latest/api/API_Integration.html)."""
 
 
 @dataclass(frozen=True)
@@ -256,6 +263,10 @@ def _read_event_source(registry: Registry, resource: DeclaredResource) -> None:
     source = inputs["eventSourceArn"]
     if not source.startswith("arn:aws:sqs:"):
         raise NotEmulated(f"{resource.name}: local mode runs SQS event sources only, not {source}")
+    try:
+        filters = parse_patterns((inputs.get("filterCriteria") or {}).get("filters") or [])
+    except UnsupportedPattern as error:
+        raise NotEmulated(f"{resource.name}: {error}") from error
     registry.queue_sources.append(
         QueueEventSource(
             uuid=resource.outputs.get("uuid") or resource.id or resource.name,
@@ -268,6 +279,7 @@ def _read_event_source(registry: Registry, resource: DeclaredResource) -> None:
             ),
             report_batch_item_failures="ReportBatchItemFailures" in (inputs.get("functionResponseTypes") or []),
             enabled=inputs.get("enabled", True),
+            filters=filters,
         )
     )
 
@@ -366,6 +378,7 @@ def _rest_api(plan: Plan, api: DeclaredResource) -> RestApiSpec:
                 api_key_required=bool(method.inputs.get("apiKeyRequired", False)),
                 integration_type=integration.get("type"),
                 function_arn=_function_of_uri(integration.get("uri")),
+                integration_timeout_seconds=_milliseconds(integration.get("timeoutMilliseconds")),
             )
         )
     stages = [r for r in mine if r.type == API_STAGE]
@@ -429,6 +442,10 @@ def _rest_api(plan: Plan, api: DeclaredResource) -> RestApiSpec:
             if r.inputs.get("restApiId") == api_id
         ),
     )
+
+
+def _milliseconds(value: Any) -> float | None:
+    return None if value is None else float(value) / 1000
 
 
 def _deployment_of(resources: list[DeclaredResource], stage: DeclaredResource) -> DeclaredResource | None:
