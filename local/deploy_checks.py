@@ -176,18 +176,16 @@ def check_visibility_covers_timeout(visibility_timeout_seconds: int, function_ti
         )
 
 
-def check_sqs_event_source(ctx_sqs: Any, ctx_lambda: Any, request: Mapping[str, Any]) -> None:
+def check_sqs_event_source(sqs: Any, lambda_client: Any, request: Mapping[str, Any]) -> None:
     """The checks CreateEventSourceMapping makes for an SQS queue, in its order: the request's own
     parameters, then the queue and the function as they are."""
     source = request["EventSourceArn"]
     if not source.startswith("arn:aws:sqs:"):
         return
     _, _, _, _, owner, queue_name = source.split(":", 5)
-    url = ctx_sqs.get_queue_url(QueueName=queue_name, QueueOwnerAWSAccountId=owner)["QueueUrl"]
-    attributes = ctx_sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout", "FifoQueue"])[
-        "Attributes"
-    ]
+    url = sqs.get_queue_url(QueueName=queue_name, QueueOwnerAWSAccountId=owner)["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout", "FifoQueue"])["Attributes"]
     fifo = attributes.get("FifoQueue", "false") == "true"
     check_sqs_batch_size(request.get("BatchSize"), request.get("MaximumBatchingWindowInSeconds"), fifo)
-    timeout = ctx_lambda.get_function_configuration(FunctionName=request["FunctionName"])["Timeout"]
+    timeout = lambda_client.get_function_configuration(FunctionName=request["FunctionName"])["Timeout"]
     check_visibility_covers_timeout(int(attributes["VisibilityTimeout"]), int(timeout))
