@@ -221,3 +221,39 @@ def test_a_policy_the_evaluator_cannot_judge_is_refused_when_written_naming_its_
     assert error["Code"] == "MalformedPolicyDocument"
     assert "statement 'OnlyFromOurNetwork': condition operator IpAddressLike" in error["Message"]
     assert iam.list_role_policies(RoleName=role)["PolicyNames"] == []
+
+
+def test_a_program_whose_role_policy_the_evaluator_cannot_judge_stops_start_up_naming_it() -> None:
+    # GIVEN the program with a statement using an operator IAM does not document in each role policy
+    import pulumi
+
+    from local.deployer import DeployError, deploy
+
+    def odd_statement(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+        if args.type_ != "aws:iam/rolePolicy:RolePolicy":
+            return None
+
+        def with_odd(text: str) -> str:
+            document = json.loads(text)
+            odd = {"Sid": "FromTheOffice", "Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}
+            odd["Condition"] = {"IpAddressLike": {"aws:SourceIp": "10.*"}}
+            return json.dumps({**document, "Statement": [*document["Statement"], odd]})
+
+        policy_text = pulumi.Output.from_input(args.props["policy"]).apply(with_odd)
+        return pulumi.ResourceTransformationResult({**args.props, "policy": policy_text}, args.opts)
+
+    emulator = Emulator(REGION, ACCOUNT)
+    emulator.start()
+    try:
+        # WHEN local mode deploys it
+        with pytest.raises(DeployError) as refused:
+            deploy("dev", emulator, lambda api_id: "http://127.0.0.1:9", transformations=[odd_statement])
+    finally:
+        emulator.stop()
+
+    # THEN start-up stops on one line naming the resource, IAM's error code and the statement
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith("aws:iam/rolePolicy:RolePolicy "), message
+    assert "MalformedPolicyDocument" in message
+    assert "statement 'FromTheOffice': condition operator IpAddressLike is not one IAM documents" in message
