@@ -1,18 +1,21 @@
 """One Lambda execution environment: the runtime loop a function's process runs, as Lambda's Python runtime does.
 
 Started by `local.functions` as
-`python -I -S -u bootstrap.py <task root> <runtime dir> <handler> <request fd> <response fd> <marker>`,
-so nothing of the caller's interpreter leaks in: no site-packages, no PYTHON* variables, no script
-folder on the path. This file imports the standard library only; the handler then sees exactly the
-task root (the unpacked archive, Lambda's /var/task), the runtime libraries (Lambda's /var/runtime:
-boto3 and its dependencies) and the standard library. A library the archive lacks fails to import
-here as it would on AWS.
+`python -I -S -u bootstrap.py <task root> <runtime dir> <handler> <request fd> <response fd> <marker>
+[<emulator port> <relay socket>]`, so nothing of the caller's interpreter leaks in: no site-packages,
+no PYTHON* variables, no script folder on the path. This file imports the standard library only;
+the handler then sees exactly the task root (the unpacked archive, Lambda's /var/task), the runtime
+libraries (Lambda's /var/runtime: boto3 and its dependencies) and the standard library. A library
+the archive lacks fails to import here as it would on AWS.
 
 The protocol runs over its own pipe pair, one JSON object per line, so the function's stdout and
 stderr stay what they are on Lambda: its log.
 - after init: `{"ready": true}`, or `{"init_error": <error>}` and the process exits;
 - per invocation, in: `{"id", "event", "deadline_ms", "arn", "client_context"}`;
   out: `{"ok": <result>}` or `{"error": <error>}`, an error shaped as Lambda's Python runtime reports it.
+In a network namespace of its own (`local.netns`: the last two arguments), it first brings the
+loopback interface up and serves 127.0.0.1:<emulator port> by passing each connection through the
+relay socket to the emulator: the only address the function, or anything it starts, can reach.
 After each invocation the marker line goes to stdout (stderr shares its pipe), so the host knows it
 has every log line the invocation wrote before it logs Lambda's END line.
 """
@@ -20,11 +23,15 @@ has every log line the invocation wrote before it logs Lambda's END line.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib
 import ipaddress
 import json
 import os
+import socket
+import struct
 import sys
+import threading
 import time
 import traceback
 from types import SimpleNamespace
@@ -73,6 +80,59 @@ def _network_guard(event: str, args: tuple[Any, ...]) -> None:
     # botocore turns the error into a generic EndpointConnectionError: say it in the log too.
     os.write(2, f"[ERROR] {message}\n".encode())
     raise PermissionError(message)
+
+
+# Linux's interface ioctls (<linux/sockios.h>, <net/if.h>): read and set an interface's flags.
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
+
+
+def _loopback_up() -> None:
+    """A new network namespace's loopback interface is down: bring it up (as `ip link set lo up`)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as control:
+        request = struct.pack("16sH", b"lo", 0)
+        flags = struct.unpack("16sH", fcntl.ioctl(control, _SIOCGIFFLAGS, request)[:18])[1]
+        fcntl.ioctl(control, _SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | _IFF_UP))
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while chunk := source.recv(1 << 16):
+            sink.sendall(chunk)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+
+def _connection(inside: socket.socket, outside: socket.socket) -> None:
+    """Both ways until both end, then both closed."""
+    back = threading.Thread(target=_pump, args=(outside, inside), daemon=True)
+    back.start()
+    _pump(inside, outside)
+    back.join()
+    inside.close()
+    outside.close()
+
+
+def _serve_emulator(port: int, relay_path: str) -> None:
+    """127.0.0.1:`port` inside the namespace, each connection passed through the relay socket."""
+    _loopback_up()
+    listener = socket.create_server(("127.0.0.1", port), backlog=64)
+
+    def accept() -> None:
+        while True:
+            inside, _ = listener.accept()
+            outside = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                outside.connect(relay_path)
+            except OSError:
+                inside.close()
+                outside.close()
+                continue
+            threading.Thread(target=_connection, args=(inside, outside), daemon=True).start()
+
+    threading.Thread(target=accept, name="emulator-relay", daemon=True).start()
 
 
 def lambda_error(error: BaseException, error_type: str | None = None, message: str | None = None) -> dict[str, Any]:
@@ -179,7 +239,9 @@ def _mark_logs(marker: bytes) -> None:
 
 
 def main(argv: list[str]) -> int:
-    task_root, runtime_dir, handler_name, request_fd, response_fd, marker = argv
+    task_root, runtime_dir, handler_name, request_fd, response_fd, marker, *relay = argv
+    if relay:
+        _serve_emulator(int(relay[0]), relay[1])
     sys.path[:] = [task_root, runtime_dir, *sys.path]
     os.chdir(task_root)
     sys.addaudithook(_network_guard)

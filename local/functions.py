@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 import weakref
 import zipfile
@@ -44,6 +45,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from infra.packaging import HANDLERS_DIR, FunctionArchive, build_archive
+from local.netns import EmulatorRelay, confined, refusal
 from local.registry import FunctionSpec
 from local.runtimes import Runtime, resolve
 
@@ -485,6 +487,7 @@ class FunctionHost:
         self._source = source or CodeSource()
         self._kills = kills
         self.runtime = runtime or resolve(spec.runtime)
+        self._relay: EmulatorRelay | None = None
         work_dir.mkdir(mode=OWNER_ONLY_FOLDER, parents=True, exist_ok=True)
         self._dir = Path(tempfile.mkdtemp(prefix=f"{spec.name}-", dir=work_dir))  # 0700
         try:
@@ -492,6 +495,10 @@ class FunctionHost:
             self._home.mkdir(mode=OWNER_ONLY_FOLDER)
             self._runtime_dir = self.runtime.libraries
             self._code = self._unpack(spec.archive)
+            # A function's whole process tree reaches the emulator only (`local.netns`), where the OS allows.
+            emulator = urllib.parse.urlsplit(endpoint_url)
+            if refusal() is None and emulator.hostname == "127.0.0.1" and emulator.port:
+                self._relay = EmulatorRelay(emulator.port)
         except BaseException:
             shutil.rmtree(self._dir, ignore_errors=True)
             raise
@@ -572,6 +579,8 @@ class FunctionHost:
             process.signal_kill()
         with self._changed:
             self._changed.wait_for(lambda: not self._processes, CLOSE_WAIT_SECONDS)
+        if self._relay is not None:
+            self._relay.close()
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> FunctionHost:
@@ -684,10 +693,15 @@ class FunctionHost:
         request_read, request_write = os.pipe()
         response_read, response_write = os.pipe()
         marker = f"\x1f{secrets.token_hex(16)}\x1f"
+        command = [
+            str(self.runtime.executable), "-I", "-S", "-u", str(BOOTSTRAP), str(code.task_root),
+            str(self._runtime_dir), self.spec.handler, str(request_read), str(response_write), marker,
+        ]  # fmt: skip
+        if self._relay is not None:
+            command = confined([*command, str(urllib.parse.urlsplit(self._endpoint_url).port), str(self._relay.path)])
         try:
             popen = subprocess.Popen(
-                [str(self.runtime.executable), "-I", "-S", "-u", str(BOOTSTRAP), str(code.task_root),
-                 str(self._runtime_dir), self.spec.handler, str(request_read), str(response_write), marker],
+                command,
                 env=environment,
                 cwd=code.task_root,
                 stdin=subprocess.DEVNULL,

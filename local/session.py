@@ -33,6 +33,7 @@ from local.emulator import Credentials, Emulator, InvokeRequest, InvokeResponse
 from local.esm import QueuePoller
 from local.functions import OWNER_ONLY_FILE, OWNER_ONLY_FOLDER, FunctionHost, HostClosed, InvocationResult
 from local.log_shipping import LogShipper
+from local.netns import refusal
 from local.project import PROJECT, stack_region, stack_settings
 from local.registry import FunctionSpec, NotEmulated, Registry, permits_invoke
 from local.runtimes import Runtime, resolve
@@ -368,6 +369,9 @@ class LocalStack:
             runtime = runtimes[name] = resolve(name, strict=self.options.strict)
             if runtime.fallback is not None:  # printed once, with what start-up prints
                 self.warnings.append(runtime.fallback)
+        network = refusal()  # functions' own connections are still checked; processes they start are not
+        if network is not None and registry.functions:
+            self.warnings.append(network)
         return runtimes
 
     def _check_imports(self) -> None:

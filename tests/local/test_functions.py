@@ -117,6 +117,13 @@ def handler(event, context):
         import boto3, botocore
 
         return {"python": list(sys.version_info[:2]), "boto3": boto3.__version__, "botocore": botocore.__file__}
+    if action == "subprocess-connect":
+        import subprocess
+
+        probe = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)"
+        command = [sys.executable, "-c", probe + "; print('connected')", event["host"], str(event["port"])]
+        done = subprocess.run(command, capture_output=True, text=True)
+        return done.stdout.strip() or done.stderr.strip().splitlines()[-1]
     if action == "allocate":
         held = b"\x01" * (event["megabytes"] << 20)  # every page written: resident, not only reserved
         size = len(held) >> 20
@@ -659,12 +666,27 @@ def test_boto3_aimed_at_aws_is_refused_and_the_log_says_why(harness: Harness) ->
     assert refusal in harness.log.text()
 
 
-def test_loopback_connections_pass(harness: Harness) -> None:
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        port = server.getsockname()[1]
-        host = harness.host()
+def test_connections_to_the_emulator_pass(harness: Harness) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as emulator:
+        port = emulator.getsockname()[1]
+        host = harness.host(endpoint_url=f"http://127.0.0.1:{port}")
         assert host.invoke({"action": "raw-connect", "host": "127.0.0.1", "port": port}).payload == "connected"
         assert host.invoke({"action": "connect", "host": "localhost", "port": port}).payload == "connected"
+
+
+def test_a_process_the_function_starts_reaches_the_emulator_and_nothing_else(harness: Harness) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as emulator, socket.create_server(("127.0.0.1", 0)) as other:
+        emulator_port, other_port = emulator.getsockname()[1], other.getsockname()[1]
+        host = harness.host(endpoint_url=f"http://127.0.0.1:{emulator_port}")
+
+        def reach(host_name: str, port: int) -> str:
+            result = host.invoke({"action": "subprocess-connect", "host": host_name, "port": port})
+            assert result.ok, result.error
+            return result.payload
+
+        assert reach("127.0.0.1", emulator_port) == "connected"
+        assert "Connection refused" in reach("127.0.0.1", other_port)  # another service of this machine
+        assert "Network is unreachable" in reach("10.255.255.1", 80)  # off this machine: no route at all
 
 
 def test_edited_code_runs_on_the_next_invocation(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
