@@ -678,9 +678,17 @@ def _is_json_protocol(service: str, headers: Mapping[str, str]) -> bool:
     return service not in ("s3", "sts", "iam") and (service != "sqs" or "x-amz-target" in headers)
 
 
+# The services whose error shapes are written out below (the emulated ones; "" an unsigned request).
+_OWN_SHAPES = frozenset({"", "s3", "sqs", "sts", "iam", "dynamodb", "lambda", "logs", "secretsmanager"})
+
+
 def error_response(service: str, headers: Mapping[str, str], status: int, code: str, message: str) -> _Response:
     """An error botocore parses to `code`: XML for S3 and query-protocol calls, JSON otherwise
-    (SQS's JSON protocol carries the query code in `x-amzn-query-error`, as AWS sends it)."""
+    (SQS's JSON protocol carries the query code in `x-amzn-query-error`, as AWS sends it); any other
+    service's in the protocol its client speaks (`local.protocols`)."""
+    if service not in _OWN_SHAPES:
+        answer = protocols.error(service, headers, status, code, message)
+        return _Response(answer.status, answer.headers, answer.body)
     request_id = f"{time.time_ns():032x}"[-32:]
     if service == "s3":
         body = (

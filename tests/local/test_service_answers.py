@@ -80,6 +80,16 @@ def test_a_service_local_mode_does_not_emulate_answers_once_in_its_own_protocol(
     assert attempts == 1, protocol
 
 
+@pytest.mark.parametrize(("service", "call", "protocol"), NOT_EMULATED, ids=[c[2] for c in NOT_EMULATED])
+def test_a_key_the_emulator_did_not_issue_is_refused_in_the_services_own_protocol(
+    emulator: Emulator, service: str, call: Callable[[Any], Any], protocol: str
+) -> None:
+    stranger = Credentials("AKIAUNKNOWN0000000000", "not-a-secret-the-emulator-knows")
+    error, attempts = attempts_of(emulator.client(service, stranger), call)
+    assert error.response["Error"]["Code"] == "InvalidClientTokenId", (protocol, error.response)
+    assert attempts == 1, protocol
+
+
 @pytest.mark.parametrize("service", ["braket", "pricing"])
 def test_a_service_moto_lacks_answers_the_administrator_once_in_its_own_protocol(
     emulator: Emulator, service: str
