@@ -731,12 +731,19 @@ class FunctionHost:
     def _init(self, process: _Process) -> dict[str, Any] | None:
         """Wait out the init phase (the handler's import); on failure kill the process and return the error."""
         started = time.monotonic()
-        try:
-            ready = process.channel.receive(started + max(INIT_TIMEOUT_SECONDS, self.spec.timeout_seconds))
-        except _Ended:
-            ready = {"init_error": _error("Runtime.ExitError", f"Runtime exited with error: {process.exit_reason()}")}
+        ended = False
+        with _MemoryWatch(process, self.spec.memory_mb) as memory_watch:  # the init phase has the same limit
+            try:
+                ready = process.channel.receive(started + max(INIT_TIMEOUT_SECONDS, self.spec.timeout_seconds))
+            except _Ended:
+                ready, ended = None, True
+            memory_watch.settle()
         process.init_ms = (time.monotonic() - started) * 1000
-        if ready is None:
+        if memory_watch.exceeded:
+            ready = {"init_error": _error("Runtime.OutOfMemory", "Runtime exited with error: signal: killed")}
+        elif ended:
+            ready = {"init_error": _error("Runtime.ExitError", f"Runtime exited with error: {process.exit_reason()}")}
+        elif ready is None:
             seconds = process.init_ms / 1000
             ready = {"init_error": _error("Sandbox.Timedout", f"Init phase timed out after {seconds:.2f} seconds")}
         if "init_error" not in ready:

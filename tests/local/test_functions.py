@@ -582,6 +582,21 @@ def test_a_function_past_its_memory_fails_out_of_memory_as_lambda_ends_it(harnes
     assert host.invoke({}).ok
 
 
+def test_an_init_phase_past_the_functions_memory_fails_out_of_memory(harness: Harness) -> None:
+    host = harness.host(
+        app="HELD = b'\\x01' * (400 << 20)\n\ndef handler(event, context):\n    return 1\n", memory_mb=128
+    )
+    result = host.invoke({})
+
+    assert result.error is not None and result.error["errorType"] == "Runtime.OutOfMemory", result
+    assert result.error["errorMessage"] == "Runtime exited with error: signal: killed"
+    assert any(
+        line.startswith("INIT_REPORT") and line.endswith("\tStatus: error\tError Type: Runtime.OutOfMemory")
+        for line in harness.log.text()
+    ), harness.log.text()
+    assert host.pids == []
+
+
 def test_a_function_within_its_memory_is_unaffected(harness: Harness) -> None:
     host = harness.host(memory_mb=256)
     result = host.invoke({"action": "allocate", "megabytes": 100})
