@@ -3,8 +3,10 @@
 Lambda runs a `python3.13` function on CPython 3.13, with boto3 and its dependencies in
 /var/runtime (https://docs.aws.amazon.com/lambda/latest/dg/lambda-python.html). Local mode does the
 same: the interpreter comes from `infra.interpreters` (PATH, pyenv, uv), and the SDK is installed once
-per machine, hash-checked from `local/runtime-sdk.lock`, into a folder of its own under
-`.local/runtimes/` (never the project venv's boto3, which is newer than the runtime's). Code that
+per machine, hash-checked from `local/runtime-sdk.lock`, into a folder of its own in the user's
+cache (`$XDG_CACHE_HOME/csv-ingest/runtimes/`, by default `~/.cache/…`, as pip keeps its own: every
+checkout and stack of the machine shares it), never the project venv's boto3, which is newer than
+the runtime's. Code that
 uses a module the runtime's Python removed (`cgi` in 3.13), or an SDK call the runtime's boto3 lacks,
 fails locally as it fails on AWS.
 
@@ -27,10 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.interpreters import InterpreterNotFound, find_interpreter
-from local.state import STATE_ROOT
 
 SDK_LOCK = Path(__file__).with_name("runtime-sdk.lock")
-RUNTIMES_ROOT = STATE_ROOT / "runtimes"
+# The XDG base directory specification's cache folder
+# (https://specifications.freedesktop.org/basedir-spec/latest/): what may be deleted and made again.
+RUNTIMES_ROOT = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "csv-ingest" / "runtimes"
 # pip over a slow index: an install of seven wheels (about 13 MB) well within this.
 INSTALL_TIMEOUT_SECONDS = 600
 
