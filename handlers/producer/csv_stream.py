@@ -6,13 +6,20 @@ physical line at a time from its source and never reads ahead of the record it r
 counting the bytes of the lines handed to it gives the offset of each record boundary, quoted
 newlines included.
 
+A line ends as in a file opened with `newline=''`, as `csv.reader` must be fed
+(https://docs.python.org/3/library/csv.html#csv.reader): at an LF, a CRLF or a lone CR (files from
+old Mac tools, and some exports), its end kept
+(https://docs.python.org/3/library/io.html#io.TextIOWrapper). So a run of CRs is a run of empty
+lines, each a blank record, as `csv.reader` reads them; and a CR last in a read is not a line end
+until the next byte is known not to be an LF.
+
 This is the producer's hot path, so the lines go to `csv.reader` a read block at a time: a block
-of whole lines is checked (no NUL byte, valid UTF-8) and decoded with one call each, split on LF
-by `io.StringIO`, and the offsets where its lines end are summed in C (`itertools.accumulate`);
+of whole lines is checked (no NUL byte, valid UTF-8) and decoded with one call each, split at its
+line ends by `io.StringIO`, and the offsets where its lines end are summed in C (`itertools.accumulate`);
 a record's end is then an index into them (`csv.reader.line_num`). A block holding a bad byte is
 handed out one line at a time, so that the problem is named by its offset and line, after the
 records before it, exactly where a line-by-line reader would name it. A block that starts at a
-record boundary and holds no quote (nor a CR but before an LF) needs no `csv.reader` at all: each
+record boundary and holds no quote (nor a lone CR) needs no `csv.reader` at all: each
 of its lines is one record, its fields the line split at commas; `blocks` gives such a block whole
 (`LineRecords`), for the producer to check and pack at once.
 
@@ -99,6 +106,18 @@ class _Oversized(Exception):
     """Raised through `csv.reader` when the record it is reading passes `MAX_RECORD_BYTES`."""
 
 
+# A line end (module docstring): searched from a line's start, the first one ends it.
+_LINE_END = re.compile(rb"\r\n?|\n")
+
+
+def _line_count(buffer: bytes, start: int, end: int) -> int:
+    """The line ends (LF, CRLF, lone CR) between `start` and `end`, none of them split."""
+    lines = buffer.count(b"\n", start, end)
+    if (crs := buffer.count(b"\r", start, end)) == 0:
+        return lines
+    return lines + crs - buffer.count(b"\r\n", start, end)
+
+
 class _Lines:
     """Decoded physical lines (ends kept) for `csv.reader`, a block at a time, and where each ends.
 
@@ -141,7 +160,8 @@ class _Lines:
             block = self._checked_block(start, end) if start >= self._one_at_a_time else None
             if block is None:  # a bad byte in the block: its lines one at a time, as they are checked
                 self._one_at_a_time = max(self._one_at_a_time, end)
-                end = self._buffer.find(b"\n", start) + 1 or end
+                first = _LINE_END.search(self._buffer, start, end)
+                end = first.end() if first else end
                 block = [self._checked_line(start, end)]
             self._next = end
             self.block_line = self.line
@@ -163,12 +183,28 @@ class _Lines:
         """Just past the buffer's last whole line (at the end of the stream, past its last bytes),
         or, when that is more than `MAX_BLOCK_LINES` lines, past an earlier line."""
         buffer = self._buffer
-        end = buffer.rfind(b"\n", start) + 1
-        if end == 0:
+        end = self._last_line_end(start, len(buffer))
+        if end == start:
             return len(buffer) if self._eof else start
-        while buffer.count(b"\n", start, end) > MAX_BLOCK_LINES:
-            end = buffer.rfind(b"\n", start, (start + end) // 2) + 1 or buffer.find(b"\n", start) + 1
+        while _line_count(buffer, start, end) > MAX_BLOCK_LINES:
+            end = self._last_line_end(start, (start + end) // 2)
+            if end == start:
+                end = _LINE_END.search(buffer, start).end()  # type: ignore[union-attr]
         return end
+
+    def _last_line_end(self, start: int, stop: int) -> int:
+        """Just past the last line end in the buffer between `start` and `stop` (`start` if none).
+        A CR is one only when the byte after it is known and not an LF: otherwise it is the first
+        half of a CRLF that ends after `stop`, or may be (the buffer's last byte, more to read)."""
+        buffer = self._buffer
+        after_lf = buffer.rfind(b"\n", start, stop) + 1 or start
+        cr = buffer.rfind(b"\r", after_lf, stop)  # only a CR after the last LF can end a later line
+        while cr != -1:
+            after = buffer[cr + 1 : cr + 2]
+            if after != b"\n" and (after or self._eof):
+                return cr + 1
+            cr = buffer.rfind(b"\r", after_lf, cr)
+        return after_lf
 
     def _checked_block(self, start: int, end: int) -> LineRecords | list[str] | None:
         """The block as `LineRecords` if it is such, else its lines with `ends` set; None if a byte
@@ -185,7 +221,8 @@ class _Lines:
             return None
         if offset == self.record_start and (records := _line_records(text, block, offset, self.line)) is not None:
             return records
-        lines = io.StringIO(text, newline="\n").readlines()  # split on LF alone, as csv.reader is fed
+        # Split at LF, CRLF and a lone CR, as a file opened with newline='' is (module docstring).
+        lines = io.StringIO(text, newline="").readlines()
         sizes = map(len, lines) if block.isascii() else map(len, map(str.encode, lines))
         self.ends = list(accumulate(sizes, initial=offset))
         return lines
@@ -227,17 +264,18 @@ class _Lines:
         """Consume the current (oversized) record to its end, from its first byte, checking its
         bytes are UTF-8 text; its length in bytes. `lines_before` are the physical lines before
         it. The position moves past it."""
-        scanner = _RecordScanner()
+        scanner = _RecordScanner(lines_before + 1)
         decoder = codecs.getincrementaldecoder("utf-8")()
-        length, newlines = 0, 0
+        length, line_ends, piece = 0, 0, b""
         data = self._buffer[self.record_start - self._buffer_offset :]
         self._buffer, self._next, self._one_at_a_time = b"", 0, 0
         while True:
             end = scanner.feed(data)
+            split_crlf = piece.endswith(b"\r") and data.startswith(b"\n")  # counted with its CR
             piece = data if end == -1 else data[:end]
-            _check_text(piece, decoder, lines_before + newlines + 1)
+            _check_text(piece, decoder, lines_before + 1)
             length += len(piece)
-            newlines += piece.count(b"\n")
+            line_ends += _line_count(piece, 0, len(piece)) - split_crlf
             if length > MAX_SKIPPED_RECORD_BYTES:
                 raise FileProblem(
                     f"not a CSV of rows: the record starting on line {lines_before + 1} is over"
@@ -250,9 +288,10 @@ class _Lines:
             if not data:
                 self._eof = True
                 break
-        scanner.finish(lines_before + 1)
+        scanner.finish()
         self.record_start = self._buffer_offset = self.record_start + length
-        self.line = lines_before + newlines + (0 if end != -1 or piece.endswith(b"\n") else 1)
+        # A record ends at a line end, or with the data (its last line then has none).
+        self.line = lines_before + line_ends + (0 if end != -1 or piece.endswith((b"\n", b"\r")) else 1)
         return length
 
 
@@ -265,31 +304,49 @@ def _check_text(piece: bytes, decoder: codecs.IncrementalDecoder, line: int) -> 
         raise FileProblem(f"not UTF-8: the record starting on line {line} holds bytes that are not UTF-8") from None
 
 
-# States of `_RecordScanner`, after `csv.reader`'s (excel dialect, strict).
-_START_FIELD, _UNQUOTED, _QUOTED, _QUOTE_SEEN, _CR_AFTER_QUOTE = range(5)
-# Outside quotes only a newline (the record's end) or a quote opening the next field matters: a
+# States of `_RecordScanner`, after `csv.reader`'s (excel dialect, strict), the last a CR ending
+# a record, last in the data scanned so far: an LF first in the next data belongs to it.
+_START_FIELD, _UNQUOTED, _QUOTED, _QUOTE_SEEN, _CR_LAST = range(5)
+# Outside quotes only a line end (the record's end) or a quote opening the next field matters: a
 # quote inside an unquoted field is an ordinary character.
-_UNQUOTED_STOP = re.compile(rb'\n|,"')
+_UNQUOTED_STOP = re.compile(rb'[\r\n]|,"')
 # Inside quotes: ordinary bytes and escaped quotes (`""`), up to the next lone quote.
 _QUOTED_RUN = re.compile(rb'[^"]*+(?:""[^"]*+)*+')
 # At a field's start: a run of whole fields (quoted, unquoted or empty), each closed by a comma.
-_FIELDS_RUN = re.compile(rb'(?:"[^"]*(?:""[^"]*)*",|[^",\n][^,\n]*,|,)*+')
+_FIELDS_RUN = re.compile(rb'(?:"[^"]*(?:""[^"]*)*",|[^",\r\n][^,\r\n]*,|,)*+')
 # The most one regular-expression call looks at, so that its own bookkeeping stays small.
 _WINDOW = 64 * 1024
+# The rules `csv.reader` (excel dialect, strict) reports a file of rows breaking, in its words,
+# which say the rule; any other error (none is known to reach here) is told by the generic rule,
+# never in words written for Python programmers.
+_QUOTE_THEN_TEXT = "',' expected after '\"'"
+_QUOTE_UNCLOSED = "unexpected end of data"
+_CSV_RULES = (_QUOTE_THEN_TEXT, _QUOTE_UNCLOSED)
+_ANY_CSV_RULE = "quotes not as RFC 4180 places them"
+
+
+def _not_csv(rule: str, line: int) -> FileProblem:
+    """The file problem of a record, starting on `line`, that breaks `rule` (`csv.Error`'s text)."""
+    return FileProblem(f"not CSV: {rule if rule in _CSV_RULES else _ANY_CSV_RULE} (record starting on line {line})")
 
 
 class _RecordScanner:
     """Finds where a record ends without keeping it: the quoting rules of `csv.reader` with the
     excel dialect and `strict=True` (a quote opens a quoted field only at the start of a field;
-    `""` inside one is a quote; a newline outside quotes ends the record). Runs of ordinary bytes
-    are skipped by regular expressions, so the cost per byte stays close to C's."""
+    `""` inside one is a quote; a line end outside quotes, LF, CRLF or a lone CR, ends the record),
+    fed lines as a file opened with newline='' gives them. Runs of ordinary bytes are skipped by
+    regular expressions, so the cost per byte stays close to C's. `line` is where the record starts,
+    for the reasons it gives."""
 
-    def __init__(self) -> None:
+    def __init__(self, line: int) -> None:
         self._state = _START_FIELD
+        self._line = line
 
     def feed(self, data: bytes) -> int:
         """Scan `data`; the index just past the record's end, or -1 if it goes on."""
         i, state, size = 0, self._state, len(data)
+        if state == _CR_LAST and size:
+            return self._end(1 if data[0] == 0x0A else 0)
         while i < size:
             if state == _START_FIELD:
                 i = _FIELDS_RUN.match(data, i, min(size, i + _WINDOW)).end()  # type: ignore[union-attr]
@@ -300,38 +357,41 @@ class _RecordScanner:
                 if stop is None:
                     # A comma at the very end may open a quoted field in the next block.
                     state, i = (_START_FIELD if data.endswith(b",") else _UNQUOTED), size
-                elif stop.group() == b"\n":
-                    return self._end(stop.end())
+                elif stop.group() != b',"':
+                    return self._line_end(data, stop.start())
                 else:
                     state, i = _QUOTED, stop.end()
             elif state == _QUOTED:
                 i = _QUOTED_RUN.match(data, i, min(size, i + _WINDOW)).end()  # type: ignore[union-attr]
                 if i < size and data[i] == 0x22:
                     state, i = _QUOTE_SEEN, i + 1
-            elif state == _QUOTE_SEEN:
-                byte, i = data[i], i + 1
-                if byte == 0x0A:
-                    return self._end(i)
-                if byte not in b'",\r':
-                    raise FileProblem("not CSV: ',' expected after '\"' (in an oversized record)")
-                state = {0x22: _QUOTED, 0x2C: _START_FIELD, 0x0D: _CR_AFTER_QUOTE}[byte]
-            elif data[i] == 0x0A:  # _CR_AFTER_QUOTE
-                return self._end(i + 1)
-            elif data[i] == 0x0D:  # csv.reader eats any run of CRs before the LF (`"…"\r\r\n`)
-                i += 1
-            else:
-                raise FileProblem("not CSV: new-line character seen in unquoted field (in an oversized record)")
+            else:  # _QUOTE_SEEN
+                byte = data[i]
+                if byte in b"\r\n":
+                    return self._line_end(data, i)
+                if byte not in b'",':
+                    raise _not_csv(_QUOTE_THEN_TEXT, self._line)
+                state, i = (_QUOTED if byte == 0x22 else _START_FIELD), i + 1
         self._state = state
         return -1
+
+    def _line_end(self, data: bytes, at: int) -> int:
+        """The record ends at the line end starting at `at`: past it, or -1 when a CR is last."""
+        if data[at] == 0x0A:
+            return self._end(at + 1)
+        if at + 1 == len(data):
+            self._state = _CR_LAST
+            return -1
+        return self._end(at + 2 if data[at + 1] == 0x0A else at + 1)
 
     def _end(self, index: int) -> int:
         self._state = _START_FIELD
         return index
 
-    def finish(self, line: int) -> None:
+    def finish(self) -> None:
         """The data ended: fine unless inside a quoted field."""
         if self._state == _QUOTED:
-            raise FileProblem(f"not CSV: unexpected end of data (record starting on line {line})")
+            raise _not_csv(_QUOTE_UNCLOSED, self._line)
 
 
 def _decode(raw: bytes, position: _Position) -> str:
@@ -484,7 +544,7 @@ def _read_records(lines: _Lines, block: list[str]) -> Iterator[RecordTuple]:
         yield _skipped(lines, first_line)
     except csv.Error as error:
         if not lines.past_limit(reader.line_num):
-            raise FileProblem(f"not CSV: {error} (record starting on line {first_line})") from None
+            raise _not_csv(str(error), first_line) from None
         yield _skipped(lines, first_line)
 
 

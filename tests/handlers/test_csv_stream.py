@@ -3,6 +3,7 @@
 import csv
 import io
 import itertools
+import re
 from pathlib import Path
 
 import pytest
@@ -153,7 +154,7 @@ def test_a_crafted_record_of_many_quoted_newlines_is_skipped_in_bounded_memory()
     ("tail", "reason"),
     [
         (b'"' + b"x" * 2_000_000, "not CSV: unexpected end of data \\(record starting on line 2\\)"),
-        (b'"' + b"x" * 2_000_000 + b'"y\n', "not CSV: ',' expected after '\"'"),
+        (b'"' + b"x" * 2_000_000 + b'"y\n', "not CSV: ',' expected after '\"' \\(record starting on line 2\\)"),
         (b"x" * 2_000_000 + b"\xff\n", "not UTF-8: the record starting on line 2"),
         (b"x" * 2_000_000 + b"\x00\n", "not a text CSV file: NUL byte in the record starting on line 2"),
     ],
@@ -174,8 +175,6 @@ def test_a_record_too_long_even_to_skip_fails_the_file(monkeypatch):
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 # What the reader says of each corpus file that is not UTF-8 CSV, word for word.
 CORPUS_PROBLEMS = {
-    "bare_cr_line_endings.csv": "not CSV: new-line character seen in unquoted field - do you need to open the file in"
-    " universal-newline mode? (record starting on line 1)",
     "gzip_as_csv.csv": "not a text CSV file: NUL byte at byte offset 3 (line 1); save the file as UTF-8 CSV",
     "invalid_utf8_late.csv": "not UTF-8: byte 0xe9 at byte offset 106 (line 4) is not valid UTF-8",
     "latin1.csv": "not UTF-8: byte 0xeb at byte offset 18 (line 2) is not valid UTF-8",
@@ -192,12 +191,14 @@ CORPUS_PROBLEMS = {
 
 def reference_records(data: bytes) -> list[tuple[list[str], int, int, int]]:
     """Each record's fields, first line, end offset and end line, computed independently of the
-    reader: `csv.reader` fed one physical line (split on LF only) at a time, a line's end offset
-    the sum of the byte lengths before it."""
+    reader: `csv.reader` over the text split into lines as a file opened with `newline=''` splits
+    it (at LF, CRLF and a lone CR, ends kept: https://docs.python.org/3/library/csv.html#csv.reader
+    and https://docs.python.org/3/library/io.html#io.TextIOWrapper), one line at a time, a line's
+    end offset the sum of the byte lengths before it."""
     start = len(BOM) if data.startswith(BOM) else 0
-    lines = io.BytesIO(data[start:]).readlines()
-    ends = list(itertools.accumulate(map(len, lines), initial=start))
-    reader = csv.reader((line.decode("utf-8") for line in lines), strict=True)
+    lines = io.StringIO(data[start:].decode("utf-8"), newline="").readlines()
+    ends = list(itertools.accumulate((len(line.encode()) for line in lines), initial=start))
+    reader = csv.reader(iter(lines), strict=True)
     records, lines_before = [], 0
     for fields in reader:
         records.append((fields, lines_before + 1, ends[reader.line_num], reader.line_num))
@@ -289,3 +290,93 @@ def test_the_record_limit_holds_exactly_at_block_boundaries(monkeypatch, read_si
     assert [(r.fields, r.oversized) for r in records[1:]] == [
         ([], 20) if limit < 20 else (fields, 0) for fields, *_ in expected[1:]
     ]
+
+
+# --- a lone CR ends a line, as csv.reader reads a file opened with newline='' ----------------------
+
+# Lines ended by a lone CR (old Mac tools), a run of CRs (blank lines), CRLF and LF mixed, a CR and
+# a CRLF inside quotes, a closing quote followed by a lone CR, and a last line ended by a CR.
+LONE_CRS = (
+    b"name,mail,notes\r"
+    b"Ann,a@example.com,x\r\r\r"
+    b"Bob,b@example.com,y\r\n"
+    b'"C\rD",c@example.com,"two\r\nlines"\r'
+    b"Eve,e@example.com,z\n"
+    b'"F",f@example.com,"w"\r\r\n'
+    b"Gus,g@example.com,last\r"
+)
+
+
+def test_a_lone_cr_ends_a_line_and_a_run_of_crs_is_blank_lines():
+    records = list(iter_records(io.BytesIO(LONE_CRS)))
+    assert [(r.fields, r.line, r.end_line, r.blank) for r in records] == [
+        (["name", "mail", "notes"], 1, 1, False),
+        (["Ann", "a@example.com", "x"], 2, 2, False),
+        ([], 3, 3, True),
+        ([], 4, 4, True),
+        (["Bob", "b@example.com", "y"], 5, 5, False),
+        (["C\rD", "c@example.com", "two\r\nlines"], 6, 8, False),
+        (["Eve", "e@example.com", "z"], 9, 9, False),
+        (["F", "f@example.com", "w"], 10, 10, False),
+        ([], 11, 11, True),
+        (["Gus", "g@example.com", "last"], 12, 12, False),
+    ]
+    assert records[-1].end_offset == len(LONE_CRS)
+
+
+@pytest.mark.parametrize("read_size", range(1, 40))
+def test_lone_crs_read_as_csv_reader_reads_them_whatever_the_block_size(monkeypatch, read_size):
+    monkeypatch.setattr("handlers.producer.csv_stream.READ_SIZE", read_size)
+    assert read_records(LONE_CRS, read_size) == reference_records(LONE_CRS)
+
+
+@pytest.mark.parametrize("read_size", [1, 2, 3, 7, 1 << 16])
+def test_resuming_after_a_lone_cr_reads_the_same_tail(monkeypatch, read_size):
+    monkeypatch.setattr("handlers.producer.csv_stream.READ_SIZE", read_size)
+    expected = reference_records(LONE_CRS)
+    for i, (_fields, _line, end_offset, end_line) in enumerate(expected):
+        tail = [
+            (r.fields, r.line, r.end_offset, r.end_line)
+            for r in iter_records(Trickle(LONE_CRS[end_offset:], read_size), end_offset, end_line)
+        ]
+        assert tail == expected[i + 1 :], f"resumed after record {i + 1}"
+
+
+@pytest.mark.parametrize("limit", [8, 16, 24, 40])
+@pytest.mark.parametrize("read_size", [1, 5, 64, 1 << 16])
+def test_an_oversized_record_ends_at_a_lone_cr_as_a_small_one_does(monkeypatch, limit, read_size):
+    full = reference_records(LONE_CRS)
+    monkeypatch.setattr("handlers.producer.csv_stream.MAX_RECORD_BYTES", limit)
+    monkeypatch.setattr("handlers.producer.csv_stream.READ_SIZE", read_size)
+    limited = list(iter_records(Trickle(LONE_CRS, read_size)))
+    assert [(r.line, r.end_offset, r.end_line) for r in limited] == [whole[1:] for whole in full]
+    starts = [0] + [whole[2] for whole in full[:-1]]
+    for record, start, whole in zip(limited, starts, full, strict=True):
+        size = record.end_offset - start
+        assert (record.fields, record.oversized) == (([], size) if size > limit else (whole[0], 0)), record.line
+
+
+def test_a_record_over_a_mib_ends_at_a_lone_cr():
+    huge = b"Ann,a@example.com," + b"x" * 1_100_000
+    data = b"name,mail,notes\r" + huge + b"\rBob,b@example.com,y\r\r"
+    _header, big, bob, blank = iter_records(io.BytesIO(data))
+    assert (big.fields, big.oversized, big.line, big.end_line) == ([], len(huge) + 1, 2, 2)
+    assert (bob.fields, bob.line, bob.end_offset) == (["Bob", "b@example.com", "y"], 3, len(data) - 1)
+    assert (blank.fields, blank.line, blank.end_offset) == ([], 4, len(data))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'name,mail\r"ab"c,x@example.com\r',
+        b'name,mail\r"ab"\rc\n"d"e\n',
+        b'name,mail\r\r"open,x@example.com\r',
+    ],
+)
+@pytest.mark.parametrize("limit", [4, 1 << 20])
+def test_a_file_that_is_not_csv_fails_naming_the_record_and_the_rule_never_python(monkeypatch, data, limit):
+    monkeypatch.setattr("handlers.producer.csv_stream.MAX_RECORD_BYTES", limit)
+    problem = read_problem(data, 1 << 16)
+    assert re.fullmatch(
+        r"not CSV: (',' expected after '\"'|unexpected end of data) \(record starting on line \d\)", problem
+    )

@@ -2,7 +2,7 @@
 
 Files are written by `csv.writer`, the reference for RFC 4180 quoting, from records of arbitrary
 Unicode cells weighted towards what CSV must escape (commas, quotes, CR, LF, a BOM character);
-with or without a BOM, with CRLF or LF line ends, with or without a last line end. The reader must
+with or without a BOM, with CRLF, LF or CR line ends, with or without a last line end. The reader must
 give back the same records, each with the line it starts on and the byte offset and line count
 just past it, however the stream splits its bytes into reads; and resuming at any of those offsets
 (as a continuation does, with an S3 range request) must give the same tail.
@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import tracemalloc
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 from unittest import mock
 
 from hypothesis import assume, example, given
@@ -30,8 +32,8 @@ PROOFS = [
         "RELIABILITY",
         SECTION,
         "CSV reader: any csv.writer file reads back, whatever the read sizes",
-        injected="records of arbitrary Unicode cells (commas, quotes, CR, LF, BOM characters), BOM or not, CRLF or LF,"
-        " streamed in reads of 1–300 bytes",
+        injected="records of arbitrary Unicode cells (commas, quotes, CR, LF, BOM characters), BOM or not, CRLF, LF or"
+        " CR line ends, streamed in reads of 1–300 bytes",
         held="the same records, each with its start line, end byte offset and end line",
         figures={"examples": 200, "explicit examples": 1},
         test="test_any_written_file_reads_back_with_its_lines_and_offsets",
@@ -65,6 +67,18 @@ PROOFS = [
         figures={"examples": 15},
         test="test_an_oversized_record_is_never_held_in_memory",
     ),
+    AS_CSV_READER := Proof(
+        "RELIABILITY",
+        SECTION,
+        "CSV reader: any text reads as csv.reader reads it (CR, LF and CRLF line ends)",
+        injected="text of commas, quotes, CR, LF, CRLF, spaces and letters in any order, CSV or not, streamed in reads"
+        " of 1–300 bytes, with the record limit at 1 MiB or lowered to 6–40 bytes",
+        held="the records csv.reader reads from the file opened with newline='' (a run of CRs: blank records), their"
+        " offsets slicing the file back into them; where csv.reader fails, the same records first and then one"
+        " reason naming the rule and the line the record starts on",
+        figures={"examples": 300},
+        test="test_any_text_reads_as_csv_reader_reads_it",
+    ),
 ]
 
 # Characters CSV must quote or that the reader treats specially, drawn often; then any character
@@ -86,11 +100,11 @@ class Written:
 @st.composite
 def written_files(draw: st.DrawFn, records: st.SearchStrategy[list[list[str]]] = records_lists) -> Written:
     rows = draw(records)
-    eol = draw(st.sampled_from(["\r\n", "\n"]))
-    # csv.writer leaves a lone CR unquoted when lines end in LF, which no reader (csv.reader
-    # included) reads back as one cell: such a file is written fully quoted.
-    lone_cr = eol == "\n" and any("\r" in cell for row in rows for cell in row)
-    quoting = csv.QUOTE_ALL if lone_cr else draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]))
+    eol = draw(st.sampled_from(["\r\n", "\n", "\r"]))
+    # csv.writer leaves a CR or an LF unquoted when the line end is not made of it, which no reader
+    # (csv.reader included) reads back as one cell: such a file is written fully quoted.
+    unquoted_end = any(end in cell for end in "\r\n" if end not in eol for row in rows for cell in row)
+    quoting = csv.QUOTE_ALL if unquoted_end else draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]))
     pieces = [write_record(row, eol, quoting) for row in rows]
     if draw(st.booleans()) and pieces[-1] != eol.encode():  # no line end after the last record
         pieces[-1] = pieces[-1][: -len(eol)]
@@ -101,7 +115,7 @@ def written_files(draw: st.DrawFn, records: st.SearchStrategy[list[list[str]]] =
     for row, piece in zip(rows, pieces, strict=True):
         start_line = lines + 1
         offset += len(piece)
-        lines += piece.count(b"\n") + (0 if piece.endswith(b"\n") else 1)
+        lines += len(io.StringIO(piece.decode(), newline="").readlines())  # lines as csv.reader is fed them
         expected.append(Record(fields=row, line=start_line, end_offset=offset, end_line=lines))
     return Written(bom + b"".join(pieces), expected)
 
@@ -242,3 +256,61 @@ def _not_held(shape: Hostile) -> None:
 
 def test_an_oversized_record_is_never_held_in_memory(examples):
     assert examples(_not_held, NOT_HELD) == NOT_HELD.figures["examples"]
+
+
+# Text that CSV's line ends and quotes make hard, in any order: most of it is not CSV at all.
+_CSV_TEXT = st.lists(st.sampled_from([",", '"', "\r", "\n", "\r\n", " ", "a", "é"]), max_size=40).map("".join)
+_NOT_CSV = re.compile(r"not CSV: (',' expected after '\"'|unexpected end of data) \(record starting on line (\d+)\)")
+
+
+def csv_reader_records(data: bytes) -> tuple[list[Record], int | None]:
+    """The records `csv.reader` reads from `data` opened with newline='' (as its documentation asks:
+    https://docs.python.org/3/library/csv.html#csv.reader), each where it starts and ends; and the
+    line the record it fails on starts on (None if it reads to the end)."""
+    lines = io.StringIO(data.decode(), newline="").readlines()
+    ends = list(accumulate((len(line.encode()) for line in lines), initial=0))
+    reader = csv.reader(lines, strict=True)
+    records: list[Record] = []
+    try:
+        for fields in reader:
+            first = records[-1].end_line + 1 if records else 1
+            records.append(Record(fields, first, ends[reader.line_num], reader.line_num))
+    except csv.Error:
+        return records, (records[-1].end_line + 1 if records else 1)
+    return records, None
+
+
+def _expected_at_limit(records: list[Record], limit: int) -> list[tuple[list[str], int, int, int, int]]:
+    """`records` as the reader gives them with the record limit at `limit`: a longer one skipped."""
+    starts = [0, *(record.end_offset for record in records)]
+    return [
+        ([], r.line, r.end_offset, r.end_line, r.end_offset - start) if r.end_offset - start > limit else _where([r])[0]
+        for r, start in zip(records, starts[:-1], strict=True)
+    ]
+
+
+@given(text=_CSV_TEXT, sizes=read_sizes, limit=st.one_of(st.just(csv_stream.MAX_RECORD_BYTES), st.integers(6, 40)))
+def _as_csv_reader(text: str, sizes: list[int], limit: int) -> None:
+    data = text.encode()
+    expected, failing_line = csv_reader_records(data)
+    read: list[Record] = []
+    problem = None
+    with mock.patch.object(csv_stream, "MAX_RECORD_BYTES", limit):
+        try:
+            read.extend(iter_records(ShortReads(data, sizes)))
+        except csv_stream.FileProblem as error:
+            problem = str(error)
+    assert _where(read) == _expected_at_limit(expected, limit)
+    starts = [0, *(record.end_offset for record in read)]
+    for record, start in zip(read, starts[:-1], strict=True):  # each record is its own slice of the file
+        alone = list(csv.reader(io.StringIO(data[start : record.end_offset].decode(), newline=""), strict=True))
+        assert alone == [record.fields] if not record.oversized else len(alone) == 1
+    if failing_line is None:
+        assert problem is None
+    else:
+        found = _NOT_CSV.fullmatch(problem or "")
+        assert found and int(found[2]) == failing_line, f"csv.reader fails on line {failing_line}: {problem}"
+
+
+def test_any_text_reads_as_csv_reader_reads_it(examples):
+    assert examples(_as_csv_reader, AS_CSV_READER) == AS_CSV_READER.figures["examples"]
