@@ -94,6 +94,8 @@ def _loopback_up() -> None:
         fcntl.ioctl(control, _SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | _IFF_UP))
 
 
+# The host's relay (local/netns.py) pumps its side the same way; this process can import nothing of
+# local/ (its path holds the task root and the runtime's SDK only), so the few lines are its own.
 def _pump(source: socket.socket, sink: socket.socket) -> None:
     try:
         while chunk := source.recv(1 << 16):

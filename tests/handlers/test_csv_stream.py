@@ -249,11 +249,16 @@ def test_a_block_boundary_anywhere_in_a_record_changes_nothing(monkeypatch, read
 @pytest.mark.parametrize("read_size", range(1, len(SPLITS) + 1))
 def test_resuming_after_each_record_with_any_block_size_reads_the_same_tail(monkeypatch, read_size):
     monkeypatch.setattr("handlers.producer.csv_stream.READ_SIZE", read_size)
-    expected = reference_records(SPLITS)
+    assert_resumes_after_each_record(SPLITS, read_size)
+
+
+def assert_resumes_after_each_record(data: bytes, read_size: int) -> None:
+    """Resumed at each record's end offset and line, the reader gives exactly the records after it."""
+    expected = reference_records(data)
     for i, (_fields, _line, end_offset, end_line) in enumerate(expected):
         tail = [
             (r.fields, r.line, r.end_offset, r.end_line)
-            for r in iter_records(Trickle(SPLITS[end_offset:], read_size), end_offset, end_line)
+            for r in iter_records(Trickle(data[end_offset:], read_size), end_offset, end_line)
         ]
         assert tail == expected[i + 1 :], f"resumed after record {i + 1}"
 
@@ -333,13 +338,7 @@ def test_lone_crs_read_as_csv_reader_reads_them_whatever_the_block_size(monkeypa
 @pytest.mark.parametrize("read_size", [1, 2, 3, 7, 1 << 16])
 def test_resuming_after_a_lone_cr_reads_the_same_tail(monkeypatch, read_size):
     monkeypatch.setattr("handlers.producer.csv_stream.READ_SIZE", read_size)
-    expected = reference_records(LONE_CRS)
-    for i, (_fields, _line, end_offset, end_line) in enumerate(expected):
-        tail = [
-            (r.fields, r.line, r.end_offset, r.end_line)
-            for r in iter_records(Trickle(LONE_CRS[end_offset:], read_size), end_offset, end_line)
-        ]
-        assert tail == expected[i + 1 :], f"resumed after record {i + 1}"
+    assert_resumes_after_each_record(LONE_CRS, read_size)
 
 
 @pytest.mark.parametrize("limit", [8, 16, 24, 40])

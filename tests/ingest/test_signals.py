@@ -8,6 +8,12 @@ import textwrap
 
 from tests.local.support import REPO_ROOT
 
+
+def run_script(script: str) -> subprocess.CompletedProcess[str]:
+    """A script in an interpreter of its own (signals go to its process, never the test runner's)."""
+    return subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+
+
 # SIGTERM sent to a thread other than the main one, as the kernel may deliver a process's signal:
 # its Python handler only runs once the main thread wakes.
 SIGNAL_ON_ANOTHER_THREAD = textwrap.dedent(
@@ -31,9 +37,7 @@ SIGNAL_ON_ANOTHER_THREAD = textwrap.dedent(
 
 
 def test_a_signal_delivered_to_another_thread_still_stops_the_wait() -> None:
-    finished = subprocess.run(
-        [sys.executable, "-c", SIGNAL_ON_ANOTHER_THREAD], cwd=REPO_ROOT, capture_output=True, text=True, timeout=20
-    )
+    finished = run_script(SIGNAL_ON_ANOTHER_THREAD)
 
     assert finished.stdout.strip() == "interrupted", finished.stderr
 
@@ -73,9 +77,7 @@ INTERRUPT_DROPPED_MID_POLL = textwrap.dedent(
 
 
 def test_an_interrupt_python_drops_mid_poll_still_ends_the_wait() -> None:
-    finished = subprocess.run(
-        [sys.executable, "-c", INTERRUPT_DROPPED_MID_POLL], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
-    )
+    finished = run_script(INTERRUPT_DROPPED_MID_POLL)
 
     assert finished.stdout.strip() == "interrupted", finished.stdout + finished.stderr
 
@@ -101,9 +103,7 @@ INTERRUPT_DURING_THE_CHECK = textwrap.dedent(
 
 
 def test_an_interrupt_during_the_loops_check_never_hangs_it() -> None:
-    finished = subprocess.run(
-        [sys.executable, "-c", INTERRUPT_DURING_THE_CHECK], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
-    )
+    finished = run_script(INTERRUPT_DURING_THE_CHECK)
 
     assert finished.stdout.strip() == "interrupted 20 times", finished.stdout + finished.stderr
 
@@ -125,8 +125,6 @@ IGNORED_INTERRUPT = textwrap.dedent(
 
 
 def test_a_wait_the_shell_told_to_ignore_ctrl_c_keeps_ignoring_it() -> None:
-    finished = subprocess.run(
-        [sys.executable, "-c", IGNORED_INTERRUPT], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
-    )
+    finished = run_script(IGNORED_INTERRUPT)
 
     assert finished.stdout.strip() == "still ignored", finished.stdout + finished.stderr
