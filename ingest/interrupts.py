@@ -9,9 +9,9 @@ Python runs a signal's handler in the main thread at the next bytecode, and the 
 raises `KeyboardInterrupt` there. Where that is inside a finalizer (a socket or an HTTP response
 collected during a poll), Python prints "Exception ignored in …" and drops the exception
 (https://docs.python.org/3/reference/datamodel.html#object.__del__): a wait that relies on it polls on
-as if nothing had come (the likeliest reading of a full suite run under load in which `upload --wait`
-polled on for five minutes after Ctrl-C; not reproduced on a quiet machine). `interruptible()` records
-that the interrupt came, so a wait's loop checks it at every turn (`raise_if_interrupted`).
+as if nothing had come. `interruptible()` records that the interrupt came, so a wait's loop checks
+it at every turn (`raise_if_interrupted`). A Ctrl-C the command was started ignoring (`cmd &` in a
+script: the shell sets SIGINT to SIG_IGN) stays ignored, as Python itself leaves it.
 """
 
 from __future__ import annotations

@@ -17,13 +17,27 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def ctrl_c_as_in_a_terminal() -> None:
+    """`preexec_fn` of a command a test sends SIGINT to: SIGINT at its default, as a shell leaves it for
+    a command it runs in the foreground. A test runner started in the background (`nohup make test &`)
+    has it ignored, every child inherits that, and Python then installs no KeyboardInterrupt for it: a
+    command that rightly keeps an ignored Ctrl-C ignored would never see the test's."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class PtyCommand:
     def __init__(self, command: Sequence[str], env: Mapping[str, str], *, columns: int, rows: int = 50) -> None:
         primary, secondary = pty.openpty()
         fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
         try:
             self.process = subprocess.Popen(
-                list(command), cwd=REPO_ROOT, env=dict(env), stdin=secondary, stdout=secondary, stderr=secondary
+                list(command),
+                cwd=REPO_ROOT,
+                env=dict(env),
+                stdin=secondary,
+                stdout=secondary,
+                stderr=secondary,
+                preexec_fn=ctrl_c_as_in_a_terminal,
             )
         finally:
             os.close(secondary)

@@ -26,7 +26,7 @@ from ingest import api, output
 from ingest.output import console
 from tests.ingest.conftest import COMMAND_TIMEOUT_SECONDS, local_command, local_flags, run_ingest, user_shell, write_csv
 from tests.local.support import REPO_ROOT, LocalStackProcess
-from tests.pty_command import PtyCommand
+from tests.pty_command import PtyCommand, ctrl_c_as_in_a_terminal
 
 pytestmark = pytest.mark.long(seconds=90)
 
@@ -189,6 +189,7 @@ def test_the_hint_after_an_interrupted_wait_runs_as_copied(stack: LocalStackProc
             [sys.executable, "-m", "ingest", "upload", str(path), "--wait", *local_flags(stack)],
             cwd=REPO_ROOT,
             env=user_shell(),
+            preexec_fn=ctrl_c_as_in_a_terminal,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -7,11 +7,19 @@ import sys
 import textwrap
 
 from tests.local.support import REPO_ROOT
+from tests.pty_command import ctrl_c_as_in_a_terminal
 
 
 def run_script(script: str) -> subprocess.CompletedProcess[str]:
     """A script in an interpreter of its own (signals go to its process, never the test runner's)."""
-    return subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=ctrl_c_as_in_a_terminal,
+    )
 
 
 # SIGTERM sent to a thread other than the main one, as the kernel may deliver a process's signal:
