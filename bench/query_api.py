@@ -35,8 +35,8 @@ from bench.stacks import BenchStack, ingest, local_stack
 from infra.interpreters import Interpreter, find_interpreter
 from ingest.api import ApiClient, segment
 from local.apigw import Request, Routes, proxy_event
-from local.functions import runtime_libraries
 from local.registry import FunctionSpec
+from local.runtimes import sdk_folder
 
 CLIENT_THREADS = 8
 # One request in this many asks for an email nobody uploaded (a 404 answered by the function).
@@ -252,18 +252,12 @@ class ImportProbe:
             by_package[package] = by_package.get(package, 0.0) + int(fields[0]) / 1000
         return dict(largest_first(by_package))
 
-    def warm_runtime(self, statement: str) -> None:
-        """Run `statement` once letting the interpreter write bytecode, for the runtime libraries it imports:
-        Lambda's /var/runtime ships with theirs. Never for the task root, which Lambda cannot write."""
-        self._run(statement, write_bytecode=True)
-
-    def _run(self, statement: str, *, flags: tuple[str, ...] = (), write_bytecode: bool = False) -> str:
+    def _run(self, statement: str, *, flags: tuple[str, ...] = ()) -> str:
         """Run `statement` in one fresh interpreter after putting the task root on sys.path; its stderr."""
         self._check_bytecode()
         # -B, as on Lambda: its task root is read-only, so nothing a run compiles is kept for the next.
-        isolation = ["-I", "-S"] if write_bytecode else ["-I", "-S", "-B"]
         code = f"import sys; sys.path[:0] = [{str(self.task_root)!r}, {str(self.runtime_dir)!r}]; {statement}"
-        command = [str(self.interpreter.executable), *isolation, *flags, "-c", code]
+        command = [str(self.interpreter.executable), "-I", "-S", "-B", *flags, "-c", code]
         done = subprocess.run(command, env=self.environment(), cwd=self.runtime_dir, capture_output=True)
         stderr = done.stderr.decode(errors="replace")
         if done.returncode != 0:
@@ -295,11 +289,11 @@ def _unpack(archive: Path, task_root: Path, *, bytecode: bool) -> Path:
 
 
 def probes(ctx: Context, stack: BenchStack) -> dict[str, tuple[ImportProbe, ImportProbe]]:
-    """Per handler package, a probe of its shipped archive and one of its sources alone; one runtime folder."""
+    """Per handler package, a probe of its shipped archive and one of its sources alone, beside the SDK
+    its runtime provides (`local.runtimes`, the SDK functions run with locally, compiled by that runtime)."""
     local = stack.local
     assert local.registry is not None
     root = ctx.work / "query_api-imports"
-    runtime_dir = runtime_libraries(root / "runtime")
     found = {}
     for spec in local.registry.functions.values():
         if spec.package not in HANDLER_PACKAGES or spec.package in found:
@@ -309,7 +303,7 @@ def probes(ctx: Context, stack: BenchStack) -> dict[str, tuple[ImportProbe, Impo
             ImportProbe(
                 spec,
                 _unpack(spec.archive, root / spec.package / kind, bytecode=shipped),
-                runtime_dir,
+                sdk_folder(spec.runtime),
                 stack.emulator.endpoint_url,
                 interpreter,
                 shipped,
@@ -323,8 +317,6 @@ def measure_imports(ctx: Context, stack: BenchStack) -> dict[str, Any]:
     found = probes(ctx, stack)
     repeats = ctx.repeats
     any_probe = next(iter(found.values()))[0]
-    # The runtime's boto3 compiled once, as Lambda's /var/runtime ships it.
-    any_probe.warm_runtime(BOTO3_FLOOR)
     bare_ms = any_probe.median_ms("pass", repeats)
     handlers = {}
     for package in HANDLER_PACKAGES:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import importlib.metadata
 import json
 import logging
 import math
@@ -53,8 +52,6 @@ if TYPE_CHECKING:
     from local.emulator import Credentials, KillOrder
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
-# What Lambda's Python runtime ships in /var/runtime besides the standard library.
-RUNTIME_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateutil", "six")
 # Lambda's limit on the init phase of an on-demand function.
 INIT_TIMEOUT_SECONDS = 10.0
 # A stat walk of the handler sources costs well under a millisecond; at most this often is plenty.
@@ -127,25 +124,6 @@ class CodeSource:
 def archive_sha256(path: Path) -> str:
     """Lambda's `CodeSha256` of an archive: base64 of the SHA-256 of its bytes."""
     return base64.b64encode(hashlib.sha256(path.read_bytes()).digest()).decode()
-
-
-def runtime_libraries(target: Path) -> Path:
-    """A folder of links to this venv's copies of the distributions Lambda's Python runtime provides.
-
-    Functions no longer run with it (they get their runtime's own SDK: `local.runtimes`); the query
-    benchmark still measures imports with it. It plays Lambda's /var/runtime: on sys.path after the
-    task root, so an archive's own copy of a library wins, and a library neither provides fails to
-    import, as on AWS.
-    """
-    target.mkdir(mode=OWNER_ONLY_FOLDER, parents=True)
-    for name in RUNTIME_DISTRIBUTIONS:
-        dist = importlib.metadata.distribution(name)
-        tops = {file.parts[0] for file in dist.files or () if file.parts[0] not in ("..", "__pycache__")}
-        for top in sorted(tops):
-            source = Path(str(dist.locate_file(top)))
-            if source.exists():
-                (target / top).symlink_to(source, target_is_directory=source.is_dir())
-    return target
 
 
 def _lambda_time(moment: float) -> str:
