@@ -1,12 +1,19 @@
 """Functions: sizing and runtime from config, env naming exactly their resources, logs, the mapping."""
 
+import functools
 import json
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+import infra.function
+import infra.interpreters as interpreters
 from infra.function import METRICS_NAMESPACE
 from infra.packaging import build_archive
-from tests.infra.support import function
+from tests.infra.support import FUNCTION, function
 
 PRODUCER, WORKER, QUERY = "csv-ingest-producer", "csv-ingest-worker", "csv-ingest-api-fn"
 
@@ -86,6 +93,49 @@ def test_functions_log_json_to_their_own_log_group_with_retention(dev, prod, nam
         group = plan.one("aws:cloudwatch/logGroup:LogGroup", f"{name}-logs")
         assert group.inputs["retentionInDays"] == days
         assert function(plan, name).inputs["loggingConfig"] == {"logFormat": "JSON", "logGroup": group.outputs["name"]}
+
+
+@pytest.fixture
+def no_interpreters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A machine where no Python of any runtime is installed where the program looks for one (PATH,
+    pyenv, uv). The program's archives are built under tmp_path meanwhile: sources-only archives
+    must not replace the checkout's .build/, which a local stack started at the same time reads."""
+    nowhere = tmp_path / "no-pythons"
+    nowhere.mkdir()
+    for variable in ("PATH", "PYENV_ROOT", "UV_PYTHON_INSTALL_DIR"):
+        monkeypatch.setenv(variable, str(nowhere))
+    monkeypatch.setattr(infra.function, "build_archive", functools.partial(build_archive, build_dir=tmp_path / "build"))
+    interpreters.search.cache_clear()  # an interpreter found by an earlier test is not looked for again
+    yield
+    interpreters.search.cache_clear()
+
+
+# The dev stack's own runtime, and another: the install line must name the runtime declared, whichever.
+@pytest.mark.parametrize("overrides", [{}, {"runtime": "python3.12"}], ids=["declared", "python3.12"])
+def test_without_the_runtimes_interpreter_the_plan_warns_for_each_function_how_to_install_it(
+    plan_with, no_interpreters, overrides
+):
+    plan = plan_with(**overrides)
+
+    functions = plan.of_type(FUNCTION)
+    assert {fn.inputs["runtime"] for fn in functions} == {overrides.get("runtime", "python3.13")}
+    assert len(plan.warnings) == len(functions), plan.warnings  # one line per function, nothing else
+    for fn in functions:
+        runtime = fn.inputs["runtime"]
+        version = runtime.removeprefix("python")
+        said = [w for w in plan.warnings if w.startswith(f"{fn.name}: ")]
+        assert len(said) == 1, (fn.name, plan.warnings)
+        warning = said[0]
+        assert f"no Python {version} for the {runtime} runtime" in warning, warning
+        # Copied from between the backticks, each is a whole command installing the runtime's version:
+        # pyenv and uv both take a minor version and install its latest patch release
+        # (https://github.com/pyenv/pyenv#prefix-auto-resolution-to-the-latest-version,
+        # https://docs.astral.sh/uv/concepts/python-versions/#requesting-a-version).
+        assert re.findall(r"`([^`]*)`", warning) == [f"pyenv install {version}", f"uv python install {version}"]
+        # … and the archive it warns about deploys the sources alone.
+        with zipfile.ZipFile(fn.inputs["code"].path) as archive:
+            names = archive.namelist()
+        assert "handlers/__init__.py" in names and not [n for n in names if n.endswith(".pyc")], fn.name
 
 
 @pytest.mark.parametrize(("name", "package"), [(PRODUCER, "producer"), (WORKER, "worker"), (QUERY, "query")])
