@@ -325,6 +325,24 @@ def local_stack(state_root: Path, *args: str, stack: str = "dev") -> Iterator[Lo
         stop_local(running)
 
 
+# What util-linux's unshare says, and its exit status, where the OS refuses it a namespace: unshare(2)
+# fails with EPERM where unprivileged user namespaces are disabled (a sysctl, an AppArmor or container
+# seccomp profile) and ENOSPC where user.max_user_namespaces is 0 (seen here: "unshare: unshare failed:
+# No space left on device", exit 1, with that limit set to 0 in a user namespace of the test's own).
+# https://man7.org/linux/man-pages/man2/unshare.2.html
+UNSHARE_REFUSED = "unshare: unshare failed: Operation not permitted"
+
+
+def refusing_unshare(folder: Path) -> Path:
+    """An `unshare` in `folder` that refuses every namespace as util-linux's does on such an OS: put
+    `folder` first on PATH and local mode finds it where it looks for unshare. Returns `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    unshare = folder / "unshare"
+    unshare.write_text(f"#!/bin/sh\necho '{UNSHARE_REFUSED}' >&2\nexit 1\n")
+    unshare.chmod(0o755)
+    return folder
+
+
 def csv_bytes(header: Sequence[str], rows: Sequence[Sequence[str]]) -> bytes:
     lines = [",".join(header), *(",".join(row) for row in rows)]
     return ("\n".join(lines) + "\n").encode()

@@ -30,9 +30,11 @@ from infra.config import load_config
 from infra.packaging import FunctionArchive, PackagingError, build_archive, locked_versions
 from local.emulator import Faults, KillFault, KillOrder
 from local.functions import CodeSource, FunctionHost, HostClosed, InvocationResult
+from local.netns import refusal
 from local.project import PROJECT, stack_settings
 from local.registry import FunctionSpec
 from local.runtimes import SDK_LOCK, sdk_folder
+from tests.local.support import UNSHARE_REFUSED, refusing_unshare
 
 REGION = "eu-west-1"
 PACKAGE = "handlers_local_test"
@@ -702,6 +704,37 @@ def test_a_process_the_function_starts_reaches_the_emulator_and_nothing_else(har
         assert reach("127.0.0.1", emulator_port) == "connected"
         assert "Connection refused" in reach("127.0.0.1", other_port)  # another service of this machine
         assert "Network is unreachable" in reach("10.255.255.1", 80)  # off this machine: no route at all
+
+
+@pytest.fixture
+def namespace_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This machine as one whose OS refuses a network namespace: an `unshare` that refuses, first on PATH."""
+    monkeypatch.setenv("PATH", f"{refusing_unshare(tmp_path / 'refusing')}{os.pathsep}{os.environ['PATH']}")
+    refusal.cache_clear()  # the probe's outcome is kept for the process: probe this machine anew
+    yield
+    refusal.cache_clear()
+
+
+def test_where_the_os_refuses_a_namespace_functions_run_and_their_own_connections_are_still_checked(
+    harness: Harness, namespace_refused: None
+) -> None:
+    # The probe says so in one line, in the OS's own words, and what holds without a namespace.
+    assert refusal() == (
+        f"network: this machine refuses a network namespace ({UNSHARE_REFUSED}); a function's own connections"
+        " off 127.0.0.1 are refused, but processes it starts can reach any address"
+    )
+    with socket.create_server(("127.0.0.1", 0)) as emulator, socket.create_server(("127.0.0.1", 0)) as other:
+        emulator_port, other_port = emulator.getsockname()[1], other.getsockname()[1]
+        host = harness.host(endpoint_url=f"http://127.0.0.1:{emulator_port}")
+
+        reached = host.invoke({"action": "raw-connect", "host": "127.0.0.1", "port": emulator_port})
+        own = host.invoke({"action": "connect", "host": "10.255.255.1", "port": 443})
+        started = host.invoke({"action": "subprocess-connect", "host": "127.0.0.1", "port": other_port})
+
+    assert reached.ok and reached.payload == "connected", reached.error  # the function runs, unconfined
+    assert own.error is not None and own.error["errorType"] == "PermissionError"  # the audit hook still holds
+    # … and, as the line says, a process the function starts is not held: it reaches another service here.
+    assert started.ok and started.payload == "connected", started.error
 
 
 def test_edited_code_runs_on_the_next_invocation(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
