@@ -17,8 +17,12 @@ its `ForAnyValue:`/`ForAllValues:` qualifiers, and policy variables in `Resource
 condition values (`${aws:username}`, `${aws:PrincipalTag/...}`, defaults, `${*}`/`${?}`/`${$}`). A
 form IAM does not document (an unknown operator or qualifier, a malformed variable) is refused when
 the policy is written (`unsupported_forms`), naming the statement, rather than silently allowed or
-denied. Limits: `aws:SourceIp` is absent from the context (an `IpAddress` condition on it does not
-match, a `NotIpAddress` one does, as AWS treats an absent key), no SCPs, no cross-account access.
+denied. Limits: a request's context holds only the keys `request_context` (a caller's) and
+`service_request_context` (an AWS service's) put in it, `CALLER_KEYS` and `SERVICE_KEYS`: no
+`aws:SourceIp` or other network key, no session or request tags, no `sts:` key, no organization, no
+service-specific key; a condition on another key is judged as AWS judges an absent key. Requests are
+judged within one account: no SCPs or RCPs, no cross-account access. Each use of these in a policy the
+program declares is listed at start-up under "not emulated" (`local.iam_gaps`), never passed in silence.
 """
 
 from __future__ import annotations
@@ -100,6 +104,12 @@ def _resolve(text: str, context: RequestContext) -> Segments | None:
         at = variable.end()
     segments.append((text[at:], True))
     return tuple(segments)
+
+
+def variable_keys(text: str) -> list[str]:
+    """The condition keys a policy value's variables name (`${aws:username}` → `aws:username`), the
+    special characters `${*}`, `${?}`, `${$}` aside."""
+    return [found.group(1) for found in _VARIABLE.finditer(text) if found.group(1) not in _SPECIAL]
 
 
 def _joined(segments: Segments) -> str:
@@ -411,35 +421,60 @@ class Verdict:
     """Why not, in AWS's words: `because no identity-based policy allows the … action`, etc."""
 
 
+# The condition keys of every request a role session or IAM user sends, each with how its value is found
+# (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html): the one
+# declaration `request_context` builds a caller's context from, and `CALLER_KEYS` names. Besides these,
+# a caller's context holds `aws:PrincipalTag/<key>`, one per tag of the user or role.
+_CALLER_CONTEXT: Mapping[str, Callable[[Identity, str, datetime], str | None]] = {
+    # An IAM user's name; absent for a role session.
+    "aws:username": lambda identity, region, now: identity.arn.rsplit("/", 1)[-1] if identity.kind == "User" else None,
+    "aws:SecureTransport": lambda identity, region, now: "true",
+    "aws:PrincipalIsAWSService": lambda identity, region, now: "false",
+    "aws:PrincipalArn": lambda identity, region, now: identity.arn,
+    "aws:PrincipalAccount": lambda identity, region, now: identity.account_id,
+    "aws:PrincipalType": lambda identity, region, now: identity.kind,
+    "aws:userid": lambda identity, region, now: identity.unique_id,
+    "aws:RequestedRegion": lambda identity, region, now: region,
+    "aws:CurrentTime": lambda identity, region, now: now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    "aws:EpochTime": lambda identity, region, now: str(int(now.timestamp())),
+}
+PRINCIPAL_TAG = "aws:PrincipalTag/"
+CALLER_KEYS = frozenset(key.lower() for key in _CALLER_CONTEXT)
+"""The keys (lower case) of a caller's request context, `aws:PrincipalTag/<key>` aside."""
+
+
 def request_context(identity: Identity, region: str) -> RequestContext:
-    """What AWS puts in every request's context, for this caller.
+    """What AWS puts in every request's context, for this caller (`_CALLER_CONTEXT`).
 
     `aws:SecureTransport` is `true`: the loopback endpoint stands for AWS's TLS endpoints, which every
     SDK call from a function uses; the program's `DenyInsecureTransport` is meant for plaintext
     access, which does not exist here. `aws:SourceAccount`/`aws:SourceArn` are absent: only service
-    principals send them. `aws:PrincipalIsAWSService` is in every signed request, and false for a role
-    session or a user, the only callers here
+    principals send them (`service_request_context`). `aws:PrincipalIsAWSService` is in every signed
+    request, and false for a role session or a user, the only callers here
     (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalisawsservice).
     """
     now = datetime.now(UTC)
-    # aws:username is an IAM user's name, absent for a role session; aws:PrincipalTag/<key> one per tag
-    # of the user or role (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html).
-    username = identity.arn.rsplit("/", 1)[-1] if identity.kind == "User" else None
     return RequestContext.of(
-        **{f"aws:PrincipalTag/{key}": value for key, value in identity.tags},
-        **{
-            "aws:username": username,
-            "aws:SecureTransport": "true",
-            "aws:PrincipalIsAWSService": "false",
-            "aws:PrincipalArn": identity.arn,
-            "aws:PrincipalAccount": identity.account_id,
-            "aws:PrincipalType": identity.kind,
-            "aws:userid": identity.unique_id,
-            "aws:RequestedRegion": region,
-            "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "aws:EpochTime": str(int(now.timestamp())),
-        },
+        **{f"{PRINCIPAL_TAG}{key}": value for key, value in identity.tags},
+        **{key: value(identity, region, now) for key, value in _CALLER_CONTEXT.items()},
     )
+
+
+def service_request_context(
+    service: str, source_arn: str | None = None, source_account: str | None = None
+) -> RequestContext:
+    """What AWS puts in the context of a request an AWS service sends as its own principal, as local mode
+    judges one (Lambda assuming an execution role, S3 invoking a function): the service's name, and the
+    resource and account it acts for
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalservicename,
+    #condition-keys-sourcearn, #condition-keys-sourceaccount)."""
+    return RequestContext.of(
+        **{"aws:PrincipalServiceName": service, "aws:SourceArn": source_arn, "aws:SourceAccount": source_account}
+    )
+
+
+SERVICE_KEYS = frozenset(service_request_context("service", "arn", "account").values)
+"""The keys (lower case) `service_request_context` can supply: it is called with every one given."""
 
 
 def authorize(

@@ -97,7 +97,7 @@ def check_role_trusts_lambda(iam: Any, role_arn: str) -> None:
         trust = _parsed(iam.get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"])
     except iam.exceptions.NoSuchEntityException:
         trust = None
-    context = authz.RequestContext.of(**{"aws:PrincipalServiceName": LAMBDA_SERVICE})
+    context = authz.service_request_context(LAMBDA_SERVICE)
     if trust is None or not service_allowed(trust, LAMBDA_SERVICE, "sts:AssumeRole", role_arn, context):
         raise Refused(
             "CreateFunction",
@@ -117,10 +117,7 @@ def check_s3_may_invoke(lambda_client: Any, bucket: str, account_id: str, functi
     (https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutBucketNotificationConfiguration.html,
     https://docs.aws.amazon.com/AmazonS3/latest/userguide/grant-destinations-permissions-to-s3.html).
     S3 invokes with the bucket as `aws:SourceArn` and its owner as `aws:SourceAccount`."""
-    context = authz.RequestContext.of(
-        **{"aws:SourceArn": f"arn:aws:s3:::{bucket}", "aws:SourceAccount": account_id},
-        **{"aws:PrincipalServiceName": S3_SERVICE},
-    )
+    context = authz.service_request_context(S3_SERVICE, f"arn:aws:s3:::{bucket}", account_id)
     for arn in function_arns:
         try:
             policy = _parsed(lambda_client.get_policy(FunctionName=arn)["Policy"])

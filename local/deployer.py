@@ -20,6 +20,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 
+from local import iam_gaps
 from local.deploy_checks import check_role_trusts_lambda, check_s3_may_invoke, check_sqs_event_source
 from local.mocks import Plan, PlanMocks, _auto_name, _resolved, run_program
 
@@ -775,6 +776,9 @@ class LocalMocks(PlanMocks):
         if creator is None or args.typ in NOT_EMULATED:
             why = NOT_EMULATED.get(args.typ, "local mode has no creator for this type")
             self.context.not_emulated.append((args.typ, args.name, why))
+        # What its policies rely on that local mode's IAM cannot evaluate, whether or not it is created.
+        for key, why in iam_gaps.resource_gaps(args.typ, args.inputs, self.context.account):
+            self.context.not_emulated.append((args.typ, f"{args.name}.{key}", why))
         if creator is None:
             return super().new_resource(args)
         try:

@@ -1,5 +1,7 @@
 """Inputs the program declares that local mode once read and dropped (issue 20, item 8): each either
 takes effect or is listed at start-up under "not emulated", with the AWS page it was checked against.
+So is what a declared policy relies on that local mode's IAM cannot evaluate (`local.iam_gaps`,
+tested on the plan in tests/local/test_iam_gaps.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from local.mocks import run_program
 from local.registry import Registry
 from tests.local.support import http
 from tests.local.test_apigw import ACCOUNT, REGION, Function, method, permission, spec
+from tests.local.test_iam_gaps import BUCKET_POLICY, QUEUE_POLICY, adding_statement
 
 pytestmark = pytest.mark.long(seconds=40)
 
@@ -89,9 +92,27 @@ def test_inputs_local_mode_does_not_apply_are_listed_at_start_up_with_their_page
         settings = {**args.props["settings"], "caching_enabled": True, "logging_level": "INFO"}
         return pulumi.ResourceTransformationResult({**args.props, "settings": settings}, args.opts)
 
+    # and a bucket policy statement on the caller's address, and queue policies letting another account send
+    office_only = {
+        "Sid": "OfficeOnly",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:GetObject",
+        "Resource": "*",
+        "Condition": {"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}},
+    }
+    partner = {
+        "Sid": "PartnerSends",
+        "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::999999999999:root"},
+        "Action": "sqs:SendMessage",
+        "Resource": "*",
+    }
+    policies = [adding_statement(BUCKET_POLICY, office_only), adding_statement(QUEUE_POLICY, partner)]
+
     # WHEN the program is deployed as local up deploys it
     deployment: Deployment = deploy(
-        "dev", emulator, lambda api_id: "http://127.0.0.1:9", transformations=[function_inputs, cached]
+        "dev", emulator, lambda api_id: "http://127.0.0.1:9", transformations=[function_inputs, cached, *policies]
     )
 
     # THEN each is listed, named by resource and input, with the AWS page
@@ -106,3 +127,13 @@ def test_inputs_local_mode_does_not_apply_are_listed_at_start_up_with_their_page
         assert "API_MethodSetting.html" in listed[f"{settings.name}.settings.{key}"]
     assert not any(".settings.throttling" in name for name in listed)  # the stage throttle is applied
     assert json.dumps(listed).count(layer) == 0  # what is listed is the input's name, not its value
+    # and each policy statement local mode cannot evaluate, by resource, Sid and key or account, and no other
+    (bucket_policy,) = deployment.plan.of_type(BUCKET_POLICY)
+    queue_policies = [r.name for r in deployment.plan.of_type(QUEUE_POLICY)]
+    assert "statement 'OfficeOnly'" in listed[f"{bucket_policy.name}.policy"]
+    assert "aws:SourceIp" in listed[f"{bucket_policy.name}.policy"]
+    for queue_policy in queue_policies:
+        assert "statement 'PartnerSends'" in listed[f"{queue_policy}.policy"]
+        assert "999999999999" in listed[f"{queue_policy}.policy"]
+    policy_inputs = {name for name in listed if name.rsplit(".", 1)[-1] in ("policy", "assumeRolePolicy")}
+    assert policy_inputs == {f"{name}.policy" for name in [bucket_policy.name, *queue_policies]}
