@@ -28,7 +28,7 @@ import os
 import re
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +52,9 @@ SHARED_PACKAGES = ("common",)
 _INSTALL_RECORDS = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
 # Zip timestamps cannot be before 1980; a fixed one keeps the bytes reproducible.
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+_COMPRESS_LEVEL = 9
+# How `_write_archive` lays entries out: part of every archive's label, so a change here rewrites them.
+_ARCHIVE_FORMAT = f"deflate-{_COMPRESS_LEVEL} {_FIXED_DATE} 0o644".encode()
 
 
 class PackagingError(RuntimeError):
@@ -169,20 +172,49 @@ def build_archive(function: str, runtime: str, build_dir: Path = BUILD_DIR) -> F
     build_dir.mkdir(parents=True, exist_ok=True)
     target = build_dir / f"{function}.zip"
     entries, without_bytecode = _with_bytecode(dict(archive_entries(function)), runtime)
-    # Written beside the target and renamed over it: a program run at the same time (two stacks
-    # planned or started at once) reads either the old archive or the new one, never half of one.
-    partial = build_dir / f".{function}.{os.getpid()}.{threading.get_ident()}.zip"
-    with zipfile.ZipFile(partial, "w") as archive:
-        for name, data in entries:
-            info = zipfile.ZipInfo(name, date_time=_FIXED_DATE)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16  # rw-r--r--, whatever the checkout's umask
-            archive.writestr(info, data, compresslevel=9)
-    digest = base64.b64encode(hashlib.sha256(partial.read_bytes()).digest()).decode()
-    os.replace(partial, target)
+    label = _entries_label(entries)
+    if _label_of(target) != label:
+        _write_archive(target, entries, label)
+    digest = base64.b64encode(hashlib.sha256(target.read_bytes()).digest()).decode()
     return FunctionArchive(
         path=target,
         sha256=digest,
         entries=tuple(name for name, _ in entries),
         without_bytecode=without_bytecode,
     )
+
+
+def _entries_label(entries: Sequence[tuple[str, bytes]]) -> bytes:
+    """What an archive of these entries, written as `_write_archive` writes them, is labelled with."""
+    digest = hashlib.sha256(_ARCHIVE_FORMAT)
+    for name, data in entries:
+        digest.update(b"%d:%s%d:" % (len(name.encode()), name.encode(), len(data)))
+        digest.update(data)
+    return b"csv-ingest entries sha256:" + digest.hexdigest().encode()
+
+
+def _label_of(archive: Path) -> bytes | None:
+    """The label an earlier build left in the archive's comment; None if there is no readable archive."""
+    try:
+        with zipfile.ZipFile(archive) as written:
+            return written.comment
+    except (OSError, zipfile.BadZipFile):
+        return None
+
+
+def _write_archive(target: Path, entries: Sequence[tuple[str, bytes]], label: bytes) -> None:
+    """The archive, its entries in order with fixed dates and modes, labelled with what it holds.
+
+    The label (the zip comment) lets the next build of the same entries keep this file rather than
+    compress it all again: every plan and every `local up` builds each archive. Written beside the
+    target and renamed over it: a program run at the same time (two stacks planned or started at
+    once) reads either the old archive or the new one, never half of one."""
+    partial = target.with_name(f".{target.stem}.{os.getpid()}.{threading.get_ident()}.zip")
+    with zipfile.ZipFile(partial, "w") as archive:
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=_FIXED_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16  # rw-r--r--, whatever the checkout's umask
+            archive.writestr(info, data, compresslevel=_COMPRESS_LEVEL)
+        archive.comment = label
+    os.replace(partial, target)

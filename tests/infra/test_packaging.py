@@ -105,6 +105,31 @@ def test_unchanged_code_builds_the_same_bytes_and_hash(tmp_path):
         assert {info.date_time for info in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
 
 
+def test_a_rebuild_of_unchanged_code_reuses_the_archive_and_a_change_rewrites_it(tmp_path, handlers):
+    # Every plan and every `local up` builds each archive: compressing it again costs about half a
+    # second a function, so an archive whose entries are unchanged is kept as it is.
+    first = build_archive("worker", RUNTIME, tmp_path / "out")
+    written = first.path.stat().st_mtime_ns, first.path.stat().st_ino
+
+    again = build_archive("worker", RUNTIME, tmp_path / "out")
+
+    assert (again.path.stat().st_mtime_ns, again.path.stat().st_ino) == written
+    assert (again.sha256, again.entries) == (first.sha256, first.entries)
+    (handlers / "worker" / "app.py").write_text("X = 2\n")
+    changed = build_archive("worker", RUNTIME, tmp_path / "out")
+    assert changed.sha256 != first.sha256
+    assert zipfile.ZipFile(changed.path).read("handlers/worker/app.py") == b"X = 2\n"
+
+
+def test_an_archive_damaged_or_replaced_in_place_is_written_again(tmp_path):
+    first = build_archive("worker", RUNTIME, tmp_path / "out")
+    for damage in (b"", first.path.read_bytes()[:-100], b"PK not a zip"):
+        first.path.write_bytes(damage)
+        rebuilt = build_archive("worker", RUNTIME, tmp_path / "out")
+        assert rebuilt.sha256 == first.sha256
+        assert zipfile.ZipFile(rebuilt.path).testzip() is None
+
+
 def test_changed_code_changes_the_hash(tmp_path, handlers):
     before = build_archive("worker", RUNTIME, tmp_path / "out")
     (handlers / "worker" / "app.py").write_text("X = 2\n")
