@@ -21,8 +21,10 @@ import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 
 from local import iam_gaps
+from local.declared_inputs import RecordingInputs, declared, recording_plan, unread
 from local.deploy_checks import check_role_trusts_lambda, check_s3_may_invoke, check_sqs_event_source
 from local.mocks import Plan, PlanMocks, _auto_name, _resolved, run_program
+from local.registry import Registry
 
 # Why each type the program may declare is not created in the emulator: listed at start-up.
 NOT_EMULATED: Mapping[str, str] = {
@@ -39,25 +41,6 @@ NOT_EMULATED: Mapping[str, str] = {
     "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy": "recorded; moto does not store or apply it",
 }
 
-# Inputs local mode does not apply, by type: listed at start-up under "not emulated" whenever the
-# program declares one (`<logical name>.<input>`), never dropped in silence. Inputs of these types
-# not named here are applied (the creators and `local.registry` read them).
-NOT_EMULATED_INPUTS: Mapping[str, Mapping[str, str]] = {
-    "aws:lambda/function:Function": {
-        "deadLetterConfig": (
-            "a failed asynchronous event is not sent to the function's dead-letter queue locally; an"
-            " on-failure destination is (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html)"
-        ),
-        "layers": (
-            "layers are not extracted into /opt locally: the function runs its own archive only"
-            " (https://docs.aws.amazon.com/lambda/latest/dg/chapter-layers.html)"
-        ),
-        "vpcConfig": (
-            "no VPC locally: the function reaches the emulator whatever its subnets and security groups"
-            " allow (https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html)"
-        ),
-    },
-}
 # The stage-wide (`*/*`) throttle is applied (`local.apigw`); every other method setting is listed.
 APPLIED_METHOD_SETTINGS = ("throttlingRateLimit", "throttlingBurstLimit")
 _METHOD_SETTINGS_PAGE = "https://docs.aws.amazon.com/apigateway/latest/api/API_MethodSetting.html"
@@ -70,17 +53,12 @@ _METHOD_SETTING_GAPS = {
 
 
 def not_emulated_inputs(type_: str, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(input, why) for each input of a resource the program declares and local mode does not apply."""
+    """(input, why) for each method setting the program declares and local mode does not apply: the
+    settings are one input local mode reads, for the throttle; the others in it are listed here.
+    Every other input local mode does not read is found by `local.declared_inputs`."""
     if type_ == "aws:apigateway/methodSettings:MethodSettings":
         return _method_settings_not_emulated(inputs)
-    return [(key, why) for key, why in NOT_EMULATED_INPUTS.get(type_, {}).items() if _declared(inputs.get(key))]
-
-
-def _declared(value: Any) -> bool:
-    """An input set to something: a block of empty lists (`vpcConfig` with no subnets) is not."""
-    if isinstance(value, dict):
-        return any(_declared(v) for v in value.values())
-    return value not in (None, "", [], False, "OFF")
+    return []
 
 
 def _method_settings_not_emulated(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -93,7 +71,7 @@ def _method_settings_not_emulated(inputs: Mapping[str, Any]) -> list[tuple[str, 
     return [
         (f"settings.{key}", f"{_METHOD_SETTING_GAPS.get(key, 'not applied locally')} ({_METHOD_SETTINGS_PAGE})")
         for key, value in settings.items()
-        if key not in APPLIED_METHOD_SETTINGS and _declared(value)
+        if key not in APPLIED_METHOD_SETTINGS and declared(value)
     ]
 
 
@@ -153,6 +131,8 @@ class DeployContext:
     """(REST API id, resource id) → the resource's path, as each resource is created."""
     api_methods: dict[str, dict[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
     """REST API id → (path, HTTP method) → the method as `apiSummary` shows it, as each method is created."""
+    reads: dict[str, set[str]] = field(default_factory=dict)
+    """URN → the inputs local mode read of each resource it created (`local.declared_inputs`)."""
 
     _clients: dict[str, Any] = field(default_factory=dict)
 
@@ -399,7 +379,8 @@ def _log_group(ctx: DeployContext, name: str, physical: str, inputs: Mapping[str
 
 def _topic(ctx: DeployContext, name: str, physical: str, inputs: Mapping[str, Any]):
     topic = inputs.get("name") or physical
-    arn = ctx.client("sns").create_topic(Name=topic)["TopicArn"]
+    tags = [{"Key": k, "Value": v} for k, v in _tags(inputs).items()]
+    arn = ctx.client("sns").create_topic(Name=topic, **({"Tags": tags} if tags else {}))["TopicArn"]
     return arn, {"name": topic, "arn": arn}
 
 
@@ -439,26 +420,40 @@ def _secret_policy(ctx: DeployContext, name: str, physical: str, inputs: Mapping
 
 
 def _role(ctx: DeployContext, name: str, physical: str, inputs: Mapping[str, Any]):
+    """A role with the policies it declares itself: each of `inlinePolicies` (`name`, `policy`) put as
+    a role policy is, `managedPolicyArns` attached; an entry with no policy (the "empty block" that
+    has the provider remove every other inline policy) puts nothing
+    (https://www.pulumi.com/registry/packages/aws/api-docs/iam/role/)."""
     role = inputs.get("name") or physical
     request = {"RoleName": role, "AssumeRolePolicyDocument": inputs["assumeRolePolicy"]}
     if inputs.get("description"):
         request["Description"] = inputs["description"]
     if tags := _tags(inputs):
         request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
-    created = ctx.client("iam").create_role(**request)["Role"]
+    iam = ctx.client("iam")
+    created = iam.create_role(**request)["Role"]
+    for policy in inputs.get("inlinePolicies") or []:
+        if policy.get("policy"):
+            _put_role_policy(ctx, name, role, policy["name"], policy["policy"])
+    for arn in inputs.get("managedPolicyArns") or []:
+        iam.attach_role_policy(RoleName=role, PolicyArn=arn)
     return role, {"name": role, "arn": created["Arn"], "uniqueId": created["RoleId"]}
 
 
 def _role_policy(ctx: DeployContext, name: str, physical: str, inputs: Mapping[str, Any]):
     policy_name = inputs.get("name") or physical
-    document = json.loads(inputs["policy"])
-    for revocation in ctx.revocations:
-        if revocation.apply(name, document):
-            ctx.revoked.add(revocation)
-    ctx.client("iam").put_role_policy(
-        RoleName=inputs["role"], PolicyName=policy_name, PolicyDocument=json.dumps(document)
-    )
+    _put_role_policy(ctx, name, inputs["role"], policy_name, inputs["policy"])
     return f"{inputs['role']}:{policy_name}", {"name": policy_name}
+
+
+def _put_role_policy(ctx: DeployContext, logical_name: str, role: str, policy_name: str, policy: str) -> None:
+    """Put a role policy (a `RolePolicy`, or a role's inline policy), less the statements `--revoke`
+    takes out of it: `logical_name` is what a revocation matches (the declaring resource's)."""
+    document = json.loads(policy)
+    for revocation in ctx.revocations:
+        if revocation.apply(logical_name, document):
+            ctx.revoked.add(revocation)
+    ctx.client("iam").put_role_policy(RoleName=role, PolicyName=policy_name, PolicyDocument=json.dumps(document))
 
 
 def _exclusive_attachments(ctx: DeployContext, name: str, physical: str, inputs: Mapping[str, Any]):
@@ -781,8 +776,12 @@ class LocalMocks(PlanMocks):
             self.context.not_emulated.append((args.typ, f"{args.name}.{key}", why))
         if creator is None:
             return super().new_resource(args)
+        # What the creator reads is applied; what no part of local mode reads is listed (`deploy`).
+        inputs = args.inputs
+        if args.typ not in NOT_EMULATED:
+            inputs = RecordingInputs(args.inputs, self.context.reads.setdefault(urn, set()))
         try:
-            resource_id, attributes = creator(self.context, args.name, physical, args.inputs)
+            resource_id, attributes = creator(self.context, args.name, physical, inputs)
         except Exception as error:  # the emulator's refusal, named by resource
             raise DeployError(f"{args.typ} {args.name}: {error}") from error
         for key, why in not_emulated_inputs(args.typ, args.inputs):
@@ -818,4 +817,22 @@ def deploy(
     if unmatched:
         listed = ", ".join(f"{r.role}={r.sid}" for r in unmatched)
         raise DeployError(f"--revoke {listed}: no role policy of the program matching that name has that statement")
-    return Deployment(plan=plan, not_emulated=context.not_emulated)
+    return Deployment(plan=plan, not_emulated=[*context.not_emulated, *_unread_inputs(plan, context)])
+
+
+def _unread_inputs(plan: Plan, context: DeployContext) -> list[tuple[str, str, str]]:
+    """(type, `<logical name>.<input>`, why) of each input of a created resource that neither its
+    creator nor the local runtime reads. The runtime reads the plan through `local.registry` only (the
+    function hosts, event sources and API take its typed values): its reading of the plan, done here
+    as start-up does it next, completes what was read. Inputs listed already (method settings) are
+    not listed twice."""
+    created = set(context.reads)  # each created resource's creator read through a recording
+    Registry.from_plan(recording_plan(plan, context.reads), context.region, context.account)
+    listed = {name for _, name, _ in context.not_emulated}
+    return [
+        (resource.type, f"{resource.name}.{key}", why)
+        for resource in plan.resources
+        if resource.urn in created
+        for key, why in unread(resource, context.reads[resource.urn])
+        if f"{resource.name}.{key}" not in listed
+    ]

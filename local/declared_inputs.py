@@ -1,0 +1,127 @@
+"""Which inputs the program declares that local mode never reads: each is listed at start-up.
+
+Local mode reads a resource's inputs in two places: its creator (`local.deployer.CREATORS`) as it
+creates the resource in the emulator, and `local.registry`, which reads the plan for the local
+runtime (the function hosts, the event sources and the API take its typed values, never the plan).
+Both read through `RecordingInputs`, which notes every key asked for. Once both have read, an input
+the program declared and no one asked for has no effect locally, and `unread` names it, with why,
+for start-up's "not emulated" listing. Nothing here lists inputs by hand but the few that mean
+nothing locally by nature (`NOT_APPLICABLE`) and, for some inputs local mode knows it leaves unread,
+a better reason than the generic one (`REASONS`): which inputs are listed is derived, never written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from local.mocks import DeclaredResource, Plan
+
+# Inputs that mean nothing in a local run, whatever the resource: each is for `pulumi` itself
+# (how it replaces or destroys what it deployed), and local mode never updates nor destroys a
+# resource: every `local up` deploys the program afresh onto an empty emulator.
+NOT_APPLICABLE: Mapping[str, str] = {
+    "forceDestroy": "empties the bucket when `pulumi destroy` deletes it; local mode never deletes it",
+    "recoveryWindowInDays": "how long `pulumi destroy` lets a deleted secret be recovered; local mode never deletes it",
+    "triggers": "redeploys when its values change on `pulumi up`; every local up deploys afresh",
+    "skipDestroy": "leaves the resource behind on `pulumi destroy`; local mode never deletes it",
+}
+
+# Why, where local mode knows it leaves an input unread: by type, then input.
+REASONS: Mapping[str, Mapping[str, str]] = {
+    "aws:lambda/function:Function": {
+        "deadLetterConfig": (
+            "a failed asynchronous event is not sent to the function's dead-letter queue locally; an"
+            " on-failure destination is (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html)"
+        ),
+        "layers": (
+            "layers are not extracted into /opt locally: the function runs its own archive only"
+            " (https://docs.aws.amazon.com/lambda/latest/dg/chapter-layers.html)"
+        ),
+        "vpcConfig": (
+            "no VPC locally: the function reaches the emulator whatever its subnets and security groups"
+            " allow (https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html)"
+        ),
+    },
+    "aws:iam/role:Role": {
+        "permissionsBoundary": (
+            "the role is created without its boundary, so local IAM allows what the boundary would deny"
+            " (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html)"
+        ),
+    },
+}
+
+
+def declared(value: Any) -> bool:
+    """An input set to something: a block of empty lists (`vpcConfig` with no subnets) is not."""
+    if isinstance(value, dict):
+        return any(declared(v) for v in value.values())
+    return value not in (None, "", [], False, "OFF")
+
+
+class RecordingInputs(dict[str, Any]):
+    """A resource's inputs that note, in `read`, each key local mode asks for: by `[]`, `get` or
+    `in`; iterating them (`_pascal`, `dict(...)`, `**`) reads them all. A `dict`, so code reading
+    inputs (type checks, `json.dumps`) sees no difference."""
+
+    def __init__(self, inputs: Mapping[str, Any], read: set[str]) -> None:
+        super().__init__(inputs)
+        self.read = read
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(str(key))
+        return super().__contains__(key)
+
+    def __iter__(self) -> Iterator[str]:
+        self.read.update(super().keys())
+        return super().__iter__()
+
+    def keys(self) -> Any:
+        self.read.update(super().keys())
+        return super().keys()
+
+    def items(self) -> Any:
+        self.read.update(super().keys())
+        return super().items()
+
+    def values(self) -> Any:
+        self.read.update(super().keys())
+        return super().values()
+
+
+def recording_plan(plan: Plan, reads: dict[str, set[str]]) -> Plan:
+    """The plan as `local.registry` reads it, each resource's reads added to `reads[urn]`."""
+    resources = [
+        DeclaredResource(**{**vars(r), "inputs": RecordingInputs(r.inputs, reads.setdefault(r.urn, set()))})
+        for r in plan.resources
+    ]
+    return Plan(stack=plan.stack, resources=resources, outputs=plan.outputs, secret_outputs=plan.secret_outputs)
+
+
+def unread(resource: DeclaredResource, read: set[str]) -> list[tuple[str, str]]:
+    """(input, why) for each input the program declared on `resource` that local mode never read."""
+    return [
+        (key, _why(resource.type, key))
+        for key, value in resource.inputs.items()
+        if key not in read and not key.startswith("__") and key not in NOT_APPLICABLE and declared(value)
+    ]
+
+
+def _why(type_: str, key: str) -> str:
+    """The reason local mode gives, else: no part of it reads the input, with the type's inputs page
+    (`aws:lambda/function:Function` → https://www.pulumi.com/registry/packages/aws/api-docs/lambda/function/)."""
+    known = REASONS.get(type_, {}).get(key)
+    if known is not None:
+        return known
+    package, path = type_.split(":", 2)[:2]
+    module, resource = path.split("/", 1)
+    page = f"https://www.pulumi.com/registry/packages/{package}/api-docs/{module}/{resource.lower()}/"
+    return f"no part of local mode reads this input: it has no effect locally ({page})"

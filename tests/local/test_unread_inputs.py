@@ -1,0 +1,35 @@
+"""The program as it is starts with a short, honest "not emulated" listing of its inputs (issue 20).
+
+Each stack is deployed as `local up` deploys it (`local.deployer.deploy`, onto an in-process
+emulator; no stack start). Every input the program declares is read by local mode, meaningless
+locally by nature (`local.declared_inputs.NOT_APPLICABLE`), or listed: a new input the program
+declares and local mode drops fails here until it is applied or listed with its reason.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from local.deployer import NOT_EMULATED, deploy
+from local.emulator import Emulator
+from local.project import stack_region, stack_settings
+
+pytestmark = pytest.mark.long(seconds=20)
+
+ACCOUNT = "123456789012"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_program_as_it_is_lists_only_its_stages_metrics_among_its_inputs(stack: str) -> None:
+    emulator = Emulator(stack_region(stack, stack_settings(stack)), ACCOUNT)
+    emulator.start()
+    try:
+        deployment = deploy(stack, emulator, lambda api_id: "http://127.0.0.1:9")
+    finally:
+        emulator.stop()
+
+    inputs = {name for _, name, _ in deployment.not_emulated if "." in name}
+    # The stage's metricsEnabled: local mode computes no CloudWatch metrics; every other input is read.
+    assert inputs == {"csv-ingest-api-throttling.settings.metricsEnabled"}
+    # and every resource listed whole is of a type local mode says why it does not create
+    assert {type_ for type_, name, _ in deployment.not_emulated if "." not in name} <= set(NOT_EMULATED)
