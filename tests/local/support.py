@@ -290,16 +290,19 @@ def wait_until_started(running: LocalStackProcess, timeout: float, what: str) ->
 
 
 def local_processes(marker: str) -> list[int]:
-    """Pids of processes whose command line mentions `marker` (e.g. a state folder)."""
+    """Pids of processes whose command line or environment mentions `marker` (e.g. a state folder).
+
+    The environment: a function's processes (and any process they start) have their HOME in the
+    stack's folder, while their command line names the machine's shared task root."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
+            said = (entry / "cmdline").read_bytes() + b"\0" + (entry / "environ").read_bytes()
+        except OSError:  # gone meanwhile, or not ours to read
             continue
-        if marker in cmdline:
+        if marker in said.replace(b"\0", b" ").decode(errors="replace"):
             pids.append(int(entry.name))
     return pids
 

@@ -340,10 +340,12 @@ def test_a_handler_edited_while_running_takes_effect_on_the_next_invocation(repo
 
 def test_stopping_leaves_no_process_behind(tmp_path: Path) -> None:
     running = start_local(tmp_path)
-    running.upload("uploads/one.csv", ROWS)
-    wait_for(
-        lambda: local_processes(str(tmp_path)) and len(local_processes(str(tmp_path))) > 1, 30, "functions to start"
-    )
+    try:
+        running.upload("uploads/one.csv", ROWS)
+        wait_for(lambda: len(local_processes(str(tmp_path))) > 1, 30, "functions to start")
+    except BaseException:
+        stop_local(running)  # a failure here must not leave the stack running either
+        raise
 
     assert stop_local(running) == 0
     assert not local_processes(str(tmp_path))
