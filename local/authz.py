@@ -604,8 +604,9 @@ def _managed_documents(policies: Iterable[Any]) -> list[Mapping[str, Any]]:
 def _boundary(iam: Any, boundary_arn: str | None) -> list[Mapping[str, Any]]:
     if not boundary_arn:
         return []
-    policy = iam.managed_policies.get(boundary_arn) or iam.aws_managed_policies_dict().get(boundary_arn)
-    # A boundary that does not exist allows nothing (as AWS, where it cannot be set).
+    policy = iam.managed_policies.get(boundary_arn)
+    # A boundary the emulator does not hold allows nothing: on AWS one that does not exist cannot be
+    # set, and AWS managed policies are not loaded locally (use a customer managed one).
     return _managed_documents([policy]) if policy is not None else [{"Statement": []}]
 
 
@@ -633,7 +634,7 @@ def resolve_identity(account_id: str, partition: str, access_key_id: str, sessio
         if role is not None:
             policies = [_parsed(d) for d in role.policies.values()]
             policies += _managed_documents(role.managed_policies.values())
-            limits += _boundary(iam, getattr(role, "permissions_boundary", None))
+            limits += _boundary(iam, role.permissions_boundary_arn)
         return Identity(
             arn=session.role_arn,
             caller_arn=session.arn,

@@ -43,12 +43,6 @@ REASONS: Mapping[str, Mapping[str, str]] = {
             " allow (https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html)"
         ),
     },
-    "aws:iam/role:Role": {
-        "permissionsBoundary": (
-            "the role is created without its boundary, so local IAM allows what the boundary would deny"
-            " (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html)"
-        ),
-    },
 }
 
 

@@ -421,8 +421,8 @@ def _secret_policy(ctx: DeployContext, name: str, physical: str, inputs: Mapping
 
 def _role(ctx: DeployContext, name: str, physical: str, inputs: Mapping[str, Any]):
     """A role with the policies it declares itself: each of `inlinePolicies` (`name`, `policy`) put as
-    a role policy is, `managedPolicyArns` attached; an entry with no policy (the "empty block" that
-    has the provider remove every other inline policy) puts nothing
+    a role policy is, `managedPolicyArns` attached, `permissionsBoundary` set; an entry with no
+    policy (the "empty block" that has the provider remove every other inline policy) puts nothing
     (https://www.pulumi.com/registry/packages/aws/api-docs/iam/role/)."""
     role = inputs.get("name") or physical
     request = {"RoleName": role, "AssumeRolePolicyDocument": inputs["assumeRolePolicy"]}
@@ -430,6 +430,8 @@ def _role(ctx: DeployContext, name: str, physical: str, inputs: Mapping[str, Any
         request["Description"] = inputs["description"]
     if tags := _tags(inputs):
         request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+    if inputs.get("permissionsBoundary"):  # local IAM applies it to the role's sessions (`local.authz`)
+        request["PermissionsBoundary"] = inputs["permissionsBoundary"]
     iam = ctx.client("iam")
     created = iam.create_role(**request)["Role"]
     for policy in inputs.get("inlinePolicies") or []:

@@ -70,7 +70,6 @@ def test_an_integration_timeout_ends_a_slow_call_with_api_gateways_504_when_it_p
 
 
 ROLE = "aws:iam/role:Role"
-BOUNDARY = "arn:aws:iam::aws:policy/AmazonSQSReadOnlyAccess"
 INLINE = "inspect-dead-letters"
 
 
@@ -154,11 +153,16 @@ def deployment(emulator: Emulator) -> Deployment:
         PolicyName="describe-tables",
         PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [describe_tables]}),
     )["Policy"]["Arn"]
+    sqs_read_only = {"Sid": "ReadQueues", "Effect": "Allow", "Action": ["sqs:Get*", "sqs:List*"], "Resource": "*"}
+    boundary = emulator.client("iam").create_policy(
+        PolicyName="sqs-read-only",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [sqs_read_only]}),
+    )["Policy"]["Arn"]
     roles = [
         role_named(
             "api-fn",
             inline_policies=[{"name": INLINE, "policy": json.dumps(inline)}],
-            permissions_boundary=BOUNDARY,
+            permissions_boundary=boundary,
         ),
         role_named("worker", managed_policy_arns=[managed]),
     ]
@@ -217,11 +221,8 @@ def test_an_input_no_part_of_local_mode_reads_is_listed_with_the_types_page(depl
             "https://www.pulumi.com/registry/packages/aws/api-docs/lambda/function/"
             in listed[f"{function}.ephemeralStorage"]
         )
-    # and a role's permissions boundary, with IAM's page
-    (query_role,) = [r.name for r in deployment.plan.of_type(ROLE) if "api-fn" in r.name]
-    assert "access_policies_boundaries.html" in listed[f"{query_role}.permissionsBoundary"]
     # while inputs local mode applies are not listed
-    assert not any(name.endswith((".inlinePolicies", ".managedPolicyArns")) for name in listed)
+    assert not any(name.endswith((".inlinePolicies", ".managedPolicyArns", ".permissionsBoundary")) for name in listed)
 
 
 def test_a_roles_inline_and_managed_policies_grant_locally_what_they_grant_on_aws(
@@ -250,3 +251,20 @@ def test_a_roles_inline_and_managed_policies_grant_locally_what_they_grant_on_aw
     with pytest.raises(ClientError) as not_attached:
         client_of("dynamodb", query_role).describe_table(TableName=table)
     assert not_attached.value.response["Error"]["Code"] == "AccessDeniedException"
+
+
+def test_a_roles_permissions_boundary_denies_locally_what_its_policies_allow_outside_it(
+    emulator: Emulator, deployment: Deployment
+) -> None:
+    # GIVEN the query function's role, whose policies let it read users, bounded by SQS read-only access
+    (query_role,) = [r.outputs["arn"] for r in deployment.plan.of_type(ROLE) if "api-fn" in r.name]
+    (table,) = [r.outputs["name"] for r in deployment.plan.of_type("aws:dynamodb/table:Table") if "users" in r.name]
+    session = emulator.assume_role(query_role, session_name="bounded")
+
+    # WHEN it reads a user, THEN the boundary denies it, as on AWS: the effective permissions are what
+    # both the identity policies and the boundary allow
+    # (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html)
+    with pytest.raises(ClientError) as bounded:
+        emulator.client("dynamodb", session).get_item(TableName=table, Key={"email": {"S": "a@example.com"}})
+    assert bounded.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "permissions boundary" in bounded.value.response["Error"]["Message"]
