@@ -24,7 +24,7 @@ from local.mocks import run_program
 from local.registry import Registry
 from tests.local.support import http
 from tests.local.test_apigw import ACCOUNT, REGION, Function, method, permission, spec
-from tests.local.test_iam_gaps import BUCKET_POLICY, QUEUE_POLICY, adding_statement
+from tests.local.test_iam_gaps import BUCKET_POLICY, OFFICE_ONLY, QUEUE_POLICY, adding_statement
 
 pytestmark = pytest.mark.long(seconds=40)
 
@@ -117,14 +117,6 @@ def deployment(emulator: Emulator) -> Deployment:
         return pulumi.ResourceTransformationResult({**args.props, "settings": settings}, args.opts)
 
     # a bucket policy statement on the caller's address, and queue policies letting another account send
-    office_only = {
-        "Sid": "OfficeOnly",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:GetObject",
-        "Resource": "*",
-        "Condition": {"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}},
-    }
     partner = {
         "Sid": "PartnerSends",
         "Effect": "Allow",
@@ -132,7 +124,7 @@ def deployment(emulator: Emulator) -> Deployment:
         "Action": "sqs:SendMessage",
         "Resource": "*",
     }
-    policies = [adding_statement(BUCKET_POLICY, office_only), adding_statement(QUEUE_POLICY, partner)]
+    policies = [adding_statement(BUCKET_POLICY, OFFICE_ONLY), adding_statement(QUEUE_POLICY, partner)]
 
     # the query function's role with an inline policy (one statement revoked) and a permissions boundary;
     # the worker's with a managed policy

@@ -38,6 +38,17 @@ OTHER_ACCOUNT = "999999999999"
 Transformation = Callable[[pulumi.ResourceTransformationArgs], pulumi.ResourceTransformationResult | None]
 
 
+# A bucket policy statement on the caller's network address, which local requests never carry.
+OFFICE_ONLY = {
+    "Sid": "OfficeOnly",
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "s3:GetObject",
+    "Resource": "*",
+    "Condition": {"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}},
+}
+
+
 def adding_statement(type_: str, statement: dict[str, Any]) -> Transformation:
     """A stack transformation that adds `statement` to the `policy` of every resource of `type_`."""
 
@@ -63,15 +74,7 @@ def test_the_program_as_it_is_relies_on_no_key_or_account_local_mode_cannot_eval
 
 
 def test_a_bucket_policy_statement_on_the_source_ip_is_listed_naming_resource_statement_and_key() -> None:
-    office_only = {
-        "Sid": "OfficeOnly",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:GetObject",
-        "Resource": "*",
-        "Condition": {"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}},
-    }
-    plan = run_program("dev", transformations=[adding_statement(BUCKET_POLICY, office_only)])
+    plan = run_program("dev", transformations=[adding_statement(BUCKET_POLICY, OFFICE_ONLY)])
 
     (bucket_policy,) = plan.of_type(BUCKET_POLICY)
     ((type_, name, why),) = plan_gaps(plan, ACCOUNT_ID)
