@@ -28,6 +28,10 @@ ARTICLE_BATCH_SIZE, ARTICLE_BATCHING_WINDOW_SECONDS = 10, 5
 # The program's handler setting, `handlers.<package>.app.handler` (infra/function.py), for the two it replaces.
 REPLACED = {"handlers.producer.app.handler": "producer", "handlers.worker.app.handler": "worker"}
 ARCHIVE_ROOT = "bench_naive"
+# The article's producer sends a whole file in one invocation (it has no continuation): it gets
+# Lambda's longest timeout, so that the benchmark's largest file is sent whole, however slowly
+# (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html: up to 900 seconds).
+NAIVE_PRODUCER_TIMEOUT_SECONDS = 900
 # Requests each handler keeps in flight at once, by operation: none, both make one call at a time
 # (the cost model's waits, `bench.cost`).
 CONCURRENT_CALLS: dict[str, dict[str, int]] = {"producer": {}, "worker": {}}
@@ -62,6 +66,7 @@ def transformation(archive: Path) -> pulumi.ResourceTransformation:
                 "handler": f"{ARCHIVE_ROOT}.{module}.handler",
                 "code": pulumi.FileArchive(str(archive)),
                 "code_sha256": None,
+                **({"timeout": NAIVE_PRODUCER_TIMEOUT_SECONDS} if module == "producer" else {}),
             }
             return pulumi.ResourceTransformationResult(props, args.opts)
         if args.type_ == mapping_type:
