@@ -36,6 +36,7 @@ import time
 import urllib.parse
 import uuid
 import weakref
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,7 +47,6 @@ from infra.packaging import HANDLERS_DIR, FunctionArchive, build_archive
 from local.netns import EmulatorRelay, confined, refusal
 from local.registry import FunctionSpec
 from local.runtimes import Runtime, resolve
-from local.task_roots import TaskRoot, unpacked
 
 if TYPE_CHECKING:
     from local.emulator import Credentials, KillOrder
@@ -154,14 +154,10 @@ def _exit_reason(returncode: int | None) -> str:
 
 @dataclass(frozen=True)
 class _Code:
-    """One unpacked archive: the task root processes start in, held while any may start there."""
+    """One unpacked archive: the task root processes start in."""
 
     sha256: str
-    held: TaskRoot = field(compare=False)
-
-    @property
-    def task_root(self) -> Path:
-        return self.held.path
+    task_root: Path
 
 
 class _Ended(Exception):
@@ -482,8 +478,6 @@ class FunctionHost:
             if refusal() is None and emulator.hostname == "127.0.0.1" and emulator.port:
                 self._relay = EmulatorRelay(emulator.port)
         except BaseException:
-            if code := getattr(self, "_code", None):
-                code.held.release()
             shutil.rmtree(self._dir, ignore_errors=True)
             raise
         self._changed = threading.Condition()
@@ -565,7 +559,6 @@ class FunctionHost:
             self._changed.wait_for(lambda: not self._processes, CLOSE_WAIT_SECONDS)
         if self._relay is not None:
             self._relay.close()
-        self._code.held.release()
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> FunctionHost:
@@ -820,9 +813,12 @@ class FunctionHost:
     # -- code and hot reload --------------------------------------------------------------------
 
     def _unpack(self, archive: Path) -> _Code:
-        """The archive's files, as Lambda unpacks it into /var/task (`local.task_roots`: once per machine)."""
+        """A fresh task root holding the archive's files, as Lambda unpacks it into /var/task."""
         sha256 = archive_sha256(archive)
-        return _Code(sha256=sha256, held=unpacked(archive, sha256))
+        task_root = Path(tempfile.mkdtemp(prefix="task-", dir=self._dir))
+        with zipfile.ZipFile(archive) as bundle:
+            bundle.extractall(task_root)
+        return _Code(sha256=sha256, task_root=task_root)
 
     def _reload_if_changed(self) -> str | None:
         """Rebuild and switch to new code when the sources changed; the build error while it fails."""
@@ -865,8 +861,8 @@ class FunctionHost:
         return None
 
     def _remove_unused(self, code: _Code) -> None:
-        """Let go of a retired task root once no process runs from it."""
+        """Delete a retired task root once no process runs from it."""
         with self._changed:
             if code == self._code or any(p.code == code for p in self._processes) or self._starting:
                 return
-        code.held.release()
+        shutil.rmtree(code.task_root, ignore_errors=True)

@@ -29,10 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.interpreters import InterpreterNotFound, find_interpreter
-from local.state import CACHE_ROOT
 
 SDK_LOCK = Path(__file__).with_name("runtime-sdk.lock")
-RUNTIMES_ROOT = CACHE_ROOT / "runtimes"
+# The XDG base directory specification's cache folder
+# (https://specifications.freedesktop.org/basedir-spec/latest/): what may be deleted and made again.
+RUNTIMES_ROOT = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "csv-ingest" / "runtimes"
 # pip over a slow index: an install of seven wheels (about 13 MB) well within this.
 INSTALL_TIMEOUT_SECONDS = 600
 

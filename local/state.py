@@ -13,10 +13,6 @@ from typing import Any
 from local.project import REPO_ROOT
 
 STATE_ROOT = REPO_ROOT / ".local"
-# What local mode makes once per machine and user (runtimes' SDKs, unpacked archives): the XDG base
-# directory specification's cache folder (https://specifications.freedesktop.org/basedir-spec/latest/),
-# what may be deleted and made again.
-CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "csv-ingest"
 OUTPUTS_FILE = "outputs.json"
 
 

@@ -34,7 +34,6 @@ from local.netns import refusal
 from local.project import PROJECT, stack_settings
 from local.registry import FunctionSpec
 from local.runtimes import SDK_LOCK, sdk_folder
-from local.task_roots import TASK_ROOTS
 from tests.local.support import UNSHARE_REFUSED, refusing_unshare
 
 REGION = "eu-west-1"
@@ -660,8 +659,7 @@ def test_the_environment_is_lambdas_and_nothing_of_the_callers(
     # Task root first (it is the working directory too), then the runtime's libraries, then the stdlib.
     assert path[:2] == [environ["LAMBDA_TASK_ROOT"], environ["LAMBDA_RUNTIME_DIR"]]
     assert result.payload["cwd"] == environ["LAMBDA_TASK_ROOT"]
-    # The archive unpacked once for the machine, named by its CodeSha256 (`local.task_roots`).
-    assert Path(environ["LAMBDA_TASK_ROOT"]).parent == TASK_ROOTS
+    assert Path(environ["LAMBDA_TASK_ROOT"]).is_relative_to(harness.work_dir)
     assert not any("site-packages" in entry for entry in path)
 
 
