@@ -430,9 +430,10 @@ def _role(ctx: DeployContext, name: str, physical: str, inputs: Mapping[str, Any
         request["Description"] = inputs["description"]
     if tags := _tags(inputs):
         request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
-    if inputs.get("permissionsBoundary"):  # local IAM applies it to the role's sessions (`local.authz`)
-        request["PermissionsBoundary"] = inputs["permissionsBoundary"]
     iam = ctx.client("iam")
+    if boundary := inputs.get("permissionsBoundary"):  # local IAM applies it to the role's sessions (`local.authz`)
+        _require_policy(iam, boundary)
+        request["PermissionsBoundary"] = boundary
     created = iam.create_role(**request)["Role"]
     for policy in inputs.get("inlinePolicies") or []:
         if policy.get("policy"):
@@ -440,6 +441,20 @@ def _role(ctx: DeployContext, name: str, physical: str, inputs: Mapping[str, Any
     for arn in inputs.get("managedPolicyArns") or []:
         iam.attach_role_policy(RoleName=role, PolicyArn=arn)
     return role, {"name": role, "arn": created["Arn"], "uniqueId": created["RoleId"]}
+
+
+def _require_policy(iam: Any, arn: str) -> None:
+    """A managed policy the emulator holds, or AWS's refusal of one it cannot find (IAM's CreateRole:
+    NoSuchEntity, https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html). moto accepts
+    any ARN as a boundary, and local IAM would then deny the role everything."""
+    try:
+        iam.get_policy(PolicyArn=arn)
+    except iam.exceptions.NoSuchEntityException:
+        local = " (AWS managed policies are not loaded locally: use a customer managed policy)"
+        managed = arn.startswith("arn:aws:iam::aws:policy/")
+        raise ValueError(
+            f"CreateRole: NoSuchEntity: Policy {arn} does not exist or is not attachable{local if managed else ''}"
+        ) from None
 
 
 def _role_policy(ctx: DeployContext, name: str, physical: str, inputs: Mapping[str, Any]):

@@ -196,3 +196,24 @@ def test_a_method_created_after_the_deployment_is_not_served(deployed) -> None:
         gateway.stop()
     assert (unknown.status, unknown.body) == (403, {"message": "Missing Authentication Token"})
     assert known.status == 200
+
+
+def test_a_permissions_boundary_the_emulator_does_not_hold_stops_start_up_naming_role_and_policy(deployed) -> None:
+    # An AWS managed policy exists on AWS, but local mode does not load AWS's managed policies: a boundary
+    # local IAM cannot read would deny the role everything, so start-up says so rather than run it.
+    boundary = "arn:aws:iam::aws:policy/PowerUserAccess"
+
+    def bounded(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+        if args.type_ != "aws:iam/role:Role" or "worker" not in args.name:
+            return None
+        return pulumi.ResourceTransformationResult({**args.props, "permissions_boundary": boundary}, args.opts)
+
+    with pytest.raises(DeployError) as refused:
+        deployed(bounded)
+
+    message = str(refused.value)
+    assert message.startswith("aws:iam/role:Role ")
+    assert "worker" in message.split(":")[2]
+    assert f"NoSuchEntity: Policy {boundary} does not exist or is not attachable" in message
+    assert "AWS managed policies are not loaded locally" in message
+    assert "\n" not in message
