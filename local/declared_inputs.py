@@ -12,7 +12,9 @@ a better reason than the generic one (`REASONS`): which inputs are listed is der
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import platform
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from local.mocks import DeclaredResource, Plan
@@ -98,6 +100,67 @@ def recording_plan(plan: Plan, reads: dict[str, set[str]]) -> Plan:
         for r in plan.resources
     ]
     return Plan(stack=plan.stack, resources=resources, outputs=plan.outputs, secret_outputs=plan.secret_outputs)
+
+
+@dataclass(frozen=True)
+class Unapplied:
+    """An input local mode reads but whose effect it does not reproduce, when its value is one of these."""
+
+    when: Callable[[Any], bool]
+    why: str
+
+
+def _host_architecture() -> str:
+    """This machine's instruction set in Lambda's words (`x86_64` or `arm64`)."""
+    return {"aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "x86_64")
+
+
+# Read, and stored in the emulator, but with no effect locally: listed whenever declared so. By type,
+# then input; each with the AWS page of what it does there.
+UNAPPLIED: Mapping[str, Mapping[str, Unapplied]] = {
+    "aws:lambda/function:Function": {
+        "architectures": Unapplied(
+            lambda value: any(arch != _host_architecture() for arch in value or ()),
+            f"functions run on this machine's instruction set ({_host_architecture()}): native code built for"
+            " the declared one is not run locally (https://docs.aws.amazon.com/lambda/latest/dg/foundation-arch.html)",
+        ),
+        "loggingConfig": Unapplied(
+            lambda value: (value or {}).get("logFormat") == "JSON",
+            "Lambda's own START, END and REPORT lines are written as text locally, not as the JSON objects"
+            " of the JSON log format (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-logformat.html)",
+        ),
+    },
+    "aws:apigateway/stage:Stage": {
+        "accessLogSettings": Unapplied(
+            lambda value: bool((value or {}).get("format")),
+            "the local gateway writes its own access log line (no request values), not this format"
+            " (https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html)",
+        ),
+    },
+    "aws:dynamodb/table:Table": {
+        "ttl": Unapplied(
+            lambda value: bool((value or {}).get("enabled")),
+            "the emulator stores the TTL setting but never deletes an expired item"
+            " (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/TTL.html)",
+        ),
+    },
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": {
+        "rules": Unapplied(
+            declared,
+            "the emulator stores the rules but never expires an object nor aborts an upload"
+            " (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lifecycle-mgmt.html)",
+        ),
+    },
+}
+
+
+def unapplied(resource: DeclaredResource) -> list[tuple[str, str]]:
+    """(input, why) for each input of `resource` local mode reads but does not apply, as declared."""
+    return [
+        (key, gap.why)
+        for key, gap in UNAPPLIED.get(resource.type, {}).items()
+        if key in resource.inputs and gap.when(resource.inputs[key])
+    ]
 
 
 def unread(resource: DeclaredResource, read: set[str]) -> list[tuple[str, str]]:

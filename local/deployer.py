@@ -21,7 +21,7 @@ import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 
 from local import iam_gaps
-from local.declared_inputs import RecordingInputs, declared, recording_plan, unread
+from local.declared_inputs import RecordingInputs, declared, recording_plan, unapplied, unread
 from local.deploy_checks import check_role_trusts_lambda, check_s3_may_invoke, check_sqs_event_source
 from local.mocks import Plan, PlanMocks, _auto_name, _resolved, run_program
 from local.registry import Registry
@@ -839,10 +839,10 @@ def deploy(
 
 def _unread_inputs(plan: Plan, context: DeployContext) -> list[tuple[str, str, str]]:
     """(type, `<logical name>.<input>`, why) of each input of a created resource that neither its
-    creator nor the local runtime reads. The runtime reads the plan through `local.registry` only (the
-    function hosts, event sources and API take its typed values): its reading of the plan, done here
-    as start-up does it next, completes what was read. Inputs listed already (method settings) are
-    not listed twice."""
+    creator nor the local runtime reads, or that they read without applying its value (`unapplied`).
+    The runtime reads the plan through `local.registry` only (the function hosts, event sources and
+    API take its typed values): its reading of the plan, done here as start-up does it next, completes
+    what was read. Inputs listed already (method settings) are not listed twice."""
     created = set(context.reads)  # each created resource's creator read through a recording
     Registry.from_plan(recording_plan(plan, context.reads), context.region, context.account)
     listed = {name for _, name, _ in context.not_emulated}
@@ -850,6 +850,6 @@ def _unread_inputs(plan: Plan, context: DeployContext) -> list[tuple[str, str, s
         (resource.type, f"{resource.name}.{key}", why)
         for resource in plan.resources
         if resource.urn in created
-        for key, why in unread(resource, context.reads[resource.urn])
+        for key, why in [*unread(resource, context.reads[resource.urn]), *unapplied(resource)]
         if f"{resource.name}.{key}" not in listed
     ]

@@ -20,7 +20,7 @@ ACCOUNT = "123456789012"
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_the_program_as_it_is_lists_only_its_stages_metrics_among_its_inputs(stack: str) -> None:
+def test_the_program_as_it_is_lists_exactly_the_inputs_local_mode_does_not_apply(stack: str) -> None:
     emulator = Emulator(stack_region(stack, stack_settings(stack)), ACCOUNT)
     emulator.start()
     try:
@@ -29,7 +29,18 @@ def test_the_program_as_it_is_lists_only_its_stages_metrics_among_its_inputs(sta
         emulator.stop()
 
     inputs = {name for _, name, _ in deployment.not_emulated if "." in name}
-    # The stage's metricsEnabled: local mode computes no CloudWatch metrics; every other input is read.
-    assert inputs == {"csv-ingest-api-throttling.settings.metricsEnabled"}
+    # The stage's metricsEnabled: local mode computes no CloudWatch metrics; every other input is read,
+    # and these are read without their effect (`local.declared_inputs.UNAPPLIED`): the functions'
+    # arm64 and JSON log format, the stage's access log format, the jobs' TTL, the uploads' lifecycle.
+    functions = ("csv-ingest-producer", "csv-ingest-worker", "csv-ingest-api-fn")
+    assert inputs == {
+        "csv-ingest-api-throttling.settings.metricsEnabled",
+        *(f"{function}.{key}" for function in functions for key in ("architectures", "loggingConfig")),
+        "csv-ingest-api-stage.accessLogSettings",
+        "csv-ingest-data-jobs.ttl",
+        "csv-ingest-uploads-lifecycle.rules",
+    }
+    # each with the page of what it does on AWS
+    assert all("https://" in why for _, name, why in deployment.not_emulated if "." in name)
     # and every resource listed whole is of a type local mode says why it does not create
     assert {type_ for type_, name, _ in deployment.not_emulated if "." not in name} <= set(NOT_EMULATED)
