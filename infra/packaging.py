@@ -24,10 +24,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.metadata
+import io
 import os
 import re
 import threading
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +56,8 @@ _INSTALL_RECORDS = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.js
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 _COMPRESS_LEVEL = 9
 # How `_write_archive` lays entries out: part of every archive's label, so a change here rewrites them.
-_ARCHIVE_FORMAT = f"deflate-{_COMPRESS_LEVEL} {_FIXED_DATE} 0o644".encode()
+_MODE = 0o644
+_ARCHIVE_FORMAT = f"deflate-{_COMPRESS_LEVEL} {_FIXED_DATE} {_MODE:o}".encode()
 
 
 class PackagingError(RuntimeError):
@@ -173,9 +176,10 @@ def build_archive(function: str, runtime: str, build_dir: Path = BUILD_DIR) -> F
     target = build_dir / f"{function}.zip"
     entries, without_bytecode = _with_bytecode(dict(archive_entries(function)), runtime)
     label = _entries_label(entries)
-    if _label_of(target) != label:
-        _write_archive(target, entries, label)
-    digest = base64.b64encode(hashlib.sha256(target.read_bytes()).digest()).decode()
+    # The bytes labelled and the bytes hashed are the same read: a build of other entries renaming its
+    # archive over this one at the same time cannot pair its hash with these entries.
+    written = _kept(target, entries, label) or _write_archive(target, entries, label)
+    digest = base64.b64encode(hashlib.sha256(written).digest()).decode()
     return FunctionArchive(
         path=target,
         sha256=digest,
@@ -193,16 +197,21 @@ def _entries_label(entries: Sequence[tuple[str, bytes]]) -> bytes:
     return b"csv-ingest entries sha256:" + digest.hexdigest().encode()
 
 
-def _label_of(archive: Path) -> bytes | None:
-    """The label an earlier build left in the archive's comment; None if there is no readable archive."""
+def _kept(archive: Path, entries: Sequence[tuple[str, bytes]], label: bytes) -> bytes | None:
+    """The bytes of the archive an earlier build left, if its comment is `label` and it holds exactly
+    these entries (names and CRC-32s, so that one added or changed in place since is seen); else None."""
     try:
-        with zipfile.ZipFile(archive) as written:
-            return written.comment
+        data = archive.read_bytes()
+        with zipfile.ZipFile(io.BytesIO(data)) as written:
+            held = [(info.filename, info.CRC) for info in written.infolist()]
+            comment = written.comment
     except (OSError, zipfile.BadZipFile):
         return None
+    wanted = [(name, zlib.crc32(content)) for name, content in entries]
+    return data if comment == label and held == wanted else None
 
 
-def _write_archive(target: Path, entries: Sequence[tuple[str, bytes]], label: bytes) -> None:
+def _write_archive(target: Path, entries: Sequence[tuple[str, bytes]], label: bytes) -> bytes:
     """The archive, its entries in order with fixed dates and modes, labelled with what it holds.
 
     The label (the zip comment) lets the next build of the same entries keep this file rather than
@@ -214,7 +223,9 @@ def _write_archive(target: Path, entries: Sequence[tuple[str, bytes]], label: by
         for name, data in entries:
             info = zipfile.ZipInfo(name, date_time=_FIXED_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16  # rw-r--r--, whatever the checkout's umask
+            info.external_attr = _MODE << 16  # rw-r--r--, whatever the checkout's umask
             archive.writestr(info, data, compresslevel=_COMPRESS_LEVEL)
         archive.comment = label
+    written = partial.read_bytes()
     os.replace(partial, target)
+    return written

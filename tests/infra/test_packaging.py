@@ -130,6 +130,17 @@ def test_an_archive_damaged_or_replaced_in_place_is_written_again(tmp_path):
         assert zipfile.ZipFile(rebuilt.path).testzip() is None
 
 
+def test_an_entry_added_to_a_built_archive_keeping_its_label_is_not_kept(tmp_path):
+    first = build_archive("worker", RUNTIME, tmp_path / "out")
+    with zipfile.ZipFile(first.path, "a") as archive:  # appending keeps the archive's comment
+        archive.writestr("handlers/worker/injected.py", "import os\n")
+
+    rebuilt = build_archive("worker", RUNTIME, tmp_path / "out")
+
+    assert rebuilt.sha256 == first.sha256
+    assert "handlers/worker/injected.py" not in zipfile.ZipFile(rebuilt.path).namelist()
+
+
 def test_changed_code_changes_the_hash(tmp_path, handlers):
     before = build_archive("worker", RUNTIME, tmp_path / "out")
     (handlers / "worker" / "app.py").write_text("X = 2\n")
