@@ -5,9 +5,11 @@ creates the resource in the emulator, and `local.registry`, which reads the plan
 runtime (the function hosts, the event sources and the API take its typed values, never the plan).
 Both read through `RecordingInputs`, which notes every key asked for. Once both have read, an input
 the program declared and no one asked for has no effect locally, and `unread` names it, with why,
-for start-up's "not emulated" listing. Nothing here lists inputs by hand but the few that mean
-nothing locally by nature (`NOT_APPLICABLE`) and, for some inputs local mode knows it leaves unread,
-a better reason than the generic one (`REASONS`): which inputs are listed is derived, never written.
+for start-up's "not emulated" listing. Which unread inputs are listed is derived, never written: by
+hand here are only the few that mean nothing locally by nature (`NOT_APPLICABLE`) and, for some inputs
+local mode knows it leaves unread, a better reason than the generic one (`REASONS`). Reading is not
+applying, though: the inputs local mode reads but whose effect it does not reproduce are named by
+hand (`UNAPPLIED`, with the values that matter) and listed whenever declared so (`unapplied`).
 """
 
 from __future__ import annotations
@@ -49,10 +51,12 @@ REASONS: Mapping[str, Mapping[str, str]] = {
 
 
 def declared(value: Any) -> bool:
-    """An input set to something: a block of empty lists (`vpcConfig` with no subnets) is not."""
+    """An input set to something: a block of empty lists (`vpcConfig` with no subnets) is not; a 0 is."""
     if isinstance(value, dict):
         return any(declared(v) for v in value.values())
-    return value not in (None, "", [], False, "OFF")
+    if value is None or isinstance(value, bool):
+        return value is True
+    return value not in ("", [], "OFF")
 
 
 class RecordingInputs(dict[str, Any]):

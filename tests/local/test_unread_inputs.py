@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import pytest
 
+from local.declared_inputs import unread
 from local.deployer import NOT_EMULATED, deploy
 from local.emulator import Emulator
+from local.mocks import DeclaredResource
 from local.project import stack_region, stack_settings
 
 pytestmark = pytest.mark.long(seconds=20)
@@ -44,3 +46,31 @@ def test_the_program_as_it_is_lists_exactly_the_inputs_local_mode_does_not_apply
     assert all("https://" in why for _, name, why in deployment.not_emulated if "." in name)
     # and every resource listed whole is of a type local mode says why it does not create
     assert {type_ for type_, name, _ in deployment.not_emulated if "." not in name} <= set(NOT_EMULATED)
+
+
+def test_an_input_declared_as_zero_or_false_is_declared_and_only_absent_or_empty_ones_are_not() -> None:
+    # A 0 is a choice (a function reserved at 0 concurrency is throttled to nothing): left unread, it
+    # is listed like any other value; None, "", [] and an empty block are nothing declared.
+    resource = DeclaredResource(
+        urn="urn:pulumi:dev::csv-ingest::aws:lambda/function:Function::f",
+        id=None,
+        type="aws:lambda/function:Function",
+        name="f",
+        parent="",
+        custom=True,
+        inputs={
+            "reservedConcurrentExecutions": 0,
+            "publish": False,
+            "snapStart": True,
+            "description": "",
+            "layers": [],
+            "vpcConfig": {"subnetIds": [], "securityGroupIds": []},
+            "kmsKeyArn": None,
+        },
+        outputs={},
+        physical_name="f",
+    )
+
+    listed = {key for key, _ in unread(resource, read=set())}
+
+    assert listed == {"reservedConcurrentExecutions", "snapStart"}
