@@ -1,7 +1,11 @@
 # Two commands do all the set-up: `make run` and `make test` create .venv from requirements.lock first.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STACK ?= dev
+# The stack (default dev), or a stack file beyond the root (CONFIG=examples/products/Pulumi.products.yaml,
+# as `pulumi --config-file`): its name Pulumi.<stack>.yaml names the stack unless STACK does.
+STACK ?=
+CONFIG ?=
+STACK_OPTIONS = $(if $(CONFIG),--config-file $(CONFIG)) $(if $(STACK),--stack $(STACK))
 # The API's port of `make up` (another for a second stack at once: make up STACK=prod PORT=8081), and
 # the emulator's (0: any free one).
 PORT ?= 8080
@@ -25,14 +29,14 @@ $(VENV)/.installed: requirements.lock
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
 	touch $@
 
-run: $(VENV)/.installed  ## the demo: dev in local mode, two files uploaded and queried, then stopped
-	$(PY) -m ingest demo
+run: $(VENV)/.installed  ## the demo: dev (or CONFIG's stack, with the CSV files beside it) in local mode, files uploaded and queried, then stopped
+	$(PY) -m ingest demo$(if $(CONFIG), --config-file $(CONFIG))
 
-up: $(VENV)/.installed  ## run STACK (default dev) on this machine in local mode, until Ctrl-C
-	$(PY) -m ingest local up --from-make --stack $(STACK) --port $(PORT) --emulator-port $(EMULATOR_PORT) $(if $(LOGS),--logs $(LOGS)) $(ARGS)
+up: $(VENV)/.installed  ## run STACK (default dev) or CONFIG's stack on this machine in local mode, until Ctrl-C
+	$(PY) -m ingest local up --from-make $(STACK_OPTIONS) --port $(PORT) --emulator-port $(EMULATOR_PORT) $(if $(LOGS),--logs $(LOGS)) $(ARGS)
 
-plan: $(VENV)/.installed  ## print what `pulumi up` would deploy for STACK (default dev)
-	$(PY) -m ingest plan --stack $(STACK)
+plan: $(VENV)/.installed  ## print what `pulumi up` would deploy for STACK (default dev) or CONFIG's stack
+	$(PY) -m ingest plan $(STACK_OPTIONS)
 
 test: $(VENV)/.installed  ## the whole test suite
 	$(PY) -m pytest

@@ -5,6 +5,7 @@ from pulumi.runtime.config import CONFIG, get_config_env
 
 from infra.config import ConfigError, load_config
 from infra.pipeline import Pipeline, PipelineArgs
+from infra.tables import table_output
 
 NAMESPACE = "csv-ingest"
 # Every key the stack sets, whatever its namespace: `pulumi up` hands them to the program as JSON in
@@ -38,8 +39,12 @@ pulumi.export("deadLetterQueueUrl", pipeline.queue.dead_letter_queue.url)
 pulumi.export("failedUploadEventsQueueUrl", pipeline.producer.failed_events.url)
 # Where the worker logs why a chunk failed: `ingest dlq peek` looks each dead-lettered message up there.
 pulumi.export("workerLogGroupName", pipeline.worker.function.logging_config.log_group)
-pulumi.export("usersTableName", pipeline.tables.users.name)
+# `usersTableName` for the default schema, as before there were schemas.
+pulumi.export(table_output(config.schema), pipeline.tables.items.name)
 pulumi.export("jobsTableName", pipeline.tables.jobs.name)
+# The schema as every function receives it (canonical JSON, `SCHEMA`): the commands that talk to the
+# stack (`get`, `list`, `dlq peek`) learn its collection, key and columns from it, never from a copy.
+pulumi.export("schema", config.schema.to_json())
 pulumi.export("apiUrl", pipeline.api.stage.invoke_url)
 if pipeline.api.api_keys:
     keys = {consumer: key.value for consumer, key in pipeline.api.api_keys.items()}

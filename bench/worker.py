@@ -11,7 +11,7 @@ figure is the worker's, not the producer's or the queue's.
 
 Each repeat writes one file twice: first into a table without its emails (fresh: every row an INSERT
 statement), then uploaded again, a newer version of every row (present: every row an UPDATE under
-`LATEST_WINS`). Each file's emails are its own (`inputs.rows(first=…)`), so the warm-up and the
+`LATEST_WINS`). Each file's keys are its own (`Dataset.rows(first=…)`), so the warm-up and the
 repeats never meet each other's.
 
 The emulator's requests are counted by caller role, so the worker's DynamoDB calls per row and per
@@ -24,6 +24,10 @@ The ceiling is the best any worker could do on this emulator: the same BatchExec
 condition holds and every statement writes; the worker's own request builder, `statement_request`),
 sent directly with the worker role's credentials from as many threads as the worker's concurrency,
 in a process of their own, measured in the same run.
+
+All of it runs twice in one run: on the default schema (the dev stack as it is), then on the wide
+schema (`bench.inputs.WIDE`: 20 columns of every type), the dev stack deployed with its `schema`
+setting, in a stack of its own after the first has stopped. The targets are the default schema's only.
 """
 
 from __future__ import annotations
@@ -42,11 +46,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.core import Benchmark, Context, Result, median_of, number, ratio, table, timed, verdict
-from bench.inputs import csv_bytes
-from bench.producer_cpu import REMAINING_MS, producer_settings, stack_config
+from bench.inputs import USERS, WIDE, WIDE_SCHEMA_DECLARATION, Dataset
+from bench.producer_cpu import REMAINING_MS, producer_settings, schema_label, stack_config
 from bench.stacks import BenchStack, CpuSpan, LogSpan, local_stack
 from handlers.common.chunks import decode
 from handlers.common.jobs import COMPLETE, job_id_for, job_key
+from handlers.common.schema import from_environment
 from handlers.common.signing import SECRET_ARN_VARIABLE, JobKeys
 from handlers.producer.ingest import Clock, Services, run_segment
 from handlers.producer.job_store import JobStore, Upload
@@ -54,6 +59,7 @@ from handlers.worker.writes import (
     MAX_STATEMENTS,
     WRITERS,
     ChunkValues,
+    ItemLayout,
     Statements,
     latest_rows,
     statement_request,
@@ -65,6 +71,8 @@ from local.project import REPO_ROOT
 from local.registry import FunctionSpec, QueueEventSource
 
 STACK = "dev"
+# The worker's environment variable naming its items table (infra/worker.py sets it).
+ITEMS_TABLE_VARIABLE = "ITEMS_TABLE"
 # Where the benchmark's CSVs are put: outside the uploads prefix, so no S3 notification starts the
 # producer on them (the benchmark runs the producer's code itself, into a capture).
 BENCH_PREFIX = "bench/worker/"
@@ -175,10 +183,12 @@ class QueuedJob:
         return [message.body for message in self.messages]
 
 
-def queued_job(stack: BenchStack, config: PipelineConfig, rows: int, name: str, first: int) -> QueuedJob:
-    """A job of `rows` seeded rows, emails numbered from `first`: created, parsed into chunks and marked
-    queued by the producer's code."""
-    target, data = stack.target, csv_bytes(rows, first=first)
+def queued_job(
+    stack: BenchStack, config: PipelineConfig, dataset: Dataset, rows: int, name: str, first: int
+) -> QueuedJob:
+    """A job of `rows` seeded rows of `dataset` (the stack's schema, `config.schema`), keys numbered
+    from `first`: created, parsed into chunks and marked queued by the producer's code."""
+    target, data = stack.target, dataset.csv_bytes(rows, first=first)
     s3 = target.client("s3")
     key = f"{BENCH_PREFIX}{name}.csv"
     bucket = target.outputs["bucketName"]
@@ -292,14 +302,16 @@ def statement_ceiling(stack: BenchStack, worker: DeployedWorker, bodies: Sequenc
     GIL with the emulator they measure, and the ceiling would be the client's, not the emulator's.
     A plain child (`python -c`), not multiprocessing, which would re-import the caller's main module."""
     credentials = stack.emulator.assume_role(worker.spec.role_arn, "bench-worker-ceiling")
-    statements = Statements.for_table(stack.target.outputs["usersTableName"])
+    # The worker's own table and schema, as its environment names them.
+    schema = from_environment(worker.spec.environment)
+    statements = Statements(worker.spec.environment[ITEMS_TABLE_VARIABLE], ItemLayout(schema))
     now_ms = int(time.time() * 1000)
     calls = []
     for chunk in map(decode, bodies):
         values = ChunkValues(chunk, now_ms)
         requests = [
             statement_request(statements, values, row, chunk.version_of(row), insert=False)
-            for row in latest_rows(chunk)[0]
+            for row in latest_rows(chunk, schema.key_index)[0]
         ]
         calls += [requests[start : start + MAX_STATEMENTS] for start in range(0, len(requests), MAX_STATEMENTS)]
     batches = {
@@ -353,22 +365,32 @@ def send_statements() -> None:
 
 
 def run(ctx: Context) -> Result:
-    config = stack_config(STACK)
-    with local_stack(ctx, "worker", stack=STACK) as stack:
+    default = measure_stack(ctx, "worker", USERS)
+    wide = measure_stack(ctx, "worker-wide", WIDE, {"schema": WIDE_SCHEMA_DECLARATION})
+    return {**default, "wide": wide}
+
+
+def measure_stack(ctx: Context, name: str, dataset: Dataset, overrides: dict[str, Any] | None = None) -> Result:
+    """The worker's figures on a local dev stack (`overrides` its settings) whose schema is `dataset`'s."""
+    config = stack_config(STACK, overrides)
+    if config.schema != dataset.schema:
+        raise RuntimeError(f"{name}: the stack's schema is {config.schema.name}, not the input's {dataset.schema.name}")
+    label = f"worker ({config.schema.name})"
+    with local_stack(ctx, name, stack=STACK, overrides=overrides) as stack:
         worker = DeployedWorker.of(stack)
         rows = sizes(ctx, config, worker.source)
         concurrency = worker.source.max_concurrency
-        ctx.progress(f"worker: warming {concurrency} environments")
+        ctx.progress(f"{label}: warming {concurrency} environments")
         warm_rows = concurrency * config.rows_per_message
-        warm_up = queued_job(stack, config, warm_rows, "warm-up", first=0)
+        warm_up = queued_job(stack, config, dataset, warm_rows, "warm-up", first=0)
         worker.invoke_all(worker.events(warm_up.messages, per_event=1))  # one chunk per environment
         runs: dict[str, list[WorkerRun]] = {case: [] for case in CASES}
         ceilings = []
         for repeat in range(ctx.repeats):
-            first = warm_rows + repeat * rows  # emails no other job of the run has
-            for case in CASES:  # the same emails again: a newer upload of every row
-                ctx.progress(f"worker: {rows:,} rows, {case} table, run {repeat + 1} of {ctx.repeats}")
-                job = queued_job(stack, config, rows, f"run-{repeat}-{case}", first=first)
+            first = warm_rows + repeat * rows  # keys no other job of the run has
+            for case in CASES:  # the same keys again: a newer upload of every row
+                ctx.progress(f"{label}: {rows:,} rows, {case} table, run {repeat + 1} of {ctx.repeats}")
+                job = queued_job(stack, config, dataset, rows, f"run-{repeat}-{case}", first=first)
                 runs[case].append(run_worker(stack, worker, job))
             ceilings.append(statement_ceiling(stack, worker, job.bodies))
     return _result(config, worker, runs, ceilings)
@@ -416,6 +438,8 @@ def _result(
     ceiling_rows_per_second = rows / ceiling_seconds
     return {
         "stack": STACK,
+        "schema": config.schema.name,
+        "columns": len(config.schema.columns),
         "rows": rows,
         "chunks": chunks,
         "runs": len(ceilings),
@@ -538,7 +562,50 @@ def render(result: Result) -> str:
             )
         ],
     )
-    return "\n\n".join([intro, rates, targets, per_row, statements, costs])
+    sections = [intro, rates, targets, per_row, statements, costs]
+    if "wide" in result:  # results from before issue 21 measured the default schema only
+        sections.append(_wide(result))
+    return "\n\n".join(sections)
+
+
+def _wide(result: Result) -> str:
+    wide = result["wide"]
+    intro = (
+        f"The same measurement on a wide schema, in the same run: the {wide['stack']} stack deployed with its"
+        f" `schema` setting set to `{wide['schema']}` (`bench/inputs.py`: {wide['columns']} columns of every type,"
+        f" a text key), in a stack of its own, writing {wide['rows']:,} rows in {wide['chunks']} chunks, median of"
+        f" {wide['runs']} runs; its ceiling is measured as the default's, on its own stack and rows (a wide row's"
+        " statement carries more attributes). The targets above apply to the default schema only; the wide"
+        " schema's figures are reported, not judged."
+    )
+    figures = table(
+        [
+            "schema",
+            "rows",
+            "chunks",
+            *(f"rows per second, {case}" for case in CASES),
+            "ceiling rows per second",
+            "÷ its ceiling, fresh",
+            *(f"worker CPU µs per row, {case}" for case in CASES),
+            *(f"DynamoDB requests per row, {case}" for case in CASES),
+            "statement bytes, fresh",
+        ],
+        [
+            [
+                schema_label(measured, role),
+                f"{measured['rows']:,}",
+                measured["chunks"],
+                *(number(measured["cases"][case]["rows_per_second"]) for case in CASES),
+                number(measured["ceiling_rows_per_second"]),
+                ratio(measured["cases"]["fresh"]["rows_per_second"], measured["ceiling_rows_per_second"]),
+                *(number(measured["cases"][case]["worker_cpu_us_per_row"]) for case in CASES),
+                *(number(measured["cases"][case]["dynamodb_calls_per_row_total"]) for case in CASES),
+                f"{measured['cases']['fresh']['statement_bytes']:,}",
+            ]
+            for measured, role in ((result, "default"), (wide, "wide"))
+        ],
+    )
+    return f"{intro}\n\n{figures}"
 
 
 BENCHMARK = Benchmark(name="worker", title="Worker: writing chunks into DynamoDB", run=run, render=render)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from handlers.query.routes import GET_RESOURCES, PRIVATE_HEADERS
+from handlers.common.schema import SCHEMA_VARIABLE, Schema
+from handlers.query.routes import PRIVATE_HEADERS, routes_for
 from infra.config import AUTH_MODES, FunctionSizing
 from infra.function import FunctionDefaults, ServiceFunction, ServiceFunctionArgs
 from infra.iam import assume_role_policy, policy_document, statement
@@ -29,16 +30,18 @@ def _routes(resources: Sequence[str]) -> tuple[tuple[str, str], ...]:
     return (*routes, ("", "{proxy+}"))
 
 
-# The REST resources, from the function's own list of what it serves (handlers/query/routes.py).
-ROUTES = _routes(GET_RESOURCES)
-# (path, method), each a Lambda proxy integration. GET serves the function's routes; ANY everywhere
-# else sends every other request to the function too, so clients get its JSON 404 (unknown path)
-# or 405 (known path, other method) instead of API Gateway's 403 "Missing Authentication Token".
-METHODS: tuple[tuple[str, str], ...] = (
-    *((resource.strip("/"), "GET") for resource in GET_RESOURCES),
-    ("", "ANY"),
-    *((f"{parent}/{part}" if parent else part, "ANY") for parent, part in ROUTES),
-)
+def _methods(resources: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """(path, method) of every method of the API serving GET on `resources`, each a Lambda proxy
+    integration. GET serves the function's routes; ANY everywhere else sends every other request to
+    the function too, so clients get its JSON 404 (unknown path) or 405 (known path, other method)
+    instead of API Gateway's 403 "Missing Authentication Token"."""
+    return (
+        *((resource.strip("/"), "GET") for resource in resources),
+        ("", "ANY"),
+        *((f"{parent}/{part}" if parent else part, "ANY") for parent, part in _routes(resources)),
+    )
+
+
 # API Gateway's own answers carry the headers the function puts on each of its answers
 # (handlers/query/routes.py's PRIVATE_HEADERS): its 403 for a missing key or an IAM denial can name the
 # resource path, an email among them, so no cache may keep it, and no browser may read a body as
@@ -80,8 +83,10 @@ def _formerly(name: str, applies: bool) -> list[pulumi.Alias]:
 class QueryApiArgs:
     """Inputs of `QueryApi`."""
 
+    schema: Schema
+    """The stack's schema: the routes (`/{name}`, `/{name}/{<key attribute>}`) and the items' answers."""
     users_table_name: pulumi.Input[str]
-    """The users table."""
+    """The items table (the users table of the default schema)."""
     users_table_arn: pulumi.Input[str]
     """Its ARN."""
     jobs_table_name: pulumi.Input[str]
@@ -116,6 +121,8 @@ class QueryApiArgs:
     """Runtime, architecture, log retention, tags."""
 
     def __post_init__(self) -> None:
+        # Each resource and method is named from its path (`_slug`): the schema's collection is never
+        # the root's or the catch-all's name (`handlers.common.schema.RESERVED_COLLECTIONS`).
         if self.auth not in AUTH_MODES:
             raise ValueError(f"auth = {self.auth!r}: use one of {', '.join(AUTH_MODES)}")
         if self.auth == "none" and not self.allow_public:
@@ -139,15 +146,20 @@ class QueryApi(pulumi.ComponentResource):
     def __init__(self, name: str, args: QueryApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("csv-ingest:api:QueryApi", name, None, opts)
         self._name, self._args = name, args
+        # The REST resources and methods, from the routes the function serves for this schema
+        # (handlers/query/routes.py): the function derives them from the same `SCHEMA`.
+        resources = routes_for(args.schema).get
+        self._rest_routes, self._rest_methods = _routes(resources), _methods(resources)
         service = ServiceFunction(
             f"{name}-fn",
             ServiceFunctionArgs(
                 package="query",
-                description=f"Answers GET {', '.join(GET_RESOURCES)}",
+                description=f"Answers GET {', '.join(resources)}",
                 sizing=args.sizing,
                 defaults=args.defaults,
                 environment={
-                    "USERS_TABLE": args.users_table_name,
+                    "ITEMS_TABLE": args.users_table_name,
+                    SCHEMA_VARIABLE: args.schema.to_json(),
                     "JOBS_TABLE": args.jobs_table_name,
                     "JOBS_INDEX": args.jobs_index_name,
                 },
@@ -193,7 +205,7 @@ class QueryApi(pulumi.ComponentResource):
         name, args, api = self._name, self._args, self.rest_api
         child = pulumi.ResourceOptions(parent=self)
         resources: dict[str, aws.apigateway.Resource] = {}
-        for parent, part in ROUTES:
+        for parent, part in self._rest_routes:
             path = f"{parent}/{part}" if parent else part
             resources[path] = aws.apigateway.Resource(
                 f"{name}-{_slug(path)}",
@@ -203,7 +215,7 @@ class QueryApi(pulumi.ComponentResource):
                 opts=child,
             )
         wiring: list[pulumi.Resource] = []
-        for path, http_method in METHODS:
+        for path, http_method in self._rest_methods:
             resource_id = resources[path].id if path else api.root_resource_id
             method = aws.apigateway.Method(
                 f"{name}-{http_method.lower()}-{_slug(path)}",
@@ -231,7 +243,9 @@ class QueryApi(pulumi.ComponentResource):
         # responses change. `triggers` redeploys on a change; `depends_on` only orders the snapshot
         # after them (https://www.pulumi.com/registry/packages/aws/api-docs/apigateway/deployment/).
         fingerprint = hashlib.sha256(
-            json.dumps([ROUTES, METHODS, args.auth, GATEWAY_RESPONSE_TYPES, PRIVATE_HEADERS]).encode()
+            json.dumps(
+                [self._rest_routes, self._rest_methods, args.auth, GATEWAY_RESPONSE_TYPES, PRIVATE_HEADERS]
+            ).encode()
         ).hexdigest()
         return aws.apigateway.Deployment(
             f"{name}-deployment",

@@ -4,6 +4,10 @@ Each `Setting` names its key in `Pulumi.<stack>.yaml` (namespace `csv-ingest:`),
 values it allows and what it does. `load_config` reads them into one frozen `PipelineConfig`;
 components receive its values and never touch `pulumi.Config`. The README's configuration table is
 rendered from the same declarations (`render_reference_table`), and a test keeps the two in sync.
+
+One setting is structured: `schema`, the stack's columns, types and key (`handlers.common.schema`),
+checked by the same `parse_schema` the functions read it back with; its types table in the README is
+rendered from the types' declarations (`render_types_table`).
 """
 
 from __future__ import annotations
@@ -11,9 +15,13 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from handlers.common.schema import DEFAULT_SCHEMA, Schema, SchemaError, parse_schema, render_types_table
+from handlers.producer.packing import row_budget_problem
 
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
 LOG_RETENTION_DAYS = (
@@ -78,6 +86,8 @@ class Setting:
         if self.items is not None:
             least = f"at least {self.items.min_count} " if self.items.min_count else ""
             return f"list of {least}distinct {self.items.described}"
+        if self.kind is Schema:
+            return "a mapping of `name`, `key` and `columns` (see [Schema](#schema))"
         if self.choices is not None:
             return ", ".join(str(c) for c in self.choices)
         if self.minimum is not None and self.maximum is not None:
@@ -116,6 +126,9 @@ class Setting:
             return str(self.default).lower()
         if self.kind is tuple:
             return json.dumps(list(self.default))
+        if self.kind is Schema:
+            columns = ", ".join(column.name for column in self.default.columns)
+            return f"{self.default.name}: {columns}; key {self.default.key}"
         return str(self.default) if self.default != "" else "(empty)"
 
 
@@ -144,6 +157,14 @@ def _coerce(key: str, kind: type, raw: Any) -> Any:
         if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
             raise ConfigError(f"csv-ingest:{key} = {raw!r} is not a list of text; use a YAML list or a JSON array")
         return tuple(v.strip() for v in values)
+    if kind is Schema:
+        # A YAML mapping arrives as a mapping; the Pulumi CLI hands it to the program as JSON text
+        # (https://github.com/pulumi/pulumi/pull/3342): `parse_schema` takes either. Its errors start
+        # with the path of the mistake (`schema.columns[2].type`), under our namespace here.
+        try:
+            return parse_schema(raw, key)
+        except SchemaError as mistake:
+            raise ConfigError(f"csv-ingest:{mistake}") from None
     return str(raw).strip()
 
 
@@ -156,6 +177,13 @@ IAM_PRINCIPAL_ARN = Items(
 
 S = Setting
 SETTINGS: tuple[Setting, ...] = (
+    S(
+        "schema",
+        Schema,
+        DEFAULT_SCHEMA,
+        "What an upload's rows are: the collection's name (API path, table), its key column, and its columns"
+        " with their types. Changing `name` or `key` replaces the table.",
+    ),
     S("runtime", str, "python3.13", "Python runtime of every function.", choices=RUNTIMES),
     S("architecture", str, "arm64", "Instruction set of every function.", choices=ARCHITECTURES),
     S("producerMemoryMb", int, 512, "Producer memory (MB).", 128, 10240),
@@ -266,6 +294,7 @@ class FunctionSizing:
 class PipelineConfig:
     """Every stack setting, validated. Field names are the snake_case of the config keys."""
 
+    schema: Schema
     runtime: str
     architecture: str
     producer: FunctionSizing
@@ -335,6 +364,13 @@ def parse_settings(raw: Mapping[str, Any]) -> PipelineConfig:
 
 def _check_relations(config: PipelineConfig) -> None:
     """Rules between settings, which no single range can state."""
+    # The producer packs rows into chunks a tenth of maxMessageBytes (one SendMessageBatch call takes ten):
+    # a schema whose largest valid row cannot fit one would stop every upload, so the plan stops instead.
+    problem = row_budget_problem(config.schema, config.max_message_bytes)
+    if problem is not None:
+        raise ConfigError(
+            f"csv-ingest:schema does not fit csv-ingest:maxMessageBytes = {config.max_message_bytes}: {problem}"
+        )
     if config.worker_batch_size > 10 and config.worker_batching_window_seconds < 1:
         raise ConfigError(
             f"csv-ingest:workerBatchSize = {config.worker_batch_size} needs csv-ingest:workerBatchingWindowSeconds"
@@ -400,5 +436,5 @@ def render_reference_table() -> str:
     return "\n".join(rows)
 
 
-if __name__ == "__main__":  # python -m infra.config: the README's configuration table
-    print(render_reference_table())
+if __name__ == "__main__":  # python -m infra.config [--types]: the README's configuration (or types) table
+    print(render_types_table() if "--types" in sys.argv[1:] else render_reference_table())

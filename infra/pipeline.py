@@ -91,6 +91,7 @@ class Pipeline(pulumi.ComponentResource):
         self.tables = Tables(
             f"{name}-data",
             TablesArgs(
+                schema=cfg.schema,
                 billing_mode=cfg.table_billing_mode,
                 read_capacity=cfg.table_read_capacity,
                 write_capacity=cfg.table_write_capacity,
@@ -105,10 +106,11 @@ class Pipeline(pulumi.ComponentResource):
         # The producer signs chunks with keys derived from this secret, the worker checks them: its
         # policy names both roles, so it is declared once they exist (below).
         self.signing = SigningSecret(f"{name}-chunk-signing", SigningSecretArgs(deployers=deployers, tags=tags), child)
-        bucket, queue, users, jobs = self.storage.bucket, self.queue.queue, self.tables.users, self.tables.jobs
+        bucket, queue, items, jobs = self.storage.bucket, self.queue.queue, self.tables.items, self.tables.jobs
         self.producer = Producer(
             f"{name}-producer",
             ProducerArgs(
+                schema=cfg.schema,
                 bucket_name=bucket.bucket,
                 bucket_arn=bucket.arn,
                 account_id=account_id,
@@ -138,8 +140,9 @@ class Pipeline(pulumi.ComponentResource):
             f"{name}-worker",
             WorkerArgs(
                 queue_arn=queue.arn,
-                users_table_name=users.name,
-                users_table_arn=users.arn,
+                schema=cfg.schema,
+                items_table_name=items.name,
+                items_table_arn=items.arn,
                 jobs_table_name=jobs.name,
                 jobs_table_arn=jobs.arn,
                 batch_size=cfg.worker_batch_size,
@@ -159,8 +162,9 @@ class Pipeline(pulumi.ComponentResource):
         self.api = QueryApi(
             f"{name}-api",
             QueryApiArgs(
-                users_table_name=users.name,
-                users_table_arn=users.arn,
+                schema=cfg.schema,
+                users_table_name=items.name,
+                users_table_arn=items.arn,
                 jobs_table_name=jobs.name,
                 jobs_table_arn=jobs.arn,
                 jobs_index_name=self.tables.recent_jobs_index_name,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from handlers.common.schema import SCHEMA_VARIABLE, Schema
 from handlers.common.signing import SECRET_ARN_VARIABLE
 from infra.config import FunctionSizing
 from infra.function import FunctionDefaults, ServiceFunction, ServiceFunctionArgs
@@ -24,6 +25,8 @@ from infra.queue import DLQ_RETENTION_SECONDS, only_deployers_administer, only_h
 class ProducerArgs:
     """Inputs of `Producer`."""
 
+    schema: Schema
+    """What an upload's rows are: the producer maps the header and validates and normalises rows by it."""
     bucket_name: pulumi.Input[str]
     """The upload bucket."""
     bucket_arn: pulumi.Input[str]
@@ -112,6 +115,7 @@ class Producer(pulumi.ComponentResource):
                     "JOB_TTL_DAYS": str(args.job_ttl_days),
                     "MAX_UPLOAD_BYTES": str(args.max_upload_bytes),
                     SECRET_ARN_VARIABLE: args.signing_secret_arn,
+                    SCHEMA_VARIABLE: args.schema.to_json(),
                 },
                 statements=lambda own_arn: [
                     statement("ReadUploads", ["s3:GetObject", "s3:GetObjectVersion"], [uploads]),

@@ -1,17 +1,27 @@
-"""The data: users (one item per email) and jobs (one record per upload, plus chunk markers)."""
+"""The data: the schema's items (one per key value; users by email by default) and jobs (one record
+per upload, plus chunk markers)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
 from handlers.common.jobs import RECENT_JOBS_INDEX, RECENT_JOBS_PK, RECENT_JOBS_SK
+from handlers.common.schema import Schema
 
 # Attribute the producer sets on job records when jobs expire (`jobTtlDays`).
 JOB_TTL_ATTRIBUTE = "expiresAt"
+
+
+@dataclass(frozen=True)
+class Key:
+    """A key attribute and its DynamoDB type (`S` or `N`)."""
+
+    name: str
+    type: str = "S"
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,8 @@ RECENT_JOBS = GlobalIndex(
 class TablesArgs:
     """Inputs of `Tables`."""
 
+    schema: Schema
+    """The items table's logical name (the schema's `name`) and its partition key (the key column's attribute)."""
     billing_mode: str
     """`PAY_PER_REQUEST` (on demand) or `PROVISIONED`."""
     read_capacity: int
@@ -77,11 +89,19 @@ class TablesArgs:
             raise ValueError(f"billing_mode = {self.billing_mode!r}: use PAY_PER_REQUEST or PROVISIONED")
 
 
+def table_output(schema: Schema) -> str:
+    """The stack output naming the items table: `usersTableName` for the `users` schema, `deviceLogsTableName`
+    for `device-logs`."""
+    first, *rest = schema.name.split("-")
+    return first + "".join(part[:1].upper() + part[1:] for part in rest) + "TableName"
+
+
 class Tables(pulumi.ComponentResource):
     """Both DynamoDB tables, encrypted, with the stack's recovery and protection settings."""
 
-    users: aws.dynamodb.Table
-    """Users keyed by `email` alone: the latest upload's row for each email."""
+    items: aws.dynamodb.Table
+    """The schema's items keyed by the key column's attribute alone: the latest upload's row for each key
+    value (users by `email` by default)."""
     jobs: aws.dynamodb.Table
     """Jobs keyed by (`jobId`, `sk`): `sk = "JOB"` is the job record, `sk = "CHUNK#n"` a chunk marker."""
     recent_jobs_index_name: str
@@ -92,27 +112,73 @@ class Tables(pulumi.ComponentResource):
     def __init__(self, name: str, args: TablesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("csv-ingest:data:Tables", name, None, opts)
         self._args = args
-        self.users = self._table(f"{name}-users", hash_key="email", range_key=None, ttl=False)
-        self.jobs = self._table(f"{name}-jobs", hash_key="jobId", range_key="sk", ttl=args.job_ttl, index=RECENT_JOBS)
+        self.items = self._create_items(f"{name}-{args.schema.name}", args.schema)
+        self.jobs = self._table(f"{name}-jobs", Key("jobId"), Key("sk"), ttl=args.job_ttl, index=RECENT_JOBS)
         self.recent_jobs_index_name = RECENT_JOBS.name
         self.recent_jobs_index_arn = pulumi.Output.concat(self.jobs.arn, "/index/", RECENT_JOBS.name)
-        self.register_outputs({"usersTableName": self.users.name, "jobsTableName": self.jobs.name})
+        self.register_outputs({table_output(args.schema): self.items.name, "jobsTableName": self.jobs.name})
+
+    def _create_items(self, name: str, schema: Schema) -> aws.dynamodb.Table:
+        key = Key(schema.key_attribute, schema.key_column.type.attribute_type)
+        # A new partition key replaces the table: the provider's `hash_key` is ForceNew
+        # (https://github.com/pulumi/terraform-provider-aws/blob/master/internal/service/dynamodb/table.go),
+        # and a new schema name is a new logical name, so another table. A key that keeps its attribute
+        # but changes type (text to integer) changes `attributes` alone, which DynamoDB cannot update in
+        # place: `replace_on_changes` makes that a replacement too
+        # (https://www.pulumi.com/docs/iac/concepts/resources/options/replaceonchanges/). The items
+        # table's only attribute definition is its key, so no other change replaces it.
+        items = self._table(name, key, None, ttl=False, opts=pulumi.ResourceOptions(replace_on_changes=["attributes"]))
+        pulumi.log.info(self._replacement_notice(name, schema, key), resource=items)
+        return items
+
+    def _replacement_notice(self, name: str, schema: Schema, key: Key) -> str:
+        """What a new schema name or key does to the deployed table, said at every plan: the provider's
+        diff shows a replacement, never that the new table starts empty or what becomes of the old one."""
+        args = self._args
+        if args.retain_on_delete:
+            # Pulumi does not call the provider's Delete on a retained resource it replaces or removes: the
+            # table stays in AWS, out of the stack's state
+            # (https://www.pulumi.com/docs/iac/concepts/resources/options/retainondelete/).
+            old = "the old table is left in AWS with its items, outside the stack (retainOnDelete)"
+        elif args.deletion_protection:
+            # Pulumi creates a replacement before it deletes the old resource
+            # (https://www.pulumi.com/docs/iac/concepts/resources/options/deletebeforereplace/), and DynamoDB
+            # refuses to delete a table with deletion protection
+            # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithTables.Basics.html#WorkingWithTables.Basics.DeletionProtection).
+            old = (
+                "deleting the old table fails (deletionProtection) and stops `pulumi up` once the new one exists;"
+                " the old table stays, with its items, until its deletion protection is turned off in DynamoDB"
+                " and `pulumi up` runs again"
+            )
+        else:
+            old = "the old table is deleted with its items"
+        return (
+            f"{name}: the {schema.name} table is keyed on {key.name} ({key.type}), column {schema.key}. Changing"
+            " csv-ingest:schema.name or csv-ingest:schema.key (or the key column's attribute or type) replaces it"
+            f" with a new, empty table; no item is copied, and {old}."
+        )
 
     def _table(
-        self, name: str, hash_key: str, range_key: str | None, ttl: bool, index: GlobalIndex | None = None
+        self,
+        name: str,
+        hash_key: Key,
+        range_key: Key | None,
+        ttl: bool,
+        index: GlobalIndex | None = None,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> aws.dynamodb.Table:
         args = self._args
-        keys: Sequence[str] = [hash_key] if range_key is None else [hash_key, range_key]
+        keys = [hash_key] if range_key is None else [hash_key, range_key]
         if index is not None:
-            keys = [*keys, index.hash_key, index.range_key]
+            keys = [*keys, Key(index.hash_key), Key(index.range_key)]
         provisioned = args.billing_mode == "PROVISIONED"
         return aws.dynamodb.Table(
             name,
             billing_mode=args.billing_mode,
-            hash_key=hash_key,
-            range_key=range_key,
+            hash_key=hash_key.name,
+            range_key=range_key.name if range_key is not None else None,
             # Key attributes only (the index's too): DynamoDB refuses a definition no key uses.
-            attributes=[{"name": key, "type": "S"} for key in keys],
+            attributes=[{"name": key.name, "type": key.type} for key in keys],
             global_secondary_indexes=[self._global_index(index)] if index is not None else None,
             read_capacity=args.read_capacity if provisioned else None,
             write_capacity=args.write_capacity if provisioned else None,
@@ -122,7 +188,9 @@ class Tables(pulumi.ComponentResource):
             deletion_protection_enabled=args.deletion_protection,
             ttl={"attribute_name": JOB_TTL_ATTRIBUTE, "enabled": True} if ttl else None,
             tags=dict(args.tags),
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_on_delete),
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_on_delete)
+            ),
         )
 
     def _global_index(self, index: GlobalIndex) -> aws.dynamodb.TableGlobalSecondaryIndexArgsDict:

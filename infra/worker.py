@@ -1,4 +1,4 @@
-"""The worker stage: a function fed by the queue that writes rows to the users table."""
+"""The worker stage: a function fed by the queue that writes rows to the items table."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from handlers.common.schema import SCHEMA_VARIABLE, Schema
 from handlers.common.signing import SECRET_ARN_VARIABLE
 from infra.config import FunctionSizing
 from infra.function import FunctionDefaults, ServiceFunction, ServiceFunctionArgs
@@ -19,9 +20,11 @@ class WorkerArgs:
 
     queue_arn: pulumi.Input[str]
     """The queue the worker consumes."""
-    users_table_name: pulumi.Input[str]
-    """The users table."""
-    users_table_arn: pulumi.Input[str]
+    schema: Schema
+    """What the chunks' rows are: the worker re-validates them and builds items by it."""
+    items_table_name: pulumi.Input[str]
+    """The items table (the schema's)."""
+    items_table_arn: pulumi.Input[str]
     """Its ARN."""
     jobs_table_name: pulumi.Input[str]
     """The jobs table (chunk markers and counters)."""
@@ -59,13 +62,14 @@ class Worker(pulumi.ComponentResource):
             name,
             ServiceFunctionArgs(
                 package="worker",
-                description="Writes queued row chunks to the users table, latest upload wins",
+                description=f"Writes queued row chunks to the {args.schema.name} table, latest upload wins",
                 sizing=args.sizing,
                 defaults=args.defaults,
                 environment={
-                    "USERS_TABLE": args.users_table_name,
+                    "ITEMS_TABLE": args.items_table_name,
                     "JOBS_TABLE": args.jobs_table_name,
                     SECRET_ARN_VARIABLE: args.signing_secret_arn,
+                    SCHEMA_VARIABLE: args.schema.to_json(),
                 },
                 statements=lambda _own_arn: [
                     statement(
@@ -73,14 +77,14 @@ class Worker(pulumi.ComponentResource):
                         ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
                         [args.queue_arn],
                     ),
-                    # The stored versions of a chunk's emails (BatchGetItem), then conditional PartiQL
+                    # The stored versions of a chunk's keys (BatchGetItem), then conditional PartiQL
                     # INSERTs and UPDATEs in batches: a row never replaces a newer version of itself.
                     # BatchExecuteStatement needs each statement's own action on its table
                     # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ql-iam.html).
                     statement(
                         "WriteUsers",
                         ["dynamodb:BatchGetItem", "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate"],
-                        [args.users_table_arn],
+                        [args.items_table_arn],
                     ),
                     # Each chunk is checked against its job record (consistent read) before its rows are written.
                     statement("ReadJobs", ["dynamodb:GetItem"], [args.jobs_table_arn]),

@@ -40,7 +40,10 @@ def parser() -> argparse.ArgumentParser:
     """The whole command line, as `--help` and the README's command reference show it."""
     root = CommandLine(
         prog=PROG,
-        description="csv-ingest: load CSV files of users into DynamoDB, locally or on AWS, and look at the result.",
+        description=(
+            "csv-ingest: load CSV files of the stack's schema (users by default) into DynamoDB, locally or on AWS,"
+            " and look at the result."
+        ),
     )
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for each in COMMANDS:

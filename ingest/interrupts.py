@@ -68,14 +68,17 @@ def raise_if_interrupted(heard: Heard) -> None:
         raise KeyboardInterrupt
 
 
-INTERRUPTED = threading.Event()
-"""Set once Ctrl-C or SIGTERM arrived: whatever error start-up then ends with, it was interrupted."""
+INTERRUPTED = Heard()
+"""Marked once Ctrl-C or SIGTERM arrived: whatever error start-up then ends with, it was interrupted."""
 
 
 def interrupt(signum: int, frame: Any) -> None:
     """Ctrl-C and SIGTERM: stop. The KeyboardInterrupt can land anywhere (even inside an import,
-    which then fails with another error), so the event records that it came."""
-    INTERRUPTED.set()
+    which then fails with another error), so `INTERRUPTED` records that it came: a plain flag, as a
+    second signal may run this handler again while the first runs it, and a lock taken here (a
+    `threading.Event`'s) would then wait for ever for itself (seen: SIGTERM from make and from a
+    `kill` of its process group at once)."""
+    INTERRUPTED.came = True
     raise KeyboardInterrupt
 
 

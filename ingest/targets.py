@@ -2,14 +2,19 @@
 
 A `Target` is a stack's outputs plus the way to reach its AWS services and its API:
 
-- **local** (`--local`, `--stack` picks which, default `dev`): the outputs `python -m ingest local up`
-  wrote to its state folder (`local.session.running_outputs`). Clients go to the emulator's endpoint
-  with its administrator keys and nothing of the user's AWS configuration: a profile or an
-  `AWS_ENDPOINT_URL` in the shell must never send a local command to a real account.
+- **local** (`--local`, `--stack` picks which, default `dev` or the stack `--config-file` names):
+  the outputs `python -m ingest local up` wrote to its state folder (`local.session.running_outputs`).
+  Clients go to the emulator's endpoint with its administrator keys and nothing of the user's AWS
+  configuration: a profile or an `AWS_ENDPOINT_URL` in the shell must never send a local command to
+  a real account.
 - **deployed** (`--stack NAME` alone): the outputs of `pulumi stack output --json --show-secrets`, run
   in this checkout. Clients use the caller's own AWS configuration (the default credential chain:
   `AWS_PROFILE`, SSO, `AWS_ENDPOINT_URL`, …) in the stack's region, `aws:region` of
-  `Pulumi.<stack>.yaml`: the stack lives there whatever region the shell happens to name.
+  `Pulumi.<stack>.yaml` (or of `--config-file`): the stack lives there whatever region the shell
+  happens to name.
+
+Either way the stack's schema (`Target.schema`) is its `schema` output: the declaration the program
+gave every function, so `get`, `list` and `dlq peek` show the stack's own columns.
 
 Anything the user must fix first (no such stack running, no Pulumi CLI, no credentials) is a
 `TargetError`: one line saying what to do, which the commands print and exit 2 with.
@@ -24,6 +29,7 @@ import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +38,9 @@ import botocore.session
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from local.project import REPO_ROOT, stack_settings
+from handlers.common.schema import DEFAULT_SCHEMA, Schema, SchemaError, parse_schema
+from infra.config import ConfigError
+from local.project import REPO_ROOT, stack_of_file, stack_settings
 from local.state import STATE_ROOT, running_outputs
 
 if TYPE_CHECKING:
@@ -67,15 +75,23 @@ class Target:
     """The emulator's endpoint (local); None for AWS, or whatever the caller's configuration names."""
     state_root: Path = STATE_ROOT
     """Where a local stack keeps its state (`--state-dir`, hidden: the default but in tests)."""
+    config_file: Path | None = None
+    """The stack's settings file when it is not `Pulumi.<stack>.yaml` at the root (`--config-file`)."""
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def flags(self) -> str:
         """The options that name this target again, for a command line to copy (the state folder too,
-        when it is not the default: a hint must reach the stack the user chose)."""
+        when it is not the default, and a deployed stack's settings file: a hint must reach the stack
+        the user chose)."""
         if not self.local:
-            return shlex.join(["--stack", self.stack])
+            return shlex.join(["--stack", self.stack, *config_file_words(self.config_file)])
         return shlex.join(["--local", *stack_words(self.stack, self.state_root)])
+
+    @cached_property
+    def schema(self) -> Schema:
+        """The stack's schema, from its outputs (`schema_of`)."""
+        return schema_of(self.outputs, self.label)
 
     def client(self, service: str) -> Any:
         """A boto3 client of `service` in the stack's region (one per service, reused)."""
@@ -99,6 +115,18 @@ class Target:
         return ApiClient.for_target(self)
 
 
+def schema_of(outputs: dict[str, Any], label: str) -> Schema:
+    """A stack's schema: its `schema` output, the program's own declaration. A stack deployed before
+    there were schemas has none, and ingests users: the default schema."""
+    declared = outputs.get("schema")
+    if declared is None:
+        return DEFAULT_SCHEMA
+    try:
+        return parse_schema(declared, "schema")
+    except SchemaError as error:
+        raise TargetError(f"{label} has a schema output this command cannot read ({error})") from None
+
+
 _NO_CREDENTIALS = (
     "no AWS credentials: configure them (aws configure, aws sso login, or AWS_PROFILE), or use --local"
     " for a stack running on this machine"
@@ -106,7 +134,8 @@ _NO_CREDENTIALS = (
 
 
 def add_target_options(parser: argparse.ArgumentParser) -> None:
-    """`--local`, `--stack NAME` and the hidden `--state-dir` (where local stacks keep their state)."""
+    """`--local`, `--stack NAME`, `--config-file PATH` and the hidden `--state-dir` (where local
+    stacks keep their state)."""
     where = parser.add_argument_group("stack")
     where.add_argument(
         "--local",
@@ -115,18 +144,49 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
     )
     where.add_argument(
         "--stack",
-        default=DEFAULT_STACK,
         metavar="NAME",
-        help=f"the stack (default: {DEFAULT_STACK}); without --local, one deployed with pulumi up",
+        help=f"the stack (default: {DEFAULT_STACK}, or the one --config-file names); without --local, one deployed"
+        " with pulumi up",
     )
+    add_config_file_option(where)
     where.add_argument("--state-dir", type=Path, default=STATE_ROOT, help=argparse.SUPPRESS)
 
 
+def add_config_file_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """`--config-file PATH`: the stack's settings in a file beyond the project's root, as `pulumi
+    --config-file` takes one (https://www.pulumi.com/docs/iac/cli/commands/pulumi_config/)."""
+    parser.add_argument(
+        "--config-file",
+        type=Path,
+        metavar="PATH",
+        help="the stack's settings file, Pulumi.<stack>.yaml, when it is not at the project's root (e.g."
+        " examples/products/Pulumi.products.yaml); its <stack> names the stack unless --stack does",
+    )
+
+
+def stack_of(options: argparse.Namespace) -> str:
+    """The stack the options name: `--stack`, else the `<stack>` of `--config-file`'s name
+    `Pulumi.<stack>.yaml`, else `DEFAULT_STACK`. `ConfigError` for a settings file named otherwise."""
+    if options.stack is not None:  # as given, even empty: `stack_settings` refuses what is not a stack's name
+        return str(options.stack)
+    config_file = getattr(options, "config_file", None)
+    return stack_of_file(config_file) if config_file is not None else DEFAULT_STACK
+
+
+def config_file_words(config_file: Path | None) -> list[str]:
+    """`--config-file PATH` when the stack's settings are in a file of their own; nothing otherwise."""
+    return ["--config-file", str(config_file)] if config_file is not None else []
+
+
 def resolve_target(options: argparse.Namespace) -> Target:
-    """The stack `--local`/`--stack` name; `TargetError` when it cannot be reached."""
+    """The stack `--local`/`--stack`/`--config-file` name; `TargetError` when it cannot be reached."""
+    try:
+        stack = stack_of(options)
+    except ConfigError as error:
+        raise TargetError(str(error)) from None
     if options.local:
-        return local_target(options.stack, options.state_dir)
-    return deployed_target(options.stack)
+        return local_target(stack, options.state_dir)
+    return deployed_target(stack, options.config_file)
 
 
 def stack_words(stack: str, state_root: Path) -> list[str]:
@@ -176,27 +236,36 @@ def _sealed_session(access_key_id: str, secret_access_key: str, region: str) -> 
     )
 
 
-def deployed_target(stack: str) -> Target:
-    """A stack deployed with `pulumi up`, reached with the caller's own AWS configuration."""
-    region = _stack_region(stack)
+def deployed_target(stack: str, config_file: Path | None = None) -> Target:
+    """A stack deployed with `pulumi up`, reached with the caller's own AWS configuration; its
+    settings in `config_file` when given."""
+    region = _stack_region(stack, config_file)
     outputs = pulumi_outputs(stack)
     session = boto3.Session(region_name=region)
     if session.get_credentials() is None:
         raise TargetError(_NO_CREDENTIALS)
-    return Target(label=f"stack {stack}", outputs=outputs, region=region, local=False, stack=stack, session=session)
+    return Target(
+        label=f"stack {stack}",
+        outputs=outputs,
+        region=region,
+        local=False,
+        stack=stack,
+        session=session,
+        config_file=config_file,
+    )
 
 
-def _stack_region(stack: str) -> str:
+def _stack_region(stack: str, config_file: Path | None = None) -> str:
     """The stack's `aws:region`: where `pulumi up` put it (the shell's AWS_REGION may name another)."""
     try:
-        settings = stack_settings(stack)
+        settings = stack_settings(stack, config_file)
     except FileNotFoundError as error:
         raise TargetError(str(error)) from None
     region = settings.get("aws:region")
     if not region:
-        raise TargetError(
-            f"Pulumi.{stack}.yaml sets no aws:region: set it (pulumi config set aws:region REGION --stack {stack})"
-        )
+        where = shlex.join(["--stack", stack, *config_file_words(config_file)])
+        name = config_file or f"Pulumi.{stack}.yaml"
+        raise TargetError(f"{name} sets no aws:region: set it (pulumi config set aws:region REGION {where})")
     return str(region)
 
 

@@ -824,11 +824,17 @@ def deploy(
     overrides: Mapping[str, Any] | None = None,
     revocations: Sequence[Revocation] = (),
     transformations: Sequence[pulumi.ResourceTransformation] = (),
+    config_file: Path | None = None,
 ) -> Deployment:
-    """Run the stack's program against the emulator; fails on the first resource it refuses."""
+    """Run the stack's program against the emulator, with `config_file`'s settings when given;
+    fails on the first resource it refuses."""
     context = DeployContext(emulator=emulator, api_base_url=api_base_url, revocations=revocations)
     plan = run_program(
-        stack, overrides, mocks_factory=lambda region: LocalMocks(region, context), transformations=transformations
+        stack,
+        overrides,
+        mocks_factory=lambda region: LocalMocks(region, context),
+        transformations=transformations,
+        config_file=config_file,
     )
     unmatched = [r for r in revocations if r not in context.revoked]
     if unmatched:

@@ -21,6 +21,7 @@ import string
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -276,22 +277,24 @@ def run_program(
     *,
     mocks_factory: Callable[[str], PlanMocks] = PlanMocks,
     transformations: Sequence[pulumi.ResourceTransformation] = (),
+    config_file: Path | None = None,
 ) -> Plan:
     """Execute `__main__.py` for `stack` under mocks; `overrides` replace settings (short keys).
+    The settings are `Pulumi.<stack>.yaml`'s, or `config_file`'s (`--config-file`).
 
     `mocks_factory(region)` makes the mocks that answer the engine: `PlanMocks` for a plan, or local
     mode's mocks that create each resource in the emulator (`local.deployer`). `transformations` are
     registered as stack transformations before the program runs, as `pulumi.runtime.
     register_stack_transformation` would in the program (a benchmark's variant of the stack).
     """
-    settings = stack_settings(stack)
+    settings = stack_settings(stack, config_file)
     for key, value in (overrides or {}).items():
         full = key if ":" in key else f"{PROJECT}:{key}"
         if value is None:
             settings.pop(full, None)
         else:
             settings[full] = value
-    region = stack_region(stack, settings)
+    region = stack_region(stack, settings, config_file)
     plan = Plan(stack=stack)
     mocks = mocks_factory(region)
     logger = logging.getLogger(f"{__name__}.{stack}.{id(plan)}")

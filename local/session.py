@@ -89,6 +89,8 @@ class LocalOptions:
     """Stack transformations applied to the program's resources (`bench/naive/`: the article's design)."""
     strict: bool = False
     """Refuse to start rather than run a function on another Python than its runtime's (`RuntimeMissing`)."""
+    config_file: Path | None = None
+    """The stack's settings file (`--config-file`), instead of `Pulumi.<stack>.yaml` at the project's root."""
 
 
 # The user's AWS settings: local mode must never pick them up, neither in its own clients nor in the
@@ -223,11 +225,11 @@ class LocalStack:
         options = self.options
         seal_environment()
         # The stack first: its name names the lock and the folder claimed (`dev/`, `..` must never).
-        settings = stack_settings(options.stack)  # fails naming the stacks there are
+        settings = stack_settings(options.stack, options.config_file)  # fails naming the stacks there are
         with self._adding():
             self._claim_state_dir()
             self.logs = LogSink(self.state / "logs", self.console)
-        region = stack_region(options.stack, {**settings, **options.overrides})
+        region = stack_region(options.stack, {**settings, **options.overrides}, options.config_file)
         with self._adding():
             self.emulator = Emulator(region)
             self.emulator.log = lambda line: self._log(IAM_LOG, line)
@@ -243,6 +245,7 @@ class LocalStack:
             overrides=options.overrides,
             revocations=options.revocations,
             transformations=options.transformations,
+            config_file=options.config_file,
         )
         registry = self.registry = Registry.from_plan(deployment.plan, region, self.emulator.account_id)
         self.emulator.resource_policies.update(registry.resource_policies)

@@ -35,7 +35,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str
                 }
             }
         )
-    table = os.environ["USERS_TABLE"]
+    table = os.environ["ITEMS_TABLE"]
     for start in range(0, len(items), MAX_BATCH_WRITE):
         dynamodb.batch_write_item(RequestItems={table: items[start : start + MAX_BATCH_WRITE]})
     return {"batchItemFailures": []}

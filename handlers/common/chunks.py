@@ -2,12 +2,16 @@
 
 Body (JSON, compact)::
 
-    {"v": 1, "jobId": "…", "chunk": 0, "uploadedAtMs": 1764300000123, "tiebreak": "0055AED6…",
+    {"v": 2, "jobId": "…", "chunk": 0, "uploadedAtMs": 1764300000123, "tiebreak": "0055AED6…",
      "source": {"bucket": "…", "key": "uploads/users.csv", "versionId": "…"},
-     "expiresAt": 1766892000 | null,
-     "rows": [{"row": 1, "email": "john@gmail.com", "name": "John Doe", "phone": "9876543210" | null}, …]}
+     "expiresAt": 1766892000 | null, "schema": "6a04a276f87e72d5",
+     "rows": [[1, "John Doe", "john@gmail.com", "9876543210" | null], …]}
 
-`row` is the data row's number in its file (1 = first row after the header). A row's version is
+A row is its number, then its values in the order the schema declares its columns, each as the
+column's type carries it (`handlers/common/schema.py`: text for most, a JSON number for an integer,
+true or false for a boolean, null for an empty optional cell). `schema` is the fingerprint of the
+schema the producer read the file with (`Schema.fingerprint`): the worker writes only chunks of its
+own schema. A row's number is the data row's number in its file (1 = first row after the header). A row's version is
 (upload time, tiebreak, row number), as one fixed-width string: the worker never lets a lower
 version replace a higher one. `tiebreak` orders two uploads of the same millisecond: S3's
 `sequencer` (which orders events on one key) then the job id, so the outcome never depends on
@@ -34,7 +38,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-FORMAT_VERSION = 1
+from handlers.common.schema import Value
+
+FORMAT_VERSION = 2
 # Rows per file are numbered below this (ten digits in a version).
 ROW_SPACE = 10_000_000_000
 
@@ -55,15 +61,13 @@ class MalformedChunk(ValueError):
 
 @dataclass(frozen=True)
 class Row:
-    """A valid, normalised row."""
+    """A valid, normalised row: its number and its values, in the schema's order of columns."""
 
     row: int
-    email: str
-    name: str
-    phone: str | None
+    values: tuple[Value, ...]
 
-    def to_json(self) -> dict[str, Any]:
-        return {"row": self.row, "email": self.email, "name": self.name, "phone": self.phone}
+    def to_json(self) -> list[Any]:
+        return [self.row, *self.values]
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,8 @@ class Chunk:
     tiebreak: str
     source: Source
     expiresAt: int | None  # noqa: N815 (wire name)
+    schema: str
+    """The fingerprint of the schema its rows were read with."""
     rows: tuple[Row, ...]
 
     def encode(self) -> str:
@@ -98,6 +104,7 @@ class Chunk:
             "tiebreak": self.tiebreak,
             "source": {"bucket": self.source.bucket, "key": self.source.key, "versionId": self.source.versionId},
             "expiresAt": self.expiresAt,
+            "schema": self.schema,
             "rows": [row.to_json() for row in self.rows],
         }
         # ASCII only: SQS refuses characters outside XML 1.0 (U+FFFE, U+FFFF, most controls) that a
@@ -162,6 +169,7 @@ def decode(body: str) -> Chunk:
             tiebreak=_typed(data, "tiebreak", str),
             source=Source(**{k: _typed(data["source"], k, str) for k in ("bucket", "key", "versionId")}),
             expiresAt=data["expiresAt"] if data.get("expiresAt") is None else _typed(data, "expiresAt", int),
+            schema=_typed(data, "schema", str),
             rows=tuple(_row(r) for r in data["rows"]),
         )
     except (KeyError, TypeError) as error:
@@ -172,15 +180,19 @@ def decode(body: str) -> Chunk:
 
 
 def _row(data: Any) -> Row:
-    phone = data.get("phone")
-    if phone is not None and not isinstance(phone, str):
-        raise TypeError("phone")
-    return Row(
-        row=_typed(data, "row", int), email=_typed(data, "email", str), name=_typed(data, "name", str), phone=phone
-    )
+    if not isinstance(data, list) or not data:
+        raise TypeError("rows")
+    values = tuple(data[1:])
+    if not all(value is None or type(value) in _VALUE_TYPES for value in values):
+        raise TypeError("rows")
+    return Row(row=_typed(data, 0, int), values=values)
 
 
-def _typed(data: Any, key: str, kind: type) -> Any:
+# What a value may be in JSON, exactly (a bool is no int here): text, a whole number, true or false.
+_VALUE_TYPES = (str, int, bool)
+
+
+def _typed(data: Any, key: str | int, kind: type) -> Any:
     value = data[key]
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise TypeError(key)

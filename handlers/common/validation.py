@@ -38,25 +38,27 @@ def normalize_name(raw: str) -> str:
     return name
 
 
-def normalize_email(raw: str) -> str:
-    """Trimmed and lower-cased; one `@`, a dotted domain, no spaces; at most 254 characters."""
+def normalize_email(raw: str, label: str = "mail") -> str:
+    """Trimmed and lower-cased; one `@`, a dotted domain, no spaces; at most 254 characters. Reasons
+    name the field `label`."""
     email = raw.strip().lower()
     if not email:
-        raise InvalidValue("mail is empty")
+        raise InvalidValue(f"{label} is empty")
     if len(email) > MAX_EMAIL_LENGTH:
-        raise InvalidValue(f"mail is {len(email)} characters long; at most {MAX_EMAIL_LENGTH} allowed")
+        raise InvalidValue(f"{label} is {len(email)} characters long; at most {MAX_EMAIL_LENGTH} allowed")
     if not _EMAIL.match(email):
-        raise InvalidValue("mail is not a valid email address (local@dotted.domain)")
+        raise InvalidValue(f"{label} is not a valid email address (local@dotted.domain)")
     return email
 
 
-def normalize_phone(raw: str) -> str | None:
-    """Optional. Spaces, dashes, dots and parentheses removed; then `+`? and 6 to 15 digits."""
+def normalize_phone(raw: str, label: str = "phone") -> str | None:
+    """Optional. Spaces, dashes, dots and parentheses removed; then `+`? and 6 to 15 digits. Reasons
+    name the field `label`."""
     if not raw.strip():
         return None
     phone = _PHONE_SEPARATORS.sub("", raw)
     if not _PHONE.match(phone):
-        raise InvalidValue("phone is not an optional '+' and 6 to 15 digits")
+        raise InvalidValue(f"{label} is not an optional '+' and 6 to 15 digits")
     return phone
 
 

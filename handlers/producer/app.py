@@ -40,25 +40,33 @@ from botocore.exceptions import ClientError
 from handlers.common.aws import OnFirstUse, Table, botocore_client, client_config, items_client
 from handlers.common.jobs import job_id_for, try_finish
 from handlers.common.retry import call_with_backoff
+from handlers.common.schema import from_environment
 from handlers.common.signing import SECRET_ARN_VARIABLE, JobKeys
 from handlers.common.timestamps import iso_ms
 from handlers.producer.csv_stream import FileProblem
 from handlers.producer.events import Announced, RefusedEvent, UploadFilter, announced_upload, upload_time_ms
 from handlers.producer.ingest import Clock, Services, Settings, run_segment
 from handlers.producer.job_store import Checkpoint, JobStore, Upload
-from handlers.producer.packing import Budgets
+from handlers.producer.packing import Budgets, row_budget_problem
 from handlers.producer.sender import SENDS_IN_FLIGHT
 
 logger = Logger()
 metrics = Metrics()
 
+SCHEMA = from_environment(os.environ)
+MAX_MESSAGE_BYTES = int(os.environ["MAX_MESSAGE_BYTES"])
+# The plan refuses such a stack (infra/config.py); a function deployed otherwise stops here, at its
+# start, with the reason, rather than failing each upload's job after its validation pass.
+if (_misfit := row_budget_problem(SCHEMA, MAX_MESSAGE_BYTES)) is not None:
+    raise RuntimeError(f"the stack's schema does not fit its queue: {_misfit}")
 SETTINGS = Settings(
     queue_url=os.environ["QUEUE_URL"],
     upload_bucket=os.environ["UPLOAD_BUCKET"],
     reports_prefix=os.environ["REPORTS_PREFIX"],
     rows_per_message=int(os.environ["ROWS_PER_MESSAGE"]),
-    budgets=Budgets.for_queue(int(os.environ["MAX_MESSAGE_BYTES"])),
+    budgets=Budgets.for_queue(MAX_MESSAGE_BYTES),
     max_upload_bytes=int(os.environ["MAX_UPLOAD_BYTES"]),
+    schema=SCHEMA,
 )
 UPLOADS = UploadFilter(
     bucket=SETTINGS.upload_bucket, prefix=os.environ["UPLOADS_PREFIX"], suffix=os.environ["UPLOADS_SUFFIX"]

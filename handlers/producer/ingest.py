@@ -19,10 +19,15 @@ file of rows) at once: the validation pass only looks at its clock once per reco
 pass normalises, encodes and packs a block of valid rows by column, a chunk at a time. Any other
 record (quoted, blank, rejected, oversized) is taken by itself. Both ways give the same chunks,
 checkpoints and reports (tests/handlers/test_producer_blocks.py).
+
+Rows are read by the stack's schema (`Settings.schema`), through `rows.read_block`, and the header
+through `read_header`: the local check of a file (`handlers/producer/check.py`) reads with the same
+two, so its answer is the producer's.
 """
 
 from __future__ import annotations
 
+import json
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,13 +37,21 @@ from typing import Any
 
 from handlers.common.chunks import ROW_SPACE, Chunk, Row, Source, upload_tiebreak
 from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS
+from handlers.common.schema import DEFAULT_SCHEMA, Schema
 from handlers.common.signing import JobKeys
-from handlers.common.validation import InvalidValue
 from handlers.producer.csv_stream import FileProblem, LineRecords, RecordTuple, blocks, records_of
 from handlers.producer.job_store import INGEST, VALIDATE, Checkpoint
-from handlers.producer.packing import Budgets, ChunkPacker, EncodedChunk, encode_row, encode_rows, encoded_chunks
+from handlers.producer.packing import (
+    Budgets,
+    ChunkPacker,
+    EncodedChunk,
+    RowEncoder,
+    encode_row,
+    encoded_chunks,
+    max_row_bytes,
+)
 from handlers.producer.reports import RejectsReport, part_key, report_prefix
-from handlers.producer.rows import Header, Rejected, normalized, normalized_rows, parse_header
+from handlers.producer.rows import Block, Header, Outcome, Rejected, ValidLines, parse_header, read_block
 from handlers.producer.sender import ChunkSender
 
 # A chunk closes once it spans this many bytes of the file, full or not: the segment can then
@@ -58,6 +71,8 @@ class Settings:
     """Bytes per chunk and per send call, from the queue's maximum message size."""
     max_upload_bytes: int
     """A larger object fails its job before it is read."""
+    schema: Schema = DEFAULT_SCHEMA
+    """What the rows are (the stack's `csv-ingest:schema`; app.py passes the one its environment holds)."""
 
 
 class Clock:
@@ -114,9 +129,6 @@ class Services:
     on_send_retry: Callable[[], None] = lambda: None
 
 
-Block = LineRecords | RecordTuple
-
-
 def _blocks(services: Services, job: dict[str, Any], offset: int, line: int) -> Iterator[Block]:
     """The object's records from `offset` on (`csv_stream.blocks`), read as a stream (a range request)."""
     if offset >= int(job["objectSize"]):
@@ -131,33 +143,66 @@ def run_segment(job: dict[str, Any], services: Services, settings: Settings, clo
     """Advance the job from its checkpoint. Raises `FileProblem` (validation phase only)."""
     checkpoint = Checkpoint.from_item(job["checkpoint"])
     checkpoint.segment += 1
-    if int(job["objectSize"]) > settings.max_upload_bytes:
-        raise FileProblem(
-            f"file too large: {job['objectSize']} bytes; this stack ingests files of at most"
-            f" {settings.max_upload_bytes} bytes (maxUploadBytes)"
-        )
+    check_size(int(job["objectSize"]), settings.max_upload_bytes)
     if checkpoint.phase == VALIDATE:
-        checkpoint = _validate(job, checkpoint, services, clock)
+        _packer(job, settings, 0)  # a key too long for a chunk of this schema fails the job before it starts
+        checkpoint = _validate(job, checkpoint, services, settings.schema, clock)
         if checkpoint.phase == VALIDATE:
             return SegmentResult(checkpoint, finished=False)
     return _ingest(job, checkpoint, services, settings, clock)
 
 
-def _validate(job: dict[str, Any], checkpoint: Checkpoint, services: Services, clock: Clock) -> Checkpoint:
+def check_size(size: int, max_upload_bytes: int) -> None:
+    """`FileProblem` for a file larger than the stack ingests, before a byte of it is read."""
+    if size > max_upload_bytes:
+        raise FileProblem(
+            f"file too large: {size} bytes; this stack ingests files of at most {max_upload_bytes} bytes"
+            " (maxUploadBytes)"
+        )
+
+
+def too_many_rows() -> FileProblem:
+    """A file of more data rows than a row's version can number (`chunks.ROW_SPACE`)."""
+    return FileProblem(f"too many rows: at most {ROW_SPACE - 1} data rows per file")
+
+
+@dataclass(frozen=True)
+class HeaderRead:
+    """A file's header, and where its data rows start."""
+
+    header: Header
+    blank_lines: int
+    """Blank lines before the header."""
+    end_offset: int
+    end_line: int
+    rest: Iterator[Block]
+    """The file's blocks after the header."""
+
+
+def read_header(read: Iterator[Block], schema: Schema) -> HeaderRead:
+    """The first record that is not blank, read as the header by `schema`; `FileProblem` for an
+    empty file, a header too long to read, or one without the schema's required columns."""
+    header_record, blank_lines, rest = _first_row(read)
+    if header_record is None:
+        raise FileProblem("empty file: no header row")
+    fields, _line, end_offset, end_line, size, _blank = header_record
+    if size:
+        raise FileProblem(f"header row is {size} bytes long; not a header")
+    return HeaderRead(parse_header(fields, schema), blank_lines, end_offset, end_line, chain(rest, read))
+
+
+def _validate(
+    job: dict[str, Any], checkpoint: Checkpoint, services: Services, schema: Schema, clock: Clock
+) -> Checkpoint:
     """Read to the end (or until time is low) checking encoding, CSV syntax and the header."""
     read = _blocks(services, job, checkpoint.offset, checkpoint.line)
     cp = replace(checkpoint)
     if cp.header is None:
-        header_record, cp.blank_lines, rest = _first_row(read)
-        if header_record is None:
-            raise FileProblem("empty file: no header row")
-        fields, _line, end_offset, end_line, size, _blank = header_record
-        if size:
-            raise FileProblem(f"header row is {size} bytes long; not a header")
-        cp.header = parse_header(fields).to_dict()
-        cp.offset = cp.data_offset = end_offset
-        cp.line = cp.data_line = end_line
-        read = chain(rest, read)
+        start = read_header(read, schema)
+        cp.header, cp.blank_lines = start.header.to_dict(), start.blank_lines
+        cp.offset = cp.data_offset = start.end_offset
+        cp.line = cp.data_line = start.end_line
+        read = start.rest
     row = cp.row
     # One look at the clock per record, as in the ingest pass: a segment stops at any record.
     for block in read:
@@ -171,7 +216,7 @@ def _validate(job: dict[str, Any], checkpoint: Checkpoint, services: Services, c
             if not blank:
                 row += 1
                 if row >= ROW_SPACE:
-                    raise FileProblem(f"too many rows: at most {ROW_SPACE - 1} data rows per file")
+                    raise too_many_rows()
             if clock.low():
                 return replace(cp, offset=end_offset, line=end_line, row=row)
     return replace(cp, phase=INGEST, offset=cp.data_offset, line=cp.data_line, row=0)
@@ -199,11 +244,8 @@ def _first_row(read: Iterator[Block]) -> tuple[RecordTuple | None, int, list[Blo
     return None, blank_lines, []
 
 
-def _ingest(
-    job: dict[str, Any], checkpoint: Checkpoint, services: Services, settings: Settings, clock: Clock
-) -> SegmentResult:
-    assert checkpoint.header is not None, "validation sets the header"
-    header = Header.from_dict(checkpoint.header)
+def _chunks_of(job: dict[str, Any], settings: Settings) -> Callable[[int, tuple[Row, ...]], Chunk]:
+    """The job's chunks: number and rows in the envelope every chunk of the job shares."""
     source = Source(bucket=job["bucket"], key=job["key"], versionId=job["versionId"])
     expires_at = int(job["expiresAt"]) if job.get("expiresAt") is not None else None
     tiebreak = upload_tiebreak(job.get("sequencer", ""), job["jobId"])
@@ -216,13 +258,42 @@ def _ingest(
             tiebreak=tiebreak,
             source=source,
             expiresAt=expires_at,
+            schema=settings.schema.fingerprint,
             rows=rows,
         )
 
-    # Rows are encoded once, as they are packed, and a chunk's body is one join of them in its envelope.
-    packer = ChunkPacker(
-        encoded_chunks(make_chunk), checkpoint.chunk, settings.rows_per_message, settings.budgets.chunk_bytes, len
-    )
+    return make_chunk
+
+
+def _packer(job: dict[str, Any], settings: Settings, next_chunk: int) -> ChunkPacker[str, EncodedChunk]:
+    """The job's packer, from chunk `next_chunk`: rows are encoded once, as they are packed, and a
+    chunk's body is one join of them in its envelope. `FileProblem` when the job's envelope leaves no
+    room for the schema's largest row: the plan checks an ordinary upload's (`row_budget_problem`), and
+    only a key of characters JSON escapes (six bytes for a control character) makes one longer."""
+    try:
+        return ChunkPacker(
+            encoded_chunks(_chunks_of(job, settings)),
+            next_chunk,
+            settings.rows_per_message,
+            settings.budgets.chunk_bytes,
+            len,
+            max_row_bytes=max_row_bytes(settings.schema),
+        )
+    except ValueError:
+        raise FileProblem(
+            f"the object's key is {len(job['key'].encode())} bytes long and takes {len(json.dumps(job['key']))} in"
+            " each chunk, which leaves no room for a row of this schema: upload the file under a shorter key"
+            " (characters outside printable ASCII take six bytes or more), or raise csv-ingest:maxMessageBytes"
+        ) from None
+
+
+def _ingest(
+    job: dict[str, Any], checkpoint: Checkpoint, services: Services, settings: Settings, clock: Clock
+) -> SegmentResult:
+    assert checkpoint.header is not None, "validation sets the header"
+    header = Header.from_dict(checkpoint.header, settings.schema)
+    encoder = RowEncoder(settings.schema)
+    packer = _packer(job, settings, checkpoint.chunk)
     sender = ChunkSender(
         services.sqs,
         settings.queue_url,
@@ -234,7 +305,7 @@ def _ingest(
     )
     report = RejectsReport(header)
     cp = replace(checkpoint)
-    progress = _Progress(header, cp, packer, sender, report, clock)
+    progress = _Progress(header, encoder, cp, packer, sender, report, clock)
     try:
         for block in _blocks(services, job, cp.offset, cp.line):
             if progress.take(block):
@@ -272,40 +343,38 @@ class _Progress:
     def __init__(
         self,
         header: Header,
+        encoder: RowEncoder,
         checkpoint: Checkpoint,
         packer: ChunkPacker[str, EncodedChunk],
         sender: ChunkSender,
         report: RejectsReport,
         clock: Clock,
     ) -> None:
-        self._header, self._packer, self._sender, self._report, self._clock = header, packer, sender, report, clock
+        self._header, self._encoder = header, encoder
+        self._packer, self._sender, self._report, self._clock = packer, sender, report, clock
         self.offset, self.lines, self.row = checkpoint.offset, checkpoint.line, checkpoint.row
         self.valid = self.rejected = self.blank_lines = 0
         self._opened_at = 0  # where the open chunk's first row starts
 
     def take(self, block: Block) -> bool:
         """Take a block's records (a block of valid rows at once); True to stop after the last taken."""
-        if isinstance(block, LineRecords):
-            cells = None if block.maybe_blank else block.cells(self._header.width)
-            values = None if cells is None else normalized_rows(self._header, cells)
-            if values is not None:
-                return self._valid_rows(encode_rows(self.row + 1, *values), block.ends, block.lines_before)
-        for fields, line, end_offset, end_line, size, blank in records_of(block):
-            if self._record(fields, line, size, blank, end_offset, end_line):
-                return True
-        return False
+        taken = read_block(self._header, block)
+        if isinstance(taken, ValidLines):
+            lines = taken.block
+            return self._valid_rows(self._encoder.rows(self.row + 1, taken.columns), lines.ends, lines.lines_before)
+        return any(self._record(record, outcome) for record, outcome in taken)
 
-    def _record(self, fields: list[str], line: int, size: int, blank: bool, end_offset: int, end_line: int) -> bool:
-        if blank:
+    def _record(self, record: RecordTuple, outcome: Outcome) -> bool:
+        fields, line, end_offset, end_line, _size, _blank = record
+        if outcome is None:
             self.blank_lines += 1
         else:
             self.row += 1
-            try:
-                encoded = encode_row(self.row, *normalized(self._header, fields, size))
-            except InvalidValue as invalid:
-                self._report.add(Rejected(self.row, line, str(invalid), fields))
+            if isinstance(outcome, str):
+                self._report.add(Rejected(self.row, line, outcome, fields))
                 self.rejected += 1
             else:
+                encoded = encode_row(self.row, outcome)
                 self.valid += 1
                 if self._packer.empty:
                     self._opened_at = self.offset

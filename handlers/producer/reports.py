@@ -1,9 +1,10 @@
 """The rejects report: every row not ingested, with its number and reason, as CSV in the bucket.
 
 A report row keeps what someone fixing the file needs and no more: the row and line numbers, the
-reason, and the row's cells of the columns this pipeline reads (name, mail, phone), each cut to
-`MAX_REPORT_CELL` characters. Ignored columns are left out: an upload's other columns (an `ssn`,
-notes) never get copied anywhere.
+reason, and the row's cells of the schema's columns the file has (name, mail, phone for the default
+schema), in the schema's order and headed as the file spells them, each cut to `MAX_REPORT_CELL`
+characters. Ignored columns are left out: an upload's other columns (an `ssn`, notes) never get
+copied anywhere.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from handlers.producer.rows import Header, Rejected
 # A report part this large ends the invocation's segment (at the next chunk boundary), so /tmp
 # (512 MB by default) never fills, however many rows a file rejects.
 MAX_PART_BYTES = 64 * 1024 * 1024
-# Longer cells are cut: a valid cell is at most 256 characters, so this shows why one is not.
+# Longer cells are cut: a valid cell of the default schema is at most 256 characters, so this shows
+# why one is not (a text column declared longer shows its first 512 and its length).
 MAX_REPORT_CELL = 512
 # Characters that start a formula in a spreadsheet (OWASP "CSV injection"), after width folding.
 _FORMULA_STARTS = frozenset("=+-@")
@@ -66,7 +68,7 @@ class RejectsReport:
         self._file = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 (closed by close())
         self._text = io.TextIOWrapper(self._file, encoding="utf-8", newline="", write_through=True)
         self._writer = csv.writer(self._text)
-        self._positions = header.known
+        self._positions = header.known  # the schema's columns, in its order
         self._writer.writerow(["row", "line", "reason", *(_shown(header.columns[i]) for i in self._positions)])
         self.count = 0
 

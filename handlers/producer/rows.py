@@ -1,43 +1,40 @@
-"""The header and the rows: which columns mean what, and whether a row is valid.
+"""The header and the rows: which of the file's columns are the schema's, and whether a row is valid.
 
-The columns this pipeline does not read are listed on the job (`extraColumns`, which the API
-shows), and the parsed header is kept on the job record for resuming. A header row is data the
-uploader controls and may hold personal data (a data row pasted where the header goes), so neither
-keeps an ignored column's cell unless it looks like a column name: at most 64 characters after
-trimming, printable (no control, format, bidi, zero-width or non-ASCII space character), no `@`
-(not an email), fewer than 6 digits and under half of it digits (not a number, a phone number or
-an id), both as written and in its NFKC form (where `＠` is `@` and `①` is `1`). Any other ignored
-column, an empty one included, is named by position, 1-based, as the producer's reasons name
-columns: `column 4`. A person's name typed as a column name still passes:
-it looks like a name because it is one.
+The header is matched to the stack's schema (`handlers/common/schema.py`): a cell names a column
+when it is one of the column's spellings, compared ignoring case, spaces, `-` and `_`. The columns
+the schema does not declare are listed on the job (`extraColumns`, which the API shows), and the
+parsed header is kept on the job record for resuming. A header row is data the uploader controls
+and may hold personal data (a data row pasted where the header goes), so neither keeps an ignored
+column's cell unless it looks like a column name: at most 64 characters after trimming, printable
+(no control, format, bidi, zero-width or non-ASCII space character), no `@` (not an email), fewer
+than 6 digits and under half of it digits (not a number, a phone number or an id), both as written
+and in its NFKC form (where `＠` is `@` and `①` is `1`). Any other ignored column, an empty one
+included, is named by position, 1-based, as the producer's reasons name columns: `column 4`. A
+person's name typed as a column name still passes: it looks like a name because it is one.
+
+A file's records are read into rows here, one way for the producer and for the local check
+(`handlers/producer/check.py`): `read_block` takes a block of one-line records at once when every
+one of them is a valid row, and otherwise each record by itself.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from handlers.common.chunks import Row
-from handlers.common.validation import (
-    InvalidValue,
-    normalize_email,
-    normalize_emails,
-    normalize_name,
-    normalize_names,
-    normalize_phone,
-    normalize_phones,
-)
-from handlers.producer.csv_stream import MAX_RECORD_BYTES, FileProblem
+from handlers.common.schema import Column, Schema, Value
+from handlers.common.validation import InvalidValue
+from handlers.producer.csv_stream import MAX_RECORD_BYTES, FileProblem, LineRecords, RecordTuple, records_of
 
-REQUIRED = ("name", "mail")
 # The header is kept on the job record (for the rejects report and resuming), whose items DynamoDB
 # caps at 400 KB: a wider header is not one this pipeline can hold.
 MAX_HEADER_COLUMNS = 512
 MAX_HEADER_CHARACTERS = 16 * 1024
-# Accepted spellings of each column, after trimming and lower-casing.
-ALIASES = {"name": ("name",), "mail": ("mail", "email"), "phone": ("phone",)}
 # An ignored column's header cell is listed as written only when it is no longer than a database's
 # column names: MySQL allows 64 characters
 # (https://dev.mysql.com/doc/refman/8.0/en/identifier-length.html), PostgreSQL 63 bytes. Longer
@@ -51,13 +48,15 @@ _DIGIT = re.compile(r"\d")
 
 @dataclass(frozen=True)
 class Header:
-    """The header row: its width, where each known column is, and what was ignored."""
+    """The header row read against the schema: its width, where each of the schema's columns is,
+    and what was ignored."""
 
+    schema: Schema
     columns: tuple[str, ...]
     """One per column: the read ones as the file spells them, the ignored ones as `extra` lists them."""
-    name: int
-    mail: int
-    phone: int | None
+    positions: tuple[int | None, ...]
+    """Where each of the schema's columns is (in the schema's order), None for an optional one the
+    file does not have: each of its rows' values is then None."""
     extra: tuple[str, ...]
 
     @property
@@ -66,26 +65,40 @@ class Header:
 
     @property
     def known(self) -> tuple[int, ...]:
-        """Positions of the columns this pipeline reads: name, mail, then phone if present."""
-        return (self.name, self.mail) if self.phone is None else (self.name, self.mail, self.phone)
+        """Positions of the columns this pipeline reads, in the schema's order."""
+        return tuple(position for position in self.positions if position is not None)
+
+    @cached_property
+    def checked(self) -> tuple[tuple[int, Column, int], ...]:
+        """(index in the schema, column, position in the file) of each column the file has, in the
+        order a row's cells are checked (`Schema.checked_order`): a row's reason is its first."""
+        columns, positions = self.schema.columns, self.positions
+        return tuple(
+            (index, columns[index], position)
+            for index in self.schema.checked_order
+            if (position := positions[index]) is not None
+        )
 
     def to_dict(self) -> dict[str, Any]:
+        """The header as the job record keeps it: with the fingerprint of the schema it was read by."""
         return {
+            "schema": self.schema.fingerprint,
             "columns": list(self.columns),
-            "name": self.name,
-            "mail": self.mail,
-            "phone": self.phone,
+            "positions": list(self.positions),
             "extra": list(self.extra),
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Header:
-        phone = data.get("phone")
+    def from_dict(cls, data: dict[str, Any], schema: Schema) -> Header:
+        """The header `to_dict` kept, read against `schema`; `FileProblem` when the stack's schema is
+        no longer the one the file was read by (deployed while the job ran): its rows would be read
+        by one schema and its checkpoint by another."""
+        if data.get("schema") != schema.fingerprint:
+            raise FileProblem("the stack's schema changed while this file was being read; upload the file again")
         return cls(
+            schema,
             tuple(data["columns"]),
-            int(data["name"]),
-            int(data["mail"]),
-            None if phone is None else int(phone),
+            tuple(None if position is None else int(position) for position in data["positions"]),
             tuple(data["extra"]),
         )
 
@@ -135,78 +148,123 @@ def _looks_like_a_name(name: str) -> bool:
     )
 
 
-def parse_header(fields: list[str]) -> Header:
-    """Match columns case-insensitively after trimming; `name` and `mail` (or `email`) required."""
+def parse_header(fields: list[str], schema: Schema) -> Header:
+    """Match each cell to the schema's columns (`Schema.match_header`); each required column must be
+    named exactly once, any other at most once."""
     if len(fields) > MAX_HEADER_COLUMNS or sum(map(len, fields)) > MAX_HEADER_CHARACTERS:
         raise FileProblem(
             f"header too wide: {len(fields)} columns, {sum(map(len, fields))} characters;"
             f" at most {MAX_HEADER_COLUMNS} columns and {MAX_HEADER_CHARACTERS} characters"
         )
-    names = [field.strip().lower() for field in fields]
-    found: dict[str, int] = {}
-    for column, spellings in ALIASES.items():
-        positions = [i for i, name in enumerate(names) if name in spellings]
-        if len(positions) > 1:
+    named: dict[str, list[int]] = {}
+    for i, field in enumerate(fields):
+        if (column := schema.match_header(field)) is not None:
+            named.setdefault(column.name, []).append(i)
+    for column in schema.columns:
+        if len(positions := named.get(column.name, [])) > 1:
+            # The cells shown matched a spelling the schema declares: column names, not data.
             shown = ", ".join(f"'{fields[i].strip()}' (column {i + 1})" for i in positions)
-            raise FileProblem(f"header names the {column} column more than once: {shown}")
-        if positions:
-            found[column] = positions[0]
-    missing = [column for column in REQUIRED if column not in found]
+            raise FileProblem(f"header names the {column.name} column more than once: {shown}")
+    missing = [column for column in schema.columns if column.required and column.name not in named]
     if missing:
         # Columns by count, never by content: a file without a header has personal data here.
-        spellings = ", ".join(f"'{s}'" for column in missing for s in ALIASES[column])
+        spellings = ", ".join(f"'{spelling}'" for column in missing for spelling in column.spellings)
         raise FileProblem(
-            f"incomplete header: missing {' and '.join(missing)} column(s); none of the first row's"
-            f" {len(fields)} cells is named {spellings}"
+            f"incomplete header: missing {' and '.join(column.name for column in missing)} column(s); none of the"
+            f" first row's {len(fields)} cells is named {spellings}"
         )
-    known = set(found.values())
+    positions = tuple(named[column.name][0] if column.name in named else None for column in schema.columns)
+    known = {position for position in positions if position is not None}
     # The read columns keep their spelling (the rejects report's heading); the others are kept as
     # they are listed, so that the job record holds no ignored cell.
     columns = tuple(field if i in known else column_name(field, i + 1) for i, field in enumerate(fields))
     return Header(
+        schema=schema,
         columns=columns,
-        name=found["name"],
-        mail=found["mail"],
-        phone=found.get("phone"),
+        positions=positions,
         extra=tuple(column for i, column in enumerate(columns) if i not in known),
     )
 
 
-def normalized(header: Header, fields: list[str], oversized: int = 0) -> tuple[str, str, str | None]:
-    """A row's email, name and phone, normalised; `InvalidValue` with the first reason it fails:
-    too long to have been read (`oversized` is its size), a width other than the header's, then
-    each known cell's rule (mail, name, phone)."""
+def normalized(header: Header, fields: list[str], oversized: int = 0) -> tuple[Value, ...]:
+    """A row's values, normalised, in the schema's order; `InvalidValue` with the first reason it
+    fails: too long to have been read (`oversized` is its size), a width other than the header's,
+    then each column's rule, in the order `Header.checked` gives."""
     if oversized:
         raise InvalidValue(_oversized_reason(oversized))
     if len(fields) != header.width:
         raise InvalidValue(f"has {len(fields)} fields; the header has {header.width}")
-    phone = header.phone
-    return (
-        normalize_email(fields[header.mail]),
-        normalize_name(fields[header.name]),
-        None if phone is None else normalize_phone(fields[phone]),
-    )
+    values: list[Value] = [None] * len(header.positions)
+    for index, column, position in header.checked:
+        values[index] = column.normalize(fields[position])
+    return tuple(values)
 
 
-def normalized_rows(header: Header, cells: list[str]) -> tuple[list[str], list[str], list[str | None]] | None:
+def normalized_rows(header: Header, cells: list[str]) -> list[list[Value]] | None:
     """`normalized` of rows given as one list of cells, row after row (each of the header's width),
-    by column; or None when a row would be rejected (then `normalized`, row by row, says which and
-    why)."""
+    as one list of values per column, in the schema's order (`Column.normalize_many`: a few calls
+    per column, not per cell); or None when a row would be rejected (then `normalized`, row by row,
+    says which and why)."""
     width = header.width
-    emails = normalize_emails(cells[header.mail :: width])
-    names = normalize_names(cells[header.name :: width])
-    if emails is None or names is None:
-        return None
-    if header.phone is None:
-        return emails, names, [None] * len(emails)
-    phones = normalize_phones(cells[header.phone :: width])
-    return None if phones is None else (emails, names, phones)
+    count = len(cells) // width
+    columns: list[list[Value]] = []
+    for column, position in zip(header.schema.columns, header.positions, strict=True):
+        if position is None:
+            columns.append([None] * count)
+        elif (values := column.normalize_many(cells[position::width])) is None:
+            return None
+        else:
+            columns.append(values)
+    return columns
 
 
 def validate_row(header: Header, fields: list[str], row: int, line: int) -> Row | Rejected:
     """A normalised `Row`, or the `Rejected` row with the first reason it fails."""
     try:
-        email, name, phone = normalized(header, fields)
+        values = normalized(header, fields)
     except InvalidValue as invalid:
         return Rejected(row, line, str(invalid), fields)
-    return Row(row=row, email=email, name=name, phone=phone)
+    return Row(row=row, values=values)
+
+
+# --- reading a file's records ------------------------------------------------------------------
+
+Block = LineRecords | RecordTuple
+"""An item of `csv_stream.blocks`: a block of one-line records, or one record by itself."""
+
+Outcome = tuple[Value, ...] | str | None
+"""What a record is: a valid row's values, the reason its row is rejected, or None (a blank record,
+not a row)."""
+
+
+@dataclass(frozen=True)
+class ValidLines:
+    """A block of one-line records that are all valid rows, taken at once: their values by column."""
+
+    block: LineRecords
+    columns: list[list[Value]]
+    """One list per schema column, in the schema's order, a value per row (`normalized_rows`)."""
+
+
+def read_block(header: Header, block: Block) -> ValidLines | Iterator[tuple[RecordTuple, Outcome]]:
+    """A block as the producer reads it: `ValidLines` when it is a block of one-line records, none
+    blank, each as wide as the header and a valid row; otherwise each of its records with what it
+    is. Both give the same rows, values and reasons (tests/handlers/test_producer_blocks.py)."""
+    if isinstance(block, LineRecords) and not block.maybe_blank:
+        cells = block.cells(header.width)
+        if cells is not None and (columns := normalized_rows(header, cells)) is not None:
+            return ValidLines(block, columns)
+    return _outcomes(header, block)
+
+
+def _outcomes(header: Header, block: Block) -> Iterator[tuple[RecordTuple, Outcome]]:
+    for record in records_of(block):
+        fields, _line, _end_offset, _end_line, size, blank = record
+        if blank:
+            yield record, None
+            continue
+        try:
+            outcome: Outcome = normalized(header, fields, size)
+        except InvalidValue as invalid:
+            outcome = str(invalid)
+        yield record, outcome

@@ -1,7 +1,9 @@
-"""Query API (API Gateway REST proxy): users by email, users by page, jobs by id, jobs by page.
+"""Query API (API Gateway REST proxy): items by key, items by page, jobs by id, jobs by page.
 
-- `GET /users/{email}` → 200 user | 400 not an email | 404
-- `GET /users?limit=&startKey=` → 200 `{"items", "count", "nextToken"}` | 400 bad limit or token
+The items' routes follow the stack's schema (`SCHEMA`, `handlers/query/routes.py`); for the default
+schema they are `/users/{email}` and `/users`:
+- `GET /{name}/{key}` → 200 item | 400 not a valid key (the key column's reason) | 404
+- `GET /{name}?limit=&startKey=` → 200 `{"items", "count", "nextToken"}` | 400 bad limit or token
 - `GET /jobs/{jobId}` → 200 job | 404
 - `GET /jobs?limit=&startKey=` → 200 `{"items", "count", "nextToken"}`, newest upload first | 400
   bad limit or token. Read from the jobs table's `recent-jobs` index, which is eventually
@@ -33,36 +35,39 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from handlers.common.aws import Table, botocore_client, client_config
 from handlers.common.dynamo import from_wire, to_wire_key
 from handlers.common.jobs import RECENT_JOBS_PARTITION, RECENT_JOBS_PK, job_key, public_view
-from handlers.common.validation import InvalidValue, normalize_email
-from handlers.query.routes import GET_RESOURCES, PRIVATE_HEADERS
-from handlers.query.tokens import BY_EMAIL, BY_UPLOAD_TIME, InvalidToken, PageKey, decode_token, encode_token
+from handlers.common.schema import from_environment, render
+from handlers.common.validation import InvalidValue
+from handlers.query.routes import DEFAULT_LIMIT, MAX_LIMIT, PRIVATE_HEADERS, routes_for
+from handlers.query.tokens import BY_UPLOAD_TIME, InvalidToken, PageKey, by_key, decode_token, encode_token
+from handlers.query.views import ItemView
 
-# A page of at most 500: a full listing goes in few requests, each costing the same whatever it holds,
-# and a page stays within what a synchronous invocation may answer (6 MB,
-# https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html) however its fields are
-# escaped: at worst about 10 KB a user, and a Scan reads at most 1 MB a call
-# (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Scan.html).
-DEFAULT_LIMIT, MAX_LIMIT = 25, 500
-USER_FIELDS = ("email", "name", "phone", "updatedAt", "uploadedAt", "sourceKey", "jobId", "row")
 JOB_ID = re.compile(r"[0-9a-f]{32}")
-# The API's resources that serve GET (infra/api.py declares them, each with `ANY` beside its GET):
-# API Gateway names the one a request reached in the event's `resource`, so an unknown path (404)
-# is told from a known one asked with another method (405) by the gateway's routing, not by a
-# second reading of the path here.
 
 
 logger = Logger()
 
-USERS_TABLE = os.environ["USERS_TABLE"]
+# The stack's schema, as the program declared it (infra/api.py sets both).
+SCHEMA = from_environment(os.environ)
+ITEMS_TABLE = os.environ["ITEMS_TABLE"]
+# The API's resources that serve GET (infra/api.py declares them from the same schema, each with
+# `ANY` beside its GET): API Gateway names the one a request reached in the event's `resource`, so
+# an unknown path (404) is told from a known one asked with another method (405) by the gateway's
+# routing, not by a second reading of the path here.
+ROUTES = routes_for(SCHEMA)
+KEY = SCHEMA.key_column
+# How an item is answered (its columns typed, then where it came from), and how a page of items
+# hands its last key on: as the key's normal form, bound to the items table.
+item_view = ItemView(SCHEMA)
+BY_ITEM_KEY = by_key(KEY)
 JOBS_TABLE = os.environ["JOBS_TABLE"]
 # The jobs table's index of job records by upload time (infra/tables.py declares it).
 JOBS_INDEX = os.environ["JOBS_INDEX"]
-# What a `/jobs` page token is bound to: the index, so a `/users` token is refused there.
+# What a `/jobs` page token is bound to: the index, so an items token is refused there.
 JOBS_INDEX_SCOPE = f"{JOBS_TABLE}/index/{JOBS_INDEX}"
-# Low-level, in wire format: keys go out through `to_wire_key`, items come back through `from_wire`
-# (plain Python values), so that nothing of boto3 is imported (`handlers/common/aws.py`).
+# Low-level, in wire format: keys go out typed (`{"S": …}`, `{"N": …}`), items come back as they are
+# stored and are typed by the view, so that nothing of boto3 is imported (`handlers/common/aws.py`).
 _dynamodb = botocore_client("dynamodb", client_config())
-users = Table(_dynamodb, USERS_TABLE)
+items = Table(_dynamodb, ITEMS_TABLE)
 jobs = Table(_dynamodb, JOBS_TABLE)
 
 
@@ -106,7 +111,7 @@ class Request:
 
 # --- routing -----------------------------------------------------------------------------------
 # Routes match the request's path as Powertools' `APIGatewayRestResolver` matched it when it routed
-# this API: a `<name>` segment is one or more URI characters (RFC 3986's unreserved and sub-delims,
+# this API: a `{parameter}` segment is one or more URI characters (RFC 3986's unreserved and sub-delims,
 # ':' and '@', and what API Gateway hands over decoded: '%<> []{}|^'), never '/'; trailing slashes
 # are ignored; the method compared in upper case; routes without a parameter tried first. The
 # resolver itself is not imported: its package (every resolver and every event class Powertools
@@ -115,14 +120,15 @@ _SEGMENT = r"[-._~()'!*:@,;=+&$%<> \[\]{}|^\w]+"
 _ROUTES: list[tuple[re.Pattern[str], Callable[..., dict[str, Any]]]] = []
 
 
-def get(rule: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
-    """Serve GET on `rule` (`/users/<email>`): the route is called with the request and its segments."""
+def get(resource: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
+    """Serve GET on `resource`, as API Gateway names it (`/users/{email}`): the route is called with
+    the request and the path's segment of each `{parameter}`, in order."""
 
     def register(route: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-        segments = re.sub(r"<(\w+)>", lambda name: f"(?P<{name[1]}>{_SEGMENT})", rule.rstrip("/"))
+        segments = re.sub(r"\\{\w+\\}", lambda _parameter: f"({_SEGMENT})", re.escape(resource.rstrip("/")))
         pattern = re.compile(f"^{segments}/*$")
         _ROUTES.append((pattern, route))
-        _ROUTES.sort(key=lambda entry: bool(entry[0].groupindex))  # stable: static ones first
+        _ROUTES.sort(key=lambda entry: bool(entry[0].groups))  # stable: static ones first
         return route
 
     return register
@@ -135,7 +141,7 @@ def resolve(event: dict[str, Any]) -> dict[str, Any]:
     try:
         for pattern, route in _ROUTES if method == "GET" else ():
             if matched := pattern.match(path):
-                return answer(200, route(request, **matched.groupdict()))
+                return answer(200, route(request, *matched.groups()))
         return not_found(request)
     except HttpError as error:
         return _error(error.status, error.message)
@@ -158,12 +164,9 @@ def answer(status: int, body: dict[str, Any], headers: dict[str, str] | None = N
     }
 
 
-def user_view(item: dict[str, Any]) -> dict[str, Any]:
-    return {field: item.get(field) for field in USER_FIELDS}
-
-
 def job_view(item: dict[str, Any]) -> dict[str, Any]:
-    return public_view(item)
+    """A job record (wire format) as the API answers it: its public attributes."""
+    return public_view(from_wire(item) or {})
 
 
 def parse_limit(raw: str | None) -> int:
@@ -176,7 +179,7 @@ def parse_limit(raw: str | None) -> int:
 
 
 def no_route(method: str) -> str:
-    return f"no route {method} here; the API serves GET {', '.join(GET_RESOURCES)}"
+    return f"no route {method} here; the API serves GET {', '.join(ROUTES.get)}"
 
 
 def routed_to(request: Request, resource: str) -> None:
@@ -187,18 +190,21 @@ def routed_to(request: Request, resource: str) -> None:
         raise Missing(no_route(request.method))
 
 
-@get("/users/<email>")
-def get_user(request: Request, email: str) -> dict[str, Any]:
-    routed_to(request, "/users/{email}")
+@get(ROUTES.item)
+def get_item(request: Request, segment: str) -> dict[str, Any]:
+    routed_to(request, ROUTES.item)
     try:
         # A path segment is percent-encoded, and '+' in it is a plus (emails may hold one), not a space.
-        key = normalize_email(unquote(email))
+        # The key is looked up in its normal form, as stored; the reason names the column and its
+        # rule, never the value.
+        key = KEY.normalize(unquote(segment))
     except InvalidValue as invalid:
         raise BadRequest(str(invalid)) from None
-    item = from_wire(users.get_item(Key=to_wire_key({"email": key})).get("Item"))
+    wire_key = {KEY.attribute: {KEY.type.attribute_type: render(key)}}
+    item = items.get_item(Key=wire_key).get("Item")
     if item is None:
-        raise Missing("no user with that email")  # errors never repeat personal data
-    return user_view(item)
+        raise Missing(f"no {ROUTES.noun} with that {KEY.attribute}")  # errors never repeat personal data
+    return item_view(item)
 
 
 def page_of(
@@ -209,29 +215,30 @@ def page_of(
     view: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> dict[str, Any]:
     """One page of a listing, `?limit=&startKey=` taken from the request: `read` is the table's
-    scan or query, called with `Limit` and the token's `ExclusiveStartKey`."""
+    scan or query, called with `Limit` and the token's `ExclusiveStartKey`; `view` makes each item's
+    answer from its wire format."""
     page_request: dict[str, Any] = {"Limit": parse_limit(request.query("limit"))}
     token = request.query("startKey")
     if token:
         try:
-            page_request["ExclusiveStartKey"] = to_wire_key(decode_token(scope, token, key))
+            page_request["ExclusiveStartKey"] = decode_token(scope, token, key)
         except InvalidToken as invalid:
             raise BadRequest(str(invalid)) from None
     page = read(**page_request)
-    items = [view(from_wire(item) or {}) for item in page.get("Items", [])]
-    last = from_wire(page.get("LastEvaluatedKey"))
-    return {"items": items, "count": len(items), "nextToken": encode_token(scope, last, key) if last else None}
+    listed = [view(item) for item in page.get("Items", [])]
+    last = page.get("LastEvaluatedKey")
+    return {"items": listed, "count": len(listed), "nextToken": encode_token(scope, last, key) if last else None}
 
 
-@get("/users")
-def list_users(request: Request) -> dict[str, Any]:
-    routed_to(request, "/users")
-    return page_of(request, users.scan, USERS_TABLE, BY_EMAIL, user_view)
+@get(ROUTES.collection)
+def list_items(request: Request) -> dict[str, Any]:
+    routed_to(request, ROUTES.collection)
+    return page_of(request, items.scan, ITEMS_TABLE, BY_ITEM_KEY, item_view)
 
 
-@get("/jobs")
+@get(ROUTES.jobs)
 def list_jobs(request: Request) -> dict[str, Any]:
-    routed_to(request, "/jobs")
+    routed_to(request, ROUTES.jobs)
     # Only job records carry the index's keys (chunk markers do not), all under one partition
     # value, sorted by upload time: read backwards, the newest first. Never a scan of the table.
     newest_first = partial(
@@ -245,16 +252,16 @@ def list_jobs(request: Request) -> dict[str, Any]:
     return page_of(request, newest_first, JOBS_INDEX_SCOPE, BY_UPLOAD_TIME, job_view)
 
 
-@get("/jobs/<jobId>")
-def get_job(request: Request, jobId: str) -> dict[str, Any]:  # noqa: N803 (route parameter name)
-    routed_to(request, "/jobs/{jobId}")
-    job_id = unquote(jobId)
+@get(ROUTES.job)
+def get_job(request: Request, segment: str) -> dict[str, Any]:
+    routed_to(request, ROUTES.job)
+    job_id = unquote(segment)
     # Job ids are 32 hex digits; anything else cannot exist (and DynamoDB refuses keys over 2 KB).
     # Only a well-formed id is repeated in the error: anything else in its place may be what the
     # caller should not see again (an email typed in the wrong route).
     if not JOB_ID.fullmatch(job_id):
         raise Missing("no job with that id")
-    item = from_wire(jobs.get_item(Key=to_wire_key(job_key(job_id))).get("Item"))
+    item = jobs.get_item(Key=to_wire_key(job_key(job_id))).get("Item")
     if item is None:
         raise Missing(f"no job {job_id}")
     return job_view(item)
@@ -268,11 +275,11 @@ def not_found(request: Request) -> dict[str, Any]:
     """The request reached the function but none of its routes. Messages name the resource
     template, never the path: a path holds an email."""
     resource, method = request.resource, request.method
-    if resource not in GET_RESOURCES:
+    if resource not in ROUTES.get:
         return _error(404, no_route(method))
     if method == "GET":
         # The gateway routed a GET to one of ours, but its path parameter is not one the route can
-        # read (a character no email or job id holds): the caller's input is at fault.
+        # read (a character no key or job id holds): the caller's input is at fault.
         return _error(400, f"the path is not a valid {resource}")
     return _error(405, f"{method} is not allowed on {resource}; use GET", {"Allow": "GET"})
 

@@ -1,4 +1,8 @@
-"""Worker: SQS chunks → users table (latest upload wins) and exactly-once job progress.
+"""Worker: SQS chunks → items table (latest upload wins) and exactly-once job progress.
+
+The stack's schema (`SCHEMA`, read at import) says what a chunk's rows must be and how they are
+stored: the worker writes only chunks made with it (`admission.check_rows`), as items keyed by its key
+(`writes.ItemLayout`).
 
 Partial batch responses: only the messages that failed are returned in `batchItemFailures`
 (the event source mapping has `ReportBatchItemFailures`), so one bad message never fails its
@@ -25,6 +29,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from handlers.common.aws import botocore_client, client_config, items_client
 from handlers.common.chunks import MAC_ATTRIBUTE, Chunk, MalformedChunk, decode
 from handlers.common.retry import RetryCounter
+from handlers.common.schema import from_environment
 from handlers.common.signing import SECRET_ARN_VARIABLE, JobKeys
 from handlers.common.wire_json import send_as_built
 from handlers.worker.admission import (
@@ -38,7 +43,7 @@ from handlers.worker.admission import (
 )
 from handlers.worker.batch import SqsRecord, partial_batch_response
 from handlers.worker.progress import ProgressCounter
-from handlers.worker.writes import WRITERS, UserWriter
+from handlers.worker.writes import WRITERS, ItemWriter
 
 # Time kept back for returning the batch response after the last write attempt.
 RESPONSE_MARGIN_SECONDS = 2.0
@@ -46,7 +51,8 @@ RESPONSE_MARGIN_SECONDS = 2.0
 logger = Logger()
 metrics = Metrics()
 
-USERS_TABLE = os.environ["USERS_TABLE"]
+SCHEMA = from_environment(os.environ)
+ITEMS_TABLE = os.environ["ITEMS_TABLE"]
 JOBS_TABLE = os.environ["JOBS_TABLE"]
 # Our code retries (with backoff, within the invocation's time) so it can count retries and
 # throttles; botocore's own retries would hide them. The job record and its counters in plain
@@ -57,7 +63,7 @@ _items = items_client(client_config(attempts=1))
 # per call in flight.
 _rows = botocore_client("dynamodb", client_config(max_pool_connections=WRITERS, attempts=1, validate=False))
 send_as_built(_rows)
-writer = UserWriter(_rows, USERS_TABLE, ThreadPoolExecutor(WRITERS, thread_name_prefix="rows"))
+writer = ItemWriter(_rows, ITEMS_TABLE, SCHEMA, ThreadPoolExecutor(WRITERS, thread_name_prefix="rows"))
 progress = ProgressCounter(_items, JOBS_TABLE)
 jobs = JobLookup(_items, JOBS_TABLE)
 job_keys = JobKeys.in_secrets_manager(os.environ[SECRET_ARN_VARIABLE])  # read when the first chunk is checked
@@ -109,7 +115,7 @@ def _admitted(record: SqsRecord, seconds_left: Callable[[], float], retries: Ret
                 "job already complete: chunk acknowledged, nothing written", extra={"messageId": record.message_id}
             )
             return None
-        check_rows(chunk)
+        check_rows(chunk, SCHEMA)
         check_against_job(chunk, job)
         check_upload_time(chunk, int(time.time() * 1000))
     except (MalformedChunk, ChunkRefused) as refused:

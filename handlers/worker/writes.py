@@ -1,28 +1,32 @@
-"""Write a chunk's rows to the users table in batches: latest version wins, whatever the delivery order.
+"""Write a chunk's rows to the items table in batches: latest version wins, whatever the delivery order.
 
-Two steps, every write conditional:
+The table is keyed by the schema's key attribute (`Schema.key_attribute`, S or N), and each row becomes
+the item `ItemLayout` says, its values typed as the schema declares them (S, N or BOOL). Two steps,
+every write conditional:
 
-1. Hints. `BatchGetItem` reads the stored `rowVersion` of the chunk's emails (key and version only,
+1. Hints. `BatchGetItem` reads the stored `rowVersion` of the chunk's keys (key and version only,
    eventually consistent: a hint may be stale, the writes' conditions decide). A row whose very version
    is stored was written by an earlier delivery: written. A row older than the stored version is
    superseded without a write: it costs half a read unit, where a failed condition costs a write unit.
-   Read when they pay (`Presence`): when most of the emails of the job's last chunk this environment
+   Read when they pay (`Presence`): when most of the keys of the job's last chunk this environment
    wrote were new, the rows go out as INSERTs without hints, and the few stored ones answer
    `DuplicateItem`.
 2. Writes. PartiQL `BatchExecuteStatement`, at most 25 statements a call, calls in parallel: `INSERT`
-   for an email believed absent (DynamoDB refuses it with `DuplicateItem` if the key exists), `UPDATE …
-   WHERE email = ? AND (LATEST_WINS)` for one believed older or planted. Each statement succeeds or fails
-   on its own (`Error.Code`): see `UserWriter._settle`.
+   for a key believed absent (DynamoDB refuses it with `DuplicateItem` if the key exists), `UPDATE …
+   WHERE key = ? AND (LATEST_WINS)` for one believed older or planted. Each statement succeeds or fails
+   on its own (`Error.Code`): see `ItemWriter._settle`.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
+from typing import Any, NamedTuple
 
 from handlers.common.chunks import Chunk, Row, versions_after
 from handlers.common.retry import (
@@ -31,6 +35,7 @@ from handlers.common.retry import (
     call_with_backoff,
     delays,
 )
+from handlers.common.schema import META_ATTRIBUTES, Schema, Value
 from handlers.common.timestamps import iso_ms, utc_now
 from handlers.worker.admission import MAX_CLOCK_SKEW_MS
 
@@ -42,8 +47,9 @@ from handlers.worker.admission import MAX_CLOCK_SKEW_MS
 # The UPDATE's WHERE clause after its key; its parameters are `latest_wins_values`.
 LATEST_WINS = '"rowVersion" <= ? OR "rowVersion" > ?'
 
-WireValue = dict[str, str]
-"""An attribute value in DynamoDB's wire format (`{"S": "…"}`), as the low-level client sends it."""
+WireValue = dict[str, Any]
+"""An attribute value in DynamoDB's wire format (`{"S": "…"}`, `{"N": "12.5"}`, `{"BOOL": true}`), as the
+low-level client sends it."""
 WireItem = dict[str, WireValue]
 """An item in wire format."""
 
@@ -62,54 +68,107 @@ MAX_KEYS = 100
 # Calls in flight per invocation: a chunk of 200 rows is 8 calls of 25 statements, sent at once.
 WRITERS = 8
 
-# The item's attributes, in the order of a row's parameters (`ChunkValues`): the key, then what an UPDATE
-# sets, `row` the only number; `phone` last, absent when the row has none.
-_ATTRIBUTES = (
-    "email",
-    "name",
-    "rowVersion",
-    "uploadedAt",
-    "updatedAt",
-    "jobId",
-    "sourceBucket",
-    "sourceKey",
-    "sourceVersionId",
-    "row",
-)
-_PHONE = "phone"
+# How many statement texts a worker keeps (`Statements`): a chunk's rows need a few of them, however many
+# sets of optional attributes its schema allows.
+STATEMENTS_KEPT = 256
 
 
-@dataclass(frozen=True)
+class _Cell(NamedTuple):
+    """Where a column's value is in a row, the attribute it is stored as, and DynamoDB's type for it."""
+
+    index: int
+    attribute: str
+    kind: str
+    """`S`, `N` or `BOOL` (`ColumnType.attribute_type`)."""
+    number: bool
+    """Sent as text (`{"N": "12.5"}`): an integer's value is an int in a chunk."""
+
+
+def _cell(schema: Schema, index: int) -> _Cell:
+    column = schema.columns[index]
+    kind = column.type.attribute_type
+    return _Cell(index, column.attribute, kind, kind == "N")
+
+
+class ItemLayout:
+    """How a schema's rows become items, decided once per schema.
+
+    The item's attributes, in the order of a row's parameters (`statement_request`): the key, the other required
+    columns, what the pipeline writes (`META_ATTRIBUTES`: the version, times, job and source, then `row`, a
+    number), then the optional columns the row has a value for, as the schema declares them. An optional
+    column without one is no attribute: an INSERT leaves it out, an UPDATE removes it, so the item an
+    UPDATE leaves is the item an INSERT of the same row makes. Each value is stored with its column's
+    DynamoDB type: S for text-like columns, N for numbers, BOOL for booleans. For the default schema this
+    is the item of before: email, name, rowVersion … row, and phone when the row has one."""
+
+    def __init__(self, schema: Schema) -> None:
+        others = [i for i in range(len(schema.columns)) if i != schema.key_index]
+        self.key = _cell(schema, schema.key_index)
+        self.required = tuple(_cell(schema, i) for i in others if schema.columns[i].required)
+        self.optional = tuple(_cell(schema, i) for i in others if not schema.columns[i].required)
+        # (index, kind, number) of each: what `statement_request` reads of every row, in the fewest steps.
+        self.required_wire = tuple((cell.index, cell.kind, cell.number) for cell in self.required)
+        self.optional_wire = tuple((cell.index, cell.kind, cell.number) for cell in self.optional)
+        self.key_wire = (self.key.index, self.key.kind, self.key.number)
+
+    def key_value(self, values: tuple[Value, ...]) -> WireValue:
+        key = self.key
+        value = values[key.index]
+        return {"N": str(value)} if key.number else {key.kind: value}
+
+    def hint(self, stored: WireValue) -> Hashable:
+        """A stored key, as `hint_of` names a row's: a number by its value (DynamoDB trims a number's
+        leading and trailing zeros,
+        https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html#HowItWorks.DataTypes.Number)."""
+        return Decimal(stored["N"]) if self.key.number else stored[self.key.kind]
+
+    def hint_of(self, values: tuple[Value, ...]) -> Hashable:
+        """The row's key, as hints are looked up by."""
+        value = values[self.key.index]
+        return Decimal(value) if self.key.number else value  # type: ignore[arg-type]
+
+
 class Statements:
-    """The four statements the worker sends to `table`, with `?` for every value (never a literal).
+    """The statements the worker sends to `table` for `layout`'s items, with `?` for every value (never a
+    literal): an INSERT and an UPDATE for each set of optional attributes a row has (`statement_request`).
+    Each is built the first time a row needs it, then kept: a schema of 20 optional columns has 2^20 such
+    sets, and a chunk meets a few.
 
     Syntax: INSERT INTO table VALUE item
     (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ql-reference.insert.html) and
     UPDATE table [SET | REMOVE] path [= data] […] WHERE condition
     (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ql-reference.update.html). An
-    UPDATE sets every attribute and removes `phone` when the row has none, so the item it leaves is the
-    one an INSERT of the same row makes."""
+    UPDATE sets every attribute the row has and removes the optional ones it has not, so the item it
+    leaves is the one an INSERT of the same row makes.
 
-    insert: str
-    insert_with_phone: str
-    update: str
-    update_with_phone: str
+    A statement is at most 8192 characters
+    (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchStatementRequest.html): a
+    schema's declaration, its names included, is at most `MAX_SCHEMA_JSON_BYTES` (2048), and each column
+    adds at most 12 characters of its own (`SET "" = ? `) to an UPDATE, so a statement stays under 4500."""
 
-    @classmethod
-    def for_table(cls, table: str) -> Statements:
-        def insert(attributes: tuple[str, ...]) -> str:
-            return f'INSERT INTO "{table}" VALUE {{{", ".join(f"{_quoted(name)}: ?" for name in attributes)}}}'
+    def __init__(self, table: str, layout: ItemLayout) -> None:
+        self.table, self.layout = table, layout
+        self.insert: Callable[[tuple[bool, ...]], str] = functools.lru_cache(STATEMENTS_KEPT)(self._insert)
+        self.update: Callable[[tuple[bool, ...]], str] = functools.lru_cache(STATEMENTS_KEPT)(self._update)
 
-        def update(phone: str) -> str:
-            sets = " ".join(f'SET "{name}" = ?' for name in _ATTRIBUTES[1:])
-            return f'UPDATE "{table}" {sets} {phone} WHERE "email" = ? AND ({LATEST_WINS})'
-
-        return cls(
-            insert=insert(_ATTRIBUTES),
-            insert_with_phone=insert((*_ATTRIBUTES, _PHONE)),
-            update=update(f'REMOVE "{_PHONE}"'),
-            update_with_phone=update(f'SET "{_PHONE}" = ?'),
+    def _insert(self, present: tuple[bool, ...]) -> str:
+        layout = self.layout
+        attributes = (
+            layout.key.attribute,
+            *(cell.attribute for cell in layout.required),
+            *META_ATTRIBUTES,
+            *(cell.attribute for cell, has in zip(layout.optional, present, strict=True) if has),
         )
+        return f'INSERT INTO "{self.table}" VALUE {{{", ".join(f"{_quoted(name)}: ?" for name in attributes)}}}'
+
+    def _update(self, present: tuple[bool, ...]) -> str:
+        layout = self.layout
+        actions = [f'SET "{name}" = ?' for name in (*(cell.attribute for cell in layout.required), *META_ATTRIBUTES)]
+        actions += [
+            f'SET "{cell.attribute}" = ?' if has else f'REMOVE "{cell.attribute}"'
+            for cell, has in zip(layout.optional, present, strict=True)
+        ]
+        return f'UPDATE "{self.table}" {" ".join(actions)} WHERE "{layout.key.attribute}" = ? AND ({LATEST_WINS})'
 
 
 def _quoted(name: str) -> str:
@@ -127,26 +186,28 @@ class WriteOutcome:
     superseded: int
 
 
-def latest_rows(chunk: Chunk) -> tuple[list[Row], int]:
-    """One row per email, the highest version; and how many rows lost to a later one in the chunk.
+def latest_rows(chunk: Chunk, key_index: int) -> tuple[list[Row], int]:
+    """One row per key (the value at `key_index`), the highest version; and how many rows lost to a later
+    one in the chunk.
 
     Also keeps any batch from naming one key twice (a ValidationException for BatchExecuteStatement)."""
-    latest: dict[str, Row] = {}
+    latest: dict[Value, Row] = {}
     for row in chunk.rows:
-        if row.email not in latest or row.row > latest[row.email].row:
-            latest[row.email] = row
+        key = row.values[key_index]
+        if key not in latest or row.row > latest[key].row:
+            latest[key] = row
     return list(latest.values()), len(chunk.rows) - len(latest)
 
 
 class ChunkValues:
-    """A chunk's rows as statement parameters, in wire format, built directly (boto3's resource layer
-    walks every value of every call: a tenth of a write's CPU when the worker wrote item by item).
-    What every row of the chunk shares is one object, made once."""
+    """What the statements of a chunk's rows share, in wire format, each one object made once. Parameters
+    are built directly in wire format (`statement_request`): boto3's resource layer walks every value of
+    every call, a tenth of a write's CPU when the worker wrote item by item."""
 
     def __init__(self, chunk: Chunk, now_ms: int) -> None:
         self.chunk = chunk
         source = chunk.source
-        self._shared = [
+        self.shared = [
             {"S": iso_ms(chunk.uploadedAtMs)},
             {"S": utc_now()},
             {"S": chunk.jobId},
@@ -154,45 +215,41 @@ class ChunkValues:
             {"S": source.key},
             {"S": source.versionId},
         ]
+        """The attributes after the version: uploadedAt, updatedAt, jobId and the source's."""
         self.far_future = versions_after(now_ms + MAX_CLOCK_SKEW_MS)
-        self._far_future = {"S": self.far_future}
-
-    def insert(self, row: Row, version: str) -> list[WireValue]:
-        values = [{"S": row.email}, {"S": row.name}, {"S": version}, *self._shared, {"N": str(row.row)}]
-        if row.phone is not None:
-            values.append({"S": row.phone})
-        return values
-
-    def update(self, row: Row, version: str) -> list[WireValue]:
-        values = [{"S": row.name}, {"S": version}, *self._shared, {"N": str(row.row)}]
-        if row.phone is not None:
-            values.append({"S": row.phone})
-        values += ({"S": row.email}, {"S": version}, self._far_future)  # the key, then LATEST_WINS's
-        return values
-
-
-def user_item(chunk: Chunk, row: Row, now_ms: int | None = None) -> WireItem:
-    """The users table's item for `row`, in wire format, as its INSERT writes it (and its UPDATE leaves
-    it): every attribute a string but `row`, a number."""
-    values = ChunkValues(chunk, int(time.time() * 1000) if now_ms is None else now_ms).insert(
-        row, chunk.version_of(row)
-    )
-    return dict(zip((*_ATTRIBUTES, _PHONE), values, strict=False))
+        self.far_future_value = {"S": self.far_future}
 
 
 def statement_request(
     statements: Statements, values: ChunkValues, row: Row, version: str, *, insert: bool
 ) -> dict[str, Any]:
     """`row`'s statement at `version`, as BatchExecuteStatement takes it: an INSERT, or an UPDATE under
-    LATEST_WINS that returns the stored item when its condition fails."""
+    LATEST_WINS that returns the stored item when its condition fails. Its parameters are the item's
+    attributes in `ItemLayout`'s order, in wire format; an UPDATE's end with the key and LATEST_WINS's.
+
+    One function, its loops written out: it runs for every row written, where each Python call more
+    per row shows in the worker's CPU per row (`bench/worker.py`)."""
+    layout, cells = statements.layout, row.values
+    present, optional = [], []
+    for index, kind, number in layout.optional_wire:
+        value = cells[index]
+        if value is None:
+            present.append(False)
+        else:
+            present.append(True)
+            optional.append({"N": str(value)} if number else {kind: value})
+    required = [{"N": str(cells[i])} if number else {kind: cells[i]} for i, kind, number in layout.required_wire]
+    index, kind, number = layout.key_wire
+    key, stamp = {"N": str(cells[index])} if number else {kind: cells[index]}, {"S": version}
     if insert:
-        statement = statements.insert if row.phone is None else statements.insert_with_phone
-        return {"Statement": statement, "Parameters": values.insert(row, version)}
+        parameters = [key, *required, stamp, *values.shared, {"N": str(row.row)}, *optional]
+        return {"Statement": statements.insert(tuple(present)), "Parameters": parameters}
+    parameters = [*required, stamp, *values.shared, {"N": str(row.row)}, *optional, key, stamp, values.far_future_value]
     # ALL_OLD: a failed condition returns the stored item, at no read cost
     # (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchStatementRequest.html).
     return {
-        "Statement": statements.update if row.phone is None else statements.update_with_phone,
-        "Parameters": values.update(row, version),
+        "Statement": statements.update(tuple(present)),
+        "Parameters": parameters,
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }
 
@@ -233,12 +290,12 @@ HINTS_WORTH_READING_FROM = 0.1
 
 @dataclass
 class Presence:
-    """How many of its emails the table held for a job's last chunk this environment wrote: whether
+    """How many of its keys the table held for a job's last chunk this environment wrote: whether
     hints pay for the job's next one.
 
     A job's first chunk in an environment reads them (nothing is known). A chunk read with hints learns
     it from them, one written without from its `DuplicateItem`s. The chunks of one file are alike: a new
-    file's emails are new, a corrected file's are stored; another file says nothing of this one. Only
+    file's keys are new, a corrected file's are stored; another file says nothing of this one. Only
     the cost depends on it: every write is conditional either way."""
 
     fraction: float = 1.0
@@ -277,8 +334,8 @@ class _Plan:
     again: list[_Write] = field(default_factory=list)
 
 
-def _plan(rows: list[tuple[Row, str]], stored: dict[str, str], far_future: str) -> _Plan:
-    """Each (row, version) against its email's stored version (`stored`): this very version is stored
+def _plan(rows: list[tuple[Row, str]], stored: dict[Hashable, str], far_future: str, layout: ItemLayout) -> _Plan:
+    """Each (row, version) against its key's stored version (`stored`, by `layout.hint`): this very version is stored
     (an earlier delivery wrote it): written; a later upload's, not planted: superseded, no write; an
     item without a version ("": stored by hand or by a tool of before): superseded too, as LATEST_WINS
     decides (a comparison with a missing attribute is false,
@@ -287,7 +344,7 @@ def _plan(rows: list[tuple[Row, str]], stored: dict[str, str], far_future: str) 
     condition decides."""
     plan = _Plan()
     for row, version in rows:
-        hint = stored.get(row.email)
+        hint = stored.get(layout.hint_of(row.values))
         if hint is None:
             plan.again.append(_Write(row, version, insert=True))
         elif hint == version:
@@ -299,29 +356,32 @@ def _plan(rows: list[tuple[Row, str]], stored: dict[str, str], far_future: str) 
     return plan
 
 
-class UserWriter:
+class ItemWriter:
     """Hints, then conditional statements in batches, on a bounded pool; whatever AWS sends back to
     be tried again is retried with backoff while the invocation has time.
 
-    `client` is a low-level DynamoDB client (parameters go out in wire format, `ChunkValues`)."""
+    `client` is a low-level DynamoDB client (parameters go out in wire format, `ChunkValues`); `table` is
+    keyed by `schema`'s key attribute, and its items are laid out as `ItemLayout` says."""
 
-    def __init__(self, client: Any, table: str, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, client: Any, table: str, schema: Schema, executor: ThreadPoolExecutor) -> None:
         self._client, self._table, self._executor = client, table, executor
-        self._statements = Statements.for_table(table)
+        self.layout = ItemLayout(schema)
+        self._key_index = schema.key_index
+        self._statements = Statements(table, self.layout)
         self.presence = JobPresence()
 
     def write(self, chunk: Chunk, seconds_left: Callable[[], float], retries: RetryCounter) -> WriteOutcome:
-        rows, superseded = latest_rows(chunk)
+        rows, superseded = latest_rows(chunk, self._key_index)
         now_ms = int(time.time() * 1000)
         values = ChunkValues(chunk, now_ms)
         versions = [(row, chunk.version_of(row)) for row in rows]
         presence = self.presence.of(chunk.jobId)
         read_hints = presence.read_hints
         if read_hints:
-            stored = self._stored_versions([row.email for row in rows], seconds_left, retries)
+            stored = self._stored_versions(rows, seconds_left, retries)
             presence.observe(len(rows), len(stored))
-            planned = _plan(versions, stored, values.far_future)
-        else:  # most emails were new last time: each an INSERT, a stored one learnt from its DuplicateItem
+            planned = _plan(versions, stored, values.far_future, self.layout)
+        else:  # most keys were new last time: each an INSERT, a stored one learnt from its DuplicateItem
             planned = _Plan(again=[_Write(row, version, insert=True) for row, version in versions])
         done = self._execute(planned.again, values, seconds_left, retries)
         if not read_hints:
@@ -332,40 +392,43 @@ class UserWriter:
     # --- hints -----------------------------------------------------------------------------------
 
     def _stored_versions(
-        self, emails: list[str], seconds_left: Callable[[], float], retries: RetryCounter, consistent: bool = False
-    ) -> dict[str, str]:
-        """Each stored email's `rowVersion` ("" for an item without one, or one not a string: `_plan`)."""
-        groups = [emails[start : start + MAX_KEYS] for start in range(0, len(emails), MAX_KEYS)]
+        self, rows: list[Row], seconds_left: Callable[[], float], retries: RetryCounter, consistent: bool = False
+    ) -> dict[Hashable, str]:
+        """Each stored key's `rowVersion`, by `ItemLayout.hint` ("" for an item without one, or one not a
+        string: `_plan`), of the keys of `rows` (one row per key)."""
+        keys = [self.layout.key_value(row.values) for row in rows]
+        groups = [keys[start : start + MAX_KEYS] for start in range(0, len(keys), MAX_KEYS)]
         futures = [self._executor.submit(self._read, group, seconds_left, retries, consistent) for group in groups]
-        stored: dict[str, str] = {}
+        stored: dict[Hashable, str] = {}
         for future in futures:
             stored.update(future.result())
         return stored
 
     def _read(
-        self, emails: list[str], seconds_left: Callable[[], float], retries: RetryCounter, consistent: bool
-    ) -> dict[str, str]:
+        self, keys: list[WireValue], seconds_left: Callable[[], float], retries: RetryCounter, consistent: bool
+    ) -> dict[Hashable, str]:
         # Hints are eventually consistent (BatchGetItem's default): half the read units of a strongly
         # consistent read (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html),
         # and a stale hint costs at most one more statement. A row read again after its UPDATE failed
         # without the stored item (`_Round.reread`) is read strongly consistent: what it sees is what the
         # next statement meets. Names through placeholders, as every projection here (reserved words).
+        attribute, layout = self.layout.key.attribute, self.layout
         request: dict[str, Any] = {
             self._table: {
-                "Keys": [{"email": {"S": email}} for email in emails],
-                "ProjectionExpression": "#e, #v",
-                "ExpressionAttributeNames": {"#e": "email", "#v": "rowVersion"},
+                "Keys": [{attribute: key} for key in keys],
+                "ProjectionExpression": "#k, #v",
+                "ExpressionAttributeNames": {"#k": attribute, "#v": "rowVersion"},
                 "ConsistentRead": consistent,
             }
         }
-        stored: dict[str, str] = {}
+        stored: dict[Hashable, str] = {}
         backoff = delays()
         while True:
             answer = call_with_backoff(
                 lambda request=request: self._client.batch_get_item(RequestItems=request), seconds_left, retries
             )
             for item in answer.get("Responses", {}).get(self._table, ()):
-                stored[item["email"]["S"]] = item.get("rowVersion", {}).get("S", "")
+                stored[layout.hint(item[attribute])] = item.get("rowVersion", {}).get("S", "")
             # Keys left unread (throughput, size or an internal failure) come back in UnprocessedKeys,
             # to be asked again with exponential backoff (API_BatchGetItem.html).
             request = answer.get("UnprocessedKeys") or {}
@@ -417,7 +480,7 @@ class UserWriter:
                 if planned.again:  # what changed under these rows may change again: wait before resending
                     waits.append("ConditionalCheckFailed")
             # A round sent back without a wait holds only UPDATEs of INSERTs that met DuplicateItem (how a
-            # stored email is learnt without hints): sent at once, even inside the response margin, since
+            # stored key is learnt without hints): sent at once, even inside the response margin, since
             # an UPDATE never answers DuplicateItem, so such rounds cannot follow one another. Any other
             # resend waits, and gives up when the wait would not fit in the time left (`_wait`).
             if waits:
@@ -431,8 +494,8 @@ class UserWriter:
         consistent read of what is stored now (the same rules as the hints: `_plan`)."""
         for _ in rows:
             retries.count_statement("ConditionalCheckFailed")
-        stored = self._stored_versions([write.row.email for write in rows], seconds_left, retries, consistent=True)
-        return _plan([(write.row, write.version) for write in rows], stored, values.far_future)
+        stored = self._stored_versions([write.row for write in rows], seconds_left, retries, consistent=True)
+        return _plan([(write.row, write.version) for write in rows], stored, values.far_future, self.layout)
 
     def _send(
         self, call: list[_Write], values: ChunkValues, seconds_left: Callable[[], float], retries: RetryCounter

@@ -1,6 +1,7 @@
 """`ingest demo`: the pipeline from end to end in about a minute, on this machine, then gone.
 
     python -m ingest demo [--rows N]
+    python -m ingest demo --config-file PATH
 
 Starts the dev stack in local mode inside this process, with dev's own settings, and does what a new
 user would: upload the article's 10-row sample and a generated file (with some invalid rows and
@@ -9,8 +10,15 @@ repeated emails), follow both jobs, then look at the result with the commands th
 with a summary and stops local mode, also on Ctrl-C, SIGTERM or an error. Function logs go to the
 state folder's `logs/`, not the console.
 
+With `--config-file PATH` (`make run CONFIG=PATH`) the demo runs the stack of that stack file instead,
+of any schema (its name `Pulumi.<stack>.yaml` names it, as for `local up`), and uploads the CSV files
+beside it (`examples/products/*.csv`), the samples a stack file of `examples/` comes with. It `get`s
+the key of the samples' first valid row: read by the producer's own code against the stack's schema,
+and shown in its normal form (what the API answers, and `list` prints anyway), never a cell as
+uploaded nor one of a rejected row.
+
 Nothing here is a second implementation: uploads go through `upload_file`/`wait_for_job`, the
-queries through the commands' own `show_*` functions.
+queries through the commands' own `show_*` functions, the first valid row through the producer's.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import shlex
 import signal
 import sys
 import time
@@ -26,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from handlers.common.schema import Schema, Value, render
+from infra.config import ConfigError
 from ingest.commands.jobs import show_job, show_jobs
 from ingest.commands.local import (
     EXIT_USAGE,
@@ -38,11 +49,11 @@ from ingest.commands.local import (
 from ingest.commands.rejects import show_rejects
 from ingest.commands.upload import EXIT_TIMEOUT, JobTimeout, upload_file, wait_for_job
 from ingest.commands.upload import render_summary as render_job_summary
-from ingest.commands.users import show_user, show_users
+from ingest.commands.users import show_item, show_items
 from ingest.interrupts import EXIT_INTERRUPTED, INTERRUPTED, interrupt
 from ingest.output import fail, guarded, shown
-from ingest.targets import Target, local_target
-from local.project import REPO_ROOT
+from ingest.targets import Target, add_config_file_option, local_target
+from local.project import REPO_ROOT, stack_of_file
 from local.state import STATE_ROOT
 
 STACK = "dev"
@@ -59,7 +70,10 @@ REPEAT_EVERY = 10
 BAD_EMAIL_EVERY, BAD_EMAIL_AT = 50, 7
 BAD_PHONE_EVERY, BAD_PHONE_AT = 50, 23
 NO_NAME_EVERY, NO_NAME_AT = 100, 41
-# What stops local mode from starting, each fixable by the user (a setting, a port, dev already running).
+
+Query = tuple[str, Callable[[TextIO], int], int | None]
+"""A query of the tour: its command line (after `python -m ingest`), what prints its answer, and at
+most how many lines of it to show (None: all)."""
 
 
 @dataclass(frozen=True)
@@ -70,26 +84,62 @@ class Uploaded:
     job: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Tour:
+    """What the demo runs: the dev stack with the article's sample and a generated file (`samples`
+    empty), or the stack of a stack file with the CSV files beside it."""
+
+    stack: str
+    config_file: Path | None = None
+    samples: tuple[Path, ...] = ()
+
+    @classmethod
+    def of(cls, config_file: Path | None) -> Tour:
+        """The tour `--config-file` asks for; `ConfigError` for a stack file the demo cannot run: one
+        named otherwise than `Pulumi.<stack>.yaml`, absent, or with no CSV file beside it."""
+        if config_file is None:
+            return cls(STACK)
+        stack = stack_of_file(config_file)
+        if not config_file.is_file():
+            raise ConfigError(f"{config_file}: no such stack file")
+        samples = tuple(sorted(config_file.parent.glob("*.csv")))
+        if not samples:
+            raise ConfigError(
+                f"no .csv file beside {config_file}: the demo uploads the samples a stack file keeps beside it,"
+                " as examples/products/ does; or run the stack with make up CONFIG=… and upload your own"
+            )
+        return cls(stack, config_file, samples)
+
+    @property
+    def keep_running(self) -> str:
+        """How to keep this stack running to try the commands oneself, and where the README says more."""
+        if self.config_file is None:
+            return "make up (README, Use it)"
+        return f"make up CONFIG={shlex.quote(str(self.config_file))} (README, Your own schema, end to end)"
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     """`ingest demo`."""
     demo = commands.add_parser(
         "demo",
-        help="start the dev stack locally, upload two files, query them, stop",
+        help="start the dev stack (or a stack file's) locally, upload files, query them, stop",
         description=(
             "Start the dev stack in local mode, upload the article's 10-row sample and a generated file of --rows"
             " rows (some invalid, some repeating an email), show each job's progress, query a few users, a job,"
             " a page of the list and the rejected rows with this tool's commands, print a summary and stop local"
-            " mode. Function logs go to .local/dev/logs/. Fails (exit 2) if dev already runs locally."
+            " mode. With --config-file, the stack of that stack file instead, whatever its schema: the .csv files"
+            " beside the stack file are uploaded, and the key of their first valid row is queried. Function logs go"
+            " to .local/<stack>/logs/. Fails (exit 2) if the stack already runs locally."
         ),
-        epilog="example: python -m ingest demo --rows 2000",
+        epilog="example: python -m ingest demo --config-file examples/products/Pulumi.products.yaml",
     )
     demo.add_argument(
         "--rows",
         type=_rows,
-        default=DEFAULT_ROWS,
         metavar="N",
-        help=f"rows of the generated file (default {DEFAULT_ROWS:,}: about a minute in all)",
+        help=f"rows of the generated file (default {DEFAULT_ROWS:,}: about a minute in all); not with --config-file",
     )
+    add_config_file_option(demo)
     demo.add_argument("--state-dir", type=Path, default=STATE_ROOT, help=argparse.SUPPRESS)
     demo.set_defaults(run=_run)
 
@@ -106,7 +156,13 @@ def _rows(text: str) -> int:
 
 
 def _run(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:
-    code = _demo(options, out)
+    if options.rows is not None and options.config_file is not None:
+        parser.error("--rows sizes the dev demo's generated file: with --config-file the samples beside it go up")
+    try:
+        tour = Tour.of(options.config_file)
+    except ConfigError as error:
+        return fail(str(error), EXIT_USAGE)
+    code = _demo(tour, options.rows or DEFAULT_ROWS, options.state_dir, out)
     if code == EXIT_INTERRUPTED:
         # Start-up may still be running on its thread (`start_interruptibly`), the Pulumi engine's
         # workers with it: leave without waiting for them, as `local up` does.
@@ -116,25 +172,26 @@ def _run(options: argparse.Namespace, parser: argparse.ArgumentParser, out: Text
     return code
 
 
-def _demo(options: argparse.Namespace, out: TextIO) -> int:
+def _demo(tour: Tour, rows: int, state_root: Path, out: TextIO) -> int:
     from local.session import LocalOptions, LocalStack
 
     owner_only_from_now()
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     began = time.monotonic()
+    options = LocalOptions(stack=tour.stack, api_port=0, state_root=state_root, config_file=tour.config_file)
     with open(os.devnull, "w") as quiet:  # function logs: the state folder's files only
-        stack = LocalStack(LocalOptions(stack=STACK, api_port=0, state_root=options.state_dir), quiet)
+        stack = LocalStack(options, quiet)
         try:
-            say(out, f"Starting the {STACK} stack in local mode (function logs: {stack.state / 'logs'}) …")
+            say(out, f"Starting the {tour.stack} stack in local mode (function logs: {stack.state / 'logs'}) …")
             started = start_interruptibly(stack)
             say(out, f"Running: API {started.outputs['apiUrl']}, ready in {started.seconds:.1f} s\n")
-            code = guarded(lambda: _tour(options.state_dir, options.rows, began, out), "demo")
+            code = guarded(lambda: _tour(tour, state_root, rows, began, out), "demo")
         except KeyboardInterrupt:
             print("\ndemo: interrupted; stopping local mode", file=sys.stderr)
             return EXIT_INTERRUPTED
         except Exception as error:
-            if INTERRUPTED.is_set():  # the interrupt surfaced as another error (e.g. inside an import)
+            if INTERRUPTED.came:  # the interrupt surfaced as another error (e.g. inside an import)
                 print("\ndemo: interrupted; stopping local mode", file=sys.stderr)
                 return EXIT_INTERRUPTED
             if isinstance(error, start_errors()):
@@ -145,18 +202,23 @@ def _demo(options: argparse.Namespace, out: TextIO) -> int:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             stop_within(stack, STOP_TIMEOUT_SECONDS)
-    say(out, "Local mode stopped. To keep a stack running and try the commands yourself: make up (README, Use it).")
+    say(out, f"Local mode stopped. To keep a stack running and try the commands yourself: {tour.keep_running}.")
     return code
 
 
-def _tour(state_root: Path, rows: int, began: float, out: TextIO) -> int:
-    """Upload both files, follow them, look at the result, summarise."""
-    target = local_target(STACK, state_root)
+def _tour(tour: Tour, state_root: Path, rows: int, began: float, out: TextIO) -> int:
+    """Upload the files, follow them, look at the result, summarise."""
+    target = local_target(tour.stack, state_root)
     try:
-        uploads = _upload_both(target, state_root / STACK, rows, out)
+        if tour.samples:
+            uploads = [_upload(target, shown(_shown_path(path)), path, out) for path in tour.samples]
+            queries = _sample_queries(target, tour.samples, uploads)
+        else:
+            uploads = _upload_both(target, state_root / tour.stack, rows, out)
+            queries = _user_queries(target, uploads)
     except JobTimeout as timeout:
         return fail(str(timeout), EXIT_TIMEOUT)
-    _query(target, uploads, out)
+    _query(target, queries, out)
     say(out, render_summary(uploads, time.monotonic() - began))
     return 0
 
@@ -171,14 +233,19 @@ def _upload_both(target: Target, state: Path, rows: int, out: TextIO) -> list[Up
     generated.parent.mkdir(parents=True, exist_ok=True)
     with generated.open("w", encoding="utf-8", newline="") as file:
         file.writelines(demo_lines(rows))
-    uploads = []
-    for label, path in (("the article's sample", SAMPLE), (f"a generated file of {rows:,} rows", generated)):
-        say(out, f"$ python -m ingest upload {_shown_path(path)} {target.flags} --wait")
-        job_id = upload_file(target, path, path.name, progress=sys.stderr.isatty())
-        job = wait_for_job(target, job_id, timeout=JOB_TIMEOUT_SECONDS, progress=out.isatty(), out=out)
-        say(out, render_job_summary(job, target.flags))
-        uploads.append(Uploaded(label, job))
-    return uploads
+    return [
+        _upload(target, "the article's sample", SAMPLE, out),
+        _upload(target, f"a generated file of {rows:,} rows", generated, out),
+    ]
+
+
+def _upload(target: Target, label: str, path: Path, out: TextIO) -> Uploaded:
+    """Upload one file as `upload --wait` does, its progress and summary printed."""
+    say(out, f"$ python -m ingest upload {shlex.quote(_shown_path(path))} {target.flags} --wait")
+    job_id = upload_file(target, path, path.name, progress=sys.stderr.isatty())
+    job = wait_for_job(target, job_id, timeout=JOB_TIMEOUT_SECONDS, progress=out.isatty(), out=out)
+    say(out, render_job_summary(job, target.flags))
+    return Uploaded(label, job)
 
 
 def _shown_path(path: Path) -> str:
@@ -198,18 +265,67 @@ def demo_lines(rows: int) -> Iterator[str]:
         yield f"{name},{mail},{phone}\r\n"
 
 
-def _query(target: Target, uploads: list[Uploaded], out: TextIO) -> None:
-    """Look at the result as a user would: each command line printed, then what it prints."""
+def _user_queries(target: Target, uploads: list[Uploaded]) -> list[Query]:
+    """The dev demo's queries: the sample's first user, one of the generated file's, then the
+    generated file's job, a page of users, that job's rejects and the latest jobs."""
     generated = uploads[-1].job["jobId"]
     # The rejects of a large file run to hundreds of lines: a few show what they are.
-    queries: list[tuple[str, Callable[[TextIO], int], int | None]] = [
-        ("get john@gmail.com", lambda to: show_user(target, "john@gmail.com", False, to), None),
-        ("get user2@demo.example.com", lambda to: show_user(target, "user2@demo.example.com", False, to), None),
+    return [
+        ("get john@gmail.com", lambda to: show_item(target, "john@gmail.com", False, to), None),
+        ("get user2@demo.example.com", lambda to: show_item(target, "user2@demo.example.com", False, to), None),
         (f"job {generated}", lambda to: show_job(target, generated, False, to), None),
-        ("list --limit 5", lambda to: show_users(target, 5, False, False, to), None),
+        ("list --limit 5", lambda to: show_items(target, 5, False, False, to), None),
         (f"rejects {generated}", lambda to: show_rejects(target, generated, False, to), REJECTS_LINES_SHOWN),
         ("jobs --limit 3", lambda to: show_jobs(target, 3, False, to), None),
     ]
+
+
+def _sample_queries(target: Target, samples: tuple[Path, ...], uploads: list[Uploaded]) -> list[Query]:
+    """The queries on a stack of any schema: the item of the samples' first valid key (none when no
+    row is valid), the first job that rejected rows (else the last job), a page of items, that job's
+    rejects and the latest jobs."""
+    shown_job = next((u.job for u in uploads if u.job.get("rowsRejected")), uploads[-1].job)["jobId"]
+    queries: list[Query] = []
+    key = first_valid_key(samples, target.schema)
+    if key is not None:
+        text = render(key)
+        queries.append((f"get {shown(shlex.quote(text))}", lambda to: show_item(target, text, False, to), None))
+    return [
+        *queries,
+        (f"job {shown_job}", lambda to: show_job(target, shown_job, False, to), None),
+        ("list --limit 5", lambda to: show_items(target, 5, False, False, to), None),
+        (f"rejects {shown_job}", lambda to: show_rejects(target, shown_job, False, to), REJECTS_LINES_SHOWN),
+        ("jobs --limit 3", lambda to: show_jobs(target, 3, False, to), None),
+    ]
+
+
+def first_valid_key(paths: tuple[Path, ...], schema: Schema) -> Value:
+    """The key of the first valid row of the first file that has one, in its normal form; None when no
+    row of any is valid. Read by the producer's own code (`rows.read_block`), so a row is valid here
+    exactly when its job writes it: the stack holds an item of that key (this row's, or a later one's
+    of the same key)."""
+    from handlers.producer.csv_stream import FileProblem, blocks
+    from handlers.producer.ingest import read_header
+    from handlers.producer.rows import ValidLines, read_block
+
+    for path in paths:
+        with path.open("rb") as stream:
+            try:
+                start = read_header(blocks(stream), schema)
+                for block in start.rest:
+                    taken = read_block(start.header, block)
+                    if isinstance(taken, ValidLines):
+                        return taken.columns[schema.key_index][0]
+                    for _record, outcome in taken:
+                        if isinstance(outcome, tuple):
+                            return outcome[schema.key_index]
+            except FileProblem:  # the producer fails this file: no row of it is written
+                continue
+    return None
+
+
+def _query(target: Target, queries: list[Query], out: TextIO) -> None:
+    """Look at the result as a user would: each command line printed, then what it prints."""
     for command, show, most in queries:
         say(out, f"$ python -m ingest {command} {target.flags}")
         printed = io.StringIO()

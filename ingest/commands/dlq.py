@@ -3,7 +3,9 @@
     python -m ingest dlq peek [--max N] [--json] [--local | --stack NAME]
     python -m ingest dlq redrive [--timeout S] [--json] [--local | --stack NAME]
 
-`peek` shows each message with its job, chunk, receive count, first rows and why it failed: the
+`peek` shows each message with its job, chunk, receive count, first rows (by the stack's schema's
+columns: a chunk's rows are arrays of values in the schema's order, `handlers.common.chunks`) and why
+it failed: the
 worker logs every message it fails with its message id (`handlers/worker/app.py`), and SQS keeps a
 message's id when it moves it to the DLQ, so `FilterLogEvents` on the worker's log group for the
 quoted id finds the reason. `redrive` is SQS's own message move task back to the source queue. Both
@@ -24,6 +26,7 @@ from typing import Any, TextIO
 
 from botocore.exceptions import ClientError
 
+from handlers.common.schema import Schema
 from ingest.output import guarded, print_json, shown, status, table
 from ingest.targets import Target, TargetError, add_target_options, resolve_target
 
@@ -54,6 +57,8 @@ class DeadLetter:
     rows: int
     """Rows the chunk carries (0 for a body that is not a chunk)."""
     first_rows: list[dict[str, Any]]
+    """Each by the schema's columns: `row`, then the columns' attributes in the API's order (the key's
+    first). Rows of a chunk of another schema are `row` and their `values`, unnamed."""
     receive_count: int
     """SQS's ApproximateReceiveCount: the deliveries before it was dead-lettered, and every peek since."""
     sent_at_ms: int | None
@@ -61,6 +66,9 @@ class DeadLetter:
     """The worker's last error for this message id; None when its log has none (e.g. expired)."""
     body_preview: str | None
     """The start of a body that is not a chunk; None for a chunk."""
+    other_schema: str | None = None
+    """The fingerprint of the schema the chunk was read with, when it is not the stack's (the schema
+    changed since): its rows' values cannot be named by the stack's columns."""
 
     def to_json(self) -> dict[str, Any]:
         names = {
@@ -70,6 +78,7 @@ class DeadLetter:
             "receive_count": "receiveCount",
             "sent_at_ms": "sentAtMs",
             "body_preview": "bodyPreview",
+            "other_schema": "otherSchema",
         }
         return {names.get(key, key): value for key, value in asdict(self).items()}
 
@@ -193,8 +202,11 @@ def peek(target: Target, max_messages: int) -> list[DeadLetter]:
     sqs, logs = target.client("sqs"), target.client("logs")
     queue_url = target.outputs["deadLetterQueueUrl"]
     log_group = _worker_log_group(target)
+    schema = target.schema
     with _as_operator(queue_url), _held(sqs, queue_url, max_messages) as messages:
-        return [_describe(message, lambda m, since: last_error(logs, log_group, m, since)) for message in messages]
+        return [
+            _describe(message, lambda m, since: last_error(logs, log_group, m, since), schema) for message in messages
+        ]
 
 
 @contextmanager
@@ -254,23 +266,47 @@ def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
-def _describe(message: dict[str, Any], find_error: Callable[[str, int | None], str | None]) -> DeadLetter:
-    """A received message as a DeadLetter; a body that is not a chunk is shown, never a reason to stop."""
+def _describe(
+    message: dict[str, Any], find_error: Callable[[str, int | None], str | None], schema: Schema
+) -> DeadLetter:
+    """A received message as a DeadLetter, its rows named by `schema`'s columns; a body that is not a
+    chunk is shown, never a reason to stop."""
     attributes = message.get("Attributes", {})
     sent_at = int(attributes["SentTimestamp"]) if "SentTimestamp" in attributes else None
     chunk = _chunk_of(message["Body"])
     rows = chunk.get("rows") if chunk else None
+    fingerprint = chunk.get("schema") if chunk else None
+    ours = fingerprint == schema.fingerprint
     return DeadLetter(
         message_id=message["MessageId"],
         job_id=chunk["jobId"] if chunk else None,
         chunk=chunk["chunk"] if chunk else None,
         rows=len(rows) if isinstance(rows, list) else 0,
-        first_rows=rows[:FIRST_ROWS] if isinstance(rows, list) else [],
+        first_rows=[_named(row, schema if ours else None) for row in rows[:FIRST_ROWS]]
+        if isinstance(rows, list)
+        else [],
         receive_count=int(attributes.get("ApproximateReceiveCount", 0)),
         sent_at_ms=sent_at,
         error=find_error(message["MessageId"], sent_at),
         body_preview=None if chunk else message["Body"][:BODY_PREVIEW_CHARS],
+        other_schema=None if chunk is None or ours else str(fingerprint or "none: an older chunk format"),
     )
+
+
+def _named(row: Any, schema: Schema | None) -> dict[str, Any]:
+    """A chunk's row (`[row, *values]`, the values in the schema's order of columns) by `schema`'s
+    columns: `row`, then each column's attribute in the API's order, the key's first (`email, name,
+    phone` for users). Without a schema (the chunk's is another), or when the row has not one value
+    per column, its `values` as they are. A row of the first chunk format, dead-lettered before an
+    upgrade (the worker refuses that format), is named already: as it is."""
+    if isinstance(row, dict):
+        return row
+    if not isinstance(row, list) or not row:
+        return {"row": None, "values": row}
+    number, values = row[0], row[1:]
+    if schema is None or len(values) != len(schema.columns):
+        return {"row": number, "values": values}
+    return {"row": number, **{schema.columns[i].attribute: values[i] for i in schema.checked_order}}
 
 
 def _chunk_of(body: str) -> dict[str, Any] | None:
@@ -324,12 +360,17 @@ def _show_letters(letters: list[DeadLetter], target: Target, out: TextIO) -> Non
         if letter.body_preview is not None:
             out.write(f"  body: {shown(letter.body_preview)}\n")
             continue
+        if letter.other_schema is not None:
+            other = shown(letter.other_schema)
+            out.write(f"  read with another schema than the stack's ({other})\n")
         out.write(f"  first {len(letter.first_rows)} of {letter.rows} rows:\n")
-        table(
-            ["row", "email", "name", "phone"],
-            [[r.get("row"), r.get("email"), r.get("name"), r.get("phone") or ""] for r in letter.first_rows],
-            out,
-        )
+        columns = list(dict.fromkeys(name for row in letter.first_rows for name in row))
+        table(columns, [[_cell(row.get(name)) for name in columns] for row in letter.first_rows], out)
+
+
+def _cell(value: Any) -> Any:
+    """A value as a table shows it: a boolean as JSON writes it (`true`), not Python's `True`."""
+    return ("true" if value else "false") if isinstance(value, bool) else value
 
 
 # --- redrive ----------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """`ingest local`: run a stack on this machine, and read the outputs of one running.
 
-    python -m ingest local up [--stack dev] [--port N] [--set key=value ...] [--revoke ROLE=SID ...] [--logs [NAMES]]
+    python -m ingest local up [--stack dev] [--config-file PATH] [--port N] [--set key=value ...]
+                              [--revoke ROLE=SID ...] [--logs [NAMES]]
     python -m ingest local outputs [--stack dev] [--json | --env] [--show-secrets]
 
 `local up` deploys the stack's own program onto the emulator and runs it until Ctrl-C or SIGTERM
@@ -24,11 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from handlers.common.schema import DEFAULT_SCHEMA
 from infra.config import ConfigError
 from ingest.interrupts import EXIT_INTERRUPTED, INTERRUPTED, interrupt, wait_for_interrupt
 from ingest.job_lines import JobSummary
 from ingest.output import command
-from ingest.targets import stack_words, state_dir_words
+from ingest.targets import add_config_file_option, config_file_words, schema_of, stack_of, stack_words, state_dir_words
+from local.project import stack_of_file
 from local.state import STATE_ROOT, running_outputs
 
 if TYPE_CHECKING:
@@ -61,11 +64,13 @@ class UpCommand:
     state_root: Path = STATE_ROOT
     from_make: bool = False
     strict: bool = False
+    config_file: Path | None = None
 
     @classmethod
-    def of(cls, options: argparse.Namespace) -> UpCommand:
+    def of(cls, options: argparse.Namespace, stack: str) -> UpCommand:
+        """The command `options` are of, which start `stack` (`--stack`, or the one `--config-file` names)."""
         return cls(
-            stack=options.stack,
+            stack=stack,
             port=options.port,
             emulator_port=options.emulator_port,
             sets=tuple(options.set),
@@ -75,6 +80,7 @@ class UpCommand:
             state_root=options.state_dir,
             from_make=options.from_make,
             strict=options.strict,
+            config_file=options.config_file,
         )
 
     def line(self, **changes: Any) -> str:
@@ -94,7 +100,7 @@ class UpCommand:
         return words + state_dir_words(self.state_root)
 
     def _line(self, explicit: set[str]) -> str:
-        words = ["local", "up", "--stack", self.stack, "--port", str(self.port)]
+        words = ["local", "up", "--stack", self.stack, *config_file_words(self.config_file), "--port", str(self.port)]
         if self.emulator_port or "emulator_port" in explicit:
             words += ["--emulator-port", str(self.emulator_port)]
         if self.logs:
@@ -105,7 +111,10 @@ class UpCommand:
         """`make up` with the variables that differ from the Makefile's defaults (the same as the
         command's) or were changed; ARGS carries the other options."""
         words = ["make", "up"]
-        if self.stack != DEFAULT_STACK or "stack" in explicit:
+        if self.config_file is not None:
+            words.append(f"CONFIG={shlex.quote(str(self.config_file))}")
+        named = stack_of_file(self.config_file) if self.config_file is not None else DEFAULT_STACK
+        if self.stack != named or "stack" in explicit:
             words.append(f"STACK={shlex.quote(self.stack)}")
         if self.port != DEFAULT_PORT or "port" in explicit:
             words.append(f"PORT={self.port}")
@@ -185,7 +194,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Deploy the stack's own program onto an AWS emulator on 127.0.0.1 and run it until Ctrl-C.",
         epilog="example: python -m ingest local up --stack dev --port 8080",
     )
-    up.add_argument("--stack", default=DEFAULT_STACK, help="the stack whose Pulumi.<stack>.yaml to use (default: dev)")
+    up.add_argument(
+        "--stack",
+        help="the stack whose Pulumi.<stack>.yaml to use (default: dev, or the one --config-file names)",
+    )
+    add_config_file_option(up)
     up.add_argument(
         "--port", type=_port, default=DEFAULT_PORT, help="the API's port on 127.0.0.1 (default 8080; 0: any free)"
     )
@@ -255,8 +268,13 @@ def _run_up(options: argparse.Namespace, parser: argparse.ArgumentParser, out: T
         revocations = tuple(Revocation.parse(text) for text in options.revoke)
     except ValueError as error:
         parser.error(str(error))
+    try:
+        stack = stack_of(options)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     local_options = LocalOptions(
-        stack=options.stack,
+        stack=stack,
         api_port=options.port,
         emulator_port=options.emulator_port,
         overrides=pairs(options.set, "--set", parser),
@@ -264,8 +282,9 @@ def _run_up(options: argparse.Namespace, parser: argparse.ArgumentParser, out: T
         state_root=options.state_dir,
         retry_delays=options.retry_delays or LAMBDA_RETRY_DELAYS,
         strict=options.strict,
+        config_file=options.config_file,
     )
-    code = up(local_options, out, UpCommand.of(options))
+    code = up(local_options, out, UpCommand.of(options, stack))
     # Everything this command started is stopped. Leave at once: the interpreter's own shutdown
     # would join the Pulumi engine's idle threads (seconds) and flush streams whose locks a
     # daemon thread frozen mid-write may hold (a hang that ignores Ctrl-C).
@@ -329,7 +348,9 @@ def up(options: LocalOptions, out: TextIO, command: UpCommand | None = None) -> 
     from local.console import Console, source_matcher
     from local.session import LocalStack
 
-    command = command or UpCommand(stack=options.stack, port=options.api_port, state_root=options.state_root)
+    command = command or UpCommand(
+        stack=options.stack, port=options.api_port, state_root=options.state_root, config_file=options.config_file
+    )
     owner_only_from_now()
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
@@ -355,7 +376,7 @@ def up(options: LocalOptions, out: TextIO, command: UpCommand | None = None) -> 
         )
         return 0 if ready else EXIT_INTERRUPTED
     except Exception as error:
-        if INTERRUPTED.is_set():  # the interrupt surfaced as another error: it is still an interrupt
+        if INTERRUPTED.came:  # the interrupt surfaced as another error: it is still an interrupt
             print("\nlocal mode: interrupted during start-up; stopping", file=sys.stderr)
             return EXIT_INTERRUPTED
         if not isinstance(error, start_errors()):
@@ -489,8 +510,10 @@ def outputs_command(options: LocalOptions, form: str) -> str:
 
 
 def _first_commands(options: LocalOptions, outputs: dict[str, Any]) -> list[str]:
-    """The README's first lines, for this stack: load its settings, upload the sample, query the API."""
+    """The README's first lines, for this stack: load its settings, upload a file, query the API."""
     prefix = outputs.get("uploadsPrefix", "uploads/")
+    collection = schema_of(outputs, f"local stack {options.stack}").name
+    sample = _sample(collection, options.config_file)
     if outputs.get("apiKey"):
         auth = '-H "x-api-key: $INGEST_API_KEY"'
     else:  # IAM mode: curl signs with the local administrator's keys
@@ -498,9 +521,19 @@ def _first_commands(options: LocalOptions, outputs: dict[str, Any]) -> list[str]
     return [
         "Try, in another terminal:",
         f'  eval "$({outputs_command(options, "--env")})"',
-        f'  aws s3 cp tests/data/users.csv "s3://$INGEST_BUCKET_NAME/{prefix}users.csv"',
-        f'  curl {auth} "$INGEST_API_URL/users?limit=5"',
+        f'  aws s3 cp {sample} "s3://$INGEST_BUCKET_NAME/{prefix}{collection}.csv"',
+        f'  curl {auth} "$INGEST_API_URL/{collection}?limit=5"',
     ]
+
+
+def _sample(collection: str, config_file: Path | None) -> str:
+    """A file to upload first: the users sample for the default schema; `<collection>.csv` beside the
+    stack file, as `examples/` keeps them (`examples/products/products.csv`); else a file of the
+    user's named so."""
+    if collection == DEFAULT_SCHEMA.name:
+        return "tests/data/users.csv"
+    beside = config_file.parent / f"{collection}.csv" if config_file is not None else None
+    return str(beside) if beside is not None and beside.is_file() else f"{collection}.csv"
 
 
 # What the AWS SDKs and CLI read, for each output of the emulator's.

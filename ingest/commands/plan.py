@@ -1,6 +1,6 @@
 """`ingest plan`: what `pulumi up` would deploy for a stack, without AWS or the Pulumi CLI.
 
-    python -m ingest plan [--stack dev] [--set key=value ...]
+    python -m ingest plan [--stack dev] [--config-file PATH] [--set key=value ...]
 
 The stack's own program runs under mocks (`local.mocks.run_program`) and `local.plan.render` draws
 the result, so `make plan`, `python -m local.plan` and this command print the same thing.
@@ -14,6 +14,7 @@ from typing import TextIO
 
 from infra.config import ConfigError
 from ingest.commands.local import EXIT_USAGE, pairs
+from ingest.targets import add_config_file_option, stack_of
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -28,7 +29,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         ),
         epilog="example: python -m ingest plan --stack dev --set apiAuth=iam",
     )
-    plan.add_argument("--stack", default="dev", help="the stack whose Pulumi.<stack>.yaml to use (default: dev)")
+    plan.add_argument(
+        "--stack", help="the stack whose Pulumi.<stack>.yaml to use (default: dev, or the one --config-file names)"
+    )
+    add_config_file_option(plan)
     plan.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a stack setting")
     plan.set_defaults(run=_run)
 
@@ -39,7 +43,7 @@ def _run(options: argparse.Namespace, parser: argparse.ArgumentParser, out: Text
 
     overrides = pairs(options.set, "--set", parser)
     try:
-        plan = run_program(options.stack, overrides)
+        plan = run_program(stack_of(options), overrides, config_file=options.config_file)
     except (ConfigError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

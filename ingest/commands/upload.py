@@ -1,6 +1,7 @@
 """`ingest upload`: put a CSV file under the stack's uploads prefix, and optionally follow its job.
 
     python -m ingest upload FILE [--key NAME] [--wait] [--timeout S] [--json] [--local | --stack NAME]
+    python -m ingest upload --check FILE [--json] [--stack NAME | --config-file PATH]
 
 The upload is what starts a job: S3 announces the new object version to the producer. Its job id
 is known the moment the upload returns, because it is a hash of bucket, key and version id
@@ -11,6 +12,9 @@ from completing the multipart upload.
 
 `--wait` polls `GET /jobs/{jobId}` until the job ends. Until the producer has created the job the
 API answers 404: that is the job not having started yet, not an error.
+
+`--check` uploads nothing: the file is read here by the producer's own code against the stack's
+settings (`ingest.file_check`), to say what a job would write and reject, and why.
 """
 
 from __future__ import annotations
@@ -39,10 +43,13 @@ from rich.progress import (
 from rich.text import Text
 
 from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS, FAILED, PARSING, job_id_for
+from infra.config import ConfigError
 from ingest.api import segment, unexpected
+from ingest.file_check import EXIT_FAILS, EXIT_REJECTS, check_file, print_check
 from ingest.interrupts import EXIT_INTERRUPTED, interruptible, raise_if_interrupted
 from ingest.output import command, fail, guarded, print_json, progress, shown
-from ingest.targets import Target, TargetError, add_target_options, resolve_target
+from ingest.targets import Target, TargetError, add_target_options, resolve_target, stack_of
+from local.project import stack_config
 
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 3
@@ -121,11 +128,22 @@ def register(commands: argparse._SubParsersAction) -> None:
         description=(
             "Upload FILE under the stack's uploads prefix, which starts a job, and print the job id. With --wait,"
             " follow the job until it ends and print a summary. Exit 0 when the job completed (with or without"
-            " rejected rows), 1 when it FAILED, 3 when it did not end within --timeout."
+            " rejected rows), 1 when it FAILED, 3 when it did not end within --timeout. With --check, upload"
+            " nothing: read FILE as the producer would, against the schema of the stack's settings"
+            " (Pulumi.<stack>.yaml, or --config-file; no stack need run), and print the header's mapping, the"
+            " counts, the reasons and the rejected rows by number and line, never a cell; exit 0 when every row"
+            f" is valid, {EXIT_FAILS} when the producer would fail the file, {EXIT_REJECTS} when it would reject"
+            " rows."
         ),
         epilog="example: python -m ingest upload tests/data/users.csv --local --wait",
     )
     upload.add_argument("file", type=Path, metavar="FILE", help="the CSV file")
+    upload.add_argument(
+        "--check",
+        action="store_true",
+        help="upload nothing: say what a job would write and reject, and why (e.g. upload --check products.csv"
+        " --config-file examples/products/Pulumi.products.yaml)",
+    )
     upload.add_argument(
         "--key",
         metavar="NAME",
@@ -155,7 +173,29 @@ def _seconds(text: str) -> float:
 
 
 def _run(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:
+    if options.check:
+        if options.wait:
+            parser.error("--check uploads nothing: it takes no --wait")
+        return _check(options, out)
     return guarded(lambda: _upload(options, out), f"upload of {options.file}")
+
+
+def _check(options: argparse.Namespace, out: TextIO) -> int:
+    """`--check`: the file read as the producer would read it for the stack, nothing uploaded."""
+    path: Path = options.file
+    problem = unreadable(path)
+    if problem:
+        return fail(f"{path}: {problem}")
+    try:
+        stack = stack_of(options)
+        config = stack_config(stack, options.config_file)
+    except ConfigError as error:
+        return fail(str(error))
+    except FileNotFoundError as error:  # its stack file may be beyond the root: say how to name it
+        where = "" if options.config_file else "; --check reads the stack's settings: name its file with --config-file"
+        return fail(f"{error}{where}")
+    checked = check_file(path, config.schema, config.max_upload_bytes)
+    return print_check(str(path), stack, config.schema, checked, options.json, out)
 
 
 def _upload(options: argparse.Namespace, out: TextIO) -> int:
@@ -387,7 +427,7 @@ def wait_for_job(target: Target, job_id: str, *, timeout: float, progress: bool,
 
 
 def rows_done(job: Mapping[str, Any]) -> int:
-    """Valid rows the worker has dealt with: written, or superseded by a newer version of the same email."""
+    """Valid rows the worker has dealt with: written, or superseded by a newer version of the same key."""
     return int(job.get("rowsWritten") or 0) + int(job.get("rowsSuperseded") or 0)
 
 

@@ -112,6 +112,51 @@ def test_the_worker_benchmark_writes_every_row_by_one_statement_fresh_and_presen
     assert worker["ceiling_statements"] == rows
 
 
+def test_the_producer_benchmark_reads_the_wide_schema_in_the_same_run(tiny_run: Path) -> None:
+    producer = json.loads(tiny_run.read_text())["benchmarks"]["producer_cpu"]
+    default, wide = producer, producer["wide"]
+
+    assert (default["schema"], default["columns"]) == ("users", 3)
+    assert (wide["schema"], wide["columns"]) == ("customers", 20)
+    assert wide["rows"] > 0 and wide["messages"] > 0
+    assert wide["cpu_us_per_row"] > 0 and wide["csv_reader_cpu_us_per_row"] > 0
+    assert "wide" not in wide and "met" not in wide  # the target is the default schema's only
+
+
+def test_the_worker_benchmark_writes_every_wide_row_by_one_statement_fresh_and_present(tiny_run: Path) -> None:
+    # As on the default schema: a stack deployed with the wide schema, the same file written into a
+    # table without its keys (an INSERT a row), then again (a hint or a DuplicateItem, then an UPDATE).
+    wide = json.loads(tiny_run.read_text())["benchmarks"]["worker"]["wide"]
+    fresh, present, rows = wide["cases"]["fresh"], wide["cases"]["present"], wide["rows"]
+
+    assert (wide["schema"], wide["columns"]) == ("customers", 20)
+    assert fresh["dynamodb_items"]["BatchExecuteStatement"] == rows
+    assert (
+        present["dynamodb_items"]["BatchExecuteStatement"] + present["dynamodb_items"].get("BatchGetItem", 0)
+        == 2 * rows
+    )
+    for case in (fresh, present):
+        assert case["worker_cpu_us_per_row"] > 0
+        assert "PutItem" not in case["dynamodb_calls"]
+
+
+def test_the_report_shows_the_wide_schema_beside_the_default(tiny_run: Path, tmp_path: Path) -> None:
+    report = tmp_path / "BENCHMARKS.md"
+    subprocess.run(
+        [sys.executable, "-m", "bench", "--render", str(tiny_run), "--report", str(report)],
+        cwd=REPO_ROOT,
+        check=True,
+        timeout=60,
+    )
+
+    sections = re.split(r"^## ", report.read_text(), flags=re.MULTILINE)
+    for title in ("Producer CPU", "Worker"):
+        (section,) = [s for s in sections if title in s.split("\n")[0]]
+        assert re.search(r"^\| users \(default\), 3 columns \|", section, flags=re.MULTILINE), title
+        assert re.search(r"^\| customers \(wide\), 20 columns \|", section, flags=re.MULTILINE), title
+        assert "default schema only" in section, title
+
+
 def test_the_projection_waits_on_batches_in_rounds_of_the_writers() -> None:
     # A chunk of 200 rows: 2 BatchGetItems at once, then 9 BatchExecuteStatements, 8 at a time (two
     # rounds), and the admission read, the progress transaction and the finish attempt one by one.

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from handlers.common.schema import DEFAULT_SCHEMA, SCHEMA_VARIABLE, Schema
 from handlers.common.signing import SECRET_ARN_VARIABLE
 from infra.tables import RECENT_JOBS
 from local import partiql
@@ -36,13 +37,20 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
-def _create_tables(dynamodb: object) -> tuple[str, str]:
-    # The keys infra/tables.py declares: users by email alone, jobs by (jobId, sk), with its index.
-    users, jobs = "csv-ingest-test-users", "csv-ingest-test-jobs"
+@pytest.fixture
+def schema() -> Schema:
+    """The stack's schema the handlers run with: the default (users) unless a module overrides this."""
+    return DEFAULT_SCHEMA
+
+
+def _create_tables(dynamodb: object, schema: Schema) -> tuple[str, str]:
+    # The keys infra/tables.py declares: items by the schema's key alone, jobs by (jobId, sk), with its index.
+    items, jobs = f"csv-ingest-test-{schema.name}", "csv-ingest-test-jobs"
+    key = schema.key_column
     dynamodb.create_table(  # type: ignore[attr-defined]
-        TableName=users,
-        KeySchema=[{"AttributeName": "email", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "email", "AttributeType": "S"}],
+        TableName=items,
+        KeySchema=[{"AttributeName": key.attribute, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": key.attribute, "AttributeType": key.type.attribute_type}],
         BillingMode="PAY_PER_REQUEST",
     )
     dynamodb.create_table(  # type: ignore[attr-defined]
@@ -55,11 +63,11 @@ def _create_tables(dynamodb: object) -> tuple[str, str]:
         GlobalSecondaryIndexes=[global_index_request(RECENT_JOBS)],
         BillingMode="PAY_PER_REQUEST",
     )
-    return users, jobs
+    return items, jobs
 
 
 @pytest.fixture
-def deployment(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
+def deployment(aws_credentials: None, monkeypatch: pytest.MonkeyPatch, schema: Schema) -> Iterator[Deployment]:
     """Bucket (versioned), queue, tables; the three handlers imported with their environment."""
     # moto runs no PartiQL condition (MOTO-NOTES): the worker's statements run as AWS runs them, by
     # local mode's engine, in this process's mock as in the emulator.
@@ -72,7 +80,7 @@ def deployment(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterat
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         queue_url = sqs.create_queue(QueueName="csv-ingest-test-chunks")["QueueUrl"]
-        users, jobs = _create_tables(dynamodb)
+        users, jobs = _create_tables(dynamodb, schema)
         # The stack's chunk signing secret, as infra/signing.py draws it: 64 letters and digits.
         signing_secret = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(64))
         secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
@@ -85,7 +93,8 @@ def deployment(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterat
             "REPORTS_PREFIX": "reports/",
             "QUEUE_URL": queue_url,
             "JOBS_TABLE": jobs,
-            "USERS_TABLE": users,
+            "ITEMS_TABLE": users,
+            SCHEMA_VARIABLE: schema.to_json(),
             "JOBS_INDEX": RECENT_JOBS.name,
             "ROWS_PER_MESSAGE": "3",
             "MAX_MESSAGE_BYTES": "1048576",

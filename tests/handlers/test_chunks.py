@@ -1,6 +1,7 @@
 """The chunk message: round trip, strict decoding, version order."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -17,6 +18,7 @@ from handlers.common.chunks import (
     upload_tiebreak,
     verify_mac,
 )
+from handlers.common.schema import DEFAULT_SCHEMA
 
 CHUNK = Chunk(
     "job-1",
@@ -25,12 +27,22 @@ CHUNK = Chunk(
     "0055AED6DCD90281E5" + "0" * 14 + "job-1",
     Source("bucket", "uploads/a b.csv", "v1"),
     1_766_000_000,
-    (Row(1, "a@example.com", "Ann", None), Row(2, "b@example.com", "Bö", "+4412345678")),
+    DEFAULT_SCHEMA.fingerprint,
+    # The default schema's columns: name, mail, phone.
+    (Row(1, ("Ann", "a@example.com", None)), Row(2, ("Bö", "b@example.com", "+4412345678"))),
 )
 
 
 def test_chunk_round_trips():
     assert decode(CHUNK.encode()) == CHUNK
+
+
+def test_rows_are_arrays_of_typed_values_and_round_trip_with_their_types():
+    typed = replace(CHUNK, rows=(Row(7, ("A-1", "12.5", 3, True, None)), Row(8, ("B", "0", -1, False, "x"))))
+    body = typed.encode()
+    assert '"rows":[[7,"A-1","12.5",3,true,null],[8,"B","0",-1,false,"x"]]' in body
+    assert decode(body) == typed
+    assert [type(value) for value in decode(body).rows[0].values] == [str, str, int, bool, type(None)]
 
 
 @pytest.mark.parametrize(
@@ -41,8 +53,14 @@ def test_chunk_round_trips():
         json.dumps({"v": 2}),
         CHUNK.encode().replace('"chunk":3', '"chunk":"3"'),
         CHUNK.encode().replace('"jobId":"job-1",', ""),
-        CHUNK.encode().replace('"row":1', '"row":true'),
+        CHUNK.encode().replace('[1,"Ann"', '[true,"Ann"'),
+        json.dumps({**json.loads(CHUNK.encode()), "rows": [{"row": 1, "email": "a@example.com", "name": "Ann"}]}),
+        CHUNK.encode().replace('"Ann"', "1.5"),
+        CHUNK.encode().replace('"Ann"', '["Ann"]'),
+        CHUNK.encode().replace(f',"schema":"{DEFAULT_SCHEMA.fingerprint}"', ""),
         json.dumps({**json.loads(CHUNK.encode()), "rows": []}),
+        json.dumps({**json.loads(CHUNK.encode()), "rows": [[]]}),
+        json.dumps({**json.loads(CHUNK.encode()), "v": 1}),
     ],
 )
 def test_anything_else_is_malformed(body):

@@ -23,12 +23,14 @@ from moto import mock_aws
 from handlers.common import items
 from handlers.common.aws import OnFirstUse, Table, client_config, items_client
 from handlers.common.dynamo import from_wire, plain
+from handlers.common.schema import DEFAULT_SCHEMA, SCHEMA_VARIABLE
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
 # Every variable a handler reads at import (infra/*.py sets them on AWS); nothing is called.
 ENVIRONMENT = {
-    "USERS_TABLE": "users",
+    "ITEMS_TABLE": "users",
+    SCHEMA_VARIABLE: DEFAULT_SCHEMA.to_json(),
     "JOBS_TABLE": "jobs",
     "JOBS_INDEX": "recent-jobs",
     "QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/chunks",

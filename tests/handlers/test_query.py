@@ -248,7 +248,7 @@ def test_a_500_is_not_to_be_stored_nor_sniffed_either(loaded, monkeypatch):
     def broken(**_kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(loaded.query.users, "scan", broken)
+    monkeypatch.setattr(loaded.query.items, "scan", broken)
     status, _, headers = loaded.api("/users")
     assert status == 500
     assert {name: headers.get(name) for name in PRIVATE} == PRIVATE
@@ -258,7 +258,7 @@ def test_unexpected_error_is_a_generic_500(loaded, monkeypatch, caplog):
     def broken(**_kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(loaded.query.users, "get_item", broken)
+    monkeypatch.setattr(loaded.query.items, "get_item", broken)
     status, body, _ = loaded.api("/users/john@gmail.com", resource="/users/{email}")
     assert (status, body) == (500, {"statusCode": 500, "message": "internal error"})
     [record] = [r for r in caplog.records if r.getMessage() == "unexpected error"]

@@ -21,7 +21,8 @@ def chunk(number: int, rows: int = 1, name: str = "n") -> Chunk:
         "0" * 64,
         Source("b", "k", "v"),
         None,
-        tuple(Row(i, f"u{i}@example.com", name, None) for i in range(1, rows + 1)),
+        "0" * 16,
+        tuple(Row(i, (name, f"u{i}@example.com", None)) for i in range(1, rows + 1)),
     )
 
 

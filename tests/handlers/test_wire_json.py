@@ -13,8 +13,9 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
 from handlers.common.aws import botocore_client, client_config
+from handlers.common.schema import DEFAULT_SCHEMA
 from handlers.common.wire_json import send_as_built
-from handlers.worker.writes import Statements
+from handlers.worker.writes import ItemLayout, Statements
 from local import sigv4
 
 
@@ -57,14 +58,14 @@ def client(
 
 
 SECRET = "wire-json-test-secret"
-STATEMENTS = Statements.for_table("users")
+STATEMENTS = Statements("users", ItemLayout(DEFAULT_SCHEMA))
 BATCH = [
     {
-        "Statement": STATEMENTS.insert_with_phone,
+        "Statement": STATEMENTS.insert((True,)),  # with a phone
         "Parameters": [{"S": f"v{i}"} for i in range(10)] + [{"N": "7"}, {"S": "+4915112345678"}],
     },
     {
-        "Statement": STATEMENTS.update,
+        "Statement": STATEMENTS.update((False,)),  # without one
         "Parameters": [{"S": "Zoë ✓"}] * 9 + [{"N": "12"}, {"S": "a@example.com"}, {"S": "v"}, {"S": "w"}],
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     },
@@ -129,7 +130,7 @@ def test_the_parameters_the_caller_passed_are_left_as_they_were(aws_credentials)
 def test_a_blob_is_refused_rather_than_sent_unencoded(aws_credentials):
     # botocore base64-encodes a B value; json.dumps cannot, and refuses it: no request goes out.
     made, captured = client(aws_credentials, as_built=True)
-    statement = {"Statement": STATEMENTS.insert, "Parameters": [{"B": b"\x00\x01"}] * 10 + [{"N": "1"}]}
+    statement = {"Statement": STATEMENTS.insert((False,)), "Parameters": [{"B": b"\x00\x01"}] * 10 + [{"N": "1"}]}
     with pytest.raises(TypeError, match="bytes"):
         made.batch_execute_statement(Statements=[statement])
     assert captured.requests == []

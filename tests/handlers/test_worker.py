@@ -29,6 +29,7 @@ from handlers.common.chunks import (
     upload_tiebreak,
 )
 from handlers.common.dynamo import plain
+from handlers.common.schema import DEFAULT_SCHEMA
 from handlers.common.signing import JobKeys
 from handlers.common.validation import normalize_email
 from handlers.worker.admission import check_against_job, check_rows
@@ -150,8 +151,14 @@ def signed(message, body, key):
     return {**message, "Body": body, "MessageAttributes": mac_attributes(sign(body, key))}
 
 
+FINGERPRINT = DEFAULT_SCHEMA.fingerprint
+
+
 def set_row(field, value):
-    return lambda body: body["rows"][0].update({field: value})
+    """A change of the chunk's first row: its `field` (`row`, or a column's attribute) set to `value`.
+    A row is its number, then its values in the schema's order of columns."""
+    position = 0 if field == "row" else 1 + DEFAULT_SCHEMA.attributes.index(field)
+    return lambda body: body["rows"][0].__setitem__(position, value)
 
 
 @pytest.mark.parametrize(
@@ -171,6 +178,12 @@ def set_row(field, value):
         (set_row("name", "n" * 20_029), "name is 20029 characters long"),
         (set_row("name", " padded "), "not in normalised form"),
         (set_row("phone", "not a phone <script>"), "phone is not an optional"),
+        (set_row("phone", 4915112345678), "phone is not in normalised form"),
+        (set_row("name", None), "name is empty"),
+        (lambda body: body.update(schema="0" * 16), f"schema 0000000000000000; this worker's schema is {FINGERPRINT}"),
+        (lambda body: body.update(schema="<script>"), "schema that is not a fingerprint"),
+        (lambda body: body["rows"][0].append(None), "has 4 values; the schema has 3 columns"),
+        (lambda body: body["rows"][0].pop(), "has 2 values; the schema has 3 columns"),
     ],
 )
 def test_a_chunk_that_does_not_match_its_job_or_the_field_rules_is_refused_before_any_write(
@@ -203,12 +216,14 @@ def forgery_from_public_fields(public, expires_at):
     row numbers within the job's, and rows of the forger's choice — an existing user renamed, a new
     email added."""
     rows = (
-        Row(public["rowsTotal"], "ann@example.com", "Mallory", None),
-        Row(public["rowsTotal"], "mallory@example.com", "Mallory", None),
+        Row(public["rowsTotal"], ("Mallory", "ann@example.com", None)),
+        Row(public["rowsTotal"], ("Mallory", "mallory@example.com", None)),
     )
     source = Source(public["bucket"], public["key"], public["versionId"])
     tiebreak = upload_tiebreak(public["sequencer"], public["jobId"])
-    return Chunk(public["jobId"], 0, public["uploadedAtMs"], tiebreak, source, expires_at, rows)
+    return Chunk(
+        public["jobId"], 0, public["uploadedAtMs"], tiebreak, source, expires_at, DEFAULT_SCHEMA.fingerprint, rows
+    )
 
 
 @pytest.mark.parametrize(
@@ -231,7 +246,7 @@ def test_a_chunk_copying_a_real_jobs_public_fields_with_rows_of_the_forgers_choi
     chunk = forgery_from_public_fields(public, int(record["expiresAt"]))
     body = chunk.encode()
     # Every check but the MAC admits it: without the MAC it would be written.
-    check_rows(decode(body))
+    check_rows(decode(body), DEFAULT_SCHEMA)
     check_against_job(decode(body), plain(record))
     message = {"MessageId": "forged", "ReceiptHandle": "r", "Body": body, "MD5OfBody": "x"}
     if forger_key is not None:

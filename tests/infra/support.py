@@ -71,3 +71,30 @@ class AssumedRoleDeployer(PlanMocks):
             arn = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/ci-deploy/run-4711"
             return {"accountId": ACCOUNT_ID, "arn": arn, "userId": "AROAEXAMPLE:run-4711", "id": ACCOUNT_ID}, []
         return super().call(args)
+
+
+# A second schema, whose key is no email: a product catalogue keyed by its SKU (text), with a column of
+# every other kind of value. As `csv-ingest:schema` declares it in a stack file (a YAML mapping).
+PRODUCTS: dict[str, Any] = {
+    "name": "products",
+    "key": "sku",
+    "columns": [
+        {"name": "sku", "type": "text", "maxLength": 64, "aliases": ["product id"]},
+        {"name": "price", "type": "decimal", "min": 0, "required": True},
+        {"name": "stock", "type": "integer", "min": 0},
+        {"name": "active", "type": "boolean"},
+        {"name": "since", "type": "date"},
+        {"name": "status", "type": "enum", "values": ["draft", "live", "retired"]},
+        {"name": "at", "type": "datetime", "attribute": "changedAt"},
+    ],
+}
+
+# A schema keyed by a whole number, stored under another attribute name than its column's.
+DEVICES: dict[str, Any] = {
+    "name": "devices",
+    "key": "serial",
+    "columns": [
+        {"name": "serial", "type": "integer", "attribute": "serialNumber", "min": 1},
+        {"name": "status", "type": "enum", "values": ["active", "retired"]},
+    ],
+}

@@ -5,7 +5,10 @@ import json
 import pytest
 
 import infra.api
-from local.mocks import ACCOUNT_ID
+from handlers.common.schema import DEFAULT_SCHEMA, SCHEMA_VARIABLE, parse_schema
+from handlers.query.routes import routes_for
+from local.mocks import ACCOUNT_ID, run_program
+from tests.handlers.test_query_schemas import PRODUCTS_DECLARATION
 from tests.infra.support import function, grants
 
 API = "csv-ingest-api"
@@ -44,6 +47,55 @@ def test_a_route_the_function_serves_gets_its_resource_and_every_parent_once_par
         ("jobs", "{jobId}"),
         ("", "{proxy+}"),
     )
+
+
+def test_the_routes_are_derived_from_the_schema_in_one_place():
+    products = parse_schema(PRODUCTS_DECLARATION)
+    devices = parse_schema({"name": "device-models", "key": "id", "columns": [{"name": "id", "type": "integer"}]})
+    assert routes_for(DEFAULT_SCHEMA).get == ("/users", "/users/{email}", "/jobs", "/jobs/{jobId}")
+    assert routes_for(products).get == ("/products", "/products/{sku}", "/jobs", "/jobs/{jobId}")
+    assert routes_for(devices).get == ("/device-models", "/device-models/{id}", "/jobs", "/jobs/{jobId}")
+    assert (routes_for(DEFAULT_SCHEMA).noun, routes_for(products).noun, routes_for(devices).noun) == (
+        "user",
+        "product",
+        "device-model",
+    )
+
+
+def test_a_products_stack_deploys_the_products_routes_and_tells_the_function_its_schema(plan_with):
+    plan = plan_with(schema=PRODUCTS_DECLARATION)
+    methods = _methods(plan)
+    assert {path for path, method in methods if method == "GET"} == {
+        "/products",
+        "/products/{sku}",
+        "/jobs",
+        "/jobs/{jobId}",
+    }
+    assert {path for path, method in methods if method == "ANY"} == {
+        "/",
+        "/products",
+        "/products/{sku}",
+        "/jobs",
+        "/jobs/{jobId}",
+        "/{proxy+}",
+    }
+    variables = function(plan, "csv-ingest-api-fn").inputs["environment"]["variables"]
+    assert parse_schema(variables[SCHEMA_VARIABLE]) == parse_schema(PRODUCTS_DECLARATION)
+    [items] = [t for t in plan.of_type("aws:dynamodb/table:Table") if t.inputs["hashKey"] == "sku"]
+    assert variables["ITEMS_TABLE"] == items.outputs["name"]
+
+
+def test_the_default_stack_tells_the_function_the_users_schema_and_table(dev):
+    variables = function(dev, "csv-ingest-api-fn").inputs["environment"]["variables"]
+    assert variables[SCHEMA_VARIABLE] == DEFAULT_SCHEMA.to_json()
+    assert variables["ITEMS_TABLE"] == dev.one("aws:dynamodb/table:Table", "csv-ingest-data-users").outputs["name"]
+
+
+@pytest.mark.parametrize("name", ["proxy", "root"])
+def test_a_collection_named_as_the_apis_own_resources_is_refused(name):
+    declaration = {**PRODUCTS_DECLARATION, "name": name}
+    with pytest.raises(ValueError, match=f"csv-ingest:schema.name = '{name}' is taken: the API's jobs, root, proxy"):
+        run_program("dev", {"schema": declaration})
 
 
 def test_the_query_function_is_told_the_jobs_index_it_lists(dev):
@@ -219,7 +271,12 @@ def test_deployment_changes_when_routes_auth_or_function_change(dev, plan_with):
 
 def test_deployment_changes_when_a_method_is_added(dev, plan_with, monkeypatch):
     # Without a new deployment the stage keeps serving the snapshot without GET /jobs.
-    monkeypatch.setattr(infra.api, "METHODS", tuple(m for m in infra.api.METHODS if m != ("jobs", "GET")))
+    methods = infra.api._methods
+
+    def without_get_jobs(resources):
+        return tuple(m for m in methods(resources) if m != ("jobs", "GET"))
+
+    monkeypatch.setattr(infra.api, "_methods", without_get_jobs)
     before = plan_with().one("aws:apigateway/deployment:Deployment", f"{API}-deployment").inputs["triggers"]
     after = dev.one("aws:apigateway/deployment:Deployment", f"{API}-deployment").inputs["triggers"]
     assert before["routes"] != after["routes"]

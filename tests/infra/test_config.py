@@ -1,11 +1,17 @@
 """Configuration: both stacks build, their differences hold, every invalid value is refused by name."""
 
+import copy
+import json
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
+from handlers.common.schema import DEFAULT_SCHEMA, parse_schema, render_types_table
 from infra.config import ConfigError, load_config, parse_settings, render_reference_table
 from local.mocks import run_program, stack_settings
+from tests.infra.support import PRODUCTS
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -135,3 +141,116 @@ def test_a_stack_without_a_region_is_refused_rather_than_given_one():
 
 def test_readme_configuration_table_matches_the_settings():
     assert render_reference_table() in README.read_text(), "regenerate with: python -m infra.config"
+
+
+def test_readme_column_types_table_matches_the_types():
+    assert render_types_table() in README.read_text(), "regenerate with: python -m infra.config --types"
+
+
+# --- csv-ingest:schema --------------------------------------------------------------------------
+
+
+def test_without_a_schema_setting_the_stack_ingests_users_as_before():
+    assert parse_settings({}).schema == DEFAULT_SCHEMA
+    assert load_config({}.get).schema == DEFAULT_SCHEMA
+    assert _stack_config("dev").schema == _stack_config("prod").schema == DEFAULT_SCHEMA
+
+
+def test_schema_setting_reads_a_yaml_mapping_and_the_json_the_pulumi_cli_hands_over():
+    # `Pulumi.<stack>.yaml` holds a mapping; `pulumi up` hands a structured value to the program as
+    # JSON text (https://github.com/pulumi/pulumi/pull/3342), which `pulumi.Config.get` returns as is.
+    expected = parse_schema(PRODUCTS)
+    from_yaml = parse_settings({"schema": PRODUCTS}).schema
+    from_cli = load_config({"schema": json.dumps(PRODUCTS)}.get, ["schema"]).schema
+    assert from_yaml == from_cli == expected
+    assert (from_cli.name, from_cli.key, from_cli.key_attribute) == ("products", "sku", "sku")
+
+
+def _products(change):
+    declared = copy.deepcopy(PRODUCTS)
+    change(declared)
+    return declared
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        (
+            _products(lambda s: s["columns"][2].update(type="number")),
+            "csv-ingest:schema.columns[2].type = 'number' is not allowed; use one of: text, email, phone, integer,"
+            " decimal, boolean, date, datetime, enum",
+        ),
+        (
+            _products(lambda s: s["columns"][2].update(maxLength=10)),
+            "csv-ingest:schema.columns[2].maxLength is not a setting here; allowed: name, type, attribute, aliases,"
+            " required, min, max",
+        ),
+        (_products(lambda s: s.update(key="id")), "csv-ingest:schema.key = 'id' names no column; use one of: sku,"),
+        (_products(lambda s: s.update(name="Products")), "csv-ingest:schema.name = 'Products' is not allowed"),
+        (
+            _products(lambda s: s.update(name="jobs")),
+            "csv-ingest:schema.name = 'jobs' is taken: the API's jobs, root, proxy resources",
+        ),
+        (
+            _products(lambda s: s["columns"][5].pop("values")),
+            "csv-ingest:schema.columns[5].values is not a list of the values allowed; declare at least one",
+        ),
+        (_products(lambda s: s.update(owner="me")), "csv-ingest:schema.owner is not a setting here"),
+        (
+            _products(lambda s: s["columns"][3].update(name="price")),
+            "csv-ingest:schema.columns[3] is stored as 'price', as columns[1] is",
+        ),
+        ("products", "csv-ingest:schema is not a mapping; declare name, key and columns"),
+        ([PRODUCTS], "csv-ingest:schema is not a mapping"),
+    ],
+    ids=[
+        "unknown-type",
+        "option-of-another-type",
+        "key-naming-no-column",
+        "bad-name",
+        "reserved-name",
+        "enum-without-values",
+        "unknown-field",
+        "duplicate-column",
+        "not-json",
+        "a-list",
+    ],
+)
+def test_invalid_schema_is_refused_naming_the_path_and_what_is_allowed(schema, message):
+    for raw in (schema, json.dumps(schema) if not isinstance(schema, str) else schema):
+        with pytest.raises(ConfigError) as raised:
+            parse_settings({"schema": raw})
+        assert str(raised.value).startswith(message), str(raised.value)
+
+
+def test_the_program_itself_stops_on_an_invalid_schema():
+    with pytest.raises(ConfigError, match=re.escape("csv-ingest:schema.columns[2].type = 'number' is not allowed")):
+        run_program("dev", {"schema": _products(lambda s: s["columns"][2].update(type="number"))})
+
+
+def test_the_readme_schema_example_is_a_valid_setting():
+    readme = README.read_text()
+    section = readme[readme.index("\n## Schema\n") :]
+    example = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert example, "README.md, Schema: no YAML example"
+    settings = yaml.safe_load(example.group(1))["config"]
+    config = parse_settings({k.split(":", 1)[1]: v for k, v in settings.items() if k.startswith("csv-ingest:")})
+    assert config.schema != DEFAULT_SCHEMA
+
+
+NOTES = {
+    "name": "notes",
+    "key": "id",
+    "columns": [{"name": "id", "type": "integer"}, {"name": "body", "type": "text", "maxLength": 4096}],
+}
+
+
+def test_a_schema_whose_largest_row_cannot_fit_a_chunk_is_refused_naming_both_settings():
+    # Ten chunks make one SendMessageBatch call: a 64 KiB queue leaves a chunk about 4 KB of rows, and a
+    # row of 4,096 characters outside the BMP encodes to 49 KB of ASCII JSON.
+    with pytest.raises(ConfigError) as raised:
+        parse_settings({"schema": NOTES, "maxMessageBytes": 65536})
+    message = str(raised.value)
+    assert message.startswith("csv-ingest:schema does not fit csv-ingest:maxMessageBytes = 65536:"), message
+    assert "encodes to up to 49208 bytes" in message and "raise maxMessageBytes" in message, message
+    assert parse_settings({"schema": NOTES}).schema.name == "notes", "a 1 MiB queue has room for it"

@@ -11,9 +11,10 @@ import pytest
 
 import infra.function
 import infra.interpreters as interpreters
+from handlers.common.schema import DEFAULT_SCHEMA, parse_schema
 from infra.function import METRICS_NAMESPACE
 from infra.packaging import build_archive
-from tests.infra.support import FUNCTION, function
+from tests.infra.support import FUNCTION, PRODUCTS, function
 
 PRODUCER, WORKER, QUERY = "csv-ingest-producer", "csv-ingest-worker", "csv-ingest-api-fn"
 
@@ -56,7 +57,8 @@ def test_environment_names_exactly_the_resources_each_function_uses(dev):
         return dev.one(type_, name).outputs[attribute]
 
     queue_url = outputs("aws:sqs/queue:Queue", "csv-ingest-chunks", "url")
-    users = outputs("aws:dynamodb/table:Table", "csv-ingest-data-users", "name")
+    items = outputs("aws:dynamodb/table:Table", "csv-ingest-data-users", "name")
+    schema = DEFAULT_SCHEMA.to_json()
     jobs = outputs("aws:dynamodb/table:Table", "csv-ingest-data-jobs", "name")
     bucket = outputs("aws:s3/bucket:Bucket", "csv-ingest-uploads", "bucket")
     signing_secret = outputs("aws:secretsmanager/secret:Secret", "csv-ingest-chunk-signing", "arn")
@@ -73,9 +75,15 @@ def test_environment_names_exactly_the_resources_each_function_uses(dev):
             "JOB_TTL_DAYS": "30",
             "MAX_UPLOAD_BYTES": str(5 * 1024**3),
             "CHUNK_SIGNING_SECRET_ARN": signing_secret,
+            "SCHEMA": schema,
         },
-        WORKER: {"USERS_TABLE": users, "JOBS_TABLE": jobs, "CHUNK_SIGNING_SECRET_ARN": signing_secret},
-        QUERY: {"USERS_TABLE": users, "JOBS_TABLE": jobs, "JOBS_INDEX": "recent-jobs"},
+        WORKER: {
+            "ITEMS_TABLE": items,
+            "JOBS_TABLE": jobs,
+            "CHUNK_SIGNING_SECRET_ARN": signing_secret,
+            "SCHEMA": schema,
+        },
+        QUERY: {"ITEMS_TABLE": items, "JOBS_TABLE": jobs, "JOBS_INDEX": "recent-jobs", "SCHEMA": schema},
     }
     services = {PRODUCER: "producer", WORKER: "worker", QUERY: "query"}
     for name, resources in expected.items():
@@ -85,6 +93,17 @@ def test_environment_names_exactly_the_resources_each_function_uses(dev):
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             **resources,
         }, name
+
+
+@pytest.mark.parametrize("name", [PRODUCER, WORKER, QUERY])
+def test_every_function_is_handed_the_stacks_schema_and_the_worker_its_table(plan_with, name):
+    plan = plan_with(schema=PRODUCTS)
+    variables = function(plan, name).inputs["environment"]["variables"]
+    # The functions parse it back with the program's own parser: the schema they run is the one declared.
+    assert parse_schema(variables["SCHEMA"], "SCHEMA") == parse_schema(PRODUCTS), name
+    if name != PRODUCER:
+        table = plan.one("aws:dynamodb/table:Table", "csv-ingest-data-products").outputs["name"]
+        assert variables["ITEMS_TABLE"] == table, name
 
 
 @pytest.mark.parametrize("name", [PRODUCER, WORKER, QUERY])

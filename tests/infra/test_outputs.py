@@ -1,5 +1,8 @@
 """Stack outputs: what users need to upload, follow jobs and query."""
 
+from handlers.common.schema import DEFAULT_SCHEMA, parse_schema
+from tests.infra.support import DEVICES
+
 
 def test_outputs_name_the_deployed_resources(dev):
     outputs = dev.outputs
@@ -26,3 +29,26 @@ def test_the_worker_log_group_output_is_where_the_worker_logs(dev):
     group = dev.one("aws:cloudwatch/logGroup:LogGroup", "csv-ingest-worker-logs").outputs["name"]
     worker = dev.one("aws:lambda/function:Function", "csv-ingest-worker").outputs
     assert dev.outputs["workerLogGroupName"] == group == worker["loggingConfig"]["logGroup"]
+
+
+def test_the_items_table_output_is_named_after_the_schema(plan_with):
+    # `usersTableName` for the default schema (above), as before there were schemas.
+    plan = plan_with(schema={**DEVICES, "name": "device-logs"})
+    table = plan.one("aws:dynamodb/table:Table", "csv-ingest-data-device-logs").outputs["name"]
+    assert plan.outputs["deviceLogsTableName"] == table
+    assert "usersTableName" not in plan.outputs
+
+
+FUNCTIONS = ("csv-ingest-producer", "csv-ingest-worker", "csv-ingest-api-fn")
+
+
+def test_the_schema_output_is_the_schema_every_function_receives(dev, plan_with):
+    # The commands learn a stack's schema from this output (`ingest get`, `list`, `dlq peek`): the
+    # one declaration the functions run by, never a copy that could differ.
+    devices = plan_with(schema=DEVICES)
+    for plan, name in ((dev, "users"), (devices, "devices")):
+        assert parse_schema(plan.outputs["schema"]).name == name
+        for function in FUNCTIONS:
+            variables = plan.one("aws:lambda/function:Function", function).inputs["environment"]["variables"]
+            assert variables["SCHEMA"] == plan.outputs["schema"], function
+    assert dev.outputs["schema"] == DEFAULT_SCHEMA.to_json()

@@ -136,3 +136,44 @@ def test_a_wait_the_shell_told_to_ignore_ctrl_c_keeps_ignoring_it() -> None:
     finished = run_script(IGNORED_INTERRUPT)
 
     assert finished.stdout.strip() == "still ignored", finished.stdout + finished.stderr
+
+
+# A second SIGTERM landing while the handler of the first runs, at its worst point: inside whatever
+# lock the handler takes to record the interrupt (seen: `make up` sent SIGTERM by both make and a
+# killpg, and `local up` hung for good in its handler). The trace stands for the kernel's timing: it
+# raises the second signal from the line that runs once `threading.Event.set` holds its lock, the
+# lock the handler took; a handler that takes no lock never reaches that line.
+SIGNAL_DURING_THE_HANDLER = textwrap.dedent(
+    """
+    import inspect, signal, sys, threading
+    from ingest import interrupts
+
+    source, first = inspect.getsourcelines(threading.Event.set)
+    LOCKED_LINE = first + next(n for n, line in enumerate(source) if "self._flag = True" in line)
+    raised = []
+
+    def trace(frame, event, arg):
+        if event == "line" and frame.f_code is threading.Event.set.__code__ and frame.f_lineno == LOCKED_LINE:
+            if not raised:
+                raised.append(True)
+                signal.raise_signal(signal.SIGTERM)
+        return trace
+
+    signal.signal(signal.SIGTERM, interrupts.interrupt)
+    sys.settrace(trace)
+    threading.settrace(trace)
+    try:
+        signal.raise_signal(signal.SIGTERM)
+        for _ in range(1000):
+            pass
+    except KeyboardInterrupt:
+        sys.settrace(None)
+        print("interrupted", interrupts.INTERRUPTED.came)
+    """
+)
+
+
+def test_a_signal_during_the_handler_of_another_never_hangs_it() -> None:
+    finished = run_script(SIGNAL_DURING_THE_HANDLER)
+
+    assert finished.stdout.strip() == "interrupted True", finished.stderr

@@ -392,7 +392,7 @@ UNCAUGHT = r"""
 import runpy
 import ingest.targets
 
-def deployed_target(stack):
+def deployed_target(stack, config_file=None):
     raise RuntimeError("the stack answered \x1b]0;owned title\x07\x9b2J\u202e")
 
 ingest.targets.deployed_target = deployed_target
@@ -409,7 +409,7 @@ def fail_later():
         time.sleep(0.01)
     raise RuntimeError("the stack answered \x1b]0;owned title\x07\x9b2J\u202e")
 
-def deployed_target(stack):
+def deployed_target(stack, config_file=None):
     threading.Thread(target=fail_later, name="late").start()
     raise ingest.targets.TargetError("no such stack")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -603,10 +603,10 @@ def searched_body(case: Case, body: bytes) -> bytes:
     return b"".join([lines[0], *lines[1 :: case.search_every], lines[-1]])
 
 
-def personal_values(bodies: Iterable[bytes]) -> set[str]:
-    """Every distinct cell of the files' data rows — the read columns (name, mail, phone) and the
-    ignored ones alike — as sent and as stored (trimmed, lower-cased e-mail, phone digits), of at least
-    `MIN_SEARCHED_LENGTH` characters.
+def personal_values(bodies: Iterable[bytes], read_columns: Collection[str] = READ_COLUMNS) -> set[str]:
+    """Every distinct cell of the files' data rows — the read columns (`read_columns`, lower-cased: the
+    default schema's name, mail, phone) and the ignored ones alike — as sent and as stored (trimmed,
+    lower-cased e-mail, phone digits), of at least `MIN_SEARCHED_LENGTH` characters.
 
     A file whose first row names none of the read columns has no header: all its rows are data.
     Bytes that are not UTF-8 are decoded with replacement, so a failed file's rows are searched too.
@@ -617,7 +617,7 @@ def personal_values(bodies: Iterable[bytes]) -> set[str]:
         if not rows:
             continue
         names = {cell.strip().lower().lstrip("\ufeff") for cell in rows[0]}
-        for row in rows[1:] if names & READ_COLUMNS else rows:
+        for row in rows[1:] if names & set(read_columns) else rows:
             for cell in row:
                 values.update(_forms(cell))
     return {v for v in values if len(v) >= MIN_SEARCHED_LENGTH}

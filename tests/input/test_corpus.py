@@ -34,7 +34,7 @@ from tests.input.corpus import (
     personal_values,
     searched_body,
 )
-from tests.input.stack import reasons, report_rows, users_by_domain
+from tests.input.stack import reasons, report_rows, searched_texts, users_by_domain
 from tests.local.support import LocalStackProcess, job_id_for, local_stack
 
 pytestmark = pytest.mark.long(seconds=120)
@@ -271,31 +271,6 @@ def test_corpus_group(outcomes: dict[str, Outcome], group: str) -> None:
     assert sum(len(outcomes[case.name].rejects) for case in cases) == proof.figures["rejects"]
 
 
-def searched_texts(local: LocalStackProcess, outcomes: dict[str, Outcome]) -> dict[str, str]:
-    """Everything that must hold no cell, by where it came from."""
-    texts = {str(path.name): path.read_text(errors="replace") for path in sorted((local.state / "logs").glob("*"))}
-    texts["console"] = local.console_text()
-    logs = local.client("logs")
-    for group in logs.describe_log_groups()["logGroups"]:
-        name = group["logGroupName"]
-        events = [
-            event["message"]
-            for page in logs.get_paginator("filter_log_events").paginate(logGroupName=name)
-            for event in page["events"]
-        ]
-        texts[f"CloudWatch {name}"] = "\n".join(events)
-    dynamodb = local.client("dynamodb")
-    texts["jobs table"] = "\n".join(
-        json.dumps(item, ensure_ascii=False)
-        for page in dynamodb.get_paginator("scan").paginate(TableName=local.outputs["jobsTableName"])
-        for item in page["Items"]
-    )
-    texts["GET /jobs/{jobId}"] = "\n".join(
-        json.dumps(local.api(f"/jobs/{o.job_id}").body, ensure_ascii=False) for o in outcomes.values()
-    )
-    return texts
-
-
 def api_errors_for_corpus_emails(local: LocalStackProcess, values: set[str]) -> list[str]:
     """The API's answers for every e-mail-like corpus value that is not a stored user (404 or 400)."""
     bodies = []
@@ -313,7 +288,7 @@ def test_no_cell_of_the_corpus_reaches_a_log_a_job_or_an_api_error(
     local: LocalStackProcess, outcomes: dict[str, Outcome]
 ) -> None:
     values = personal_values(searched_body(case, case.body()) for case in CASES)
-    texts = searched_texts(local, outcomes)
+    texts = searched_texts(local, [outcome.job_id for outcome in outcomes.values()])
     errors = api_errors_for_corpus_emails(local, values)
     texts["API errors"] = "\n".join(errors)
     leaks = sorted({(value, where) for where, text in texts.items() for value in values if value in text})

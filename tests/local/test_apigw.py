@@ -856,11 +856,14 @@ def query_handler(monkeypatch) -> Iterator[Any]:
     import boto3
     from moto import mock_aws
 
+    from handlers.common.schema import DEFAULT_SCHEMA
+
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": REGION,
-        "USERS_TABLE": "users",
+        "ITEMS_TABLE": "users",
+        "SCHEMA": DEFAULT_SCHEMA.to_json(),
         "JOBS_TABLE": "jobs",
         "JOBS_INDEX": "recent-jobs",
         "POWERTOOLS_SERVICE_NAME": "query",

@@ -26,6 +26,7 @@ import pytest
 
 import infra.packaging
 import local.functions
+from handlers.common.schema import DEFAULT_SCHEMA
 from infra.config import load_config
 from infra.packaging import FunctionArchive, PackagingError, build_archive, locked_versions
 from local.emulator import Faults, KillFault, KillOrder
@@ -838,7 +839,8 @@ def test_the_real_query_archive_runs_in_the_isolated_runtime(
     spec = _spec(
         query_archive.path,
         handler="handlers.query.app.handler",
-        USERS_TABLE="users",
+        ITEMS_TABLE="users",
+        SCHEMA=DEFAULT_SCHEMA.to_json(),
         JOBS_TABLE="jobs",
         JOBS_INDEX="recent-jobs",
     )
@@ -885,7 +887,8 @@ def test_editing_the_real_handlers_reloads_through_the_programs_packaging(
     spec = _spec(
         query_archive.path,
         handler="handlers.query.app.handler",
-        USERS_TABLE="users",
+        ITEMS_TABLE="users",
+        SCHEMA=DEFAULT_SCHEMA.to_json(),
         JOBS_TABLE="jobs",
         JOBS_INDEX="recent-jobs",
     )

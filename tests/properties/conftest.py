@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 
 # The handler tests' moto deployment, for the end-to-end property.
 from tests.evidence import Proof
-from tests.handlers.conftest import aws_credentials, deployment  # noqa: F401
+from tests.handlers.conftest import aws_credentials, deployment, schema  # noqa: F401
 
 PROFILE = "csv-ingest-properties"
 settings.register_profile(

@@ -13,6 +13,7 @@ import json
 import re
 import string
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,14 +22,15 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from handlers.common.chunks import MAC_ATTRIBUTE, ROW_SPACE, Chunk, Row, Source, decode, upload_tiebreak
+from handlers.common.schema import DEFAULT_SCHEMA
 from handlers.common.signing import JobKeys
 from handlers.common.validation import MAX_EMAIL_LENGTH, MAX_NAME_LENGTH
 from handlers.producer.packing import (
     API_MAX_BATCH_BYTES,
     MAX_BATCH_ENTRIES,
-    MAX_ROW_BYTES,
     Budgets,
     ChunkPacker,
+    max_row_bytes,
     row_bytes,
 )
 from handlers.producer.sender import ChunkSender
@@ -37,6 +39,8 @@ from tests.evidence import Proof
 from tests.properties.test_validation import REASONS
 
 SECTION = "Properties"
+# The rows packed are the default schema's.
+SCHEMA = DEFAULT_SCHEMA
 # Chunks signed as the producer signs them: with the job's key derived from a stack's secret.
 KEYS = JobKeys(lambda: "s" * 64)
 PROOFS = [
@@ -77,6 +81,15 @@ PROOFS = [
 
 # --- valid rows ---------------------------------------------------------------------------------
 
+# The rows are the default schema's (name, mail, phone); the packer keeps room for its largest.
+MAX_ROW_BYTES = max_row_bytes(DEFAULT_SCHEMA)
+
+
+def user(number: int, email: str, name: str, phone: str | None) -> Row:
+    """A row of the default schema, whose values are name, mail, phone in that order."""
+    return Row(number, (name, email, phone))
+
+
 # Built from parts rather than drawn from a regular expression: hypothesis's regex strategies are
 # slow, and these rows only need to be valid and of every length.
 _ALNUM = string.ascii_lowercase + string.digits
@@ -112,10 +125,10 @@ phones = st.one_of(
 def valid_rows(draw: st.DrawFn, max_rows: int = 120) -> list[Row]:
     count = draw(st.integers(0, max_rows))
     numbers = sorted(draw(st.sets(st.integers(1, ROW_SPACE - 1), min_size=count, max_size=count)))
-    return [Row(number, draw(emails), draw(names), draw(phones)) for number in numbers]
+    return [user(number, draw(emails), draw(names), draw(phones)) for number in numbers]
 
 
-LARGEST_ROW = Row(
+LARGEST_ROW = user(
     ROW_SPACE - 1,
     f"{'a' * 64}@{'b' * 63}.{'c' * 63}.{'d' * 61}",
     "\U0001f600" * MAX_NAME_LENGTH,
@@ -150,7 +163,9 @@ def chunk_factory(job: dict[str, Any]):
     tiebreak = upload_tiebreak(job["sequencer"], job["jobId"])
 
     def make_chunk(number: int, rows: tuple[Row, ...]) -> Chunk:
-        return Chunk(job["jobId"], number, job["uploadedAtMs"], tiebreak, source, job["expiresAt"], rows)
+        return Chunk(
+            job["jobId"], number, job["uploadedAtMs"], tiebreak, source, job["expiresAt"], SCHEMA.fingerprint, rows
+        )
 
     return make_chunk
 
@@ -174,9 +189,9 @@ any_text = st.text(st.one_of(_COSTLY, st.characters(codec="utf-8")), max_size=30
     name=any_text,
     phone=st.one_of(st.none(), any_text),
 )
-@example(number=LARGEST_ROW.row, email=LARGEST_ROW.email, name=LARGEST_ROW.name, phone=LARGEST_ROW.phone)
+@example(number=LARGEST_ROW.row, email=LARGEST_ROW.values[1], name=LARGEST_ROW.values[0], phone=LARGEST_ROW.values[2])
 def _row_size(number: int, email: str, name: str, phone: str | None) -> None:
-    row = Row(number, email, name, phone)
+    row = user(number, email, name, phone)
     assert row_bytes(row) == len(json.dumps(row.to_json(), separators=(",", ":")))
 
 
@@ -250,7 +265,9 @@ def test_packing_then_unpacking_is_the_identity_within_sqs_limits(examples, exec
     ) -> None:
         budgets = Budgets.for_queue(max_message_bytes)
         try:
-            packer = ChunkPacker(chunk_factory(job), first_chunk, rows_per_chunk, budgets.chunk_bytes)
+            packer = ChunkPacker(
+                chunk_factory(job), first_chunk, rows_per_chunk, budgets.chunk_bytes, max_row_bytes=MAX_ROW_BYTES
+            )
         except ValueError as error:
             assert "leaves no room for a row" in str(error)
             assume(False)  # a queue too small for this pipeline: the program refuses it (config)
@@ -284,7 +301,7 @@ def test_packing_then_unpacking_is_the_identity_within_sqs_limits(examples, exec
             assert len(body) <= budgets.chunk_bytes and message_bytes(entry) <= max_message_bytes
             received = decode(body)
             check_mac(received, body, entry["MessageAttributes"][MAC_ATTRIBUTE]["StringValue"], key)
-            check_rows(received)
+            check_rows(received, SCHEMA)
             check_against_job(received, job)
             assert received == chunk
 
@@ -294,23 +311,33 @@ def test_packing_then_unpacking_is_the_identity_within_sqs_limits(examples, exec
 # --- the worker's refusals ----------------------------------------------------------------------
 
 # Ways a row can differ from what the producer makes of a valid one.
+NAME, MAIL, PHONE = range(3)
+
+
+def changed(row: Row, position: int, change: Callable[[Any], Any]) -> Row:
+    """The row with its value at `position` changed."""
+    values = list(row.values)
+    values[position] = change(values[position])
+    return Row(row.row, tuple(values))
+
+
 TAMPERINGS = {
-    "email upper case": lambda row: Row(row.row, row.email.upper(), row.name, row.phone),
-    "email padded": lambda row: Row(row.row, f" {row.email}", row.name, row.phone),
-    "email without domain dot": lambda row: Row(row.row, row.email.split("@")[0] + "@localhost", row.name, row.phone),
-    "name padded": lambda row: Row(row.row, row.email, f"{row.name}\t", row.phone),
-    "name empty": lambda row: Row(row.row, row.email, "", row.phone),
-    "name too long": lambda row: Row(row.row, row.email, "n" * (MAX_NAME_LENGTH + 1), row.phone),
-    "phone with separators": lambda row: Row(row.row, row.email, row.name, "(555) 123-4567"),
-    "phone too short": lambda row: Row(row.row, row.email, row.name, "12345"),
-    "phone empty string": lambda row: Row(row.row, row.email, row.name, ""),
-    "row number zero": lambda row: Row(0, row.email, row.name, row.phone),
-    "row number beyond": lambda row: Row(ROW_SPACE, row.email, row.name, row.phone),
+    "email upper case": lambda row: changed(row, MAIL, str.upper),
+    "email padded": lambda row: changed(row, MAIL, lambda email: f" {email}"),
+    "email without domain dot": lambda row: changed(row, MAIL, lambda email: email.split("@")[0] + "@localhost"),
+    "name padded": lambda row: changed(row, NAME, lambda name: f"{name}\t"),
+    "name empty": lambda row: changed(row, NAME, lambda _name: ""),
+    "name too long": lambda row: changed(row, NAME, lambda _name: "n" * (MAX_NAME_LENGTH + 1)),
+    "phone with separators": lambda row: changed(row, PHONE, lambda _phone: "(555) 123-4567"),
+    "phone too short": lambda row: changed(row, PHONE, lambda _phone: "12345"),
+    "phone empty string": lambda row: changed(row, PHONE, lambda _phone: ""),
+    "row number zero": lambda row: Row(0, row.values),
+    "row number beyond": lambda row: Row(ROW_SPACE, row.values),
 }
 # Every reason admission gives for a row: numbers and fixed words, or a field rule's fixed sentence.
 REFUSAL = re.compile(
-    rf"chunk \d+: (row \d+ has a row number outside 1\.\.\d+|row \d+ is not in normalised form"
-    rf"|row \d+: ({REASONS.pattern}))"
+    rf"chunk \d+: (row \d+ has a row number outside 1\.\.\d+"
+    rf"|row \d+: ((name|mail|phone) is not in normalised form|{REASONS.pattern}))"
 )
 
 
@@ -334,7 +361,7 @@ def _refused(rows: list[Row], data: st.DataObject) -> None:
     assume(changed[position] != rows[position])  # e.g. upper case of an address without letters
     chunk = chunk_factory(REFUSED_JOB)(0, tuple(changed))
     with pytest.raises(ChunkRefused) as refused:
-        check_rows(decode(chunk.encode()))
+        check_rows(decode(chunk.encode()), SCHEMA)
     reason = str(refused.value)
     assert REFUSAL.fullmatch(reason), reason
 

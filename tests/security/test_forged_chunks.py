@@ -49,6 +49,7 @@ from botocore.exceptions import ClientError
 from handlers.common.chunks import Chunk, Row, Source, decode, mac_attributes, sign, upload_tiebreak
 from handlers.common.dynamo import from_wire
 from handlers.common.jobs import RECENT_JOBS_INDEX
+from handlers.common.schema import DEFAULT_SCHEMA
 from handlers.common.signing import SECRET_ARN_VARIABLE
 from handlers.worker.admission import check_against_job, check_rows
 from infra.config import load_config
@@ -114,7 +115,7 @@ TABLE_READER_PROOF = Proof(
         "the worker reports every chunk failed, each refused for its MAC; no row is written and the job's"
         " counts stand; every GetSecretValue is denied, the second user's by the secret's policy"
     ),
-    figures={"values read": 90, "forged chunks": 180, "rows of them written": 0, "secret reads denied": 4},
+    figures={"values read": 92, "forged chunks": 184, "rows of them written": 0, "secret reads denied": 4},
     test="test_a_reader_of_the_jobs_table_cannot_sign_a_chunk_nor_read_the_secret",
 )
 PROOFS = [FORGED_CHUNK, TABLE_READER_PROOF]
@@ -144,7 +145,8 @@ def forger(local: LocalStackProcess) -> Forger:
 
 def forged_chunk(public: dict[str, Any], expires_at: int | None) -> Chunk:
     """Chunk 0 of the job `public` (as GET /jobs/{id} shows it), with the forger's rows at `rowsTotal`."""
-    rows = (Row(public["rowsTotal"], VICTIM, FORGED_NAME, None), Row(public["rowsTotal"], NEWCOMER, FORGED_NAME, None))
+    # The dev stack's schema is the default: a row's values are name, mail, phone.
+    rows = tuple(Row(public["rowsTotal"], (FORGED_NAME, email, None)) for email in (VICTIM, NEWCOMER))
     return Chunk(
         jobId=public["jobId"],
         chunk=0,
@@ -152,6 +154,7 @@ def forged_chunk(public: dict[str, Any], expires_at: int | None) -> Chunk:
         tiebreak=upload_tiebreak(public["sequencer"], public["jobId"]),
         source=Source(public["bucket"], public["key"], public["versionId"]),
         expiresAt=expires_at,
+        schema=DEFAULT_SCHEMA.fingerprint,
         rows=rows,
     )
 
@@ -215,7 +218,7 @@ def test_a_forged_chunk_redriven_to_the_worker_is_refused_for_its_mac_and_rests_
     record = job_record(local, job_id)
     body = forged_chunk(public, record.get("expiresAt")).encode()
     # … which every check but the MAC admits: without it, this chunk was written
-    check_rows(decode(body))
+    check_rows(decode(body), DEFAULT_SCHEMA)
     check_against_job(decode(body), record)
     # … puts it in the DLQ, without a MAC and with one under a guessed key, and the operator redrives
     macs = {"carries no MAC": None, "MAC does not match": sign(body, secrets.token_bytes(32))}
