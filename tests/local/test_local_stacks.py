@@ -321,8 +321,9 @@ def test_a_handler_edited_while_running_takes_effect_on_the_next_invocation(repo
         assert before.status == 404
         query = repo_copy / "handlers" / "query" / "app.py"
         text = query.read_text()
-        assert "no user with that email" in text
-        query.write_text(text.replace("no user with that email", "no such user here"))
+        missing = 'f"no {ROUTES.noun} with that {KEY.attribute}"'  # the 404 of an absent item
+        assert missing in text
+        query.write_text(text.replace(missing, '"no such user here"'))
 
         after = wait_for(
             lambda: (
