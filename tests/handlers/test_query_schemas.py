@@ -5,39 +5,10 @@ import json
 
 import pytest
 
-from handlers.common.schema import parse_schema
+from tests.handlers.schemas import DEVICES, PRODUCTS, PRODUCTS_HEADER
 
 pytestmark = pytest.mark.long(seconds=10)
 
-# A product catalogue: a text key that is no email, and a column of each other type.
-PRODUCTS_DECLARATION = {
-    "name": "products",
-    "key": "sku",
-    "columns": [
-        {"name": "sku", "type": "text", "maxLength": 64},
-        {"name": "title", "type": "text", "required": True},
-        {"name": "price", "type": "decimal", "min": "0"},
-        {"name": "stock", "type": "integer"},
-        {"name": "active", "type": "boolean"},
-        {"name": "since", "type": "date"},
-        {"name": "status", "type": "enum", "values": ["draft", "live", "retired"]},
-        {"name": "at", "type": "datetime"},
-    ],
-}
-PRODUCTS = parse_schema(PRODUCTS_DECLARATION)
-PRODUCTS_HEADER = "sku,title,price,stock,active,since,status,at\n"
-# A device registry keyed by a whole number: its table's key is a DynamoDB number (N).
-DEVICES = parse_schema(
-    {
-        "name": "devices",
-        "key": "id",
-        "columns": [
-            {"name": "id", "type": "integer", "min": 1},
-            {"name": "label", "type": "text", "required": True},
-            {"name": "firmware", "type": "decimal"},
-        ],
-    }
-)
 ITEM = "/products/{sku}"
 SOURCE = ["updatedAt", "uploadedAt", "sourceKey", "jobId", "row"]
 

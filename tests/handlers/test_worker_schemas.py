@@ -14,6 +14,7 @@ from handlers.common.schema import DEFAULT_SCHEMA, META_ATTRIBUTES, SchemaError,
 from handlers.worker.admission import ChunkRefused, check_rows
 from handlers.worker.writes import ItemLayout, Statements
 from tests.handlers.conftest import REGION
+from tests.handlers.schemas import DEVICES, DEVICES_HEADER, PRODUCTS, PRODUCTS_HEADER
 from tests.handlers.test_worker import (
     forged,
     new_environment,
@@ -23,38 +24,6 @@ from tests.handlers.test_worker import (
 )
 
 pytestmark = pytest.mark.long(seconds=20)
-
-# A product catalogue: a text key that is no email, and a column of each other kind.
-PRODUCTS = parse_schema(
-    {
-        "name": "products",
-        "key": "sku",
-        "columns": [
-            {"name": "sku", "type": "text", "maxLength": 64},
-            {"name": "title", "type": "text", "required": True},
-            {"name": "price", "type": "decimal", "min": "0"},
-            {"name": "stock", "type": "integer"},
-            {"name": "active", "type": "boolean"},
-            {"name": "since", "type": "date"},
-            {"name": "status", "type": "enum", "values": ["draft", "live", "retired"]},
-            {"name": "at", "type": "datetime"},
-        ],
-    }
-)
-PRODUCTS_HEADER = "sku,title,price,stock,active,since,status,at\n"
-# A device registry keyed by a whole number: the table's key is a DynamoDB number (N).
-DEVICES = parse_schema(
-    {
-        "name": "devices",
-        "key": "id",
-        "columns": [
-            {"name": "id", "type": "integer", "min": 1},
-            {"name": "label", "type": "text", "required": True},
-            {"name": "firmware", "type": "decimal"},
-        ],
-    }
-)
-DEVICES_HEADER = "id,label,firmware\n"
 
 
 @pytest.fixture

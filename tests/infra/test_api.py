@@ -8,7 +8,7 @@ import infra.api
 from handlers.common.schema import DEFAULT_SCHEMA, SCHEMA_VARIABLE, parse_schema
 from handlers.query.routes import routes_for
 from local.mocks import ACCOUNT_ID, run_program
-from tests.handlers.test_query_schemas import PRODUCTS_DECLARATION
+from tests.handlers.schemas import PRODUCTS_DECLARATION
 from tests.infra.support import function, grants
 
 API = "csv-ingest-api"

@@ -13,7 +13,7 @@ import infra.api
 from handlers.common.schema import DEFAULT_SCHEMA, parse_schema
 from handlers.query.routes import routes_for
 from infra.openapi import ANY, DECIMAL_PATTERN, document, main, render
-from tests.handlers.test_query_schemas import DEVICES, PRODUCTS_DECLARATION
+from tests.handlers.schemas import DEVICES, PRODUCTS_DECLARATION
 
 PRODUCTS = parse_schema(PRODUCTS_DECLARATION)
 

@@ -19,25 +19,12 @@ from typing import Any
 import pytest
 
 from tests.evidence import Proof
-from tests.local.support import LocalStackProcess, job_id_for, local_stack, wait_for
-from tests.reliability.oracle import Upload, Verdict, expect, generate, settle, verify
+from tests.local.support import LocalStackProcess, local_stack, wait_for
+from tests.reliability.faults import SETTINGS, ends_as_the_oracle_says, quiet_around, upload_all
+from tests.reliability.oracle import Upload, Verdict, expect, generate
 
 pytestmark = pytest.mark.long(seconds=140)
 
-SETTINGS = (
-    "--set",
-    "rowsPerMessage=20",
-    "--set",
-    "workerBatchingWindowSeconds=0",
-    "--set",
-    "workerTimeoutSeconds=10",
-    "--set",
-    "producerTimeoutSeconds=10",
-    "--retry-delays",
-    "1,2",
-)
-# Long enough for redeliveries after the 60 s visibility timeout, and for Lambda's retries.
-SETTLE_SECONDS = 240
 
 DUPLICATED = Proof(
     "RELIABILITY",
@@ -118,31 +105,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProces
 @pytest.fixture(autouse=True)
 def clean(local: LocalStackProcess) -> Iterator[None]:
     """Every scenario starts and ends with no fault in force and nothing left on the queue."""
-    local.clear_faults()
-    yield
-    local.clear_faults()
-    wait_for(lambda: _queue_depth(local) == 0, 120, "the queue to empty after the scenario", interval=1)
-
-
-def _queue_depth(local: LocalStackProcess) -> int:
-    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    attributes = local.client("sqs").get_queue_attributes(QueueUrl=local.outputs["queueUrl"], AttributeNames=names)
-    return sum(int(attributes["Attributes"][name]) for name in names)
-
-
-def _upload(local: LocalStackProcess, uploads: Sequence[Upload]) -> list[str]:
-    """Put each file in order; their job ids, in the same order."""
-    bucket = local.outputs["bucketName"]
-    return [job_id_for(bucket, upload.key, local.upload(upload.key, upload.body)) for upload in uploads]
-
-
-def _ends_as_the_oracle_says(
-    local: LocalStackProcess, uploads: Sequence[Upload], job_ids: Sequence[str], domain: str
-) -> Verdict:
-    settle(local, job_ids, SETTLE_SECONDS)
-    verdict = verify(local, expect(uploads), job_ids, domain)
-    assert verdict.holds, str(verdict)
-    return verdict
+    yield from quiet_around(local)
 
 
 def _windows_spent_ending_as_the_oracle_says(
@@ -150,8 +113,8 @@ def _windows_spent_ending_as_the_oracle_says(
 ) -> tuple[Verdict, int]:
     """Upload, end as the oracle says, and wait for every fault window of `kind` (`windows` requests or
     statements in all) to be spent; the verdict and how many errors were injected (some, not all)."""
-    job_ids = _upload(local, uploads)
-    verdict = _ends_as_the_oracle_says(local, uploads, job_ids, domain)
+    job_ids = upload_all(local, uploads)
+    verdict = ends_as_the_oracle_says(local, uploads, job_ids, domain)
     wait_for(lambda: local.active_faults() == [], 60, "every fault window to be spent")
     injected = sum(count for _, count in _applied(local, kind))
     assert 0 < injected < windows
@@ -166,7 +129,7 @@ def _rows(uploads: Sequence[Upload]) -> int:
     return sum(job.rows_total for job in expect(uploads).jobs)
 
 
-def test_every_message_delivered_twice_and_out_of_order_ends_as_the_oracle_says(local: LocalStackProcess) -> None:
+def test_every_message_delivered_twice_and_out_of_orderends_as_the_oracle_says(local: LocalStackProcess) -> None:
     domain = "twice.example.com"
     shared = [f"shared{n}@{domain}" for n in range(40)]
     uploads = [
@@ -175,8 +138,8 @@ def test_every_message_delivered_twice_and_out_of_order_ends_as_the_oracle_says(
     ]
     local.fault(kind="delivery", source="sqs", function="worker", duplicate=True, reorder=True, seed=11)
 
-    job_ids = _upload(local, uploads)
-    verdict = _ends_as_the_oracle_says(local, uploads, job_ids, domain)
+    job_ids = upload_all(local, uploads)
+    verdict = ends_as_the_oracle_says(local, uploads, job_ids, domain)
 
     # The fault was in force for every delivery: each chunk went to two invocations at least once
     # (more when a batch failed and came back, which a loaded machine may cause).
@@ -193,8 +156,8 @@ def test_worker_killed_mid_batch_several_times_loses_and_double_counts_nothing(l
     local.fault(service="dynamodb", action="TransactWriteItems", delay_seconds=1.0, principal="worker", times=6)
     local.fault(kind="kill", function="worker", after_seconds=0.5, times=3)
 
-    job_ids = _upload(local, uploads)
-    verdict = _ends_as_the_oracle_says(local, uploads, job_ids, domain)
+    job_ids = upload_all(local, uploads)
+    verdict = ends_as_the_oracle_says(local, uploads, job_ids, domain)
 
     [(_, killed)] = _applied(local, "kill")
     assert local.log("worker").count("Runtime exited with error: signal: killed") == killed
@@ -264,8 +227,8 @@ def test_producer_killed_mid_file_then_its_s3_event_delivered_again_ends_once(lo
     local.fault(kind="kill", function="producer", after_seconds=1.0, times=1)
     local.fault(kind="delivery", source="s3", function="producer", duplicate=True, delay_seconds=2.0, times=1)
 
-    job_ids = _upload(local, uploads)
-    verdict = _ends_as_the_oracle_says(local, uploads, job_ids, domain)
+    job_ids = upload_all(local, uploads)
+    verdict = ends_as_the_oracle_says(local, uploads, job_ids, domain)
 
     [(_, killed)] = _applied(local, "kill")
     [(_, again)] = _applied(local, "delivery")
@@ -279,8 +242,8 @@ def test_producer_killed_holding_its_lease_still_ends_the_job(local: LocalStackP
     _slow_producer_sends(local)
     local.fault(kind="kill", function="producer", after_seconds=1.0, times=2)
 
-    job_ids = _upload(local, uploads)
-    verdict = _ends_as_the_oracle_says(local, uploads, job_ids, domain)
+    job_ids = upload_all(local, uploads)
+    verdict = ends_as_the_oracle_says(local, uploads, job_ids, domain)
 
     [(_, killed)] = _applied(local, "kill")
     log = local.log("lambda")

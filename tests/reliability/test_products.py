@@ -22,36 +22,21 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from tests.evidence import Proof
-from tests.local.support import LocalStackProcess, job_id_for, local_stack, wait_for
+from tests.local.support import LocalStackProcess, local_stack, wait_for
+from tests.reliability.faults import SETTINGS as FAULT_SETTINGS
+from tests.reliability.faults import ends_as_the_oracle_says, quiet_around, upload_all
 from tests.reliability.oracle import (
     PRODUCTS,
     PRODUCTS_DECLARATION,
     Upload,
-    Verdict,
     expect,
     generate_products,
-    settle,
-    verify,
 )
 
 pytestmark = pytest.mark.long(seconds=120)
 
-SETTINGS = (
-    "--set",
-    f"schema={json.dumps(PRODUCTS_DECLARATION)}",
-    "--set",
-    "rowsPerMessage=20",
-    "--set",
-    "workerBatchingWindowSeconds=0",
-    "--set",
-    "workerTimeoutSeconds=10",
-    "--set",
-    "producerTimeoutSeconds=10",
-    "--retry-delays",
-    "1,2",
-)
-# Long enough for redeliveries after the 60 s visibility timeout, and for Lambda's retries.
-SETTLE_SECONDS = 240
+# The injected-faults module's settings, with the products schema.
+SETTINGS = ("--set", f"schema={json.dumps(PRODUCTS_DECLARATION)}", *FAULT_SETTINGS)
 SECTION = "Second schema (products, keyed by SKU)"
 
 OVERLAP = Proof(
@@ -102,31 +87,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProces
 @pytest.fixture(autouse=True)
 def clean(local: LocalStackProcess) -> Iterator[None]:
     """Every scenario starts and ends with no fault in force and nothing left on the queue."""
-    local.clear_faults()
-    yield
-    local.clear_faults()
-    wait_for(lambda: _queue_depth(local) == 0, 120, "the queue to empty after the scenario", interval=1)
-
-
-def _queue_depth(local: LocalStackProcess) -> int:
-    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    attributes = local.client("sqs").get_queue_attributes(QueueUrl=local.outputs["queueUrl"], AttributeNames=names)
-    return sum(int(attributes["Attributes"][name]) for name in names)
-
-
-def _upload(local: LocalStackProcess, uploads: Sequence[Upload]) -> list[str]:
-    """Put each file in order; their job ids, in the same order."""
-    bucket = local.outputs["bucketName"]
-    return [job_id_for(bucket, upload.key, local.upload(upload.key, upload.body)) for upload in uploads]
-
-
-def _ends_as_the_oracle_says(
-    local: LocalStackProcess, uploads: Sequence[Upload], job_ids: Sequence[str], scope: str
-) -> Verdict:
-    settle(local, job_ids, SETTLE_SECONDS)
-    verdict = verify(local, expect(uploads, PRODUCTS), job_ids, scope)
-    assert verdict.holds, str(verdict)
-    return verdict
+    yield from quiet_around(local)
 
 
 def _rows(uploads: Sequence[Upload]) -> int:
@@ -150,17 +111,18 @@ def test_overlapping_product_files_end_as_the_later_upload_in_both_orders(local:
             for name, seed in (("a", 1), ("b", 2))
         }
         uploads = [files[name] for name in order]
-        runs.append((scope, uploads, _upload(local, uploads)))
+        runs.append((scope, uploads, upload_all(local, uploads)))
 
     checked = sum(
-        _ends_as_the_oracle_says(local, uploads, job_ids, scope).rows_checked for scope, uploads, job_ids in runs
+        ends_as_the_oracle_says(local, uploads, job_ids, scope, PRODUCTS).rows_checked
+        for scope, uploads, job_ids in runs
     )
 
     uploaded = sum(_rows(uploads) for _, uploads, _ in runs)
     assert {"files": 2 * len(runs), "rows uploaded": uploaded, "rows checked": checked} == OVERLAP.figures
 
 
-def test_every_product_chunk_delivered_twice_and_out_of_order_ends_as_the_oracle_says(
+def test_every_product_chunk_delivered_twice_and_out_of_orderends_as_the_oracle_says(
     local: LocalStackProcess,
 ) -> None:
     scope = "twice"
@@ -174,8 +136,8 @@ def test_every_product_chunk_delivered_twice_and_out_of_order_ends_as_the_oracle
     ]
     local.fault(kind="delivery", source="sqs", function="worker", duplicate=True, reorder=True, seed=11)
 
-    job_ids = _upload(local, uploads)
-    verdict = _ends_as_the_oracle_says(local, uploads, job_ids, scope)
+    job_ids = upload_all(local, uploads)
+    verdict = ends_as_the_oracle_says(local, uploads, job_ids, scope, PRODUCTS)
 
     # The fault was in force for every delivery: each chunk went to two invocations at least once.
     [(_, twice)] = [(fault, count) for fault, count in local.applied_faults() if fault["kind"] == "delivery"]
@@ -204,8 +166,8 @@ def test_product_statements_failing_inside_a_batch_are_sent_again_and_lose_nothi
     for n, (code, rate, window) in enumerate(STATEMENT_WINDOWS):
         local.fault(kind="statement", error_code=code, rate=rate, times=window, seed=n)
 
-    job_ids = _upload(local, uploads)
-    verdict = _ends_as_the_oracle_says(local, uploads, job_ids, scope)
+    job_ids = upload_all(local, uploads)
+    verdict = ends_as_the_oracle_says(local, uploads, job_ids, scope, PRODUCTS)
     wait_for(lambda: local.active_faults() == [], 60, "every fault window to be spent")
 
     windows = sum(window for *_, window in STATEMENT_WINDOWS)

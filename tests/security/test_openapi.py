@@ -34,7 +34,7 @@ from handlers.common.schema import DEFAULT_SCHEMA, Schema, parse_schema
 from handlers.query.routes import routes_for
 from infra.openapi import document, render
 from tests.evidence import Proof
-from tests.handlers.test_query_schemas import PRODUCTS_DECLARATION
+from tests.handlers.schemas import PRODUCTS_DECLARATION
 from tests.local.support import REPO_ROOT, LocalStackProcess, csv_bytes, job_id_for, local_stack
 
 OPENAPI = REPO_ROOT / "openapi.yaml"
