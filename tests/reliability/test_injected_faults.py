@@ -129,7 +129,7 @@ def _rows(uploads: Sequence[Upload]) -> int:
     return sum(job.rows_total for job in expect(uploads).jobs)
 
 
-def test_every_message_delivered_twice_and_out_of_orderends_as_the_oracle_says(local: LocalStackProcess) -> None:
+def test_every_message_delivered_twice_and_out_of_order_ends_as_the_oracle_says(local: LocalStackProcess) -> None:
     domain = "twice.example.com"
     shared = [f"shared{n}@{domain}" for n in range(40)]
     uploads = [

@@ -122,7 +122,7 @@ def test_overlapping_product_files_end_as_the_later_upload_in_both_orders(local:
     assert {"files": 2 * len(runs), "rows uploaded": uploaded, "rows checked": checked} == OVERLAP.figures
 
 
-def test_every_product_chunk_delivered_twice_and_out_of_orderends_as_the_oracle_says(
+def test_every_product_chunk_delivered_twice_and_out_of_order_ends_as_the_oracle_says(
     local: LocalStackProcess,
 ) -> None:
     scope = "twice"
