@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 
 from tests.ingest.conftest import local_command, run_ingest
-from tests.local.support import REPO_ROOT, USER_AWS_ENVIRONMENT, LocalStackProcess, stop_local, wait_until_started
+from tests.local.support import (
+    REPO_ROOT,
+    USER_AWS_ENVIRONMENT,
+    LocalStackProcess,
+    stop_local,
+    wait_for,
+    wait_until_started,
+)
 
 pytestmark = pytest.mark.long(seconds=60)
 
@@ -79,6 +86,9 @@ def test_the_stack_file_names_the_stack_and_its_schema_is_an_output(products: Lo
     assert products.state_root.joinpath("products", "outputs.json").is_file()
     assert json.loads(products.outputs["schema"])["name"] == "products"
     assert "productsTableName" in products.outputs
+    # Local mode prints its summary just after it writes its outputs, which is what start-up waits for:
+    # wait for its last line, the hints.
+    wait_for(lambda: '"$INGEST_API_URL/products?limit=5"' in products.console_text(), 30, "the start-up summary")
     started = products.console_text()
     assert "csv-ingest products: running locally" in started
     # the first commands to try are this stack's: its sample, its collection
