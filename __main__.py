@@ -33,7 +33,8 @@ pipeline = Pipeline(
 
 pulumi.export("bucketName", pipeline.storage.bucket.bucket)
 pulumi.export("uploadsPrefix", config.uploads_prefix)
-pulumi.export("uploadsSuffix", config.uploads_suffix)
+# A list: an upload needs one of these suffixes to start a job.
+pulumi.export("uploadsSuffixes", list(config.uploads_suffixes))
 pulumi.export("queueUrl", pipeline.queue.queue.url)
 pulumi.export("deadLetterQueueUrl", pipeline.queue.dead_letter_queue.url)
 pulumi.export("failedUploadEventsQueueUrl", pipeline.producer.failed_events.url)

@@ -28,6 +28,7 @@ def benchmarks() -> list[Benchmark]:
     """Every benchmark, in the order they run: the cost model and the projection read the others."""
     from bench import (
         cost,
+        gzip_uploads,
         list_all,
         local_mode,
         pipeline,
@@ -48,6 +49,7 @@ def benchmarks() -> list[Benchmark]:
         query_api.BENCHMARK,
         local_mode.BENCHMARK,
         list_all.BENCHMARK,
+        gzip_uploads.BENCHMARK,
     ]
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from handlers.common.schema import DEFAULT_SCHEMA, Schema, SchemaError, parse_schema, render_types_table
+from handlers.producer.ingest import DEFAULT_MAX_DECOMPRESSED_BYTES
 from handlers.producer.packing import row_budget_problem
 
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
@@ -175,6 +176,25 @@ IAM_PRINCIPAL_ARN = Items(
     "IAM role or user ARNs (arn:aws:iam::<account>:role/<name>)",
 )
 
+# A suffix as an S3 notification filter takes it literally: at most 1,024 characters
+# (https://docs.aws.amazon.com/AmazonS3/latest/API/API_FilterRule.html), no wildcard, and nothing that
+# must be URL-encoded in a filter, such as a space
+# (https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-how-to-filtering.html): S3's safe
+# characters for key names (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html) but `*`.
+# What the suffixes may take of the producer's environment, as JSON (`_check_relations` says why).
+MAX_SUFFIXES_JSON_BYTES = 512
+UPLOAD_SUFFIX = Items(
+    r"[A-Za-z0-9!_.'()-]{1,1024}",
+    "key suffixes of 1–1024 letters, digits and ! _ . ' ( ) -",
+    min_count=1,
+)
+DEFAULT_UPLOADS_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
+
+# Settings that were renamed: a stack file still setting the old key is told the new one.
+RENAMED = {
+    "uploadsSuffix": 'csv-ingest:uploadsSuffix is now csv-ingest:uploadsSuffixes, a list (e.g. [".csv", ".csv.gz"])',
+}
+
 S = Setting
 SETTINGS: tuple[Setting, ...] = (
     S(
@@ -237,11 +257,15 @@ SETTINGS: tuple[Setting, ...] = (
     S("jobTtlDays", int, 0, "Days a job record is kept before DynamoDB TTL expires it (0: kept forever).", 0, 3650),
     S("logRetentionDays", int, 14, "Retention of function and API access logs.", choices=LOG_RETENTION_DAYS),
     S("uploadsPrefix", str, "uploads/", "Key prefix whose objects trigger the producer."),
+    # One S3 notification rule per suffix (infra/producer.py): a rule takes one suffix filter.
     S(
-        "uploadsSuffix",
-        str,
-        ".csv",
-        "Key suffix whose objects trigger the producer, matched as written (`users.CSV` starts no job).",
+        "uploadsSuffixes",
+        tuple,
+        DEFAULT_UPLOADS_SUFFIXES,
+        "Key suffixes whose objects trigger the producer, each matched as written (`users.CSV` starts no job);"
+        " no two may overlap (one ending with the other). A key ending `.gz` is gunzipped; one ending `.tsv` or"
+        " `.tsv.gz` is tab-delimited (unless `schema.format.delimiter` fixes the delimiter).",
+        items=UPLOAD_SUFFIX,
     ),
     # 1 MiB (one record) up to S3's largest object, 5 TiB; the default is S3's largest single PUT.
     S(
@@ -251,6 +275,22 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest upload the producer ingests; a larger one fails its job before it is read.",
         1024**2,
         5 * 1024**4,
+    ),
+    # What this bounds is a gzip bomb and how long one file takes to read, not S3, which bounds only the
+    # compressed object (maxUploadBytes, at most 5 TiB). Deflate expands up to 1032:1
+    # (https://zlib.net/zlib_tech.html), so a bomb within maxUploadBytes inflates to a thousand times its
+    # size, while text compresses about 2.5–3:1 (RFC 1951, 1.1: https://www.rfc-editor.org/rfc/rfc1951;
+    # a users CSV of random names measured 1.9:1). The default lets a 5 GiB upload (maxUploadBytes'
+    # default) expand tenfold. The maximum, a hundred times S3's largest object, only keeps out a
+    # mistyped figure: at the producer's few thousand rows a second (BENCHMARKS.md) such a file would
+    # take years to read.
+    S(
+        "maxDecompressedBytes",
+        int,
+        DEFAULT_MAX_DECOMPRESSED_BYTES,
+        "Largest size a `.gz` upload may decompress to; a larger one fails its job (a gzip bomb stops at this size).",
+        1024**2,
+        100 * 5 * 1024**4,
     ),
     S("reportsPrefix", str, "reports/", "Key prefix of the rejects reports; must not overlap the uploads prefix."),
     S(
@@ -318,8 +358,9 @@ class PipelineConfig:
     job_ttl_days: int
     log_retention_days: int
     uploads_prefix: str
-    uploads_suffix: str
+    uploads_suffixes: tuple[str, ...]
     max_upload_bytes: int
+    max_decompressed_bytes: int
     reports_prefix: str
     report_readers: tuple[str, ...]
     noncurrent_version_days: int
@@ -386,8 +427,23 @@ def _check_relations(config: PipelineConfig) -> None:
             f"csv-ingest:reportsPrefix = {config.reports_prefix!r} overlaps csv-ingest:uploadsPrefix ="
             f" {config.uploads_prefix!r}: a report would trigger the producer"
         )
-    if not config.uploads_suffix:
-        raise ConfigError("csv-ingest:uploadsSuffix must not be empty (e.g. '.csv')")
+    if overlap := _overlapping_suffix(config.uploads_suffixes):
+        longer, shorter = overlap
+        # S3 refuses a notification whose rules for the same event types have overlapping prefixes and
+        # overlapping suffixes (https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-how-to-filtering.html;
+        # "Configuration is ambiguously defined", https://repost.aws/knowledge-center/lambda-s3-event-configuration-error):
+        # the producer's rules share their prefix, so no suffix may end with another.
+        raise ConfigError(
+            f"csv-ingest:uploadsSuffixes: {longer!r} ends with {shorter!r}, so a key ending in the one ends in the"
+            " other; S3 refuses notification rules whose suffixes overlap: list only one of them"
+        )
+    if (size := len(json.dumps(list(config.uploads_suffixes)))) > MAX_SUFFIXES_JSON_BYTES:
+        # The producer receives them in its environment, which Lambda caps at 4 KB in all
+        # (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html), half of it the schema's.
+        raise ConfigError(
+            f"csv-ingest:uploadsSuffixes takes {size} bytes as the producer receives them (a JSON list); at most"
+            f" {MAX_SUFFIXES_JSON_BYTES}: fewer or shorter suffixes"
+        )
     if config.api_auth == "none" and not config.allow_public_api:
         raise ConfigError(
             "csv-ingest:apiAuth = 'none' needs csv-ingest:allowPublicApi = true: without authentication anyone"
@@ -395,6 +451,15 @@ def _check_relations(config: PipelineConfig) -> None:
         )
     if config.alarm_email and ("@" not in config.alarm_email or " " in config.alarm_email):
         raise ConfigError(f"csv-ingest:alarmEmail = {config.alarm_email!r} is not an email address")
+
+
+def _overlapping_suffix(suffixes: tuple[str, ...]) -> tuple[str, str] | None:
+    """The first (longer, shorter) pair of suffixes where the longer ends with the shorter, if any."""
+    for longer in suffixes:
+        for shorter in suffixes:
+            if longer != shorter and longer.endswith(shorter):
+                return longer, shorter
+    return None
 
 
 def load_config(get: Callable[[str], Any], keys: Iterable[str] = ()) -> PipelineConfig:
@@ -410,6 +475,9 @@ def load_config(get: Callable[[str], Any], keys: Iterable[str] = ()) -> Pipeline
 def _refuse_unknown(keys: Iterable[str]) -> None:
     """A ConfigError naming each key no setting declares, with the known key closest to it."""
     known = {s.key.lower(): s.key for s in SETTINGS}
+    renamed = sorted(set(keys) & RENAMED.keys())
+    if renamed:
+        raise ConfigError(RENAMED[renamed[0]])
     unknown = sorted(set(keys) - set(known.values()))
     if not unknown:
         return

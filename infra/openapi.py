@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS, FAILED, PARSING, QUEUED
-from handlers.common.schema import DEFAULT_SCHEMA, Column, Schema, parse_schema
+from handlers.common.schema import DEFAULT_SCHEMA, DELIMITERS, ENCODINGS, Column, Schema, parse_schema
 from handlers.query.routes import DEFAULT_LIMIT, MAX_LIMIT, PRIVATE_HEADERS, Routes, routes_for
 from handlers.query.views import SOURCE_FIELDS
 from infra.api import STAGE_NAME
@@ -252,6 +252,19 @@ def _job() -> dict[str, Any]:
         "rowsWritten": integer,
         "rowsSuperseded": integer,
         "extraColumns": {"type": "array", "items": text},
+        "format": {
+            "type": "object",
+            "description": "How the file was read: gunzipped or not, its encoding, its delimiter (detected from"
+            " the header line, or fixed by the stack or a `.tsv` key).",
+            "required": ["gzip", "encoding", "delimiter", "detected"],
+            "additionalProperties": False,
+            "properties": {
+                "gzip": {"type": "boolean"},
+                "encoding": {"type": "string", "enum": list(ENCODINGS)},
+                "delimiter": {"type": "string", "enum": list(DELIMITERS)},
+                "detected": {"type": "boolean"},
+            },
+        },
         "rejectsReport": {
             "type": "string",
             "description": "`s3://bucket/reports/<jobId>/`, readable only by the stack's `reportReaders`.",

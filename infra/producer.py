@@ -7,6 +7,7 @@ it, so the notification, which names the producer, can only come after both.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,10 +36,12 @@ class ProducerArgs:
     """The account that owns the bucket (S3 may invoke the function for this account only)."""
     uploads_prefix: str
     """Objects created under this prefix …"""
-    uploads_suffix: str
-    """… with this suffix trigger the producer."""
+    uploads_suffixes: Sequence[str]
+    """… with one of these suffixes trigger the producer."""
     max_upload_bytes: int
     """Largest object the producer ingests; a larger one fails its job before a byte is parsed."""
+    max_decompressed_bytes: int
+    """Largest size a `.gz` upload may decompress to; a larger one fails its job at that size."""
     reports_prefix: str
     """Where the producer writes rejects reports."""
     queue_url: pulumi.Input[str]
@@ -100,9 +103,9 @@ class Producer(pulumi.ComponentResource):
                 environment={
                     "UPLOAD_BUCKET": args.bucket_name,
                     # The notification's own filter: anyone allowed to invoke the function can
-                    # hand it an event, so the producer checks each against the same prefix and suffix.
+                    # hand it an event, so the producer checks each against the same prefix and suffixes.
                     "UPLOADS_PREFIX": args.uploads_prefix,
-                    "UPLOADS_SUFFIX": args.uploads_suffix,
+                    "UPLOADS_SUFFIXES": json.dumps(list(args.uploads_suffixes)),
                     "REPORTS_PREFIX": args.reports_prefix,
                     "QUEUE_URL": args.queue_url,
                     "JOBS_TABLE": args.jobs_table_name,
@@ -114,6 +117,7 @@ class Producer(pulumi.ComponentResource):
                     "MAX_MESSAGE_BYTES": str(args.max_message_bytes),
                     "JOB_TTL_DAYS": str(args.job_ttl_days),
                     "MAX_UPLOAD_BYTES": str(args.max_upload_bytes),
+                    "MAX_DECOMPRESSED_BYTES": str(args.max_decompressed_bytes),
                     SECRET_ARN_VARIABLE: args.signing_secret_arn,
                     SCHEMA_VARIABLE: args.schema.to_json(),
                 },
@@ -172,13 +176,18 @@ class Producer(pulumi.ComponentResource):
         aws.s3.BucketNotification(
             f"{name}-trigger",
             bucket=args.bucket_name,
+            # A rule's filter takes one suffix ("The same type of filter rule cannot be used more than
+            # once", https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-s3-bucket-s3keyfilter.html):
+            # one rule per suffix, alike but for it. The config refuses suffixes that overlap, which S3
+            # would refuse here (infra/config.py).
             lambda_functions=[
                 {
                     "lambda_function_arn": self.function.arn,
                     "events": ["s3:ObjectCreated:*"],
                     "filter_prefix": args.uploads_prefix,
-                    "filter_suffix": args.uploads_suffix,
+                    "filter_suffix": suffix,
                 }
+                for suffix in args.uploads_suffixes
             ],
             # S3 checks that it may invoke the function when the notification is put.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]),

@@ -12,6 +12,7 @@ the marker that chunk 42 was counted. Job record attributes:
 | `chunksDone`, `rowsWritten`, `rowsSuperseded` | worker | progress, counted once per chunk |
 | `rejectsReport`, `rejectsParts` | producer | `s3://bucket/reports/<jobId>/` and how many part files it holds |
 | `extraColumns` | producer | header columns that were ignored |
+| `format` | producer | how the file was read: `gzip`, `encoding`, `delimiter`, `detected` (from its header) |
 | `error` | producer | why the job `FAILED` |
 | `recentPk`, `recentSk` | producer | the job's place in the `recent-jobs` index (internal) |
 

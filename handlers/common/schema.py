@@ -459,6 +459,68 @@ RESERVED_COLLECTIONS = ("jobs", "root", "proxy")
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 MAX_COLUMNS = 100
 
+# The delimiters a file may use, by the names a stack declares them with, in the order detection
+# tries them (`handlers/producer/dialect.py`): comma first, the default.
+DELIMITERS: Mapping[str, str] = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}
+# The encodings a stack may declare, as Python's codecs name them
+# (https://docs.python.org/3/library/codecs.html#standard-encodings). `utf-16` must start with its
+# byte order mark, which says its byte order.
+ENCODINGS = ("utf-8", "cp1252", "latin-1", "utf-16")
+_ENCODING_SPELLINGS = {
+    **{name: name for name in ENCODINGS},
+    "utf8": "utf-8",
+    "windows-1252": "cp1252",
+    "latin1": "latin-1",
+    "iso-8859-1": "latin-1",
+    "utf16": "utf-16",
+}
+
+
+def delimiter_name(delimiter: str) -> str:
+    """How messages and settings name a delimiter: `comma`, `semicolon`, `tab`, `pipe`."""
+    return next(name for name, character in DELIMITERS.items() if character == delimiter)
+
+
+@dataclass(frozen=True)
+class Format:
+    """How the stack's files are written (`csv-ingest:schema.format`)."""
+
+    delimiter: str | None = None
+    """The delimiter character, fixed by the stack; None: detected from each file's header line."""
+    encoding: str = "utf-8"
+    """One of `ENCODINGS`."""
+
+    def declaration(self) -> dict[str, str]:
+        """What differs from the default, as a stack declares it (delimiters by name)."""
+        declared = {}
+        if self.delimiter is not None:
+            declared["delimiter"] = delimiter_name(self.delimiter)
+        if self.encoding != "utf-8":
+            declared["encoding"] = self.encoding
+        return declared
+
+
+def _parse_format(raw: Any, path: str) -> Format:
+    if not isinstance(raw, Mapping):
+        raise SchemaError(f"{path} is not a mapping; declare delimiter and/or encoding")
+    _no_unknown(raw, ("delimiter", "encoding"), path)
+    delimiter = raw.get("delimiter")
+    if delimiter is not None:
+        spelled = delimiter.strip().lower() if isinstance(delimiter, str) and delimiter.strip() else delimiter
+        if spelled in DELIMITERS:
+            delimiter = DELIMITERS[spelled]
+        elif spelled not in DELIMITERS.values():
+            names = ", ".join(DELIMITERS)
+            raise SchemaError(
+                f"{path}.delimiter = {delimiter!r} is not allowed; use one of: {names} (or leave it out: each file's"
+                " delimiter is then detected from its header line)"
+            )
+    encoding = raw.get("encoding", "utf-8")
+    spelled = encoding.strip().lower().replace("_", "-") if isinstance(encoding, str) else None
+    if spelled not in _ENCODING_SPELLINGS:
+        raise SchemaError(f"{path}.encoding = {encoding!r} is not allowed; use one of: {', '.join(ENCODINGS)}")
+    return Format(delimiter, _ENCODING_SPELLINGS[spelled])
+
 
 @dataclass(frozen=True)
 class Schema:
@@ -468,6 +530,9 @@ class Schema:
     key: str
     """The key column's name."""
     columns: tuple[Column, ...]
+    format: Format = Format()
+    """How the stack's files are written: not part of the layout (`fingerprint`), since it changes
+    how a file is read, not what its rows are."""
 
     @cached_property
     def key_index(self) -> int:
@@ -498,7 +563,14 @@ class Schema:
 
     def declaration(self) -> dict[str, Any]:
         """The schema as `csv-ingest:schema` declares it, with only what differs from defaults."""
-        return {"name": self.name, "key": self.key, "columns": [_column_declaration(c) for c in self.columns]}
+        declared: dict[str, Any] = {
+            "name": self.name,
+            "key": self.key,
+            "columns": [_column_declaration(c) for c in self.columns],
+        }
+        if fmt := self.format.declaration():
+            declared["format"] = fmt
+        return declared
 
     @cached_property
     def fingerprint(self) -> str:
@@ -538,7 +610,7 @@ def _column_declaration(column: Column) -> dict[str, Any]:
     return declared
 
 
-_SCHEMA_FIELDS = ("name", "key", "columns")
+_SCHEMA_FIELDS = ("name", "key", "columns", "format")
 _COLUMN_FIELDS = ("name", "type", "attribute", "aliases", "required")
 
 
@@ -552,6 +624,8 @@ def parse_schema(raw: Any, path: str = "schema") -> Schema:
             raise SchemaError(f"{path} is not a mapping; declare name, key and columns") from None
     if not isinstance(raw, Mapping):
         raise SchemaError(f"{path} is not a mapping; declare name, key and columns")
+    if set(raw) == {"format"}:  # the default's rows, from files written another way
+        raw = {**DEFAULT_SCHEMA_DECLARATION, "format": raw["format"]}
     _no_unknown(raw, _SCHEMA_FIELDS, path)
     name = _text_field(raw, "name", path)
     if not _COLLECTION.fullmatch(name):
@@ -575,7 +649,8 @@ def parse_schema(raw: Any, path: str = "schema") -> Schema:
     if key not in {column.name for column in columns}:
         names = ", ".join(column.name for column in columns)
         raise SchemaError(f"{path}.key = {key!r} names no column; use one of: {names}")
-    schema = Schema(name=name, key=key, columns=columns)
+    fmt = _parse_format(raw["format"], f"{path}.format") if raw.get("format") is not None else Format()
+    schema = Schema(name=name, key=key, columns=columns, format=fmt)
     _check_key(schema, f"{path}.columns[{schema.key_index}]")
     size = len(schema.to_json().encode())
     if size > MAX_SCHEMA_JSON_BYTES:
@@ -730,9 +805,10 @@ DEFAULT_SCHEMA_DECLARATION: Mapping[str, Any] = {
     "name": "users",
     "key": "mail",
     "columns": [
-        {"name": "name", "type": "text", "required": True},
-        {"name": "mail", "type": "email", "attribute": "email", "aliases": ["email"]},
-        {"name": "phone", "type": "phone"},
+        {"name": "name", "type": "text", "required": True, "aliases": ["Full Name"]},
+        # Matching ignores case, spaces, `-` and `_`: `email` is also `E-mail`, `e_mail` and `EMAIL`.
+        {"name": "mail", "type": "email", "attribute": "email", "aliases": ["email", "Email Address"]},
+        {"name": "phone", "type": "phone", "aliases": ["Phone Number"]},
     ],
 }
 DEFAULT_SCHEMA = parse_schema(DEFAULT_SCHEMA_DECLARATION)

@@ -66,10 +66,13 @@ SETTINGS = Settings(
     rows_per_message=int(os.environ["ROWS_PER_MESSAGE"]),
     budgets=Budgets.for_queue(MAX_MESSAGE_BYTES),
     max_upload_bytes=int(os.environ["MAX_UPLOAD_BYTES"]),
+    max_decompressed_bytes=int(os.environ["MAX_DECOMPRESSED_BYTES"]),
     schema=SCHEMA,
 )
 UPLOADS = UploadFilter(
-    bucket=SETTINGS.upload_bucket, prefix=os.environ["UPLOADS_PREFIX"], suffix=os.environ["UPLOADS_SUFFIX"]
+    bucket=SETTINGS.upload_bucket,
+    prefix=os.environ["UPLOADS_PREFIX"],
+    suffixes=tuple(json.loads(os.environ["UPLOADS_SUFFIXES"])),  # a JSON list (infra/producer.py)
 )
 JOBS_TABLE = os.environ["JOBS_TABLE"]
 JOB_TTL_DAYS = int(os.environ.get("JOB_TTL_DAYS", "0"))

@@ -1,10 +1,11 @@
 """What the producer would make of a local file, without AWS: the dry run of `ingest upload --check FILE`.
 
-The file is read by the producer's own code: `csv_stream.blocks` for its records, `ingest.read_header`
-for its header, `rows.read_block` for its rows (one-line blocks of valid rows at once, any other
-record by itself), and the same file checks (`ingest.check_size`, `ingest.too_many_rows`). So the
-answer is the producer's: the same rows valid and rejected, for the same reasons, the same blank
-lines and ignored columns, and a file the producer would fail is refused with the job's very reason
+The file is read by the producer's own code: `ingest.open_upload` for how it is read (gzip,
+encoding, delimiter: `dialect`) and its header, `csv_stream.blocks` for its records,
+`rows.read_block` for its rows (one-line blocks of valid rows at once, any other record by itself),
+and the same file checks (`ingest.check_size`, `ingest.too_many_rows`). So the answer is the
+producer's: the same rows valid and rejected, for the same reasons, the same blank lines and ignored
+columns, and a file the producer would fail is refused with the job's very reason
 (tests/handlers/test_check.py runs both on the same files). Nothing is packed, sent or written.
 
 The answer holds no cell of the file's rows: counts, reasons (which name columns and rules, never
@@ -22,8 +23,9 @@ from dataclasses import dataclass
 
 from handlers.common.chunks import ROW_SPACE
 from handlers.common.schema import Schema
-from handlers.producer.csv_stream import ByteStream, FileProblem, blocks
-from handlers.producer.ingest import check_size, read_header, too_many_rows
+from handlers.producer.csv_stream import ByteStream, FileProblem
+from handlers.producer.dialect import FileFormat
+from handlers.producer.ingest import check_size, open_upload, too_many_rows
 from handlers.producer.rows import Header, Outcome, ValidLines, read_block
 
 # Rejected rows listed one by one (in file order); the counts per reason cover them all. A file of
@@ -56,6 +58,8 @@ class RejectedRow:
 class FileChecked:
     """A file the producer would ingest, and what it would make of it."""
 
+    format: FileFormat
+    """How it is read: gzip or not, its encoding, its delimiter (and whether that was detected)."""
     columns: tuple[ColumnMatch, ...]
     """The schema's columns in its order, each with where the file has it."""
     ignored: tuple[str, ...]
@@ -78,12 +82,15 @@ class FileRefused:
     problem: str
 
 
-def check_upload(stream: ByteStream, size: int, schema: Schema, max_upload_bytes: int) -> FileChecked | FileRefused:
+def check_upload(
+    stream: ByteStream, size: int, schema: Schema, max_upload_bytes: int, *, name: str, max_decompressed_bytes: int
+) -> FileChecked | FileRefused:
     """Read `stream` (a file's bytes from its first, `size` of them) as the producer would read it
-    for a stack whose schema is `schema` and whose uploads are at most `max_upload_bytes`."""
+    under the key `name` (its suffix says gzip, or tab) for a stack whose schema is `schema`, whose
+    uploads are at most `max_upload_bytes` and decompress to at most `max_decompressed_bytes`."""
     try:
         check_size(size, max_upload_bytes)
-        start = read_header(blocks(stream), schema)
+        fmt, start = open_upload(stream, name, schema, max_decompressed_bytes)
         counts = _Counts(blank_lines=start.blank_lines)
         for block in start.rest:
             taken = read_block(start.header, block)
@@ -96,7 +103,7 @@ def check_upload(stream: ByteStream, size: int, schema: Schema, max_upload_bytes
                 raise too_many_rows()
     except FileProblem as problem:
         return FileRefused(str(problem))
-    return counts.checked(start.header)
+    return counts.checked(fmt, start.header)
 
 
 class _Counts:
@@ -119,9 +126,10 @@ class _Counts:
             if len(self.rejects) < MAX_LISTED_REJECTS:
                 self.rejects.append(RejectedRow(self.rows, line, outcome))
 
-    def checked(self, header: Header) -> FileChecked:
+    def checked(self, fmt: FileFormat, header: Header) -> FileChecked:
         rejected = sum(self.reasons.values())
         return FileChecked(
+            format=fmt,
             columns=tuple(
                 ColumnMatch(column.name, None if position is None else header.columns[position], _first(position))
                 for column, position in zip(header.schema.columns, header.positions, strict=True)

@@ -1,10 +1,18 @@
 """Read CSV records from a byte stream, knowing the byte offset where each record ends.
 
-The producer resumes a file from a checkpoint with an S3 range request, so it must know, after
-every record, exactly how many bytes of the object it has consumed. `csv.reader` pulls one
-physical line at a time from its source and never reads ahead of the record it returns, so
-counting the bytes of the lines handed to it gives the offset of each record boundary, quoted
-newlines included.
+The producer resumes a file from a checkpoint, so it must know, after every record, exactly how
+many bytes of its stream it has consumed: the file's UTF-8 text, which for a plain UTF-8 file is the
+object's bytes (resumed with an S3 range request), and otherwise what decompression and transcoding
+make of them (`sources`). `csv.reader` pulls one physical line at a time from its source and never
+reads ahead of the record it returns, so counting the bytes of the lines handed to it gives the
+offset of each record boundary, quoted newlines included.
+
+Fields are separated by the file's delimiter, one of comma, semicolon, tab and pipe
+(`schema.DELIMITERS`; the caller knows which, `dialect`); the quote is always `"`, as RFC 4180's.
+Everything that splits a line or skips a record follows the delimiter: `csv.reader`'s `delimiter`,
+the one-line records' split, their blank test (a line of spaces and delimiters only), and the
+patterns of the byte scanner, made once per delimiter (`_syntax`). A comma file is read exactly as
+before the other three were taken, at the same speed.
 
 A line ends as in a file opened with `newline=''`, as `csv.reader` must be fed
 (https://docs.python.org/3/library/csv.html#csv.reader): at an LF, a CRLF or a lone CR (files from
@@ -20,8 +28,18 @@ a record's end is then an index into them (`csv.reader.line_num`). A block holdi
 handed out one line at a time, so that the problem is named by its offset and line, after the
 records before it, exactly where a line-by-line reader would name it. A block that starts at a
 record boundary and holds no quote (nor a lone CR) needs no `csv.reader` at all: each
-of its lines is one record, its fields the line split at commas; `blocks` gives such a block whole
-(`LineRecords`), for the producer to check and pack at once.
+of its lines is one record, its fields the line split at the delimiter; `blocks` gives such a
+block whole (`LineRecords`), for the producer to check and pack at once.
+
+A file that is not UTF-8 text fails with a message that says what to do, and never shows a byte's
+character (it is part of a cell, personal data): a byte that is a character in cp1252 (Windows-1252:
+every byte from 0x80 but five) is most likely from a Windows export, and the message names the
+setting, `csv-ingest:schema.format.encoding`, and the value, cp1252 (or latin-1); a file whose
+first two bytes say what it is fails on them, and is told what reads it: a UTF-16 byte order mark
+(its ASCII characters hold NUL bytes, and its first byte is never UTF-8) to set utf-16, gzip's
+magic (a `.gz` file uploaded under a `.csv` key: its second byte is never UTF-8) to upload it under
+a `.gz` key; any other NUL byte or bad byte says to save the file as UTF-8, or to set the file's
+encoding.
 
 Memory is bounded while a record is read, not after: the line source refuses to hand `csv.reader`
 a block once the record being read has passed `MAX_RECORD_BYTES`, nor to buffer a longer
@@ -40,10 +58,12 @@ import io
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from itertools import accumulate, chain, islice, repeat
 from operator import add, sub
 from typing import NamedTuple, Protocol
+
+from handlers.common.schema import DELIMITERS
 
 READ_SIZE = 64 * 1024
 # The longest record read into memory. A valid row's known cells are at most ~0.5 KB, so this
@@ -59,6 +79,14 @@ MAX_SKIPPED_RECORD_BYTES = 256 * 1024 * 1024
 # be many times the block's own size. A file of rows has far longer lines, and blocks of READ_SIZE.
 MAX_BLOCK_LINES = 2048
 BOM = b"\xef\xbb\xbf"
+# A UTF-16 file starts with one of these, which says its byte order
+# (https://docs.python.org/3/library/codecs.html#encodings-and-unicode): read as UTF-8, such a file
+# fails on its first bytes, and its message says the setting that reads it.
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+# Every gzip member starts with these two bytes (RFC 1952 §2.3.1, ID1 ID2): read as text, a gzip
+# file fails on them (0x8b is never UTF-8; a NUL follows in most headers), and its message says so.
+GZIP_MAGIC = b"\x1f\x8b"
+ENCODING_SETTING = "csv-ingest:schema.format.encoding"
 # No field can outgrow the record limit, so csv's own field limit (131,072 characters by
 # default) must not fail a file first: one large cell is a row matter, not a file matter.
 csv.field_size_limit(MAX_RECORD_BYTES)
@@ -128,8 +156,9 @@ class _Lines:
     `record_start` at every record boundary; the buffer keeps the bytes from there, so an oversized
     record can be re-scanned from its start."""
 
-    def __init__(self, stream: ByteStream, offset: int, line: int) -> None:
+    def __init__(self, stream: ByteStream, offset: int, line: int, delimiter: str) -> None:
         self._stream = stream
+        self.delimiter = delimiter
         self._buffer = b""
         self._buffer_offset = offset  # the file offset of the buffer's first byte
         self._next = 0  # index in the buffer of the next line to hand out
@@ -140,6 +169,7 @@ class _Lines:
         self.block_first = 0
         self.block_line = line
         self._at_start = offset == 0
+        self._known: str | None = None  # what the file's first bytes say it is (`_known_problem`)
         self._eof = False
 
     def next_block(self) -> LineRecords | list[str] | None:
@@ -219,7 +249,10 @@ class _Lines:
             text = block.decode("utf-8")
         except UnicodeDecodeError:
             return None
-        if offset == self.record_start and (records := _line_records(text, block, offset, self.line)) is not None:
+        if (
+            offset == self.record_start
+            and (records := _line_records(text, block, offset, self.line, self.delimiter)) is not None
+        ):
             return records
         # Split at LF, CRLF and a lone CR, as a file opened with newline='' is (module docstring).
         lines = io.StringIO(text, newline="").readlines()
@@ -232,7 +265,7 @@ class _Lines:
         offset = self._buffer_offset + start
         if self._buffer_offset + end - self.record_start > MAX_RECORD_BYTES:
             raise _Oversized
-        text = _decode(self._buffer[start:end], _Position(offset, self.line))
+        text = _decode(self._buffer[start:end], _Position(offset, self.line), known=self._known)
         self.ends = [offset, self._buffer_offset + end]
         return text
 
@@ -247,12 +280,17 @@ class _Lines:
         self._eof = not block
 
     def _skip_bom(self) -> None:
-        """Only the file's first bytes can be a BOM, looked for once at least three are read."""
-        while self._at_start and len(self._buffer) < len(BOM) and not self._eof:
+        """Only the file's first bytes can be a BOM, looked for once at least three are read: a
+        UTF-8 BOM is skipped; a UTF-16 one, or gzip's magic, remembered for the message the file then
+        fails with."""
+        if not self._at_start:
+            return
+        while len(self._buffer) < len(BOM) and not self._eof:
             self._fill()
-        if self._at_start and self._buffer.startswith(BOM):
+        if self._buffer.startswith(BOM):
             self._next = len(BOM)
             self.record_start = self.ends[0] = len(BOM)
+        self._known = _known_problem(self._buffer)
         self._at_start = False
 
     def past_limit(self, lines: int) -> bool:
@@ -264,7 +302,7 @@ class _Lines:
         """Consume the current (oversized) record to its end, from its first byte, checking its
         bytes are UTF-8 text; its length in bytes. `lines_before` are the physical lines before
         it. The position moves past it."""
-        scanner = _RecordScanner(lines_before + 1)
+        scanner = _RecordScanner(lines_before + 1, _syntax(self.delimiter))
         decoder = codecs.getincrementaldecoder("utf-8")()
         length, line_ends, piece = 0, 0, b""
         data = self._buffer[self.record_start - self._buffer_offset :]
@@ -273,7 +311,7 @@ class _Lines:
             end = scanner.feed(data)
             split_crlf = piece.endswith(b"\r") and data.startswith(b"\n")  # counted with its CR
             piece = data if end == -1 else data[:end]
-            _check_text(piece, decoder, lines_before + 1)
+            _check_text(piece, decoder, lines_before + 1, known=self._known)
             length += len(piece)
             line_ends += _line_count(piece, 0, len(piece)) - split_crlf
             if length > MAX_SKIPPED_RECORD_BYTES:
@@ -295,69 +333,170 @@ class _Lines:
         return length
 
 
-def _check_text(piece: bytes, decoder: codecs.IncrementalDecoder, line: int) -> None:
+def _check_text(piece: bytes, decoder: codecs.IncrementalDecoder, line: int, *, known: str | None) -> None:
+    """`FileProblem` if `piece`, of the (oversized) record starting on `line`, holds a NUL byte or
+    bytes that are not UTF-8 (with what came before it through `decoder`)."""
     if b"\x00" in piece:
-        raise FileProblem(f"not a text CSV file: NUL byte in the record starting on line {line}")
+        raise _not_text(f"NUL byte in the record starting on line {line}", known=known)
     try:
         decoder.decode(piece)
+    except UnicodeDecodeError as error:
+        # The decoder's input (`error.object`) is what it kept of the previous piece, then this one.
+        byte = error.object[error.start]
+        raise _not_utf8(
+            f"not UTF-8: the record starting on line {line} holds bytes that are not UTF-8 (the first 0x{byte:02x})",
+            byte,
+            known=known,
+        ) from None
+
+
+def _known_problem(head: bytes) -> str | None:
+    """The problem of a file whose first bytes say what it is, when it fails as not UTF-8 text
+    (`known` below): a UTF-16 file's, or gzip data's; None for any other file."""
+    if head.startswith(UTF16_BOMS):
+        return _UTF16_PROBLEM
+    if head.startswith(GZIP_MAGIC):
+        return GZIP_PROBLEM
+    return None
+
+
+def _not_text(where: str, *, known: str | None) -> FileProblem:
+    """The problem of a NUL byte (`where`: where it is): valid UTF-8, but no text file holds one; a
+    UTF-16 export (most of its characters' bytes are NULs) or a binary file (e.g. .xlsx). `known`:
+    what the file's first bytes say it is (`_known_problem`), the problem then."""
+    if known is not None:
+        return FileProblem(known)
+    return FileProblem(f"not a text CSV file: {where}; {_OTHER_ENCODING}")
+
+
+def _not_utf8(problem: str, byte: int, *, known: str | None) -> FileProblem:
+    """`problem` (bytes that are not UTF-8, `byte` the first) with the encoding to set: cp1252 when
+    the byte is one of its characters, as in most Windows exports; `known` as `_not_text`'s. The
+    character is never shown: it is part of a cell."""
+    if known is not None:
+        return FileProblem(known)
+    return FileProblem(f"{problem}; {_CP1252 if _is_cp1252(byte) else _OTHER_ENCODING}")
+
+
+def _is_cp1252(byte: int) -> bool:
+    """Whether `byte` is a character in cp1252: all of 0x80–0xFF but the five it leaves undefined
+    (Python's cp1252 codec fails on those: https://docs.python.org/3/library/codecs.html#standard-encodings)."""
+    try:
+        bytes([byte]).decode("cp1252")
     except UnicodeDecodeError:
-        raise FileProblem(f"not UTF-8: the record starting on line {line} holds bytes that are not UTF-8") from None
+        return False
+    return True
+
+
+_UTF16_PROBLEM = (
+    f"not a text CSV file in UTF-8: it starts with a UTF-16 byte order mark; set {ENCODING_SETTING} to utf-16"
+)
+# Only a key ending .gz is decompressed (`dialect`), so the object's key is what fixes it.
+GZIP_PROBLEM = (
+    "gzip data, not text: the file is gzip-compressed; upload it under a key ending .gz (.csv.gz) so that it is"
+    " decompressed"
+)
+_CP1252 = (
+    "it is a character in cp1252 (Windows-1252), the encoding of most Windows exports: if the file is one,"
+    f" set {ENCODING_SETTING} to cp1252 (or latin-1)"
+)
+_OTHER_ENCODING = f"save the file as UTF-8 CSV, or set {ENCODING_SETTING} to the file's encoding"
 
 
 # States of `_RecordScanner`, after `csv.reader`'s (excel dialect, strict), the last a CR ending
 # a record, last in the data scanned so far: an LF first in the next data belongs to it.
 _START_FIELD, _UNQUOTED, _QUOTED, _QUOTE_SEEN, _CR_LAST = range(5)
-# Outside quotes only a line end (the record's end) or a quote opening the next field matters: a
-# quote inside an unquoted field is an ordinary character.
-_UNQUOTED_STOP = re.compile(rb'[\r\n]|,"')
 # Inside quotes: ordinary bytes and escaped quotes (`""`), up to the next lone quote.
 _QUOTED_RUN = re.compile(rb'[^"]*+(?:""[^"]*+)*+')
-# At a field's start: a run of whole fields (quoted, unquoted or empty), each closed by a comma.
-_FIELDS_RUN = re.compile(rb'(?:"[^"]*(?:""[^"]*)*",|[^",\r\n][^,\r\n]*,|,)*+')
 # The most one regular-expression call looks at, so that its own bookkeeping stays small.
 _WINDOW = 64 * 1024
-# The rules `csv.reader` (excel dialect, strict) reports a file of rows breaking, in its words,
-# which say the rule; any other error (none is known to reach here) is told by the generic rule,
-# never in words written for Python programmers.
-_QUOTE_THEN_TEXT = "',' expected after '\"'"
+# The rules `csv.reader` (excel dialect, strict) reports a file of rows breaking; any other error
+# (none is known to reach here) is told by the generic rule, never in words written for Python
+# programmers.
 _QUOTE_UNCLOSED = "unexpected end of data"
-_CSV_RULES = (_QUOTE_THEN_TEXT, _QUOTE_UNCLOSED)
 _ANY_CSV_RULE = "quotes not as RFC 4180 places them"
 
 
-def _not_csv(rule: str, line: int) -> FileProblem:
-    """The file problem of a record, starting on `line`, that breaks `rule` (`csv.Error`'s text)."""
-    return FileProblem(f"not CSV: {rule if rule in _CSV_RULES else _ANY_CSV_RULE} (record starting on line {line})")
+# The patterns that depend on the delimiter, written with `D` for it (`_syntax` makes them).
+# At a field's start: a run of whole fields (quoted, unquoted or empty), each closed by a delimiter.
+_FIELDS_RUN = rb'(?:"[^"]*(?:""[^"]*)*"D|[^"D\r\n][^D\r\n]*D|D)*+'
+# Outside quotes only a line end (the record's end) or a quote opening the next field matters: a
+# quote inside an unquoted field is an ordinary character.
+_UNQUOTED_STOP = rb'[\r\n]|D"'
+# A line end, a line of spaces and delimiters only (or several), a line end: a superset of the blank
+# records after a block's first line and before its last (a literal first, so the search is quick).
+_BLANK_INNER_LINE = r"\n[\sD]*\n"
+
+
+class _Syntax(NamedTuple):
+    """What reading a file depends on in its delimiter (the quote is always `"`), made once per
+    delimiter (`_syntax`)."""
+
+    byte: int
+    """The delimiter's byte (each of the four is one ASCII byte)."""
+    fields_run: re.Pattern[bytes]
+    unquoted_stop: re.Pattern[bytes]
+    blank_inner_line: re.Pattern[str]
+    quote_then_text: str
+    """The rule a closing quote followed by text breaks, as `csv.reader` words it."""
+    quote_then_text_rule: str
+    """The same rule as a message says it (a tab by name)."""
+
+
+@cache
+def _syntax(delimiter: str) -> _Syntax:
+    assert delimiter in DELIMITERS.values(), "the caller reads a file in one of the four delimiters"
+    escaped = re.escape(delimiter)  # the same in a character class and out of one
+    shown = "a tab" if delimiter == "\t" else f"'{delimiter}'"
+    return _Syntax(
+        byte=ord(delimiter),
+        fields_run=re.compile(_FIELDS_RUN.replace(b"D", escaped.encode())),
+        unquoted_stop=re.compile(_UNQUOTED_STOP.replace(b"D", escaped.encode())),
+        blank_inner_line=re.compile(_BLANK_INNER_LINE.replace("D", escaped)),
+        quote_then_text=f"'{delimiter}' expected after '\"'",
+        quote_then_text_rule=f"{shown} expected after '\"'",
+    )
+
+
+def _not_csv(error: str, line: int, syntax: _Syntax) -> FileProblem:
+    """The file problem of a record, starting on `line`, that breaks a rule (`error`: `csv.Error`'s
+    text), in a message's words."""
+    if error == syntax.quote_then_text:
+        rule = syntax.quote_then_text_rule
+    else:
+        rule = error if error == _QUOTE_UNCLOSED else _ANY_CSV_RULE
+    return FileProblem(f"not CSV: {rule} (record starting on line {line})")
 
 
 class _RecordScanner:
     """Finds where a record ends without keeping it: the quoting rules of `csv.reader` with the
     excel dialect and `strict=True` (a quote opens a quoted field only at the start of a field;
     `""` inside one is a quote; a line end outside quotes, LF, CRLF or a lone CR, ends the record),
-    fed lines as a file opened with newline='' gives them. Runs of ordinary bytes are skipped by
-    regular expressions, so the cost per byte stays close to C's. `line` is where the record starts,
-    for the reasons it gives."""
+    fed lines as a file opened with newline='' gives them, fields separated by `syntax`'s delimiter.
+    Runs of ordinary bytes are skipped by regular expressions, so the cost per byte stays close to
+    C's. `line` is where the record starts, for the reasons it gives."""
 
-    def __init__(self, line: int) -> None:
+    def __init__(self, line: int, syntax: _Syntax) -> None:
         self._state = _START_FIELD
         self._line = line
+        self._syntax = syntax
 
     def feed(self, data: bytes) -> int:
         """Scan `data`; the index just past the record's end, or -1 if it goes on."""
-        i, state, size = 0, self._state, len(data)
+        i, state, size, syntax = 0, self._state, len(data), self._syntax
         if state == _CR_LAST and size:
             return self._end(1 if data[0] == 0x0A else 0)
         while i < size:
             if state == _START_FIELD:
-                i = _FIELDS_RUN.match(data, i, min(size, i + _WINDOW)).end()  # type: ignore[union-attr]
+                i = syntax.fields_run.match(data, i, min(size, i + _WINDOW)).end()  # type: ignore[union-attr]
                 if i < size:
                     state, i = (_QUOTED, i + 1) if data[i] == 0x22 else (_UNQUOTED, i)
             elif state == _UNQUOTED:
-                stop = _UNQUOTED_STOP.search(data, i)
+                stop = syntax.unquoted_stop.search(data, i)
                 if stop is None:
-                    # A comma at the very end may open a quoted field in the next block.
-                    state, i = (_START_FIELD if data.endswith(b",") else _UNQUOTED), size
-                elif stop.group() != b',"':
+                    # A delimiter at the very end may open a quoted field in the next block.
+                    state, i = (_START_FIELD if data[-1] == syntax.byte else _UNQUOTED), size
+                elif stop.group()[0] != syntax.byte:
                     return self._line_end(data, stop.start())
                 else:
                     state, i = _QUOTED, stop.end()
@@ -369,8 +508,8 @@ class _RecordScanner:
                 byte = data[i]
                 if byte in b"\r\n":
                     return self._line_end(data, i)
-                if byte not in b'",':
-                    raise _not_csv(_QUOTE_THEN_TEXT, self._line)
+                if byte != 0x22 and byte != syntax.byte:
+                    raise _not_csv(syntax.quote_then_text, self._line, syntax)
                 state, i = (_QUOTED if byte == 0x22 else _START_FIELD), i + 1
         self._state = state
         return -1
@@ -391,32 +530,27 @@ class _RecordScanner:
     def finish(self) -> None:
         """The data ended: fine unless inside a quoted field."""
         if self._state == _QUOTED:
-            raise _not_csv(_QUOTE_UNCLOSED, self._line)
+            raise _not_csv(_QUOTE_UNCLOSED, self._line, self._syntax)
 
 
-def _decode(raw: bytes, position: _Position) -> str:
+def _decode(raw: bytes, position: _Position, *, known: str | None) -> str:
     """A line's text; `FileProblem` naming the offset and line (`position`: where the line starts)
-    of a NUL byte or of bytes that are not UTF-8."""
+    of a NUL byte or of bytes that are not UTF-8 (`known`: as `_not_text`'s)."""
     if (nul := raw.find(b"\x00")) != -1:
-        # Valid UTF-8, but no text file holds one: a UTF-16 export or a binary file (e.g. .xlsx).
-        raise FileProblem(
-            f"not a text CSV file: NUL byte at byte offset {position.offset + nul} (line {position.line + 1});"
-            " save the file as UTF-8 CSV"
-        )
+        where = f"NUL byte at byte offset {position.offset + nul} (line {position.line + 1})"
+        raise _not_text(where, known=known)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        bad = position.offset + error.start
-        raise FileProblem(
-            f"not UTF-8: byte 0x{raw[error.start]:02x} at byte offset {bad} (line {position.line + 1})"
-            " is not valid UTF-8"
-        ) from None
+        bad, byte = position.offset + error.start, raw[error.start]
+        problem = f"not UTF-8: byte 0x{byte:02x} at byte offset {bad} (line {position.line + 1}) is not valid UTF-8"
+        raise _not_utf8(problem, byte, known=known) from None
 
 
 @dataclass(frozen=True)
 class LineRecords:
     """The records of one block read whole, one per line, none over the limit, no quote in them and
-    a CR only before an LF: each line is one record, its fields its text split at commas (what
+    a CR only before an LF: each line is one record, its fields its text split at the delimiter (what
     `csv.reader` reads from such a line, and it cannot fail on one). The producer handles such a
     block at once (almost every block of a file of rows is one), any other record by itself."""
 
@@ -426,10 +560,12 @@ class LineRecords:
     ends: list[int]
     """The offset where the block starts, then where each line ends."""
     lines_before: int
+    delimiter: str
+    """The file's delimiter: `,`, `;`, a tab or `|`."""
 
     @cached_property
     def fields(self) -> list[list[str]]:
-        fields = list(map(str.split, self._cells_text, repeat(",")))
+        fields = list(map(str.split, self._cells_text, repeat(self.delimiter)))
         if "" in self._cells_text:  # an empty line: csv.reader reads no field at all
             fields = [cells if content else [] for cells, content in zip(fields, self._cells_text, strict=True)]
         return fields
@@ -439,10 +575,11 @@ class LineRecords:
         (then field k of record r is at `r * width + k`); else None. No list per record."""
         if "" in self._cells_text or not self.contents:
             return None
-        commas = list(map(str.count, self._cells_text, repeat(",")))
-        if min(commas) != width - 1 or max(commas) != width - 1:
+        delimiter = self.delimiter
+        delimiters = list(map(str.count, self._cells_text, repeat(delimiter)))
+        if min(delimiters) != width - 1 or max(delimiters) != width - 1:
             return None
-        return ",".join(self._cells_text).split(",")
+        return delimiter.join(self._cells_text).split(delimiter)
 
     @cached_property
     def _cells_text(self) -> list[str]:
@@ -458,10 +595,12 @@ class LineRecords:
 
     @cached_property
     def maybe_blank(self) -> bool:
-        """Whether a line could be a blank record, one of spaces and commas only: a pattern finds
-        any between two others, the first and last are looked at."""
-        edges = (self.contents[0], self.contents[-1])
-        return any(map(_blank_line, edges)) or _BLANK_INNER_LINE.search(self.text) is not None
+        """Whether a line could be a blank record, one of spaces and delimiters only: a pattern
+        finds any between two others, the first and last are looked at."""
+        delimiter = self.delimiter
+        if any(not edge.replace(delimiter, "").strip() for edge in (self.contents[0], self.contents[-1])):
+            return True
+        return _syntax(delimiter).blank_inner_line.search(self.text) is not None
 
     def blank(self) -> Iterable[bool]:
         """Whether each record is `Record.blank`."""
@@ -476,10 +615,10 @@ class LineRecords:
     def after(self, count: int) -> LineRecords:
         """The records after the first `count`."""
         text = self.text[sum(map(len, self.contents[:count])) + count :]
-        return LineRecords(text, self.contents[count:], self.ends[count:], self.lines_before + count)
+        return LineRecords(text, self.contents[count:], self.ends[count:], self.lines_before + count, self.delimiter)
 
 
-def _line_records(text: str, block: bytes, offset: int, lines_before: int) -> LineRecords | None:
+def _line_records(text: str, block: bytes, offset: int, lines_before: int, delimiter: str) -> LineRecords | None:
     """`block` (decoded: `text`), starting at a record boundary, as `LineRecords`, if it is such."""
     if '"' in text or ("\r" in text and text.count("\r") != text.count("\r\n")):
         return None
@@ -492,26 +631,21 @@ def _line_records(text: str, block: bytes, offset: int, lines_before: int) -> Li
         ends[-1] -= 1  # the file's last line, with no LF
     if len(block) > MAX_RECORD_BYTES and max(map(sub, ends[1:], ends)) > MAX_RECORD_BYTES:
         return None
-    return LineRecords(text, contents, ends, lines_before)
+    return LineRecords(text, contents, ends, lines_before, delimiter)
 
 
-# A line end, a line of spaces and commas only (or several), a line end: a superset of the blank
-# records after a block's first line and before its last (a literal first, so the search is quick).
-_BLANK_INNER_LINE = re.compile(r"\n[\s,]*\n")
+def blocks(
+    stream: ByteStream, start_offset: int = 0, start_line: int = 0, delimiter: str = ","
+) -> Iterator[LineRecords | RecordTuple]:
+    """Records of `stream`, which holds the file's text in UTF-8 from `start_offset` on: whole
+    blocks of `LineRecords`, and every other record by itself as a tuple.
 
-
-def _blank_line(line: str) -> bool:
-    return not line.replace(",", "").strip()
-
-
-def blocks(stream: ByteStream, start_offset: int = 0, start_line: int = 0) -> Iterator[LineRecords | RecordTuple]:
-    """Records of `stream`, which holds the object's bytes from `start_offset` on: whole blocks of
-    `LineRecords`, and every other record by itself as a tuple.
-
-    `start_line` is the number of physical lines before `start_offset`. Raises `FileProblem` for
-    bytes that are not UTF-8 and for text that is not CSV (unbalanced quotes, NUL bytes, …).
+    `start_line` is the number of physical lines before `start_offset`; `delimiter` one of `,`,
+    `;`, a tab, `|`. Raises `FileProblem` for bytes that are not UTF-8 and for text that is not CSV
+    (unbalanced quotes, NUL bytes, …).
     """
-    lines = _Lines(stream, start_offset, start_line)
+    _syntax(delimiter)  # checks the delimiter, and makes its patterns before the first record
+    lines = _Lines(stream, start_offset, start_line, delimiter)
     while True:
         try:
             block = lines.next_block()
@@ -530,7 +664,7 @@ def blocks(stream: ByteStream, start_offset: int = 0, start_line: int = 0) -> It
 def _read_records(lines: _Lines, block: list[str]) -> Iterator[RecordTuple]:
     """The records `csv.reader` reads from `block` on, up to a record boundary at a block's start."""
     first_line = lines.block_line + 1
-    reader = csv.reader(chain.from_iterable(lines.feed(block)), strict=True)
+    reader = csv.reader(chain.from_iterable(lines.feed(block)), delimiter=lines.delimiter, strict=True)
     try:
         for fields in reader:
             last = reader.line_num - lines.block_first
@@ -544,7 +678,7 @@ def _read_records(lines: _Lines, block: list[str]) -> Iterator[RecordTuple]:
         yield _skipped(lines, first_line)
     except csv.Error as error:
         if not lines.past_limit(reader.line_num):
-            raise _not_csv(str(error), first_line) from None
+            raise _not_csv(str(error), first_line, _syntax(lines.delimiter)) from None
         yield _skipped(lines, first_line)
 
 
@@ -559,12 +693,16 @@ def records_of(block: LineRecords | RecordTuple) -> Iterable[RecordTuple]:
     return block.records() if isinstance(block, LineRecords) else (block,)
 
 
-def records(stream: ByteStream, start_offset: int = 0, start_line: int = 0) -> Iterator[RecordTuple]:
+def records(
+    stream: ByteStream, start_offset: int = 0, start_line: int = 0, delimiter: str = ","
+) -> Iterator[RecordTuple]:
     """`blocks`, record by record."""
-    return chain.from_iterable(map(records_of, blocks(stream, start_offset, start_line)))
+    return chain.from_iterable(map(records_of, blocks(stream, start_offset, start_line, delimiter)))
 
 
-def iter_records(stream: ByteStream, start_offset: int = 0, start_line: int = 0) -> Iterator[Record]:
+def iter_records(
+    stream: ByteStream, start_offset: int = 0, start_line: int = 0, delimiter: str = ","
+) -> Iterator[Record]:
     """`records` as `Record`s."""
-    for fields, line, end_offset, end_line, oversized, _blank in records(stream, start_offset, start_line):
+    for fields, line, end_offset, end_line, oversized, _blank in records(stream, start_offset, start_line, delimiter):
         yield Record(fields, line, end_offset, end_line, oversized)

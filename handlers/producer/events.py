@@ -8,9 +8,10 @@ S3 can confirm, and bounds what it cannot:
 
 - `announced_upload` checks what needs no call to AWS: the event is S3's (`eventSource` `aws:s3`),
   an `ObjectCreated:*` event, for the configured bucket, with a key under the uploads prefix and
-  ending with the uploads suffix — compared as S3's notification filter compares them, character
-  for character (`users.CSV` does not end with `.csv`) — an ISO-8601 `eventTime` with its zone, and a
-  `sequencer` of at most 32 hexadecimal digits;
+  ending with one of the uploads suffixes (the notification has one rule per suffix) — compared as
+  S3's notification filter compares them, character for character (`users.CSV` does not end with
+  `.csv`) — an ISO-8601 `eventTime` with its zone, and a `sequencer` of at most 32 hexadecimal
+  digits;
 - the producer then reads the object version with HeadObject (`handlers/producer/app.py`): a
   version or object that does not exist starts no job (`object`);
 - `upload_time_ms` bounds the upload time by the object's LastModified, which S3 alone sets.
@@ -68,8 +69,8 @@ class UploadFilter:
     bucket: str
     prefix: str
     """`uploadsPrefix`"""
-    suffix: str
-    """`uploadsSuffix`"""
+    suffixes: tuple[str, ...]
+    """`uploadsSuffixes`: a key must end with one of them."""
 
 
 @dataclass(frozen=True)
@@ -102,11 +103,12 @@ def announced_upload(record: dict[str, Any], uploads: UploadFilter) -> Announced
         raise RefusedEvent("bucket", f"another bucket's object; this producer ingests {uploads.bucket!r} only")
     key = unquote_plus(obj["key"])
     # https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-how-to-filtering.html: a
-    # notification is published only for keys with the filter's prefix and suffix, as written.
+    # notification is published only for keys with a rule's prefix and suffix, as written.
     if not key.startswith(uploads.prefix):
         raise RefusedEvent("prefix", f"key outside the uploads prefix {uploads.prefix!r}")
-    if not key.endswith(uploads.suffix):
-        raise RefusedEvent("suffix", f"key does not end with {uploads.suffix!r} (compared case-sensitively)")
+    if not key.endswith(uploads.suffixes):
+        named = ", ".join(repr(suffix) for suffix in uploads.suffixes)
+        raise RefusedEvent("suffix", f"key ends with none of {named} (compared case-sensitively)")
     version_id = obj.get("versionId")
     if version_id is not None and (not isinstance(version_id, str) or not version_id):
         raise RefusedEvent("form", "s3.object.versionId is not text")

@@ -27,19 +27,22 @@ two, so its answer is the producer's.
 
 from __future__ import annotations
 
+import io
 import json
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from itertools import chain, islice
+from time import monotonic
 from typing import Any
 
 from handlers.common.chunks import ROW_SPACE, Chunk, Row, Source, upload_tiebreak
 from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS
 from handlers.common.schema import DEFAULT_SCHEMA, Schema
 from handlers.common.signing import JobKeys
-from handlers.producer.csv_stream import FileProblem, LineRecords, RecordTuple, blocks, records_of
+from handlers.producer.csv_stream import ByteStream, FileProblem, LineRecords, RecordTuple, blocks, records_of
+from handlers.producer.dialect import FileFormat, Reading, detect, how_read, reading_for
 from handlers.producer.job_store import INGEST, VALIDATE, Checkpoint
 from handlers.producer.packing import (
     Budgets,
@@ -51,12 +54,24 @@ from handlers.producer.packing import (
     max_row_bytes,
 )
 from handlers.producer.reports import RejectsReport, part_key, report_prefix
-from handlers.producer.rows import Block, Header, Outcome, Rejected, ValidLines, parse_header, read_block
+from handlers.producer.rows import (
+    Block,
+    Header,
+    IncompleteHeader,
+    Outcome,
+    Rejected,
+    ValidLines,
+    parse_header,
+    read_block,
+)
 from handlers.producer.sender import ChunkSender
+from handlers.producer.sources import skipped, text_stream
 
 # A chunk closes once it spans this many bytes of the file, full or not: the segment can then
 # always stop within this distance (a few milliseconds of parsing) when its time runs low.
 MAX_CHUNK_SPAN_BYTES = 1024 * 1024
+# `csv-ingest:maxDecompressedBytes`' default (infra/config.py says why this size).
+DEFAULT_MAX_DECOMPRESSED_BYTES = 50 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -73,6 +88,8 @@ class Settings:
     """A larger object fails its job before it is read."""
     schema: Schema = DEFAULT_SCHEMA
     """What the rows are (the stack's `csv-ingest:schema`; app.py passes the one its environment holds)."""
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES
+    """A `.gz` upload that decompresses to more fails its job, at that size (`csv-ingest:maxDecompressedBytes`)."""
 
 
 class Clock:
@@ -80,8 +97,11 @@ class Clock:
 
     def __init__(self, remaining_ms: Callable[[], int]) -> None:
         self._remaining_ms = remaining_ms
+        remaining = remaining_ms() / 1000
         # Keep a fifth of the invocation (5–60 s) to flush sends, write the report and checkpoint.
-        self.margin = min(60.0, max(5.0, remaining_ms() / 1000 * 0.2))
+        self.margin = min(60.0, max(5.0, remaining * 0.2))
+        self.usable = max(0.0, remaining - self.margin)
+        """The seconds the invocation had for its work, before the margin."""
 
     def low(self, draining: float = 0.0) -> bool:
         """Time to stop: less than the margin is left, besides `draining` seconds the work already
@@ -129,14 +149,76 @@ class Services:
     on_send_retry: Callable[[], None] = lambda: None
 
 
-def _blocks(services: Services, job: dict[str, Any], offset: int, line: int) -> Iterator[Block]:
-    """The object's records from `offset` on (`csv_stream.blocks`), read as a stream (a range request)."""
+def _object(services: Services, job: dict[str, Any], offset: int) -> ByteStream:
+    """The object's bytes from `offset` on, read as a stream (a range request; none past the end,
+    which S3 would answer 416)."""
     if offset >= int(job["objectSize"]):
-        return iter(())
-    body = services.s3.get_object(
+        return io.BytesIO(b"")
+    return services.s3.get_object(
         Bucket=job["bucket"], Key=job["key"], VersionId=job["versionId"], Range=f"bytes={offset}-"
     )["Body"]
-    return blocks(body, offset, line)
+
+
+def _blocks(
+    services: Services,
+    job: dict[str, Any],
+    settings: Settings,
+    fmt: FileFormat,
+    position: tuple[int, int],
+    clock: Clock,
+) -> Iterator[Block]:
+    """The file's records from `position` (offset, line) on (`csv_stream.blocks`): an offset of the
+    reader's text, which is the object's own bytes for a plain file (read from there), and for any
+    other is reached by reading the object again from its first byte (`FileFormat.plain`). That
+    costs time in proportion to the offset, and may take at most half of what the invocation has
+    (`resume_problem`): the other half moves the job on, so a chain of invocations always ends."""
+    offset, line = position
+    if fmt.plain:
+        return blocks(_object(services, job, offset), offset, line, delimiter=fmt.delimiter)
+    started = monotonic()
+    text = skipped(_text(_object(services, job, 0), fmt, settings.max_decompressed_bytes), offset)
+    if (problem := resume_problem(fmt, offset, monotonic() - started, clock.usable)) is not None:
+        raise problem
+    return blocks(text, offset, line, delimiter=fmt.delimiter)
+
+
+def resume_problem(fmt: FileFormat, offset: int, spent: float, budget: float) -> FileProblem | None:
+    """Why the job cannot go on when reading the file again to `offset` took `spent` seconds of the
+    `budget` the invocation had before its margin: more than half (README "How a file is ingested")."""
+    if spent <= budget / 2:
+        return None
+    kind = "a gzip file" if fmt.gzip else f"a {fmt.encoding} file"
+    return FileProblem(
+        f"file too large to resume: {kind} cannot be read from its middle, and reading it again to byte offset"
+        f" {offset} took {spent:.0f} s of the {budget:.0f} s this invocation had; give the producer more time or"
+        " CPU (csv-ingest:producerTimeoutSeconds, csv-ingest:producerMemoryMb), or upload the file in smaller pieces"
+    )
+
+
+def _text(stream: ByteStream, reading: Reading | FileFormat, max_decompressed_bytes: int) -> ByteStream:
+    return text_stream(
+        stream, gzip=reading.gzip, encoding=reading.encoding, max_decompressed_bytes=max_decompressed_bytes
+    )
+
+
+def open_upload(
+    stream: ByteStream, key: str, schema: Schema, max_decompressed_bytes: int
+) -> tuple[FileFormat, HeaderRead]:
+    """An upload read from its first byte (`stream`): how it is read (`dialect`: its key, the
+    stack's format, its header line) and its header. The producer's validation pass starts here, and
+    so does the local check of a file (`handlers/producer/check.py`)."""
+    reading = reading_for(key, schema.format)
+    text = _text(stream, reading, max_decompressed_bytes)
+    fmt, text = detect(text, reading, lambda row: _header_problem(row, schema))
+    return fmt, read_header(blocks(text, delimiter=fmt.delimiter), schema, how_read(fmt, schema.format))
+
+
+def _header_problem(fields: list[str], schema: Schema) -> str | None:
+    try:
+        parse_header(fields, schema)
+    except FileProblem as problem:
+        return str(problem)
+    return None
 
 
 def run_segment(job: dict[str, Any], services: Services, settings: Settings, clock: Clock) -> SegmentResult:
@@ -146,7 +228,7 @@ def run_segment(job: dict[str, Any], services: Services, settings: Settings, clo
     check_size(int(job["objectSize"]), settings.max_upload_bytes)
     if checkpoint.phase == VALIDATE:
         _packer(job, settings, 0)  # a key too long for a chunk of this schema fails the job before it starts
-        checkpoint = _validate(job, checkpoint, services, settings.schema, clock)
+        checkpoint = _validate(job, checkpoint, services, settings, clock)
         if checkpoint.phase == VALIDATE:
             return SegmentResult(checkpoint, finished=False)
     return _ingest(job, checkpoint, services, settings, clock)
@@ -179,30 +261,38 @@ class HeaderRead:
     """The file's blocks after the header."""
 
 
-def read_header(read: Iterator[Block], schema: Schema) -> HeaderRead:
+def read_header(read: Iterator[Block], schema: Schema, how: str = "") -> HeaderRead:
     """The first record that is not blank, read as the header by `schema`; `FileProblem` for an
-    empty file, a header too long to read, or one without the schema's required columns."""
+    empty file, a header too long to read, or one without the schema's required columns (then
+    followed by `how` the file was read, `dialect.how_read`: the delimiter may be what is wrong)."""
     header_record, blank_lines, rest = _first_row(read)
     if header_record is None:
         raise FileProblem("empty file: no header row")
     fields, _line, end_offset, end_line, size, _blank = header_record
     if size:
         raise FileProblem(f"header row is {size} bytes long; not a header")
-    return HeaderRead(parse_header(fields, schema), blank_lines, end_offset, end_line, chain(rest, read))
+    try:
+        header = parse_header(fields, schema)
+    except IncompleteHeader as problem:
+        raise FileProblem(f"{problem}; {how}" if how else str(problem)) from None
+    return HeaderRead(header, blank_lines, end_offset, end_line, chain(rest, read))
 
 
 def _validate(
-    job: dict[str, Any], checkpoint: Checkpoint, services: Services, schema: Schema, clock: Clock
+    job: dict[str, Any], checkpoint: Checkpoint, services: Services, settings: Settings, clock: Clock
 ) -> Checkpoint:
     """Read to the end (or until time is low) checking encoding, CSV syntax and the header."""
-    read = _blocks(services, job, checkpoint.offset, checkpoint.line)
     cp = replace(checkpoint)
     if cp.header is None:
-        start = read_header(read, schema)
-        cp.header, cp.blank_lines = start.header.to_dict(), start.blank_lines
+        fmt, start = open_upload(
+            _object(services, job, 0), job["key"], settings.schema, settings.max_decompressed_bytes
+        )
+        cp.format, cp.header, cp.blank_lines = fmt.to_dict(), start.header.to_dict(), start.blank_lines
         cp.offset = cp.data_offset = start.end_offset
         cp.line = cp.data_line = start.end_line
         read = start.rest
+    else:
+        read = _blocks(services, job, settings, FileFormat.from_dict(cp.format), (cp.offset, cp.line), clock)
     row = cp.row
     # One look at the clock per record, as in the ingest pass: a segment stops at any record.
     for block in read:
@@ -307,17 +397,20 @@ def _ingest(
     cp = replace(checkpoint)
     progress = _Progress(header, encoder, cp, packer, sender, report, clock)
     try:
-        for block in _blocks(services, job, cp.offset, cp.line):
+        fmt = FileFormat.from_dict(cp.format)
+        read_to_end = False
+        for block in _blocks(services, job, settings, fmt, (cp.offset, cp.line), clock):
             if progress.take(block):
                 break
         else:
+            read_to_end = True
             if chunk := packer.flush():
                 sender.send(chunk)
         cp.offset, cp.line, cp.row = progress.offset, progress.lines, progress.row
         cp.blank_lines += progress.blank_lines
         cp.rows_valid += progress.valid
         cp.rows_rejected += progress.rejected
-        finished = packer.empty and cp.offset >= int(job["objectSize"])
+        finished = read_to_end
         cp.chunk = packer.next_chunk
         sender.flush()
         if report.count:
@@ -418,6 +511,7 @@ def _summary(job: dict[str, Any], cp: Checkpoint, header: Header, settings: Sett
         "blankLines": cp.blank_lines,
         "chunksTotal": cp.chunk,
         "extraColumns": list(header.extra),
+        "format": FileFormat.from_dict(cp.format).to_dict(),
         "finalStatus": COMPLETE_WITH_REJECTS if cp.rows_rejected else COMPLETE,
         "checkpoint": cp.to_item(),
     }

@@ -36,6 +36,8 @@ class Checkpoint:
     blank_lines: int = 0
     rejects_parts: int = 0
     header: dict[str, Any] | None = None
+    format: dict[str, Any] | None = None
+    """How the file is read (`dialect.FileFormat.to_dict`), decided with the header."""
 
     def to_item(self) -> dict[str, Any]:
         return asdict(self)

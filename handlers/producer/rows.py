@@ -46,6 +46,11 @@ PHONE_LIKE_DIGITS = 6
 _DIGIT = re.compile(r"\d")
 
 
+class IncompleteHeader(FileProblem):
+    """A header that does not name each of the schema's required columns: read with the wrong
+    delimiter, it is one cell, or cells holding the delimiter that was right."""
+
+
 @dataclass(frozen=True)
 class Header:
     """The header row read against the schema: its width, where each of the schema's columns is,
@@ -169,7 +174,7 @@ def parse_header(fields: list[str], schema: Schema) -> Header:
     if missing:
         # Columns by count, never by content: a file without a header has personal data here.
         spellings = ", ".join(f"'{spelling}'" for column in missing for spelling in column.spellings)
-        raise FileProblem(
+        raise IncompleteHeader(
             f"incomplete header: missing {' and '.join(column.name for column in missing)} column(s); none of the"
             f" first row's {len(fields)} cells is named {spellings}"
         )

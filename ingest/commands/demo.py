@@ -4,11 +4,12 @@
     python -m ingest demo --config-file PATH
 
 Starts the dev stack in local mode inside this process, with dev's own settings, and does what a new
-user would: upload the article's 10-row sample and a generated file (with some invalid rows and
-repeated emails), follow both jobs, then look at the result with the commands the README teaches
-(`get`, `job`, `list`, `rejects`, `jobs`), each command line printed before what it prints. It ends
-with a summary and stops local mode, also on Ctrl-C, SIGTERM or an error. Function logs go to the
-state folder's `logs/`, not the console.
+user would: upload the article's 10-row sample, an Excel export (semicolon-delimited, as a European
+locale saves "CSV UTF-8": a byte order mark, CRLF, and headers such as `E-mail`) and a generated
+file (with some invalid rows and repeated emails), follow the jobs, then look at the result with the
+commands the README teaches (`get`, `job`, `list`, `rejects`, `jobs`), each command line printed
+before what it prints. It ends with a summary and stops local mode, also on Ctrl-C, SIGTERM or an
+error. Function logs go to the state folder's `logs/`, not the console.
 
 With `--config-file PATH` (`make run CONFIG=PATH`) the demo runs the stack of that stack file instead,
 of any schema (its name `Pulumi.<stack>.yaml` names it, as for `local up`), and uploads the CSV files
@@ -58,6 +59,10 @@ from local.state import STATE_ROOT
 
 STACK = "dev"
 SAMPLE = REPO_ROOT / "tests" / "data" / "users.csv"
+# Its delimiter is detected from its header line, and its users have an e-mail domain of their own,
+# so that `get` shows one of them read from it.
+EXCEL_SAMPLE = REPO_ROOT / "tests" / "data" / "users-excel.csv"
+EXCEL_USER = "zoe.lefevre@excel.example.com"
 # Local mode writes about 280 rows a second on a 2-core machine (12,000 rows: 42 s measured): with
 # start-up, the sample and the queries, the demo lasts about a minute.
 DEFAULT_ROWS = 12_000
@@ -124,12 +129,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "demo",
         help="start the dev stack (or a stack file's) locally, upload files, query them, stop",
         description=(
-            "Start the dev stack in local mode, upload the article's 10-row sample and a generated file of --rows"
-            " rows (some invalid, some repeating an email), show each job's progress, query a few users, a job,"
-            " a page of the list and the rejected rows with this tool's commands, print a summary and stop local"
-            " mode. With --config-file, the stack of that stack file instead, whatever its schema: the .csv files"
-            " beside the stack file are uploaded, and the key of their first valid row is queried. Function logs go"
-            " to .local/<stack>/logs/. Fails (exit 2) if the stack already runs locally."
+            "Start the dev stack in local mode, upload the article's 10-row sample, an Excel export (semicolons) and"
+            " a generated file of --rows rows (some invalid, some repeating an email), show each job's progress,"
+            " query a few users, a job, a page of the list and the rejected rows with this tool's commands, print a"
+            " summary and stop local mode. With --config-file, the stack of that stack file instead, whatever its"
+            " schema: the .csv files beside the stack file are uploaded, and the key of their first valid row is"
+            " queried. Function logs go to .local/<stack>/logs/. Fails (exit 2) if the stack already runs locally."
         ),
         epilog="example: python -m ingest demo --config-file examples/products/Pulumi.products.yaml",
     )
@@ -214,7 +219,7 @@ def _tour(tour: Tour, state_root: Path, rows: int, began: float, out: TextIO) ->
             uploads = [_upload(target, shown(_shown_path(path)), path, out) for path in tour.samples]
             queries = _sample_queries(target, tour.samples, uploads)
         else:
-            uploads = _upload_both(target, state_root / tour.stack, rows, out)
+            uploads = _upload_users(target, state_root / tour.stack, rows, out)
             queries = _user_queries(target, uploads)
     except JobTimeout as timeout:
         return fail(str(timeout), EXIT_TIMEOUT)
@@ -228,13 +233,15 @@ def say(out: TextIO, text: str) -> None:
     out.flush()
 
 
-def _upload_both(target: Target, state: Path, rows: int, out: TextIO) -> list[Uploaded]:
+def _upload_users(target: Target, state: Path, rows: int, out: TextIO) -> list[Uploaded]:
+    """The dev demo's files: the article's sample, the Excel export, and the generated file (last)."""
     generated = state / "demo" / f"users-{rows}.csv"
     generated.parent.mkdir(parents=True, exist_ok=True)
     with generated.open("w", encoding="utf-8", newline="") as file:
         file.writelines(demo_lines(rows))
     return [
         _upload(target, "the article's sample", SAMPLE, out),
+        _upload(target, "an Excel export (semicolons)", EXCEL_SAMPLE, out),
         _upload(target, f"a generated file of {rows:,} rows", generated, out),
     ]
 
@@ -266,12 +273,13 @@ def demo_lines(rows: int) -> Iterator[str]:
 
 
 def _user_queries(target: Target, uploads: list[Uploaded]) -> list[Query]:
-    """The dev demo's queries: the sample's first user, one of the generated file's, then the
-    generated file's job, a page of users, that job's rejects and the latest jobs."""
+    """The dev demo's queries: the sample's first user, one of the Excel export's, one of the generated
+    file's, then the generated file's job, a page of users, that job's rejects and the latest jobs."""
     generated = uploads[-1].job["jobId"]
     # The rejects of a large file run to hundreds of lines: a few show what they are.
     return [
         ("get john@gmail.com", lambda to: show_item(target, "john@gmail.com", False, to), None),
+        (f"get {EXCEL_USER}", lambda to: show_item(target, EXCEL_USER, False, to), None),
         ("get user2@demo.example.com", lambda to: show_item(target, "user2@demo.example.com", False, to), None),
         (f"job {generated}", lambda to: show_job(target, generated, False, to), None),
         ("list --limit 5", lambda to: show_items(target, 5, False, False, to), None),
@@ -304,14 +312,14 @@ def first_valid_key(paths: tuple[Path, ...], schema: Schema) -> Value:
     row of any is valid. Read by the producer's own code (`rows.read_block`), so a row is valid here
     exactly when its job writes it: the stack holds an item of that key (this row's, or a later one's
     of the same key)."""
-    from handlers.producer.csv_stream import FileProblem, blocks
-    from handlers.producer.ingest import read_header
+    from handlers.producer.csv_stream import FileProblem
+    from handlers.producer.ingest import DEFAULT_MAX_DECOMPRESSED_BYTES, open_upload
     from handlers.producer.rows import ValidLines, read_block
 
     for path in paths:
         with path.open("rb") as stream:
             try:
-                start = read_header(blocks(stream), schema)
+                _format, start = open_upload(stream, path.name, schema, DEFAULT_MAX_DECOMPRESSED_BYTES)
                 for block in start.rest:
                     taken = read_block(start.header, block)
                     if isinstance(taken, ValidLines):

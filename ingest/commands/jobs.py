@@ -40,6 +40,7 @@ JOB_FIELDS = (
     "chunksTotal",
     "chunksDone",
     "extraColumns",
+    "format",
     "rejectsReport",
     "rejectsParts",
 )

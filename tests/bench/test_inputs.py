@@ -24,7 +24,14 @@ MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 
 def checked(data: bytes, dataset_schema) -> FileChecked:
     """What the producer's own code (`ingest upload --check`'s) makes of the file."""
-    answer = check_upload(io.BytesIO(data), len(data), dataset_schema, MAX_UPLOAD_BYTES)
+    answer = check_upload(
+        io.BytesIO(data),
+        len(data),
+        dataset_schema,
+        MAX_UPLOAD_BYTES,
+        name="bench.csv",
+        max_decompressed_bytes=MAX_UPLOAD_BYTES,
+    )
     assert isinstance(answer, FileChecked), answer
     return answer
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import json
 import logging
 import secrets
 import string
@@ -15,6 +16,7 @@ from moto import mock_aws
 
 from handlers.common.schema import DEFAULT_SCHEMA, SCHEMA_VARIABLE, Schema
 from handlers.common.signing import SECRET_ARN_VARIABLE
+from infra.config import DEFAULT_UPLOADS_SUFFIXES
 from infra.tables import RECENT_JOBS
 from local import partiql
 from tests.handlers.harness import Deployment, global_index_request
@@ -89,7 +91,7 @@ def deployment(aws_credentials: None, monkeypatch: pytest.MonkeyPatch, schema: S
         for name, value in {
             "UPLOAD_BUCKET": bucket,
             "UPLOADS_PREFIX": "uploads/",
-            "UPLOADS_SUFFIX": ".csv",
+            "UPLOADS_SUFFIXES": json.dumps(DEFAULT_UPLOADS_SUFFIXES),
             "REPORTS_PREFIX": "reports/",
             "QUEUE_URL": queue_url,
             "JOBS_TABLE": jobs,
@@ -99,6 +101,7 @@ def deployment(aws_credentials: None, monkeypatch: pytest.MonkeyPatch, schema: S
             "ROWS_PER_MESSAGE": "3",
             "MAX_MESSAGE_BYTES": "1048576",
             "MAX_UPLOAD_BYTES": str(64 * 1024 * 1024),
+            "MAX_DECOMPRESSED_BYTES": str(256 * 1024 * 1024),
             "JOB_TTL_DAYS": "30",
             SECRET_ARN_VARIABLE: secret_arn,
             "AWS_LAMBDA_FUNCTION_NAME": "csv-ingest-producer",

@@ -14,6 +14,7 @@ import pytest
 from handlers.common.schema import DEFAULT_SCHEMA
 from handlers.producer import csv_stream
 from handlers.producer.check import ColumnMatch, FileChecked, FileRefused, RejectedRow, check_upload
+from handlers.producer.dialect import FileFormat
 from tests.handlers.producer_schemas import PRODUCTS
 
 pytestmark = pytest.mark.long(seconds=30)
@@ -23,6 +24,7 @@ CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 # (the reason still names the limit the producer was loaded with).
 RECORD_LIMIT = 2048
 READ_LIMIT = csv_stream.MAX_RECORD_BYTES
+MAX_DECOMPRESSED = 64 * 1024 * 1024
 
 
 @pytest.fixture
@@ -31,9 +33,13 @@ def schema(request):
     return getattr(request, "param", DEFAULT_SCHEMA)
 
 
-def checked(data: bytes, schema, max_upload_bytes: int = 64 * 1024 * 1024) -> FileChecked | FileRefused:
+def checked(
+    data: bytes, schema, max_upload_bytes: int = 64 * 1024 * 1024, name: str = "upload.csv"
+) -> FileChecked | FileRefused:
     with mock.patch.object(csv_stream, "MAX_RECORD_BYTES", RECORD_LIMIT):
-        return check_upload(io.BytesIO(data), len(data), schema, max_upload_bytes)
+        return check_upload(
+            io.BytesIO(data), len(data), schema, max_upload_bytes, name=name, max_decompressed_bytes=MAX_DECOMPRESSED
+        )
 
 
 def produced(deployment, data: bytes, key: str) -> FileChecked | FileRefused:
@@ -52,6 +58,7 @@ def produced(deployment, data: bytes, key: str) -> FileChecked | FileRefused:
     for reject in rejects:
         reasons[reject.reason] = reasons.get(reject.reason, 0) + 1
     return FileChecked(
+        format=FileFormat.from_dict(job["format"]),
         columns=(),
         ignored=tuple(job["extraColumns"]),
         rows=int(job["rowsTotal"]),
@@ -79,7 +86,7 @@ def test_the_check_of_each_corpus_file_is_the_producers_answer(deployment, path)
 
 USERS_FILE = (
     "\ufeff\r\n"  # a BOM, and a blank line before the header
-    "Phone,E-Mail,notes,Full_Name,name\r\n"
+    "Phone,E-Mail,notes,Nick_Name,name\r\n"
     "(01) 234-5678,Ann@Example.com,x,Ann A,Ann\r\n"
     "\r\n"
     "12,bob@example.com,,Bob B,Bob\r\n"  # a phone too short
@@ -101,7 +108,7 @@ def test_the_check_maps_the_header_and_counts_what_the_producer_counts(deploymen
         ColumnMatch("mail", "E-Mail", 2),
         ColumnMatch("phone", "Phone", 1),
     )
-    assert check.ignored == ("notes", "Full_Name")
+    assert check.ignored == ("notes", "Nick_Name")
     assert (check.rows, check.valid, check.rejected, check.blank_lines) == (7, 2, 5, 3)
     oversized = len(f",eve@example.com,,Eve E,{'n' * (RECORD_LIMIT + 1)}\r\n")
     assert check.rejects == (
@@ -119,7 +126,7 @@ def test_the_check_answers_with_no_cell_of_the_file():
     data = USERS_FILE.encode()
     answer = repr(checked(data, DEFAULT_SCHEMA))
     cells = {cell for row in csv.reader(io.StringIO(USERS_FILE.lstrip("\ufeff"))) for cell in row[:5]} - {""}
-    header = {"Phone", "E-Mail", "notes", "Full_Name", "name"}
+    header = {"Phone", "E-Mail", "notes", "Nick_Name", "name"}
     assert [cell for cell in cells - header if len(cell) > 2 and cell in answer] == [], (
         "a cell of the file is in the answer"
     )
@@ -187,7 +194,9 @@ def test_a_file_over_the_stacks_size_is_refused_before_it_is_read(deployment, tm
     path.write_bytes(b"name,mail\nAnn,ann@example.com\n")
     deployment.producer.SETTINGS = replace(deployment.producer.SETTINGS, max_upload_bytes=20)
     with path.open("rb") as stream:
-        check = check_upload(stream, path.stat().st_size, DEFAULT_SCHEMA, 20)
+        check = check_upload(
+            stream, path.stat().st_size, DEFAULT_SCHEMA, 20, name=path.name, max_decompressed_bytes=MAX_DECOMPRESSED
+        )
     assert check == FileRefused(
         "file too large: 30 bytes; this stack ingests files of at most 20 bytes (maxUploadBytes)"
     )

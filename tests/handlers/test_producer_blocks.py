@@ -45,14 +45,14 @@ class RecordingSqs:
 
 
 def ingest_in_segments(
-    data: bytes, rows_per_message: int, step_ms: int, schema: Schema = DEFAULT_SCHEMA
+    data: bytes, rows_per_message: int, step_ms: int, schema: Schema = DEFAULT_SCHEMA, key: str = "uploads/users.csv"
 ) -> dict[str, Any]:
-    """The file through `run_segment`, one invocation after another from each checkpoint."""
+    """The object `data` under `key` through `run_segment`, one invocation after another from each checkpoint."""
     s3, sqs = MemoryS3(data), RecordingSqs()
     job = {
         "jobId": "0" * 32,
         "bucket": "b",
-        "key": "uploads/users.csv",
+        "key": key,
         "versionId": "v",
         "objectSize": len(data),
         "uploadedAtMs": 1_764_300_000_000,

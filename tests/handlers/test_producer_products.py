@@ -89,7 +89,8 @@ def test_a_file_without_the_key_column_fails_naming_the_column_and_its_spellings
     assert (job["status"], job["error"]) == (
         "FAILED",
         "incomplete header: missing sku column(s); none of the first row's 2 cells is named 'sku', 'product id',"
-        " 'item_code'",
+        " 'item_code'; the file was read as comma-delimited, the only one of comma, semicolon, tab, pipe that splits"
+        " its header line",
     )
     assert deployment.receive_all() == []
 

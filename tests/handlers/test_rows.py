@@ -131,7 +131,7 @@ def test_header_errors_never_quote_a_cell():
         parse_header(["john.doe@example.com", "john doe", "+447700900123"])
     assert str(failure.value) == (
         "incomplete header: missing name and mail column(s); none of the first row's 3 cells is named"
-        " 'name', 'mail', 'email'"
+        " 'name', 'Full Name', 'mail', 'email', 'Email Address'"
     )
 
 
@@ -185,7 +185,10 @@ def test_a_products_header_is_matched_by_name_and_alias_ignoring_case_spaces_das
 
 
 def test_the_default_schema_matches_spellings_ignoring_dashes_and_underscores_too():
-    assert parse_header(["Full_Name", "E-Mail", "name"]).positions == (2, 1, None)
+    assert parse_header(["Nick_Name", "E-Mail", "name"]).positions == (2, 1, None)
+    # The default's aliases, as spreadsheets spell them (README "CSV rules").
+    assert parse_header(["Full_Name", "e_mail", "phone-number"]).positions == (0, 1, 2)
+    assert parse_header(["Phone Number", "Email Address", "FULL NAME"]).positions == (2, 1, 0)
 
 
 def test_a_products_header_without_its_key_column_names_the_column_and_every_spelling():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from handlers.common.schema import (
     DEFAULT_SCHEMA_DECLARATION,
     MAX_SCHEMA_JSON_BYTES,
     SCHEMA_VARIABLE,
+    Format,
     InvalidValue,
     SchemaError,
     from_environment,
@@ -176,3 +178,56 @@ def test_a_schema_too_large_for_a_functions_environment_is_refused():
     wide["key"] = "column_000"
     with pytest.raises(SchemaError, match=f"at most {MAX_SCHEMA_JSON_BYTES}"):
         parse_schema(wide)
+
+
+# --- format: how the stack's files are written ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("declared", "expected"),
+    [
+        ({}, Format()),
+        ({"delimiter": "semicolon"}, Format(delimiter=";")),
+        ({"delimiter": "TAB"}, Format(delimiter="\t")),
+        ({"delimiter": "\t"}, Format(delimiter="\t")),
+        ({"delimiter": "|"}, Format(delimiter="|")),
+        ({"encoding": "Windows-1252"}, Format(encoding="cp1252")),
+        ({"encoding": "ISO-8859-1", "delimiter": "pipe"}, Format(delimiter="|", encoding="latin-1")),
+        ({"encoding": "utf_16"}, Format(encoding="utf-16")),
+    ],
+)
+def test_a_format_is_read_by_name_and_kept_in_the_functions_json(declared, expected):
+    schema = parse_schema({**PRODUCTS, "format": declared})
+    assert schema.format == expected
+    assert parse_schema(schema.to_json()) == schema
+    # How a file is written is not what its rows are: chunks in flight keep their layout.
+    assert schema.fingerprint == parse_schema(PRODUCTS).fingerprint
+
+
+@pytest.mark.parametrize(
+    ("declared", "message"),
+    [
+        (
+            {"delimiter": "x"},
+            "schema.format.delimiter = 'x' is not allowed; use one of: comma, semicolon, tab, pipe (or leave it"
+            " out: each file's delimiter is then detected from its header line)",
+        ),
+        (
+            {"encoding": "ascii"},
+            "schema.format.encoding = 'ascii' is not allowed; use one of: utf-8, cp1252, latin-1, utf-16",
+        ),
+        ({"quote": "'"}, "schema.format.quote is not a setting here; allowed: delimiter, encoding"),
+        ("semicolon", "schema.format is not a mapping; declare delimiter and/or encoding"),
+    ],
+)
+def test_a_format_mistake_names_its_path_and_what_is_allowed(declared, message):
+    with pytest.raises(SchemaError) as refused:
+        parse_schema({**PRODUCTS, "format": declared})
+    assert str(refused.value) == message
+
+
+def test_a_declaration_of_only_a_format_is_the_default_schema_read_that_way():
+    # What the producer's messages tell a user of the default schema to set, as it is written.
+    schema = parse_schema({"format": {"encoding": "cp1252"}})
+    assert schema == replace(DEFAULT_SCHEMA, format=Format(encoding="cp1252"))
+    assert parse_schema(schema.to_json()) == schema

@@ -9,6 +9,7 @@ naming its rule and writes nothing: no job, no chunk, no report.
 import json
 import time
 from datetime import UTC, datetime
+from urllib.parse import quote_plus
 
 import pytest
 from botocore.awsrequest import AWSResponse
@@ -16,8 +17,8 @@ from botocore.exceptions import ClientError
 
 from handlers.common.chunks import decode
 from handlers.common.jobs import job_id_for
-from handlers.producer.events import RefusedEvent
-from tests.handlers.harness import SAMPLE_CSV, Faulty, after
+from handlers.producer.events import RefusedEvent, UploadFilter, announced_upload
+from tests.handlers.harness import SAMPLE_CSV, Faulty, after, load_event
 from tests.handlers.test_signals import emf
 
 HEADER = "name,mail,phone\n"
@@ -102,6 +103,9 @@ def _no_key(record):
         ("uploads/users.txt", None, "suffix"),
         ("uploads/users.CSV", None, "suffix"),
         ("uploads/users.csv.txt", None, "suffix"),
+        ("uploads/users.gz", None, "suffix"),
+        ("uploads/users.CSV.GZ", None, "suffix"),
+        ("uploads/users.tsv.bz2", None, "suffix"),
     ],
 )
 def test_an_event_the_notification_would_not_send_starts_no_job(deployment, key, mutate, rule):
@@ -119,6 +123,32 @@ def test_a_refusal_names_its_rule_never_a_value_of_the_event(deployment):
     message = str(refusal(deployment, event))
     assert "suffix" in message and ".csv" in message
     assert "Jane" not in message and "salary" not in message
+
+
+UPLOADS = UploadFilter(bucket="uploads-bucket", prefix="uploads/", suffixes=(".csv", ".csv.gz", ".tsv", ".tsv.gz"))
+
+
+def _record(key: str) -> dict:
+    """S3's record of an upload to UPLOADS' bucket (URL-encoded key, as AWS sends it)."""
+    record = load_event("s3_object_created.json")["Records"][0]
+    record["s3"]["bucket"]["name"] = UPLOADS.bucket
+    record["s3"]["object"]["key"] = quote_plus(key, safe="/")
+    return record
+
+
+@pytest.mark.parametrize("key", ["uploads/a.csv", "uploads/a.csv.gz", "uploads/a.tsv", "uploads/deep/a b.tsv.gz"])
+def test_a_key_ending_with_any_of_the_suffixes_is_announced(key):
+    assert announced_upload(_record(key), UPLOADS).key == key
+
+
+@pytest.mark.parametrize("key", ["uploads/a.gz", "uploads/a.CSV", "uploads/a.csv.GZ", "uploads/a.tsv.zip"])
+def test_a_key_ending_with_none_of_the_suffixes_is_refused_naming_them_all_and_not_the_key(key):
+    with pytest.raises(RefusedEvent) as refused:
+        announced_upload(_record(key), UPLOADS)
+    message = str(refused.value)
+    assert refused.value.rule == "suffix"
+    assert "'.csv', '.csv.gz', '.tsv', '.tsv.gz'" in message, message
+    assert key.removeprefix("uploads/") not in message, message
 
 
 # -- the object version must exist ---------------------------------------------------------------------

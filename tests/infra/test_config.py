@@ -254,3 +254,83 @@ def test_a_schema_whose_largest_row_cannot_fit_a_chunk_is_refused_naming_both_se
     assert message.startswith("csv-ingest:schema does not fit csv-ingest:maxMessageBytes = 65536:"), message
     assert "encodes to up to 49208 bytes" in message and "raise maxMessageBytes" in message, message
     assert parse_settings({"schema": NOTES}).schema.name == "notes", "a 1 MiB queue has room for it"
+
+
+# --- csv-ingest:uploadsSuffixes, csv-ingest:maxDecompressedBytes ----------------------------------
+
+
+def test_uploads_suffixes_default_to_csv_tsv_and_their_gzip_forms():
+    assert parse_settings({}).uploads_suffixes == (".csv", ".csv.gz", ".tsv", ".tsv.gz")
+    assert _stack_config("dev").uploads_suffixes == _stack_config("prod").uploads_suffixes
+
+
+def test_uploads_suffixes_read_a_yaml_list_and_the_json_the_pulumi_cli_hands_over():
+    assert parse_settings({"uploadsSuffixes": [".csv"]}).uploads_suffixes == (".csv",)
+    assert load_config({"uploadsSuffixes": '[".CSV", ".txt.gz"]'}.get).uploads_suffixes == (".CSV", ".txt.gz")
+
+
+@pytest.mark.parametrize(
+    ("suffixes", "message"),
+    [
+        ([], "csv-ingest:uploadsSuffixes has 0 entries; allowed: list of at least 1 distinct key suffixes"),
+        ([".csv", ""], "csv-ingest:uploadsSuffixes entry '' is not allowed"),
+        # S3 takes a filter value of at most 1,024 characters.
+        ([".csv", "x" * 1025], "csv-ingest:uploadsSuffixes entry 'xxxx"),
+        # S3 matches a filter as written, and takes no wildcard and no unencoded space.
+        ([".c*v"], "csv-ingest:uploadsSuffixes entry '.c*v' is not allowed"),
+        ([".c sv"], "csv-ingest:uploadsSuffixes entry '.c sv' is not allowed"),
+        ([".csv", ".csv"], "csv-ingest:uploadsSuffixes lists '.csv' more than once"),
+        ('".csv"', "csv-ingest:uploadsSuffixes = '\".csv\"' is not a list of text"),
+    ],
+)
+def test_an_invalid_uploads_suffix_is_refused_naming_the_setting(suffixes, message):
+    with pytest.raises(ConfigError) as raised:
+        parse_settings({"uploadsSuffixes": suffixes})
+    assert message in str(raised.value)
+
+
+def test_uploads_suffixes_must_fit_the_producers_environment():
+    # Each suffix may be as long as S3's filter allows; all of them go to the producer in its 4 KB environment.
+    fits = [f".{n}{'x' * 40}" for n in range(10)]
+    assert parse_settings({"uploadsSuffixes": fits}).uploads_suffixes == tuple(fits)
+    with pytest.raises(ConfigError) as raised:
+        parse_settings({"uploadsSuffixes": [*fits, ".more" + "x" * 60]})
+    assert str(raised.value) == (
+        "csv-ingest:uploadsSuffixes takes 529 bytes as the producer receives them (a JSON list); at most 512: fewer"
+        " or shorter suffixes"
+    )
+
+
+@pytest.mark.parametrize(
+    ("suffixes", "longer", "shorter"),
+    [([".gz", ".csv.gz"], ".csv.gz", ".gz"), ([".csv", "users.csv", ".tsv"], "users.csv", ".csv")],
+)
+def test_overlapping_uploads_suffixes_are_refused_naming_both(suffixes, longer, shorter):
+    # S3 refuses two rules of one notification whose suffixes overlap for the same event types: a key
+    # ending in the longer one ends in the shorter one too.
+    with pytest.raises(ConfigError) as raised:
+        parse_settings({"uploadsSuffixes": suffixes})
+    message = str(raised.value)
+    assert message.startswith("csv-ingest:uploadsSuffixes: "), message
+    assert f"{longer!r} ends with {shorter!r}" in message, message
+
+
+def test_the_old_single_uploads_suffix_setting_names_its_replacement():
+    expected = 'csv-ingest:uploadsSuffix is now csv-ingest:uploadsSuffixes, a list (e.g. [".csv", ".csv.gz"])'
+    for refuse in (
+        lambda: parse_settings({"uploadsSuffix": ".csv"}),
+        lambda: load_config({}.get, ["uploadsSuffix"]),
+        lambda: run_program("dev", {"uploadsSuffix": ".csv"}),  # the stack file still setting it
+    ):
+        with pytest.raises(ConfigError) as raised:
+            refuse()
+        assert str(raised.value) == expected
+
+
+def test_the_decompressed_size_limit_defaults_to_50_gib_within_its_range():
+    assert parse_settings({}).max_decompressed_bytes == 50 * 1024**3
+    assert parse_settings({"maxDecompressedBytes": 1024**2}).max_decompressed_bytes == 1024**2
+    assert load_config({"maxDecompressedBytes": str(2 * 1024**4)}.get).max_decompressed_bytes == 2 * 1024**4
+    for outside in (1024**2 - 1, 500 * 1024**4 + 1):
+        with pytest.raises(ConfigError, match=f"csv-ingest:maxDecompressedBytes = {outside} is out of range"):
+            parse_settings({"maxDecompressedBytes": outside})

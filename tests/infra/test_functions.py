@@ -42,14 +42,19 @@ def test_producer_is_told_the_configured_upload_size_limit(plan_with):
     assert variables["MAX_UPLOAD_BYTES"] == str(10 * 1024**2), PRODUCER
 
 
-def test_producer_checks_events_against_the_notifications_own_prefix_and_suffix(plan_with):
-    plan = plan_with(uploadsPrefix="incoming/", uploadsSuffix=".CSV")
+def test_producer_is_told_the_configured_decompressed_size_limit(plan_with):
+    variables = function(plan_with(maxDecompressedBytes=3 * 1024**3), PRODUCER).inputs["environment"]["variables"]
+    assert variables["MAX_DECOMPRESSED_BYTES"] == str(3 * 1024**3), PRODUCER
+
+
+def test_producer_checks_events_against_the_notifications_own_prefix_and_suffixes(plan_with):
+    plan = plan_with(uploadsPrefix="incoming/", uploadsSuffixes=[".CSV", ".txt.gz"])
     variables = function(plan, PRODUCER).inputs["environment"]["variables"]
-    [trigger] = plan.one("aws:s3/bucketNotification:BucketNotification", f"{PRODUCER}-trigger").inputs[
-        "lambdaFunctions"
-    ]
-    assert (variables["UPLOADS_PREFIX"], variables["UPLOADS_SUFFIX"]) == ("incoming/", ".CSV"), PRODUCER
-    assert (trigger["filterPrefix"], trigger["filterSuffix"]) == ("incoming/", ".CSV"), f"{PRODUCER}-trigger"
+    triggers = plan.one("aws:s3/bucketNotification:BucketNotification", f"{PRODUCER}-trigger").inputs["lambdaFunctions"]
+    filters = (variables["UPLOADS_PREFIX"], json.loads(variables["UPLOADS_SUFFIXES"]))
+    assert filters == ("incoming/", [".CSV", ".txt.gz"]), PRODUCER
+    assert {t["filterPrefix"] for t in triggers} == {"incoming/"}, f"{PRODUCER}-trigger"
+    assert [t["filterSuffix"] for t in triggers] == [".CSV", ".txt.gz"], f"{PRODUCER}-trigger"
 
 
 def test_environment_names_exactly_the_resources_each_function_uses(dev):
@@ -66,7 +71,7 @@ def test_environment_names_exactly_the_resources_each_function_uses(dev):
         PRODUCER: {
             "UPLOAD_BUCKET": bucket,
             "UPLOADS_PREFIX": "uploads/",
-            "UPLOADS_SUFFIX": ".csv",
+            "UPLOADS_SUFFIXES": '[".csv", ".csv.gz", ".tsv", ".tsv.gz"]',
             "REPORTS_PREFIX": "reports/",
             "QUEUE_URL": queue_url,
             "JOBS_TABLE": jobs,
@@ -74,6 +79,7 @@ def test_environment_names_exactly_the_resources_each_function_uses(dev):
             "MAX_MESSAGE_BYTES": "1048576",
             "JOB_TTL_DAYS": "30",
             "MAX_UPLOAD_BYTES": str(5 * 1024**3),
+            "MAX_DECOMPRESSED_BYTES": str(50 * 1024**3),
             "CHUNK_SIGNING_SECRET_ARN": signing_secret,
             "SCHEMA": schema,
         },

@@ -8,7 +8,8 @@ def test_outputs_name_the_deployed_resources(dev):
     outputs = dev.outputs
     assert outputs["bucketName"] == dev.one("aws:s3/bucket:Bucket", "csv-ingest-uploads").outputs["bucket"]
     assert outputs["uploadsPrefix"] == "uploads/"
-    assert outputs["uploadsSuffix"] == ".csv"
+    assert outputs["uploadsSuffixes"] == [".csv", ".csv.gz", ".tsv", ".tsv.gz"]
+    assert "uploadsSuffix" not in outputs, "replaced by the list"
     assert outputs["queueUrl"] == dev.one("aws:sqs/queue:Queue", "csv-ingest-chunks").outputs["url"]
     assert outputs["deadLetterQueueUrl"] == dev.one("aws:sqs/queue:Queue", "csv-ingest-chunks-dlq").outputs["url"]
     failed = dev.one("aws:sqs/queue:Queue", "csv-ingest-producer-failed-events").outputs["url"]

@@ -191,22 +191,28 @@ def test_delete_markers_left_alone_are_removed(dev):
     assert rule["expiration"] == {"expiredObjectDeleteMarker": True}
 
 
-def test_csv_uploads_under_the_prefix_trigger_the_producer(dev):
+def test_uploads_under_the_prefix_with_each_suffix_trigger_the_producer(dev):
     producer_arn = function(dev, "csv-ingest-producer").outputs["arn"]
     notification = dev.one("aws:s3/bucketNotification:BucketNotification", "csv-ingest-producer-trigger").inputs
     assert notification["bucket"] == dev.one("aws:s3/bucket:Bucket", BUCKET).outputs["bucket"]
-    [target] = notification["lambdaFunctions"]
-    assert target["lambdaFunctionArn"] == producer_arn
-    assert target["events"] == ["s3:ObjectCreated:*"]
-    assert (target["filterPrefix"], target["filterSuffix"]) == ("uploads/", ".csv")
+    targets = notification["lambdaFunctions"]
+    # S3 takes one suffix filter per rule: one rule per suffix, alike but for it.
+    assert [target["filterSuffix"] for target in targets] == [".csv", ".csv.gz", ".tsv", ".tsv.gz"]
+    for target in targets:
+        assert target["lambdaFunctionArn"] == producer_arn, target
+        assert target["events"] == ["s3:ObjectCreated:*"], target
+        assert target["filterPrefix"] == "uploads/", target
 
 
-def test_notification_filter_comes_from_config(plan_with):
-    plan = plan_with(uploadsPrefix="incoming/csv/", uploadsSuffix=".CSV")
-    [target] = plan.one("aws:s3/bucketNotification:BucketNotification", "csv-ingest-producer-trigger").inputs[
+def test_notification_filters_come_from_config(plan_with):
+    plan = plan_with(uploadsPrefix="incoming/csv/", uploadsSuffixes=[".CSV", ".txt.gz"])
+    targets = plan.one("aws:s3/bucketNotification:BucketNotification", "csv-ingest-producer-trigger").inputs[
         "lambdaFunctions"
     ]
-    assert (target["filterPrefix"], target["filterSuffix"]) == ("incoming/csv/", ".CSV")
+    assert [(t["filterPrefix"], t["filterSuffix"]) for t in targets] == [
+        ("incoming/csv/", ".CSV"),
+        ("incoming/csv/", ".txt.gz"),
+    ]
 
 
 def test_failed_upload_events_are_kept_for_replay_not_dropped(dev):

@@ -191,7 +191,9 @@ def test_a_file_with_another_suffix_is_refused_before_upload(stack: LocalStackPr
 
     assert result.returncode == 2
     assert result.stdout == ""
-    assert result.stderr.startswith("error: users.txt does not end in .csv: local stack dev ingests only keys ending")
+    assert result.stderr.startswith(
+        "error: users.txt does not end in .csv, .csv.gz, .tsv or .tsv.gz: local stack dev ingests only keys ending"
+    )
     listed = stack.client("s3").list_objects_v2(Bucket=stack.outputs["bucketName"], Prefix="uploads/users.txt")
     assert listed.get("KeyCount") == 0
 
@@ -394,13 +396,16 @@ def test_dead_letters_peeked_at_by_a_principal_the_stack_does_not_list_names_the
 
 
 def test_the_suffix_an_upload_needs_is_the_stacks(stack: LocalStackProcess, tmp_path: Path) -> None:
-    outputs = {k: v for k, v in stack.outputs.items() if k not in LOCAL_ONLY_OUTPUTS} | {"uploadsSuffix": ".tsv"}
+    outputs = {k: v for k, v in stack.outputs.items() if k not in LOCAL_ONLY_OUTPUTS} | {"uploadsSuffixes": [".tsv"]}
     env = _deployed_environment(stack, _stub_pulumi(tmp_path / "bin", outputs))
 
     result = run_ingest("upload", str(SAMPLE), "--stack", "dev", env=env)
 
     assert result.returncode == 2
-    assert result.stderr.startswith("error: users.csv does not end in .tsv: stack dev ingests only keys ending in .tsv")
+    assert result.stderr == (
+        "error: users.csv does not end in .tsv: stack dev ingests only keys ending in .tsv"
+        " (rename the file, or upload it as --key users.tsv)\n"
+    )
 
 
 def test_without_the_pulumi_cli_a_deployed_stack_exits_2_saying_what_to_do(

@@ -71,6 +71,12 @@ def test_the_demo_runs_end_to_end_and_leaves_nothing_running(tmp_path: Path) -> 
     summary = result.stdout[result.stdout.rindex("Summary") :].splitlines()
     sample = next(line for line in summary if "the article's sample" in line)
     assert "COMPLETE, 10 rows, 10 valid, 0 rejected, 10 written" in sample
+    # The Excel export (UTF-8 with a byte order mark, CRLF, semicolons, `E-mail`) is read as it is,
+    # its names in Unicode.
+    excel = next(line for line in summary if "an Excel export (semicolons)" in line)
+    assert "COMPLETE, 5 rows, 5 valid, 0 rejected, 5 written" in excel
+    assert "$ python -m ingest get zoe.lefevre@excel.example.com --local --stack dev" in result.stdout
+    assert "Zoë Lefèvre" in result.stdout
     generated = _counts(next(line for line in summary if "generated file of 2,000 rows" in line))
     assert generated["rows"] == 2000 and generated["rejected"] > 0 and generated["superseded"] > 0
     assert generated["valid"] + generated["rejected"] == generated["rows"]

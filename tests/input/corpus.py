@@ -5,18 +5,29 @@ formats", CSV rules), not from what the code does: a file-level problem fails th
 sent, a row breaking a field rule is rejected with the rule as its reason, every other row is written
 (emails trimmed and lower-cased, phones stripped of separators, later rows of an email winning).
 
-Small files are committed under `tests/corpus/`; big ones are made at test time by the generators
-below. Each file's rows use an e-mail domain of their own, so the users table can be checked per file.
+A file is read as its key and the stack say (README "CSV rules"): a key ending `.gz` is gunzipped, one
+ending `.tsv` or `.tsv.gz` is tab-delimited, any other file's delimiter is detected from its header
+line, and its encoding is the stack's (`csv-ingest:schema.format.encoding`, UTF-8 by default). An
+ingested file's job says so in its `format`, checked for every case.
+
+Small files are committed under `tests/corpus/`; big ones, and gzip files, are made at test time by
+the generators below. Each file's rows use an e-mail domain of their own, so the users table can be
+checked per file. `CASES` are uploaded to a default stack (`tests/input/test_corpus.py`);
+`CP1252_CASES` and `UTF16_CASES` to stacks declaring that encoding (`tests/input/test_format_corpus.py`).
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import re
+import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 MIB = 1024 * 1024
@@ -27,6 +38,25 @@ NOT_READ = f"records over {RECORD_LIMIT} bytes are not read"
 BAD_EMAIL = "mail is not a valid email address (local@dotted.domain)"
 BAD_PHONE = "phone is not an optional '+' and 6 to 15 digits"
 EMPTY_NAME = "name is empty"
+# The settings a file's message must name when they are what fixes it.
+ENCODING_SETTING = "csv-ingest:schema.format.encoding"
+DELIMITER_SETTING = "csv-ingest:schema.format.delimiter"
+MAX_DECOMPRESSED_SETTING = "csv-ingest:maxDecompressedBytes"
+# The delimiters by the names a stack and a job's `format` give them.
+DELIMITERS = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}
+# The corpus stack's `maxDecompressedBytes` (`test_corpus.py` sets it): above the million-row gzip
+# file's text, below what the bomb inflates to, so both are decided by it.
+MAX_DECOMPRESSED_BYTES = 64 * MIB
+# Every gzip member starts with these two bytes (RFC 1952, section 2.3.1: ID1, ID2).
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def cp1252_hint(byte: int, offset: int, line: int) -> str:
+    """What a UTF-8 stack says of a byte that is a character in cp1252: where it is, and the setting."""
+    return (
+        f"byte 0x{byte:02x} at byte offset {offset} (line {line}) is not valid UTF-8; it is a character in cp1252"
+        f" (Windows-1252), the encoding of most Windows exports: if the file is one, set {ENCODING_SETTING} to cp1252"
+    )
 
 
 def fields_reason(got: int, width: int) -> str:
@@ -67,9 +97,26 @@ class Case:
     search_every: int = 1
     """For the personal-data search, one data row in this many (and the last) of a generated file
     whose rows all share one shape: searching 400,000 near-identical values adds nothing."""
+    delimiter: str = "comma"
+    """The file's delimiter, by name: the job's `format.delimiter`, and how its cells are searched."""
+    detected: bool = True
+    """Whether the delimiter is detected from the header line (the job's `format.detected`): not for a
+    `.tsv` key, whose delimiter is tab."""
+    encoding: str = "utf-8"
+    """How the file is read: the stack's encoding for an ingested file (the job's `format.encoding`);
+    for a file that fails, its own encoding, which its cells are searched in."""
 
     def body(self) -> bytes:
         return self.generate() if self.generate else (CORPUS / self.name).read_bytes()
+
+    @property
+    def gzip(self) -> bool:
+        """A key ending `.gz` is gunzipped (README "CSV rules")."""
+        return self.name.endswith(".gz")
+
+    def job_format(self) -> dict[str, Any]:
+        """The `format` the job of an ingested file must report."""
+        return {"gzip": self.gzip, "encoding": self.encoding, "delimiter": self.delimiter, "detected": self.detected}
 
 
 def failed(name: str, group: str, domain: str, error: str, **extra: object) -> Case:
@@ -151,15 +198,99 @@ def _small_valid_users(domain: str) -> dict[str, User]:
     return {f"ada@{domain}": ("Ada Keyed", None), f"grace@{domain}": ("Grace Keyed", "+442079460099")}
 
 
+# -- gzip files, made at test time (gzip's header holds a time: mtime=0 keeps them the same bytes) -----
+
+
+def _gzip(text: bytes) -> bytes:
+    return gzip.compress(text, mtime=0)
+
+
+GZIP_ROWS = 1_000_000
+GZIP_EMAILS = 5
+
+
+def _million_row(n: int) -> str:
+    return f"Person {n},person{n % GZIP_EMAILS}@gzip-million.example.com,+44 7700 {n:07d}"
+
+
+@cache
+def million_rows_text() -> bytes:
+    """`GZIP_ROWS` rows cycling through `GZIP_EMAILS` e-mails (so the worker writes little): about 58 MB."""
+    body = io.StringIO()
+    body.write("name,mail,phone\n")
+    for n in range(1, GZIP_ROWS + 1):
+        body.write(_million_row(n) + "\n")
+    return body.getvalue().encode()
+
+
+@cache
+def million_rows_gzip() -> bytes:
+    """The million rows gzip-compressed: about 5 MB."""
+    return _gzip(million_rows_text())
+
+
+def _million_users() -> dict[str, User]:
+    """Each e-mail's last row wins: rows GZIP_ROWS - 4 … GZIP_ROWS."""
+    users: dict[str, User] = {}
+    for n in range(GZIP_ROWS - GZIP_EMAILS + 1, GZIP_ROWS + 1):
+        name, mail, phone = _million_row(n).split(",")
+        users[mail] = (name, re.sub(r"\s", "", phone))
+    return users
+
+
+TRUNCATED_ROWS = 2_000
+
+
+@cache
+def truncated_gzip() -> bytes:
+    """A gzip file of 2,000 rows cut at half its compressed bytes, as an interrupted download leaves it."""
+    rows = [f"Person {n} Cut,person{n}@gzip-truncated.example.com,+44 20 7946 {n:04d}" for n in range(1, 2001)]
+    whole = _gzip(_lines("name,mail,phone", *rows))
+    return whole[: len(whole) // 2]
+
+
+BOMB_BLANK_BYTES = 2 * MAX_DECOMPRESSED_BYTES
+
+
+@cache
+def gzip_bomb() -> bytes:
+    """A header, one valid row, then `BOMB_BLANK_BYTES` of blank lines, deflated at level 9 (about
+    1,000:1): a small upload that inflates past the stack's `maxDecompressedBytes`."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 16 +: a gzip header and trailer
+    parts = [deflate.compress(_lines("name,mail,phone", "Ada Bomb,ada@gzip-bomb.example.com,"))]
+    blank = b"\n" * MIB
+    parts += [deflate.compress(blank) for _ in range(BOMB_BLANK_BYTES // MIB)]
+    return b"".join([*parts, deflate.flush()])
+
+
+def tab_gzip_members() -> bytes:
+    """A tab file in two gzip members one after the other, as `cat a.gz b.gz` or `pigz` write one."""
+    first = _lines("name\tmail\tphone", "Ada Members\tada@gzip-members.example.com\t+44 20 7946 0106")
+    return _gzip(first) + _gzip(_lines("Grace, Members\tgrace@gzip-members.example.com\t"))
+
+
+def cp1252_gzip() -> bytes:
+    """A cp1252 file (é, €) gzip-compressed: read through both layers."""
+    rows = (
+        "name,mail,phone",
+        "Hélène Gzipée,helene@cp1252-gzip.example.com,",
+        "Noé €-Gzip,noe@cp1252-gzip.example.com,",
+    )
+    return _gzip(_lines(*rows).decode().encode("cp1252"))
+
+
 # -- the corpus -------------------------------------------------------------------------------------
 
-EMPTY, ENCODING, QUOTING, SHAPE, FIELDS, SIZE, NOT_CSV, KEYS = (
+EMPTY, ENCODING, DELIMITER, QUOTING, SHAPE, SPELLING, FIELDS, SIZE, COMPRESSION, NOT_CSV, KEYS = (
     "Empty files and blank lines",
     "Encodings and line endings",
+    "Delimiters",
     "Quoting",
     "Header and row shape",
+    "Header spellings",
     "Field rules",
     "Size",
+    "Compression",
     "Files that are not CSV",
     "Keys and triggers",
 )
@@ -236,12 +367,83 @@ CASES: tuple[Case, ...] = (
             "grace@bare-cr.example.com": ("Grace Barecr", None),
         },
     ),
-    failed("latin1.csv", ENCODING, "latin1.example.com", "not UTF-8: byte 0xeb at byte offset 18 (line 2)"),
-    failed("utf16.csv", ENCODING, "utf16.example.com", "NUL byte at byte offset 3 (line 1)"),
+    # Files of another encoding fail on a UTF-8 stack, naming the setting that reads them.
+    failed("latin1.csv", ENCODING, "latin1.example.com", cp1252_hint(0xEB, 18, 2), encoding="latin-1"),
+    failed("cp1252.csv", ENCODING, "cp1252.example.com", cp1252_hint(0xC9, 23, 2), encoding="cp1252"),
+    failed(
+        "utf16.csv",
+        ENCODING,
+        "utf16.example.com",
+        f"it starts with a UTF-16 byte order mark; set {ENCODING_SETTING} to utf-16",
+        encoding="utf-16",
+    ),
     failed("nul_byte.csv", ENCODING, "nul.example.com", "NUL byte at byte offset 54 (line 3)"),
     # The bad byte comes after two good rows: the whole file fails, and neither row is written.
     failed(
         "invalid_utf8_late.csv", ENCODING, "late-utf8.example.com", "not UTF-8: byte 0xe9 at byte offset 106 (line 4)"
+    ),
+    # Delimiters: detected from the header line, where exactly one splits it into the schema's columns.
+    # A European Excel export: BOM, CRLF, `;`, a quoted cell holding `;`, decimal commas in an ignored column.
+    Case(
+        "semicolon_excel.csv",
+        DELIMITER,
+        "semicolon.example.com",
+        "COMPLETE",
+        (2, 2, 0),
+        extra_columns=("Balance",),
+        users={
+            "ada@semicolon.example.com": ("Lovelace; Ada", "+442079460101"),
+            "grace@semicolon.example.com": ("Grace Semicolon", None),
+        },
+        delimiter="semicolon",
+    ),
+    # A `.tsv` key is tab-delimited, not detected; commas and semicolons in its cells are text.
+    Case(
+        "tab.tsv",
+        DELIMITER,
+        "tab-suffix.example.com",
+        "COMPLETE",
+        (2, 2, 0),
+        extra_columns=("notes, misc",),
+        users={
+            "ada@tab-suffix.example.com": ("Lovelace, Ada Tab", "+442079460102"),
+            "grace@tab-suffix.example.com": ("Grace Tabsuffix", None),
+        },
+        delimiter="tab",
+        detected=False,
+    ),
+    Case(
+        "tab_as_csv.csv",
+        DELIMITER,
+        "tab-detected.example.com",
+        "COMPLETE",
+        (2, 2, 0),
+        users={
+            "ada@tab-detected.example.com": ("Lovelace, Ada Tabbed", "+442079460103"),
+            "grace@tab-detected.example.com": ("Grace Tabdetect", None),
+        },
+        delimiter="tab",
+    ),
+    Case(
+        "pipe.csv",
+        DELIMITER,
+        "pipe.example.com",
+        "COMPLETE",
+        (2, 2, 0),
+        users={
+            "grace@pipe.example.com": ("Hopper, Grace; RADM|Ret.", "+15550109999"),
+            "ada@pipe.example.com": ("Ada Pipeson", None),
+        },
+        delimiter="pipe",
+    ),
+    # Semicolon and pipe each split the header, neither into the schema's columns: the message gives
+    # each delimiter's column count and the setting.
+    failed(
+        "no_delimiter_fits.csv",
+        DELIMITER,
+        "no-delimiter.example.com",
+        "the header line splits into the schema's columns at none of the delimiters tried: semicolon gives 2"
+        f" columns, pipe gives 2 columns (comma and tab: 1 column); set {DELIMITER_SETTING}",
     ),
     # Quoting
     Case(
@@ -337,6 +539,31 @@ CASES: tuple[Case, ...] = (
         users={"ada@dup-notes.example.com": ("Ada Dupnotes", None)},
     ),
     failed("wide_header.csv", SHAPE, "wide.example.com", "header too wide: 513 columns", generate=wide_header),
+    # Header spellings: the default schema's aliases, matched ignoring case, spaces, `-` and `_`.
+    Case(
+        "header_e_mail.csv",
+        SPELLING,
+        "e-mail.example.com",
+        "COMPLETE",
+        (1, 1, 0),
+        users={"ada@e-mail.example.com": ("Ada Emailhyphen", "+442079460105")},
+    ),
+    Case(
+        "header_email_address.csv",
+        SPELLING,
+        "email-address.example.com",
+        "COMPLETE",
+        (1, 1, 0),
+        users={"grace@email-address.example.com": ("Grace Emailaddress", None)},
+    ),
+    Case(
+        "header_e_underscore_mail.csv",
+        SPELLING,
+        "e-underscore.example.com",
+        "COMPLETE",
+        (1, 1, 0),
+        users={"ken@e-underscore.example.com": ("Ken Underscore", "+15550102222")},
+    ),
     # Field rules
     Case(
         "unicode_names.csv",
@@ -496,6 +723,54 @@ CASES: tuple[Case, ...] = (
         generate=one_email_many_rows,
         search_every=1000,
     ),
+    # Compression: a `.gz` key is gunzipped as a stream; its decompressed size has a limit of its own.
+    Case(
+        "million_rows.csv.gz",
+        COMPRESSION,
+        "gzip-million.example.com",
+        "COMPLETE",
+        (GZIP_ROWS,) * 2 + (0,),
+        users=_million_users(),
+        generate=million_rows_gzip,
+        search_every=100_000,
+    ),
+    failed(
+        "truncated.csv.gz",
+        COMPRESSION,
+        "gzip-truncated.example.com",
+        f"truncated gzip file: it ends after {len(truncated_gzip())} bytes, in the middle of its compressed data",
+        generate=truncated_gzip,
+        search_every=100,
+    ),
+    failed(
+        "bomb.csv.gz",
+        COMPRESSION,
+        "gzip-bomb.example.com",
+        f"the file decompresses to more than {MAX_DECOMPRESSED_BYTES} bytes ({MAX_DECOMPRESSED_SETTING})",
+        generate=gzip_bomb,
+    ),
+    # A `.csv.gz` key whose object is plain text (renamed, not compressed).
+    failed(
+        "not_gzip.csv.gz",
+        COMPRESSION,
+        "gzip-plain.example.com",
+        "not gzip: the key ends in .gz but the object is not gzip-compressed data",
+        generate=small_valid("gzip-plain.example.com"),
+    ),
+    Case(
+        "members.tsv.gz",
+        COMPRESSION,
+        "gzip-members.example.com",
+        "COMPLETE",
+        (2, 2, 0),
+        users={
+            "ada@gzip-members.example.com": ("Ada Members", "+442079460106"),
+            "grace@gzip-members.example.com": ("Grace, Members", None),
+        },
+        generate=tab_gzip_members,
+        delimiter="tab",
+        detected=False,
+    ),
     # Files that are not CSV
     failed("json_as_csv.csv", NOT_CSV, "json.example.com", "incomplete header: missing name and mail column(s)"),
     failed("html_as_csv.csv", NOT_CSV, "html.example.com", "incomplete header: missing name and mail column(s)"),
@@ -503,7 +778,7 @@ CASES: tuple[Case, ...] = (
     failed("xlsx_like_zip_header.csv", NOT_CSV, "xlsx.example.com", "NUL byte at byte offset 4 (line 1)"),
     failed("png_as_csv.csv", NOT_CSV, "png.example.com", "not UTF-8: byte 0x89 at byte offset 0 (line 1)"),
     failed("pdf_as_csv.csv", NOT_CSV, "pdf.example.com", "incomplete header: missing name and mail column(s)"),
-    failed("gzip_as_csv.csv", NOT_CSV, "gzip.example.com", "NUL byte at byte offset 3 (line 1)"),
+    failed("gzip_as_csv.csv", NOT_CSV, "gzip.example.com", "gzip data, not text: the file is gzip-compressed; upload"),
     # Keys and triggers: S3 events carry keys URL-encoded (`+` for a space); the job holds the real key.
     Case(
         "key with spaces",
@@ -562,12 +837,12 @@ CASES: tuple[Case, ...] = (
         generate=small_valid("suffix-upper.example.com"),
     ),
     Case(
-        "suffix .csv.gz",
+        "suffix .csv.zip",
         KEYS,
-        "suffix-gz.example.com",
+        "suffix-zip.example.com",
         None,
-        key="corpus/users.csv.gz",
-        generate=small_valid("suffix-gz.example.com"),
+        key="corpus/users.csv.zip",
+        generate=small_valid("suffix-zip.example.com"),
     ),
     Case(
         "no suffix",
@@ -576,6 +851,91 @@ CASES: tuple[Case, ...] = (
         None,
         key="corpus/users",
         generate=small_valid("suffix-none.example.com"),
+    ),
+)
+
+
+# -- stacks declaring another encoding (`csv-ingest:schema.format.encoding`) -------------------------
+
+CP1252_STACK, UTF16_STACK = "A cp1252 stack", "A UTF-16 stack"
+
+CP1252_CASES: tuple[Case, ...] = (
+    # What fails on a UTF-8 stack ingests here, é and € stored as Unicode.
+    Case(
+        "cp1252.csv",
+        CP1252_STACK,
+        "cp1252.example.com",
+        "COMPLETE",
+        (2, 2, 0),
+        extra_columns=("notes",),
+        users={
+            "emile@cp1252.example.com": ("Émile Côté", "+33123456789"),
+            "chloe@cp1252.example.com": ("Chloé €uroshop", None),
+        },
+        encoding="cp1252",
+    ),
+    # Latin-1's letters are cp1252's: a Latin-1 export reads the same.
+    Case(
+        "latin1.csv",
+        CP1252_STACK,
+        "latin1.example.com",
+        "COMPLETE",
+        (1, 1, 0),
+        users={"zoe@latin1.example.com": ("Zoë Latinova", None)},
+        encoding="cp1252",
+    ),
+    Case(
+        "cp1252.csv.gz",
+        CP1252_STACK,
+        "cp1252-gzip.example.com",
+        "COMPLETE",
+        (2, 2, 0),
+        users={
+            "helene@cp1252-gzip.example.com": ("Hélène Gzipée", None),
+            "noe@cp1252-gzip.example.com": ("Noé €-Gzip", None),
+        },
+        generate=cp1252_gzip,
+        encoding="cp1252",
+    ),
+    # A UTF-8 file says it is one by its BOM: read as cp1252 it would be garbled, so it fails.
+    failed(
+        "bom.csv",
+        CP1252_STACK,
+        "bom.example.com",
+        f"UTF-8, not cp1252: the file starts with the UTF-8 byte order mark"
+        f" (EF BB BF); set {ENCODING_SETTING} to utf-8",
+    ),
+)
+
+UTF16_CASES: tuple[Case, ...] = (
+    Case(
+        "utf16.csv",
+        UTF16_STACK,
+        "utf16.example.com",
+        "COMPLETE",
+        (1, 1, 0),
+        users={"ada@utf16.example.com": ("Ada Sixteen", None)},
+        encoding="utf-16",
+    ),
+    # Big-endian, CRLF, é and €.
+    Case(
+        "utf16_be.csv",
+        UTF16_STACK,
+        "utf16-be.example.com",
+        "COMPLETE",
+        (2, 2, 0),
+        users={
+            "emile@utf16-be.example.com": ("Émile Bigendian", "+33123456790"),
+            "zoe@utf16-be.example.com": ("Zoë €uro-Sixteen", None),
+        },
+        encoding="utf-16",
+    ),
+    # UTF-16 must start with its byte order mark: a UTF-8 file does not.
+    failed(
+        "crlf.csv",
+        UTF16_STACK,
+        "crlf.example.com",
+        f"not UTF-16 with a byte order mark: the stack reads files as utf-16 ({ENCODING_SETTING})",
     ),
 )
 
@@ -589,26 +949,61 @@ def groups() -> dict[str, list[Case]]:
 
 # -- personal data: the cells a log line must never hold ----------------------------------------------
 
-READ_COLUMNS = {"name", "mail", "email", "phone"}
+READ_COLUMNS = {"name", "mail", "email", "phone", "full name", "email address", "phone number"}
 _PHONE_LIKE = re.compile(r"[0-9+\s\-.()]+")
 _PHONE_SEPARATORS = re.compile(r"[\s\-.()]")
 MIN_SEARCHED_LENGTH = 6  # shorter values ("Ada", "12345") occur in any text by chance
 
 
 def searched_body(case: Case, body: bytes) -> bytes:
-    """The part of a file whose cells the personal-data search looks for (see `Case.search_every`)."""
+    """What the personal-data search reads of a file: its cells as UTF-8 comma-delimited CSV (gunzipped,
+    decoded from its encoding, split at its delimiter), so they are searched as the stack stores
+    them; of a generated file of one shape, one row in `Case.search_every`."""
+    if case.gzip:
+        body = _gunzipped(body)
+    if case.encoding != "utf-8":
+        body = body.decode(case.encoding, errors="replace").encode()
+    if case.delimiter != "comma":
+        body = _as_comma(body, DELIMITERS[case.delimiter])
     if case.search_every == 1:
         return body
     lines = body.splitlines(keepends=True)
     return b"".join([lines[0], *lines[1 :: case.search_every], lines[-1]])
 
 
-def personal_values(bodies: Iterable[bytes], read_columns: Collection[str] = READ_COLUMNS) -> set[str]:
-    """Every distinct cell of the files' data rows — the read columns (`read_columns`, lower-cased: the
-    default schema's name, mail, phone) and the ignored ones alike — as sent and as stored (trimmed,
-    lower-cased e-mail, phone digits), of at least `MIN_SEARCHED_LENGTH` characters.
+def _gunzipped(body: bytes) -> bytes:
+    """What the stack reads of a gzip file: every member, to the end of the data (a truncated file's
+    first half), at most one byte past `MAX_DECOMPRESSED_BYTES`; runs of blank lines made one (a bomb
+    is one cell and 128 MiB of them). An object that is not gzip is searched as it is."""
+    if not body.startswith(GZIP_MAGIC):
+        return body
+    text, rest = b"", body
+    while rest.startswith(GZIP_MAGIC) and len(text) <= MAX_DECOMPRESSED_BYTES:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        text += inflater.decompress(rest, MAX_DECOMPRESSED_BYTES + 1 - len(text))
+        rest = inflater.unused_data
+    return re.sub(rb"\n\n+", b"\n", text)
 
-    A file whose first row names none of the read columns has no header: all its rows are data.
+
+def _as_comma(body: bytes, delimiter: str) -> bytes:
+    """The same cells, comma-delimited (a file that is not CSV with `delimiter` as it is)."""
+    text = body.decode("utf-8", errors="replace")
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    except csv.Error:
+        return body
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue().encode()
+
+
+def personal_values(bodies: Iterable[bytes], read_columns: Collection[str] = READ_COLUMNS) -> set[str]:
+    """Every distinct cell of the files' data rows — the read columns (`read_columns`: the default
+    schema's name, mail, phone and their aliases) and the ignored ones alike — as sent and as stored
+    (trimmed, lower-cased e-mail, phone digits), of at least `MIN_SEARCHED_LENGTH` characters.
+
+    A file whose first row names none of the read columns (matched as the rules match a header cell)
+    has no header: all its rows are data.
     Bytes that are not UTF-8 are decoded with replacement, so a failed file's rows are searched too.
     """
     values: set[str] = set()
@@ -616,11 +1011,16 @@ def personal_values(bodies: Iterable[bytes], read_columns: Collection[str] = REA
         rows = _rows(body)
         if not rows:
             continue
-        names = {cell.strip().lower().lstrip("\ufeff") for cell in rows[0]}
-        for row in rows[1:] if names & set(read_columns) else rows:
+        names = {_spelling(cell.lstrip("\ufeff")) for cell in rows[0]}
+        for row in rows[1:] if names & {_spelling(column) for column in read_columns} else rows:
             for cell in row:
                 values.update(_forms(cell))
     return {v for v in values if len(v) >= MIN_SEARCHED_LENGTH}
+
+
+def _spelling(cell: str) -> str:
+    """A header cell as the rules match it: case, spaces, `-` and `_` ignored (`E-mail` is `email`)."""
+    return re.sub(r"[\s\-_]", "", cell.lower())
 
 
 def _rows(body: bytes) -> list[list[str]]:

@@ -1,8 +1,9 @@
 """Properties of the producer's CSV reader (`handlers/producer/csv_stream.py`).
 
 Files are written by `csv.writer`, the reference for RFC 4180 quoting, from records of arbitrary
-Unicode cells weighted towards what CSV must escape (commas, quotes, CR, LF, a BOM character);
-with or without a BOM, with CRLF, LF or CR line ends, with or without a last line end. The reader must
+Unicode cells weighted towards what CSV must escape (the four delimiters, quotes, CR, LF, a BOM
+character); in any of the four delimiters (comma, semicolon, tab, pipe), with or without a BOM, with
+CRLF, LF or CR line ends, with or without a last line end. The reader must
 give back the same records, each with the line it starts on and the byte offset and line count
 just past it, however the stream splits its bytes into reads; and resuming at any of those offsets
 (as a continuation does, with an S3 range request) must give the same tail.
@@ -32,8 +33,9 @@ PROOFS = [
         "RELIABILITY",
         SECTION,
         "CSV reader: any csv.writer file reads back, whatever the read sizes",
-        injected="records of arbitrary Unicode cells (commas, quotes, CR, LF, BOM characters), BOM or not, CRLF, LF or"
-        " CR line ends, streamed in reads of 1–300 bytes",
+        injected="records of arbitrary Unicode cells (commas, semicolons, tabs, pipes, quotes, CR, LF, BOM characters),"
+        " comma, semicolon, tab or pipe delimited, BOM or not, CRLF, LF or CR line ends, streamed in reads of 1–300"
+        " bytes",
         held="the same records, each with its start line, end byte offset and end line",
         figures={"examples": 200, "explicit examples": 1},
         test="test_any_written_file_reads_back_with_its_lines_and_offsets",
@@ -61,8 +63,8 @@ PROOFS = [
         "RELIABILITY",
         SECTION,
         "CSV reader: an oversized record is never held",
-        injected="records of 0.5 to 2 MiB (one cell, one quoted cell of quotes, commas and line ends, or thousands"
-        " of fields), record limit and read block lowered to 1 KiB",
+        injected="records of 0.5 to 2 MiB (one cell, one quoted cell of quotes, delimiters and line ends, or"
+        " thousands of fields), in each delimiter, record limit and read block lowered to 1 KiB",
         held="peak memory traced while reading stays under 256 KiB, half the smallest such record",
         figures={"examples": 15},
         test="test_an_oversized_record_is_never_held_in_memory",
@@ -70,12 +72,13 @@ PROOFS = [
     AS_CSV_READER := Proof(
         "RELIABILITY",
         SECTION,
-        "CSV reader: any text reads as csv.reader reads it (CR, LF and CRLF line ends)",
-        injected="text of commas, quotes, CR, LF, CRLF, spaces and letters in any order, CSV or not, streamed in reads"
-        " of 1–300 bytes, with the record limit at 1 MiB or lowered to 6–40 bytes",
-        held="the records csv.reader reads from the file opened with newline='' (a run of CRs: blank records), their"
-        " offsets slicing the file back into them; where csv.reader fails, the same records first and then one"
-        " reason naming the rule and the line the record starts on",
+        "CSV reader: any text reads as csv.reader reads it (each delimiter; CR, LF and CRLF line ends)",
+        injected="text of commas, semicolons, tabs, pipes, quotes, CR, LF, CRLF, spaces and letters in any order, CSV"
+        " or not, read with any of the four delimiters, streamed in reads of 1–300 bytes, with the record limit at"
+        " 1 MiB or lowered to 6–40 bytes",
+        held="the records csv.reader (with that delimiter) reads from the file opened with newline='' (a run of CRs:"
+        " blank records), their offsets slicing the file back into them; where csv.reader fails, the same records"
+        " first and then one reason naming the rule and the line the record starts on",
         figures={"examples": 300},
         test="test_any_text_reads_as_csv_reader_reads_it",
     ),
@@ -83,29 +86,34 @@ PROOFS = [
 
 # Characters CSV must quote or that the reader treats specially, drawn often; then any character
 # a UTF-8 file can hold except NUL (which no text file holds: the reader fails the file on it).
-_SPECIAL = st.sampled_from([",", '"', "\r", "\n", "\r\n", " ", "\ufeff", "\u2028", "\x85"])
+_SPECIAL = st.sampled_from([",", ";", "\t", "|", '"', "\r", "\n", "\r\n", " ", "\ufeff", "\u2028", "\x85"])
 _ANY = st.characters(codec="utf-8", exclude_characters="\x00")
 cells = st.lists(st.one_of(_SPECIAL, _ANY, st.text(_ANY, max_size=8)), max_size=6).map("".join)
 records_lists = st.lists(st.lists(cells, max_size=6), min_size=1, max_size=15)
+DELIMITERS = (",", ";", "\t", "|")
+delimiters = st.sampled_from(DELIMITERS)
 
 
 @dataclass(frozen=True)
 class Written:
-    """A file as bytes, and the records it holds with where each is (as the reader must say)."""
+    """A file as bytes in `delimiter`, and the records it holds with where each is (as the reader
+    must say)."""
 
     data: bytes
     records: list[Record]
+    delimiter: str = ","
 
 
 @st.composite
 def written_files(draw: st.DrawFn, records: st.SearchStrategy[list[list[str]]] = records_lists) -> Written:
     rows = draw(records)
+    delimiter = draw(delimiters)
     eol = draw(st.sampled_from(["\r\n", "\n", "\r"]))
     # csv.writer leaves a CR or an LF unquoted when the line end is not made of it, which no reader
     # (csv.reader included) reads back as one cell: such a file is written fully quoted.
     unquoted_end = any(end in cell for end in "\r\n" if end not in eol for row in rows for cell in row)
     quoting = csv.QUOTE_ALL if unquoted_end else draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]))
-    pieces = [write_record(row, eol, quoting) for row in rows]
+    pieces = [write_record(row, eol, quoting, delimiter) for row in rows]
     if draw(st.booleans()) and pieces[-1] != eol.encode():  # no line end after the last record
         pieces[-1] = pieces[-1][: -len(eol)]
     bom = BOM if draw(st.booleans()) else b""
@@ -117,13 +125,13 @@ def written_files(draw: st.DrawFn, records: st.SearchStrategy[list[list[str]]] =
         offset += len(piece)
         lines += len(io.StringIO(piece.decode(), newline="").readlines())  # lines as csv.reader is fed them
         expected.append(Record(fields=row, line=start_line, end_offset=offset, end_line=lines))
-    return Written(bom + b"".join(pieces), expected)
+    return Written(bom + b"".join(pieces), expected, delimiter)
 
 
-def write_record(row: list[str], eol: str, quoting: int) -> bytes:
+def write_record(row: list[str], eol: str, quoting: int, delimiter: str = ",") -> bytes:
     """One record as `csv.writer` writes it, line end included, in UTF-8."""
     text = io.StringIO()
-    csv.writer(text, lineterminator=eol, quoting=quoting).writerow(row)
+    csv.writer(text, delimiter=delimiter, lineterminator=eol, quoting=quoting).writerow(row)
     return text.getvalue().encode()
 
 
@@ -160,7 +168,7 @@ FEFF_AFTER_A_SHORT_FIRST_RECORD = Written(b"\r\n\xef\xbb\xbfx\r\n", [Record([], 
 @given(file=written_files(), sizes=read_sizes)
 @example(file=FEFF_AFTER_A_SHORT_FIRST_RECORD, sizes=[1])
 def _round_trip(file: Written, sizes: list[int]) -> None:
-    read = list(iter_records(ShortReads(file.data, sizes)))
+    read = list(iter_records(ShortReads(file.data, sizes), delimiter=file.delimiter))
     assert _where(read) == _where(file.records)
 
 
@@ -171,10 +179,10 @@ def test_any_written_file_reads_back_with_its_lines_and_offsets(examples):
 
 @given(file=written_files(), sizes=read_sizes)
 def _resumed(file: Written, sizes: list[int]) -> None:
-    whole = list(iter_records(io.BytesIO(file.data)))
+    whole = list(iter_records(io.BytesIO(file.data), delimiter=file.delimiter))
     for i, boundary in enumerate(whole):
         tail = ShortReads(file.data[boundary.end_offset :], sizes)
-        resumed = list(iter_records(tail, boundary.end_offset, boundary.end_line))
+        resumed = list(iter_records(tail, boundary.end_offset, boundary.end_line, file.delimiter))
         assert _where(resumed) == _where(whole[i + 1 :]), f"resumed after record {i + 1}"
 
 
@@ -185,7 +193,7 @@ def test_resuming_at_any_boundary_gives_the_same_tail(examples):
 @given(file=written_files(), sizes=read_sizes, limit=st.integers(8, 200))
 def _oversized(file: Written, sizes: list[int], limit: int) -> None:
     with mock.patch.object(csv_stream, "MAX_RECORD_BYTES", limit):
-        read = list(iter_records(ShortReads(file.data, sizes)))
+        read = list(iter_records(ShortReads(file.data, sizes), delimiter=file.delimiter))
     starts = [len(BOM) if file.data.startswith(BOM) else 0] + [r.end_offset for r in file.records[:-1]]
     expected = []
     for record, start in zip(file.records, starts, strict=True):
@@ -215,15 +223,17 @@ _MEMORY_BOUND = 256 * 1024
 
 @dataclass(frozen=True)
 class Hostile:
-    """A record of `size` characters repeating `unit`, quoted or not: drawn as parameters (the
-    record itself is megabytes, too long to show in a failure)."""
+    """A record of `size` characters repeating `unit` (its commas the file's delimiter), quoted or
+    not: drawn as parameters (the record itself is megabytes, too long to show in a failure)."""
 
     unit: str
     size: int
     quoted: bool
+    delimiter: str = ","
 
     def record(self) -> str:
-        content = (self.unit * (self.size // len(self.unit) + 1))[: self.size]
+        unit = self.unit.replace(",", self.delimiter)
+        content = (unit * (self.size // len(unit) + 1))[: self.size]
         return '"' + content.replace('"', '""') + '"' if self.quoted else content
 
 
@@ -232,20 +242,21 @@ hostile = st.builds(
     unit=st.sampled_from(['"",\n', "x,", '"\r\n', "\n,", "x", '","']),
     size=st.integers(2 * _MEMORY_BOUND, 8 * _MEMORY_BOUND),
     quoted=st.booleans(),
-).map(lambda h: h if h.unit in ("x,", "x") else Hostile(h.unit, h.size, quoted=True))
+    delimiter=delimiters,
+).map(lambda h: h if h.unit in ("x,", "x") else Hostile(h.unit, h.size, quoted=True, delimiter=h.delimiter))
 
 
 @given(shape=hostile)
 def _not_held(shape: Hostile) -> None:
-    record = shape.record()
-    data = f"name,mail\nAnn,ann@example.com\n{record}\nBob,bob@example.com\n".encode()
+    record, d = shape.record(), shape.delimiter
+    data = f"name{d}mail\nAnn{d}ann@example.com\n{record}\nBob{d}bob@example.com\n".encode()
     with (
         mock.patch.object(csv_stream, "MAX_RECORD_BYTES", _SMALL_LIMIT),
         mock.patch.object(csv_stream, "READ_SIZE", _SMALL_LIMIT),
     ):
         tracemalloc.start()
         try:
-            read = [(r.fields, r.oversized) for r in iter_records(io.BytesIO(data))]
+            read = [(r.fields, r.oversized) for r in iter_records(io.BytesIO(data), delimiter=d)]
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
@@ -259,17 +270,25 @@ def test_an_oversized_record_is_never_held_in_memory(examples):
 
 
 # Text that CSV's line ends and quotes make hard, in any order: most of it is not CSV at all.
-_CSV_TEXT = st.lists(st.sampled_from([",", '"', "\r", "\n", "\r\n", " ", "a", "é"]), max_size=40).map("".join)
-_NOT_CSV = re.compile(r"not CSV: (',' expected after '\"'|unexpected end of data) \(record starting on line (\d+)\)")
+_CSV_TEXT = st.lists(st.sampled_from([",", ";", "\t", "|", '"', "\r", "\n", "\r\n", " ", "a", "é"]), max_size=40).map(
+    "".join
+)
+# The rule a message names for a closing quote followed by text: the file's delimiter was expected.
+_EXPECTED = {",": "','", ";": "';'", "\t": "a tab", "|": "'|'"}
 
 
-def csv_reader_records(data: bytes) -> tuple[list[Record], int | None]:
+def _not_csv(delimiter: str) -> re.Pattern[str]:
+    rules = f"{re.escape(_EXPECTED[delimiter])} expected after '\"'|unexpected end of data"
+    return re.compile(rf"not CSV: ({rules}) \(record starting on line (\d+)\)")
+
+
+def csv_reader_records(data: bytes, delimiter: str = ",") -> tuple[list[Record], int | None]:
     """The records `csv.reader` reads from `data` opened with newline='' (as its documentation asks:
     https://docs.python.org/3/library/csv.html#csv.reader), each where it starts and ends; and the
     line the record it fails on starts on (None if it reads to the end)."""
     lines = io.StringIO(data.decode(), newline="").readlines()
     ends = list(accumulate((len(line.encode()) for line in lines), initial=0))
-    reader = csv.reader(lines, strict=True)
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     records: list[Record] = []
     try:
         for fields in reader:
@@ -289,26 +308,35 @@ def _expected_at_limit(records: list[Record], limit: int) -> list[tuple[list[str
     ]
 
 
-@given(text=_CSV_TEXT, sizes=read_sizes, limit=st.one_of(st.just(csv_stream.MAX_RECORD_BYTES), st.integers(6, 40)))
-def _as_csv_reader(text: str, sizes: list[int], limit: int) -> None:
+@given(
+    text=_CSV_TEXT,
+    delimiter=delimiters,
+    sizes=read_sizes,
+    limit=st.one_of(st.just(csv_stream.MAX_RECORD_BYTES), st.integers(6, 40)),
+)
+def _as_csv_reader(text: str, delimiter: str, sizes: list[int], limit: int) -> None:
     data = text.encode()
-    expected, failing_line = csv_reader_records(data)
+    expected, failing_line = csv_reader_records(data, delimiter)
     read: list[Record] = []
     problem = None
     with mock.patch.object(csv_stream, "MAX_RECORD_BYTES", limit):
         try:
-            read.extend(iter_records(ShortReads(data, sizes)))
+            read.extend(iter_records(ShortReads(data, sizes), delimiter=delimiter))
         except csv_stream.FileProblem as error:
             problem = str(error)
     assert _where(read) == _expected_at_limit(expected, limit)
     starts = [0, *(record.end_offset for record in read)]
     for record, start in zip(read, starts[:-1], strict=True):  # each record is its own slice of the file
-        alone = list(csv.reader(io.StringIO(data[start : record.end_offset].decode(), newline=""), strict=True))
+        alone = list(
+            csv.reader(
+                io.StringIO(data[start : record.end_offset].decode(), newline=""), delimiter=delimiter, strict=True
+            )
+        )
         assert alone == [record.fields] if not record.oversized else len(alone) == 1
     if failing_line is None:
         assert problem is None
     else:
-        found = _NOT_CSV.fullmatch(problem or "")
+        found = _not_csv(delimiter).fullmatch(problem or "")
         assert found and int(found[2]) == failing_line, f"csv.reader fails on line {failing_line}: {problem}"
 
 

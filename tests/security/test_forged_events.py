@@ -102,8 +102,8 @@ class Forger:
 @pytest.fixture(scope="module")
 def forger(local: LocalStackProcess) -> Forger:
     bucket = local.outputs["bucketName"]
-    [target] = local.client("s3").get_bucket_notification_configuration(Bucket=bucket)["LambdaFunctionConfigurations"]
-    producer_arn = target["LambdaFunctionArn"]
+    targets = local.client("s3").get_bucket_notification_configuration(Bucket=bucket)["LambdaFunctionConfigurations"]
+    [producer_arn] = {target["LambdaFunctionArn"] for target in targets}  # one rule per suffix, one function
     invoke_only = {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": producer_arn}
     attacker = local.iam_user(ATTACKER, invoke_only)
     return Forger(attacker.client("lambda", retries={"max_attempts": 1}, read_timeout=300), producer_arn)
@@ -138,14 +138,15 @@ def user(local: LocalStackProcess, email: str) -> dict[str, Any] | None:
 def test_a_forged_event_for_an_object_outside_the_suffix_starts_no_job(
     local: LocalStackProcess, forger: Forger
 ) -> None:
-    prefix, suffix = local.outputs["uploadsPrefix"], local.outputs["uploadsSuffix"]
+    prefix, suffixes = local.outputs["uploadsPrefix"], tuple(local.outputs["uploadsSuffixes"])
+    suffix = suffixes[0]
     bucket = local.outputs["bucketName"]
     uploads = [
         (f"{prefix}forged-txt.txt", "RequestResponse"),
         (f"{prefix}forged-upper{suffix.upper()}", "RequestResponse"),
         (f"{prefix}forged-async.txt", "Event"),
     ]
-    assert all(not key.endswith(suffix) for key, _ in uploads), "each object must lie outside the suffix"
+    assert all(not key.endswith(suffixes) for key, _ in uploads), "each object must lie outside the suffixes"
     refused, made, emails = 0, 0, []
     for number, (key, invocation_type) in enumerate(uploads):
         email = f"victim{number}@forged-suffix.test"
@@ -205,7 +206,8 @@ def _failed_event_record(local: LocalStackProcess) -> dict[str, Any]:
 def test_a_forged_event_time_moves_a_row_by_under_a_second_and_a_later_upload_wins(
     local: LocalStackProcess, forger: Forger
 ) -> None:
-    prefix, suffix, bucket = local.outputs["uploadsPrefix"], local.outputs["uploadsSuffix"], local.outputs["bucketName"]
+    prefix, suffix = local.outputs["uploadsPrefix"], local.outputs["uploadsSuffixes"][0]
+    bucket = local.outputs["bucketName"]
     email = "victim@forged-time.test"
     producer_role = local.client("lambda").get_function(FunctionName=forger.producer_arn)["Configuration"]["Role"]
     # GIVEN S3's own event for the upload held at its first read of the object …
