@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from handlers.common.schema import DEFAULT_SCHEMA, Schema, SchemaError, parse_schema, render_types_table
-from handlers.producer.ingest import DEFAULT_MAX_DECOMPRESSED_BYTES
 from handlers.producer.packing import row_budget_problem
+from handlers.producer.sources import DEFAULT_MAX_DECOMPRESSED_BYTES
 
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
 LOG_RETENTION_DAYS = (

@@ -24,7 +24,7 @@ import yaml
 
 from handlers.common.jobs import COMPLETE, COMPLETE_WITH_REJECTS, FAILED, PARSING, QUEUED
 from handlers.common.schema import DEFAULT_SCHEMA, DELIMITERS, ENCODINGS, Column, Schema, parse_schema
-from handlers.query.routes import DEFAULT_LIMIT, MAX_LIMIT, PRIVATE_HEADERS, Routes, routes_for
+from handlers.query.routes import DEFAULT_LIMIT, MAX_LIMIT, PRIVATE_HEADERS, Routes, article, routes_for
 from handlers.query.views import SOURCE_FIELDS
 from infra.api import STAGE_NAME
 
@@ -43,10 +43,6 @@ def _pascal(words: str) -> str:
 
 def _ref(kind: str, name: str) -> dict[str, str]:
     return {"$ref": f"#/components/{kind}/{name}"}
-
-
-def _article(word: str) -> str:
-    return "an" if word[:1].lower() in "aeio" else "a"
 
 
 def _sentence(text: str) -> str:
@@ -166,7 +162,7 @@ def _paths(schema: Schema, routes: Routes) -> dict[str, Any]:
         routes.item: {
             "get": {
                 "operationId": f"get{noun}",
-                "summary": f"The {routes.noun} stored under {_article(key.attribute)} {key.attribute}.",
+                "summary": f"The {routes.noun} stored under {article(key.attribute)} {key.attribute}.",
                 "parameters": [key_parameter],
                 "responses": {"200": _ok(f"The {routes.noun}.", noun), **_errors("400", "403", "404", "429")},
             },

@@ -65,13 +65,11 @@ from handlers.producer.rows import (
     read_block,
 )
 from handlers.producer.sender import ChunkSender
-from handlers.producer.sources import skipped, text_stream
+from handlers.producer.sources import DEFAULT_MAX_DECOMPRESSED_BYTES, skipped, text_stream
 
 # A chunk closes once it spans this many bytes of the file, full or not: the segment can then
 # always stop within this distance (a few milliseconds of parsing) when its time runs low.
 MAX_CHUNK_SPAN_BYTES = 1024 * 1024
-# `csv-ingest:maxDecompressedBytes`' default (infra/config.py says why this size).
-DEFAULT_MAX_DECOMPRESSED_BYTES = 50 * 1024**3
 
 
 @dataclass(frozen=True)

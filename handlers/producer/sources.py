@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from zlib import _Decompress
 
 MAX_DECOMPRESSED_SETTING = "csv-ingest:maxDecompressedBytes"
+# Its default (infra/config.py says why this size).
+DEFAULT_MAX_DECOMPRESSED_BYTES = 50 * 1024**3
 # zlib's wbits for "a gzip header and trailer only", the trailer's CRC-32 and length checked
 # (https://docs.python.org/3/library/zlib.html#zlib.decompressobj: "+25 to +31 = 16 + (9 to 15)").
 GZIP_WBITS = 31

@@ -56,6 +56,12 @@ def item_noun(collection: str) -> str:
     return f"{collection} item"
 
 
+def article(word: str) -> str:
+    """`a` or `an` before `word`, by its first letter: `an email`, `a sku`. A `u` takes `a`, as most
+    attribute names in `u` are said with a "you" (`a user_id`, `a url`). A rule of thumb, like `item_noun`."""
+    return "an" if word[:1].lower() in "aeio" else "a"
+
+
 # A page of at most 500: a full listing goes in few requests, each costing the same whatever it holds,
 # and a page stays within what a synchronous invocation may answer (6 MB,
 # https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html) however its fields are

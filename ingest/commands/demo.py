@@ -313,8 +313,9 @@ def first_valid_key(paths: tuple[Path, ...], schema: Schema) -> Value:
     exactly when its job writes it: the stack holds an item of that key (this row's, or a later one's
     of the same key)."""
     from handlers.producer.csv_stream import FileProblem
-    from handlers.producer.ingest import DEFAULT_MAX_DECOMPRESSED_BYTES, open_upload
+    from handlers.producer.ingest import open_upload
     from handlers.producer.rows import ValidLines, read_block
+    from handlers.producer.sources import DEFAULT_MAX_DECOMPRESSED_BYTES
 
     for path in paths:
         with path.open("rb") as stream:

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from handlers.common.schema import Schema
-from handlers.query.routes import routes_for
+from handlers.query.routes import article, routes_for
 from handlers.query.views import SOURCE_FIELDS, view_fields
 from ingest.api import MAX_PAGE, segment, unexpected
 from ingest.commands.jobs import page_size
@@ -81,7 +81,7 @@ def show_item(target: Target, key: str, as_json: bool, out: TextIO) -> int:
     if response.status == 404:
         return fail(f"no {routes.noun} with that {attribute} in {target.label}", EXIT_ABSENT)
     if response.status == 400:  # the API's reason names the rule broken, never the value
-        return fail(f"not {_article(attribute)} {attribute} the API accepts: {shown(response.message)}")
+        return fail(f"not {article(attribute)} {attribute} the API accepts: {shown(response.message)}")
     if response.status != 200:
         raise unexpected(response, f"GET {routes.item}")
     if as_json:
@@ -89,10 +89,6 @@ def show_item(target: Target, key: str, as_json: bool, out: TextIO) -> int:
     else:
         fields(_cells(response.body), view_fields(schema), out)
     return 0
-
-
-def _article(word: str) -> str:
-    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def _run_list(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:

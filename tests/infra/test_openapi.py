@@ -11,7 +11,7 @@ import yaml
 
 import infra.api
 from handlers.common.schema import DEFAULT_SCHEMA, parse_schema
-from handlers.query.routes import routes_for
+from handlers.query.routes import article, routes_for
 from infra.openapi import ANY, DECIMAL_PATTERN, document, main, render
 from tests.handlers.schemas import DEVICES, PRODUCTS_DECLARATION
 
@@ -113,3 +113,13 @@ def test_a_collection_named_like_the_documents_own_parts_keeps_them_apart(name):
     assert len(schemas) == len(default), "the collection's item and page are schemas of their own"
     operations = [op["operationId"] for path in built["paths"].values() for op in path.values() if "operationId" in op]
     assert len(set(operations)) == len(operations) == 4
+
+
+@pytest.mark.parametrize(
+    ("word", "phrase"),
+    [("email", "an email"), ("sku", "a sku"), ("Id", "an Id"), ("user_id", "a user_id"), ("serial", "a serial")],
+)
+def test_the_document_and_the_command_name_a_key_with_one_article(word, phrase):
+    # One rule for both (`routes.article`): the command's "not a sku the API accepts" and the
+    # document's "stored under a sku" once disagreed on keys in `u`.
+    assert f"{article(word)} {word}" == phrase
